@@ -1,0 +1,151 @@
+//! Generation of random credentials (MFA tokens, service keys, TOTP secrets,
+//! recovery codes) and the canonical form recovery codes are hashed in.
+
+use data_encoding::BASE64URL_NOPAD;
+use rand::TryRng;
+
+/// Crockford base32 alphabet, lowercase: no `i`, `l`, `o`, `u` so codes read
+/// aloud or retyped from paper are hard to get wrong.
+const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+const RECOVERY_CODE_CHARS: usize = 10;
+
+fn random_32() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes[..]);
+    bytes
+}
+
+/// Short-lived bearer token for the second step of a login (256 bits).
+pub fn new_mfa_token() -> String {
+    format!("mfa_{}", BASE64URL_NOPAD.encode(&random_32()))
+}
+
+/// Long-lived API key for calling services (256 bits).
+pub fn new_service_key() -> String {
+    format!("sk_{}", BASE64URL_NOPAD.encode(&random_32()))
+}
+
+/// 160-bit TOTP secret, the length RFC 4226 recommends for HMAC-SHA1. Read
+/// straight from the OS RNG; the thread RNG (itself OS-seeded) is only a
+/// fallback so this never panics or fails.
+pub fn new_totp_secret() -> [u8; 20] {
+    let mut secret = [0u8; 20];
+    if rand::rngs::SysRng.try_fill_bytes(&mut secret).is_err() {
+        rand::fill(&mut secret[..]);
+    }
+    secret
+}
+
+/// A fresh recovery code `xxxxx-xxxxx`: 10 Crockford base32 chars, 50 bits.
+/// Each char takes exactly 5 random bits, so the distribution is uniform.
+pub fn new_recovery_code() -> String {
+    let mut bytes = [0u8; 8];
+    rand::fill(&mut bytes[..7]);
+    let bits = u64::from_be_bytes(bytes) >> 14; // top 56 bits -> low 50 bits kept
+    let mut out = String::with_capacity(RECOVERY_CODE_CHARS + 1);
+    for i in 0..RECOVERY_CODE_CHARS {
+        if i == 5 {
+            out.push('-');
+        }
+        let shift = 5 * (RECOVERY_CODE_CHARS - 1 - i);
+        let idx = ((bits >> shift) & 0x1f) as usize;
+        out.push(char::from(CROCKFORD[idx]));
+    }
+    out
+}
+
+/// Canonical 10-char form of user-typed recovery code, or `None` if it
+/// cannot be one. Forgiving of case, spaces, hyphens and the look-alikes
+/// `i`/`l` (→ `1`) and `o` (→ `0`), as Crockford base32 prescribes.
+pub fn normalize_recovery_code(input: &str) -> Option<String> {
+    let mut out = String::with_capacity(RECOVERY_CODE_CHARS);
+    for c in input.trim().chars() {
+        let c = match c.to_ascii_lowercase() {
+            c if c.is_whitespace() || c == '-' => continue,
+            'i' | 'l' => '1',
+            'o' => '0',
+            c if c.is_ascii() && CROCKFORD.contains(&(c as u8)) => c,
+            _ => return None,
+        };
+        if out.len() == RECOVERY_CODE_CHARS {
+            return None;
+        }
+        out.push(c);
+    }
+    (out.len() == RECOVERY_CODE_CHARS).then_some(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn token_formats() {
+        let t = new_mfa_token();
+        assert!(t.starts_with("mfa_"));
+        assert_eq!(
+            BASE64URL_NOPAD.decode(&t.as_bytes()[4..]).unwrap().len(),
+            32
+        );
+        let k = new_service_key();
+        assert!(k.starts_with("sk_"));
+        assert_eq!(k.len(), 3 + 43);
+        assert_eq!(
+            BASE64URL_NOPAD.decode(&k.as_bytes()[3..]).unwrap().len(),
+            32
+        );
+        assert_ne!(new_mfa_token(), t);
+        assert_ne!(new_totp_secret(), new_totp_secret());
+    }
+
+    #[test]
+    fn recovery_code_format() {
+        for _ in 0..200 {
+            let c = new_recovery_code();
+            assert_eq!(c.len(), 11, "{c}");
+            assert_eq!(c.as_bytes()[5], b'-');
+            assert!(c
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| i == 5 || CROCKFORD.contains(&b)));
+            assert_eq!(normalize_recovery_code(&c).unwrap(), c.replace('-', ""));
+        }
+    }
+
+    #[test]
+    fn recovery_codes_unique_and_cover_alphabet() {
+        let batch: Vec<String> = (0..1000).map(|_| new_recovery_code()).collect();
+        let set: HashSet<&String> = batch.iter().collect();
+        assert_eq!(set.len(), batch.len());
+        // 10,000 chars over 32 symbols: every symbol appears in every position
+        // class with overwhelming probability if bits are extracted correctly.
+        for pos in [0usize, 4, 6, 10] {
+            let seen: HashSet<u8> = batch.iter().map(|c| c.as_bytes()[pos]).collect();
+            assert_eq!(seen.len(), 32, "position {pos}");
+        }
+    }
+
+    #[test]
+    fn normalization() {
+        let n = normalize_recovery_code;
+        assert_eq!(n("ABCDE-FGHJK").as_deref(), Some("abcdefghjk"));
+        assert_eq!(n(" abcde fghjk ").as_deref(), Some("abcdefghjk"));
+        assert_eq!(n("abcdefghjk").as_deref(), Some("abcdefghjk"));
+        assert_eq!(n("ol1i0-OLIxz").as_deref(), Some("01110011xz"));
+        assert_eq!(n("a-b-c-d-e-f-g-h-j-k").as_deref(), Some("abcdefghjk"));
+    }
+
+    #[test]
+    fn normalization_rejects() {
+        let n = normalize_recovery_code;
+        assert_eq!(n(""), None);
+        assert_eq!(n("abcde-fghj"), None); // 9 chars
+        assert_eq!(n("abcde-fghjkm"), None); // 11 chars
+        assert_eq!(n("abcde-fghju"), None); // u is not in the alphabet
+        assert_eq!(n("abcde_fghjk"), None);
+        assert_eq!(n("abcde-fghj\u{e9}"), None);
+        assert_eq!(n("abcde-fghjk-abcde-fghjk"), None);
+    }
+}

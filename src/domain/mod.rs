@@ -1,0 +1,8 @@
+//! Pure domain logic: no I/O, no async, no clock reads. Everything here is unit-tested.
+
+pub mod audit;
+pub mod clock;
+pub mod ids;
+pub mod lockout;
+pub mod policy;
+pub mod totp;

@@ -1,0 +1,213 @@
+//! A tenant's 2FA policy (the "2-factor Authentication" switch) and the sign-in decision
+//! it implies for one user on one surface.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::ids::{IdentityProvider, ParseError, Surface};
+
+/// The name shown above the code in the authenticator app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, min_length = 1, max_length = 64, example = "MSPbots")]
+pub struct Issuer(String);
+
+impl Issuer {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let t = s.trim();
+        // `:` separates issuer from account in the otpauth label, so apps would mis-split it.
+        if t.is_empty()
+            || t.chars().count() > 64
+            || t.contains(':')
+            || t.chars().any(char::is_control)
+        {
+            return Err(ParseError(
+                "must be 1-64 characters without ':' or control characters",
+            ));
+        }
+        Ok(Self(t.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Issuer {
+    fn default() -> Self {
+        Self("MSPbots".to_owned())
+    }
+}
+
+impl<'de> Deserialize<'de> for Issuer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The tenant's policy, without bookkeeping (version, timestamps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantPolicy {
+    pub enforce_mfa: bool,
+    pub surfaces: Vec<Surface>,
+    pub exempt_identity_providers: Vec<IdentityProvider>,
+    pub issuer: Issuer,
+}
+
+impl Default for TenantPolicy {
+    fn default() -> Self {
+        Self {
+            enforce_mfa: false,
+            surfaces: vec![Surface::App, Surface::Portal],
+            exempt_identity_providers: vec![IdentityProvider::Microsoft],
+            issuer: Issuer::default(),
+        }
+    }
+}
+
+/// Why a user passes without a second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaRequirement {
+    /// The tenant does not enforce 2FA on this surface.
+    NotRequired,
+    /// The tenant enforces 2FA here, but the user's identity provider is exempt.
+    Exempt,
+}
+
+/// What the sign-in needs next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInDecision {
+    Authenticated(MfaRequirement),
+    EnrollmentRequired,
+    VerificationRequired,
+}
+
+impl TenantPolicy {
+    fn enforced_on(&self, surface: Surface) -> bool {
+        self.enforce_mfa && self.surfaces.contains(&surface)
+    }
+
+    fn is_exempt(&self, idp: IdentityProvider) -> bool {
+        self.exempt_identity_providers.contains(&idp)
+    }
+
+    /// The sign-in decision. An active factor always wins: an enrolled user is challenged
+    /// even when the policy is off or their provider is exempt (exemption only waives
+    /// enrollment).
+    pub fn decide(
+        &self,
+        surface: Surface,
+        idp: IdentityProvider,
+        has_active_factor: bool,
+    ) -> SignInDecision {
+        if has_active_factor {
+            SignInDecision::VerificationRequired
+        } else if !self.enforced_on(surface) {
+            SignInDecision::Authenticated(MfaRequirement::NotRequired)
+        } else if self.is_exempt(idp) {
+            SignInDecision::Authenticated(MfaRequirement::Exempt)
+        } else {
+            SignInDecision::EnrollmentRequired
+        }
+    }
+
+    /// Whether the policy requires this user to keep a factor (on any surface), which
+    /// forbids removing it.
+    pub fn requires_factor(&self, idp: IdentityProvider) -> bool {
+        self.enforce_mfa && !self.surfaces.is_empty() && !self.is_exempt(idp)
+    }
+}
+
+/// Sorts and de-duplicates a list so stored policies compare and read predictably.
+pub fn normalized<T: Copy + Eq + Ord>(mut items: Vec<T>) -> Vec<T> {
+    items.sort();
+    items.dedup();
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use IdentityProvider::*;
+    use SignInDecision::*;
+    use Surface::*;
+
+    fn enforcing(surfaces: Vec<Surface>, exempt: Vec<IdentityProvider>) -> TenantPolicy {
+        TenantPolicy {
+            enforce_mfa: true,
+            surfaces,
+            exempt_identity_providers: exempt,
+            issuer: Issuer::default(),
+        }
+    }
+
+    #[test]
+    fn policy_off_lets_everyone_in_without_a_factor() {
+        let p = TenantPolicy::default();
+        for s in [App, Portal] {
+            for idp in [Local, Microsoft] {
+                assert_eq!(
+                    p.decide(s, idp, false),
+                    Authenticated(MfaRequirement::NotRequired)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn enforced_policy_makes_local_users_enroll_and_exempts_microsoft_by_default() {
+        let p = enforcing(vec![App, Portal], vec![Microsoft]);
+        assert_eq!(p.decide(App, Local, false), EnrollmentRequired);
+        assert_eq!(
+            p.decide(Portal, Microsoft, false),
+            Authenticated(MfaRequirement::Exempt)
+        );
+    }
+
+    #[test]
+    fn emptied_exemptions_require_microsoft_users_too() {
+        let p = enforcing(vec![App], vec![]);
+        assert_eq!(p.decide(App, Microsoft, false), EnrollmentRequired);
+        assert_eq!(
+            p.decide(Portal, Microsoft, false),
+            Authenticated(MfaRequirement::NotRequired)
+        );
+    }
+
+    #[test]
+    fn an_active_factor_always_wins() {
+        for p in [
+            TenantPolicy::default(),
+            enforcing(vec![App], vec![Local, Microsoft]),
+        ] {
+            for s in [App, Portal] {
+                for idp in [Local, Microsoft] {
+                    assert_eq!(p.decide(s, idp, true), VerificationRequired);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn requires_factor_only_when_enforced_somewhere_and_not_exempt() {
+        assert!(!TenantPolicy::default().requires_factor(Local));
+        assert!(enforcing(vec![Portal], vec![Microsoft]).requires_factor(Local));
+        assert!(!enforcing(vec![Portal], vec![Microsoft]).requires_factor(Microsoft));
+        assert!(!enforcing(vec![], vec![]).requires_factor(Local));
+    }
+
+    #[test]
+    fn issuer_rules() {
+        assert_eq!(Issuer::parse(" Acme MSP ").unwrap().as_str(), "Acme MSP");
+        assert!(Issuer::parse("Ächt & Co").is_ok());
+        assert!(Issuer::parse("a:b").is_err());
+        assert!(Issuer::parse("").is_err());
+        assert!(Issuer::parse(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn normalized_sorts_and_dedups() {
+        assert_eq!(normalized(vec![Portal, App, Portal]), vec![App, Portal]);
+    }
+}

@@ -1,0 +1,300 @@
+//! The one error type of the HTTP API and its single mapping to RFC 9457 problem+json.
+//!
+//! Which type to use where: services and extractors return [`ApiError`]; repository
+//! functions return `diesel::result::Error` and `?` converts it here (`NotFound` → 404,
+//! a lost connection or pool → 503, anything else → 500). A 500 says only "internal":
+//! its cause goes to the log, tagged with the request id by the request span.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path of the field, e.g. `tenant_id` or `roles[1]`; empty for the body as a whole.
+    pub field: String,
+    pub message: String,
+}
+
+/// RFC 9457 problem details, as every error of this API is sent.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"type": "urn:mspbots:mfa:invalid_code", "title": "Invalid code",
+    "status": 400, "detail": "The code is not valid. Check your authenticator app and try again.",
+    "code": "invalid_code"}))]
+pub struct Problem {
+    /// `urn:mspbots:mfa:<code>`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code (API.md §7).
+    pub code: String,
+    /// Present on validation failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid request: {detail}")]
+    InvalidRequest {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("invalid code")]
+    InvalidCode,
+    #[error("code reused")]
+    CodeReused,
+    #[error("unauthenticated")]
+    Unauthenticated,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("admin without an active second factor")]
+    MfaRequiredForAdmin,
+    #[error("step-up required")]
+    StepUpRequired,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: String },
+    #[error("invalid state: {0}")]
+    InvalidState(&'static str),
+    #[error("the tenant requires this factor")]
+    MfaEnforced,
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("precondition required")]
+    PreconditionRequired,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after_secs: u64 },
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// A 400 for one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError::InvalidRequest {
+            detail: format!("{field}: {message}"),
+            errors: vec![FieldError {
+                field: field.to_owned(),
+                message,
+            }],
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest { .. } => "invalid_request",
+            ApiError::InvalidCode => "invalid_code",
+            ApiError::CodeReused => "code_reused",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::Forbidden => "forbidden",
+            ApiError::MfaRequiredForAdmin => "mfa_required_for_admin",
+            ApiError::StepUpRequired => "step_up_required",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::InvalidState(_) => "invalid_state",
+            ApiError::MfaEnforced => "mfa_enforced",
+            ApiError::PreconditionFailed => "precondition_failed",
+            ApiError::PreconditionRequired => "precondition_required",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::TooManyAttempts { .. } => "too_many_attempts",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn title_and_detail(&self) -> (&'static str, String) {
+        let (t, d): (&str, &str) = match self {
+            ApiError::InvalidRequest { detail, .. } => return ("Invalid request", detail.clone()),
+            ApiError::InvalidCode => ("Invalid code", "The code is not valid. Check your authenticator app and try again."),
+            ApiError::CodeReused => ("Code already used", "This code was already used. Wait for the next code in your authenticator app."),
+            ApiError::Unauthenticated => ("Unauthenticated", "A valid credential of the kind this endpoint takes is required."),
+            ApiError::Forbidden => ("Forbidden", "The credential is valid but not allowed to do this."),
+            ApiError::MfaRequiredForAdmin => ("Two-factor authentication required", "Only an administrator who signed in with two-factor authentication may do this."),
+            ApiError::StepUpRequired => ("Step-up required", "Sign in with your second factor again, or send a current code in the X-MFA-Code header."),
+            ApiError::NotFound => ("Not found", "No such resource."),
+            ApiError::MethodNotAllowed { .. } => ("Method not allowed", "This path does not take that method; see the Allow header."),
+            ApiError::InvalidState(why) => return ("Invalid state", (*why).to_owned()),
+            ApiError::MfaEnforced => ("Two-factor authentication enforced", "The tenant requires two-factor authentication for this user; the factor cannot be removed."),
+            ApiError::PreconditionFailed => ("Precondition failed", "The resource changed since it was read (If-Match is stale). Read it again."),
+            ApiError::PreconditionRequired => ("Precondition required", "Send If-Match with the ETag of the resource as last read."),
+            ApiError::PayloadTooLarge => ("Payload too large", "The request body is larger than 16 KiB."),
+            ApiError::UnsupportedMediaType => ("Unsupported media type", "Send the request body as application/json."),
+            ApiError::TooManyAttempts { .. } => ("Too many attempts", "Too many attempts. Try again after the time given in Retry-After."),
+            ApiError::Unavailable(_) => ("Service unavailable", "The service cannot reach its database. Try again shortly."),
+            ApiError::Internal(_) => ("Internal error", "internal"),
+        };
+        (t, d.to_owned())
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (title, detail) = self.title_and_detail();
+        let errors = match self {
+            ApiError::InvalidRequest { errors, .. } if !errors.is_empty() => Some(errors.clone()),
+            _ => None,
+        };
+        Problem {
+            type_: format!("urn:mspbots:mfa:{}", self.code()),
+            title: title.to_owned(),
+            status: self.status_code().as_u16(),
+            detail,
+            code: self.code().to_owned(),
+            errors,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest { .. } | ApiError::InvalidCode | ApiError::CodeReused => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden | ApiError::MfaRequiredForAdmin | ApiError::StepUpRequired => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::InvalidState(_) | ApiError::MfaEnforced => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Internal(e) => tracing::error!(error = ?e, "internal error"),
+            ApiError::Unavailable(e) => tracing::warn!(error = %e, "database unavailable"),
+            _ => {}
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        res.content_type("application/problem+json");
+        match self {
+            ApiError::TooManyAttempts { retry_after_secs } => {
+                res.insert_header((header::RETRY_AFTER, (*retry_after_secs).max(1).to_string()));
+            }
+            ApiError::Unavailable(_) => {
+                res.insert_header((header::RETRY_AFTER, "5"));
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                res.insert_header((header::ALLOW, allow.as_str()));
+            }
+            ApiError::Unauthenticated => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
+        }
+        res.json(self.problem())
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::NotFound => ApiError::NotFound,
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                ApiError::Unavailable(info.message().to_owned())
+            }
+            other => ApiError::Internal(anyhow::Error::new(other).context("database")),
+        }
+    }
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
+    fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        ApiError::Unavailable(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+
+    #[actix_web::test]
+    async fn internal_errors_never_leak_their_cause() {
+        let e = ApiError::Internal(anyhow::anyhow!("password=hunter2 at db.internal"));
+        let res = e.error_response();
+        assert_eq!(res.status(), 500);
+        let body = to_bytes(res.into_body()).await.unwrap();
+        let s = String::from_utf8(body.to_vec()).unwrap();
+        assert!(!s.contains("hunter2") && !s.contains("db.internal"), "{s}");
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["code"], "internal");
+        assert_eq!(v["type"], "urn:mspbots:mfa:internal");
+    }
+
+    #[test]
+    fn every_variant_has_a_matching_type_and_status() {
+        let all = [
+            ApiError::field("x", "bad"),
+            ApiError::InvalidCode,
+            ApiError::CodeReused,
+            ApiError::Unauthenticated,
+            ApiError::Forbidden,
+            ApiError::MfaRequiredForAdmin,
+            ApiError::StepUpRequired,
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed {
+                allow: "GET".into(),
+            },
+            ApiError::InvalidState("x"),
+            ApiError::MfaEnforced,
+            ApiError::PreconditionFailed,
+            ApiError::PreconditionRequired,
+            ApiError::PayloadTooLarge,
+            ApiError::UnsupportedMediaType,
+            ApiError::TooManyAttempts {
+                retry_after_secs: 3,
+            },
+            ApiError::Unavailable("x".into()),
+        ];
+        for e in all {
+            let p = e.problem();
+            assert_eq!(p.type_, format!("urn:mspbots:mfa:{}", p.code));
+            assert_eq!(p.status, e.status_code().as_u16());
+        }
+    }
+
+    #[test]
+    fn retry_after_is_set_for_429_and_503() {
+        let r = ApiError::TooManyAttempts {
+            retry_after_secs: 42,
+        }
+        .error_response();
+        assert_eq!(r.headers().get("retry-after").unwrap(), "42");
+        let r = ApiError::Unavailable("down".into()).error_response();
+        assert!(r.headers().contains_key("retry-after"));
+        let r = ApiError::MethodNotAllowed {
+            allow: "GET, PUT".into(),
+        }
+        .error_response();
+        assert_eq!(r.headers().get("allow").unwrap(), "GET, PUT");
+    }
+
+    #[test]
+    fn validation_errors_list_fields() {
+        let p = ApiError::field("tenant_id", "must be set").problem();
+        assert_eq!(p.errors.unwrap()[0].field, "tenant_id");
+    }
+}

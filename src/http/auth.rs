@@ -1,0 +1,145 @@
+//! Credential extractors. The prefix tells the kind (`sk_` service key, `mfa_` mfa token,
+//! anything else an access token); a credential of a kind the endpoint does not take is
+//! `401 unauthenticated`, like a missing one.
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::{ready, LocalBoxFuture, Ready};
+
+use super::extract::bearer;
+use crate::crypto::jwt::AccessClaims;
+use crate::error::ApiError;
+use crate::services::{self, auth::ServiceKey, step_up};
+use crate::state::AppState;
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))
+}
+
+enum Kind {
+    Service(String),
+    Mfa(String),
+    Access(String),
+}
+
+fn kind(req: &HttpRequest) -> Result<Kind, ApiError> {
+    let token = bearer(req).ok_or(ApiError::Unauthenticated)?.to_owned();
+    Ok(if token.starts_with("sk_") {
+        Kind::Service(token)
+    } else if token.starts_with("mfa_") {
+        Kind::Mfa(token)
+    } else {
+        Kind::Access(token)
+    })
+}
+
+/// A trusted backend's service key.
+pub struct ServiceAuth(pub ServiceKey);
+
+impl FromRequest for ServiceAuth {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let found = kind(req).and_then(|k| Ok((state(req)?, k)));
+        Box::pin(async move {
+            match found? {
+                (state, Kind::Service(key)) => services::auth::service_key(&state, &key)
+                    .await
+                    .map(ServiceAuth),
+                _ => Err(ApiError::Unauthenticated),
+            }
+        })
+    }
+}
+
+/// The mfa token of a sign-in in progress (checked against its login by the service).
+pub struct MfaAuth(pub String);
+
+impl FromRequest for MfaAuth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match kind(req) {
+            Ok(Kind::Mfa(t)) if t.len() <= 100 => Ok(MfaAuth(t)),
+            Ok(_) | Err(_) => Err(ApiError::Unauthenticated),
+        })
+    }
+}
+
+/// A signed-in user's access token.
+pub struct UserAuth(pub AccessClaims);
+
+impl FromRequest for UserAuth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match (kind(req), state(req)) {
+            (Ok(Kind::Access(t)), Ok(s)) => services::auth::access_token(&s, &t).map(UserAuth),
+            (_, Err(e)) => Err(e),
+            _ => Err(ApiError::Unauthenticated),
+        })
+    }
+}
+
+/// Either a tenant admin's access token or a service key (for read-only admin calls).
+pub enum AdminOrService {
+    Admin(AccessClaims),
+    Service(ServiceKey),
+}
+
+impl FromRequest for AdminOrService {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let found = kind(req).and_then(|k| Ok((state(req)?, k)));
+        Box::pin(async move {
+            match found? {
+                (state, Kind::Service(key)) => services::auth::service_key(&state, &key)
+                    .await
+                    .map(AdminOrService::Service),
+                (state, Kind::Access(t)) => {
+                    services::auth::access_token(&state, &t).map(AdminOrService::Admin)
+                }
+                (_, Kind::Mfa(_)) => Err(ApiError::Unauthenticated),
+            }
+        })
+    }
+}
+
+impl AdminOrService {
+    /// Checks the caller may read this tenant's administration data.
+    pub async fn require_read(&self, state: &AppState, tenant_id: &str) -> Result<(), ApiError> {
+        match self {
+            AdminOrService::Admin(claims) => {
+                services::auth::require_admin(state, claims, tenant_id).await
+            }
+            AdminOrService::Service(key) => key.require(tenant_id),
+        }
+    }
+}
+
+/// The `X-MFA-Code` header, if sent.
+pub struct StepUpCode(pub Option<String>);
+
+impl FromRequest for StepUpCode {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match req.headers().get(step_up::HEADER) {
+            None => Ok(StepUpCode(None)),
+            Some(v) => v
+                .to_str()
+                .map(|s| StepUpCode(Some(s.trim().to_owned())))
+                .map_err(|_| {
+                    ApiError::field(step_up::HEADER, "must be a 6-digit code or a recovery code")
+                }),
+        })
+    }
+}

@@ -1,0 +1,169 @@
+//! Handlers of the sign-in resource (API.md §3). Thin: extract, call the service, answer.
+
+use actix_web::{web, HttpResponse};
+
+use super::auth::{MfaAuth, ServiceAuth};
+use super::extract::{ClientMeta, JsonBody};
+use crate::error::{ApiError, Problem};
+use crate::services::enrollment::EnrollmentMaterial;
+use crate::services::logins::{
+    self, CodeRequest, Enrolled, LoginStarted, LoginView, RecoverRequest, Recovered, StartLogin,
+    Verified,
+};
+use crate::state::AppState;
+
+type Data = web::Data<AppState>;
+
+/// Start the second factor of a sign-in.
+///
+/// Called by the primary login backend after it checked the password (or the Microsoft
+/// sign-in). Creates the tenant and the user on first sight and says what happens next:
+/// `authenticated` (an access token, no second factor needed), `enrollment_required`
+/// ("Setup MFA") or `verification_required` (enter a code); the last two carry the mfa
+/// token the browser uses for the next calls.
+#[utoipa::path(post, path = "/v1/logins", tag = "Sign-in", operation_id = "startLogin",
+    security(("service_key" = [])),
+    request_body = StartLogin,
+    responses(
+        (status = 201, description = "What the sign-in needs next", body = LoginStarted),
+        (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown or revoked service key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the key's scope does not cover the tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn start(
+    state: Data,
+    key: ServiceAuth,
+    meta: ClientMeta,
+    body: JsonBody<StartLogin>,
+) -> Result<HttpResponse, ApiError> {
+    let out = logins::start(&state, &key.0, body.0, &meta).await?;
+    Ok(HttpResponse::Created().json(out))
+}
+
+/// The state of a sign-in in progress.
+#[utoipa::path(get, path = "/v1/logins/{login_id}", tag = "Sign-in", operation_id = "getLogin",
+    security(("mfa_token" = [])),
+    params(("login_id" = String, Path, description = "The `login_id` of this mfa token's sign-in")),
+    responses(
+        (status = 200, description = "The sign-in", body = LoginView),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or dead mfa token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: not this token's login", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get(
+    state: Data,
+    token: MfaAuth,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let login_id = logins::parse_login_id(&path)?;
+    Ok(HttpResponse::Ok().json(logins::get(&state, &token.0, login_id).await?))
+}
+
+/// Start setting up an authenticator app ("Set Up Authentication").
+///
+/// Returns a new secret as a QR code (SVG and PNG) and as text for manual entry. Each call
+/// makes a new secret and discards the previous pending one. Only while the sign-in is
+/// `enrollment_required`. The body, if any, is ignored.
+#[utoipa::path(post, path = "/v1/logins/{login_id}/totp-enrollment", tag = "Sign-in", operation_id = "startLoginEnrollment",
+    security(("mfa_token" = [])),
+    params(("login_id" = String, Path, description = "The `login_id` of this mfa token's sign-in")),
+    responses(
+        (status = 201, description = "The enrollment material", body = EnrollmentMaterial),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state`: the sign-in is not `enrollment_required`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn start_enrollment(
+    state: Data,
+    token: MfaAuth,
+    meta: ClientMeta,
+    path: web::Path<String>,
+    _body: JsonBody<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let login_id = logins::parse_login_id(&path)?;
+    Ok(HttpResponse::Created()
+        .json(logins::start_enrollment(&state, &token.0, login_id, &meta).await?))
+}
+
+/// Confirm the authenticator app with its first code and finish the sign-in.
+///
+/// The factor becomes active and ten recovery codes are returned, this once. The
+/// confirming code counts as used.
+#[utoipa::path(post, path = "/v1/logins/{login_id}/totp-enrollment/confirm", tag = "Sign-in", operation_id = "confirmLoginEnrollment",
+    security(("mfa_token" = [])),
+    params(("login_id" = String, Path, description = "The `login_id` of this mfa token's sign-in")),
+    request_body = CodeRequest,
+    responses(
+        (status = 200, description = "Signed in; recovery codes shown once", body = Enrolled),
+        (status = 400, description = "`invalid_request` (not six digits; not counted) or `invalid_code` (counted)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state`: no pending enrollment, or not `enrollment_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`: locked out or per-IP limit; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn confirm_enrollment(
+    state: Data,
+    token: MfaAuth,
+    meta: ClientMeta,
+    path: web::Path<String>,
+    body: JsonBody<CodeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let login_id = logins::parse_login_id(&path)?;
+    Ok(HttpResponse::Ok()
+        .json(logins::confirm_enrollment(&state, &token.0, login_id, &body.0.code, &meta).await?))
+}
+
+/// Finish the sign-in with a code from the authenticator app.
+#[utoipa::path(post, path = "/v1/logins/{login_id}/verify", tag = "Sign-in", operation_id = "verifyLogin",
+    security(("mfa_token" = [])),
+    params(("login_id" = String, Path, description = "The `login_id` of this mfa token's sign-in")),
+    request_body = CodeRequest,
+    responses(
+        (status = 200, description = "Signed in", body = Verified),
+        (status = 400, description = "`invalid_request` (not six digits; not counted), `invalid_code` (counted) or `code_reused` (not counted)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or dead (5 wrong codes) mfa token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state`: the sign-in needs an enrollment", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`: locked out or per-IP limit; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn verify(
+    state: Data,
+    token: MfaAuth,
+    meta: ClientMeta,
+    path: web::Path<String>,
+    body: JsonBody<CodeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let login_id = logins::parse_login_id(&path)?;
+    Ok(HttpResponse::Ok()
+        .json(logins::verify(&state, &token.0, login_id, &body.0.code, &meta).await?))
+}
+
+/// Finish the sign-in with a recovery code (lost phone). The code is used up.
+#[utoipa::path(post, path = "/v1/logins/{login_id}/recover", tag = "Sign-in", operation_id = "recoverLogin",
+    security(("mfa_token" = [])),
+    params(("login_id" = String, Path, description = "The `login_id` of this mfa token's sign-in")),
+    request_body = RecoverRequest,
+    responses(
+        (status = 200, description = "Signed in", body = Recovered),
+        (status = 400, description = "`invalid_request` (not shaped like a recovery code; not counted) or `invalid_code` (counted)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn recover(
+    state: Data,
+    token: MfaAuth,
+    meta: ClientMeta,
+    path: web::Path<String>,
+    body: JsonBody<RecoverRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let login_id = logins::parse_login_id(&path)?;
+    Ok(HttpResponse::Ok()
+        .json(logins::recover(&state, &token.0, login_id, &body.0.recovery_code, &meta).await?))
+}

@@ -1,0 +1,123 @@
+//! Handlers of the signed-in user's resource (API.md §4).
+
+use actix_web::{web, HttpResponse};
+
+use super::auth::{StepUpCode, UserAuth};
+use super::extract::{ClientMeta, JsonBody};
+use crate::error::{ApiError, Problem};
+use crate::services::enrollment::EnrollmentMaterial;
+use crate::services::logins::CodeRequest;
+use crate::services::me::{self, MeEnrolled, MeView, RecoveryCodes};
+use crate::state::AppState;
+
+type Data = web::Data<AppState>;
+
+/// The signed-in user's 2FA status and their tenant's policy.
+#[utoipa::path(get, path = "/v1/me", tag = "Me", operation_id = "getMe",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The user", body = MeView),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn show(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(me::show(&state, &user.0).await?))
+}
+
+/// Set up an authenticator app voluntarily, or replace it.
+///
+/// For a user without a factor (e.g. an admin before turning 2FA on) this needs only the
+/// access token. If the user already has a factor this is a re-enrollment and needs
+/// step-up; the old factor keeps working until the new one is confirmed.
+#[utoipa::path(post, path = "/v1/me/totp-enrollment", tag = "Me", operation_id = "startMyEnrollment",
+    security(("access_token" = [])),
+    params(("X-MFA-Code" = Option<String>, Header, description = "Step-up: a current TOTP code or a recovery code")),
+    responses(
+        (status = 201, description = "The enrollment material", body = EnrollmentMaterial),
+        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`step_up_required`: re-enrollment without recent 2FA or a code", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn start_enrollment(
+    state: Data,
+    user: UserAuth,
+    code: StepUpCode,
+    meta: ClientMeta,
+    _body: JsonBody<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Created()
+        .json(me::start_enrollment(&state, &user.0, code.0.as_deref(), &meta).await?))
+}
+
+/// Confirm the new authenticator app; returns a token whose `amr` holds `otp`.
+#[utoipa::path(post, path = "/v1/me/totp-enrollment/confirm", tag = "Me", operation_id = "confirmMyEnrollment",
+    security(("access_token" = [])),
+    request_body = CodeRequest,
+    responses(
+        (status = 200, description = "Enrolled; recovery codes shown once", body = MeEnrolled),
+        (status = 400, description = "`invalid_request` or `invalid_code`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state`: no pending enrollment", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn confirm_enrollment(
+    state: Data,
+    user: UserAuth,
+    meta: ClientMeta,
+    body: JsonBody<CodeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(
+        HttpResponse::Ok()
+            .json(me::confirm_enrollment(&state, &user.0, &body.0.code, &meta).await?),
+    )
+}
+
+/// Remove the authenticator app (step-up).
+#[utoipa::path(delete, path = "/v1/me/totp", tag = "Me", operation_id = "removeMyFactor",
+    security(("access_token" = [])),
+    params(("X-MFA-Code" = Option<String>, Header, description = "Step-up: a current TOTP code or a recovery code")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no authenticator app", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`mfa_enforced`: the tenant requires it for this user", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn remove_factor(
+    state: Data,
+    user: UserAuth,
+    code: StepUpCode,
+    meta: ClientMeta,
+) -> Result<HttpResponse, ApiError> {
+    me::remove_factor(&state, &user.0, code.0.as_deref(), &meta).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// New recovery codes (step-up); the old ones stop working.
+#[utoipa::path(post, path = "/v1/me/recovery-codes", tag = "Me", operation_id = "regenerateMyRecoveryCodes",
+    security(("access_token" = [])),
+    params(("X-MFA-Code" = Option<String>, Header, description = "Step-up: a current TOTP code or a recovery code")),
+    responses(
+        (status = 200, description = "The new codes, shown once", body = RecoveryCodes),
+        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state`: no authenticator app", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn regenerate_codes(
+    state: Data,
+    user: UserAuth,
+    code: StepUpCode,
+    meta: ClientMeta,
+    _body: JsonBody<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok()
+        .json(me::regenerate_codes(&state, &user.0, code.0.as_deref(), &meta).await?))
+}

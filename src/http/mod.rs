@@ -1,0 +1,131 @@
+//! The HTTP surface: thin handlers per resource, the extractors, and the route table (with
+//! 404/405 problems for everything actix would otherwise answer by itself).
+
+pub mod auth;
+pub mod extract;
+pub mod logins;
+pub mod me;
+pub mod ops;
+pub mod tenants;
+
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, Route};
+
+use crate::error::ApiError;
+
+/// A resource whose other methods get `405` with `Allow`.
+fn resource(path: &str, routes: Vec<(Method, Route)>) -> impl actix_web::dev::HttpServiceFactory {
+    let allow = routes
+        .iter()
+        .map(|(m, _)| m.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut r = web::resource(path).wrap(actix_web::middleware::from_fn(
+        crate::telemetry::panic_guard,
+    ));
+    for (method, route) in routes {
+        r = r.route(route.method(method));
+    }
+    r.default_service(web::to(move || {
+        let allow = allow.clone();
+        async move { Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed { allow }) }
+    }))
+}
+
+async fn not_found(_req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+/// The route table.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use Method as M;
+    let to = web::route;
+    cfg.service(resource("/healthz", vec![(M::GET, to().to(ops::healthz))]))
+        .service(resource("/readyz", vec![(M::GET, to().to(ops::readyz))]))
+        .service(resource("/metrics", vec![(M::GET, to().to(ops::metrics))]))
+        .service(resource(
+            "/.well-known/jwks.json",
+            vec![(M::GET, to().to(ops::jwks))],
+        ))
+        .service(resource(
+            "/openapi.json",
+            vec![(M::GET, to().to(ops::openapi))],
+        ))
+        .service(resource(
+            "/docs",
+            vec![(M::GET, to().to(ops::docs_redirect))],
+        ))
+        .service(resource(
+            "/v1/logins",
+            vec![(M::POST, to().to(logins::start))],
+        ))
+        .service(resource(
+            "/v1/logins/{login_id}",
+            vec![(M::GET, to().to(logins::get))],
+        ))
+        .service(resource(
+            "/v1/logins/{login_id}/totp-enrollment",
+            vec![(M::POST, to().to(logins::start_enrollment))],
+        ))
+        .service(resource(
+            "/v1/logins/{login_id}/totp-enrollment/confirm",
+            vec![(M::POST, to().to(logins::confirm_enrollment))],
+        ))
+        .service(resource(
+            "/v1/logins/{login_id}/verify",
+            vec![(M::POST, to().to(logins::verify))],
+        ))
+        .service(resource(
+            "/v1/logins/{login_id}/recover",
+            vec![(M::POST, to().to(logins::recover))],
+        ))
+        .service(resource("/v1/me", vec![(M::GET, to().to(me::show))]))
+        .service(resource(
+            "/v1/me/totp-enrollment",
+            vec![(M::POST, to().to(me::start_enrollment))],
+        ))
+        .service(resource(
+            "/v1/me/totp-enrollment/confirm",
+            vec![(M::POST, to().to(me::confirm_enrollment))],
+        ))
+        .service(resource(
+            "/v1/me/totp",
+            vec![(M::DELETE, to().to(me::remove_factor))],
+        ))
+        .service(resource(
+            "/v1/me/recovery-codes",
+            vec![(M::POST, to().to(me::regenerate_codes))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/policy",
+            vec![
+                (M::GET, to().to(tenants::get_policy)),
+                (M::PUT, to().to(tenants::put_policy)),
+            ],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/users",
+            vec![(M::GET, to().to(tenants::list_users))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/users/{user_id}",
+            vec![(M::DELETE, to().to(tenants::delete_user))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/users/{user_id}/totp",
+            vec![(M::DELETE, to().to(tenants::reset_factor))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/users/{user_id}/unlock",
+            vec![(M::POST, to().to(tenants::unlock))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/audit-events",
+            vec![(M::GET, to().to(tenants::list_events))],
+        ));
+}
+
+/// The app-wide fallback: `404 not_found` as problem+json.
+pub fn fallback() -> Route {
+    web::route().to(not_found)
+}

@@ -1,0 +1,224 @@
+//! Handlers of tenant administration (API.md §5).
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::auth::{AdminOrService, ServiceAuth, StepUpCode, UserAuth};
+use super::extract::{ClientMeta, JsonBody, Query};
+use crate::crypto::jwt::AccessClaims;
+use crate::domain::ids::{TenantId, UserId};
+use crate::error::{ApiError, Problem};
+use crate::services::admin::{self, AuditPage, AuditQuery, UserListQuery, UserPage};
+use crate::services::policy::{self, PolicyChange, PolicyView};
+use crate::services::{auth, step_up};
+use crate::state::AppState;
+
+type Data = web::Data<AppState>;
+
+/// Ids in the path that cannot exist are simply not found.
+fn tenant(s: &str) -> Result<TenantId, ApiError> {
+    TenantId::parse(s).map_err(|_| ApiError::NotFound)
+}
+
+fn user(s: &str) -> Result<UserId, ApiError> {
+    UserId::parse(s).map_err(|_| ApiError::NotFound)
+}
+
+/// Admin, then step-up: the gate of every sensitive admin call.
+async fn admin_with_step_up(
+    state: &AppState,
+    claims: &AccessClaims,
+    tenant_id: &TenantId,
+    code: &StepUpCode,
+    meta: &ClientMeta,
+) -> Result<(), ApiError> {
+    auth::require_admin(state, claims, tenant_id.as_str()).await?;
+    step_up::require(state, claims, code.0.as_deref(), meta).await
+}
+
+/// The tenant's 2FA policy.
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/policy", tag = "Tenant administration", operation_id = "getPolicy",
+    security(("access_token" = []), ("service_key" = [])),
+    params(("tenant_id" = String, Path)),
+    responses(
+        (status = 200, description = "The policy", body = PolicyView, headers(("ETag" = String, description = "`\"v<version>\"`, for If-Match"))),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such tenant", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_policy(
+    state: Data,
+    caller: AdminOrService,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = tenant(&path)?;
+    caller.require_read(&state, tenant_id.as_str()).await?;
+    let p = policy::get(&state, tenant_id.as_str()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, p.etag()))
+        .json(p))
+}
+
+/// Turn 2FA on or off for the tenant, or change where it applies (step-up, If-Match).
+#[utoipa::path(put, path = "/v1/tenants/{tenant_id}/policy", tag = "Tenant administration", operation_id = "updatePolicy",
+    security(("access_token" = [])),
+    params(("tenant_id" = String, Path),
+        ("If-Match" = String, Header, description = "The ETag of the policy as last read"),
+        ("X-MFA-Code" = Option<String>, Header, description = "Step-up: a current TOTP code or a recovery code")),
+    request_body = PolicyChange,
+    responses(
+        (status = 200, description = "The new policy", body = PolicyView, headers(("ETag" = String, description = "The new ETag"))),
+        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`precondition_failed`: If-Match is stale", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "`precondition_required`: no If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn put_policy(
+    state: Data,
+    user: UserAuth,
+    code: StepUpCode,
+    meta: ClientMeta,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: JsonBody<PolicyChange>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = tenant(&path)?;
+    let if_match = req
+        .headers()
+        .get(header::IF_MATCH)
+        .map(|v| v.to_str().unwrap_or(""));
+    auth::require_admin(&state, &user.0, tenant_id.as_str()).await?;
+    if if_match.is_none() {
+        return Err(ApiError::PreconditionRequired);
+    }
+    step_up::require(&state, &user.0, code.0.as_deref(), &meta).await?;
+    let p = policy::update(&state, &user.0, tenant_id.as_str(), if_match, body.0, &meta).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, p.etag()))
+        .json(p))
+}
+
+/// The tenant's users and who still has to set up 2FA.
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/users", tag = "Tenant administration", operation_id = "listUsers",
+    security(("access_token" = []), ("service_key" = [])),
+    params(("tenant_id" = String, Path), UserListQuery),
+    responses(
+        (status = 200, description = "A page of users, by user id", body = UserPage),
+        (status = 400, description = "`invalid_request`: bad `mfa`, `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_users(
+    state: Data,
+    caller: AdminOrService,
+    path: web::Path<String>,
+    q: Query<UserListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = tenant(&path)?;
+    caller.require_read(&state, tenant_id.as_str()).await?;
+    Ok(HttpResponse::Ok().json(admin::list_users(&state, tenant_id.as_str(), q.0).await?))
+}
+
+/// Remove a user's authenticator app (lost phone); they enroll again at next sign-in.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/users/{user_id}/totp", tag = "Tenant administration", operation_id = "resetUserFactor",
+    security(("access_token" = [])),
+    params(("tenant_id" = String, Path), ("user_id" = String, Path),
+        ("X-MFA-Code" = Option<String>, Header, description = "Step-up: a current TOTP code or a recovery code")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such user, or no authenticator app", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn reset_factor(
+    state: Data,
+    caller: UserAuth,
+    code: StepUpCode,
+    meta: ClientMeta,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
+    admin_with_step_up(&state, &caller.0, &tenant_id, &code, &meta).await?;
+    admin::reset_factor(&state, tenant_id.as_str(), &user_id, &caller.0.sub, &meta).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// End a user's lockout.
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/users/{user_id}/unlock", tag = "Tenant administration", operation_id = "unlockUser",
+    security(("access_token" = [])),
+    params(("tenant_id" = String, Path), ("user_id" = String, Path),
+        ("X-MFA-Code" = Option<String>, Header, description = "Step-up: a current TOTP code or a recovery code")),
+    responses(
+        (status = 204, description = "Unlocked (also when the user was not locked)"),
+        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn unlock(
+    state: Data,
+    caller: UserAuth,
+    code: StepUpCode,
+    meta: ClientMeta,
+    path: web::Path<(String, String)>,
+    _body: JsonBody<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
+    admin_with_step_up(&state, &caller.0, &tenant_id, &code, &meta).await?;
+    admin::unlock(&state, tenant_id.as_str(), &user_id, &caller.0.sub, &meta).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Offboard a user: their factor, recovery codes and open sign-ins are erased; the audit
+/// trail stays. Service key only.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "Tenant administration", operation_id = "deleteUser",
+    security(("service_key" = [])),
+    params(("tenant_id" = String, Path), ("user_id" = String, Path)),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 401, description = "`unauthenticated` (also for an access token)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the key's scope does not cover the tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_user(
+    state: Data,
+    key: ServiceAuth,
+    meta: ClientMeta,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
+    key.0.require(tenant_id.as_str())?;
+    let actor = format!("service_key:{}", key.0.key_id);
+    admin::delete_user(&state, tenant_id.as_str(), &user_id, &actor, &meta).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The tenant's audit trail, newest first.
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/audit-events", tag = "Tenant administration", operation_id = "listAuditEvents",
+    security(("access_token" = []), ("service_key" = [])),
+    params(("tenant_id" = String, Path), AuditQuery),
+    responses(
+        (status = 200, description = "A page of events", body = AuditPage),
+        (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_events(
+    state: Data,
+    caller: AdminOrService,
+    path: web::Path<String>,
+    q: Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = tenant(&path)?;
+    caller.require_read(&state, tenant_id.as_str()).await?;
+    Ok(HttpResponse::Ok().json(admin::list_events(&state, tenant_id.as_str(), q.0).await?))
+}

@@ -1,0 +1,145 @@
+//! The OpenAPI 3.1 document: every handler with its errors, the three credential schemes,
+//! and an overview of the flows. `openapi/openapi.json` is this, printed by
+//! `mspbots-mfa openapi` and compared by a test.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::http;
+use crate::services;
+
+const DESCRIPTION: &str = r#"Two-factor authentication (TOTP) for MSPbots.
+
+MSPbots requires 2FA for users who do not sign in through Microsoft 365 / Azure AD. A tenant
+admin who has 2FA turns it on for the tenant; from then on every local user of that tenant sets
+up an authenticator app (Microsoft, Google or LastPass Authenticator) at their first sign-in to
+the MSPbots app or the Client Portal, and enters a code at every later sign-in.
+
+## Credentials
+* **service key** (`Authorization: Bearer sk_…`): trusted backends (the MSPbots login backend,
+  the Client Portal backend). Created with `mspbots-mfa service-keys create`.
+* **mfa token** (`Authorization: Bearer mfa_…`): the browser of one user during one sign-in.
+  Lives 10 minutes, dies after 5 wrong codes or on success.
+* **access token** (`Authorization: Bearer <JWT>`): a signed-in user. EdDSA, verify it with
+  `/.well-known/jwks.json`; `aud` is `mspbots-app` or `mspbots-portal`; `amr` tells how the user
+  signed in (`["pwd"]`, `["pwd","otp","mfa"]` or `["pwd","mfa","rc"]`).
+
+A credential of a kind an endpoint does not take is `401 unauthenticated`.
+
+## Flow 1: first sign-in of a user who must set up 2FA ("Setup MFA")
+1. The login backend checks the password, then `POST /v1/logins` →
+   `{"status": "enrollment_required", "login_id", "mfa_token", "expires_at"}`.
+2. The browser calls `POST /v1/logins/{login_id}/totp-enrollment` with the mfa token → the QR
+   code (`qr_svg`, `qr_png`) and `secret` for manual entry.
+3. The user scans it and types the 6-digit code: `POST /v1/logins/{login_id}/totp-enrollment/confirm`
+   `{"code": "123456"}` → an access token and ten recovery codes (shown once).
+
+## Flow 2: sign-in of a user who has 2FA
+1. `POST /v1/logins` → `{"status": "verification_required", "login_id", "mfa_token", …}`.
+2. `POST /v1/logins/{login_id}/verify` `{"code": "123456"}` → an access token. Lost phone:
+   `POST /v1/logins/{login_id}/recover` `{"recovery_code": "xxxxx-xxxxx"}`.
+
+## Flow 3: an admin turns 2FA on for the tenant
+1. The admin, if not yet enrolled, enrolls voluntarily: `POST /v1/me/totp-enrollment`, then
+   `POST /v1/me/totp-enrollment/confirm` → a token whose `amr` holds `otp`.
+2. `GET /v1/tenants/{tenant_id}/policy` → the policy and its `ETag`.
+3. `PUT /v1/tenants/{tenant_id}/policy` with `If-Match: <ETag>` and `{"enforce_mfa": true}`.
+   This is a sensitive call: it needs a sign-in with 2FA in the last 5 minutes, or a current code
+   in the `X-MFA-Code` header ("Enter the code from your authenticator app").
+
+## Errors
+Every error is `application/problem+json` (RFC 9457) with a stable `code`: `invalid_request`,
+`invalid_code`, `code_reused`, `unauthenticated`, `forbidden`, `mfa_required_for_admin`,
+`step_up_required`, `not_found`, `method_not_allowed`, `invalid_state`, `mfa_enforced`,
+`precondition_failed`, `precondition_required`, `payload_too_large`, `unsupported_media_type`,
+`too_many_attempts` (with `Retry-After`), `unavailable` (with `Retry-After`), `internal`.
+Every response carries `X-Request-Id`.
+"#;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let scheme = |format: &str, description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format(format)
+                    .description(Some(description))
+                    .build(),
+            )
+        };
+        components.add_security_scheme(
+            "service_key",
+            scheme(
+                "sk_…",
+                "Service key of a trusted backend (`sk_` + 256 random bits).",
+            ),
+        );
+        components.add_security_scheme(
+            "mfa_token",
+            scheme(
+                "mfa_…",
+                "The mfa token of one sign-in in progress (`mfa_` + 256 random bits).",
+            ),
+        );
+        components.add_security_scheme(
+            "access_token",
+            scheme(
+                "JWT",
+                "EdDSA access token issued by this service; verify with /.well-known/jwks.json.",
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "mspbots-mfa",
+        description = DESCRIPTION,
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+        contact(name = "MSPbots", url = "https://www.mspbots.ai"),
+    ),
+    servers((url = "http://127.0.0.1:8080", description = "Local development")),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "Sign-in", description = "The second factor of a sign-in: enrollment, verification, recovery."),
+        (name = "Me", description = "The signed-in user's own authenticator app and recovery codes."),
+        (name = "Tenant administration", description = "The tenant's 2FA switch, its users, lockouts and audit trail."),
+        (name = "Operations", description = "Health, readiness, metrics, keys and this document."),
+    ),
+    paths(
+        http::logins::start, http::logins::get, http::logins::start_enrollment, http::logins::confirm_enrollment,
+        http::logins::verify, http::logins::recover,
+        http::me::show, http::me::start_enrollment, http::me::confirm_enrollment, http::me::remove_factor,
+        http::me::regenerate_codes,
+        http::tenants::get_policy, http::tenants::put_policy, http::tenants::list_users, http::tenants::reset_factor,
+        http::tenants::unlock, http::tenants::delete_user, http::tenants::list_events,
+        http::ops::healthz, http::ops::readyz, http::ops::metrics, http::ops::jwks, http::ops::openapi,
+    ),
+    components(schemas(
+        crate::error::Problem, crate::error::FieldError,
+        services::logins::StartLogin, services::logins::LoginStarted, services::logins::LoginView,
+        services::logins::CodeRequest, services::logins::RecoverRequest, services::logins::Verified,
+        services::logins::Enrolled, services::logins::Recovered,
+        services::enrollment::EnrollmentMaterial,
+        services::me::MeView, services::me::MeEnrolled, services::me::RecoveryCodes,
+        services::policy::PolicyView, services::policy::PolicyChange,
+        services::admin::UserPage, services::admin::AuditPage,
+    )),
+)]
+pub struct ApiDoc;
+
+/// The document as served and committed: pretty JSON with a final newline.
+pub fn document() -> String {
+    let mut s = ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    s.push('\n');
+    s
+}
+
+/// The rendered document, shared by all workers.
+pub struct Document(pub String);

@@ -1,0 +1,321 @@
+//! Tenant administration (API.md §5) beyond the policy: who has 2FA, lost phones,
+//! lockouts, offboarding and the audit trail. Authorization is checked by the caller.
+
+use chrono::{DateTime, TimeZone, Utc};
+use data_encoding::BASE64URL_NOPAD;
+use diesel_async::AsyncConnection;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{audit_ctx, stored_idp};
+use crate::db::{self, audit::AuditCtx};
+use crate::domain::audit::AuditType;
+use crate::domain::ids::{IdentityProvider, UserId};
+use crate::error::ApiError;
+use crate::http::extract::ClientMeta;
+use crate::state::AppState;
+
+/// Page size: 1-200, default 50.
+pub fn page_limit(limit: Option<i64>) -> Result<i32, ApiError> {
+    match limit {
+        None => Ok(50),
+        Some(n @ 1..=200) => Ok(i32::try_from(n).unwrap_or(50)),
+        Some(_) => Err(ApiError::field("limit", "must be between 1 and 200")),
+    }
+}
+
+fn bad_cursor() -> ApiError {
+    ApiError::field("cursor", "is not a cursor this API returned")
+}
+
+fn decode_cursor(c: &str) -> Result<String, ApiError> {
+    let bytes = BASE64URL_NOPAD
+        .decode(c.as_bytes())
+        .map_err(|_| bad_cursor())?;
+    String::from_utf8(bytes).map_err(|_| bad_cursor())
+}
+
+fn encode_cursor(s: &str) -> String {
+    BASE64URL_NOPAD.encode(s.as_bytes())
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollmentFilter {
+    Enrolled,
+    NotEnrolled,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserListQuery {
+    /// `enrolled`: users with an active factor; `not_enrolled`: who still has to set up 2FA.
+    #[param(inline)]
+    pub mfa: Option<EnrollmentFilter>,
+    /// 1-200, default 50.
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserSummary {
+    pub user_id: String,
+    pub email: String,
+    pub identity_provider: IdentityProvider,
+    pub mfa_enrolled: bool,
+    pub enrolled_at: Option<DateTime<Utc>>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    /// Set while the user's second factor is locked.
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    pub items: Vec<UserSummary>,
+    /// Absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/tenants/{tenant_id}/users`, ordered by user id (stable under inserts).
+pub async fn list_users(
+    state: &AppState,
+    tenant_id: &str,
+    q: UserListQuery,
+) -> Result<UserPage, ApiError> {
+    let limit = page_limit(q.limit)?;
+    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let enrolled = q.mfa.map(|f| matches!(f, EnrollmentFilter::Enrolled));
+    let now = state.now();
+    let mut conn = state.pool.get().await?;
+    // One row more than asked tells whether there is a next page.
+    let mut rows =
+        db::users::list(&mut conn, tenant_id, enrolled, after.as_deref(), limit + 1).await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| rows.last().map(|r| encode_cursor(&r.user_id)))
+        .flatten();
+    let items = rows
+        .into_iter()
+        .map(|r| {
+            Ok(UserSummary {
+                identity_provider: stored_idp(&r.identity_provider)?,
+                mfa_enrolled: r.enrolled_at.is_some(),
+                enrolled_at: r.enrolled_at,
+                last_login_at: r.last_login_at,
+                locked_until: r.locked_until.filter(|u| *u > now),
+                user_id: r.user_id,
+                email: r.email,
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(UserPage { items, next_cursor })
+}
+
+fn admin_ctx(tenant_id: &str, user_id: &UserId, actor: &str, meta: &ClientMeta) -> AuditCtx {
+    audit_ctx(tenant_id, Some(user_id.as_str()), Some(actor), None, meta)
+}
+
+/// `DELETE /v1/tenants/{tenant_id}/users/{user_id}/totp`: lost phone. The factor and its
+/// recovery codes go, half-finished sign-ins die; the user enrolls again next time.
+pub async fn reset_factor(
+    state: &AppState,
+    tenant_id: &str,
+    user_id: &UserId,
+    actor: &str,
+    meta: &ClientMeta,
+) -> Result<(), ApiError> {
+    let now = state.now();
+    let audit = admin_ctx(tenant_id, user_id, actor, meta);
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        if db::factors::delete_for_user(conn, tenant_id, user_id.as_str()).await? == 0 {
+            return Err(ApiError::NotFound);
+        }
+        db::logins::kill_open(conn, tenant_id, user_id.as_str(), now).await?;
+        db::users::reset_lockout(conn, tenant_id, user_id.as_str(), now).await?;
+        db::audit::insert(
+            conn,
+            &audit,
+            AuditType::TotpResetByAdmin,
+            now,
+            serde_json::json!({}),
+        )
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// `POST /v1/tenants/{tenant_id}/users/{user_id}/unlock`: ends a lockout (idempotent).
+pub async fn unlock(
+    state: &AppState,
+    tenant_id: &str,
+    user_id: &UserId,
+    actor: &str,
+    meta: &ClientMeta,
+) -> Result<(), ApiError> {
+    let now = state.now();
+    let audit = admin_ctx(tenant_id, user_id, actor, meta);
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let was_locked = db::users::reset_lockout(conn, tenant_id, user_id.as_str(), now)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        db::audit::insert(
+            conn,
+            &audit,
+            AuditType::UserUnlocked,
+            now,
+            serde_json::json!({"was_locked": was_locked}),
+        )
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// `DELETE /v1/tenants/{tenant_id}/users/{user_id}`: offboarding. The user's factor,
+/// recovery codes and logins are erased; the audit trail stays.
+pub async fn delete_user(
+    state: &AppState,
+    tenant_id: &str,
+    user_id: &UserId,
+    actor: &str,
+    meta: &ClientMeta,
+) -> Result<(), ApiError> {
+    let now = state.now();
+    let audit = admin_ctx(tenant_id, user_id, actor, meta);
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        if !db::users::delete(conn, tenant_id, user_id.as_str()).await? {
+            return Err(ApiError::NotFound);
+        }
+        db::audit::insert(
+            conn,
+            &audit,
+            AuditType::UserDeleted,
+            now,
+            serde_json::json!({}),
+        )
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only events of this type, e.g. `user.locked`.
+    #[serde(rename = "type")]
+    #[param(rename = "type", inline)]
+    pub kind: Option<AuditType>,
+    /// Only events about this user.
+    pub user_id: Option<UserId>,
+    /// Only events at or after this time (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    #[schema(value_type = AuditType)]
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    pub user_id: Option<String>,
+    /// Who did it: the user, an admin's user id, or `service_key:<id>`.
+    pub actor_id: Option<String>,
+    pub surface: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Never holds a secret, code or token.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<AuditEvent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+fn decode_audit_cursor(c: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
+    let s = decode_cursor(c)?;
+    let (micros, id) = s.split_once(':').ok_or_else(bad_cursor)?;
+    let micros: i64 = micros.parse().map_err(|_| bad_cursor())?;
+    let id: i64 = id.parse().map_err(|_| bad_cursor())?;
+    let at = Utc
+        .timestamp_micros(micros)
+        .single()
+        .ok_or_else(bad_cursor)?;
+    Ok((at, id))
+}
+
+/// `GET /v1/tenants/{tenant_id}/audit-events`, newest first.
+pub async fn list_events(
+    state: &AppState,
+    tenant_id: &str,
+    q: AuditQuery,
+) -> Result<AuditPage, ApiError> {
+    let limit = page_limit(q.limit)?;
+    let before = q.cursor.as_deref().map(decode_audit_cursor).transpose()?;
+    let filter = db::audit::EventFilter {
+        kind: q.kind.map(AuditType::as_str),
+        user_id: q.user_id.as_ref().map(UserId::as_str),
+        since: q.since,
+        before,
+    };
+    let mut conn = state.pool.get().await?;
+    let mut rows = db::audit::list(&mut conn, tenant_id, &filter, limit + 1).await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| {
+            rows.last()
+                .map(|r| encode_cursor(&format!("{}:{}", r.at.timestamp_micros(), r.id)))
+        })
+        .flatten();
+    let items = rows
+        .into_iter()
+        .map(|r| AuditEvent {
+            id: r.id.to_string(),
+            kind: r.r#type,
+            at: r.at,
+            user_id: r.user_id,
+            actor_id: r.actor_id,
+            surface: r.surface,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            details: r.details,
+        })
+        .collect();
+    Ok(AuditPage { items, next_cursor })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_cursors() {
+        assert_eq!(page_limit(None).unwrap(), 50);
+        assert_eq!(page_limit(Some(200)).unwrap(), 200);
+        assert!(page_limit(Some(0)).is_err() && page_limit(Some(201)).is_err());
+        let c = encode_cursor("u-1");
+        assert_eq!(decode_cursor(&c).unwrap(), "u-1");
+        assert!(decode_cursor("!!").is_err());
+        let at = Utc.timestamp_micros(1_700_000_000_123_456).unwrap();
+        let c = encode_cursor(&format!("{}:{}", at.timestamp_micros(), 42));
+        assert_eq!(decode_audit_cursor(&c).unwrap(), (at, 42));
+        assert!(decode_audit_cursor(&encode_cursor("x:y")).is_err());
+    }
+}

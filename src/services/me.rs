@@ -1,0 +1,290 @@
+//! The signed-in user (API.md §4): their 2FA status, voluntary (re-)enrollment, removing
+//! the factor, new recovery codes.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel_async::AsyncConnection;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::attempt;
+use super::enrollment::{self, EnrollmentMaterial};
+use super::logins::TokenType;
+use super::{amr, audit_ctx, mint, stored_idp, surface_of, Subject};
+use crate::crypto::jwt::AccessClaims;
+use crate::db::{self, audit::AuditCtx};
+use crate::domain::audit::AuditType;
+use crate::domain::ids::{IdentityProvider, Surface};
+use crate::error::ApiError;
+use crate::http::extract::ClientMeta;
+use crate::services::policy::policy_of;
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaStatus {
+    /// The user has an active authenticator app.
+    pub enrolled: bool,
+    pub enrolled_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub recovery_codes_remaining: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantMfa {
+    pub enforce_mfa: bool,
+    pub surfaces: Vec<Surface>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"tenant_id": "acme", "user_id": "u-1001", "email": "jane@acme.example",
+    "identity_provider": "local", "mfa": {"enrolled": true, "enrolled_at": "2026-11-28T09:00:00Z",
+    "last_used_at": "2026-11-28T09:30:00Z", "recovery_codes_remaining": 9},
+    "tenant": {"enforce_mfa": true, "surfaces": ["app", "portal"]}}))]
+pub struct MeView {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub identity_provider: IdentityProvider,
+    pub mfa: MfaStatus,
+    pub tenant: TenantMfa,
+}
+
+/// A new access token (carrying `otp` in `amr`) and the recovery codes, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeEnrolled {
+    pub access_token: String,
+    pub token_type: TokenType,
+    pub expires_in: u32,
+    #[schema(example = json!(["7kq2m-x9d4t", "3hv8p-c2w6z"]))]
+    pub recovery_codes: Vec<String>,
+}
+
+/// New recovery codes; the previous ones no longer work.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodes {
+    #[schema(example = json!(["7kq2m-x9d4t", "3hv8p-c2w6z"]))]
+    pub recovery_codes: Vec<String>,
+}
+
+fn ctx(state: &AppState, claims: &AccessClaims, meta: &ClientMeta) -> AuditCtx {
+    audit_ctx(
+        &claims.tid,
+        Some(&claims.sub),
+        Some(&claims.sub),
+        Some(surface_of(state, claims)),
+        meta,
+    )
+}
+
+/// `GET /v1/me`.
+pub async fn show(state: &AppState, claims: &AccessClaims) -> Result<MeView, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let user = db::users::get(&mut conn, &claims.tid, &claims.sub)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    let tenant = db::tenants::get(&mut conn, &claims.tid)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    let factor = db::factors::get(&mut conn, &claims.tid, &claims.sub, "active").await?;
+    let remaining = match &factor {
+        Some(f) => db::recovery::count_unused(&mut conn, &claims.tid, f.factor_id).await?,
+        None => 0,
+    };
+    let policy = policy_of(&tenant)?;
+    Ok(MeView {
+        tenant_id: user.tenant_id,
+        user_id: user.user_id,
+        email: user.email,
+        identity_provider: stored_idp(&user.identity_provider)?,
+        mfa: MfaStatus {
+            enrolled: factor.is_some(),
+            enrolled_at: factor.as_ref().and_then(|f| f.activated_at),
+            last_used_at: factor.as_ref().and_then(|f| f.last_used_at),
+            recovery_codes_remaining: remaining,
+        },
+        tenant: TenantMfa {
+            enforce_mfa: policy.enforce_mfa,
+            surfaces: policy.surfaces,
+        },
+    })
+}
+
+/// `POST /v1/me/totp-enrollment`; a re-enrollment (the user has a factor) needs step-up.
+pub async fn start_enrollment(
+    state: &AppState,
+    claims: &AccessClaims,
+    step_up_code: Option<&str>,
+    meta: &ClientMeta,
+) -> Result<EnrollmentMaterial, ApiError> {
+    let has_factor = {
+        let mut conn = state.pool.get().await?;
+        db::factors::get(&mut conn, &claims.tid, &claims.sub, "active")
+            .await?
+            .is_some()
+    };
+    if has_factor || step_up_code.is_some() {
+        super::step_up::require(state, claims, step_up_code, meta).await?;
+    }
+    let now = state.now();
+    let expires_at = now + Duration::seconds(i64::from(state.settings.login_ttl));
+    let audit = ctx(state, claims, meta);
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let user = db::users::get(conn, &claims.tid, &claims.sub)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        enrollment::start(
+            conn,
+            state,
+            &audit,
+            &user.user_id,
+            &user.email,
+            expires_at,
+            now,
+        )
+        .await
+    })
+    .await
+}
+
+/// `POST /v1/me/totp-enrollment/confirm`: activates the pending factor (replacing the old
+/// one only now) and returns a token whose `amr` carries `otp`.
+pub async fn confirm_enrollment(
+    state: &AppState,
+    claims: &AccessClaims,
+    code: &str,
+    meta: &ClientMeta,
+) -> Result<MeEnrolled, ApiError> {
+    attempt::rate_limit(state, meta)?;
+    let code = attempt::parse_totp("code", code)?;
+    let now = state.now();
+    let audit = ctx(state, claims, meta);
+    let (tenant_id, user_id) = (claims.tid.as_str(), claims.sub.as_str());
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let locked_until = db::users::lock_for_attempt(conn, tenant_id, user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        attempt::ensure_not_locked(state, locked_until, now)?;
+        let pending = db::factors::get(conn, tenant_id, user_id, "pending").await?;
+        let Some(p) = pending.filter(|p| p.expires_at.is_none_or(|e| e > now)) else {
+            return Err(ApiError::InvalidState(
+                "There is no pending enrollment to confirm: start one first.",
+            ));
+        };
+        let secret = super::open_secret(
+            state,
+            tenant_id,
+            user_id,
+            p.factor_id,
+            &p.key_id,
+            &p.nonce,
+            &p.ciphertext,
+        )?;
+        let Some(step) = attempt::check_totp(state, &secret, &code, now) else {
+            attempt::record_wrong(conn, state, &audit, None, AuditType::TotpVerifyFailed, now)
+                .await?;
+            return Ok(Err(ApiError::InvalidCode));
+        };
+        let recovery_codes =
+            enrollment::activate(conn, state, &audit, user_id, p.factor_id, step, now).await?;
+        let user = db::users::get(conn, tenant_id, user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let who = Subject {
+            tenant_id,
+            user_id,
+            email: &user.email,
+            roles: &user.roles,
+            idp: &user.identity_provider,
+        };
+        let m = mint(state, &who, surface_of(state, claims), amr::TOTP, now)?;
+        Ok(Ok(MeEnrolled {
+            access_token: m.token,
+            token_type: TokenType::Bearer,
+            expires_in: m.expires_in,
+            recovery_codes,
+        }))
+    })
+    .await?
+}
+
+/// `DELETE /v1/me/totp`: refused while the tenant requires this user's factor (checked
+/// first, so no code is spent on a call that cannot succeed).
+pub async fn remove_factor(
+    state: &AppState,
+    claims: &AccessClaims,
+    step_up_code: Option<&str>,
+    meta: &ClientMeta,
+) -> Result<(), ApiError> {
+    {
+        let mut conn = state.pool.get().await?;
+        let user = db::users::get(&mut conn, &claims.tid, &claims.sub)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let tenant = db::tenants::get(&mut conn, &claims.tid)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        if policy_of(&tenant)?.requires_factor(stored_idp(&user.identity_provider)?) {
+            return Err(ApiError::MfaEnforced);
+        }
+        if db::factors::get(&mut conn, &claims.tid, &claims.sub, "active")
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::NotFound);
+        }
+    }
+    super::step_up::require(state, claims, step_up_code, meta).await?;
+    let now = state.now();
+    let audit = ctx(state, claims, meta);
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        if db::factors::delete_for_user(conn, &claims.tid, &claims.sub).await? == 0 {
+            return Err(ApiError::NotFound);
+        }
+        db::audit::insert(
+            conn,
+            &audit,
+            AuditType::TotpRemoved,
+            now,
+            serde_json::json!({}),
+        )
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// `POST /v1/me/recovery-codes`: ten new codes; the old ones stop working.
+pub async fn regenerate_codes(
+    state: &AppState,
+    claims: &AccessClaims,
+    step_up_code: Option<&str>,
+    meta: &ClientMeta,
+) -> Result<RecoveryCodes, ApiError> {
+    super::step_up::require(state, claims, step_up_code, meta).await?;
+    let now = state.now();
+    let audit = ctx(state, claims, meta);
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let Some(f) = db::factors::get(conn, &claims.tid, &claims.sub, "active").await? else {
+            return Err(ApiError::InvalidState(
+                "The user has no authenticator app, so no recovery codes.",
+            ));
+        };
+        let (codes, hashes) = attempt::new_recovery_codes(state);
+        db::recovery::replace(conn, &claims.tid, f.factor_id, &hashes, now).await?;
+        db::audit::insert(
+            conn,
+            &audit,
+            AuditType::RecoveryCodesRegenerated,
+            now,
+            serde_json::json!({"factor_id": f.factor_id}),
+        )
+        .await?;
+        Ok(RecoveryCodes {
+            recovery_codes: codes,
+        })
+    })
+    .await
+}

@@ -1,0 +1,148 @@
+//! Use cases, one per function: each opens its transaction, calls `domain`, `db` and
+//! `crypto`, and writes its audit event inside the same transaction.
+
+pub mod admin;
+pub mod attempt;
+pub mod auth;
+pub mod enrollment;
+pub mod logins;
+pub mod me;
+pub mod policy;
+pub mod rotation;
+pub mod service_keys;
+pub mod step_up;
+
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use crate::crypto::jwt::AccessClaims;
+use crate::crypto::keyring::totp_secret_aad;
+use crate::db::audit::AuditCtx;
+use crate::domain::ids::{IdentityProvider, Surface};
+use crate::error::ApiError;
+use crate::http::extract::ClientMeta;
+use crate::state::AppState;
+
+/// Authentication method references (RFC 8176) by how the sign-in ended.
+pub mod amr {
+    pub const PASSWORD_ONLY: &[&str] = &["pwd"];
+    pub const TOTP: &[&str] = &["pwd", "otp", "mfa"];
+    pub const RECOVERY_CODE: &[&str] = &["pwd", "mfa", "rc"];
+}
+
+/// The subject of a new access token.
+pub struct Subject<'a> {
+    pub tenant_id: &'a str,
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub roles: &'a [String],
+    pub idp: &'a str,
+}
+
+/// An access token and its lifetime in seconds.
+pub struct Minted {
+    pub token: String,
+    pub expires_in: u32,
+}
+
+/// Signs an access token for `who` on `surface`; `auth_time` is when they last proved a
+/// factor.
+pub fn mint(
+    state: &AppState,
+    who: &Subject<'_>,
+    surface: Surface,
+    amr: &[&str],
+    auth_time: DateTime<Utc>,
+) -> Result<Minted, ApiError> {
+    let now = state.now().timestamp();
+    let ttl = state.settings.access_token_ttl;
+    let claims = AccessClaims {
+        iss: state.settings.issuer.clone(),
+        aud: state.settings.audience(surface).to_owned(),
+        sub: who.user_id.to_owned(),
+        tid: who.tenant_id.to_owned(),
+        email: who.email.to_owned(),
+        roles: who.roles.to_vec(),
+        idp: who.idp.to_owned(),
+        amr: amr.iter().map(|s| (*s).to_owned()).collect(),
+        auth_time: auth_time.timestamp(),
+        iat: now,
+        exp: now + i64::from(ttl),
+        jti: Uuid::new_v4().to_string(),
+    };
+    let token = state
+        .keys
+        .signing
+        .sign(&claims)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("signing an access token: {e}")))?;
+    Ok(Minted {
+        token,
+        expires_in: ttl,
+    })
+}
+
+/// The surface a token was minted for, from its audience.
+pub fn surface_of(state: &AppState, claims: &AccessClaims) -> Surface {
+    if claims.aud == state.settings.audience_portal {
+        Surface::Portal
+    } else {
+        Surface::App
+    }
+}
+
+pub fn audit_ctx(
+    tenant_id: &str,
+    user_id: Option<&str>,
+    actor_id: Option<&str>,
+    surface: Option<Surface>,
+    meta: &ClientMeta,
+) -> AuditCtx {
+    AuditCtx {
+        tenant_id: tenant_id.to_owned(),
+        user_id: user_id.map(str::to_owned),
+        actor_id: actor_id.map(str::to_owned),
+        surface: surface.map(Surface::as_str),
+        ip: meta.ip_string(),
+        user_agent: meta.user_agent.clone(),
+    }
+}
+
+/// Parses a value the database constrains; a mismatch is a bug, not bad input.
+pub fn stored<T>(value: Option<T>, what: &str) -> Result<T, ApiError> {
+    value.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unexpected stored {what}")))
+}
+
+pub fn stored_surface(s: &str) -> Result<Surface, ApiError> {
+    stored(Surface::from_db(s), "surface")
+}
+
+pub fn stored_idp(s: &str) -> Result<IdentityProvider, ApiError> {
+    stored(IdentityProvider::from_db(s), "identity provider")
+}
+
+/// Decrypts a stored TOTP secret.
+pub fn open_secret(
+    state: &AppState,
+    tenant_id: &str,
+    user_id: &str,
+    factor_id: Uuid,
+    key_id: &str,
+    nonce: &[u8],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    let aad = totp_secret_aad(tenant_id, user_id, factor_id);
+    state
+        .keys
+        .keyring
+        .open(key_id, nonce, ciphertext, &aad)
+        .map(|s| s.expose_secret().clone())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("opening a TOTP secret: {e}")))
+}
+
+/// Seconds until `until`, at least 1 (for Retry-After).
+pub fn secs_until(until: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+    u64::try_from((until - now).num_milliseconds().max(0))
+        .map(|ms| ms.div_ceil(1000).max(1))
+        .unwrap_or(1)
+}

@@ -1,0 +1,167 @@
+//! Step-up for sensitive calls (API.md §6): a token whose `amr` holds `mfa` and whose
+//! `auth_time` is recent, or a current code in `X-MFA-Code` (TOTP, or a recovery code that
+//! is then used up). A code that is sent is always checked, and a wrong one counts.
+
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use uuid::Uuid;
+
+use super::attempt::{self, Proof};
+use super::{audit_ctx, surface_of};
+use crate::crypto::jwt::AccessClaims;
+use crate::db::{self, audit::AuditCtx};
+use crate::domain::audit::AuditType;
+use crate::error::ApiError;
+use crate::http::extract::ClientMeta;
+use crate::metrics::Outcome;
+use crate::state::AppState;
+
+/// The header that carries a step-up code.
+pub const HEADER: &str = "X-MFA-Code";
+
+/// A user's active factor, enough to check a proof against it.
+pub struct FactorRef<'a> {
+    pub user_id: &'a str,
+    pub factor_id: Uuid,
+    /// `(key_id, nonce, ciphertext)` of the secret; needed for TOTP proofs only.
+    pub sealed: Option<(&'a str, &'a [u8], &'a [u8])>,
+}
+
+/// Checks a proof against the factor and uses it up (replay guard for TOTP, single use for
+/// recovery codes). A wrong proof is recorded (lockout, audit). `Ok(Err(e))`: commit the
+/// transaction, then answer `e`.
+pub async fn use_proof(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    audit: &AuditCtx,
+    login_id: Option<Uuid>,
+    factor: &FactorRef<'_>,
+    proof: &Proof,
+    now: DateTime<Utc>,
+) -> Result<Result<(), ApiError>, ApiError> {
+    let tenant_id = &audit.tenant_id;
+    match proof {
+        Proof::Totp(code) => {
+            let (key_id, nonce, ct) = factor.sealed.ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("TOTP proof without the factor's secret"))
+            })?;
+            let secret = super::open_secret(
+                state,
+                tenant_id,
+                factor.user_id,
+                factor.factor_id,
+                key_id,
+                nonce,
+                ct,
+            )?;
+            let Some(step) = attempt::check_totp(state, &secret, code, now) else {
+                attempt::record_wrong(
+                    conn,
+                    state,
+                    audit,
+                    login_id,
+                    AuditType::TotpVerifyFailed,
+                    now,
+                )
+                .await?;
+                return Ok(Err(ApiError::InvalidCode));
+            };
+            if !db::factors::consume_step(conn, tenant_id, factor.factor_id, step, now).await? {
+                db::audit::insert(
+                    conn,
+                    audit,
+                    AuditType::TotpCodeReused,
+                    now,
+                    serde_json::json!({}),
+                )
+                .await?;
+                state.metrics.outcome(Outcome::Reused);
+                return Ok(Err(ApiError::CodeReused));
+            }
+        }
+        Proof::Recovery(code) => {
+            let Some(hash) =
+                attempt::check_recovery(conn, state, tenant_id, factor.factor_id, code).await?
+            else {
+                attempt::record_wrong(
+                    conn,
+                    state,
+                    audit,
+                    login_id,
+                    AuditType::RecoveryCodeFailed,
+                    now,
+                )
+                .await?;
+                return Ok(Err(ApiError::InvalidCode));
+            };
+            if !db::recovery::use_code(conn, tenant_id, factor.factor_id, &hash, now).await? {
+                state.metrics.outcome(Outcome::Reused);
+                return Ok(Err(ApiError::CodeReused));
+            }
+            let left = db::recovery::count_unused(conn, tenant_id, factor.factor_id).await?;
+            let mut details = serde_json::json!({"recovery_codes_remaining": left});
+            if let Some(id) = login_id {
+                details["login_id"] = serde_json::json!(id);
+            }
+            db::audit::insert(conn, audit, AuditType::RecoveryCodeUsed, now, details).await?;
+        }
+    }
+    state.metrics.outcome(Outcome::Success);
+    Ok(Ok(()))
+}
+
+/// Whether the token itself proves a recent second factor.
+pub fn is_recent(state: &AppState, claims: &AccessClaims) -> bool {
+    let age = state.now().timestamp() - claims.auth_time;
+    claims.amr.iter().any(|a| a == "mfa")
+        && (0..=i64::from(state.settings.step_up_max_age)).contains(&age)
+}
+
+/// Requires step-up for the caller of a sensitive call. `code` is the `X-MFA-Code` header.
+pub async fn require(
+    state: &AppState,
+    claims: &AccessClaims,
+    code: Option<&str>,
+    meta: &ClientMeta,
+) -> Result<(), ApiError> {
+    let Some(raw) = code else {
+        return if is_recent(state, claims) {
+            Ok(())
+        } else {
+            Err(ApiError::StepUpRequired)
+        };
+    };
+    attempt::rate_limit(state, meta)?;
+    let proof = attempt::parse_any(HEADER, raw)?;
+    let now = state.now();
+    let (tenant_id, user_id) = (claims.tid.as_str(), claims.sub.as_str());
+    let audit = audit_ctx(
+        tenant_id,
+        Some(user_id),
+        Some(user_id),
+        Some(surface_of(state, claims)),
+        meta,
+    );
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let locked_until = db::users::lock_for_attempt(conn, tenant_id, user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        attempt::ensure_not_locked(state, locked_until, now)?;
+        let Some(f) = db::factors::get(conn, tenant_id, user_id, "active").await? else {
+            // No factor to check the code against.
+            return Err(ApiError::StepUpRequired);
+        };
+        let factor = FactorRef {
+            user_id,
+            factor_id: f.factor_id,
+            sealed: Some((&f.key_id, &f.nonce, &f.ciphertext)),
+        };
+        let used = use_proof(conn, state, &audit, None, &factor, &proof, now).await?;
+        if used.is_ok() {
+            db::users::reset_lockout(conn, tenant_id, user_id, now).await?;
+        }
+        Ok(used)
+    })
+    .await?
+}
