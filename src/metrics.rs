@@ -44,6 +44,10 @@ impl Metrics {
         registry.register(Box::new(second_factor.clone()))?;
         registry.register(Box::new(lockouts.clone()))?;
         registry.register(Box::new(pool.clone()))?;
+        // Every outcome is exported from the start, so rates work before the first event.
+        for o in ["success", "invalid", "reused", "locked", "rate_limited"] {
+            second_factor.with_label_values(&[o]);
+        }
         Ok(Self {
             registry,
             second_factor,

@@ -47,7 +47,7 @@ pub fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
         message.truncate(at);
     }
     let mut field = e.path().to_string();
-    if field == "." {
+    if field == "." || field == "?" {
         field = String::new();
     }
     if let Some(rest) = message.strip_prefix("missing field `") {
@@ -116,6 +116,25 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             parse_json(&body).map(JsonBody)
         })
     }
+}
+
+/// Checks every request before routing (and before authentication): a declared body over
+/// 16 KiB is `413`, a body that is not JSON is `415`. Bodies without a declared length are
+/// checked again while they are read (`JsonBody`).
+pub fn body_guard(req: &actix_web::dev::ServiceRequest) -> Result<(), ApiError> {
+    let h = req.headers();
+    let declared = h
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let has_body = declared.is_some_and(|n| n > 0) || h.contains_key(header::TRANSFER_ENCODING);
+    if has_body && !is_json(req.request()) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    Ok(())
 }
 
 /// The caller's address (through trusted proxies) and user agent, for audit events and

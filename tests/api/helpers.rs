@@ -1,0 +1,561 @@
+//! `TestApp`: the real application on port 0, on its own database cloned from a migrated
+//! template, with a clock the test moves. Codes are computed from the secret the API
+//! returned, the way an authenticator app does (totp-lite, not the service's own code).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use mspbots_mfa::config::Settings;
+use mspbots_mfa::domain::clock::FixedClock;
+use mspbots_mfa::startup::Application;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+pub const PG: &str = "postgres://postgres@127.0.0.1:5432";
+
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+
+/// The migrated template database, built once per migration set (advisory-locked, so
+/// parallel test processes build it once).
+async fn template() -> String {
+    TEMPLATE
+        .get_or_init(|| async {
+            let mut hasher = Sha256::new();
+            let mut dirs: Vec<_> =
+                std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+                    .expect("migrations dir")
+                    .map(|e| e.expect("entry").path())
+                    .collect();
+            dirs.sort();
+            for d in dirs {
+                hasher.update(std::fs::read(d.join("up.sql")).unwrap_or_default());
+            }
+            let hash = hex(&hasher.finalize()[..6]);
+            let name = format!("mfa_test_tpl_{hash}");
+            let mut admin = AsyncPgConnection::establish(&format!("{PG}/postgres"))
+                .await
+                .expect("postgres is running");
+            admin
+                .batch_execute("SELECT pg_advisory_lock(4242)")
+                .await
+                .expect("lock");
+            let ready: Vec<Ready> = diesel_async::RunQueryDsl::load(
+                diesel::sql_query(
+                    "SELECT datname FROM pg_database WHERE datname = $1 AND datistemplate",
+                )
+                .bind::<diesel::sql_types::Text, _>(&name),
+                &mut admin,
+            )
+            .await
+            .expect("query");
+            if ready.is_empty() {
+                admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+                    .await
+                    .expect("drop");
+                let url = format!("{PG}/{name}");
+                mspbots_mfa::db::create_database(&url, None)
+                    .await
+                    .expect("create template");
+                mspbots_mfa::db::migrate(&url)
+                    .await
+                    .expect("migrate template");
+                admin
+                    .batch_execute(&format!("ALTER DATABASE \"{name}\" IS_TEMPLATE true"))
+                    .await
+                    .expect("mark");
+            }
+            admin
+                .batch_execute("SELECT pg_advisory_unlock(4242)")
+                .await
+                .expect("unlock");
+            name
+        })
+        .await
+        .clone()
+}
+
+#[derive(diesel::QueryableByName)]
+#[allow(dead_code)]
+struct Ready {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    datname: String,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A fresh database cloned from the template; dropped with the guard.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let tpl = template().await;
+        let name = format!("mfa_test_{}", uuid::Uuid::new_v4().simple());
+        let url = format!("{PG}/{name}");
+        let mut tries = 0;
+        loop {
+            match mspbots_mfa::db::create_database(&url, Some(&tpl)).await {
+                Ok(()) => break,
+                // Two clones of one template at the same instant can collide; retry.
+                Err(e) if tries < 20 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * tries)).await;
+                    if tries == 20 {
+                        panic!("creating test database: {e:#}");
+                    }
+                }
+                Err(e) => panic!("creating test database: {e:#}"),
+            }
+        }
+        Self { name, url }
+    }
+
+    pub async fn connect(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.url)
+            .await
+            .expect("connect to test db")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("rt");
+            rt.block_on(async {
+                if let Ok(mut c) = AsyncPgConnection::establish(&format!("{PG}/postgres")).await {
+                    let _ = c
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub clock: FixedClock,
+    pub db: TestDb,
+    pub state: actix_web::web::Data<mspbots_mfa::state::AppState>,
+    /// A service key for every tenant.
+    pub service_key: String,
+    _dir: TempDir,
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let p = std::env::temp_dir().join(format!("mfa-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&p).expect("tempdir");
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A time 5 s into a TOTP step, near the real time (so tokens verified by external
+/// libraries against the wall clock are not expired).
+pub fn start_time() -> DateTime<Utc> {
+    let now = Utc::now().timestamp();
+    Utc.timestamp_opt(now - now.rem_euclid(30) + 5, 0).unwrap()
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        let db = TestDb::new().await;
+        let dir = TempDir::new();
+        let mut settings = Settings::defaults();
+        settings.database_url = db.url.clone();
+        settings.bind = "127.0.0.1:0".into();
+        settings.data_dir = dir.0.clone();
+        settings.db_pool_size = 4;
+        configure(&mut settings);
+        let clock = FixedClock::new(start_time());
+        let app = Application::build_with_clock(settings, Arc::new(clock.clone()))
+            .await
+            .expect("app builds");
+        let port = app.port();
+        let state = app.state();
+        tokio::spawn(app.run_until_stopped());
+        let service_key = {
+            let mut conn = db.connect().await;
+            mspbots_mfa::services::service_keys::create(
+                &mut conn,
+                &state.keys.hash_key,
+                "test",
+                &[],
+            )
+            .await
+            .expect("service key")
+            .1
+        };
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            client: reqwest::Client::new(),
+            clock,
+            db,
+            state,
+            service_key,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        use mspbots_mfa::domain::clock::Clock;
+        self.clock.now()
+    }
+
+    pub fn advance(&self, secs: i64) {
+        self.clock.advance(Duration::seconds(secs));
+    }
+
+    pub async fn scoped_key(&self, tenants: &[&str]) -> String {
+        let tenants: Vec<_> = tenants
+            .iter()
+            .map(|t| mspbots_mfa::domain::ids::TenantId::parse(t).unwrap())
+            .collect();
+        let mut conn = self.db.connect().await;
+        mspbots_mfa::services::service_keys::create(
+            &mut conn,
+            &self.state.keys.hash_key,
+            "scoped",
+            &tenants,
+        )
+        .await
+        .unwrap()
+        .1
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        let mut r = self.client.get(self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        Resp::from(r.send().await.expect("request")).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.send(reqwest::Method::POST, path, token, Some(body), &[])
+            .await
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut r = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        Resp::from(r.send().await.expect("request")).await
+    }
+
+    /// `POST /v1/logins` with the all-tenant service key.
+    pub async fn start_login(&self, u: &User) -> Resp {
+        self.post("/v1/logins", Some(&self.service_key), u.login_body())
+            .await
+    }
+
+    /// Sign-in with enrollment from start to finish; the user must be required to enroll.
+    pub async fn enroll_at_login(&self, u: &User) -> Enrolled {
+        let started = self.start_login(u).await;
+        assert_eq!(started.status, 201, "{}", started.body);
+        assert_eq!(
+            started.body["status"], "enrollment_required",
+            "{}",
+            started.body
+        );
+        let (login_id, token) = login_of(&started);
+        let material = self
+            .post(
+                &format!("/v1/logins/{login_id}/totp-enrollment"),
+                Some(&token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(material.status, 201, "{}", material.body);
+        let secret = material.body["secret"].as_str().unwrap().to_owned();
+        let code = code_at(&secret, self.now());
+        let done = self
+            .post(
+                &format!("/v1/logins/{login_id}/totp-enrollment/confirm"),
+                Some(&token),
+                json!({"code": code}),
+            )
+            .await;
+        assert_eq!(done.status, 200, "{}", done.body);
+        Enrolled {
+            secret,
+            access_token: done.body["access_token"].as_str().unwrap().to_owned(),
+            recovery_codes: done.body["recovery_codes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_owned())
+                .collect(),
+        }
+    }
+
+    /// A user who has no factor enrolls voluntarily through `/v1/me` (e.g. an admin before
+    /// turning 2FA on); returns the secret and the new `otp` token.
+    pub async fn enroll_via_me(&self, u: &User) -> Enrolled {
+        let started = self.start_login(u).await;
+        assert_eq!(started.body["status"], "authenticated", "{}", started.body);
+        let token = started.body["access_token"].as_str().unwrap().to_owned();
+        let material = self
+            .post("/v1/me/totp-enrollment", Some(&token), json!({}))
+            .await;
+        assert_eq!(material.status, 201, "{}", material.body);
+        let secret = material.body["secret"].as_str().unwrap().to_owned();
+        let done = self
+            .post(
+                "/v1/me/totp-enrollment/confirm",
+                Some(&token),
+                json!({"code": code_at(&secret, self.now())}),
+            )
+            .await;
+        assert_eq!(done.status, 200, "{}", done.body);
+        Enrolled {
+            secret,
+            access_token: done.body["access_token"].as_str().unwrap().to_owned(),
+            recovery_codes: done.body["recovery_codes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_owned())
+                .collect(),
+        }
+    }
+
+    /// Signs in with a TOTP code (moving the clock one step first so the code is fresh).
+    pub async fn sign_in_with_code(&self, u: &User, secret: &str) -> String {
+        self.advance(30);
+        let started = self.start_login(u).await;
+        assert_eq!(
+            started.body["status"], "verification_required",
+            "{}",
+            started.body
+        );
+        let (login_id, token) = login_of(&started);
+        let r = self
+            .post(
+                &format!("/v1/logins/{login_id}/verify"),
+                Some(&token),
+                json!({"code": code_at(secret, self.now())}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// An admin of `tenant` with an active factor and a fresh `otp` token.
+    pub async fn admin(&self, tenant: &str) -> (User, Enrolled) {
+        let u = User::new(tenant, "admin-1").roles(&["admin"]);
+        let e = self.enroll_via_me(&u).await;
+        (u, e)
+    }
+
+    /// Turns 2FA on for the tenant as its admin (fresh `otp` token, so no code needed).
+    pub async fn enforce(&self, tenant: &str, admin_token: &str, body: Value) -> Resp {
+        let p = self
+            .get(&format!("/v1/tenants/{tenant}/policy"), Some(admin_token))
+            .await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        let etag = p.headers.get("etag").unwrap().to_str().unwrap().to_owned();
+        self.send(
+            reqwest::Method::PUT,
+            &format!("/v1/tenants/{tenant}/policy"),
+            Some(admin_token),
+            Some(body),
+            &[("If-Match", &etag)],
+        )
+        .await
+    }
+
+    pub async fn sql_count(&self, sql: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut c = self.db.connect().await;
+        let r: N = diesel_async::RunQueryDsl::get_result(diesel::sql_query(sql), &mut c)
+            .await
+            .expect(sql);
+        r.n
+    }
+
+    /// Audit event types of a tenant, oldest first.
+    pub async fn audit_types(&self, tenant: &str) -> Vec<String> {
+        #[derive(diesel::QueryableByName)]
+        struct T {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            r#type: String,
+        }
+        let mut c = self.db.connect().await;
+        let rows: Vec<T> = diesel_async::RunQueryDsl::load(
+            diesel::sql_query("SELECT type FROM audit_events WHERE tenant_id = $1 ORDER BY id")
+                .bind::<diesel::sql_types::Text, _>(tenant),
+            &mut c,
+        )
+        .await
+        .unwrap();
+        rows.into_iter().map(|r| r.r#type).collect()
+    }
+}
+
+pub struct Enrolled {
+    pub secret: String,
+    pub access_token: String,
+    pub recovery_codes: Vec<String>,
+}
+
+/// A user as the primary login describes them.
+#[derive(Clone)]
+pub struct User {
+    pub tenant: String,
+    pub id: String,
+    pub email: String,
+    pub idp: String,
+    pub surface: String,
+    pub roles: Vec<String>,
+}
+
+impl User {
+    pub fn new(tenant: &str, id: &str) -> Self {
+        Self {
+            tenant: tenant.into(),
+            id: id.into(),
+            email: format!("{id}@{tenant}.example"),
+            idp: "local".into(),
+            surface: "app".into(),
+            roles: vec![],
+        }
+    }
+    pub fn microsoft(mut self) -> Self {
+        self.idp = "microsoft".into();
+        self
+    }
+    pub fn portal(mut self) -> Self {
+        self.surface = "portal".into();
+        self
+    }
+    pub fn roles(mut self, roles: &[&str]) -> Self {
+        self.roles = roles.iter().map(|r| (*r).to_owned()).collect();
+        self
+    }
+    pub fn login_body(&self) -> Value {
+        json!({"tenant_id": self.tenant, "user_id": self.id, "email": self.email, "display_name": "Test User",
+               "identity_provider": self.idp, "roles": self.roles, "surface": self.surface})
+    }
+}
+
+/// A response read whole.
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    pub async fn from(r: reqwest::Response) -> Self {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Self {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// Asserts a problem+json error with this status and code.
+    #[track_caller]
+    pub fn problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.body["code"], code, "{}", self.text);
+        assert_eq!(self.body["type"], format!("urn:mspbots:mfa:{code}"));
+        assert_eq!(self.body["status"], status);
+        let ct = self.headers.get("content-type").unwrap().to_str().unwrap();
+        assert_eq!(ct, "application/problem+json");
+        assert!(self.headers.contains_key("x-request-id"));
+    }
+}
+
+pub fn login_of(r: &Resp) -> (String, String) {
+    (
+        r.body["login_id"].as_str().unwrap().to_owned(),
+        r.body["mfa_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// What an authenticator app shows at `at` for a base32 secret.
+pub fn code_at(secret_b32: &str, at: DateTime<Utc>) -> String {
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(secret_b32.as_bytes())
+        .expect("base32 secret");
+    totp_lite::totp_custom::<totp_lite::Sha1>(30, 6, &secret, at.timestamp() as u64)
+}
+
+/// A six-digit code that is not valid now (nor one step either side).
+pub fn wrong_code(secret_b32: &str, at: DateTime<Utc>) -> String {
+    let valid: Vec<String> = (-3..=3)
+        .map(|s| code_at(secret_b32, at + Duration::seconds(30 * s)))
+        .collect();
+    (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !valid.contains(c))
+        .unwrap()
+}
+
+impl TestApp {
+    /// A connection to the maintenance database (to create or drop databases).
+    pub async fn db_admin(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&format!("{PG}/postgres"))
+            .await
+            .expect("connect")
+    }
+}
