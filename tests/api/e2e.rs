@@ -1,0 +1,350 @@
+//! End to end through the real binary on port 0, over loopback, with the wall clock: the
+//! CLI creates the service key, codes come from the secret the API returned, and the access
+//! token is verified with the JWKS alone, as the Client Portal backend would.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use crate::helpers::{code_at, TempDir, TestDb};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mspbots-mfa");
+
+struct Service {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(db: &TestDb, dir: &TempDir) -> Command {
+    let mut c = Command::new(BIN);
+    c.env("DATABASE_URL", &db.url)
+        .env("MFA_DATA_DIR", &dir.0)
+        .env("MFA_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "info");
+    c
+}
+
+/// Starts the binary and waits for its "listening on" line.
+fn start(db: &TestDb, dir: &TempDir) -> Service {
+    let mut child = command(db, dir)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("listening on http://") {
+                let addr: String = line[i + 20..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                    .collect();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the service reports its address");
+    Service {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+async fn call(
+    c: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut r = c.request(method, url).bearer_auth(token).json(&body);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let res = r.send().await.expect("request");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+fn verify_with_jwks(token: &str, jwks: &Value, aud: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    let kid = header.kid.expect("kid");
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .expect("kid published");
+    let key = jsonwebtoken::DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    v.set_audience(&[aud]);
+    v.set_issuer(&["mspbots-mfa"]);
+    jsonwebtoken::decode::<Value>(token, &key, &v)
+        .expect("valid with the JWKS alone")
+        .claims
+}
+
+#[tokio::test]
+async fn the_three_procedures_through_the_real_binary() {
+    let db = TestDb::new().await;
+    let dir = TempDir::new();
+    // The CLI prints the new key alone on standard output.
+    let out = command(&db, &dir)
+        .args(["service-keys", "create", "--name", "login-backend"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let key = stdout.trim_end_matches('\n');
+    assert!(
+        key.starts_with("sk_") && !key.contains('\n') && key.len() >= 46,
+        "{stdout:?}"
+    );
+
+    let svc = start(&db, &dir);
+    let c = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", svc.base);
+    assert_eq!(c.get(url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(c.get(url("/readyz")).send().await.unwrap().status(), 200);
+    let jwks: Value = c
+        .get(url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let post = reqwest::Method::POST;
+
+    // An admin signs in (2FA off), sets up an authenticator app voluntarily, turns 2FA on.
+    let admin = json!({"tenant_id": "acme", "user_id": "admin", "email": "admin@acme.example",
+        "identity_provider": "microsoft", "roles": ["admin"], "surface": "app"});
+    let (s, b) = call(&c, post.clone(), url("/v1/logins"), key, admin.clone(), &[]).await;
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (201, Some("authenticated")),
+        "{b}"
+    );
+    let pwd_token = b["access_token"].as_str().unwrap().to_owned();
+    let (s, m) = call(
+        &c,
+        post.clone(),
+        url("/v1/me/totp-enrollment"),
+        &pwd_token,
+        json!({}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 201, "{m}");
+    let admin_secret = m["secret"].as_str().unwrap().to_owned();
+    let (s, b) = call(
+        &c,
+        post.clone(),
+        url("/v1/me/totp-enrollment/confirm"),
+        &pwd_token,
+        json!({"code": code_at(&admin_secret, Utc::now())}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let admin_token = b["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        verify_with_jwks(&admin_token, &jwks, "mspbots-app")["amr"],
+        json!(["pwd", "otp", "mfa"])
+    );
+    let policy = c
+        .get(url("/v1/tenants/acme/policy"))
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .unwrap();
+    let etag = policy.headers()["etag"].to_str().unwrap().to_owned();
+    let (s, b) = call(
+        &c,
+        reqwest::Method::PUT,
+        url("/v1/tenants/acme/policy"),
+        &admin_token,
+        json!({"enforce_mfa": true}),
+        &[("If-Match", &etag)],
+    )
+    .await;
+    assert_eq!((s, &b["enforce_mfa"]), (200, &json!(true)), "{b}");
+
+    // A local user's first sign-in on the portal: Setup MFA, scan, type the code.
+    let user = json!({"tenant_id": "acme", "user_id": "jane", "email": "jane@acme.example",
+        "identity_provider": "local", "surface": "portal"});
+    let (s, b) = call(&c, post.clone(), url("/v1/logins"), key, user.clone(), &[]).await;
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (201, Some("enrollment_required")),
+        "{b}"
+    );
+    let (login, mfa) = (
+        b["login_id"].as_str().unwrap().to_owned(),
+        b["mfa_token"].as_str().unwrap().to_owned(),
+    );
+    let (s, m) = call(
+        &c,
+        post.clone(),
+        url(&format!("/v1/logins/{login}/totp-enrollment")),
+        &mfa,
+        json!({}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 201, "{m}");
+    let secret = m["secret"].as_str().unwrap().to_owned();
+    let (s, b) = call(
+        &c,
+        post.clone(),
+        url(&format!("/v1/logins/{login}/totp-enrollment/confirm")),
+        &mfa,
+        json!({"code": code_at(&secret, Utc::now())}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["recovery_codes"].as_array().unwrap().len(), 10);
+    let claims = verify_with_jwks(b["access_token"].as_str().unwrap(), &jwks, "mspbots-portal");
+    assert_eq!(
+        (claims["sub"].as_str(), claims["tid"].as_str()),
+        (Some("jane"), Some("acme"))
+    );
+
+    // Every later sign-in asks for a code. The confirming code is used up, so the app's next
+    // code (accepted within the default one-step window) signs in, without waiting.
+    let (s, b) = call(&c, post.clone(), url("/v1/logins"), key, user, &[]).await;
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (201, Some("verification_required")),
+        "{b}"
+    );
+    let (login, mfa) = (
+        b["login_id"].as_str().unwrap().to_owned(),
+        b["mfa_token"].as_str().unwrap().to_owned(),
+    );
+    let next = code_at(&secret, Utc::now() + chrono::Duration::seconds(30));
+    let (s, b) = call(
+        &c,
+        post.clone(),
+        url(&format!("/v1/logins/{login}/verify")),
+        &mfa,
+        json!({"code": next}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let claims = verify_with_jwks(b["access_token"].as_str().unwrap(), &jwks, "mspbots-portal");
+    assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]));
+    assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() == 3600);
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_service_gracefully() {
+    let db = TestDb::new().await;
+    let dir = TempDir::new();
+    let mut svc = start(&db, &dir);
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", svc.base))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let pid = svc.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = svc.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "did not stop after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "graceful exit: {status:?}");
+}
+
+#[test]
+fn production_without_keys_refuses_to_start_and_names_the_variable() {
+    let out = Command::new(BIN)
+        .env("MFA_ENV", "production")
+        .env_remove("MFA_ENCRYPTION_KEYS")
+        .env(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/never_created_here",
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("MFA_ENCRYPTION_KEYS"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn cli_prints_the_committed_spec_and_documents_every_variable() {
+    let out = Command::new(BIN).arg("openapi").output().unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+            .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), committed);
+    let help = String::from_utf8(
+        Command::new(BIN)
+            .args(["serve", "--help"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for var in [
+        "DATABASE_URL",
+        "MFA_BIND",
+        "MFA_ENV",
+        "MFA_DATA_DIR",
+        "MFA_ENCRYPTION_KEYS",
+        "MFA_HASH_KEY",
+        "MFA_SIGNING_KEYS",
+        "MFA_ISSUER",
+        "MFA_ACCESS_TOKEN_TTL",
+        "MFA_TOTP_SKEW",
+        "MFA_STEP_UP_MAX_AGE",
+        "MFA_RATE_LIMIT_PER_MINUTE",
+        "MFA_LOGIN_TTL",
+        "MFA_CORS_ORIGINS",
+        "MFA_TRUSTED_PROXIES",
+    ] {
+        assert!(help.contains(var), "serve --help lacks {var}:\n{help}");
+    }
+    assert!(
+        help.contains("[default: 30]") && help.contains("[default: 127.0.0.1:8080]"),
+        "{help}"
+    );
+}
