@@ -17,7 +17,8 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        // Postgres keeps microseconds: times we return then match times we stored.
+        chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
     }
 }
 
