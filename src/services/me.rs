@@ -121,7 +121,8 @@ pub async fn start_enrollment(
             .await?
             .is_some()
     };
-    if has_factor || step_up_code.is_some() {
+    // A first enrollment needs only the access token; replacing a factor needs step-up.
+    if has_factor {
         super::step_up::require(state, claims, step_up_code, meta).await?;
     }
     let now = state.now();
