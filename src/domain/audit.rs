@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 macro_rules! audit_types {
-    ($($variant:ident => $text:literal),+ $(,)?) => {
+    ($($variant:ident => $text:tt),+ $(,)?) => {
         /// What happened.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
         pub enum AuditType { $(#[serde(rename = $text)] $variant),+ }

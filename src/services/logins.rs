@@ -37,10 +37,17 @@ pub struct StartLogin {
     pub identity_provider: IdentityProvider,
     /// Roles in the primary account system; `admin` may administer the tenant.
     #[serde(default)]
-    #[schema(max_items = 32)]
+    #[schema(max_items = 32, value_type = Option<Vec<Role>>)]
     pub roles: Option<Vec<String>>,
     pub surface: Surface,
 }
+
+// Only documents the items of `roles`; `parse_roles` checks them.
+/// A role in the primary account system: 1-64 characters, no whitespace or control characters.
+#[derive(ToSchema)]
+#[schema(value_type = String, min_length = 1, max_length = 64,
+    pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$", example = "admin")]
+pub struct Role(pub String);
 
 /// What the sign-in needs next.
 #[derive(Debug, Serialize, ToSchema)]
@@ -150,7 +157,10 @@ fn parse_roles(roles: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
         return Err(ApiError::field("roles", "at most 32 roles"));
     }
     for (i, r) in roles.iter().enumerate() {
-        if r.is_empty() || r.len() > 64 || r.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        if r.is_empty()
+            || r.chars().count() > 64
+            || r.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
             return Err(ApiError::field(
                 &format!("roles[{i}]"),
                 "must be 1-64 characters without spaces",

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // shared by test modules; not every module uses every helper
 //! `TestApp`: the real application on port 0, on its own database cloned from a migrated
 //! template, with a clock the test moves. Codes are computed from the secret the API
 //! returned, the way an authenticator app does (totp-lite, not the service's own code).
@@ -92,6 +93,8 @@ fn hex(b: &[u8]) -> String {
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    /// Dropped with the guard; false for a database another `TestApp` owns.
+    pub owned: bool,
 }
 
 impl TestDb {
@@ -114,7 +117,11 @@ impl TestDb {
                 Err(e) => panic!("creating test database: {e:#}"),
             }
         }
-        Self { name, url }
+        Self {
+            name,
+            url,
+            owned: true,
+        }
     }
 
     pub async fn connect(&self) -> AsyncPgConnection {
@@ -126,6 +133,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         let name = self.name.clone();
         // Drop runs inside the test's runtime: use a thread with its own.
         let _ = std::thread::spawn(move || {
@@ -154,6 +164,8 @@ pub struct TestApp {
     pub state: actix_web::web::Data<mspbots_mfa::state::AppState>,
     /// A service key for every tenant.
     pub service_key: String,
+    /// `MFA_DATA_DIR` of this app: its development keys (`encryption-keys`, `hash-key`).
+    pub data_dir: std::path::PathBuf,
     _dir: TempDir,
 }
 
@@ -187,7 +199,22 @@ impl TestApp {
     }
 
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
-        let db = TestDb::new().await;
+        Self::spawn_in(TestDb::new().await, configure).await
+    }
+
+    /// A second instance on an existing database (which this app does not drop);
+    /// `configure` typically sets the keys the first instance used.
+    pub async fn spawn_on(db_url: &str, configure: impl FnOnce(&mut Settings)) -> Self {
+        let name = db_url.rsplit('/').next().unwrap_or_default().to_owned();
+        let db = TestDb {
+            name,
+            url: db_url.to_owned(),
+            owned: false,
+        };
+        Self::spawn_in(db, configure).await
+    }
+
+    async fn spawn_in(db: TestDb, configure: impl FnOnce(&mut Settings)) -> Self {
         let dir = TempDir::new();
         let mut settings = Settings::defaults();
         settings.database_url = db.url.clone();
@@ -222,6 +249,7 @@ impl TestApp {
             db,
             state,
             service_key,
+            data_dir: dir.0.clone(),
             _dir: dir,
         }
     }
@@ -558,4 +586,110 @@ impl TestApp {
             .await
             .expect("connect")
     }
+}
+
+impl TestApp {
+    /// The text column `s` of every row `sql` returns.
+    pub async fn sql_strings(&self, sql: &str) -> Vec<String> {
+        #[derive(diesel::QueryableByName)]
+        struct S {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            s: String,
+        }
+        let mut c = self.db.connect().await;
+        let rows: Vec<S> = diesel_async::RunQueryDsl::load(diesel::sql_query(sql), &mut c)
+            .await
+            .expect(sql);
+        rows.into_iter().map(|r| r.s).collect()
+    }
+
+    /// A request with an access token and an optional `X-MFA-Code` (step-up).
+    pub async fn with_code(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        code: Option<&str>,
+    ) -> Resp {
+        let headers: Vec<(&str, &str)> = code.map(|c| ("X-MFA-Code", c)).into_iter().collect();
+        self.send(method, path, Some(token), None, &headers).await
+    }
+}
+
+/// The claims of a JWT, read without checking anything (what a client would see).
+pub fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = data_encoding::BASE64URL_NOPAD
+        .decode(payload.as_bytes())
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+// Sign-in helpers (signin.rs, replay_lockout.rs).
+impl TestApp {
+    /// Starts a sign-in that must ask for a code: `(login_id, mfa_token)`.
+    pub async fn challenge(&self, u: &User) -> (String, String) {
+        let started = self.start_login(u).await;
+        assert_eq!(started.status, 201, "{}", started.body);
+        assert_eq!(
+            started.body["status"], "verification_required",
+            "{}",
+            started.body
+        );
+        login_of(&started)
+    }
+
+    /// `POST /v1/logins/{login_id}/{action}` with the login's mfa token.
+    pub async fn login_post(&self, login_id: &str, token: &str, action: &str, body: Value) -> Resp {
+        self.post(
+            &format!("/v1/logins/{login_id}/{action}"),
+            Some(token),
+            body,
+        )
+        .await
+    }
+
+    /// `POST /v1/logins/{login_id}/verify` with `code`.
+    pub async fn verify_code(&self, login_id: &str, token: &str, code: &str) -> Resp {
+        self.login_post(login_id, token, "verify", json!({ "code": code }))
+            .await
+    }
+
+    /// `attempts_left` of a live login (asserts the token still works).
+    pub async fn attempts_left(&self, login_id: &str, token: &str) -> i64 {
+        let r = self
+            .get(&format!("/v1/logins/{login_id}"), Some(token))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["attempts_left"].as_i64().expect("attempts_left")
+    }
+
+    /// The user's consecutive wrong codes as stored (the lockout counter).
+    pub async fn user_failures(&self, tenant: &str, user: &str) -> i64 {
+        self.sql_count(&format!(
+            "SELECT failed_attempts::bigint AS n FROM users WHERE tenant_id = '{tenant}' AND user_id = '{user}'"
+        ))
+        .await
+    }
+
+    /// How many audit events of this type the tenant has.
+    pub async fn audit_count(&self, tenant: &str, kind: &str) -> usize {
+        self.audit_types(tenant)
+            .await
+            .iter()
+            .filter(|t| *t == kind)
+            .count()
+    }
+}
+
+/// The `Retry-After` of a response, in seconds.
+#[track_caller]
+pub fn retry_after(r: &Resp) -> u64 {
+    r.headers
+        .get("retry-after")
+        .expect("Retry-After")
+        .to_str()
+        .unwrap()
+        .parse()
+        .expect("Retry-After in seconds")
 }
