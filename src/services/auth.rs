@@ -81,19 +81,25 @@ pub fn access_token(state: &AppState, token: &str) -> Result<AccessClaims, ApiEr
 
 /// The tenant administration rule (API.md §5): an admin of this tenant (else 403
 /// `forbidden`) who signed in with a second factor and still has one (else 403
-/// `mfa_required_for_admin`).
+/// `mfa_required_for_admin`). Roles are read from the user's current record too, so a token
+/// minted before a demotion or an offboarding no longer administers anything.
 pub async fn require_admin(
     state: &AppState,
     claims: &AccessClaims,
     tenant_id: &str,
 ) -> Result<(), ApiError> {
-    if claims.tid != tenant_id || !claims.roles.iter().any(|r| r == "admin") {
+    let is_admin = |roles: &[String]| roles.iter().any(|r| r == "admin");
+    if claims.tid != tenant_id || !is_admin(&claims.roles) {
+        return Err(ApiError::Forbidden);
+    }
+    let mut conn = state.pool.get().await?;
+    let user = db::users::get(&mut conn, tenant_id, &claims.sub).await?;
+    if !user.is_some_and(|u| is_admin(&u.roles)) {
         return Err(ApiError::Forbidden);
     }
     if !claims.amr.iter().any(|a| a == "mfa") {
         return Err(ApiError::MfaRequiredForAdmin);
     }
-    let mut conn = state.pool.get().await?;
     match db::factors::get(&mut conn, tenant_id, &claims.sub, "active").await? {
         Some(_) => Ok(()),
         None => Err(ApiError::MfaRequiredForAdmin),

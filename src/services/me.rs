@@ -243,6 +243,8 @@ pub async fn remove_factor(
         if db::factors::delete_for_user(conn, &claims.tid, &claims.sub).await? == 0 {
             return Err(ApiError::NotFound);
         }
+        // Sign-ins started against the removed factor cannot finish; end them.
+        db::logins::kill_open(conn, &claims.tid, &claims.sub, now).await?;
         db::audit::insert(
             conn,
             &audit,

@@ -1233,3 +1233,46 @@ async fn key_rotation_re_encrypts_every_secret_and_sign_in_keeps_working() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_token_minted_before_a_demotion_or_offboarding_administers_nothing() {
+    let app = TestApp::spawn().await;
+    let (admin, enrolled) = app.admin("acme").await;
+    let policy = "/v1/tenants/acme/policy";
+    assert_eq!(
+        app.get(policy, Some(&enrolled.access_token)).await.status,
+        200
+    );
+    // The primary account system now says the user is no longer an admin: the next
+    // sign-in refreshes the user's roles, and the old token (still carrying "admin") stops
+    // working at once instead of when it expires.
+    let demoted = User {
+        roles: vec![],
+        ..admin.clone()
+    };
+    let r = app.start_login(&demoted).await;
+    assert_eq!(r.body["status"], "verification_required", "{}", r.body);
+    app.get(policy, Some(&enrolled.access_token))
+        .await
+        .problem(403, "forbidden");
+    // Promoted again: the same token works again (it still proves 2FA).
+    assert_eq!(app.start_login(&admin).await.status, 201);
+    assert_eq!(
+        app.get(policy, Some(&enrolled.access_token)).await.status,
+        200
+    );
+    // Offboarded: the token is worthless for administration.
+    let r = app
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/tenants/acme/users/admin-1",
+            Some(&app.service_key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    app.get(policy, Some(&enrolled.access_token))
+        .await
+        .problem(403, "forbidden");
+}

@@ -918,3 +918,38 @@ async fn step_up_codes_are_always_checked_and_counted() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+#[tokio::test]
+async fn removing_the_factor_ends_sign_ins_started_against_it() {
+    let app = TestApp::spawn().await;
+    let u = User::new("acme", "jane");
+    let e = app.enroll_via_me(&u).await;
+    app.advance(30);
+    let started = app.start_login(&u).await;
+    assert_eq!(
+        started.body["status"], "verification_required",
+        "{}",
+        started.body
+    );
+    let (login_id, mfa) = login_of(&started);
+    assert_eq!(
+        app.get(&format!("/v1/logins/{login_id}"), Some(&mfa))
+            .await
+            .status,
+        200
+    );
+    let fresh = app.sign_in_with_code(&u, &e.secret).await;
+    let r = app
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/me/totp",
+            Some(&fresh),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    app.get(&format!("/v1/logins/{login_id}"), Some(&mfa))
+        .await
+        .problem(401, "unauthenticated");
+}
