@@ -16,6 +16,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_mspbots-mfa");
 struct Service {
     child: Child,
     base: String,
+    /// Every log line the service wrote so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Service {
+    fn log_text(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
 }
 
 impl Drop for Service {
@@ -27,10 +35,11 @@ impl Drop for Service {
 
 fn command(db: &TestDb, dir: &TempDir) -> Command {
     let mut c = Command::new(BIN);
+    // Debug level: even the most verbose logs must not carry a secret.
     c.env("DATABASE_URL", &db.url)
         .env("MFA_DATA_DIR", &dir.0)
         .env("MFA_BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", "debug");
     c
 }
 
@@ -43,8 +52,13 @@ fn start(db: &TestDb, dir: &TempDir) -> Service {
         .expect("spawn");
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(mut l) = sink.lock() {
+                l.push(line.clone());
+            }
             if let Some(i) = line.find("listening on http://") {
                 let addr: String = line[i + 20..]
                     .chars()
@@ -60,6 +74,7 @@ fn start(db: &TestDb, dir: &TempDir) -> Service {
     Service {
         child,
         base: format!("http://{addr}"),
+        log,
     }
 }
 
@@ -253,9 +268,30 @@ async fn the_three_procedures_through_the_real_binary() {
     )
     .await;
     assert_eq!(s, 200, "{b}");
-    let claims = verify_with_jwks(b["access_token"].as_str().unwrap(), &jwks, "mspbots-portal");
+    let user_token = b["access_token"].as_str().unwrap().to_owned();
+    let claims = verify_with_jwks(&user_token, &jwks, "mspbots-portal");
     assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]));
     assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() == 3600);
+
+    // Nothing secret reached a log line, even at debug level.
+    let log = svc.log_text();
+    assert!(
+        log.contains("request finished"),
+        "the access log is there:\n{log}"
+    );
+    // (Six-digit codes are left out: any timestamp may contain six digits by chance.)
+    let secrets = [
+        key,
+        &admin_secret,
+        &secret,
+        &pwd_token,
+        &admin_token,
+        &user_token,
+        &mfa,
+    ];
+    for s in secrets {
+        assert!(!log.contains(s), "a secret, code or token was logged");
+    }
 }
 
 #[tokio::test]
