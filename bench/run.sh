@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 users=${1:-600}
 conc=${2:-16}
 cargo build --release --locked --bin mspbots-mfa --example bench
+t=${CARGO_TARGET_DIR:-target}/release
 db="mfa_bench_$$"
 dir=$(mktemp -d)
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" MFA_DATA_DIR="$dir" MFA_BIND=127.0.0.1:0 \
@@ -17,10 +18,10 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-key=$(target/release/mspbots-mfa service-keys create --name bench 2>/dev/null)
-target/release/mspbots-mfa 2>"$dir/log" &
+key=$("$t/mspbots-mfa" service-keys create --name bench 2>/dev/null)
+"$t/mspbots-mfa" 2>"$dir/log" &
 pid=$!
 for _ in $(seq 1 100); do grep -q "listening on" "$dir/log" && break; sleep 0.1; done
 addr=$(grep -o 'listening on http://[0-9.:]*' "$dir/log" | sed 's/listening on //')
 echo "service $addr (pid $pid), $users users, concurrency $conc, $(nproc) cores"
-timeout 600 target/release/examples/bench "$addr" "$key" "$users" "$conc" "$pid"
+timeout 600 "$t/examples/bench" "$addr" "$key" "$users" "$conc" "$pid"
