@@ -34,6 +34,7 @@ pub struct Problem {
     pub code: String,
     /// Present on validation failures.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub errors: Option<Vec<FieldError>>,
 }
 

@@ -2,7 +2,10 @@
 //! and an overview of the flows. `openapi/openapi.json` is this, printed by
 //! `mspbots-mfa openapi` and compared by a test.
 
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, KnownFormat, ObjectBuilder, Ref, RefOr, SchemaFormat, Type};
 use utoipa::{Modify, OpenApi};
 
 use crate::http;
@@ -94,6 +97,69 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// The errors any operation can return, whatever its handler does: `413`/`415` from the body
+/// guard that runs before routing, `500` (a panic or a bug), and `503` where the operation
+/// uses the database. Shared as `components/responses` and added to every operation that
+/// does not document the status itself.
+struct CommonErrors;
+
+/// Operations that never touch the database, so never answer `503`.
+const NO_DATABASE: &[&str] = &["healthz", "metrics", "jwks", "openapi"];
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let problem = |description: &str| {
+            ResponseBuilder::new().description(description).content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+        };
+        let seconds = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(0));
+        let retry_after = HeaderBuilder::new()
+            .schema(Some(seconds))
+            .description(Some("Seconds to wait"))
+            .build();
+        let common = [
+            ("413", "PayloadTooLarge", problem("`payload_too_large`: a request body over 16 KiB").build()),
+            ("415", "UnsupportedMediaType", problem("`unsupported_media_type`: a request body that is not `application/json`").build()),
+            ("500", "Internal", problem("`internal`: an unexpected error, logged with the request id; the body says nothing more").build()),
+            ("503", "Unavailable", problem("`unavailable`: the database does not answer").header("Retry-After", retry_after).build()),
+        ];
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (_, name, response) in &common {
+            components
+                .responses
+                .insert((*name).to_owned(), RefOr::T(response.clone()));
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ];
+            for op in operations.into_iter().flatten() {
+                let uses_db = !NO_DATABASE.contains(&op.operation_id.as_deref().unwrap_or(""));
+                for (status, name, _) in &common {
+                    if *status == "503" && !uses_db {
+                        continue;
+                    }
+                    let reference = Ref::new(format!("#/components/responses/{name}"));
+                    op.responses
+                        .responses
+                        .entry((*status).to_owned())
+                        .or_insert(RefOr::Ref(reference));
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -103,7 +169,7 @@ impl Modify for SecuritySchemes {
         contact(name = "MSPbots", url = "https://www.mspbots.ai"),
     ),
     servers((url = "http://127.0.0.1:8080", description = "Local development")),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &CommonErrors),
     tags(
         (name = "Sign-in", description = "The second factor of a sign-in: enrollment, verification, recovery."),
         (name = "Me", description = "The signed-in user's own authenticator app and recovery codes."),

@@ -6,10 +6,14 @@ use utoipa::ToSchema;
 
 use super::ids::{IdentityProvider, ParseError, Surface};
 
-/// The name shown above the code in the authenticator app.
+/// The name shown above the code in the authenticator app: 1-64 characters without `:` or
+/// control characters, once surrounding whitespace is trimmed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(transparent)]
-#[schema(value_type = String, min_length = 1, max_length = 64, example = "MSPbots")]
+// The pattern is exactly `Issuer::parse` (trim, then 1-64 characters, no `:` or control
+// character); `maxLength` would count the whitespace that is trimmed.
+#[schema(value_type = String, example = "MSPbots",
+    pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^:\s\x00-\x1f\x7f-\x9f](?:[^:\x00-\x1f\x7f-\x9f]{0,62}[^:\s\x00-\x1f\x7f-\x9f])?[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
 pub struct Issuer(String);
 
 impl Issuer {

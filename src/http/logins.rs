@@ -46,7 +46,7 @@ pub async fn start(
 /// The state of a sign-in in progress.
 #[utoipa::path(get, path = "/v1/logins/{login_id}", tag = "Sign-in", operation_id = "getLogin",
     security(("mfa_token" = [])),
-    params(("login_id" = String, Path, description = "The `login_id` of this mfa token's sign-in")),
+    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
     responses(
         (status = 200, description = "The sign-in", body = LoginView),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or dead mfa token", body = Problem, content_type = "application/problem+json"),
@@ -68,9 +68,10 @@ pub async fn get(
 /// `enrollment_required`. The body, if any, is ignored.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/totp-enrollment", tag = "Sign-in", operation_id = "startLoginEnrollment",
     security(("mfa_token" = [])),
-    params(("login_id" = String, Path, description = "The `login_id` of this mfa token's sign-in")),
+    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
     responses(
         (status = 201, description = "The enrollment material", body = EnrollmentMaterial),
+        (status = 400, description = "`invalid_request`: a body that is not JSON (any JSON body is ignored)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_state`: the sign-in is not `enrollment_required`", body = Problem, content_type = "application/problem+json"),
@@ -93,7 +94,7 @@ pub async fn start_enrollment(
 /// confirming code counts as used.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/totp-enrollment/confirm", tag = "Sign-in", operation_id = "confirmLoginEnrollment",
     security(("mfa_token" = [])),
-    params(("login_id" = String, Path, description = "The `login_id` of this mfa token's sign-in")),
+    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
     request_body = CodeRequest,
     responses(
         (status = 200, description = "Signed in; recovery codes shown once", body = Enrolled),
@@ -119,7 +120,7 @@ pub async fn confirm_enrollment(
 /// Finish the sign-in with a code from the authenticator app.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/verify", tag = "Sign-in", operation_id = "verifyLogin",
     security(("mfa_token" = [])),
-    params(("login_id" = String, Path, description = "The `login_id` of this mfa token's sign-in")),
+    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
     request_body = CodeRequest,
     responses(
         (status = 200, description = "Signed in", body = Verified),
@@ -145,7 +146,7 @@ pub async fn verify(
 /// Finish the sign-in with a recovery code (lost phone). The code is used up.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/recover", tag = "Sign-in", operation_id = "recoverLogin",
     security(("mfa_token" = [])),
-    params(("login_id" = String, Path, description = "The `login_id` of this mfa token's sign-in")),
+    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
     request_body = RecoverRequest,
     responses(
         (status = 200, description = "Signed in", body = Recovered),

@@ -39,7 +39,7 @@ async fn admin_with_step_up(
 /// The tenant's 2FA policy.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/policy", tag = "Tenant administration", operation_id = "getPolicy",
     security(("access_token" = []), ("service_key" = [])),
-    params(("tenant_id" = String, Path)),
+    params(("tenant_id" = TenantId, Path)),
     responses(
         (status = 200, description = "The policy", body = PolicyView, headers(("ETag" = String, description = "`\"v<version>\"`, for If-Match"))),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
@@ -62,9 +62,9 @@ pub async fn get_policy(
 /// Turn 2FA on or off for the tenant, or change where it applies (step-up, If-Match).
 #[utoipa::path(put, path = "/v1/tenants/{tenant_id}/policy", tag = "Tenant administration", operation_id = "updatePolicy",
     security(("access_token" = [])),
-    params(("tenant_id" = String, Path),
+    params(("tenant_id" = TenantId, Path),
         ("If-Match" = String, Header, description = "The ETag of the policy as last read"),
-        ("X-MFA-Code" = Option<String>, Header, description = "Step-up: a current TOTP code or a recovery code")),
+        ("X-MFA-Code" = Option<String>, Header, nullable = false, description = "Step-up: a current TOTP code or a recovery code")),
     request_body = PolicyChange,
     responses(
         (status = 200, description = "The new policy", body = PolicyView, headers(("ETag" = String, description = "The new ETag"))),
@@ -105,12 +105,13 @@ pub async fn put_policy(
 /// The tenant's users and who still has to set up 2FA.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/users", tag = "Tenant administration", operation_id = "listUsers",
     security(("access_token" = []), ("service_key" = [])),
-    params(("tenant_id" = String, Path), UserListQuery),
+    params(("tenant_id" = TenantId, Path), UserListQuery),
     responses(
         (status = 200, description = "A page of users, by user id", body = UserPage),
         (status = 400, description = "`invalid_request`: bad `mfa`, `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: `tenant_id` is not a tenant id", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_users(
     state: Data,
@@ -126,8 +127,8 @@ pub async fn list_users(
 /// Remove a user's authenticator app (lost phone); they enroll again at next sign-in.
 #[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/users/{user_id}/totp", tag = "Tenant administration", operation_id = "resetUserFactor",
     security(("access_token" = [])),
-    params(("tenant_id" = String, Path), ("user_id" = String, Path),
-        ("X-MFA-Code" = Option<String>, Header, description = "Step-up: a current TOTP code or a recovery code")),
+    params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path),
+        ("X-MFA-Code" = Option<String>, Header, nullable = false, description = "Step-up: a current TOTP code or a recovery code")),
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
@@ -153,8 +154,8 @@ pub async fn reset_factor(
 /// End a user's lockout.
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/users/{user_id}/unlock", tag = "Tenant administration", operation_id = "unlockUser",
     security(("access_token" = [])),
-    params(("tenant_id" = String, Path), ("user_id" = String, Path),
-        ("X-MFA-Code" = Option<String>, Header, description = "Step-up: a current TOTP code or a recovery code")),
+    params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path),
+        ("X-MFA-Code" = Option<String>, Header, nullable = false, description = "Step-up: a current TOTP code or a recovery code")),
     responses(
         (status = 204, description = "Unlocked (also when the user was not locked)"),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
@@ -182,7 +183,7 @@ pub async fn unlock(
 /// trail stays. Service key only.
 #[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "Tenant administration", operation_id = "deleteUser",
     security(("service_key" = [])),
-    params(("tenant_id" = String, Path), ("user_id" = String, Path)),
+    params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path)),
     responses(
         (status = 204, description = "Erased"),
         (status = 401, description = "`unauthenticated` (also for an access token)", body = Problem, content_type = "application/problem+json"),
@@ -205,12 +206,13 @@ pub async fn delete_user(
 /// The tenant's audit trail, newest first.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/audit-events", tag = "Tenant administration", operation_id = "listAuditEvents",
     security(("access_token" = []), ("service_key" = [])),
-    params(("tenant_id" = String, Path), AuditQuery),
+    params(("tenant_id" = TenantId, Path), AuditQuery),
     responses(
         (status = 200, description = "A page of events", body = AuditPage),
-        (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_request`: bad `type`, `user_id`, `since`, `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: `tenant_id` is not a tenant id", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_events(
     state: Data,

@@ -65,9 +65,12 @@ pub struct UserSummary {
     pub email: String,
     pub identity_provider: IdentityProvider,
     pub mfa_enrolled: bool,
+    #[schema(required = true)]
     pub enrolled_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub last_login_at: Option<DateTime<Utc>>,
-    /// Set while the user's second factor is locked.
+    /// Set while the user's second factor is locked, else `null`.
+    #[schema(required = true)]
     pub locked_until: Option<DateTime<Utc>>,
 }
 
@@ -76,6 +79,7 @@ pub struct UserPage {
     pub items: Vec<UserSummary>,
     /// Absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub next_cursor: Option<String>,
 }
 
@@ -230,11 +234,16 @@ pub struct AuditEvent {
     #[schema(value_type = AuditType)]
     pub kind: String,
     pub at: DateTime<Utc>,
+    #[schema(required = true)]
     pub user_id: Option<String>,
     /// Who did it: the user, an admin's user id, or `service_key:<id>`.
+    #[schema(required = true)]
     pub actor_id: Option<String>,
+    #[schema(required = true)]
     pub surface: Option<String>,
+    #[schema(required = true)]
     pub ip: Option<String>,
+    #[schema(required = true)]
     pub user_agent: Option<String>,
     /// Never holds a secret, code or token.
     #[schema(value_type = Object)]
@@ -245,6 +254,7 @@ pub struct AuditEvent {
 pub struct AuditPage {
     pub items: Vec<AuditEvent>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub next_cursor: Option<String>,
 }
 

@@ -32,7 +32,7 @@ pub struct StartLogin {
     pub tenant_id: TenantId,
     pub user_id: UserId,
     pub email: Email,
-    #[schema(max_length = 200)]
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub display_name: Option<String>,
     pub identity_provider: IdentityProvider,
     /// Roles in the primary account system; `admin` may administer the tenant.
@@ -179,12 +179,16 @@ pub async fn start(
 ) -> Result<LoginStarted, ApiError> {
     key.require(req.tenant_id.as_str())?;
     let roles = parse_roles(req.roles)?;
+    // Postgres text cannot hold NUL; no name needs a control character.
     if req
         .display_name
         .as_ref()
-        .is_some_and(|d| d.chars().count() > 200)
+        .is_some_and(|d| d.chars().count() > 200 || d.chars().any(char::is_control))
     {
-        return Err(ApiError::field("display_name", "at most 200 characters"));
+        return Err(ApiError::field(
+            "display_name",
+            "at most 200 characters, without control characters",
+        ));
     }
     let now = state.now();
     let tenant_id = req.tenant_id.as_str();

@@ -23,7 +23,12 @@ use crate::state::AppState;
 pub struct MfaStatus {
     /// The user has an active authenticator app.
     pub enrolled: bool,
+    /// `null` without an authenticator app.
+    #[schema(required = true)]
     pub enrolled_at: Option<DateTime<Utc>>,
+    /// When a code was last accepted (the confirming code counts); `null` without an
+    /// authenticator app.
+    #[schema(required = true)]
     pub last_used_at: Option<DateTime<Utc>>,
     pub recovery_codes_remaining: i64,
 }

@@ -34,7 +34,8 @@ pub struct PolicyView {
     /// Increases with every change; the ETag is `"v<version>"`.
     pub version: i64,
     pub updated_at: DateTime<Utc>,
-    /// The admin who made the last change; absent until the first change.
+    /// The admin who made the last change; `null` until the first change.
+    #[schema(required = true)]
     pub updated_by: Option<String>,
 }
 

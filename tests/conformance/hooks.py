@@ -1,0 +1,94 @@
+"""Schemathesis hooks of the conformance run: a real credential for every test case.
+
+The kind of credential comes from the operation's own `security` in the spec (its first
+alternative): `service_key`, `mfa_token` or `access_token`. Each case gets a fresh one,
+minted through the API by `mfa.py` (an auth provider, so schemathesis knows the credential
+is real and its `ignored_auth` check can take it away). With it come the real values an
+authenticated call needs: the `login_id` of that mfa token, the admin's `tenant_id` and
+`user_id`, a listing `cursor`, the current `If-Match`, a step-up code, a TOTP or recovery
+code in the body. `before_call` puts them in just before the request is sent (codes and
+ETags go stale between generation and sending), and only over values that were generated
+as *valid* input: negative parts are sent as generated, so the service is still tested on
+them. Loaded through SCHEMATHESIS_HOOKS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+
+import pyotp
+import schemathesis
+from schemathesis.core.parameters import ParameterLocation
+
+import mfa
+
+PATH, HEADER, QUERY, BODY = (ParameterLocation.PATH, ParameterLocation.HEADER, ParameterLocation.QUERY, ParameterLocation.BODY)
+REAL: dict[str, dict] = {}  # case id -> the real values that go with its credential, by location
+
+
+def mfa_login(op: str) -> dict:
+    """A sign-in in the state the operation needs, and the code a valid body would carry."""
+    if op in ("verifyLogin", "recoverLogin"):
+        user = mfa.enrolled_user(mfa.LOGIN_TENANT)
+        login = mfa.start_login(mfa.LOGIN_TENANT, user["user_id"])  # verification_required
+        body = {"code": lambda: mfa.next_code(user["totp"]), "recovery_code": user["recovery_codes"][0]}
+    else:
+        login = mfa.start_login(mfa.LOGIN_TENANT)  # enrollment_required
+        body = {}
+        if op == "confirmLoginEnrollment":
+            body["code"] = mfa.enrollment(login).now
+    return {"token": login["mfa_token"], PATH: {"login_id": login["login_id"]}, BODY: body}
+
+
+def admin(op: str) -> dict:
+    """A new tenant admin who just signed in with 2FA (so step-up passes without a code)."""
+    user = mfa.enrolled_user(mfa.ADMIN_TENANT, roles=["admin"])
+    token, tenant = user["access_token"], mfa.ADMIN_TENANT
+    headers, query, body = {"X-MFA-Code": user["recovery_codes"][0]}, {}, {}
+    if op == "confirmMyEnrollment":  # needs a pending (re-)enrollment
+        material = mfa.call("POST", "/v1/me/totp-enrollment", token, 201).json()
+        body["code"] = pyotp.TOTP(material["secret"]).now
+    if op == "updatePolicy":
+        headers["If-Match"] = lambda: mfa.call("GET", f"/v1/tenants/{tenant}/policy", mfa.SERVICE_KEY, 200).headers["ETag"]
+    if op in ("listUsers", "listAuditEvents"):  # a cursor is valid only if the API made it
+        listing = "users" if op == "listUsers" else "audit-events"
+        page = mfa.call("GET", f"/v1/tenants/{tenant}/{listing}?limit=1", mfa.SERVICE_KEY, 200).json()
+        query["cursor"] = page["next_cursor"]
+    path = {"tenant_id": tenant, "user_id": user["user_id"]}
+    return {"token": token, PATH: path, HEADER: headers, QUERY: query, BODY: body}
+
+
+def service(op: str) -> dict:
+    """The run's service key; a user to offboard for `deleteUser`."""
+    path = {}
+    if op == "deleteUser":
+        path = {"tenant_id": mfa.ADMIN_TENANT, "user_id": mfa.start_login(mfa.ADMIN_TENANT)["user_id"]}
+    return {"token": mfa.SERVICE_KEY, PATH: path}
+
+
+MINT = {"mfa_token": mfa_login, "access_token": admin, "service_key": service}
+
+
+@schemathesis.auth(refresh_interval=None)
+class Credentials:
+    def get(self, case, ctx):
+        op = ctx.operation.definition.raw
+        scheme = next(iter((op.get("security") or [{}])[0]), None)
+        return MINT[scheme](op["operationId"]) if scheme else None
+
+    def set(self, case, real, ctx):
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {real['token']}"}
+        REAL[case.id] = real
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    real = REAL.get(case.id, {})
+    for location in (PATH, HEADER, QUERY, BODY):
+        container = case.get_container(location)
+        negative = case.meta is not None and case.meta.is_negative_at(location)
+        if not isinstance(container, MutableMapping) or negative:
+            continue
+        for name, value in real.get(location, {}).items():
+            if name in container:
+                container[name] = value() if callable(value) else value

@@ -1,0 +1,95 @@
+"""A tiny client of mspbots-mfa that signs people in the way the real callers do.
+
+Used by the conformance run (`.ci/conformance.sh`) twice:
+
+* `python mfa.py` prepares the fixtures once and prints them as JSON: tenant
+  `conformance-logins` gets an admin with an authenticator app and 2FA enforced, so any new
+  user of it signs in as `enrollment_required`. Nothing in the run can change that tenant's
+  policy (the hooks point every `{tenant_id}` at `conformance`).
+* `hooks.py` mints fresh credentials per test case with the functions below, so every case
+  reaches the handler with a live credential (mfa tokens die after 5 wrong codes, users
+  lock, factors get removed: sharing one credential would test mostly 401s and 429s).
+
+Codes are computed with pyotp from the secret the API returns, as an authenticator app does.
+Environment: MFA_BASE_URL (http://127.0.0.1:PORT) and MFA_SERVICE_KEY.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+
+import pyotp
+import requests
+
+BASE = os.environ["MFA_BASE_URL"]
+SERVICE_KEY = os.environ["MFA_SERVICE_KEY"]
+ADMIN_TENANT = "conformance"  # every {tenant_id} of the run; its policy may change
+LOGIN_TENANT = "conformance-logins"  # 2FA enforced once, never changed
+_http = requests.Session()
+
+
+def call(method: str, path: str, token: str, expect: int, **kw) -> requests.Response:
+    r = _http.request(method, BASE + path, headers={"Authorization": f"Bearer {token}", **kw.pop("headers", {})}, timeout=10, **kw)
+    if r.status_code != expect:
+        raise RuntimeError(f"{method} {path}: expected {expect}, got {r.status_code}: {r.text}")
+    return r
+
+
+def start_login(tenant: str, user: str | None = None, roles: list[str] | None = None) -> dict:
+    """`POST /v1/logins` for a local user (a new one unless `user` is given)."""
+    user = user or f"u-{uuid.uuid4().hex[:12]}"
+    body = {"tenant_id": tenant, "user_id": user, "email": f"{user}@example.com", "identity_provider": "local", "roles": roles or [], "surface": "app"}
+    return call("POST", "/v1/logins", SERVICE_KEY, 201, json=body).json() | {"user_id": user}
+
+
+def enrollment(login: dict) -> pyotp.TOTP:
+    """Starts the enrollment of an `enrollment_required` login; returns its authenticator."""
+    m = call("POST", f"/v1/logins/{login['login_id']}/totp-enrollment", login["mfa_token"], 201).json()
+    return pyotp.TOTP(m["secret"])
+
+
+def enrolled_user(tenant: str, roles: list[str] | None = None) -> dict:
+    """A new user with an active authenticator app: `{user_id, access_token, totp, recovery_codes}`.
+
+    Works whatever the tenant's policy is now (enforced: enroll during sign-in; not enforced
+    or exempt: sign in, then enroll voluntarily).
+    """
+    login = start_login(tenant, roles=roles)
+    if login["status"] == "enrollment_required":
+        totp = enrollment(login)
+        path, token = f"/v1/logins/{login['login_id']}/totp-enrollment/confirm", login["mfa_token"]
+    else:
+        m = call("POST", "/v1/me/totp-enrollment", login["access_token"], 201).json()
+        totp = pyotp.TOTP(m["secret"])
+        path, token = "/v1/me/totp-enrollment/confirm", login["access_token"]
+    done = call("POST", path, token, 200, json={"code": totp.now()}).json()
+    return {"user_id": login["user_id"], "access_token": done["access_token"], "totp": totp, "recovery_codes": done["recovery_codes"]}
+
+
+def next_code(totp: pyotp.TOTP) -> str:
+    """A code of the next time step: valid (skew 1) and never the step just used."""
+    return totp.at(time.time() + totp.interval)
+
+
+def enforce(tenant: str, admin_token: str) -> dict:
+    """Turns 2FA on for the tenant (If-Match with the current ETag)."""
+    etag = call("GET", f"/v1/tenants/{tenant}/policy", SERVICE_KEY, 200).headers["ETag"]
+    return call("PUT", f"/v1/tenants/{tenant}/policy", admin_token, 200, headers={"If-Match": etag}, json={"enforce_mfa": True}).json()
+
+
+def prepare() -> dict:
+    """The fixtures: both tenants exist, `conformance-logins` enforces 2FA, and each kind of
+    sign-in the hooks mint is reachable (a failure here is a setup error, not a finding)."""
+    for tenant in (ADMIN_TENANT, LOGIN_TENANT):
+        admin = enrolled_user(tenant, roles=["admin"])
+    policy = enforce(LOGIN_TENANT, admin["access_token"])
+    assert start_login(LOGIN_TENANT)["status"] == "enrollment_required"
+    assert start_login(LOGIN_TENANT, admin["user_id"])["status"] == "verification_required"
+    return {"admin_tenant": ADMIN_TENANT, "login_tenant": LOGIN_TENANT, "login_policy_version": policy["version"]}
+
+
+if __name__ == "__main__":
+    print(json.dumps(prepare()))
