@@ -1,0 +1,10 @@
+//! Sign-in (API.md §3): the primary login asks what happens next (`start`); the browser
+//! then enrolls, verifies or recovers with its mfa token (`challenge`).
+
+mod challenge;
+mod start;
+mod types;
+
+pub use challenge::{confirm_enrollment, get, parse_login_id, recover, start_enrollment, verify};
+pub use start::start;
+pub use types::*;

@@ -1,0 +1,136 @@
+//! The request and response bodies of the sign-in resource.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::ids::{Email, IdentityProvider, Surface, TenantId, UserId};
+use crate::domain::policy::MfaRequirement;
+
+/// `POST /v1/logins`: the primary login has checked the password (or Microsoft sign-in).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"tenant_id": "acme", "user_id": "u-1001", "email": "jane@acme.example",
+    "display_name": "Jane Doe", "identity_provider": "local", "roles": ["admin"], "surface": "app"}))]
+pub struct StartLogin {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub email: Email,
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
+    pub display_name: Option<String>,
+    pub identity_provider: IdentityProvider,
+    /// Roles in the primary account system; `admin` may administer the tenant.
+    #[serde(default)]
+    #[schema(max_items = 32, value_type = Option<Vec<Role>>)]
+    pub roles: Option<Vec<String>>,
+    pub surface: Surface,
+}
+
+// Only documents the items of `roles`; `parse_roles` checks them.
+/// A role in the primary account system: 1-64 characters, no whitespace or control characters.
+#[derive(ToSchema)]
+#[schema(value_type = String, min_length = 1, max_length = 64,
+    pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$", example = "admin")]
+pub struct Role(pub String);
+
+/// What the sign-in needs next.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum LoginStarted {
+    /// Signed in: no second factor needed.
+    #[schema(example = json!({"status": "authenticated", "login_id": "7f0d3c2e-8a51-4c1b-9a57-5d1f0e6b2a10",
+        "mfa": "not_required", "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9...", "token_type": "Bearer", "expires_in": 3600}))]
+    Authenticated {
+        login_id: Uuid,
+        mfa: MfaRequirement,
+        access_token: String,
+        token_type: TokenType,
+        expires_in: u32,
+    },
+    /// "Setup MFA": the user must enroll an authenticator app.
+    EnrollmentRequired {
+        login_id: Uuid,
+        mfa_token: String,
+        expires_at: DateTime<Utc>,
+    },
+    /// The user must enter a code from their authenticator app.
+    VerificationRequired {
+        login_id: Uuid,
+        mfa_token: String,
+        expires_at: DateTime<Utc>,
+    },
+}
+
+/// Always `Bearer`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub enum TokenType {
+    Bearer,
+}
+
+/// Always `authenticated`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthenticatedStatus {
+    Authenticated,
+}
+
+/// The state of a sign-in in progress.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginView {
+    pub login_id: Uuid,
+    #[schema(example = "verification_required")]
+    pub status: String,
+    pub expires_at: DateTime<Utc>,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub surface: Surface,
+    /// Wrong codes this mfa token may still take.
+    pub attempts_left: i32,
+}
+
+/// A code from the authenticator app.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"code": "123456"}))]
+pub struct CodeRequest {
+    /// Exactly six digits.
+    #[schema(pattern = "^[0-9]{6}$")]
+    pub code: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"recovery_code": "7kq2m-x9d4t"}))]
+pub struct RecoverRequest {
+    /// One of the codes shown at enrollment; case, spaces and hyphens do not matter.
+    pub recovery_code: String,
+}
+
+/// Signed in after a second factor.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "authenticated", "access_token": "eyJhbGciOiJFZERTQSJ9...", "token_type": "Bearer", "expires_in": 3600}))]
+pub struct Verified {
+    pub status: AuthenticatedStatus,
+    pub access_token: String,
+    pub token_type: TokenType,
+    pub expires_in: u32,
+}
+
+/// Signed in, with the recovery codes of the new factor (shown this once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Enrolled {
+    pub status: AuthenticatedStatus,
+    pub access_token: String,
+    pub token_type: TokenType,
+    pub expires_in: u32,
+    #[schema(example = json!(["7kq2m-x9d4t", "3hv8p-c2w6z"]))]
+    pub recovery_codes: Vec<String>,
+}
+
+/// Signed in with a recovery code, which is now used up.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recovered {
+    pub status: AuthenticatedStatus,
+    pub access_token: String,
+    pub token_type: TokenType,
+    pub expires_in: u32,
+    pub recovery_codes_remaining: i64,
+}
