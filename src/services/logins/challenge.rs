@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
-use super::types::{AuthenticatedStatus, Enrolled, LoginView, Recovered, TokenType, Verified};
+use super::types::{
+    AuthenticatedStatus, ChallengeStatus, Enrolled, LoginView, Recovered, TokenType, Verified,
+};
 use crate::crypto::hashing::HashPurpose;
 use crate::db::{self, audit::AuditCtx, logins::LoginCtx};
 use crate::domain::audit::AuditType;
@@ -173,7 +175,7 @@ pub async fn get(state: &AppState, token: &str, login_id: Uuid) -> Result<LoginV
     let ctx = load(&mut conn, state, token, login_id, "active", false).await?;
     Ok(LoginView {
         login_id: ctx.login_id,
-        status: ctx.status,
+        status: crate::services::stored(ChallengeStatus::from_db(&ctx.status), "login status")?,
         expires_at: ctx.expires_at,
         tenant_id: ctx.tenant_id,
         user_id: ctx.user_id,

@@ -74,12 +74,32 @@ pub enum AuthenticatedStatus {
     Authenticated,
 }
 
+/// What a sign-in in progress waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChallengeStatus {
+    /// "Setup MFA": an authenticator app must be enrolled.
+    EnrollmentRequired,
+    /// A code from the authenticator app.
+    VerificationRequired,
+}
+
+impl ChallengeStatus {
+    /// The stored status of a login whose mfa token is alive.
+    pub fn from_db(s: &str) -> Option<Self> {
+        match s {
+            "enrollment_required" => Some(Self::EnrollmentRequired),
+            "verification_required" => Some(Self::VerificationRequired),
+            _ => None,
+        }
+    }
+}
+
 /// The state of a sign-in in progress.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginView {
     pub login_id: Uuid,
-    #[schema(example = "verification_required")]
-    pub status: String,
+    pub status: ChallengeStatus,
     pub expires_at: DateTime<Utc>,
     pub tenant_id: String,
     pub user_id: String,
