@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{audit_ctx, stored_idp};
 use crate::db::{self, audit::AuditCtx};
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{IdentityProvider, UserId};
+use crate::domain::ids::{IdentityProvider, Surface, UserId};
 use crate::error::ApiError;
 use crate::http::extract::ClientMeta;
 use crate::state::AppState;
@@ -240,7 +240,7 @@ pub struct AuditEvent {
     #[schema(required = true)]
     pub actor_id: Option<String>,
     #[schema(required = true)]
-    pub surface: Option<String>,
+    pub surface: Option<Surface>,
     #[schema(required = true)]
     pub ip: Option<String>,
     #[schema(required = true)]
@@ -302,7 +302,7 @@ pub async fn list_events(
             at: r.at,
             user_id: r.user_id,
             actor_id: r.actor_id,
-            surface: r.surface,
+            surface: r.surface.as_deref().and_then(Surface::from_db),
             ip: r.ip,
             user_agent: r.user_agent,
             details: r.details,
