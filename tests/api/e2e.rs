@@ -294,36 +294,147 @@ async fn the_three_procedures_through_the_real_binary() {
     }
 }
 
-#[tokio::test]
-async fn sigterm_stops_the_service_gracefully() {
-    let db = TestDb::new().await;
-    let dir = TempDir::new();
-    let mut svc = start(&db, &dir);
-    assert_eq!(
-        reqwest::get(format!("{}/healthz", svc.base))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let pid = svc.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+/// Waits (bounded) until the service's process has exited.
+async fn wait_exit(svc: &mut Service) -> std::process::ExitStatus {
     let started = Instant::now();
-    let status = loop {
+    loop {
         if let Some(s) = svc.child.try_wait().unwrap() {
-            break s;
+            return s;
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "did not stop after SIGTERM"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn sigterm(svc: &Service) {
+    let pid = svc.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// SIGTERM: the service stops accepting, finishes the request in flight, and exits 0. The
+/// request is held in flight by a row lock taken from outside, so nothing depends on timing.
+#[tokio::test]
+async fn sigterm_finishes_the_request_in_flight_then_exits() {
+    use diesel_async::SimpleAsyncConnection;
+    let db = TestDb::new().await;
+    let dir = TempDir::new();
+    let out = command(&db, &dir)
+        .args(["service-keys", "create", "--name", "k"])
+        .output()
+        .unwrap();
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut svc = start(&db, &dir);
+    let c = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", svc.base);
+    let post = reqwest::Method::POST;
+    let user = json!({"tenant_id": "acme", "user_id": "jane", "email": "jane@acme.example",
+        "identity_provider": "local", "surface": "app"});
+    let (_, b) = call(&c, post.clone(), url("/v1/logins"), &key, user.clone(), &[]).await;
+    let token = b["access_token"].as_str().unwrap().to_owned();
+    let (_, m) = call(
+        &c,
+        post.clone(),
+        url("/v1/me/totp-enrollment"),
+        &token,
+        json!({}),
+        &[],
+    )
+    .await;
+    let secret = m["secret"].as_str().unwrap().to_owned();
+    let (s, _) = call(
+        &c,
+        post.clone(),
+        url("/v1/me/totp-enrollment/confirm"),
+        &token,
+        json!({"code": code_at(&secret, Utc::now())}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, b) = call(&c, post.clone(), url("/v1/logins"), &key, user, &[]).await;
+    let (login, mfa) = (
+        b["login_id"].as_str().unwrap().to_owned(),
+        b["mfa_token"].as_str().unwrap().to_owned(),
+    );
+
+    // Hold the user's row: the verify below blocks on it inside the service.
+    let mut blocker = db.connect().await;
+    blocker
+        .batch_execute(
+            "BEGIN; SELECT 1 FROM users WHERE tenant_id = 'acme' AND user_id = 'jane' FOR UPDATE",
+        )
+        .await
+        .unwrap();
+    let in_flight = {
+        let (c, u, mfa) = (
+            c.clone(),
+            url(&format!("/v1/logins/{login}/verify")),
+            mfa.clone(),
+        );
+        let code = code_at(&secret, Utc::now() + chrono::Duration::seconds(30));
+        tokio::spawn(async move {
+            call(
+                &c,
+                reqwest::Method::POST,
+                u,
+                &mfa,
+                json!({"code": code}),
+                &[],
+            )
+            .await
+        })
     };
-    assert!(status.success(), "graceful exit: {status:?}");
+    // Wait until Postgres shows the service's statement waiting for the lock.
+    let started = Instant::now();
+    loop {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let waiting: N = diesel_async::RunQueryDsl::get_result(
+            diesel::sql_query(format!("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'", db.name)),
+            &mut blocker,
+        )
+        .await
+        .unwrap();
+        if waiting.n > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the verify never reached the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    sigterm(&svc);
+    // New connections are refused once the listener is closed.
+    let started = Instant::now();
+    while reqwest::get(url("/healthz")).await.is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still accepting after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        svc.child.try_wait().unwrap().is_none(),
+        "must wait for the request in flight"
+    );
+    // Release the row: the request in flight completes normally.
+    blocker.batch_execute("COMMIT").await.unwrap();
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "authenticated");
+    assert!(wait_exit(&mut svc).await.success());
 }
 
 #[test]
