@@ -15,8 +15,28 @@ use mspbots_mfa::{crypto, db, openapi, services, startup::Application, telemetry
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// A TOML file of settings: the variables' names in lower case. The environment and
+    /// flags override it.
+    #[arg(long, global = true, env = "MFA_CONFIG")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     settings: Settings,
+}
+
+/// The `--config` path, found before the real parse so the file can fill in the
+/// environment that the settings read.
+fn config_path() -> Option<PathBuf> {
+    let mut args = std::env::args_os().skip(1);
+    while let Some(a) = args.next() {
+        let a = a.to_string_lossy().into_owned();
+        if a == "--config" {
+            return args.next().map(PathBuf::from);
+        }
+        if let Some(p) = a.strip_prefix("--config=") {
+            return Some(PathBuf::from(p));
+        }
+    }
+    std::env::var_os("MFA_CONFIG").map(PathBuf::from)
 }
 
 #[derive(Subcommand)]
@@ -74,6 +94,9 @@ enum SigningKeys {
 }
 
 fn main() -> anyhow::Result<()> {
+    if let Some(path) = config_path() {
+        mspbots_mfa::config::apply_config_file(&path)?;
+    }
     let cli = Cli::parse();
     telemetry::init(cli.settings.environment);
     // The operator commands run on a plain tokio runtime; `serve` on actix's own.

@@ -495,3 +495,61 @@ fn cli_prints_the_committed_spec_and_documents_every_variable() {
         "{help}"
     );
 }
+
+#[tokio::test]
+async fn a_config_file_fills_in_settings_the_environment_leaves_out() {
+    use diesel_async::SimpleAsyncConnection;
+    let dir = TempDir::new();
+    let name = format!("mfa_cfgfile_{}", uuid::Uuid::new_v4().simple());
+    let file = dir.0.join("mfa.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "database_url = \"{}/{name}\"\nmfa_data_dir = \"{}\"\n",
+            crate::helpers::PG,
+            dir.0.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .env_remove("DATABASE_URL")
+        .args(["--config"])
+        .arg(&file)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The database named only in the file was created and migrated.
+    let url = format!("{}/{name}", crate::helpers::PG);
+    let mut conn =
+        <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&url)
+            .await
+            .expect("created from the file's URL");
+    conn.batch_execute("SELECT 1 FROM tenants LIMIT 1")
+        .await
+        .expect("migrated");
+    drop(conn);
+    let mut admin = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(
+        &format!("{}/postgres", crate::helpers::PG),
+    )
+    .await
+    .unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .await
+        .unwrap();
+    // A typo is an error that names the key, not a silently ignored line.
+    std::fs::write(&file, "mfa_bnid = \"0.0.0.0:1\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["--config"])
+        .arg(&file)
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mfa_bnid"));
+}
