@@ -15,14 +15,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::CryptoError;
+use crate::domain::ids::{TenantId, UserId};
 
 /// Claims of an access token issued after a successful second factor.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct AccessClaims {
     pub iss: String,
     pub aud: String,
-    pub sub: String,
-    pub tid: String,
+    pub sub: UserId,
+    pub tid: TenantId,
     pub email: String,
     pub roles: Vec<String>,
     pub idp: String,

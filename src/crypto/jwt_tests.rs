@@ -15,8 +15,8 @@ fn claims() -> AccessClaims {
     AccessClaims {
         iss: ISS.into(),
         aud: AUD.into(),
-        sub: "user-1".into(),
-        tid: "tenant-1".into(),
+        sub: crate::domain::ids::UserId::parse("user-1").unwrap(),
+        tid: crate::domain::ids::TenantId::parse("tenant-1").unwrap(),
         email: "a\u{e4}@b.com".into(),
         roles: vec!["admin".into()],
         idp: "entra".into(),

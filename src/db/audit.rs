@@ -1,19 +1,23 @@
 //! `audit_events`: append-only, written inside the transaction of the change it records.
+//! The listing is one prepared statement per filter combination (boxed DSL), each served in
+//! order by an index: `audit_events_newest`, `audit_events_by_user`, `audit_events_by_type`.
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable, Text, Timestamptz};
-use diesel::QueryableByName;
+use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use super::schema::audit_events;
 use crate::domain::audit::AuditType;
+use crate::domain::ids::{Surface, TenantId, UserId};
 
 /// Who and where, shared by the events of one request.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AuditCtx {
-    pub tenant_id: String,
-    pub user_id: Option<String>,
+    pub tenant_id: TenantId,
+    pub user_id: Option<UserId>,
+    /// The user, admin or service key (by name) that acted.
     pub actor_id: Option<String>,
-    pub surface: Option<&'static str>,
+    pub surface: Option<Surface>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
 }
@@ -24,51 +28,43 @@ pub async fn insert(
     kind: AuditType,
     at: DateTime<Utc>,
     details: serde_json::Value,
-) -> diesel::QueryResult<()> {
-    diesel::sql_query(
-        "INSERT INTO audit_events (tenant_id, type, at, user_id, actor_id, surface, ip, user_agent, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind::<Text, _>(&ctx.tenant_id)
-    .bind::<Text, _>(kind.as_str())
-    .bind::<Timestamptz, _>(at)
-    .bind::<Nullable<Text>, _>(ctx.user_id.as_deref())
-    .bind::<Nullable<Text>, _>(ctx.actor_id.as_deref())
-    .bind::<Nullable<Text>, _>(ctx.surface)
-    .bind::<Nullable<Text>, _>(ctx.ip.as_deref())
-    .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
-    .bind::<Jsonb, _>(details)
-    .execute(conn)
-    .await
-    .map(|_| ())
+) -> QueryResult<()> {
+    diesel::insert_into(audit_events::table)
+        .values((
+            audit_events::tenant_id.eq(&ctx.tenant_id),
+            audit_events::type_.eq(kind),
+            audit_events::at.eq(at),
+            audit_events::user_id.eq(ctx.user_id.as_ref()),
+            audit_events::actor_id.eq(ctx.actor_id.as_deref()),
+            audit_events::surface.eq(ctx.surface),
+            audit_events::ip.eq(ctx.ip.as_deref()),
+            audit_events::user_agent.eq(ctx.user_agent.as_deref()),
+            audit_events::details.eq(details),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
-#[derive(Debug, QueryableByName)]
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
 pub struct EventRow {
-    #[diesel(sql_type = BigInt)]
     pub id: i64,
-    #[diesel(sql_type = Text)]
-    pub r#type: String,
-    #[diesel(sql_type = Timestamptz)]
+    #[diesel(column_name = type_)]
+    pub kind: AuditType,
     pub at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub user_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
+    pub user_id: Option<UserId>,
     pub actor_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub surface: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
+    pub surface: Option<Surface>,
     pub ip: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub user_agent: Option<String>,
-    #[diesel(sql_type = Jsonb)]
     pub details: serde_json::Value,
 }
 
 #[derive(Debug, Default)]
 pub struct EventFilter<'a> {
-    pub kind: Option<&'a str>,
-    pub user_id: Option<&'a str>,
+    pub kind: Option<AuditType>,
+    pub user_id: Option<&'a UserId>,
     pub since: Option<DateTime<Utc>>,
     /// Keyset cursor: events strictly older than this `(at, id)`.
     pub before: Option<(DateTime<Utc>, i64)>,
@@ -77,26 +73,32 @@ pub struct EventFilter<'a> {
 /// Newest first; `limit` rows at most.
 pub async fn list(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     f: &EventFilter<'_>,
-    limit: i32,
-) -> diesel::QueryResult<Vec<EventRow>> {
-    diesel::sql_query(
-        "SELECT id, type, at, user_id, actor_id, surface, ip, user_agent, details FROM audit_events \
-         WHERE tenant_id = $1 \
-           AND ($2::text IS NULL OR type = $2) \
-           AND ($3::text IS NULL OR user_id = $3) \
-           AND ($4::timestamptz IS NULL OR at >= $4) \
-           AND ($5::timestamptz IS NULL OR (at, id) < ($5, $6)) \
-         ORDER BY at DESC, id DESC LIMIT $7",
-    )
-    .bind::<Text, _>(tenant_id)
-    .bind::<Nullable<Text>, _>(f.kind)
-    .bind::<Nullable<Text>, _>(f.user_id)
-    .bind::<Nullable<Timestamptz>, _>(f.since)
-    .bind::<Nullable<Timestamptz>, _>(f.before.map(|b| b.0))
-    .bind::<BigInt, _>(f.before.map(|b| b.1).unwrap_or(0))
-    .bind::<Integer, _>(limit)
-    .load(conn)
-    .await
+    limit: i64,
+) -> QueryResult<Vec<EventRow>> {
+    let mut q = audit_events::table
+        .filter(audit_events::tenant_id.eq(tenant_id))
+        .select(EventRow::as_select())
+        .order((audit_events::at.desc(), audit_events::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(kind) = f.kind {
+        q = q.filter(audit_events::type_.eq(kind));
+    }
+    if let Some(user_id) = f.user_id {
+        q = q.filter(audit_events::user_id.eq(user_id));
+    }
+    if let Some(since) = f.since {
+        q = q.filter(audit_events::at.ge(since));
+    }
+    if let Some((at, id)) = f.before {
+        // (at, id) < (cursor): the first term bounds the index scan, the second breaks ties.
+        q = q.filter(
+            audit_events::at
+                .le(at)
+                .and(audit_events::at.lt(at).or(audit_events::id.lt(id))),
+        );
+    }
+    q.load(conn).await
 }

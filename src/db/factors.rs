@@ -1,117 +1,119 @@
-//! `totp_factors`: encrypted TOTP secrets, pending until confirmed, then active. The replay
-//! guard (`last_used_step`) is checked and set in one UPDATE.
+//! `totp_factors`: encrypted TOTP secrets, pending until confirmed, then active. Every
+//! lookup names the tenant and the user (index `totp_factors_by_user`), and the replay guard
+//! is `mfa_consume_step` (one conditional UPDATE, defined once in the migrations).
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Binary, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel::{OptionalExtension, QueryableByName};
+use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
+use super::schema::{mfa_consume_step, totp_factors};
 use crate::crypto::keyring::Sealed;
+use crate::domain::ids::{FactorId, FactorStatus, TenantId, UserId};
 
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = totp_factors, check_for_backend(diesel::pg::Pg))]
 pub struct FactorRow {
-    #[diesel(sql_type = SqlUuid)]
-    pub factor_id: Uuid,
-    #[diesel(sql_type = Text)]
-    pub tenant_id: String,
-    #[diesel(sql_type = Text)]
-    pub user_id: String,
-    #[diesel(sql_type = Text)]
+    pub factor_id: FactorId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
     pub key_id: String,
-    #[diesel(sql_type = Binary)]
     pub nonce: Vec<u8>,
-    #[diesel(sql_type = Binary)]
     pub ciphertext: Vec<u8>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub expires_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub activated_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "factor_id, tenant_id, user_id, key_id, nonce, ciphertext, expires_at, activated_at, last_used_at";
+/// The user's factors: the prefix of `totp_factors_by_user`, so a lookup costs the same in
+/// a tenant of ten users or of a million, with or without planner statistics.
+#[diesel::dsl::auto_type]
+fn of_user<'a>(tenant_id: &'a TenantId, user_id: &'a UserId) -> _ {
+    totp_factors::tenant_id
+        .eq(tenant_id)
+        .and(totp_factors::user_id.eq(user_id))
+}
 
-/// The user's factor in `status` ('active' or 'pending').
+/// The user's factor in `status`.
 pub async fn get(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
-    user_id: &str,
-    status: &str,
-) -> diesel::QueryResult<Option<FactorRow>> {
-    diesel::sql_query(format!(
-        "SELECT {COLUMNS} FROM totp_factors WHERE tenant_id = $1 AND user_id = $2 AND status = $3"
-    ))
-    .bind::<Text, _>(tenant_id)
-    .bind::<Text, _>(user_id)
-    .bind::<Text, _>(status)
-    .get_result(conn)
-    .await
-    .optional()
+    tenant_id: &TenantId,
+    user_id: &UserId,
+    status: FactorStatus,
+) -> QueryResult<Option<FactorRow>> {
+    totp_factors::table
+        .filter(of_user(tenant_id, user_id))
+        .filter(totp_factors::status.eq(status))
+        .select(FactorRow::as_select())
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// Stores a new pending factor, discarding the previous pending one.
+#[allow(clippy::too_many_arguments)]
 pub async fn replace_pending(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
-    user_id: &str,
-    factor_id: Uuid,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+    factor_id: FactorId,
     sealed: &Sealed,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
-) -> diesel::QueryResult<()> {
-    diesel::sql_query(
-        "DELETE FROM totp_factors WHERE tenant_id = $1 AND user_id = $2 AND status = 'pending'",
+) -> QueryResult<()> {
+    diesel::delete(
+        totp_factors::table
+            .filter(of_user(tenant_id, user_id))
+            .filter(totp_factors::status.eq(FactorStatus::Pending)),
     )
-    .bind::<Text, _>(tenant_id)
-    .bind::<Text, _>(user_id)
     .execute(conn)
     .await?;
-    diesel::sql_query(
-        "INSERT INTO totp_factors (tenant_id, factor_id, user_id, status, key_id, nonce, ciphertext, created_at, expires_at) \
-         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8)",
-    )
-    .bind::<Text, _>(tenant_id)
-    .bind::<SqlUuid, _>(factor_id)
-    .bind::<Text, _>(user_id)
-    .bind::<Text, _>(&sealed.key_id)
-    .bind::<Binary, _>(&sealed.nonce)
-    .bind::<Binary, _>(&sealed.ciphertext)
-    .bind::<Timestamptz, _>(now)
-    .bind::<Timestamptz, _>(expires_at)
-    .execute(conn)
-    .await
-    .map(|_| ())
+    diesel::insert_into(totp_factors::table)
+        .values((
+            totp_factors::tenant_id.eq(tenant_id),
+            totp_factors::factor_id.eq(factor_id),
+            totp_factors::user_id.eq(user_id),
+            totp_factors::status.eq(FactorStatus::Pending),
+            totp_factors::key_id.eq(&sealed.key_id),
+            totp_factors::nonce.eq(&sealed.nonce),
+            totp_factors::ciphertext.eq(&sealed.ciphertext),
+            totp_factors::created_at.eq(now),
+            totp_factors::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// Makes the pending factor the user's active one, replacing any previous active factor
 /// (whose recovery codes go with it). The confirming code's step counts as used.
 pub async fn activate(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
-    user_id: &str,
-    factor_id: Uuid,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+    factor_id: FactorId,
     step: i64,
     now: DateTime<Utc>,
-) -> diesel::QueryResult<bool> {
-    diesel::sql_query(
-        "DELETE FROM totp_factors WHERE tenant_id = $1 AND user_id = $2 AND status = 'active'",
+) -> QueryResult<bool> {
+    diesel::delete(
+        totp_factors::table
+            .filter(of_user(tenant_id, user_id))
+            .filter(totp_factors::status.eq(FactorStatus::Active)),
     )
-    .bind::<Text, _>(tenant_id)
-    .bind::<Text, _>(user_id)
     .execute(conn)
     .await?;
-    diesel::sql_query(
-        "UPDATE totp_factors SET status = 'active', activated_at = $4, expires_at = NULL, \
-           last_used_step = $5, last_used_at = $4 \
-         WHERE tenant_id = $1 AND user_id = $2 AND factor_id = $3 AND status = 'pending'",
+    diesel::update(
+        totp_factors::table
+            .filter(of_user(tenant_id, user_id))
+            .filter(totp_factors::factor_id.eq(factor_id))
+            .filter(totp_factors::status.eq(FactorStatus::Pending)),
     )
-    .bind::<Text, _>(tenant_id)
-    .bind::<Text, _>(user_id)
-    .bind::<SqlUuid, _>(factor_id)
-    .bind::<Timestamptz, _>(now)
-    .bind::<BigInt, _>(step)
+    .set((
+        totp_factors::status.eq(FactorStatus::Active),
+        totp_factors::activated_at.eq(now),
+        totp_factors::expires_at.eq(None::<DateTime<Utc>>),
+        totp_factors::last_used_step.eq(step),
+        totp_factors::last_used_at.eq(now),
+    ))
     .execute(conn)
     .await
     .map(|n| n == 1)
@@ -121,82 +123,66 @@ pub async fn activate(
 /// False means the code (or an earlier one) was already used.
 pub async fn consume_step(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
-    factor_id: Uuid,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+    factor_id: FactorId,
     step: i64,
     now: DateTime<Utc>,
-) -> diesel::QueryResult<bool> {
-    diesel::sql_query(
-        "UPDATE totp_factors SET last_used_step = $3, last_used_at = $4 \
-         WHERE tenant_id = $1 AND factor_id = $2 AND status = 'active' \
-           AND (last_used_step IS NULL OR last_used_step < $3)",
-    )
-    .bind::<Text, _>(tenant_id)
-    .bind::<SqlUuid, _>(factor_id)
-    .bind::<BigInt, _>(step)
-    .bind::<Timestamptz, _>(now)
-    .execute(conn)
-    .await
-    .map(|n| n == 1)
+) -> QueryResult<bool> {
+    diesel::select(mfa_consume_step(tenant_id, user_id, factor_id, step, now))
+        .get_result(conn)
+        .await
 }
 
 /// Removes the user's active and pending factors (and, by cascade, recovery codes).
 /// Returns how many active factors went.
 pub async fn delete_for_user(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
-    user_id: &str,
-) -> diesel::QueryResult<usize> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Integer)]
-        active: i32,
-    }
-    let row: Row = diesel::sql_query(
-        "WITH d AS (DELETE FROM totp_factors WHERE tenant_id = $1 AND user_id = $2 RETURNING status) \
-         SELECT count(*) FILTER (WHERE status = 'active')::int AS active FROM d",
-    )
-    .bind::<Text, _>(tenant_id)
-    .bind::<Text, _>(user_id)
-    .get_result(conn)
-    .await?;
-    Ok(usize::try_from(row.active).unwrap_or(0))
+    tenant_id: &TenantId,
+    user_id: &UserId,
+) -> QueryResult<usize> {
+    let gone: Vec<FactorStatus> =
+        diesel::delete(totp_factors::table.filter(of_user(tenant_id, user_id)))
+            .returning(totp_factors::status)
+            .get_results(conn)
+            .await?;
+    Ok(gone.iter().filter(|s| **s == FactorStatus::Active).count())
 }
 
 /// A batch of factors not yet under `active_key_id`, for `encryption-keys rotate`.
 pub async fn not_under_key(
     conn: &mut AsyncPgConnection,
     active_key_id: &str,
-    limit: i32,
-) -> diesel::QueryResult<Vec<FactorRow>> {
-    diesel::sql_query(format!(
-        "SELECT {COLUMNS} FROM totp_factors WHERE key_id <> $1 ORDER BY tenant_id, factor_id LIMIT $2"
-    ))
-    .bind::<Text, _>(active_key_id)
-    .bind::<Integer, _>(limit)
-    .load(conn)
-    .await
+    limit: i64,
+) -> QueryResult<Vec<FactorRow>> {
+    totp_factors::table
+        .filter(totp_factors::key_id.ne(active_key_id))
+        .order((totp_factors::tenant_id, totp_factors::factor_id))
+        .limit(limit)
+        .select(FactorRow::as_select())
+        .load(conn)
+        .await
 }
 
 /// Replaces one ciphertext if it is still under `old_key_id` (a concurrent re-enrollment
 /// or rotation wins; this then changes nothing).
 pub async fn reseal(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
-    factor_id: Uuid,
+    tenant_id: &TenantId,
+    factor_id: FactorId,
     old_key_id: &str,
     sealed: &Sealed,
-) -> diesel::QueryResult<bool> {
-    diesel::sql_query(
-        "UPDATE totp_factors SET key_id = $4, nonce = $5, ciphertext = $6 \
-         WHERE tenant_id = $1 AND factor_id = $2 AND key_id = $3",
+) -> QueryResult<bool> {
+    diesel::update(
+        totp_factors::table
+            .find((tenant_id, factor_id))
+            .filter(totp_factors::key_id.eq(old_key_id)),
     )
-    .bind::<Text, _>(tenant_id)
-    .bind::<SqlUuid, _>(factor_id)
-    .bind::<Text, _>(old_key_id)
-    .bind::<Text, _>(&sealed.key_id)
-    .bind::<Binary, _>(&sealed.nonce)
-    .bind::<Binary, _>(&sealed.ciphertext)
+    .set((
+        totp_factors::key_id.eq(&sealed.key_id),
+        totp_factors::nonce.eq(&sealed.nonce),
+        totp_factors::ciphertext.eq(&sealed.ciphertext),
+    ))
     .execute(conn)
     .await
     .map(|n| n == 1)

@@ -1,51 +1,45 @@
-//! `logins`: sign-ins in progress. The mfa token is found by its keyed hash; it dies when
-//! its hash is cleared (success, too many wrong codes).
+//! `logins`: sign-ins in progress. The mfa token is found by its keyed hash (unique index);
+//! it dies when its hash is cleared (success, too many wrong codes).
 
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{
-    Array, Binary, Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+    Array, Binary, Integer, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
 };
-use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
 use super::audit::AuditCtx;
+use super::schema::{logins, mfa_complete_login_totp};
+use crate::domain::ids::{
+    FactorId, FactorStatus, IdentityProvider, LoginId, LoginStatus, Surface, TenantId, UserId,
+};
 use crate::domain::lockout;
 
+#[derive(Insertable)]
+#[diesel(table_name = logins)]
 pub struct NewLogin<'a> {
-    pub tenant_id: &'a str,
-    pub login_id: Uuid,
-    pub user_id: &'a str,
-    pub surface: &'a str,
-    pub status: &'a str,
+    pub tenant_id: &'a TenantId,
+    pub login_id: LoginId,
+    pub user_id: &'a UserId,
+    pub surface: Surface,
+    pub status: LoginStatus,
     pub token_hash: Option<&'a [u8]>,
+    pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// Set when the login ends at once (no second factor needed).
+    pub completed_at: Option<DateTime<Utc>>,
     pub ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
 }
 
-pub async fn insert(
-    conn: &mut AsyncPgConnection,
-    l: &NewLogin<'_>,
-    now: DateTime<Utc>,
-) -> diesel::QueryResult<()> {
-    diesel::sql_query(
-        "INSERT INTO logins (tenant_id, login_id, user_id, surface, status, token_hash, created_at, expires_at, completed_at, ip, user_agent) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $5 = 'authenticated' THEN $7 END, $9, $10)",
-    )
-    .bind::<Text, _>(l.tenant_id)
-    .bind::<SqlUuid, _>(l.login_id)
-    .bind::<Text, _>(l.user_id)
-    .bind::<Text, _>(l.surface)
-    .bind::<Text, _>(l.status)
-    .bind::<Nullable<Binary>, _>(l.token_hash)
-    .bind::<Timestamptz, _>(now)
-    .bind::<Timestamptz, _>(l.expires_at)
-    .bind::<Nullable<Text>, _>(l.ip)
-    .bind::<Nullable<Text>, _>(l.user_agent)
-    .execute(conn)
-    .await
-    .map(|_| ())
+pub async fn insert(conn: &mut AsyncPgConnection, l: &NewLogin<'_>) -> QueryResult<()> {
+    diesel::insert_into(logins::table)
+        .values(l)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// A live login with its user and one of the user's factors: everything a second-factor
@@ -53,15 +47,15 @@ pub async fn insert(
 #[derive(Debug, Clone, QueryableByName)]
 pub struct LoginCtx {
     #[diesel(sql_type = Text)]
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     #[diesel(sql_type = SqlUuid)]
-    pub login_id: Uuid,
+    pub login_id: LoginId,
     #[diesel(sql_type = Text)]
-    pub user_id: String,
+    pub user_id: UserId,
     #[diesel(sql_type = Text)]
-    pub surface: String,
+    pub surface: Surface,
     #[diesel(sql_type = Text)]
-    pub status: String,
+    pub status: LoginStatus,
     #[diesel(sql_type = Timestamptz)]
     pub expires_at: DateTime<Utc>,
     #[diesel(sql_type = Integer)]
@@ -69,13 +63,17 @@ pub struct LoginCtx {
     #[diesel(sql_type = Text)]
     pub email: String,
     #[diesel(sql_type = Text)]
-    pub identity_provider: String,
+    pub identity_provider: IdentityProvider,
     #[diesel(sql_type = Array<Text>)]
     pub roles: Vec<String>,
+    #[diesel(sql_type = Integer)]
+    pub failed_attempts: i32,
+    #[diesel(sql_type = Integer)]
+    pub lockout_count: i32,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub locked_until: Option<DateTime<Utc>>,
     #[diesel(sql_type = Nullable<SqlUuid>)]
-    pub factor_id: Option<Uuid>,
+    pub factor_id: Option<FactorId>,
     #[diesel(sql_type = Nullable<Text>)]
     pub key_id: Option<String>,
     #[diesel(sql_type = Nullable<Binary>)]
@@ -86,148 +84,180 @@ pub struct LoginCtx {
     pub factor_expires_at: Option<DateTime<Utc>>,
 }
 
+impl LoginCtx {
+    pub fn lockout(&self) -> lockout::LockoutState {
+        lockout::LockoutState {
+            failed_attempts: self.failed_attempts,
+            lockout_count: self.lockout_count,
+            locked_until: self.locked_until,
+        }
+    }
+}
+
+/// The login of an mfa token with its user and the user's factor in `factor_status`. The
+/// DSL cannot lock only some tables of an outer join (`FOR … OF`), so this statement is
+/// written out; it is still a prepared statement, cached per connection: its type has a
+/// static query id and `LOCK` is part of the type. Every join goes through a whole unique
+/// key: the token's hash, the user's primary key, `totp_factors_by_user`.
+struct ByToken<'a, const LOCK: bool> {
+    token_hash: &'a [u8],
+    factor_status: FactorStatus,
+}
+
+impl<const LOCK: bool> QueryId for ByToken<'_, LOCK> {
+    type QueryId = ByToken<'static, LOCK>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<const LOCK: bool> QueryFragment<Pg> for ByToken<'_, LOCK> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(
+            "SELECT l.tenant_id, l.login_id, l.user_id, l.surface, l.status, l.expires_at, \
+               l.failed_attempts AS login_failures, u.email, u.identity_provider, u.roles, \
+               u.failed_attempts, u.lockout_count, u.locked_until, \
+               f.factor_id, f.key_id, f.nonce, f.ciphertext, f.expires_at AS factor_expires_at \
+             FROM logins l \
+             JOIN users u ON u.tenant_id = l.tenant_id AND u.user_id = l.user_id \
+             LEFT JOIN totp_factors f \
+               ON f.tenant_id = l.tenant_id AND f.user_id = l.user_id AND f.status = ",
+        );
+        out.push_bind_param::<Text, _>(&self.factor_status)?;
+        out.push_sql(" WHERE l.token_hash = ");
+        out.push_bind_param::<Binary, _>(&self.token_hash)?;
+        if LOCK {
+            out.push_sql(" FOR NO KEY UPDATE OF l, u");
+        }
+        Ok(())
+    }
+}
+
+impl<const LOCK: bool> Query for ByToken<'_, LOCK> {
+    type SqlType = Untyped;
+}
+
 /// Finds the login of an mfa token, with the user's factor in `factor_status`. With
 /// `lock`, the login and user rows stay locked until the transaction ends, so attempts of
 /// one user are evaluated one at a time by every instance.
 pub async fn by_token(
     conn: &mut AsyncPgConnection,
     token_hash: &[u8],
-    factor_status: &str,
+    factor_status: FactorStatus,
     lock: bool,
-) -> diesel::QueryResult<Option<LoginCtx>> {
-    let lock = if lock {
-        " FOR NO KEY UPDATE OF l, u"
+) -> QueryResult<Option<LoginCtx>> {
+    if lock {
+        let q = ByToken::<true> {
+            token_hash,
+            factor_status,
+        };
+        q.get_result(conn).await.optional()
     } else {
-        ""
-    };
-    diesel::sql_query(format!(
-        "SELECT l.tenant_id, l.login_id, l.user_id, l.surface, l.status, l.expires_at, \
-           l.failed_attempts AS login_failures, u.email, u.identity_provider, u.roles, u.locked_until, \
-           f.factor_id, f.key_id, f.nonce, f.ciphertext, f.expires_at AS factor_expires_at \
-         FROM logins l \
-         JOIN users u ON u.tenant_id = l.tenant_id AND u.user_id = l.user_id \
-         LEFT JOIN totp_factors f ON f.tenant_id = l.tenant_id AND f.user_id = l.user_id AND f.status = $2 \
-         WHERE l.token_hash = $1{lock}"
-    ))
-    .bind::<Binary, _>(token_hash)
-    .bind::<Text, _>(factor_status)
-    .get_result(conn)
-    .await
-    .optional()
+        let q = ByToken::<false> {
+            token_hash,
+            factor_status,
+        };
+        q.get_result(conn).await.optional()
+    }
+}
+
+#[diesel::dsl::auto_type]
+fn key<'a>(tenant_id: &'a TenantId, login_id: LoginId) -> _ {
+    logins::tenant_id
+        .eq(tenant_id)
+        .and(logins::login_id.eq(login_id))
 }
 
 /// Counts a wrong code against the login; the 5th kills its token. Returns the attempts
 /// left.
 pub async fn record_failure(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
-    login_id: Uuid,
+    tenant_id: &TenantId,
+    login_id: LoginId,
+    failures_before: i32,
     now: DateTime<Utc>,
-) -> diesel::QueryResult<i32> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Integer)]
-        failed_attempts: i32,
+) -> QueryResult<i32> {
+    let failures = failures_before + 1;
+    let q = diesel::update(logins::table.filter(key(tenant_id, login_id)));
+    if failures >= lockout::MAX_FAILURES {
+        q.set((
+            logins::failed_attempts.eq(failures),
+            logins::token_hash.eq(None::<Vec<u8>>),
+            logins::status.eq(LoginStatus::Failed),
+            logins::completed_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    } else {
+        q.set(logins::failed_attempts.eq(failures))
+            .execute(conn)
+            .await?;
     }
-    let r: Row = diesel::sql_query(
-        "UPDATE logins SET failed_attempts = failed_attempts + 1, \
-           token_hash = CASE WHEN failed_attempts + 1 >= $3 THEN NULL ELSE token_hash END, \
-           status = CASE WHEN failed_attempts + 1 >= $3 THEN 'failed' ELSE status END, \
-           completed_at = CASE WHEN failed_attempts + 1 >= $3 THEN $4 ELSE completed_at END \
-         WHERE tenant_id = $1 AND login_id = $2 RETURNING failed_attempts",
-    )
-    .bind::<Text, _>(tenant_id)
-    .bind::<SqlUuid, _>(login_id)
-    .bind::<Integer, _>(lockout::MAX_FAILURES)
-    .bind::<Timestamptz, _>(now)
-    .get_result(conn)
-    .await?;
-    Ok(lockout::MAX_FAILURES - r.failed_attempts)
+    Ok(lockout::MAX_FAILURES - failures)
 }
 
 /// Ends the login as authenticated; its token dies.
 pub async fn complete(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
-    login_id: Uuid,
+    tenant_id: &TenantId,
+    login_id: LoginId,
     now: DateTime<Utc>,
-) -> diesel::QueryResult<()> {
-    diesel::sql_query(
-        "UPDATE logins SET status = 'authenticated', token_hash = NULL, completed_at = $3 \
-         WHERE tenant_id = $1 AND login_id = $2",
-    )
-    .bind::<Text, _>(tenant_id)
-    .bind::<SqlUuid, _>(login_id)
-    .bind::<Timestamptz, _>(now)
-    .execute(conn)
-    .await
-    .map(|_| ())
+) -> QueryResult<()> {
+    diesel::update(logins::table.filter(key(tenant_id, login_id)))
+        .set((
+            logins::status.eq(LoginStatus::Authenticated),
+            logins::token_hash.eq(None::<Vec<u8>>),
+            logins::completed_at.eq(now),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
-/// The verify hot path in one statement: the replay guard on the factor, and only if it
-/// passes, the login's completion, the user's lockout reset and `login.succeeded`;
-/// otherwise `totp.code_reused`. Returns whether the code was accepted.
+/// The verify hot path in one round trip (`mfa_complete_login_totp`): the replay guard on
+/// the factor, and only if it passes, the login's completion, the user's lockout reset and
+/// `login.succeeded`; otherwise `totp.code_reused`. Returns whether the code was accepted.
 pub async fn complete_with_totp(
     conn: &mut AsyncPgConnection,
     ctx: &AuditCtx,
-    login_id: Uuid,
-    factor_id: Uuid,
+    user_id: &UserId,
+    login_id: LoginId,
+    factor_id: FactorId,
     step: i64,
     now: DateTime<Utc>,
-) -> diesel::QueryResult<bool> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Bool)]
-        accepted: bool,
-    }
-    let r: Row = diesel::sql_query(
-        "WITH f AS ( \
-           UPDATE totp_factors SET last_used_step = $4, last_used_at = $5 \
-           WHERE tenant_id = $1 AND factor_id = $3 AND status = 'active' \
-             AND (last_used_step IS NULL OR last_used_step < $4) \
-           RETURNING user_id), \
-         u AS ( \
-           UPDATE users SET failed_attempts = 0, lockout_count = 0, locked_until = NULL, last_login_at = $5 \
-           WHERE tenant_id = $1 AND user_id IN (SELECT user_id FROM f)), \
-         l AS ( \
-           UPDATE logins SET status = 'authenticated', token_hash = NULL, completed_at = $5 \
-           WHERE tenant_id = $1 AND login_id = $2 AND EXISTS (SELECT 1 FROM f)), \
-         a AS ( \
-           INSERT INTO audit_events (tenant_id, type, at, user_id, actor_id, surface, ip, user_agent, details) \
-           SELECT $1, CASE WHEN EXISTS (SELECT 1 FROM f) THEN 'login.succeeded' ELSE 'totp.code_reused' END, \
-             $5, $6, $6, $7, $8, $9, $10) \
-         SELECT EXISTS (SELECT 1 FROM f) AS accepted",
-    )
-    .bind::<Text, _>(&ctx.tenant_id)
-    .bind::<SqlUuid, _>(login_id)
-    .bind::<SqlUuid, _>(factor_id)
-    .bind::<diesel::sql_types::BigInt, _>(step)
-    .bind::<Timestamptz, _>(now)
-    .bind::<Nullable<Text>, _>(ctx.user_id.as_deref())
-    .bind::<Nullable<Text>, _>(ctx.surface)
-    .bind::<Nullable<Text>, _>(ctx.ip.as_deref())
-    .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
-    .bind::<Jsonb, _>(serde_json::json!({"login_id": login_id, "method": "totp"}))
+) -> QueryResult<bool> {
+    diesel::select(mfa_complete_login_totp(
+        &ctx.tenant_id,
+        user_id,
+        login_id,
+        factor_id,
+        step,
+        now,
+        ctx.surface,
+        ctx.ip.as_deref(),
+        ctx.user_agent.as_deref(),
+    ))
     .get_result(conn)
-    .await?;
-    Ok(r.accepted)
+    .await
 }
 
 /// Open logins of a user are erased with the user (cascade); this kills them without
 /// erasing (after an admin reset, a half-finished sign-in must start over).
 pub async fn kill_open(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
-    user_id: &str,
+    tenant_id: &TenantId,
+    user_id: &UserId,
     now: DateTime<Utc>,
-) -> diesel::QueryResult<()> {
-    diesel::sql_query(
-        "UPDATE logins SET status = 'failed', token_hash = NULL, completed_at = $3 \
-         WHERE tenant_id = $1 AND user_id = $2 AND token_hash IS NOT NULL",
+) -> QueryResult<()> {
+    diesel::update(
+        logins::table
+            .filter(logins::tenant_id.eq(tenant_id))
+            .filter(logins::user_id.eq(user_id))
+            .filter(logins::token_hash.is_not_null()),
     )
-    .bind::<Text, _>(tenant_id)
-    .bind::<Text, _>(user_id)
-    .bind::<Timestamptz, _>(now)
+    .set((
+        logins::status.eq(LoginStatus::Failed),
+        logins::token_hash.eq(None::<Vec<u8>>),
+        logins::completed_at.eq(now),
+    ))
     .execute(conn)
     .await
     .map(|_| ())

@@ -1,13 +1,17 @@
-//! Persistence: the pool, database creation and migrations, and one module per table's
-//! queries. Repository functions take a `&mut AsyncPgConnection` so the caller (a service)
-//! owns the transaction; they never decide policy.
+//! Persistence: the pool, database creation and migrations, the typed schema, and one module
+//! per table's queries. Queries are Diesel DSL over `schema.rs` (checked by the compiler,
+//! prepared once per connection); repository functions take a `&mut AsyncPgConnection` so
+//! the caller (a service) owns the transaction, return Diesel's errors, and never decide
+//! policy.
 
 pub mod audit;
 pub mod factors;
 pub mod logins;
 pub mod recovery;
+pub mod schema;
 pub mod service_keys;
 pub mod tenants;
+pub mod types;
 pub mod users;
 
 use std::time::Duration;
@@ -151,12 +155,9 @@ pub async fn migrate(url: &str) -> anyhow::Result<Vec<String>> {
     .context("migration task")?
 }
 
-/// Whether Postgres answers (for `/readyz`).
-pub async fn ping(pool: &Pool) -> Result<(), crate::error::ApiError> {
-    let mut conn = pool.get().await?;
-    conn.batch_execute("SELECT 1")
-        .await
-        .map_err(|e| crate::error::ApiError::Unavailable(e.to_string()))
+/// Whether Postgres answers on this connection (for `/readyz`).
+pub async fn ping(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+    conn.batch_execute("SELECT 1").await
 }
 
 #[cfg(test)]

@@ -1,26 +1,22 @@
-//! `service_keys`: credentials of trusted backends, stored as keyed hashes.
+//! `service_keys`: credentials of trusted backends, stored as keyed hashes. Global, not
+//! tenant-owned: a key is found by its hash alone (unique index).
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, Binary, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel::{OptionalExtension, QueryableByName};
+use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, QueryableByName)]
+use super::schema::service_keys;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = service_keys, check_for_backend(diesel::pg::Pg))]
 pub struct ServiceKeyRow {
-    #[diesel(sql_type = SqlUuid)]
     pub key_id: Uuid,
-    #[diesel(sql_type = Text)]
     pub name: String,
-    #[diesel(sql_type = Nullable<Array<Text>>)]
     pub tenant_scope: Option<Vec<String>>,
-    #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub revoked_at: Option<DateTime<Utc>>,
 }
-
-const COLUMNS: &str = "key_id, name, tenant_scope, created_at, revoked_at";
 
 pub async fn insert(
     conn: &mut AsyncPgConnection,
@@ -29,40 +25,40 @@ pub async fn insert(
     key_hash: &[u8],
     scope: Option<&[String]>,
     now: DateTime<Utc>,
-) -> diesel::QueryResult<()> {
-    diesel::sql_query(
-        "INSERT INTO service_keys (key_id, name, key_hash, tenant_scope, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind::<SqlUuid, _>(key_id)
-    .bind::<Text, _>(name)
-    .bind::<Binary, _>(key_hash)
-    .bind::<Nullable<Array<Text>>, _>(scope)
-    .bind::<Timestamptz, _>(now)
-    .execute(conn)
-    .await
-    .map(|_| ())
+) -> QueryResult<()> {
+    diesel::insert_into(service_keys::table)
+        .values((
+            service_keys::key_id.eq(key_id),
+            service_keys::name.eq(name),
+            service_keys::key_hash.eq(key_hash),
+            service_keys::tenant_scope.eq(scope),
+            service_keys::created_at.eq(now),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// The live (unrevoked) key with this hash.
 pub async fn find_live(
     conn: &mut AsyncPgConnection,
     key_hash: &[u8],
-) -> diesel::QueryResult<Option<ServiceKeyRow>> {
-    diesel::sql_query(format!(
-        "SELECT {COLUMNS} FROM service_keys WHERE key_hash = $1 AND revoked_at IS NULL"
-    ))
-    .bind::<Binary, _>(key_hash)
-    .get_result(conn)
-    .await
-    .optional()
+) -> QueryResult<Option<ServiceKeyRow>> {
+    service_keys::table
+        .filter(service_keys::key_hash.eq(key_hash))
+        .filter(service_keys::revoked_at.is_null())
+        .select(ServiceKeyRow::as_select())
+        .first(conn)
+        .await
+        .optional()
 }
 
-pub async fn list(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Vec<ServiceKeyRow>> {
-    diesel::sql_query(format!(
-        "SELECT {COLUMNS} FROM service_keys ORDER BY created_at, key_id"
-    ))
-    .load(conn)
-    .await
+pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<ServiceKeyRow>> {
+    service_keys::table
+        .order((service_keys::created_at, service_keys::key_id))
+        .select(ServiceKeyRow::as_select())
+        .load(conn)
+        .await
 }
 
 /// Revokes a key; false if there is no such live key.
@@ -70,12 +66,13 @@ pub async fn revoke(
     conn: &mut AsyncPgConnection,
     key_id: Uuid,
     now: DateTime<Utc>,
-) -> diesel::QueryResult<bool> {
-    diesel::sql_query(
-        "UPDATE service_keys SET revoked_at = $2 WHERE key_id = $1 AND revoked_at IS NULL",
+) -> QueryResult<bool> {
+    diesel::update(
+        service_keys::table
+            .find(key_id)
+            .filter(service_keys::revoked_at.is_null()),
     )
-    .bind::<SqlUuid, _>(key_id)
-    .bind::<Timestamptz, _>(now)
+    .set(service_keys::revoked_at.eq(now))
     .execute(conn)
     .await
     .map(|n| n == 1)

@@ -1,62 +1,68 @@
 //! `tenants`: one row per tenant with its 2FA policy and the policy's version (the ETag).
+//! A sign-in only reads this row: it is created on first sight and written only by a policy
+//! change, so sign-ins of one tenant never queue on it.
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz};
-use diesel::{OptionalExtension, QueryableByName};
+use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-#[derive(Debug, Clone, QueryableByName)]
+use super::schema::tenants;
+use crate::domain::ids::TenantId;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = tenants, check_for_backend(diesel::pg::Pg))]
 pub struct TenantRow {
-    #[diesel(sql_type = Text)]
-    pub tenant_id: String,
-    #[diesel(sql_type = Bool)]
+    pub tenant_id: TenantId,
     pub enforce_mfa: bool,
-    #[diesel(sql_type = Array<Text>)]
     pub surfaces: Vec<String>,
-    #[diesel(sql_type = Array<Text>)]
     pub exempt_identity_providers: Vec<String>,
-    #[diesel(sql_type = Text)]
     pub issuer: String,
-    #[diesel(sql_type = BigInt)]
     pub version: i64,
-    #[diesel(sql_type = Timestamptz)]
     pub updated_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub updated_by: Option<String>,
 }
 
-const COLUMNS: &str = "tenant_id, enforce_mfa, surfaces, exempt_identity_providers, issuer, version, updated_at, updated_by";
-
-/// Creates the tenant with the default policy on first sight and returns it.
+/// The tenant with the default policy, created on first sight. A plain read when it exists
+/// (every sign-in but the tenant's first); on a miss an insert that yields to a concurrent
+/// creator, then the read again.
 pub async fn ensure(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     now: DateTime<Utc>,
-) -> diesel::QueryResult<TenantRow> {
-    // The no-op update makes RETURNING yield the existing row too, in one statement.
-    diesel::sql_query(format!(
-        "INSERT INTO tenants (tenant_id, created_at, updated_at) VALUES ($1, $2, $2) \
-         ON CONFLICT (tenant_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id RETURNING {COLUMNS}"
-    ))
-    .bind::<Text, _>(tenant_id)
-    .bind::<Timestamptz, _>(now)
-    .get_result(conn)
-    .await
+) -> QueryResult<TenantRow> {
+    if let Some(t) = get(conn, tenant_id).await? {
+        return Ok(t);
+    }
+    diesel::insert_into(tenants::table)
+        .values((
+            tenants::tenant_id.eq(tenant_id),
+            tenants::created_at.eq(now),
+            tenants::updated_at.eq(now),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    tenants::table
+        .find(tenant_id)
+        .select(TenantRow::as_select())
+        .get_result(conn)
+        .await
 }
 
 pub async fn get(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
-) -> diesel::QueryResult<Option<TenantRow>> {
-    diesel::sql_query(format!(
-        "SELECT {COLUMNS} FROM tenants WHERE tenant_id = $1"
-    ))
-    .bind::<Text, _>(tenant_id)
-    .get_result(conn)
-    .await
-    .optional()
+    tenant_id: &TenantId,
+) -> QueryResult<Option<TenantRow>> {
+    tenants::table
+        .find(tenant_id)
+        .select(TenantRow::as_select())
+        .get_result(conn)
+        .await
+        .optional()
 }
 
+#[derive(AsChangeset)]
+#[diesel(table_name = tenants)]
 pub struct PolicyUpdate<'a> {
     pub enforce_mfa: bool,
     pub surfaces: &'a [String],
@@ -69,24 +75,22 @@ pub struct PolicyUpdate<'a> {
 /// one statement); `None` when it moved on.
 pub async fn update_policy(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     expected_version: i64,
     p: &PolicyUpdate<'_>,
     now: DateTime<Utc>,
-) -> diesel::QueryResult<Option<TenantRow>> {
-    diesel::sql_query(format!(
-        "UPDATE tenants SET enforce_mfa = $3, surfaces = $4, exempt_identity_providers = $5, issuer = $6, \
-         updated_by = $7, updated_at = $8, version = version + 1 \
-         WHERE tenant_id = $1 AND version = $2 RETURNING {COLUMNS}"
+) -> QueryResult<Option<TenantRow>> {
+    diesel::update(
+        tenants::table
+            .find(tenant_id)
+            .filter(tenants::version.eq(expected_version)),
+    )
+    .set((
+        p,
+        tenants::updated_at.eq(now),
+        tenants::version.eq(tenants::version + 1),
     ))
-    .bind::<Text, _>(tenant_id)
-    .bind::<BigInt, _>(expected_version)
-    .bind::<Bool, _>(p.enforce_mfa)
-    .bind::<Array<Text>, _>(p.surfaces)
-    .bind::<Array<Text>, _>(p.exempt_identity_providers)
-    .bind::<Text, _>(p.issuer)
-    .bind::<Text, _>(p.updated_by)
-    .bind::<Timestamptz, _>(now)
+    .returning(TenantRow::as_returning())
     .get_result(conn)
     .await
     .optional()

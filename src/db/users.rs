@@ -1,184 +1,162 @@
 //! `users`: the users this service has seen, with the lockout counters of their second
-//! factor. The lockout transitions (domain::lockout) are single statements so every
-//! instance shares them exactly.
+//! factor. A sign-in writes the row only when something the primary account system says about
+//! the user changed; lockout changes happen while the row is locked (`lock_for_attempt`), so
+//! every instance sees them in order, and the schedule itself is `domain::lockout`.
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, Bool, Double, Integer, Nullable, Text, Timestamptz};
-use diesel::{OptionalExtension, QueryableByName};
+use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::domain::lockout;
+use super::schema::{mfa_reset_lockout, totp_factors, users};
+use crate::domain::ids::{FactorStatus, IdentityProvider, TenantId, UserId};
+use crate::domain::lockout::LockoutState;
 
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct UserRow {
-    #[diesel(sql_type = Text)]
-    pub tenant_id: String,
-    #[diesel(sql_type = Text)]
-    pub user_id: String,
-    #[diesel(sql_type = Text)]
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
     pub email: String,
-    #[diesel(sql_type = Text)]
-    pub identity_provider: String,
-    #[diesel(sql_type = Array<Text>)]
+    pub display_name: Option<String>,
+    pub identity_provider: IdentityProvider,
     pub roles: Vec<String>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub last_login_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub locked_until: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str =
-    "tenant_id, user_id, email, identity_provider, roles, last_login_at, locked_until";
-
+/// What the primary account system says about a user at sign-in.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = users, treat_none_as_null = true)]
 pub struct UserUpsert<'a> {
-    pub tenant_id: &'a str,
-    pub user_id: &'a str,
+    pub tenant_id: &'a TenantId,
+    pub user_id: &'a UserId,
     pub email: &'a str,
     pub display_name: Option<&'a str>,
-    pub identity_provider: &'a str,
+    pub identity_provider: IdentityProvider,
     pub roles: &'a [String],
 }
 
-/// Creates the user on first sight; later sign-ins refresh what the primary account
-/// system says about them (e-mail, name, provider, roles).
-pub async fn upsert(
+impl UserUpsert<'_> {
+    fn matches(&self, row: &UserRow) -> bool {
+        row.email == self.email
+            && row.display_name.as_deref() == self.display_name
+            && row.identity_provider == self.identity_provider
+            && row.roles == self.roles
+    }
+}
+
+/// Creates the user on first sight; later sign-ins rewrite the row only when the e-mail,
+/// name, provider or roles changed (a plain read otherwise).
+pub async fn sync(
     conn: &mut AsyncPgConnection,
     u: &UserUpsert<'_>,
     now: DateTime<Utc>,
-) -> diesel::QueryResult<UserRow> {
-    diesel::sql_query(format!(
-        "INSERT INTO users (tenant_id, user_id, email, display_name, identity_provider, roles, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (tenant_id, user_id) DO UPDATE SET email = EXCLUDED.email, \
-           display_name = EXCLUDED.display_name, identity_provider = EXCLUDED.identity_provider, \
-           roles = EXCLUDED.roles \
-         RETURNING {COLUMNS}"
-    ))
-    .bind::<Text, _>(u.tenant_id)
-    .bind::<Text, _>(u.user_id)
-    .bind::<Text, _>(u.email)
-    .bind::<Nullable<Text>, _>(u.display_name)
-    .bind::<Text, _>(u.identity_provider)
-    .bind::<Array<Text>, _>(u.roles)
-    .bind::<Timestamptz, _>(now)
-    .get_result(conn)
-    .await
+) -> QueryResult<UserRow> {
+    let key = (u.tenant_id, u.user_id);
+    match get(conn, u.tenant_id, u.user_id).await? {
+        Some(row) if u.matches(&row) => Ok(row),
+        Some(_) => {
+            diesel::update(users::table.find(key))
+                .set(u)
+                .returning(UserRow::as_returning())
+                .get_result(conn)
+                .await
+        }
+        None => {
+            diesel::insert_into(users::table)
+                .values((u, users::created_at.eq(now)))
+                .on_conflict((users::tenant_id, users::user_id))
+                .do_update()
+                .set(u)
+                .returning(UserRow::as_returning())
+                .get_result(conn)
+                .await
+        }
+    }
 }
 
 pub async fn get(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
-    user_id: &str,
-) -> diesel::QueryResult<Option<UserRow>> {
-    diesel::sql_query(format!(
-        "SELECT {COLUMNS} FROM users WHERE tenant_id = $1 AND user_id = $2"
-    ))
-    .bind::<Text, _>(tenant_id)
-    .bind::<Text, _>(user_id)
-    .get_result(conn)
-    .await
-    .optional()
+    tenant_id: &TenantId,
+    user_id: &UserId,
+) -> QueryResult<Option<UserRow>> {
+    users::table
+        .find((tenant_id, user_id))
+        .select(UserRow::as_select())
+        .get_result(conn)
+        .await
+        .optional()
 }
 
 /// Locks the user's row for the rest of the transaction, so attempts of one user are
-/// evaluated one at a time across all instances; returns its lockout end.
+/// evaluated one at a time across all instances; returns the lockout state.
 pub async fn lock_for_attempt(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
-    user_id: &str,
-) -> diesel::QueryResult<Option<Option<DateTime<Utc>>>> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Nullable<Timestamptz>)]
-        locked_until: Option<DateTime<Utc>>,
-    }
-    let row: Option<Row> = diesel::sql_query(
-        "SELECT locked_until FROM users WHERE tenant_id = $1 AND user_id = $2 FOR NO KEY UPDATE",
-    )
-    .bind::<Text, _>(tenant_id)
-    .bind::<Text, _>(user_id)
-    .get_result(conn)
-    .await
-    .optional()?;
-    Ok(row.map(|r| r.locked_until))
+    tenant_id: &TenantId,
+    user_id: &UserId,
+) -> QueryResult<Option<LockoutState>> {
+    let row: Option<(i32, i32, Option<DateTime<Utc>>)> = users::table
+        .find((tenant_id, user_id))
+        .select((
+            users::failed_attempts,
+            users::lockout_count,
+            users::locked_until,
+        ))
+        .for_no_key_update()
+        .get_result(conn)
+        .await
+        .optional()?;
+    Ok(row.map(
+        |(failed_attempts, lockout_count, locked_until)| LockoutState {
+            failed_attempts,
+            lockout_count,
+            locked_until,
+        },
+    ))
 }
 
-#[derive(Debug, QueryableByName)]
-pub struct FailureOutcome {
-    /// This failure started a lockout.
-    #[diesel(sql_type = Bool)]
-    pub just_locked: bool,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub locked_until: Option<DateTime<Utc>>,
-}
-
-/// Counts one wrong code; the 5th consecutive one locks the factor for
-/// `lockout::lock_duration(previous lockouts)` (the same schedule, written in SQL so the
-/// count, the doubling and the lock change together).
-pub async fn record_failure(
+/// Stores the lockout state `domain::lockout` computed for a wrong code. The caller holds
+/// the row locked (`lock_for_attempt` or the login's locking read), so the state it read is
+/// still the stored one.
+pub async fn store_lockout(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
-    user_id: &str,
-    now: DateTime<Utc>,
-) -> diesel::QueryResult<FailureOutcome> {
-    diesel::sql_query(
-        "UPDATE users SET \
-           failed_attempts = CASE WHEN failed_attempts + 1 >= $4 THEN 0 ELSE failed_attempts + 1 END, \
-           lockout_count = CASE WHEN failed_attempts + 1 >= $4 THEN lockout_count + 1 ELSE lockout_count END, \
-           locked_until = CASE WHEN failed_attempts + 1 >= $4 \
-             THEN $3 + make_interval(secs => LEAST($5 * power(2, LEAST(lockout_count, 30)), $6)) \
-             ELSE locked_until END \
-         WHERE tenant_id = $1 AND user_id = $2 \
-         RETURNING failed_attempts = 0 AS just_locked, locked_until",
-    )
-    .bind::<Text, _>(tenant_id)
-    .bind::<Text, _>(user_id)
-    .bind::<Timestamptz, _>(now)
-    .bind::<Integer, _>(lockout::MAX_FAILURES)
-    .bind::<Double, _>(lockout::BASE_LOCK_SECS as f64)
-    .bind::<Double, _>(lockout::MAX_LOCK_SECS as f64)
-    .get_result(conn)
-    .await
+    tenant_id: &TenantId,
+    user_id: &UserId,
+    s: &LockoutState,
+) -> QueryResult<()> {
+    diesel::update(users::table.find((tenant_id, user_id)))
+        .set((
+            users::failed_attempts.eq(s.failed_attempts),
+            users::lockout_count.eq(s.lockout_count),
+            users::locked_until.eq(s.locked_until),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
-/// A success or an admin unlock: clears the count, the doubling and any lock. Returns
-/// whether the user was locked at `now`.
+/// A success or an admin unlock (the rule is `mfa_reset_lockout` in the migrations, shared
+/// with the verify statement). Returns whether the user was locked at `now`; `None` when
+/// there is no such user.
 pub async fn reset_lockout(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
-    user_id: &str,
+    tenant_id: &TenantId,
+    user_id: &UserId,
     now: DateTime<Utc>,
-) -> diesel::QueryResult<Option<bool>> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Bool)]
-        was_locked: bool,
-    }
-    let row: Option<Row> = diesel::sql_query(
-        "UPDATE users u SET failed_attempts = 0, lockout_count = 0, locked_until = NULL \
-         FROM (SELECT locked_until FROM users WHERE tenant_id = $1 AND user_id = $2) old \
-         WHERE u.tenant_id = $1 AND u.user_id = $2 \
-         RETURNING COALESCE(old.locked_until > $3, false) AS was_locked",
-    )
-    .bind::<Text, _>(tenant_id)
-    .bind::<Text, _>(user_id)
-    .bind::<Timestamptz, _>(now)
-    .get_result(conn)
-    .await
-    .optional()?;
-    Ok(row.map(|r| r.was_locked))
+) -> QueryResult<Option<bool>> {
+    diesel::select(mfa_reset_lockout(tenant_id, user_id, now))
+        .get_result(conn)
+        .await
 }
 
 pub async fn touch_login(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
-    user_id: &str,
+    tenant_id: &TenantId,
+    user_id: &UserId,
     now: DateTime<Utc>,
-) -> diesel::QueryResult<()> {
-    diesel::sql_query("UPDATE users SET last_login_at = $3 WHERE tenant_id = $1 AND user_id = $2")
-        .bind::<Text, _>(tenant_id)
-        .bind::<Text, _>(user_id)
-        .bind::<Timestamptz, _>(now)
+) -> QueryResult<()> {
+    diesel::update(users::table.find((tenant_id, user_id)))
+        .set(users::last_login_at.eq(now))
         .execute(conn)
         .await
         .map(|_| ())
@@ -187,54 +165,60 @@ pub async fn touch_login(
 /// Erases the user with their factors, recovery codes and logins (cascades).
 pub async fn delete(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
-    user_id: &str,
-) -> diesel::QueryResult<bool> {
-    diesel::sql_query("DELETE FROM users WHERE tenant_id = $1 AND user_id = $2")
-        .bind::<Text, _>(tenant_id)
-        .bind::<Text, _>(user_id)
+    tenant_id: &TenantId,
+    user_id: &UserId,
+) -> QueryResult<bool> {
+    diesel::delete(users::table.find((tenant_id, user_id)))
         .execute(conn)
         .await
         .map(|n| n > 0)
 }
 
-#[derive(Debug, QueryableByName)]
+#[derive(Debug, Queryable)]
 pub struct ListedUser {
-    #[diesel(sql_type = Text)]
-    pub user_id: String,
-    #[diesel(sql_type = Text)]
+    pub user_id: UserId,
     pub email: String,
-    #[diesel(sql_type = Text)]
-    pub identity_provider: String,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub identity_provider: IdentityProvider,
     pub enrolled_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub last_login_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub locked_until: Option<DateTime<Utc>>,
 }
 
-/// Users ordered by id after `after` (keyset); `enrolled` filters on an active factor.
+/// Users ordered by id after `after` (keyset on the primary key, so a page costs a page);
+/// `enrolled` filters on an active factor. One statement per filter combination (boxed), so
+/// each prepared plan fits its filters.
 pub async fn list(
     conn: &mut AsyncPgConnection,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     enrolled: Option<bool>,
-    after: Option<&str>,
-    limit: i32,
-) -> diesel::QueryResult<Vec<ListedUser>> {
-    diesel::sql_query(
-        "SELECT u.user_id, u.email, u.identity_provider, f.activated_at AS enrolled_at, u.last_login_at, u.locked_until \
-         FROM users u LEFT JOIN totp_factors f \
-           ON f.tenant_id = u.tenant_id AND f.user_id = u.user_id AND f.status = 'active' \
-         WHERE u.tenant_id = $1 \
-           AND ($2::bool IS NULL OR (f.factor_id IS NOT NULL) = $2) \
-           AND ($3::text IS NULL OR u.user_id > $3) \
-         ORDER BY u.user_id LIMIT $4",
-    )
-    .bind::<Text, _>(tenant_id)
-    .bind::<Nullable<Bool>, _>(enrolled)
-    .bind::<Nullable<Text>, _>(after)
-    .bind::<Integer, _>(limit)
-    .load(conn)
-    .await
+    after: Option<&UserId>,
+    limit: i64,
+) -> QueryResult<Vec<ListedUser>> {
+    let active = totp_factors::table.on(totp_factors::tenant_id
+        .eq(users::tenant_id)
+        .and(totp_factors::user_id.eq(users::user_id))
+        .and(totp_factors::status.eq(FactorStatus::Active)));
+    let mut q = users::table
+        .left_join(active)
+        .filter(users::tenant_id.eq(tenant_id))
+        .select((
+            users::user_id,
+            users::email,
+            users::identity_provider,
+            totp_factors::activated_at.nullable(),
+            users::last_login_at,
+            users::locked_until,
+        ))
+        .order(users::user_id)
+        .limit(limit)
+        .into_boxed();
+    match enrolled {
+        Some(true) => q = q.filter(totp_factors::factor_id.nullable().is_not_null()),
+        Some(false) => q = q.filter(totp_factors::factor_id.nullable().is_null()),
+        None => {}
+    }
+    if let Some(after) = after {
+        q = q.filter(users::user_id.gt(after));
+    }
+    q.load(conn).await
 }

@@ -7,6 +7,8 @@ macro_rules! audit_types {
     ($($variant:ident => $text:tt),+ $(,)?) => {
         /// What happened.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        #[derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
+        #[diesel(sql_type = diesel::sql_types::Text)]
         pub enum AuditType { $(#[serde(rename = $text)] $variant),+ }
 
         impl AuditType {

@@ -1,5 +1,7 @@
 //! Identifiers and small value types, parsed once at the edge so the rest of the code never
-//! handles a raw, unchecked string.
+//! handles a raw, unchecked string. They travel typed all the way into SQL: each derives
+//! Diesel's `AsExpression`/`FromSqlRow` (attributes only; the `ToSql`/`FromSql` impls live in
+//! `db::types`, so this module does no I/O).
 
 use std::fmt;
 
@@ -26,6 +28,8 @@ macro_rules! opaque_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
+        #[derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
+        #[diesel(sql_type = diesel::sql_types::Text)]
         #[serde(transparent)]
         #[schema(value_type = String, min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9._:@-]{1,128}$")]
         pub struct $name(String);
@@ -36,6 +40,11 @@ macro_rules! opaque_id {
             }
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+            /// A value the database or a token this service signed already holds: those
+            /// were parsed on the way in (and the database constrains them).
+            pub(crate) fn from_stored(s: String) -> Self {
+                Self(s)
             }
         }
 
@@ -49,6 +58,36 @@ macro_rules! opaque_id {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
                 Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// A uuid-keyed identifier this service mints.
+macro_rules! opaque_uuid {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+        #[derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        #[serde(transparent)]
+        #[schema(value_type = uuid::Uuid)]
+        pub struct $name(pub uuid::Uuid);
+
+        #[allow(clippy::new_without_default)] // a fresh id is never a default
+        impl $name {
+            pub fn new() -> Self {
+                Self(uuid::Uuid::new_v4())
+            }
+            /// Anything that is not a uuid names nothing.
+            pub fn parse(s: &str) -> Option<Self> {
+                uuid::Uuid::parse_str(s).ok().map(Self)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
             }
         }
     };
@@ -96,10 +135,21 @@ impl<'de> Deserialize<'de> for Email {
     }
 }
 
+opaque_uuid!(
+    /// One sign-in (a row of `logins`).
+    LoginId
+);
+opaque_uuid!(
+    /// One TOTP factor of a user.
+    FactorId
+);
+
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+        #[derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
+        #[diesel(sql_type = diesel::sql_types::Text)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 
@@ -129,6 +179,19 @@ string_enum!(
 string_enum!(
     /// How the primary login proved the password factor.
     IdentityProvider { Local => "local", Microsoft => "microsoft" }
+);
+string_enum!(
+    /// A TOTP factor's life: pending between enrollment and its confirming code, then active.
+    FactorStatus { Pending => "pending", Active => "active" }
+);
+string_enum!(
+    /// Where a sign-in stands.
+    LoginStatus {
+        Authenticated => "authenticated",
+        EnrollmentRequired => "enrollment_required",
+        VerificationRequired => "verification_required",
+        Failed => "failed",
+    }
 );
 
 /// Parses a list of stored enum values, dropping none silently: unknown values are an error

@@ -8,6 +8,7 @@ use futures_util::future::{ready, LocalBoxFuture, Ready};
 
 use super::extract::bearer;
 use crate::crypto::jwt::AccessClaims;
+use crate::domain::ids::TenantId;
 use crate::error::ApiError;
 use crate::services::{self, auth::ServiceKey, step_up};
 use crate::state::AppState;
@@ -114,12 +115,16 @@ impl FromRequest for AdminOrService {
 
 impl AdminOrService {
     /// Checks the caller may read this tenant's administration data.
-    pub async fn require_read(&self, state: &AppState, tenant_id: &str) -> Result<(), ApiError> {
+    pub async fn require_read(
+        &self,
+        state: &AppState,
+        tenant_id: &TenantId,
+    ) -> Result<(), ApiError> {
         match self {
             AdminOrService::Admin(claims) => {
                 services::auth::require_admin(state, claims, tenant_id).await
             }
-            AdminOrService::Service(key) => key.require(tenant_id),
+            AdminOrService::Service(key) => key.require(tenant_id.as_str()),
         }
     }
 }

@@ -137,19 +137,7 @@ pub fn body_guard(req: &actix_web::dev::ServiceRequest) -> Result<(), ApiError> 
     Ok(())
 }
 
-/// The caller's address (through trusted proxies) and user agent, for audit events and
-/// the per-IP limit.
-#[derive(Debug, Clone)]
-pub struct ClientMeta {
-    pub ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
-}
-
-impl ClientMeta {
-    pub fn ip_string(&self) -> Option<String> {
-        self.ip.map(|i| i.to_string())
-    }
-}
+pub use crate::services::ClientMeta;
 
 /// The client IP: the peer, unless the peer is a trusted proxy, in which case the nearest
 /// untrusted address in `X-Forwarded-For` (read right to left, so a client cannot spoof

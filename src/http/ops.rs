@@ -6,8 +6,8 @@ use prometheus::{Encoder, TextEncoder};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db;
 use crate::error::{ApiError, Problem};
+use crate::services;
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
@@ -33,7 +33,7 @@ pub async fn healthz() -> HttpResponse {
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub async fn readyz(state: Data) -> Result<HttpResponse, ApiError> {
-    db::ping(&state.pool).await?;
+    services::ops::ready(&state).await?;
     Ok(HttpResponse::Ok().json(Health { status: "ok" }))
 }
 

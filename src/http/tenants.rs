@@ -32,7 +32,7 @@ async fn admin_with_step_up(
     code: &StepUpCode,
     meta: &ClientMeta,
 ) -> Result<(), ApiError> {
-    auth::require_admin(state, claims, tenant_id.as_str()).await?;
+    auth::require_admin(state, claims, tenant_id).await?;
     step_up::require(state, claims, code.0.as_deref(), meta).await
 }
 
@@ -52,8 +52,8 @@ pub async fn get_policy(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant_id = tenant(&path)?;
-    caller.require_read(&state, tenant_id.as_str()).await?;
-    let p = policy::get(&state, tenant_id.as_str()).await?;
+    caller.require_read(&state, &tenant_id).await?;
+    let p = policy::get(&state, &tenant_id).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, p.etag()))
         .json(p))
@@ -91,12 +91,12 @@ pub async fn put_policy(
         .headers()
         .get(header::IF_MATCH)
         .map(|v| v.to_str().unwrap_or(""));
-    auth::require_admin(&state, &user.0, tenant_id.as_str()).await?;
+    auth::require_admin(&state, &user.0, &tenant_id).await?;
     if if_match.is_none() {
         return Err(ApiError::PreconditionRequired);
     }
     step_up::require(&state, &user.0, code.0.as_deref(), &meta).await?;
-    let p = policy::update(&state, &user.0, tenant_id.as_str(), if_match, body.0, &meta).await?;
+    let p = policy::update(&state, &user.0, &tenant_id, if_match, body.0, &meta).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, p.etag()))
         .json(p))
@@ -120,8 +120,8 @@ pub async fn list_users(
     q: Query<UserListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant_id = tenant(&path)?;
-    caller.require_read(&state, tenant_id.as_str()).await?;
-    Ok(HttpResponse::Ok().json(admin::list_users(&state, tenant_id.as_str(), q.0).await?))
+    caller.require_read(&state, &tenant_id).await?;
+    Ok(HttpResponse::Ok().json(admin::list_users(&state, &tenant_id, q.0).await?))
 }
 
 /// Remove a user's authenticator app (lost phone); they enroll again at next sign-in.
@@ -147,7 +147,7 @@ pub async fn reset_factor(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
     admin_with_step_up(&state, &caller.0, &tenant_id, &code, &meta).await?;
-    admin::reset_factor(&state, tenant_id.as_str(), &user_id, &caller.0.sub, &meta).await?;
+    admin::reset_factor(&state, &tenant_id, &user_id, caller.0.sub.as_str(), &meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -175,7 +175,7 @@ pub async fn unlock(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
     admin_with_step_up(&state, &caller.0, &tenant_id, &code, &meta).await?;
-    admin::unlock(&state, tenant_id.as_str(), &user_id, &caller.0.sub, &meta).await?;
+    admin::unlock(&state, &tenant_id, &user_id, caller.0.sub.as_str(), &meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -199,7 +199,7 @@ pub async fn delete_user(
     let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
     key.0.require(tenant_id.as_str())?;
     let actor = format!("service_key:{}", key.0.key_id);
-    admin::delete_user(&state, tenant_id.as_str(), &user_id, &actor, &meta).await?;
+    admin::delete_user(&state, &tenant_id, &user_id, &actor, &meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -221,6 +221,6 @@ pub async fn list_events(
     q: Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant_id = tenant(&path)?;
-    caller.require_read(&state, tenant_id.as_str()).await?;
-    Ok(HttpResponse::Ok().json(admin::list_events(&state, tenant_id.as_str(), q.0).await?))
+    caller.require_read(&state, &tenant_id).await?;
+    Ok(HttpResponse::Ok().json(admin::list_events(&state, &tenant_id, q.0).await?))
 }

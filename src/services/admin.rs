@@ -7,19 +7,19 @@ use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{audit_ctx, stored_idp};
+use super::audit_ctx;
 use crate::db::{self, audit::AuditCtx};
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{IdentityProvider, Surface, UserId};
+use crate::domain::ids::{IdentityProvider, Surface, TenantId, UserId};
 use crate::error::ApiError;
-use crate::http::extract::ClientMeta;
+use crate::services::ClientMeta;
 use crate::state::AppState;
 
 /// Page size: 1-200, default 50.
-pub fn page_limit(limit: Option<i64>) -> Result<i32, ApiError> {
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     match limit {
         None => Ok(50),
-        Some(n @ 1..=200) => Ok(i32::try_from(n).unwrap_or(50)),
+        Some(n @ 1..=200) => Ok(n),
         Some(_) => Err(ApiError::field("limit", "must be between 1 and 200")),
     }
 }
@@ -37,6 +37,12 @@ fn decode_cursor(c: &str) -> Result<String, ApiError> {
 
 fn encode_cursor(s: &str) -> String {
     BASE64URL_NOPAD.encode(s.as_bytes())
+}
+
+/// The users listing's cursor: the last user id of the page, which must parse as one (so a
+/// crafted cursor is a 400, never a value the database cannot hold).
+fn decode_user_cursor(c: &str) -> Result<UserId, ApiError> {
+    UserId::parse(&decode_cursor(c)?).map_err(|_| bad_cursor())
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -61,7 +67,7 @@ pub struct UserListQuery {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserSummary {
-    pub user_id: String,
+    pub user_id: UserId,
     pub email: String,
     pub identity_provider: IdentityProvider,
     pub mfa_enrolled: bool,
@@ -86,48 +92,46 @@ pub struct UserPage {
 /// `GET /v1/tenants/{tenant_id}/users`, ordered by user id (stable under inserts).
 pub async fn list_users(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     q: UserListQuery,
 ) -> Result<UserPage, ApiError> {
     let limit = page_limit(q.limit)?;
-    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let after = q.cursor.as_deref().map(decode_user_cursor).transpose()?;
     let enrolled = q.mfa.map(|f| matches!(f, EnrollmentFilter::Enrolled));
     let now = state.now();
     let mut conn = state.pool.get().await?;
     // One row more than asked tells whether there is a next page.
     let mut rows =
-        db::users::list(&mut conn, tenant_id, enrolled, after.as_deref(), limit + 1).await?;
+        db::users::list(&mut conn, tenant_id, enrolled, after.as_ref(), limit + 1).await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = more
-        .then(|| rows.last().map(|r| encode_cursor(&r.user_id)))
+        .then(|| rows.last().map(|r| encode_cursor(r.user_id.as_str())))
         .flatten();
     let items = rows
         .into_iter()
-        .map(|r| {
-            Ok(UserSummary {
-                identity_provider: stored_idp(&r.identity_provider)?,
-                mfa_enrolled: r.enrolled_at.is_some(),
-                enrolled_at: r.enrolled_at,
-                last_login_at: r.last_login_at,
-                locked_until: r.locked_until.filter(|u| *u > now),
-                user_id: r.user_id,
-                email: r.email,
-            })
+        .map(|r| UserSummary {
+            identity_provider: r.identity_provider,
+            mfa_enrolled: r.enrolled_at.is_some(),
+            enrolled_at: r.enrolled_at,
+            last_login_at: r.last_login_at,
+            locked_until: r.locked_until.filter(|u| *u > now),
+            user_id: r.user_id,
+            email: r.email,
         })
-        .collect::<Result<_, ApiError>>()?;
+        .collect();
     Ok(UserPage { items, next_cursor })
 }
 
-fn admin_ctx(tenant_id: &str, user_id: &UserId, actor: &str, meta: &ClientMeta) -> AuditCtx {
-    audit_ctx(tenant_id, Some(user_id.as_str()), Some(actor), None, meta)
+fn admin_ctx(tenant_id: &TenantId, user_id: &UserId, actor: &str, meta: &ClientMeta) -> AuditCtx {
+    audit_ctx(tenant_id, Some(user_id), Some(actor), None, meta)
 }
 
 /// `DELETE /v1/tenants/{tenant_id}/users/{user_id}/totp`: lost phone. The factor and its
 /// recovery codes go, half-finished sign-ins die; the user enrolls again next time.
 pub async fn reset_factor(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     user_id: &UserId,
     actor: &str,
     meta: &ClientMeta,
@@ -136,11 +140,11 @@ pub async fn reset_factor(
     let audit = admin_ctx(tenant_id, user_id, actor, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        if db::factors::delete_for_user(conn, tenant_id, user_id.as_str()).await? == 0 {
+        if db::factors::delete_for_user(conn, tenant_id, user_id).await? == 0 {
             return Err(ApiError::NotFound);
         }
-        db::logins::kill_open(conn, tenant_id, user_id.as_str(), now).await?;
-        db::users::reset_lockout(conn, tenant_id, user_id.as_str(), now).await?;
+        db::logins::kill_open(conn, tenant_id, user_id, now).await?;
+        db::users::reset_lockout(conn, tenant_id, user_id, now).await?;
         db::audit::insert(
             conn,
             &audit,
@@ -157,7 +161,7 @@ pub async fn reset_factor(
 /// `POST /v1/tenants/{tenant_id}/users/{user_id}/unlock`: ends a lockout (idempotent).
 pub async fn unlock(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     user_id: &UserId,
     actor: &str,
     meta: &ClientMeta,
@@ -166,7 +170,7 @@ pub async fn unlock(
     let audit = admin_ctx(tenant_id, user_id, actor, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let was_locked = db::users::reset_lockout(conn, tenant_id, user_id.as_str(), now)
+        let was_locked = db::users::reset_lockout(conn, tenant_id, user_id, now)
             .await?
             .ok_or(ApiError::NotFound)?;
         db::audit::insert(
@@ -186,7 +190,7 @@ pub async fn unlock(
 /// recovery codes and logins are erased; the audit trail stays.
 pub async fn delete_user(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     user_id: &UserId,
     actor: &str,
     meta: &ClientMeta,
@@ -195,7 +199,7 @@ pub async fn delete_user(
     let audit = admin_ctx(tenant_id, user_id, actor, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        if !db::users::delete(conn, tenant_id, user_id.as_str()).await? {
+        if !db::users::delete(conn, tenant_id, user_id).await? {
             return Err(ApiError::NotFound);
         }
         db::audit::insert(
@@ -231,11 +235,10 @@ pub struct AuditQuery {
 pub struct AuditEvent {
     pub id: String,
     #[serde(rename = "type")]
-    #[schema(value_type = AuditType)]
-    pub kind: String,
+    pub kind: AuditType,
     pub at: DateTime<Utc>,
     #[schema(required = true)]
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     /// Who did it: the user, an admin's user id, or `service_key:<id>`.
     #[schema(required = true)]
     pub actor_id: Option<String>,
@@ -273,14 +276,14 @@ fn decode_audit_cursor(c: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
 /// `GET /v1/tenants/{tenant_id}/audit-events`, newest first.
 pub async fn list_events(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     q: AuditQuery,
 ) -> Result<AuditPage, ApiError> {
     let limit = page_limit(q.limit)?;
     let before = q.cursor.as_deref().map(decode_audit_cursor).transpose()?;
     let filter = db::audit::EventFilter {
-        kind: q.kind.map(AuditType::as_str),
-        user_id: q.user_id.as_ref().map(UserId::as_str),
+        kind: q.kind,
+        user_id: q.user_id.as_ref(),
         since: q.since,
         before,
     };
@@ -298,11 +301,11 @@ pub async fn list_events(
         .into_iter()
         .map(|r| AuditEvent {
             id: r.id.to_string(),
-            kind: r.r#type,
+            kind: r.kind,
             at: r.at,
             user_id: r.user_id,
             actor_id: r.actor_id,
-            surface: r.surface.as_deref().and_then(Surface::from_db),
+            surface: r.surface,
             ip: r.ip,
             user_agent: r.user_agent,
             details: r.details,
@@ -323,6 +326,14 @@ mod tests {
         let c = encode_cursor("u-1");
         assert_eq!(decode_cursor(&c).unwrap(), "u-1");
         assert!(decode_cursor("!!").is_err());
+        // Base64 of a NUL byte, of "a\0", of "\0\x01": not user ids, so 400 (never a 500).
+        for crafted in ["AA", "YQA", "AAE"] {
+            assert!(decode_user_cursor(crafted).is_err(), "{crafted}");
+        }
+        assert_eq!(
+            decode_user_cursor(&encode_cursor("u-1")).unwrap().as_str(),
+            "u-1"
+        );
         let at = Utc.timestamp_micros(1_700_000_000_123_456).unwrap();
         let c = encode_cursor(&format!("{}:{}", at.timestamp_micros(), 42));
         assert_eq!(decode_audit_cursor(&c).unwrap(), (at, 42));

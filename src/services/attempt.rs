@@ -8,17 +8,27 @@
 
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
-use uuid::Uuid;
 
 use crate::crypto::hashing::{ct_eq, HashPurpose};
 use crate::crypto::tokens;
 use crate::db::{self, audit::AuditCtx};
 use crate::domain::audit::AuditType;
+use crate::domain::ids::{FactorId, LoginId, TenantId};
+use crate::domain::lockout::LockoutState;
 use crate::domain::totp::{self, TimeStep, TotpCode};
 use crate::error::ApiError;
-use crate::http::extract::ClientMeta;
 use crate::metrics::Outcome;
+use crate::services::step_up::FactorRef;
+use crate::services::ClientMeta;
 use crate::state::AppState;
+
+/// One second-factor attempt in progress: who (for audit events), the user's lockout state
+/// as read under the row lock, and the sign-in it belongs to with its wrong codes so far.
+pub struct Attempt<'a> {
+    pub audit: &'a AuditCtx,
+    pub lockout: LockoutState,
+    pub login: Option<(LoginId, i32)>,
+}
 
 /// What the caller sent as proof of the second factor.
 pub enum Proof {
@@ -62,11 +72,11 @@ pub fn rate_limit(state: &AppState, meta: &ClientMeta) -> Result<(), ApiError> {
 /// While the user is locked out no code is evaluated.
 pub fn ensure_not_locked(
     state: &AppState,
-    locked_until: Option<DateTime<Utc>>,
+    lockout: &LockoutState,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    match locked_until {
-        Some(until) if until > now => {
+    match lockout.locked_until {
+        Some(until) if lockout.is_locked(now) => {
             state.metrics.outcome(Outcome::Locked);
             Err(ApiError::TooManyAttempts {
                 retry_after_secs: super::secs_until(until, now),
@@ -86,13 +96,45 @@ pub fn check_totp(
     totp::verify(secret, code, now.timestamp(), state.settings.totp_skew)
 }
 
+/// "Check the code, count a wrong one" for TOTP, the one definition every path uses
+/// (verify, confirm, step-up): the step `code` matches for the factor's secret now, or the
+/// wrong code recorded and `Ok(Err(invalid_code))` (commit, then fail).
+pub async fn check_totp_or_count(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    attempt: &Attempt<'_>,
+    factor: &FactorRef<'_>,
+    code: &TotpCode,
+    now: DateTime<Utc>,
+) -> Result<Result<TimeStep, ApiError>, ApiError> {
+    let (key_id, nonce, ct) = factor.sealed.ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!("TOTP proof without the factor's secret"))
+    })?;
+    let secret = super::open_secret(
+        state,
+        &attempt.audit.tenant_id,
+        factor.user_id,
+        factor.factor_id,
+        key_id,
+        nonce,
+        ct,
+    )?;
+    match check_totp(state, &secret, code, now) {
+        Some(step) => Ok(Ok(step)),
+        None => {
+            record_wrong(conn, state, attempt, AuditType::TotpVerifyFailed, now).await?;
+            Ok(Err(ApiError::InvalidCode))
+        }
+    }
+}
+
 /// The stored hash that matches `code` among the factor's unused recovery codes. Every
 /// candidate is compared in constant time.
 pub async fn check_recovery(
     conn: &mut AsyncPgConnection,
     state: &AppState,
-    tenant_id: &str,
-    factor_id: Uuid,
+    tenant_id: &TenantId,
+    factor_id: FactorId,
     code: &str,
 ) -> diesel::QueryResult<Option<Vec<u8>>> {
     let presented = state
@@ -108,31 +150,36 @@ pub async fn check_recovery(
     Ok(matched)
 }
 
-/// Records a wrong code: the user's lockout counters, the login's attempts (if any), the
-/// failure event and, when this failure locks the user, `user.locked`.
+/// Records a wrong code: the user's lockout counters (`domain::lockout`, applied to the
+/// state read under the row lock), the login's attempts (if any), the failure event and,
+/// when this failure locks the user, `user.locked`.
 pub async fn record_wrong(
     conn: &mut AsyncPgConnection,
     state: &AppState,
-    ctx: &AuditCtx,
-    login_id: Option<Uuid>,
+    attempt: &Attempt<'_>,
     kind: AuditType,
     now: DateTime<Utc>,
-) -> diesel::QueryResult<()> {
-    let user_id = ctx.user_id.as_deref().unwrap_or_default();
-    let outcome = db::users::record_failure(conn, &ctx.tenant_id, user_id, now).await?;
+) -> Result<(), ApiError> {
+    let ctx = attempt.audit;
+    let user_id = ctx
+        .user_id
+        .as_ref()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a wrong code without a user")))?;
+    let (next, just_locked) = attempt.lockout.after_failure(now);
+    db::users::store_lockout(conn, &ctx.tenant_id, user_id, &next).await?;
     let mut details = serde_json::json!({});
-    if let Some(id) = login_id {
-        let left = db::logins::record_failure(conn, &ctx.tenant_id, id, now).await?;
-        details = serde_json::json!({"login_id": id, "attempts_left": left});
+    if let Some((id, failures)) = attempt.login {
+        let left = db::logins::record_failure(conn, &ctx.tenant_id, id, failures, now).await?;
+        details = serde_json::json!({"login_id": id.0, "attempts_left": left});
     }
     db::audit::insert(conn, ctx, kind, now, details).await?;
-    if outcome.just_locked {
+    if just_locked {
         db::audit::insert(
             conn,
             ctx,
             AuditType::UserLocked,
             now,
-            serde_json::json!({"locked_until": outcome.locked_until}),
+            serde_json::json!({"locked_until": next.locked_until}),
         )
         .await?;
         state.metrics.lockout();

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use crate::crypto::hashing::HashPurpose;
 use crate::crypto::jwt::AccessClaims;
 use crate::db;
+use crate::domain::ids::{FactorStatus, TenantId};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -86,10 +87,10 @@ pub fn access_token(state: &AppState, token: &str) -> Result<AccessClaims, ApiEr
 pub async fn require_admin(
     state: &AppState,
     claims: &AccessClaims,
-    tenant_id: &str,
+    tenant_id: &TenantId,
 ) -> Result<(), ApiError> {
     let is_admin = |roles: &[String]| roles.iter().any(|r| r == "admin");
-    if claims.tid != tenant_id || !is_admin(&claims.roles) {
+    if &claims.tid != tenant_id || !is_admin(&claims.roles) {
         return Err(ApiError::Forbidden);
     }
     let mut conn = state.pool.get().await?;
@@ -100,7 +101,7 @@ pub async fn require_admin(
     if !claims.amr.iter().any(|a| a == "mfa") {
         return Err(ApiError::MfaRequiredForAdmin);
     }
-    match db::factors::get(&mut conn, tenant_id, &claims.sub, "active").await? {
+    match db::factors::get(&mut conn, tenant_id, &claims.sub, FactorStatus::Active).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::MfaRequiredForAdmin),
     }

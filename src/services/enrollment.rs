@@ -1,18 +1,17 @@
 //! TOTP enrollment, shared by sign-in ("Setup MFA") and voluntary enrollment: the "Set Up
 //! Authentication" material, and the activation that the confirming code triggers.
 
+use crate::crypto::{keyring::totp_secret_aad, qr, tokens};
+use crate::db::{self, audit::AuditCtx};
+use crate::domain::audit::AuditType;
+use crate::domain::ids::{FactorId, FactorStatus, UserId};
+use crate::domain::totp;
+use crate::error::ApiError;
+use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
-
-use crate::crypto::{keyring::totp_secret_aad, qr, tokens};
-use crate::db::{self, audit::AuditCtx};
-use crate::domain::audit::AuditType;
-use crate::domain::totp;
-use crate::error::ApiError;
-use crate::state::AppState;
 
 /// What the "Set Up Authentication" window shows: a QR code to scan, or the secret to type.
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,7 +50,7 @@ pub async fn start(
     conn: &mut AsyncPgConnection,
     state: &AppState,
     ctx: &AuditCtx,
-    user_id: &str,
+    user_id: &UserId,
     email: &str,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -60,8 +59,8 @@ pub async fn start(
         .await?
         .ok_or(ApiError::NotFound)?;
     let secret = tokens::new_totp_secret();
-    let factor_id = Uuid::new_v4();
-    let aad = totp_secret_aad(&ctx.tenant_id, user_id, factor_id);
+    let factor_id = FactorId::new();
+    let aad = totp_secret_aad(ctx.tenant_id.as_str(), user_id.as_str(), factor_id.0);
     let sealed = state
         .keys
         .keyring
@@ -119,12 +118,12 @@ pub async fn activate(
     conn: &mut AsyncPgConnection,
     state: &AppState,
     ctx: &AuditCtx,
-    user_id: &str,
-    factor_id: Uuid,
+    user_id: &UserId,
+    factor_id: FactorId,
     step: totp::TimeStep,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, ApiError> {
-    let replaced = db::factors::get(conn, &ctx.tenant_id, user_id, "active")
+    let replaced = db::factors::get(conn, &ctx.tenant_id, user_id, FactorStatus::Active)
         .await?
         .is_some();
     if !db::factors::activate(conn, &ctx.tenant_id, user_id, factor_id, step, now).await? {

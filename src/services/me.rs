@@ -6,16 +6,16 @@ use diesel_async::AsyncConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::attempt;
+use super::attempt::{self, Attempt};
 use super::enrollment::{self, EnrollmentMaterial};
 use super::logins::TokenType;
-use super::{amr, audit_ctx, mint, stored_idp, surface_of, Subject};
+use super::step_up::{self, FactorRef};
+use super::{amr, audit_ctx, mint, surface_of, ClientMeta, Subject};
 use crate::crypto::jwt::AccessClaims;
 use crate::db::{self, audit::AuditCtx};
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{IdentityProvider, Surface};
+use crate::domain::ids::{FactorStatus, IdentityProvider, Surface, TenantId, UserId};
 use crate::error::ApiError;
-use crate::http::extract::ClientMeta;
 use crate::services::policy::policy_of;
 use crate::state::AppState;
 
@@ -45,8 +45,8 @@ pub struct TenantMfa {
     "last_used_at": "2026-11-28T09:30:00Z", "recovery_codes_remaining": 9},
     "tenant": {"enforce_mfa": true, "surfaces": ["app", "portal"]}}))]
 pub struct MeView {
-    pub tenant_id: String,
-    pub user_id: String,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
     pub email: String,
     pub identity_provider: IdentityProvider,
     pub mfa: MfaStatus,
@@ -74,7 +74,7 @@ fn ctx(state: &AppState, claims: &AccessClaims, meta: &ClientMeta) -> AuditCtx {
     audit_ctx(
         &claims.tid,
         Some(&claims.sub),
-        Some(&claims.sub),
+        Some(claims.sub.as_str()),
         Some(surface_of(state, claims)),
         meta,
     )
@@ -89,7 +89,8 @@ pub async fn show(state: &AppState, claims: &AccessClaims) -> Result<MeView, Api
     let tenant = db::tenants::get(&mut conn, &claims.tid)
         .await?
         .ok_or(ApiError::Unauthenticated)?;
-    let factor = db::factors::get(&mut conn, &claims.tid, &claims.sub, "active").await?;
+    let factor =
+        db::factors::get(&mut conn, &claims.tid, &claims.sub, FactorStatus::Active).await?;
     let remaining = match &factor {
         Some(f) => db::recovery::count_unused(&mut conn, &claims.tid, f.factor_id).await?,
         None => 0,
@@ -99,7 +100,7 @@ pub async fn show(state: &AppState, claims: &AccessClaims) -> Result<MeView, Api
         tenant_id: user.tenant_id,
         user_id: user.user_id,
         email: user.email,
-        identity_provider: stored_idp(&user.identity_provider)?,
+        identity_provider: user.identity_provider,
         mfa: MfaStatus {
             enrolled: factor.is_some(),
             enrolled_at: factor.as_ref().and_then(|f| f.activated_at),
@@ -113,23 +114,14 @@ pub async fn show(state: &AppState, claims: &AccessClaims) -> Result<MeView, Api
     })
 }
 
-/// `POST /v1/me/totp-enrollment`; a re-enrollment (the user has a factor) needs step-up.
+/// `POST /v1/me/totp-enrollment`; a re-enrollment (the user has a factor) needs step-up,
+/// decided and checked in the transaction that stores the new pending factor.
 pub async fn start_enrollment(
     state: &AppState,
     claims: &AccessClaims,
     step_up_code: Option<&str>,
     meta: &ClientMeta,
 ) -> Result<EnrollmentMaterial, ApiError> {
-    let has_factor = {
-        let mut conn = state.pool.get().await?;
-        db::factors::get(&mut conn, &claims.tid, &claims.sub, "active")
-            .await?
-            .is_some()
-    };
-    // A first enrollment needs only the access token; replacing a factor needs step-up.
-    if has_factor {
-        super::step_up::require(state, claims, step_up_code, meta).await?;
-    }
     let now = state.now();
     let expires_at = now + Duration::seconds(i64::from(state.settings.login_ttl));
     let audit = ctx(state, claims, meta);
@@ -138,6 +130,15 @@ pub async fn start_enrollment(
         let user = db::users::get(conn, &claims.tid, &claims.sub)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
+        let has_factor = db::factors::get(conn, &claims.tid, &claims.sub, FactorStatus::Active)
+            .await?
+            .is_some();
+        // A first enrollment needs only the access token; replacing a factor needs step-up.
+        if has_factor {
+            if let Err(e) = step_up::require_in(conn, state, claims, step_up_code, meta).await? {
+                return Ok(Err(e));
+            }
+        }
         enrollment::start(
             conn,
             state,
@@ -148,8 +149,9 @@ pub async fn start_enrollment(
             now,
         )
         .await
+        .map(Ok)
     })
-    .await
+    .await?
 }
 
 /// `POST /v1/me/totp-enrollment/confirm`: activates the pending factor (replacing the old
@@ -164,33 +166,34 @@ pub async fn confirm_enrollment(
     let code = attempt::parse_totp("code", code)?;
     let now = state.now();
     let audit = ctx(state, claims, meta);
-    let (tenant_id, user_id) = (claims.tid.as_str(), claims.sub.as_str());
+    let (tenant_id, user_id) = (&claims.tid, &claims.sub);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let locked_until = db::users::lock_for_attempt(conn, tenant_id, user_id)
+        let lockout = db::users::lock_for_attempt(conn, tenant_id, user_id)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
-        attempt::ensure_not_locked(state, locked_until, now)?;
-        let pending = db::factors::get(conn, tenant_id, user_id, "pending").await?;
+        attempt::ensure_not_locked(state, &lockout, now)?;
+        let pending = db::factors::get(conn, tenant_id, user_id, FactorStatus::Pending).await?;
         let Some(p) = pending.filter(|p| p.expires_at.is_none_or(|e| e > now)) else {
             return Err(ApiError::InvalidState(
                 "There is no pending enrollment to confirm: start one first.",
             ));
         };
-        let secret = super::open_secret(
-            state,
-            tenant_id,
+        let factor = FactorRef {
             user_id,
-            p.factor_id,
-            &p.key_id,
-            &p.nonce,
-            &p.ciphertext,
-        )?;
-        let Some(step) = attempt::check_totp(state, &secret, &code, now) else {
-            attempt::record_wrong(conn, state, &audit, None, AuditType::TotpVerifyFailed, now)
-                .await?;
-            return Ok(Err(ApiError::InvalidCode));
+            factor_id: p.factor_id,
+            sealed: Some((&p.key_id, &p.nonce, &p.ciphertext)),
         };
+        let attempt = Attempt {
+            audit: &audit,
+            lockout,
+            login: None,
+        };
+        let step =
+            match attempt::check_totp_or_count(conn, state, &attempt, &factor, &code, now).await? {
+                Ok(step) => step,
+                Err(e) => return Ok(Err(e)),
+            };
         let recovery_codes =
             enrollment::activate(conn, state, &audit, user_id, p.factor_id, step, now).await?;
         let user = db::users::get(conn, tenant_id, user_id)
@@ -201,7 +204,7 @@ pub async fn confirm_enrollment(
             user_id,
             email: &user.email,
             roles: &user.roles,
-            idp: &user.identity_provider,
+            idp: user.identity_provider,
         };
         let m = mint(state, &who, surface_of(state, claims), amr::TOTP, now)?;
         Ok(Ok(MeEnrolled {
@@ -215,36 +218,36 @@ pub async fn confirm_enrollment(
 }
 
 /// `DELETE /v1/me/totp`: refused while the tenant requires this user's factor (checked
-/// first, so no code is spent on a call that cannot succeed).
+/// first, so no code is spent on a call that cannot succeed), all in the transaction that
+/// removes it.
 pub async fn remove_factor(
     state: &AppState,
     claims: &AccessClaims,
     step_up_code: Option<&str>,
     meta: &ClientMeta,
 ) -> Result<(), ApiError> {
-    {
-        let mut conn = state.pool.get().await?;
-        let user = db::users::get(&mut conn, &claims.tid, &claims.sub)
+    let now = state.now();
+    let audit = ctx(state, claims, meta);
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let user = db::users::get(conn, &claims.tid, &claims.sub)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
-        let tenant = db::tenants::get(&mut conn, &claims.tid)
+        let tenant = db::tenants::get(conn, &claims.tid)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
-        if policy_of(&tenant)?.requires_factor(stored_idp(&user.identity_provider)?) {
+        if policy_of(&tenant)?.requires_factor(user.identity_provider) {
             return Err(ApiError::MfaEnforced);
         }
-        if db::factors::get(&mut conn, &claims.tid, &claims.sub, "active")
+        if db::factors::get(conn, &claims.tid, &claims.sub, FactorStatus::Active)
             .await?
             .is_none()
         {
             return Err(ApiError::NotFound);
         }
-    }
-    super::step_up::require(state, claims, step_up_code, meta).await?;
-    let now = state.now();
-    let audit = ctx(state, claims, meta);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+        if let Err(e) = step_up::require_in(conn, state, claims, step_up_code, meta).await? {
+            return Ok(Err(e));
+        }
         if db::factors::delete_for_user(conn, &claims.tid, &claims.sub).await? == 0 {
             return Err(ApiError::NotFound);
         }
@@ -258,9 +261,9 @@ pub async fn remove_factor(
             serde_json::json!({}),
         )
         .await?;
-        Ok(())
+        Ok(Ok(()))
     })
-    .await
+    .await?
 }
 
 /// `POST /v1/me/recovery-codes`: ten new codes; the old ones stop working.
@@ -270,12 +273,16 @@ pub async fn regenerate_codes(
     step_up_code: Option<&str>,
     meta: &ClientMeta,
 ) -> Result<RecoveryCodes, ApiError> {
-    super::step_up::require(state, claims, step_up_code, meta).await?;
     let now = state.now();
     let audit = ctx(state, claims, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let Some(f) = db::factors::get(conn, &claims.tid, &claims.sub, "active").await? else {
+        if let Err(e) = step_up::require_in(conn, state, claims, step_up_code, meta).await? {
+            return Ok(Err(e));
+        }
+        let Some(f) =
+            db::factors::get(conn, &claims.tid, &claims.sub, FactorStatus::Active).await?
+        else {
             return Err(ApiError::InvalidState(
                 "The user has no authenticator app, so no recovery codes.",
             ));
@@ -290,9 +297,9 @@ pub async fn regenerate_codes(
             serde_json::json!({"factor_id": f.factor_id}),
         )
         .await?;
-        Ok(RecoveryCodes {
+        Ok(Ok(RecoveryCodes {
             recovery_codes: codes,
-        })
+        }))
     })
-    .await
+    .await?
 }

@@ -7,10 +7,13 @@ pub mod auth;
 pub mod enrollment;
 pub mod logins;
 pub mod me;
+pub mod ops;
 pub mod policy;
 pub mod rotation;
 pub mod service_keys;
 pub mod step_up;
+
+use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -19,10 +22,23 @@ use uuid::Uuid;
 use crate::crypto::jwt::AccessClaims;
 use crate::crypto::keyring::totp_secret_aad;
 use crate::db::audit::AuditCtx;
-use crate::domain::ids::{IdentityProvider, Surface};
+use crate::domain::ids::{FactorId, IdentityProvider, Surface, TenantId, UserId};
 use crate::error::ApiError;
-use crate::http::extract::ClientMeta;
 use crate::state::AppState;
+
+/// The caller's address (through trusted proxies) and user agent, for audit events and
+/// the per-IP limit. Filled in by the HTTP layer (`http::extract`).
+#[derive(Debug, Clone, Default)]
+pub struct ClientMeta {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl ClientMeta {
+    pub fn ip_string(&self) -> Option<String> {
+        self.ip.map(|i| i.to_string())
+    }
+}
 
 /// Authentication method references (RFC 8176) by how the sign-in ended.
 pub mod amr {
@@ -33,11 +49,11 @@ pub mod amr {
 
 /// The subject of a new access token.
 pub struct Subject<'a> {
-    pub tenant_id: &'a str,
-    pub user_id: &'a str,
+    pub tenant_id: &'a TenantId,
+    pub user_id: &'a UserId,
     pub email: &'a str,
     pub roles: &'a [String],
-    pub idp: &'a str,
+    pub idp: IdentityProvider,
 }
 
 /// An access token and its lifetime in seconds.
@@ -60,11 +76,11 @@ pub fn mint(
     let claims = AccessClaims {
         iss: state.settings.issuer.clone(),
         aud: state.settings.audience(surface).to_owned(),
-        sub: who.user_id.to_owned(),
-        tid: who.tenant_id.to_owned(),
+        sub: who.user_id.clone(),
+        tid: who.tenant_id.clone(),
         email: who.email.to_owned(),
         roles: who.roles.to_vec(),
-        idp: who.idp.to_owned(),
+        idp: who.idp.as_str().to_owned(),
         amr: amr.iter().map(|s| (*s).to_owned()).collect(),
         auth_time: auth_time.timestamp(),
         iat: now,
@@ -92,17 +108,17 @@ pub fn surface_of(state: &AppState, claims: &AccessClaims) -> Surface {
 }
 
 pub fn audit_ctx(
-    tenant_id: &str,
-    user_id: Option<&str>,
+    tenant_id: &TenantId,
+    user_id: Option<&UserId>,
     actor_id: Option<&str>,
     surface: Option<Surface>,
     meta: &ClientMeta,
 ) -> AuditCtx {
     AuditCtx {
-        tenant_id: tenant_id.to_owned(),
-        user_id: user_id.map(str::to_owned),
+        tenant_id: tenant_id.clone(),
+        user_id: user_id.cloned(),
         actor_id: actor_id.map(str::to_owned),
-        surface: surface.map(Surface::as_str),
+        surface,
         ip: meta.ip_string(),
         user_agent: meta.user_agent.clone(),
     }
@@ -113,10 +129,6 @@ pub fn stored<T>(value: Option<T>, what: &str) -> Result<T, ApiError> {
     value.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unexpected stored {what}")))
 }
 
-pub fn stored_surface(s: &str) -> Result<Surface, ApiError> {
-    stored(Surface::from_db(s), "surface")
-}
-
 pub fn stored_idp(s: &str) -> Result<IdentityProvider, ApiError> {
     stored(IdentityProvider::from_db(s), "identity provider")
 }
@@ -124,14 +136,14 @@ pub fn stored_idp(s: &str) -> Result<IdentityProvider, ApiError> {
 /// Decrypts a stored TOTP secret.
 pub fn open_secret(
     state: &AppState,
-    tenant_id: &str,
-    user_id: &str,
-    factor_id: Uuid,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+    factor_id: FactorId,
     key_id: &str,
     nonce: &[u8],
     ciphertext: &[u8],
 ) -> Result<Vec<u8>, ApiError> {
-    let aad = totp_secret_aad(tenant_id, user_id, factor_id);
+    let aad = totp_secret_aad(tenant_id.as_str(), user_id.as_str(), factor_id.0);
     state
         .keys
         .keyring

@@ -6,14 +6,13 @@ use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{audit_ctx, stored, surface_of};
+use super::{audit_ctx, stored, surface_of, ClientMeta};
 use crate::crypto::jwt::AccessClaims;
 use crate::db::{self, tenants::TenantRow};
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{parse_db_list, IdentityProvider, Surface};
+use crate::domain::ids::{parse_db_list, IdentityProvider, Surface, TenantId};
 use crate::domain::policy::{normalized, Issuer, TenantPolicy};
 use crate::error::ApiError;
-use crate::http::extract::ClientMeta;
 use crate::state::AppState;
 
 /// The tenant's 2FA policy.
@@ -22,7 +21,7 @@ use crate::state::AppState;
     "exempt_identity_providers": ["microsoft"], "issuer": "MSPbots", "version": 2,
     "updated_at": "2026-11-28T09:00:00Z", "updated_by": "u-1001"}))]
 pub struct PolicyView {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     /// The "2-factor Authentication" switch.
     pub enforce_mfa: bool,
     /// Where 2FA is enforced.
@@ -86,7 +85,7 @@ pub fn view(t: TenantRow) -> Result<PolicyView, ApiError> {
 }
 
 /// `GET /v1/tenants/{tenant_id}/policy` (authorization is the caller's).
-pub async fn get(state: &AppState, tenant_id: &str) -> Result<PolicyView, ApiError> {
+pub async fn get(state: &AppState, tenant_id: &TenantId) -> Result<PolicyView, ApiError> {
     let mut conn = state.pool.get().await?;
     let row = db::tenants::get(&mut conn, tenant_id)
         .await?
@@ -116,7 +115,7 @@ pub fn parse_if_match(header: Option<&str>) -> Result<Vec<Option<i64>>, ApiError
 pub async fn update(
     state: &AppState,
     claims: &AccessClaims,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     if_match: Option<&str>,
     change: PolicyChange,
     meta: &ClientMeta,
@@ -126,7 +125,7 @@ pub async fn update(
     let audit = audit_ctx(
         tenant_id,
         None,
-        Some(&claims.sub),
+        Some(claims.sub.as_str()),
         Some(surface_of(state, claims)),
         meta,
     );
@@ -150,7 +149,7 @@ pub async fn update(
                 surfaces: &surfaces,
                 exempt_identity_providers: &exempt,
                 issuer: new.issuer.as_str(),
-                updated_by: &claims.sub,
+                updated_by: claims.sub.as_str(),
             };
             // The version check is repeated in the UPDATE itself, so a concurrent change
             // between the read and the write still gets 412.

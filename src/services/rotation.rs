@@ -14,7 +14,7 @@ pub async fn rotate(
     batch_size: u32,
 ) -> anyhow::Result<u64> {
     let active = ring.active_key_id().to_owned();
-    let limit = i32::try_from(batch_size.clamp(1, 10_000)).unwrap_or(500);
+    let limit = i64::from(batch_size.clamp(1, 10_000));
     let mut done = 0;
     loop {
         let batch = db::factors::not_under_key(conn, &active, limit).await?;
@@ -22,7 +22,7 @@ pub async fn rotate(
             return Ok(done);
         }
         for f in batch {
-            let aad = totp_secret_aad(&f.tenant_id, &f.user_id, f.factor_id);
+            let aad = totp_secret_aad(f.tenant_id.as_str(), f.user_id.as_str(), f.factor_id.0);
             let secret = ring
                 .open(&f.key_id, &f.nonce, &f.ciphertext, &aad)
                 .map_err(|e| {

@@ -4,15 +4,14 @@
 
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use uuid::Uuid;
 
-use super::attempt::{self, Proof};
-use super::{audit_ctx, surface_of};
+use super::attempt::{self, Attempt, Proof};
+use super::{audit_ctx, surface_of, ClientMeta};
 use crate::crypto::jwt::AccessClaims;
-use crate::db::{self, audit::AuditCtx};
+use crate::db;
 use crate::domain::audit::AuditType;
+use crate::domain::ids::{FactorId, FactorStatus, UserId};
 use crate::error::ApiError;
-use crate::http::extract::ClientMeta;
 use crate::metrics::Outcome;
 use crate::state::AppState;
 
@@ -21,8 +20,8 @@ pub const HEADER: &str = "X-MFA-Code";
 
 /// A user's active factor, enough to check a proof against it.
 pub struct FactorRef<'a> {
-    pub user_id: &'a str,
-    pub factor_id: Uuid,
+    pub user_id: &'a UserId,
+    pub factor_id: FactorId,
     /// `(key_id, nonce, ciphertext)` of the secret; needed for TOTP proofs only.
     pub sealed: Option<(&'a str, &'a [u8], &'a [u8])>,
 }
@@ -33,40 +32,31 @@ pub struct FactorRef<'a> {
 pub async fn use_proof(
     conn: &mut AsyncPgConnection,
     state: &AppState,
-    audit: &AuditCtx,
-    login_id: Option<Uuid>,
+    attempt: &Attempt<'_>,
     factor: &FactorRef<'_>,
     proof: &Proof,
     now: DateTime<Utc>,
 ) -> Result<Result<(), ApiError>, ApiError> {
+    let audit = attempt.audit;
     let tenant_id = &audit.tenant_id;
     match proof {
         Proof::Totp(code) => {
-            let (key_id, nonce, ct) = factor.sealed.ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!("TOTP proof without the factor's secret"))
-            })?;
-            let secret = super::open_secret(
-                state,
+            let step = match attempt::check_totp_or_count(conn, state, attempt, factor, code, now)
+                .await?
+            {
+                Ok(step) => step,
+                Err(e) => return Ok(Err(e)),
+            };
+            let fresh = db::factors::consume_step(
+                conn,
                 tenant_id,
                 factor.user_id,
                 factor.factor_id,
-                key_id,
-                nonce,
-                ct,
-            )?;
-            let Some(step) = attempt::check_totp(state, &secret, code, now) else {
-                attempt::record_wrong(
-                    conn,
-                    state,
-                    audit,
-                    login_id,
-                    AuditType::TotpVerifyFailed,
-                    now,
-                )
-                .await?;
-                return Ok(Err(ApiError::InvalidCode));
-            };
-            if !db::factors::consume_step(conn, tenant_id, factor.factor_id, step, now).await? {
+                step,
+                now,
+            )
+            .await?;
+            if !fresh {
                 db::audit::insert(
                     conn,
                     audit,
@@ -83,15 +73,8 @@ pub async fn use_proof(
             let Some(hash) =
                 attempt::check_recovery(conn, state, tenant_id, factor.factor_id, code).await?
             else {
-                attempt::record_wrong(
-                    conn,
-                    state,
-                    audit,
-                    login_id,
-                    AuditType::RecoveryCodeFailed,
-                    now,
-                )
-                .await?;
+                attempt::record_wrong(conn, state, attempt, AuditType::RecoveryCodeFailed, now)
+                    .await?;
                 return Ok(Err(ApiError::InvalidCode));
             };
             if !db::recovery::use_code(conn, tenant_id, factor.factor_id, &hash, now).await? {
@@ -100,8 +83,8 @@ pub async fn use_proof(
             }
             let left = db::recovery::count_unused(conn, tenant_id, factor.factor_id).await?;
             let mut details = serde_json::json!({"recovery_codes_remaining": left});
-            if let Some(id) = login_id {
-                details["login_id"] = serde_json::json!(id);
+            if let Some((id, _)) = attempt.login {
+                details["login_id"] = serde_json::json!(id.0);
             }
             db::audit::insert(conn, audit, AuditType::RecoveryCodeUsed, now, details).await?;
         }
@@ -117,51 +100,77 @@ pub fn is_recent(state: &AppState, claims: &AccessClaims) -> bool {
         && (0..=i64::from(state.settings.step_up_max_age)).contains(&age)
 }
 
-/// Requires step-up for the caller of a sensitive call. `code` is the `X-MFA-Code` header.
+/// Requires step-up for the caller of a sensitive call, in a transaction of its own (for
+/// callers whose action runs elsewhere). `code` is the `X-MFA-Code` header.
 pub async fn require(
     state: &AppState,
     claims: &AccessClaims,
     code: Option<&str>,
     meta: &ClientMeta,
 ) -> Result<(), ApiError> {
+    if code.is_none() {
+        return require_token(state, claims);
+    }
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        require_in(conn, state, claims, code, meta).await
+    })
+    .await?
+}
+
+fn require_token(state: &AppState, claims: &AccessClaims) -> Result<(), ApiError> {
+    if is_recent(state, claims) {
+        Ok(())
+    } else {
+        Err(ApiError::StepUpRequired)
+    }
+}
+
+/// Step-up inside the caller's transaction, so the check and the action it allows commit
+/// together. A code locks the user's row first (attempts of one user run one at a time).
+/// `Ok(Err(e))`: commit (a wrong code counts), then answer `e`.
+pub async fn require_in(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    claims: &AccessClaims,
+    code: Option<&str>,
+    meta: &ClientMeta,
+) -> Result<Result<(), ApiError>, ApiError> {
     let Some(raw) = code else {
-        return if is_recent(state, claims) {
-            Ok(())
-        } else {
-            Err(ApiError::StepUpRequired)
-        };
+        return require_token(state, claims).map(Ok);
     };
     attempt::rate_limit(state, meta)?;
     let proof = attempt::parse_any(HEADER, raw)?;
     let now = state.now();
-    let (tenant_id, user_id) = (claims.tid.as_str(), claims.sub.as_str());
+    let (tenant_id, user_id) = (&claims.tid, &claims.sub);
     let audit = audit_ctx(
         tenant_id,
         Some(user_id),
-        Some(user_id),
+        Some(user_id.as_str()),
         Some(surface_of(state, claims)),
         meta,
     );
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let locked_until = db::users::lock_for_attempt(conn, tenant_id, user_id)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        attempt::ensure_not_locked(state, locked_until, now)?;
-        let Some(f) = db::factors::get(conn, tenant_id, user_id, "active").await? else {
-            // No factor to check the code against.
-            return Err(ApiError::StepUpRequired);
-        };
-        let factor = FactorRef {
-            user_id,
-            factor_id: f.factor_id,
-            sealed: Some((&f.key_id, &f.nonce, &f.ciphertext)),
-        };
-        let used = use_proof(conn, state, &audit, None, &factor, &proof, now).await?;
-        if used.is_ok() {
-            db::users::reset_lockout(conn, tenant_id, user_id, now).await?;
-        }
-        Ok(used)
-    })
-    .await?
+    let lockout = db::users::lock_for_attempt(conn, tenant_id, user_id)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    attempt::ensure_not_locked(state, &lockout, now)?;
+    let Some(f) = db::factors::get(conn, tenant_id, user_id, FactorStatus::Active).await? else {
+        // No factor to check the code against.
+        return Err(ApiError::StepUpRequired);
+    };
+    let factor = FactorRef {
+        user_id,
+        factor_id: f.factor_id,
+        sealed: Some((&f.key_id, &f.nonce, &f.ciphertext)),
+    };
+    let attempt = Attempt {
+        audit: &audit,
+        lockout,
+        login: None,
+    };
+    let used = use_proof(conn, state, &attempt, &factor, &proof, now).await?;
+    if used.is_ok() {
+        db::users::reset_lockout(conn, tenant_id, user_id, now).await?;
+    }
+    Ok(used)
 }

@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use uuid::Uuid;
 
 use super::types::{
     AuthenticatedStatus, ChallengeStatus, Enrolled, LoginView, Recovered, TokenType, Verified,
@@ -11,19 +10,19 @@ use super::types::{
 use crate::crypto::hashing::HashPurpose;
 use crate::db::{self, audit::AuditCtx, logins::LoginCtx};
 use crate::domain::audit::AuditType;
-use crate::domain::totp::{TimeStep, TotpCode};
+use crate::domain::ids::{FactorStatus, LoginId};
+use crate::domain::totp::TotpCode;
 use crate::error::ApiError;
-use crate::http::extract::ClientMeta;
 use crate::metrics::Outcome;
 use crate::services::attempt::{self, Proof};
 use crate::services::enrollment::{self, EnrollmentMaterial};
 use crate::services::step_up::{use_proof, FactorRef};
-use crate::services::{amr, audit_ctx, mint, stored_surface, Minted, Subject};
+use crate::services::{amr, audit_ctx, mint, ClientMeta, Minted, Subject};
 use crate::state::AppState;
 
 /// Parses the path's login id; anything malformed is simply not found.
-pub fn parse_login_id(s: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(s).map_err(|_| ApiError::NotFound)
+pub fn parse_login_id(s: &str) -> Result<LoginId, ApiError> {
+    LoginId::parse(s).ok_or(ApiError::NotFound)
 }
 
 /// The login of this mfa token, if it is alive and the one in the path.
@@ -31,8 +30,8 @@ async fn load(
     conn: &mut AsyncPgConnection,
     state: &AppState,
     token: &str,
-    login_id: Uuid,
-    factor_status: &str,
+    login_id: LoginId,
+    factor_status: FactorStatus,
     lock: bool,
 ) -> Result<LoginCtx, ApiError> {
     let hash = state
@@ -51,27 +50,34 @@ async fn load(
     Ok(ctx)
 }
 
-fn require_status(ctx: &LoginCtx, status: &str) -> Result<(), ApiError> {
-    if ctx.status == status {
+/// What the login waits for now (`ChallengeStatus::of`); `has_active` is whether the user
+/// has an active factor, when the caller loaded it.
+fn require_status(
+    ctx: &LoginCtx,
+    has_active: bool,
+    wanted: ChallengeStatus,
+) -> Result<(), ApiError> {
+    if ChallengeStatus::of(ctx.status, has_active) == Some(wanted) {
         return Ok(());
     }
-    Err(ApiError::InvalidState(match status {
-        "enrollment_required" => {
+    Err(ApiError::InvalidState(match wanted {
+        ChallengeStatus::EnrollmentRequired => {
             "This sign-in does not need an enrollment: the user already has an authenticator app."
         }
-        _ => "This sign-in needs an enrollment first: the user has no authenticator app yet.",
+        ChallengeStatus::VerificationRequired => {
+            "This sign-in needs an enrollment first: the user has no authenticator app yet."
+        }
     }))
 }
 
-fn login_audit(ctx: &LoginCtx, meta: &ClientMeta) -> Result<AuditCtx, ApiError> {
-    let surface = stored_surface(&ctx.surface)?;
-    Ok(audit_ctx(
+fn login_audit(ctx: &LoginCtx, meta: &ClientMeta) -> AuditCtx {
+    audit_ctx(
         &ctx.tenant_id,
         Some(&ctx.user_id),
-        Some(&ctx.user_id),
-        Some(surface),
+        Some(ctx.user_id.as_str()),
+        Some(ctx.surface),
         meta,
-    ))
+    )
 }
 
 /// The start of every code-carrying call: the token's live login, locked with its user
@@ -80,15 +86,17 @@ async fn begin_attempt(
     conn: &mut AsyncPgConnection,
     state: &AppState,
     token: &str,
-    login_id: Uuid,
-    factor_status: &str,
-    status: &str,
+    login_id: LoginId,
+    factor_status: FactorStatus,
+    wanted: ChallengeStatus,
     meta: &ClientMeta,
 ) -> Result<(LoginCtx, AuditCtx), ApiError> {
     let ctx = load(conn, state, token, login_id, factor_status, true).await?;
-    require_status(&ctx, status)?;
-    attempt::ensure_not_locked(state, ctx.locked_until, state.now())?;
-    let audit = login_audit(&ctx, meta)?;
+    // With the pending factor loaded nothing is known of an active one; confirm checks.
+    let has_active = factor_status == FactorStatus::Active && ctx.factor_id.is_some();
+    require_status(&ctx, has_active, wanted)?;
+    attempt::ensure_not_locked(state, &ctx.lockout(), state.now())?;
+    let audit = login_audit(&ctx, meta);
     Ok((ctx, audit))
 }
 
@@ -101,7 +109,7 @@ async fn check_code(
     audit: &AuditCtx,
     code: &TotpCode,
     now: DateTime<Utc>,
-) -> Result<Result<TimeStep, ApiError>, ApiError> {
+) -> Result<Result<i64, ApiError>, ApiError> {
     let (Some(factor_id), Some(key_id), Some(nonce), Some(ct)) =
         (ctx.factor_id, &ctx.key_id, &ctx.nonce, &ctx.ciphertext)
     else {
@@ -109,30 +117,17 @@ async fn check_code(
             "code check without a factor"
         )));
     };
-    let secret = crate::services::open_secret(
-        state,
-        &ctx.tenant_id,
-        &ctx.user_id,
+    let factor = FactorRef {
+        user_id: &ctx.user_id,
         factor_id,
-        key_id,
-        nonce,
-        ct,
-    )?;
-    match attempt::check_totp(state, &secret, code, now) {
-        Some(step) => Ok(Ok(step)),
-        None => {
-            attempt::record_wrong(
-                conn,
-                state,
-                audit,
-                Some(ctx.login_id),
-                AuditType::TotpVerifyFailed,
-                now,
-            )
-            .await?;
-            Ok(Err(ApiError::InvalidCode))
-        }
-    }
+        sealed: Some((key_id, nonce, ct)),
+    };
+    let attempt = attempt::Attempt {
+        audit,
+        lockout: ctx.lockout(),
+        login: Some((ctx.login_id, ctx.login_failures)),
+    };
+    attempt::check_totp_or_count(conn, state, &attempt, &factor, code, now).await
 }
 
 /// The access token that ends a sign-in.
@@ -147,9 +142,9 @@ fn signed_in(
         user_id: &ctx.user_id,
         email: &ctx.email,
         roles: &ctx.roles,
-        idp: &ctx.identity_provider,
+        idp: ctx.identity_provider,
     };
-    mint(state, &who, stored_surface(&ctx.surface)?, amr, now)
+    mint(state, &who, ctx.surface, amr, now)
 }
 
 /// Ends the login as authenticated (its token dies) and writes `login.succeeded`.
@@ -162,7 +157,7 @@ async fn finish_login(
 ) -> Result<(), ApiError> {
     db::logins::complete(conn, &ctx.tenant_id, ctx.login_id, now).await?;
     db::users::touch_login(conn, &ctx.tenant_id, &ctx.user_id, now).await?;
-    let details = serde_json::json!({"login_id": ctx.login_id, "method": method});
+    let details = serde_json::json!({"login_id": ctx.login_id.0, "method": method});
     db::audit::insert(conn, audit, AuditType::LoginSucceeded, now, details).await?;
     Ok(())
 }
@@ -170,16 +165,25 @@ async fn finish_login(
 const FACTOR_REMOVED: &str = "The user's authenticator app was removed: sign in again.";
 
 /// `GET /v1/logins/{login_id}`.
-pub async fn get(state: &AppState, token: &str, login_id: Uuid) -> Result<LoginView, ApiError> {
+pub async fn get(state: &AppState, token: &str, login_id: LoginId) -> Result<LoginView, ApiError> {
     let mut conn = state.pool.get().await?;
-    let ctx = load(&mut conn, state, token, login_id, "active", false).await?;
+    let ctx = load(
+        &mut conn,
+        state,
+        token,
+        login_id,
+        FactorStatus::Active,
+        false,
+    )
+    .await?;
+    let status = ChallengeStatus::of(ctx.status, ctx.factor_id.is_some());
     Ok(LoginView {
-        login_id: ctx.login_id,
-        status: crate::services::stored(ChallengeStatus::from_db(&ctx.status), "login status")?,
+        login_id: ctx.login_id.0,
+        status: crate::services::stored(status, "login status")?,
         expires_at: ctx.expires_at,
         tenant_id: ctx.tenant_id,
         user_id: ctx.user_id,
-        surface: stored_surface(&ctx.surface)?,
+        surface: ctx.surface,
         attempts_left: crate::domain::lockout::MAX_FAILURES - ctx.login_failures,
     })
 }
@@ -188,20 +192,20 @@ pub async fn get(state: &AppState, token: &str, login_id: Uuid) -> Result<LoginV
 pub async fn start_enrollment(
     state: &AppState,
     token: &str,
-    login_id: Uuid,
+    login_id: LoginId,
     meta: &ClientMeta,
 ) -> Result<EnrollmentMaterial, ApiError> {
     let now = state.now();
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let ctx = load(conn, state, token, login_id, "active", true).await?;
-        require_status(&ctx, "enrollment_required")?;
-        if ctx.factor_id.is_some() {
-            return Err(ApiError::InvalidState(
-                "The user already has an authenticator app.",
-            ));
-        }
-        let audit = login_audit(&ctx, meta)?;
+        let ctx = load(conn, state, token, login_id, FactorStatus::Active, true).await?;
+        // A password alone never adds a device to an account that has one.
+        require_status(
+            &ctx,
+            ctx.factor_id.is_some(),
+            ChallengeStatus::EnrollmentRequired,
+        )?;
+        let audit = login_audit(&ctx, meta);
         enrollment::start(
             conn,
             state,
@@ -220,7 +224,7 @@ pub async fn start_enrollment(
 pub async fn confirm_enrollment(
     state: &AppState,
     token: &str,
-    login_id: Uuid,
+    login_id: LoginId,
     code: &str,
     meta: &ClientMeta,
 ) -> Result<Enrolled, ApiError> {
@@ -234,13 +238,13 @@ pub async fn confirm_enrollment(
             state,
             token,
             login_id,
-            "pending",
-            "enrollment_required",
+            FactorStatus::Pending,
+            ChallengeStatus::EnrollmentRequired,
             meta,
         )
         .await?;
         // A password alone never adds a device to an account that has one.
-        if db::factors::get(conn, &ctx.tenant_id, &ctx.user_id, "active")
+        if db::factors::get(conn, &ctx.tenant_id, &ctx.user_id, FactorStatus::Active)
             .await?
             .is_some()
         {
@@ -283,7 +287,7 @@ pub async fn confirm_enrollment(
 pub async fn verify(
     state: &AppState,
     token: &str,
-    login_id: Uuid,
+    login_id: LoginId,
     code: &str,
     meta: &ClientMeta,
 ) -> Result<Verified, ApiError> {
@@ -297,8 +301,8 @@ pub async fn verify(
             state,
             token,
             login_id,
-            "active",
-            "verification_required",
+            FactorStatus::Active,
+            ChallengeStatus::VerificationRequired,
             meta,
         )
         .await?;
@@ -309,7 +313,17 @@ pub async fn verify(
             Ok(step) => step,
             Err(e) => return Ok(Err(e)),
         };
-        if !db::logins::complete_with_totp(conn, &audit, login_id, factor_id, step, now).await? {
+        let accepted = db::logins::complete_with_totp(
+            conn,
+            &audit,
+            &ctx.user_id,
+            login_id,
+            factor_id,
+            step,
+            now,
+        )
+        .await?;
+        if !accepted {
             state.metrics.outcome(Outcome::Reused);
             return Ok(Err(ApiError::CodeReused));
         }
@@ -329,7 +343,7 @@ pub async fn verify(
 pub async fn recover(
     state: &AppState,
     token: &str,
-    login_id: Uuid,
+    login_id: LoginId,
     code: &str,
     meta: &ClientMeta,
 ) -> Result<Recovered, ApiError> {
@@ -343,8 +357,8 @@ pub async fn recover(
             state,
             token,
             login_id,
-            "active",
-            "verification_required",
+            FactorStatus::Active,
+            ChallengeStatus::VerificationRequired,
             meta,
         )
         .await?;
@@ -356,16 +370,12 @@ pub async fn recover(
             factor_id,
             sealed: None,
         };
-        let used = use_proof(
-            conn,
-            state,
-            &audit,
-            Some(login_id),
-            &factor,
-            &Proof::Recovery(code),
-            now,
-        )
-        .await?;
+        let attempt = attempt::Attempt {
+            audit: &audit,
+            lockout: ctx.lockout(),
+            login: Some((ctx.login_id, ctx.login_failures)),
+        };
+        let used = use_proof(conn, state, &attempt, &factor, &Proof::Recovery(code), now).await?;
         if let Err(e) = used {
             return Ok(Err(e));
         }

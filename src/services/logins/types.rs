@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::ids::{Email, IdentityProvider, Surface, TenantId, UserId};
+use crate::domain::ids::{Email, IdentityProvider, LoginStatus, Surface, TenantId, UserId};
 use crate::domain::policy::MfaRequirement;
 
 /// `POST /v1/logins`: the primary login has checked the password (or Microsoft sign-in).
@@ -85,12 +85,15 @@ pub enum ChallengeStatus {
 }
 
 impl ChallengeStatus {
-    /// The stored status of a login whose mfa token is alive.
-    pub fn from_db(s: &str) -> Option<Self> {
-        match s {
-            "enrollment_required" => Some(Self::EnrollmentRequired),
-            "verification_required" => Some(Self::VerificationRequired),
-            _ => None,
+    /// What a live login waits for now. The stored status was decided at its start; a user
+    /// who has enrolled since (on another device or sign-in) is asked for a code instead.
+    pub fn of(stored: LoginStatus, has_active_factor: bool) -> Option<Self> {
+        match (stored, has_active_factor) {
+            (LoginStatus::EnrollmentRequired, false) => Some(Self::EnrollmentRequired),
+            (LoginStatus::EnrollmentRequired, true) | (LoginStatus::VerificationRequired, _) => {
+                Some(Self::VerificationRequired)
+            }
+            (LoginStatus::Authenticated | LoginStatus::Failed, _) => None,
         }
     }
 }
@@ -101,8 +104,8 @@ pub struct LoginView {
     pub login_id: Uuid,
     pub status: ChallengeStatus,
     pub expires_at: DateTime<Utc>,
-    pub tenant_id: String,
-    pub user_id: String,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
     pub surface: Surface,
     /// Wrong codes this mfa token may still take.
     pub attempts_left: i32,

@@ -1,0 +1,137 @@
+//! The tables as Diesel sees them, written to match `migrations/`. The test
+//! `schema_rs_matches_the_migrated_catalog` (tests/api/schema.rs) compares every table and
+//! column here (name, type, nullability) with the catalog of a freshly migrated database, so
+//! the two cannot drift apart. The SQL functions the migrations define are declared last.
+
+diesel::table! {
+    tenants (tenant_id) {
+        tenant_id -> Text,
+        enforce_mfa -> Bool,
+        surfaces -> Array<Text>,
+        exempt_identity_providers -> Array<Text>,
+        issuer -> Text,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    users (tenant_id, user_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        email -> Text,
+        display_name -> Nullable<Text>,
+        identity_provider -> Text,
+        roles -> Array<Text>,
+        created_at -> Timestamptz,
+        last_login_at -> Nullable<Timestamptz>,
+        failed_attempts -> Int4,
+        lockout_count -> Int4,
+        locked_until -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    totp_factors (tenant_id, factor_id) {
+        tenant_id -> Text,
+        factor_id -> Uuid,
+        user_id -> Text,
+        status -> Text,
+        key_id -> Text,
+        nonce -> Bytea,
+        ciphertext -> Bytea,
+        last_used_step -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        activated_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (tenant_id, factor_id, code_hash) {
+        tenant_id -> Text,
+        factor_id -> Uuid,
+        code_hash -> Bytea,
+        created_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    logins (tenant_id, login_id) {
+        tenant_id -> Text,
+        login_id -> Uuid,
+        user_id -> Text,
+        surface -> Text,
+        status -> Text,
+        token_hash -> Nullable<Bytea>,
+        failed_attempts -> Int4,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    service_keys (key_id) {
+        key_id -> Uuid,
+        name -> Text,
+        key_hash -> Bytea,
+        tenant_scope -> Nullable<Array<Text>>,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_events (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Int8,
+        #[sql_name = "type"]
+        type_ -> Text,
+        at -> Timestamptz,
+        user_id -> Nullable<Text>,
+        actor_id -> Nullable<Text>,
+        surface -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        details -> Jsonb,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    users,
+    totp_factors,
+    recovery_codes,
+    logins,
+    service_keys,
+    audit_events,
+);
+
+use diesel::sql_types::{Int8, Nullable, Text, Timestamptz, Uuid};
+
+// The security rules that live in the database (migrations/2026-11-30-000001_data_layer):
+// called through the DSL, so the call is a prepared statement like any other query, and
+// PL/pgSQL caches the plans of the statements inside.
+diesel::define_sql_function! {
+    /// The replay guard: records `step` as the factor's last used step only if it is later.
+    fn mfa_consume_step(tenant: Text, user: Text, factor: Uuid, step: Int8, now: Timestamptz) -> Bool;
+}
+diesel::define_sql_function! {
+    /// Clears the lockout; whether the user was locked at `now` (NULL: no such user).
+    fn mfa_reset_lockout(tenant: Text, user: Text, now: Timestamptz) -> Nullable<Bool>;
+}
+diesel::define_sql_function! {
+    /// The verify hot path: replay guard, then the login's completion and its audit event.
+    #[allow(clippy::too_many_arguments)]
+    fn mfa_complete_login_totp(
+        tenant: Text, user: Text, login: Uuid, factor: Uuid, step: Int8, now: Timestamptz,
+        surface: Nullable<Text>, ip: Nullable<Text>, user_agent: Nullable<Text>
+    ) -> Bool;
+}
