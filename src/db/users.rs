@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::schema::{mfa_reset_lockout, totp_factors, users};
-use crate::domain::ids::{FactorStatus, IdentityProvider, TenantId, UserId};
+use super::schema::{mfa_reset_lockout, tenants, totp_factors, users};
+use super::tenants::TenantRow;
+use crate::domain::ids::{FactorId, FactorStatus, IdentityProvider, TenantId, UserId};
 use crate::domain::lockout::LockoutState;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -46,14 +47,15 @@ impl UserUpsert<'_> {
 }
 
 /// Creates the user on first sight; later sign-ins rewrite the row only when the e-mail,
-/// name, provider or roles changed (a plain read otherwise).
+/// name, provider or roles changed. `stored` is the row as read (`sign_in_context`).
 pub async fn sync(
     conn: &mut AsyncPgConnection,
+    stored: Option<UserRow>,
     u: &UserUpsert<'_>,
     now: DateTime<Utc>,
 ) -> QueryResult<UserRow> {
     let key = (u.tenant_id, u.user_id);
-    match get(conn, u.tenant_id, u.user_id).await? {
+    match stored {
         Some(row) if u.matches(&row) => Ok(row),
         Some(_) => {
             diesel::update(users::table.find(key))
@@ -73,6 +75,67 @@ pub async fn sync(
                 .await
         }
     }
+}
+
+/// What the start of a sign-in reads, in one statement: the tenant (its policy), the user
+/// and whether they have an active factor. `None` when the tenant is new. Each join goes
+/// through a whole key (tenant; tenant + user; tenant + user for the factors).
+pub async fn sign_in_context(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+) -> QueryResult<Option<(TenantRow, Option<UserRow>, Option<FactorId>)>> {
+    // Owned binds: a join's ON clause may not borrow (diesel-async wants 'static there).
+    let user = users::table.on(users::tenant_id
+        .eq(tenants::tenant_id)
+        .and(users::user_id.eq(user_id.clone())));
+    let active = totp_factors::table.on(totp_factors::tenant_id
+        .eq(tenants::tenant_id)
+        .and(totp_factors::user_id.eq(user_id.clone()))
+        .and(totp_factors::status.eq(FactorStatus::Active)));
+    type Found = (
+        TenantRow,
+        Option<String>,
+        Option<String>,
+        Option<IdentityProvider>,
+        Option<Vec<String>>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        Option<FactorId>,
+    );
+    let found: Option<Found> = tenants::table
+        .left_join(user)
+        .left_join(active)
+        .filter(tenants::tenant_id.eq(tenant_id.clone()))
+        .select((
+            TenantRow::as_select(),
+            users::email.nullable(),
+            users::display_name.nullable(),
+            users::identity_provider.nullable(),
+            users::roles.nullable(),
+            users::last_login_at.nullable(),
+            users::locked_until.nullable(),
+            totp_factors::factor_id.nullable(),
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(found.map(|(t, email, display_name, idp, roles, last_login_at, locked_until, f)| {
+        let user = match (email, idp, roles) {
+            (Some(email), Some(identity_provider), Some(roles)) => Some(UserRow {
+                tenant_id: tenant_id.clone(),
+                user_id: user_id.clone(),
+                email,
+                display_name,
+                identity_provider,
+                roles,
+                last_login_at,
+                locked_until,
+            }),
+            _ => None,
+        };
+        (t, user, f)
+    }))
 }
 
 pub async fn get(
@@ -100,7 +163,7 @@ pub async fn lock_for_attempt(
         .select((
             users::failed_attempts,
             users::lockout_count,
-            users::locked_until,
+            users::locked_until.nullable(),
         ))
         .for_no_key_update()
         .get_result(conn)
@@ -206,8 +269,8 @@ pub async fn list(
             users::email,
             users::identity_provider,
             totp_factors::activated_at.nullable(),
-            users::last_login_at,
-            users::locked_until,
+            users::last_login_at.nullable(),
+            users::locked_until.nullable(),
         ))
         .order(users::user_id)
         .limit(limit)

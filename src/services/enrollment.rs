@@ -88,7 +88,7 @@ pub async fn start(
     let uri = totp::otpauth_uri(&tenant.issuer, email, &secret);
     // Rendering a QR code is CPU work: keep it off the async executor.
     let uri_for_qr = uri.clone();
-    let (qr_svg, qr_png) = actix_web::rt::task::spawn_blocking(move || {
+    let (qr_svg, qr_png) = tokio::task::spawn_blocking(move || {
         Ok::<_, crate::crypto::CryptoError>((
             qr::qr_svg(&uri_for_qr)?,
             qr::qr_png_data_uri(&uri_for_qr)?,

@@ -129,10 +129,6 @@ pub fn stored<T>(value: Option<T>, what: &str) -> Result<T, ApiError> {
     value.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unexpected stored {what}")))
 }
 
-pub fn stored_idp(s: &str) -> Result<IdentityProvider, ApiError> {
-    stored(IdentityProvider::from_db(s), "identity provider")
-}
-
 /// Decrypts a stored TOTP secret.
 pub fn open_secret(
     state: &AppState,

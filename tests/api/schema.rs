@@ -216,9 +216,15 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
     let now = Utc::now();
     let t = db::tenants::ensure(&mut conn, &tenant, now).await.unwrap();
     assert_eq!(t.version, 1);
+    let (_, stored, factor) = db::users::sign_in_context(&mut conn, &tenant, &user)
+        .await
+        .unwrap()
+        .expect("tenant");
+    assert!(factor.is_some());
     let roles: Vec<String> = vec![];
     let u = db::users::sync(
         &mut conn,
+        stored,
         &db::users::UserUpsert {
             tenant_id: &tenant,
             user_id: &user,
@@ -332,5 +338,110 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
         let plan: String = rows.into_iter().map(|r| r.plan + "\n").collect();
         assert!(plan.contains("Index"), "no index used for {sql}:\n{plan}");
         assert_keyed(sql, &plan);
+    }
+}
+
+/// A sign-in of an existing tenant writes no row of `tenants`, and the start of a challenged
+/// sign-in of a user whose details did not change does not rewrite the user either (row
+/// versions stay the same). (A sign-in that completes records `last_login_at`.)
+#[tokio::test]
+async fn sign_ins_write_no_shared_row() {
+    use crate::helpers::{TestApp, User};
+    let app = TestApp::spawn().await;
+    let u = User::new("acme", "u-1");
+    app.enroll_via_me(&u).await;
+    let versions = "SELECT (SELECT xmin::text FROM tenants WHERE tenant_id = 'acme') || '/' || \
+         (SELECT xmin::text FROM users WHERE tenant_id = 'acme' AND user_id = 'u-1') AS s";
+    let before = app.sql_strings(versions).await;
+    for i in 0..3 {
+        assert_eq!(app.start_login(&u).await.status, 201);
+        assert_eq!(
+            app.start_login(&User::new("acme", &format!("other-{i}")))
+                .await
+                .status,
+            201
+        );
+    }
+    assert_eq!(
+        app.sql_strings(versions).await,
+        before,
+        "tenant or user row rewritten"
+    );
+    // A changed e-mail is written.
+    let mut changed = u.login_body();
+    changed["email"] = serde_json::json!("new@acme.example");
+    let r = app
+        .post("/v1/logins", Some(&app.service_key), changed)
+        .await;
+    assert_eq!(r.status, 201);
+    let emails = app
+        .sql_strings("SELECT email AS s FROM users WHERE tenant_id = 'acme' AND user_id = 'u-1'")
+        .await;
+    assert_eq!(emails, vec!["new@acme.example".to_owned()]);
+}
+
+/// A sign-in that asked for enrollment, of a user who has since enrolled elsewhere, asks
+/// for a code instead: the login reports `verification_required`, verify works on it, and
+/// enrollment through it is refused.
+#[tokio::test]
+async fn a_login_reports_the_users_real_state() {
+    use crate::helpers::{code_at, login_of, TestApp, User};
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("acme").await;
+    let r = app
+        .enforce(
+            "acme",
+            &admin.access_token,
+            serde_json::json!({"enforce_mfa": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let u = User::new("acme", "u-2");
+    let early = app.start_login(&u).await;
+    assert_eq!(early.body["status"], "enrollment_required");
+    let (early_id, early_token) = login_of(&early);
+    let e = app.enroll_at_login(&u).await;
+
+    let view = app
+        .get(&format!("/v1/logins/{early_id}"), Some(&early_token))
+        .await;
+    assert_eq!(view.status, 200, "{}", view.body);
+    assert_eq!(view.body["status"], "verification_required");
+    let refused = app
+        .post(
+            &format!("/v1/logins/{early_id}/totp-enrollment"),
+            Some(&early_token),
+            serde_json::json!({}),
+        )
+        .await;
+    refused.problem(409, "invalid_state");
+    app.advance(30);
+    let ok = app
+        .verify_code(&early_id, &early_token, &code_at(&e.secret, app.now()))
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+}
+
+/// Cursors that are not ones this API returned are 400, whatever their bytes.
+#[tokio::test]
+async fn crafted_cursors_are_rejected_not_crashed_on() {
+    use crate::helpers::TestApp;
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("acme").await;
+    for c in ["AA", "YQA", "AAE", "!!", "x"] {
+        let r = app
+            .get(
+                &format!("/v1/tenants/acme/users?cursor={c}"),
+                Some(&admin.access_token),
+            )
+            .await;
+        r.problem(400, "invalid_request");
+        let r = app
+            .get(
+                &format!("/v1/tenants/acme/audit-events?cursor={c}"),
+                Some(&admin.access_token),
+            )
+            .await;
+        r.problem(400, "invalid_request");
     }
 }

@@ -9,7 +9,7 @@ use crate::crypto::hashing::HashPurpose;
 use crate::crypto::tokens;
 use crate::db;
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{FactorStatus, LoginId, LoginStatus};
+use crate::domain::ids::{LoginId, LoginStatus};
 use crate::domain::policy::{SignInDecision, TenantPolicy};
 use crate::error::ApiError;
 use crate::services::auth::ServiceKey;
@@ -69,9 +69,14 @@ pub async fn start(
     // Reads the tenant and the user, writes neither unless new or changed: sign-ins of one
     // tenant share no row, so they never queue on each other.
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let tenant = db::tenants::ensure(conn, tenant_id, now).await?;
+        let (tenant, stored, factor) =
+            match db::users::sign_in_context(conn, tenant_id, user_id).await? {
+                Some(found) => found,
+                None => (db::tenants::ensure(conn, tenant_id, now).await?, None, None),
+            };
         let user = db::users::sync(
             conn,
+            stored,
             &db::users::UserUpsert {
                 tenant_id,
                 user_id,
@@ -83,9 +88,7 @@ pub async fn start(
             now,
         )
         .await?;
-        let has_factor = db::factors::get(conn, tenant_id, user_id, FactorStatus::Active)
-            .await?
-            .is_some();
+        let has_factor = factor.is_some();
         let policy: TenantPolicy = policy_of(&tenant)?;
         let decision = policy.decide(req.surface, req.identity_provider, has_factor);
         let login_id = LoginId::new();
