@@ -84,6 +84,10 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|e| ApiError::field("", format!("malformed JSON: trailing characters ({e})")))?;
     if let (Some(fields), serde_json::Value::Object(object)) = (struct_fields::<T>(), &value) {
+        let known = object.keys().all(|k| fields.contains(&k.as_str()));
+        if let (true, Ok(body)) = (known, T::deserialize(&value)) {
+            return Ok(body);
+        }
         let errors = field_errors::<T>(fields, object);
         if !errors.is_empty() {
             let detail = errors

@@ -64,7 +64,7 @@ pub async fn get_policy(
     security(("access_token" = [])),
     params(("tenant_id" = TenantId, Path),
         ("If-Match" = String, Header, description = "The ETag of the policy as last read, e.g. `\"v3\"` (`v3` without quotes is accepted too), or `*`. Missing or empty: `428`; stale: `412`; a weak tag (`W/\"v3\"`, never matched by If-Match) or a value that is no entity tag: `400`"),
-        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^[ \t]*(?:[0-9]{6}|[- \t]*(?:[0-9A-TV-Za-tv-z][- \t]*){10})[ \t]*$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
     request_body = PolicyChange,
     responses(
         (status = 200, description = "The new policy", body = PolicyView, headers(("ETag" = String, description = "The new ETag"))),
@@ -130,7 +130,7 @@ pub async fn list_users(
 #[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/users/{user_id}/totp", tag = "Tenant administration", operation_id = "resetUserFactor",
     security(("access_token" = [])),
     params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path),
-        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^[ \t]*(?:[0-9]{6}|[- \t]*(?:[0-9A-TV-Za-tv-z][- \t]*){10})[ \t]*$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
@@ -157,7 +157,7 @@ pub async fn reset_factor(
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/users/{user_id}/unlock", tag = "Tenant administration", operation_id = "unlockUser",
     security(("access_token" = [])),
     params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path),
-        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^[ \t]*(?:[0-9]{6}|[- \t]*(?:[0-9A-TV-Za-tv-z][- \t]*){10})[ \t]*$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
     responses(
         (status = 204, description = "Unlocked (also when the user was not locked)"),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
