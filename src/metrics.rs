@@ -1,10 +1,23 @@
-//! Prometheus metrics beyond the per-route request counters and latency histograms that
-//! `actix-web-prom` records: second-factor outcomes, lockouts and database pool use.
+//! Prometheus metrics: requests by route, method and status with latency histograms (the
+//! [`record`] middleware), second-factor outcomes, lockouts and database pool use.
 
-use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::web;
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+
+use crate::state::AppState;
 
 pub struct Metrics {
     pub registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
     second_factor: IntCounterVec,
     lockouts: IntCounter,
     pool: IntGaugeVec,
@@ -23,6 +36,18 @@ pub enum Outcome {
 impl Metrics {
     pub fn new() -> anyhow::Result<Self> {
         let registry = Registry::new();
+        let labels = &["endpoint", "method", "status"];
+        let http_requests = IntCounterVec::new(
+            Opts::new("mfa_http_requests_total", "HTTP requests"),
+            labels,
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "mfa_http_requests_duration_seconds",
+                "HTTP request latency until the response head, in seconds",
+            ),
+            labels,
+        )?;
         let second_factor = IntCounterVec::new(
             Opts::new(
                 "mfa_second_factor_attempts_total",
@@ -41,6 +66,8 @@ impl Metrics {
             ),
             &["state"],
         )?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(second_factor.clone()))?;
         registry.register(Box::new(lockouts.clone()))?;
         registry.register(Box::new(pool.clone()))?;
@@ -50,6 +77,8 @@ impl Metrics {
         }
         Ok(Self {
             registry,
+            http_requests,
+            http_duration,
             second_factor,
             lockouts,
             pool,
@@ -85,5 +114,70 @@ impl Metrics {
         self.pool
             .with_label_values(&["waiting"])
             .set(i64::try_from(status.waiting).unwrap_or(i64::MAX));
+    }
+}
+
+/// The label of an unmatched path: any path may be requested, so none becomes a label.
+pub const UNMATCHED: &str = "UNKNOWN";
+
+/// The `method` label: the standard methods by name, every other token as `OTHER` (a method
+/// is any token a client sends; copying it would let anyone add series).
+pub fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
+}
+
+impl Metrics {
+    /// Counts one request. `endpoint` is the route pattern (one of ours), never the path.
+    pub fn request(&self, endpoint: Option<&str>, method: &Method, status: u16, secs: f64) {
+        let status = status.to_string();
+        let labels = [endpoint.unwrap_or(UNMATCHED), method_label(method), &status];
+        self.http_requests.with_label_values(&labels).inc();
+        self.http_duration.with_label_values(&labels).observe(secs);
+    }
+}
+
+/// Middleware: counts every request under its route pattern, method label and status.
+pub async fn record(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let method = req.method().clone();
+    let res = next.call(req).await?;
+    if let Some(state) = state {
+        let endpoint = res.request().match_pattern();
+        let status = res.status().as_u16();
+        let secs = started.elapsed().as_secs_f64();
+        state
+            .metrics
+            .request(endpoint.as_deref(), &method, status, secs);
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_the_standard_set_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        for m in ["FOO", "get", &"X".repeat(3000)] {
+            let m = Method::from_bytes(m.as_bytes()).unwrap();
+            assert_eq!(method_label(&m), "OTHER");
+        }
     }
 }

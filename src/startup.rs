@@ -9,13 +9,12 @@ use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
-use actix_web_prom::PrometheusMetricsBuilder;
 use anyhow::Context;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::config::{KeyMaterial, Settings};
 use crate::domain::clock::{Clock, SystemClock};
-use crate::metrics::Metrics;
+use crate::metrics::{self, Metrics};
 use crate::openapi::{document, Document};
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
@@ -107,11 +106,6 @@ fn cors(origins: &[String]) -> Cors {
 }
 
 fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
-    let prometheus = PrometheusMetricsBuilder::new("mfa")
-        .registry(state.metrics.registry.clone())
-        .mask_unmatched_patterns("UNKNOWN")
-        .build()
-        .map_err(|e| anyhow::anyhow!("metrics middleware: {e}"))?;
     let doc = web::Data::new(Document(document()));
     let server = HttpServer::new(move || {
         App::new()
@@ -120,7 +114,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
             .configure(http::routes)
             .service(SwaggerUi::new("/docs/{_:.*}").config(Config::from("/openapi.json")))
             .default_service(http::fallback())
-            .wrap(prometheus.clone())
+            .wrap(from_fn(metrics::record))
             .wrap(cors(&state.settings.cors_origins))
             // Tokens, secrets and codes must never sit in a cache.
             .wrap(
@@ -128,6 +122,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
                     .add((header::CACHE_CONTROL, "no-store"))
                     .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
             )
+            .wrap(from_fn(http::edge::head_and_docs))
             .wrap(from_fn(telemetry::request_context))
     })
     .listen(listener)?

@@ -19,9 +19,32 @@ use crate::error::ApiError;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The database driver's targets: at debug they log every statement with its bound
+/// parameters (ciphertexts, nonces, token hashes).
+const DRIVER_TARGETS: &[&str] = &["tokio_postgres", "diesel", "diesel_async"];
+
+/// The filter for a `RUST_LOG` value: as given, except that the driver's targets stay at
+/// `info` at most unless the value names them itself (`RUST_LOG=debug,tokio_postgres=debug`).
+pub fn filter_directives(rust_log: Option<&str>) -> String {
+    let given = rust_log.map(str::trim).filter(|s| !s.is_empty());
+    let mut directives = given.unwrap_or("info").to_owned();
+    for target in DRIVER_TARGETS {
+        let named = directives.split(',').any(|d| {
+            let t = d.split(['=', '[']).next().unwrap_or("").trim();
+            t == *target || t.starts_with(&format!("{target}::"))
+        });
+        if !named {
+            directives.push_str(&format!(",{target}=info"));
+        }
+    }
+    directives
+}
+
 /// JSON lines in production, human-readable text in development. `RUST_LOG` filters.
 pub fn init(env: Environment) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let rust_log = std::env::var(EnvFilter::DEFAULT_ENV).ok();
+    let filter = EnvFilter::try_new(filter_directives(rust_log.as_deref()))
+        .unwrap_or_else(|_| EnvFilter::new(filter_directives(None)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -131,6 +154,60 @@ mod tests {
         let res =
             test::call_service(&app, test::TestRequest::get().uri("/boom").to_request()).await;
         assert_eq!(res.status(), 500);
+    }
+
+    /// Events that reach the log under a `RUST_LOG` value.
+    fn logged(rust_log: &str, emit: impl FnOnce()) -> String {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new(filter_directives(Some(rust_log))))
+            .with_writer(move || out.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+        let bytes = buf.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn the_driver_never_logs_bound_parameters_unless_asked_by_name() {
+        let emit = || {
+            tracing::debug!(target: "tokio_postgres::query", "executing statement s0 with parameters: [\"secret-nonce\"]");
+            tracing::debug!(target: "diesel_async::pg", "query with binds secret-bind");
+            tracing::debug!(target: "mspbots_mfa::services", "our own debug line");
+        };
+        let out = logged("debug", emit);
+        assert!(out.contains("our own debug line"), "{out}");
+        assert!(
+            !out.contains("secret-nonce") && !out.contains("secret-bind"),
+            "{out}"
+        );
+        let out = logged("trace", emit);
+        assert!(!out.contains("secret-nonce"), "{out}");
+        // Named explicitly, the driver logs as asked.
+        let out = logged("info,tokio_postgres=debug", emit);
+        assert!(out.contains("secret-nonce"), "{out}");
+        assert!(!out.contains("our own debug line"), "{out}");
+        assert_eq!(
+            filter_directives(None),
+            "info,tokio_postgres=info,diesel=info,diesel_async=info"
+        );
+        assert_eq!(
+            filter_directives(Some("warn,diesel::pg=debug")),
+            "warn,diesel::pg=debug,tokio_postgres=info,diesel_async=info"
+        );
     }
 
     #[test]

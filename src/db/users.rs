@@ -120,22 +120,24 @@ pub async fn sign_in_context(
         .first(conn)
         .await
         .optional()?;
-    Ok(found.map(|(t, email, display_name, idp, roles, last_login_at, locked_until, f)| {
-        let user = match (email, idp, roles) {
-            (Some(email), Some(identity_provider), Some(roles)) => Some(UserRow {
-                tenant_id: tenant_id.clone(),
-                user_id: user_id.clone(),
-                email,
-                display_name,
-                identity_provider,
-                roles,
-                last_login_at,
-                locked_until,
-            }),
-            _ => None,
-        };
-        (t, user, f)
-    }))
+    Ok(found.map(
+        |(t, email, display_name, idp, roles, last_login_at, locked_until, f)| {
+            let user = match (email, idp, roles) {
+                (Some(email), Some(identity_provider), Some(roles)) => Some(UserRow {
+                    tenant_id: tenant_id.clone(),
+                    user_id: user_id.clone(),
+                    email,
+                    display_name,
+                    identity_provider,
+                    roles,
+                    last_login_at,
+                    locked_until,
+                }),
+                _ => None,
+            };
+            (t, user, f)
+        },
+    ))
 }
 
 pub async fn get(

@@ -8,6 +8,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::text::is_hidden;
+
 /// Why a value was rejected; the message is safe to show to the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -21,6 +23,10 @@ fn parse_opaque_id(s: &str) -> Result<String, ParseError> {
     if s.is_empty() || s.len() > 128 || !s.chars().all(is_id_char) {
         return Err(ParseError("must be 1-128 characters of [A-Za-z0-9._:@-]"));
     }
+    // `.` and `..` are path segments a client's URL normalisation would remove or resolve.
+    if s.chars().all(|c| c == '.') {
+        return Err(ParseError("must not be made of dots only"));
+    }
     Ok(s.to_owned())
 }
 
@@ -31,7 +37,7 @@ macro_rules! opaque_id {
         #[derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
         #[diesel(sql_type = diesel::sql_types::Text)]
         #[serde(transparent)]
-        #[schema(value_type = String, min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9._:@-]{1,128}$")]
+        #[schema(value_type = String, min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9._:@-]*[A-Za-z0-9_:@-][A-Za-z0-9._:@-]*$")]
         pub struct $name(String);
 
         impl $name {
@@ -114,7 +120,7 @@ impl Email {
         let t = s.trim();
         let ok = !t.is_empty()
             && t.len() <= 254
-            && !t.chars().any(|c| c.is_control() || c.is_whitespace())
+            && !t.chars().any(|c| is_hidden(c) || c.is_whitespace())
             && t.split_once('@')
                 .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'));
         if ok {
@@ -216,6 +222,16 @@ mod tests {
     }
 
     #[test]
+    fn ids_of_dots_only_are_rejected() {
+        for bad in [".", "..", "...", &".".repeat(128)] {
+            assert!(TenantId::parse(bad).is_err(), "{bad}");
+            assert!(UserId::parse(bad).is_err(), "{bad}");
+        }
+        assert!(TenantId::parse(".a").is_ok());
+        assert!(UserId::parse("a..").is_ok());
+    }
+
+    #[test]
     fn ids_deserialize_through_parse() {
         let ok: Result<UserId, _> = serde_json::from_str("\"u-1\"");
         assert!(ok.is_ok());
@@ -230,7 +246,15 @@ mod tests {
             "jane@acme.example"
         );
         assert!(Email::parse("jäne+x@acme.example").is_ok());
-        for bad in ["", "jane", "@acme", "jane@", "a b@c", "a@b@c"] {
+        for bad in [
+            "",
+            "jane",
+            "@acme",
+            "jane@",
+            "a b@c",
+            "a@b@c",
+            "ja\u{202e}ne@acme.example",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

@@ -5,4 +5,5 @@ pub mod clock;
 pub mod ids;
 pub mod lockout;
 pub mod policy;
+pub mod text;
 pub mod totp;

@@ -5,28 +5,26 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ids::{IdentityProvider, ParseError, Surface};
+use super::text::is_hidden;
 
-/// The name shown above the code in the authenticator app: 1-64 characters without `:` or
-/// control characters, once surrounding whitespace is trimmed.
+/// The name shown above the code in the authenticator app: 1-64 characters without `:`,
+/// control or format (Unicode Cf) characters, once surrounding whitespace is trimmed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(transparent)]
-// The pattern is exactly `Issuer::parse` (trim, then 1-64 characters, no `:` or control
-// character); `maxLength` would count the whitespace that is trimmed.
+// The pattern is `Issuer::parse` (trim, then 1-64 characters, no `:`, control or format
+// character; it lists the BMP format characters only); `maxLength` would count the
+// whitespace that is trimmed.
 #[schema(value_type = String, example = "MSPbots",
-    pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^:\s\x00-\x1f\x7f-\x9f](?:[^:\x00-\x1f\x7f-\x9f]{0,62}[^:\s\x00-\x1f\x7f-\x9f])?[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
+    pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^:\s\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb](?:[^:\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]{0,62}[^:\s\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb])?[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
 pub struct Issuer(String);
 
 impl Issuer {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let t = s.trim();
         // `:` separates issuer from account in the otpauth label, so apps would mis-split it.
-        if t.is_empty()
-            || t.chars().count() > 64
-            || t.contains(':')
-            || t.chars().any(char::is_control)
-        {
+        if t.is_empty() || t.chars().count() > 64 || t.contains(':') || t.chars().any(is_hidden) {
             return Err(ParseError(
-                "must be 1-64 characters without ':' or control characters",
+                "must be 1-64 characters without ':', control or invisible formatting characters",
             ));
         }
         Ok(Self(t.to_owned()))
@@ -208,6 +206,14 @@ mod tests {
         assert!(Issuer::parse("a:b").is_err());
         assert!(Issuer::parse("").is_err());
         assert!(Issuer::parse(&"x".repeat(65)).is_err());
+        for hidden in [
+            "\u{202e}SMPbots",
+            "MSP\u{feff}bots",
+            "MSP\u{200b}bots",
+            "MSPbots\u{e0041}",
+        ] {
+            assert!(Issuer::parse(hidden).is_err(), "{hidden:?}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 
 use super::auth::{MfaAuth, ServiceAuth};
-use super::extract::{ClientMeta, JsonBody};
+use super::extract::{ClientMeta, JsonBody, RawJson};
 use crate::error::{ApiError, Problem};
 use crate::services::enrollment::EnrollmentMaterial;
 use crate::services::logins::{
@@ -13,6 +13,24 @@ use crate::services::logins::{
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
+
+/// The body, judged only once the mfa token is known to be good for this login: without a
+/// valid token an invalid body is `401`/`404`, never a list of fields. (The token is
+/// checked here only on that path; the service checks it again on the happy path.)
+async fn body_of<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    token: &MfaAuth,
+    login_id: crate::domain::ids::LoginId,
+    body: &RawJson,
+) -> Result<T, ApiError> {
+    match body.parse() {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            logins::get(state, &token.0, login_id).await?;
+            Err(e)
+        }
+    }
+}
 
 /// Start the second factor of a sign-in.
 ///
@@ -37,9 +55,10 @@ pub async fn start(
     state: Data,
     key: ServiceAuth,
     meta: ClientMeta,
-    body: JsonBody<StartLogin>,
+    body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let out = logins::start(&state, &key.0, body.0, &meta).await?;
+    let body: StartLogin = body.parse()?;
+    let out = logins::start(&state, &key.0, body, &meta).await?;
     Ok(HttpResponse::Created().json(out))
 }
 
@@ -110,11 +129,12 @@ pub async fn confirm_enrollment(
     token: MfaAuth,
     meta: ClientMeta,
     path: web::Path<String>,
-    body: JsonBody<CodeRequest>,
+    body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
     let login_id = logins::parse_login_id(&path)?;
+    let body: CodeRequest = body_of(&state, &token, login_id, &body).await?;
     Ok(HttpResponse::Ok()
-        .json(logins::confirm_enrollment(&state, &token.0, login_id, &body.0.code, &meta).await?))
+        .json(logins::confirm_enrollment(&state, &token.0, login_id, &body.code, &meta).await?))
 }
 
 /// Finish the sign-in with a code from the authenticator app.
@@ -136,11 +156,12 @@ pub async fn verify(
     token: MfaAuth,
     meta: ClientMeta,
     path: web::Path<String>,
-    body: JsonBody<CodeRequest>,
+    body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
     let login_id = logins::parse_login_id(&path)?;
+    let body: CodeRequest = body_of(&state, &token, login_id, &body).await?;
     Ok(HttpResponse::Ok()
-        .json(logins::verify(&state, &token.0, login_id, &body.0.code, &meta).await?))
+        .json(logins::verify(&state, &token.0, login_id, &body.code, &meta).await?))
 }
 
 /// Finish the sign-in with a recovery code (lost phone). The code is used up.
@@ -162,9 +183,10 @@ pub async fn recover(
     token: MfaAuth,
     meta: ClientMeta,
     path: web::Path<String>,
-    body: JsonBody<RecoverRequest>,
+    body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
     let login_id = logins::parse_login_id(&path)?;
+    let body: RecoverRequest = body_of(&state, &token, login_id, &body).await?;
     Ok(HttpResponse::Ok()
-        .json(logins::recover(&state, &token.0, login_id, &body.0.recovery_code, &meta).await?))
+        .json(logins::recover(&state, &token.0, login_id, &body.recovery_code, &meta).await?))
 }

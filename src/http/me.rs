@@ -30,7 +30,7 @@ pub async fn show(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError>
 /// step-up; the old factor keeps working until the new one is confirmed.
 #[utoipa::path(post, path = "/v1/me/totp-enrollment", tag = "Me", operation_id = "startMyEnrollment",
     security(("access_token" = [])),
-    params(("X-MFA-Code" = Option<String>, Header, nullable = false, description = "Step-up: a current TOTP code or a recovery code")),
+    params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
     responses(
         (status = 201, description = "The enrollment material", body = EnrollmentMaterial),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
@@ -77,7 +77,7 @@ pub async fn confirm_enrollment(
 /// Remove the authenticator app (step-up).
 #[utoipa::path(delete, path = "/v1/me/totp", tag = "Me", operation_id = "removeMyFactor",
     security(("access_token" = [])),
-    params(("X-MFA-Code" = Option<String>, Header, nullable = false, description = "Step-up: a current TOTP code or a recovery code")),
+    params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
@@ -101,7 +101,7 @@ pub async fn remove_factor(
 /// New recovery codes (step-up); the old ones stop working.
 #[utoipa::path(post, path = "/v1/me/recovery-codes", tag = "Me", operation_id = "regenerateMyRecoveryCodes",
     security(("access_token" = [])),
-    params(("X-MFA-Code" = Option<String>, Header, nullable = false, description = "Step-up: a current TOTP code or a recovery code")),
+    params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
     responses(
         (status = 200, description = "The new codes, shown once", body = RecoveryCodes),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),

@@ -2,6 +2,7 @@
 //! 404/405 problems for everything actix would otherwise answer by itself).
 
 pub mod auth;
+pub mod edge;
 pub mod extract;
 pub mod logins;
 pub mod me;
@@ -13,13 +14,14 @@ use actix_web::{web, HttpRequest, Route};
 
 use crate::error::ApiError;
 
-/// A resource whose other methods get `405` with `Allow`.
+/// A resource whose other methods get `405` with `Allow`. `HEAD` is served by the `GET`
+/// route (see `edge`), so it is allowed wherever `GET` is.
 fn resource(path: &str, routes: Vec<(Method, Route)>) -> impl actix_web::dev::HttpServiceFactory {
-    let allow = routes
-        .iter()
-        .map(|(m, _)| m.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut allow: Vec<&str> = routes.iter().map(|(m, _)| m.as_str()).collect();
+    if let Some(get) = allow.iter().position(|m| *m == "GET") {
+        allow.insert(get + 1, "HEAD");
+    }
+    let allow = allow.join(", ");
     let mut r = web::resource(path).wrap(actix_web::middleware::from_fn(
         crate::telemetry::panic_guard,
     ));

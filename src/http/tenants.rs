@@ -4,7 +4,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::auth::{AdminOrService, ServiceAuth, StepUpCode, UserAuth};
-use super::extract::{ClientMeta, JsonBody, Query};
+use super::extract::{ClientMeta, JsonBody, Query, RawJson};
 use crate::crypto::jwt::AccessClaims;
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
@@ -63,8 +63,8 @@ pub async fn get_policy(
 #[utoipa::path(put, path = "/v1/tenants/{tenant_id}/policy", tag = "Tenant administration", operation_id = "updatePolicy",
     security(("access_token" = [])),
     params(("tenant_id" = TenantId, Path),
-        ("If-Match" = String, Header, description = "The ETag of the policy as last read"),
-        ("X-MFA-Code" = Option<String>, Header, nullable = false, description = "Step-up: a current TOTP code or a recovery code")),
+        ("If-Match" = String, Header, description = "The ETag of the policy as last read, e.g. `\"v3\"` (`v3` without quotes is accepted too), or `*`. Missing or empty: `428`; stale: `412`; a weak tag (`W/\"v3\"`, never matched by If-Match) or a value that is no entity tag: `400`"),
+        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
     request_body = PolicyChange,
     responses(
         (status = 200, description = "The new policy", body = PolicyView, headers(("ETag" = String, description = "The new ETag"))),
@@ -84,19 +84,21 @@ pub async fn put_policy(
     meta: ClientMeta,
     req: HttpRequest,
     path: web::Path<String>,
-    body: JsonBody<PolicyChange>,
+    body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
     let tenant_id = tenant(&path)?;
+    // A value that is not visible ASCII is no entity tag (400), not a missing one.
     let if_match = req
         .headers()
         .get(header::IF_MATCH)
-        .map(|v| v.to_str().unwrap_or(""));
+        .map(|v| v.to_str().unwrap_or("?"));
+    // Who may call comes first; then the request's form; the step-up code last, so that a
+    // malformed request never uses up a code.
     auth::require_admin(&state, &user.0, &tenant_id).await?;
-    if if_match.is_none() {
-        return Err(ApiError::PreconditionRequired);
-    }
+    policy::parse_if_match(if_match)?;
+    let change: PolicyChange = body.parse()?;
     step_up::require(&state, &user.0, code.0.as_deref(), &meta).await?;
-    let p = policy::update(&state, &user.0, &tenant_id, if_match, body.0, &meta).await?;
+    let p = policy::update(&state, &user.0, &tenant_id, if_match, change, &meta).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, p.etag()))
         .json(p))
@@ -128,7 +130,7 @@ pub async fn list_users(
 #[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/users/{user_id}/totp", tag = "Tenant administration", operation_id = "resetUserFactor",
     security(("access_token" = [])),
     params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path),
-        ("X-MFA-Code" = Option<String>, Header, nullable = false, description = "Step-up: a current TOTP code or a recovery code")),
+        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
@@ -155,7 +157,7 @@ pub async fn reset_factor(
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/users/{user_id}/unlock", tag = "Tenant administration", operation_id = "unlockUser",
     security(("access_token" = [])),
     params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path),
-        ("X-MFA-Code" = Option<String>, Header, nullable = false, description = "Step-up: a current TOTP code or a recovery code")),
+        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
     responses(
         (status = 204, description = "Unlocked (also when the user was not locked)"),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),

@@ -51,6 +51,7 @@ pub fn etag(version: i64) -> String {
 /// `PUT /v1/tenants/{tenant_id}/policy`: fields left out keep their values.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"enforce_mfa": true, "surfaces": ["app", "portal"], "exempt_identity_providers": ["microsoft"]}))]
+#[serde(deny_unknown_fields)]
 pub struct PolicyChange {
     pub enforce_mfa: bool,
     pub surfaces: Option<Vec<Surface>>,
@@ -93,21 +94,36 @@ pub async fn get(state: &AppState, tenant_id: &TenantId) -> Result<PolicyView, A
     view(row)
 }
 
-/// The version an `If-Match` header names: `Some(None)` for `*`.
+/// The versions an `If-Match` header names (`None` for `*`). Missing or empty is `428`. Our
+/// ETag without its quotes (`v3`) is accepted; a weak tag can never match (RFC 9110
+/// §13.1.1) and anything that is no entity tag is `400` saying so; another quoted tag simply
+/// matches nothing (`412`).
 pub fn parse_if_match(header: Option<&str>) -> Result<Vec<Option<i64>>, ApiError> {
-    let h = header.ok_or(ApiError::PreconditionRequired)?;
-    let versions: Vec<Option<i64>> = h
-        .split(',')
+    let h = header
         .map(str::trim)
-        .filter_map(|tag| match tag {
-            "*" => Some(None),
-            t => t
-                .strip_prefix("\"v")
-                .and_then(|r| r.strip_suffix('"'))
-                .and_then(|n| n.parse().ok())
-                .map(Some),
-        })
-        .collect();
+        .filter(|h| !h.is_empty())
+        .ok_or(ApiError::PreconditionRequired)?;
+    let mut versions = Vec::new();
+    for tag in h.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let version = |s: &str| s.strip_prefix('v').and_then(|n| n.parse::<i64>().ok());
+        if tag == "*" {
+            versions.push(None);
+        } else if let Some(quoted) = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            versions.extend(version(quoted).map(Some));
+        } else if tag.starts_with("W/") {
+            return Err(ApiError::field(
+                "If-Match",
+                "a weak entity tag never matches If-Match; send the ETag as received, e.g. \"v3\"",
+            ));
+        } else if let Some(v) = version(tag) {
+            versions.push(Some(v));
+        } else {
+            return Err(ApiError::field(
+                "If-Match",
+                "not an entity tag; send the ETag as received, e.g. \"v3\"",
+            ));
+        }
+    }
     Ok(versions)
 }
 
@@ -142,6 +158,16 @@ pub async fn update(
                 exempt_identity_providers: change.exempt_identity_providers.map(normalized).unwrap_or_else(|| old.exempt_identity_providers.clone()),
                 issuer: change.issuer.unwrap_or_else(|| old.issuer.clone()),
             };
+            // A change that changes nothing keeps the version, so the ETag other editors hold
+            // stays valid, and writes no audit event: nothing happened.
+            let unchanged = TenantPolicy {
+                surfaces: normalized(old.surfaces.clone()),
+                exempt_identity_providers: normalized(old.exempt_identity_providers.clone()),
+                ..old.clone()
+            };
+            if new == unchanged {
+                return view(current);
+            }
             let surfaces: Vec<String> = new.surfaces.iter().map(|s| s.as_str().to_owned()).collect();
             let exempt: Vec<String> = new.exempt_identity_providers.iter().map(|s| s.as_str().to_owned()).collect();
             let update = db::tenants::PolicyUpdate {
@@ -175,21 +201,29 @@ mod tests {
 
     #[test]
     fn if_match_parsing() {
-        assert!(matches!(
-            parse_if_match(None),
-            Err(ApiError::PreconditionRequired)
-        ));
+        for missing in [None, Some(""), Some("  ")] {
+            assert!(
+                matches!(parse_if_match(missing), Err(ApiError::PreconditionRequired)),
+                "{missing:?}"
+            );
+        }
         assert_eq!(parse_if_match(Some("\"v3\"")).unwrap(), vec![Some(3)]);
+        assert_eq!(parse_if_match(Some("v3")).unwrap(), vec![Some(3)]);
         assert_eq!(
             parse_if_match(Some("\"v1\", \"v2\"")).unwrap(),
             vec![Some(1), Some(2)]
         );
         assert_eq!(parse_if_match(Some("*")).unwrap(), vec![None]);
         assert!(
-            parse_if_match(Some("W/\"v3\"")).unwrap().is_empty(),
-            "weak tags never match If-Match"
+            parse_if_match(Some("\"abc\"")).unwrap().is_empty(),
+            "another tag matches nothing"
         );
-        assert!(parse_if_match(Some("garbage")).unwrap().is_empty());
+        for bad in ["W/\"v3\"", "garbage", "3", "\"v3"] {
+            let Err(ApiError::InvalidRequest { errors, .. }) = parse_if_match(Some(bad)) else {
+                panic!("{bad}");
+            };
+            assert_eq!(errors[0].field, "If-Match");
+        }
         assert_eq!(etag(7), "\"v7\"");
     }
 }

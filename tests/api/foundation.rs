@@ -60,12 +60,12 @@ async fn unknown_routes_and_wrong_methods_are_problems() {
     app.get("/nope", None).await.problem(404, "not_found");
     let r = app.send(Method::DELETE, "/healthz", None, None, &[]).await;
     r.problem(405, "method_not_allowed");
-    assert_eq!(r.headers["allow"], "GET");
+    assert_eq!(r.headers["allow"], "GET, HEAD");
     let r = app
         .send(Method::PATCH, "/v1/tenants/t1/policy", None, None, &[])
         .await;
     r.problem(405, "method_not_allowed");
-    assert_eq!(r.headers["allow"], "GET, PUT");
+    assert_eq!(r.headers["allow"], "GET, HEAD, PUT");
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ mod helpers;
 mod admin;
 mod e2e;
 mod foundation;
+mod hostile;
 mod me_selfservice;
 mod replay_lockout;
 mod schema;

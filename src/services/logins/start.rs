@@ -11,6 +11,7 @@ use crate::db;
 use crate::domain::audit::AuditType;
 use crate::domain::ids::{LoginId, LoginStatus};
 use crate::domain::policy::{SignInDecision, TenantPolicy};
+use crate::domain::text::is_hidden;
 use crate::error::ApiError;
 use crate::services::auth::ServiceKey;
 use crate::services::policy::policy_of;
@@ -25,7 +26,7 @@ fn parse_roles(roles: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
     for (i, r) in roles.iter().enumerate() {
         if r.is_empty()
             || r.chars().count() > 64
-            || r.chars().any(|c| c.is_control() || c.is_whitespace())
+            || r.chars().any(|c| is_hidden(c) || c.is_whitespace())
         {
             return Err(ApiError::field(
                 &format!("roles[{i}]"),
@@ -45,15 +46,15 @@ pub async fn start(
 ) -> Result<LoginStarted, ApiError> {
     key.require(req.tenant_id.as_str())?;
     let roles = parse_roles(req.roles)?;
-    // Postgres text cannot hold NUL; no name needs a control character.
+    // Postgres text cannot hold NUL; no name needs a control or an invisible format character.
     if req
         .display_name
         .as_ref()
-        .is_some_and(|d| d.chars().count() > 200 || d.chars().any(char::is_control))
+        .is_some_and(|d| d.chars().count() > 200 || d.chars().any(is_hidden))
     {
         return Err(ApiError::field(
             "display_name",
-            "at most 200 characters, without control characters",
+            "at most 200 characters, without control or invisible formatting characters",
         ));
     }
     let now = state.now();

@@ -12,11 +12,15 @@ use crate::domain::policy::MfaRequirement;
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"tenant_id": "acme", "user_id": "u-1001", "email": "jane@acme.example",
     "display_name": "Jane Doe", "identity_provider": "local", "roles": ["admin"], "surface": "app"}))]
+#[serde(deny_unknown_fields)]
 pub struct StartLogin {
     pub tenant_id: TenantId,
     pub user_id: UserId,
     pub email: Email,
-    #[schema(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+    )]
     pub display_name: Option<String>,
     pub identity_provider: IdentityProvider,
     /// Roles in the primary account system; `admin` may administer the tenant.
@@ -27,10 +31,11 @@ pub struct StartLogin {
 }
 
 // Only documents the items of `roles`; `parse_roles` checks them.
-/// A role in the primary account system: 1-64 characters, no whitespace or control characters.
+/// A role in the primary account system: 1-64 characters, no whitespace, control or format
+/// characters.
 #[derive(ToSchema)]
 #[schema(value_type = String, min_length = 1, max_length = 64,
-    pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$", example = "admin")]
+    pattern = r"^[^\s\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]+$", example = "admin")]
 pub struct Role(pub String);
 
 /// What the sign-in needs next.
@@ -114,6 +119,7 @@ pub struct LoginView {
 /// A code from the authenticator app.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"code": "123456"}))]
+#[serde(deny_unknown_fields)]
 pub struct CodeRequest {
     /// Exactly six digits.
     #[schema(pattern = "^[0-9]{6}$")]
@@ -122,6 +128,7 @@ pub struct CodeRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"recovery_code": "7kq2m-x9d4t"}))]
+#[serde(deny_unknown_fields)]
 pub struct RecoverRequest {
     /// One of the codes shown at enrollment; case, spaces and hyphens do not matter.
     pub recovery_code: String,
