@@ -1,4 +1,4 @@
-//! Settings from environment variables and flags (API.md §9), and the key material they
+//! Settings from environment variables and flags (docs/API.md §9), and the key material they
 //! point to. Secrets are `SecretString` and never reach `Debug` or a log line.
 
 use std::net::IpAddr;

@@ -1,4 +1,4 @@
-//! Operations endpoints (API.md §8): liveness, readiness, metrics, keys, the API document.
+//! Operations endpoints (docs/API.md §8): liveness, readiness, metrics, keys, the API document.
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};

@@ -1,4 +1,4 @@
-//! Tenant administration (API.md §5) beyond the policy: who has 2FA, lost phones,
+//! Tenant administration (docs/API.md §5) beyond the policy: who has 2FA, lost phones,
 //! lockouts, offboarding and the audit trail. Authorization is checked by the caller.
 
 use chrono::{DateTime, TimeZone, Utc};

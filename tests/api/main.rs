@@ -8,4 +8,7 @@ mod e2e;
 mod foundation;
 mod me_selfservice;
 mod replay_lockout;
+mod repo_files;
 mod signin;
+mod templates;
+mod totp_vectors;

@@ -1,4 +1,4 @@
-//! Replay, concurrency, clock drift, lockout and the per-IP limit (API.md §6), all on the
+//! Replay, concurrency, clock drift, lockout and the per-IP limit (docs/API.md §6), all on the
 //! injected clock: nothing sleeps and nothing depends on the wall clock.
 
 use chrono::Duration;

@@ -1,10 +1,10 @@
-//! Sign-in (API.md §3, §5 policy, §6, §7): the seed procedures end to end, enrollment
+//! Sign-in (docs/API.md §3, §5 policy, §6, §7): the seed procedures end to end, enrollment
 //! material, access tokens checked with the JWKS alone, Microsoft exemption, surfaces,
 //! recovery, the login resource, invalid states, validation, tenant isolation and step-up
 //! on the policy, audit events and what is (not) stored.
 
 use chrono::{DateTime, Duration, Utc};
-use data_encoding::{BASE32_NOPAD, BASE64, BASE64URL_NOPAD, HEXLOWER};
+use data_encoding::{BASE64, BASE64URL_NOPAD, HEXLOWER};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -168,7 +168,7 @@ fn check_material_of(
             .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c)),
         "RFC 4648 base32 alphabet: {secret}"
     );
-    assert_eq!(BASE32_NOPAD.decode(secret.as_bytes()).unwrap().len(), 20);
+    assert_eq!(crate::helpers::base32_decode(&secret).len(), 20);
     assert_eq!(b["issuer"], issuer);
     assert_eq!(b["account_name"], u.email.as_str());
     assert_eq!(b["algorithm"], "SHA1");
@@ -1492,7 +1492,7 @@ async fn flows_are_audited_and_no_secret_code_or_token_is_stored_in_clear() {
     // Nothing secret anywhere: the whole database as JSON, and the audit API.
     let mut needles: Vec<(String, String)> = vec![]; // (what, lower-case needle)
     for s in &secrets {
-        let raw = BASE32_NOPAD.decode(s.as_bytes()).unwrap();
+        let raw = crate::helpers::base32_decode(s);
         needles.push(("base32 secret".into(), s.to_lowercase()));
         needles.push(("hex secret".into(), HEXLOWER.encode(&raw)));
         needles.push(("base64 secret".into(), BASE64.encode(&raw).to_lowercase()));
@@ -1545,7 +1545,7 @@ async fn flows_are_audited_and_no_secret_code_or_token_is_stored_in_clear() {
     plain_hashes.push(Sha256::digest(app.service_key.as_bytes()).to_vec());
     for (col, value) in &bytes {
         for s in &secrets {
-            let raw = BASE32_NOPAD.decode(s.as_bytes()).unwrap();
+            let raw = crate::helpers::base32_decode(s);
             assert!(!contains_bytes(value, &raw), "secret bytes inside {col}");
             assert!(
                 !contains_bytes(value, &raw[..8]),
