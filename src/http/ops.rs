@@ -77,3 +77,16 @@ pub async fn docs_redirect() -> HttpResponse {
         .insert_header((header::LOCATION, "/docs/"))
         .finish()
 }
+
+/// `GET /`: where to go from here, for someone who opened the base URL (not part of the
+/// API document, like `/docs` itself).
+pub async fn index() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "service": "mspbots-mfa",
+        "docs": "/docs/",
+        "openapi": "/openapi.json",
+        "jwks": "/.well-known/jwks.json",
+        "health": "/healthz",
+        "ready": "/readyz",
+    }))
+}

@@ -11,17 +11,17 @@ use serde_json::{json, Value};
 
 use crate::helpers::{code_at, TempDir, TestDb};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mspbots-mfa");
+pub const BIN: &str = env!("CARGO_BIN_EXE_mspbots-mfa");
 
-struct Service {
-    child: Child,
-    base: String,
+pub struct Service {
+    pub child: Child,
+    pub base: String,
     /// Every log line the service wrote so far.
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Service {
-    fn log_text(&self) -> String {
+    pub fn log_text(&self) -> String {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 }
@@ -33,7 +33,7 @@ impl Drop for Service {
     }
 }
 
-fn command(db: &TestDb, dir: &TempDir) -> Command {
+pub fn command(db: &TestDb, dir: &TempDir) -> Command {
     let mut c = Command::new(BIN);
     // Debug level: even the most verbose logs must not carry a secret.
     c.env("DATABASE_URL", &db.url)
@@ -45,7 +45,12 @@ fn command(db: &TestDb, dir: &TempDir) -> Command {
 
 /// Starts the binary and waits for its "listening on" line.
 fn start(db: &TestDb, dir: &TempDir) -> Service {
-    let mut child = command(db, dir)
+    spawn(command(db, dir))
+}
+
+/// Starts `serve` as `cmd` says and waits for its "listening on" line.
+pub fn spawn(mut cmd: Command) -> Service {
+    let mut child = cmd
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -118,7 +123,9 @@ fn verify_with_jwks(token: &str, jwks: &Value, aud: &str) -> Value {
 async fn the_three_procedures_through_the_real_binary() {
     let db = TestDb::new().await;
     let dir = TempDir::new();
-    // The CLI prints the new key alone on standard output.
+    // The service generates the development keys; the CLI then uses the same ones and
+    // prints the new key alone on standard output.
+    let svc = start(&db, &dir);
     let out = command(&db, &dir)
         .args(["service-keys", "create", "--name", "login-backend"])
         .output()
@@ -135,7 +142,6 @@ async fn the_three_procedures_through_the_real_binary() {
         "{stdout:?}"
     );
 
-    let svc = start(&db, &dir);
     let c = reqwest::Client::new();
     let url = |p: &str| format!("{}{p}", svc.base);
     assert_eq!(c.get(url("/healthz")).send().await.unwrap().status(), 200);
@@ -325,12 +331,12 @@ async fn sigterm_finishes_the_request_in_flight_then_exits() {
     use diesel_async::SimpleAsyncConnection;
     let db = TestDb::new().await;
     let dir = TempDir::new();
+    let mut svc = start(&db, &dir);
     let out = command(&db, &dir)
         .args(["service-keys", "create", "--name", "k"])
         .output()
         .unwrap();
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let mut svc = start(&db, &dir);
     let c = reqwest::Client::new();
     let url = |p: &str| format!("{}{p}", svc.base);
     let post = reqwest::Method::POST;

@@ -4,7 +4,8 @@
 mod helpers;
 
 mod admin;
-mod e2e;
+mod cli;
+pub mod e2e;
 mod foundation;
 mod me_selfservice;
 mod replay_lockout;
