@@ -177,12 +177,13 @@ async fn the_three_procedures_through_the_real_binary() {
     .await;
     assert_eq!(s, 201, "{m}");
     let admin_secret = m["secret"].as_str().unwrap().to_owned();
+    let admin_code = code_at(&admin_secret, Utc::now());
     let (s, b) = call(
         &c,
         post.clone(),
         url("/v1/me/totp-enrollment/confirm"),
         &pwd_token,
-        json!({"code": code_at(&admin_secret, Utc::now())}),
+        json!({"code": admin_code}),
         &[],
     )
     .await;
@@ -234,17 +235,24 @@ async fn the_three_procedures_through_the_real_binary() {
     .await;
     assert_eq!(s, 201, "{m}");
     let secret = m["secret"].as_str().unwrap().to_owned();
+    let jane_code = code_at(&secret, Utc::now());
     let (s, b) = call(
         &c,
         post.clone(),
         url(&format!("/v1/logins/{login}/totp-enrollment/confirm")),
         &mfa,
-        json!({"code": code_at(&secret, Utc::now())}),
+        json!({"code": jane_code}),
         &[],
     )
     .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["recovery_codes"].as_array().unwrap().len(), 10);
+    let mut recovery_codes: Vec<String> = b["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
     let claims = verify_with_jwks(b["access_token"].as_str().unwrap(), &jwks, "mspbots-portal");
     assert_eq!(
         (claims["sub"].as_str(), claims["tid"].as_str()),
@@ -253,7 +261,7 @@ async fn the_three_procedures_through_the_real_binary() {
 
     // Every later sign-in asks for a code. The confirming code is used up, so the app's next
     // code (accepted within the default one-step window) signs in, without waiting.
-    let (s, b) = call(&c, post.clone(), url("/v1/logins"), key, user, &[]).await;
+    let (s, b) = call(&c, post.clone(), url("/v1/logins"), key, user.clone(), &[]).await;
     assert_eq!(
         (s, b["status"].as_str()),
         (201, Some("verification_required")),
@@ -279,6 +287,42 @@ async fn the_three_procedures_through_the_real_binary() {
     assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]));
     assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() == 3600);
 
+    // A sensitive call with a code in X-MFA-Code (the admin's next code) and a sign-in
+    // with a recovery code, so the log below has seen both kinds.
+    let step_up = code_at(&admin_secret, Utc::now() + chrono::Duration::seconds(30));
+    let (s, b) = call(
+        &c,
+        post.clone(),
+        url("/v1/me/recovery-codes"),
+        &admin_token,
+        json!({}),
+        &[("X-MFA-Code", step_up.as_str())],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    recovery_codes.extend(
+        b["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned()),
+    );
+    let (s, b) = call(&c, post.clone(), url("/v1/logins"), key, user.clone(), &[]).await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = call(
+        &c,
+        post.clone(),
+        url(&format!(
+            "/v1/logins/{}/recover",
+            b["login_id"].as_str().unwrap()
+        )),
+        b["mfa_token"].as_str().unwrap(),
+        json!({"recovery_code": recovery_codes[0]}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+
     // Nothing secret reached a log line, even at debug level.
     let log = svc.log_text();
     assert!(
@@ -297,6 +341,31 @@ async fn the_three_procedures_through_the_real_binary() {
     ];
     for s in secrets {
         assert!(!log.contains(s), "a secret, code or token was logged");
+    }
+    for rc in &recovery_codes {
+        assert!(!log.contains(rc.as_str()), "a recovery code was logged");
+        assert!(
+            !log.contains(&rc.replace('-', "")),
+            "a recovery code was logged"
+        );
+    }
+    // Six-digit codes: looked for as whole numbers after each line's leading timestamp (whose
+    // microseconds could match by chance).
+    let words: Vec<&str> = log
+        .lines()
+        .flat_map(|l| {
+            l.split_once(' ')
+                .map_or("", |(_, rest)| rest)
+                .split(|c: char| !c.is_ascii_digit())
+        })
+        .collect();
+    for (what, code) in [
+        ("the admin's confirmation code", &admin_code),
+        ("the user's confirmation code", &jane_code),
+        ("the sign-in code", &next),
+        ("the X-MFA-Code value", &step_up),
+    ] {
+        assert!(!words.contains(&code.as_str()), "{what} {code} was logged");
     }
 }
 

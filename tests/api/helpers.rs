@@ -480,6 +480,8 @@ impl TestApp {
     }
 
     /// Turns 2FA on for the tenant as its admin (fresh `otp` token, so no code needed).
+    /// The answer must be looked at: `.enforced()` when it is expected to work.
+    #[must_use = "assert the answer, e.g. with .enforced()"]
     pub async fn enforce(&self, tenant: &str, admin_token: &str, body: Value) -> Resp {
         let p = self
             .get(&format!("/v1/tenants/{tenant}/policy"), Some(admin_token))
@@ -594,6 +596,14 @@ impl Resp {
             body,
             text,
         }
+    }
+
+    /// Asserts the answer of a policy change that turned 2FA on (`TestApp::enforce`).
+    #[track_caller]
+    pub fn enforced(&self) -> &Self {
+        assert_eq!(self.status, 200, "{}", self.text);
+        assert_eq!(self.body["enforce_mfa"], true, "{}", self.text);
+        self
     }
 
     /// Asserts a problem+json error with this status and code.

@@ -10,6 +10,7 @@ mod foundation;
 mod me_selfservice;
 mod replay_lockout;
 mod repo_files;
+mod security_rules;
 mod signin;
 mod templates;
 mod totp_vectors;
