@@ -11,7 +11,8 @@ use mspbots_mfa::{crypto, db, openapi, services, startup::Application, telemetry
 
 /// Two-factor authentication (TOTP) service for MSPbots.
 ///
-/// Without a command: `serve`. `mspbots-mfa serve --help` lists the settings.
+/// Without a command: `serve` with the settings of the environment (or `--config`).
+/// `mspbots-mfa serve --help` lists the settings.
 #[derive(Parser)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -21,9 +22,16 @@ struct Cli {
     /// flags override it.
     #[arg(long, global = true, env = "MFA_CONFIG")]
     config: Option<PathBuf>,
-    /// `serve`'s settings, for a bare `mspbots-mfa --bind …` (hidden from this help).
-    #[command(flatten)]
-    settings: Settings,
+}
+
+/// The settings `serve` would run with from the environment alone (no flags).
+fn settings_from_environment() -> anyhow::Result<Settings> {
+    #[derive(Parser)]
+    struct FromEnvironment {
+        #[command(flatten)]
+        s: Settings,
+    }
+    Ok(FromEnvironment::try_parse_from(["mspbots-mfa"])?.s)
 }
 
 /// Where an operator command finds the service's data. Keys and `MFA_ENV` are read from
@@ -41,12 +49,7 @@ struct Store {
 impl Store {
     /// The settings `serve` would run with, with this command's overrides.
     fn settings(self) -> anyhow::Result<Settings> {
-        #[derive(Parser)]
-        struct FromEnvironment {
-            #[command(flatten)]
-            s: Settings,
-        }
-        let mut s = FromEnvironment::try_parse_from(["mspbots-mfa"])?.s;
+        let mut s = settings_from_environment()?;
         if let Some(url) = self.database_url {
             s.database_url = url;
         }
@@ -158,27 +161,11 @@ fn main() -> anyhow::Result<()> {
     if let Some(path) = config_path() {
         mspbots_mfa::config::apply_config_file(&path)?;
     }
-    // The bare form's settings stay out of the top-level help: they are `serve`'s.
-    let cmd = <Cli as clap::CommandFactory>::command().mut_args(|a| {
-        if a.get_id() == "config" {
-            a
-        } else {
-            a.hide(true)
-        }
-    });
-    let matches = cmd.get_matches();
-    // `serve`'s flags before another command would be silently ignored: refuse them.
-    if let Some((name, _)) = matches.subcommand() {
-        if let Some(flag) = matches.ids().find(|id| {
-            id.as_str() != "config"
-                && matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
-        }) {
-            anyhow::bail!("--{flag} is a setting of `serve`, not of `{name}`");
-        }
-    }
-    let cli =
-        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let command = cli.command.unwrap_or(Command::Serve(cli.settings));
+    let cli = Cli::parse();
+    let command = match cli.command {
+        Some(c) => c,
+        None => Command::Serve(settings_from_environment()?),
+    };
     // The operator commands run on a plain tokio runtime; `serve` on actix's own.
     let rt = tokio::runtime::Runtime::new()?;
     match command {
