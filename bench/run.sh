@@ -18,10 +18,11 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-key=$("$t/mspbots-mfa" service-keys create --name bench 2>/dev/null)
 "$t/mspbots-mfa" 2>"$dir/log" &
 pid=$!
 for _ in $(seq 1 100); do grep -q "listening on" "$dir/log" && break; sleep 0.1; done
 addr=$(grep -o 'listening on http://[0-9.:]*' "$dir/log" | sed 's/listening on //')
+# After the start: the service generates the development keys, the CLI only reads them.
+key=$("$t/mspbots-mfa" service-keys create --name bench)
 echo "service $addr (pid $pid), $users users, concurrency $conc, $(nproc) cores"
 timeout 600 "$t/examples/bench" "$addr" "$key" "$users" "$conc" "$pid"

@@ -30,7 +30,7 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
-    /// Stable machine-readable code (API.md §7).
+    /// Stable machine-readable code (docs/API.md §7).
     pub code: String,
     /// Present on validation failures.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -245,35 +245,51 @@ mod tests {
         assert_eq!(v["type"], "urn:mspbots:mfa:internal");
     }
 
+    /// docs/API.md §7, written out: each variant's status and code as the contract states
+    /// them, not as the code computes them.
     #[test]
-    fn every_variant_has_a_matching_type_and_status() {
-        let all = [
-            ApiError::field("x", "bad"),
-            ApiError::InvalidCode,
-            ApiError::CodeReused,
-            ApiError::Unauthenticated,
-            ApiError::Forbidden,
-            ApiError::MfaRequiredForAdmin,
-            ApiError::StepUpRequired,
-            ApiError::NotFound,
-            ApiError::MethodNotAllowed {
-                allow: "GET".into(),
-            },
-            ApiError::InvalidState("x"),
-            ApiError::MfaEnforced,
-            ApiError::PreconditionFailed,
-            ApiError::PreconditionRequired,
-            ApiError::PayloadTooLarge,
-            ApiError::UnsupportedMediaType,
-            ApiError::TooManyAttempts {
-                retry_after_secs: 3,
-            },
-            ApiError::Unavailable("x".into()),
+    fn every_variant_maps_to_its_row_of_the_contract_table() {
+        let table: [(ApiError, u16, &str); 18] = [
+            (ApiError::field("x", "bad"), 400, "invalid_request"),
+            (ApiError::InvalidCode, 400, "invalid_code"),
+            (ApiError::CodeReused, 400, "code_reused"),
+            (ApiError::Unauthenticated, 401, "unauthenticated"),
+            (ApiError::Forbidden, 403, "forbidden"),
+            (ApiError::MfaRequiredForAdmin, 403, "mfa_required_for_admin"),
+            (ApiError::StepUpRequired, 403, "step_up_required"),
+            (ApiError::NotFound, 404, "not_found"),
+            (
+                ApiError::MethodNotAllowed {
+                    allow: "GET".into(),
+                },
+                405,
+                "method_not_allowed",
+            ),
+            (ApiError::InvalidState("x"), 409, "invalid_state"),
+            (ApiError::MfaEnforced, 409, "mfa_enforced"),
+            (ApiError::PreconditionFailed, 412, "precondition_failed"),
+            (ApiError::PreconditionRequired, 428, "precondition_required"),
+            (ApiError::PayloadTooLarge, 413, "payload_too_large"),
+            (
+                ApiError::UnsupportedMediaType,
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                ApiError::TooManyAttempts {
+                    retry_after_secs: 3,
+                },
+                429,
+                "too_many_attempts",
+            ),
+            (ApiError::Unavailable("x".into()), 503, "unavailable"),
+            (ApiError::Internal(anyhow::anyhow!("x")), 500, "internal"),
         ];
-        for e in all {
+        for (e, status, code) in table {
             let p = e.problem();
-            assert_eq!(p.type_, format!("urn:mspbots:mfa:{}", p.code));
-            assert_eq!(p.status, e.status_code().as_u16());
+            assert_eq!((p.status, p.code.as_str()), (status, code), "{e:?}");
+            assert_eq!(e.status_code().as_u16(), status, "{e:?}");
+            assert_eq!(p.type_, format!("urn:mspbots:mfa:{code}"));
         }
     }
 

@@ -29,7 +29,15 @@ the MSPbots app or the Client Portal, and enters a code at every later sign-in.
 
 A credential of a kind an endpoint does not take is `401 unauthenticated`.
 
-## Flow 1: first sign-in of a user who must set up 2FA ("Setup MFA")
+## Flow 1: an admin turns 2FA on for the tenant
+1. The admin, if not yet enrolled, enrolls voluntarily: `POST /v1/me/totp-enrollment`, then
+   `POST /v1/me/totp-enrollment/confirm` → a token whose `amr` holds `otp`.
+2. `GET /v1/tenants/{tenant_id}/policy` → the policy and its `ETag`.
+3. `PUT /v1/tenants/{tenant_id}/policy` with `If-Match: <ETag>` and `{"enforce_mfa": true}`.
+   This is a sensitive call: it needs a sign-in with 2FA in the last 5 minutes, or a current code
+   in the `X-MFA-Code` header ("Enter the code from your authenticator app").
+
+## Flow 2: first sign-in of a user who must set up 2FA ("Setup MFA")
 1. The login backend checks the password, then `POST /v1/logins` →
    `{"status": "enrollment_required", "login_id", "mfa_token", "expires_at"}`.
 2. The browser calls `POST /v1/logins/{login_id}/totp-enrollment` with the mfa token → the QR
@@ -37,18 +45,10 @@ A credential of a kind an endpoint does not take is `401 unauthenticated`.
 3. The user scans it and types the 6-digit code: `POST /v1/logins/{login_id}/totp-enrollment/confirm`
    `{"code": "123456"}` → an access token and ten recovery codes (shown once).
 
-## Flow 2: sign-in of a user who has 2FA
+## Flow 3: every later sign-in of a user who has 2FA
 1. `POST /v1/logins` → `{"status": "verification_required", "login_id", "mfa_token", …}`.
 2. `POST /v1/logins/{login_id}/verify` `{"code": "123456"}` → an access token. Lost phone:
    `POST /v1/logins/{login_id}/recover` `{"recovery_code": "xxxxx-xxxxx"}`.
-
-## Flow 3: an admin turns 2FA on for the tenant
-1. The admin, if not yet enrolled, enrolls voluntarily: `POST /v1/me/totp-enrollment`, then
-   `POST /v1/me/totp-enrollment/confirm` → a token whose `amr` holds `otp`.
-2. `GET /v1/tenants/{tenant_id}/policy` → the policy and its `ETag`.
-3. `PUT /v1/tenants/{tenant_id}/policy` with `If-Match: <ETag>` and `{"enforce_mfa": true}`.
-   This is a sensitive call: it needs a sign-in with 2FA in the last 5 minutes, or a current code
-   in the `X-MFA-Code` header ("Enter the code from your authenticator app").
 
 ## Errors
 Every error is `application/problem+json` (RFC 9457) with a stable `code`: `invalid_request`,

@@ -1,5 +1,5 @@
 //! Per-client-IP limit on requests that carry a code, over a sliding minute, per instance
-//! (API.md §6). A sliding log: each IP keeps the times of its recent attempts.
+//! (docs/API.md §6). A sliding log: each IP keeps the times of its recent attempts.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;

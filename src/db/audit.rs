@@ -3,7 +3,9 @@
 //! order by an index: `audit_events_newest`, `audit_events_by_user`, `audit_events_by_type`.
 
 use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::schema::audit_events;
@@ -93,11 +95,15 @@ pub async fn list(
         q = q.filter(audit_events::at.ge(since));
     }
     if let Some((at, id)) = f.before {
-        // (at, id) < (cursor): the first term bounds the index scan, the second breaks ties.
+        // A row comparison, which the DSL has no word for: it is one index condition on
+        // (at, id), and the planner does not pair it with `since` into a narrow range it
+        // would rather sort (a generic plan without statistics did exactly that).
         q = q.filter(
-            audit_events::at
-                .le(at)
-                .and(audit_events::at.lt(at).or(audit_events::id.lt(id))),
+            sql::<Bool>("(audit_events.at, audit_events.id) < (")
+                .bind::<Timestamptz, _>(at)
+                .sql(", ")
+                .bind::<BigInt, _>(id)
+                .sql(")"),
         );
     }
     q.load(conn).await

@@ -155,6 +155,17 @@ pub async fn migrate(url: &str) -> anyhow::Result<Vec<String>> {
     .context("migration task")?
 }
 
+/// What a listing's transaction sets first. Listings are keyset pages (`ORDER BY` the key of
+/// an index, `LIMIT n`): an index serves each in order and a page costs a page. Without
+/// statistics a generic plan may still guess that a filter matches two rows and prefer a
+/// bitmap scan plus a sort, which on a common value sorts the whole trail; this takes those
+/// two plans off the table for the listing's transaction only.
+pub const ORDERED_SCANS: &str = "SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off";
+
+pub async fn prefer_ordered_scans(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+    conn.batch_execute(ORDERED_SCANS).await
+}
+
 /// Whether Postgres answers on this connection (for `/readyz`).
 pub async fn ping(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
     conn.batch_execute("SELECT 1").await

@@ -1,4 +1,4 @@
-//! The audit event types (API.md §6). Events never carry a secret, code or token.
+//! The audit event types (docs/API.md §6). Events never carry a secret, code or token.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

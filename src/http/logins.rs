@@ -1,4 +1,4 @@
-//! Handlers of the sign-in resource (API.md §3). Thin: extract, call the service, answer.
+//! Handlers of the sign-in resource (docs/API.md §3). Thin: extract, call the service, answer.
 
 use actix_web::{web, HttpResponse};
 

@@ -1,4 +1,4 @@
-//! Handlers of the signed-in user's resource (API.md §4).
+//! Handlers of the signed-in user's resource (docs/API.md §4).
 
 use actix_web::{web, HttpResponse};
 

@@ -42,7 +42,8 @@ async fn not_found(_req: HttpRequest) -> Result<actix_web::HttpResponse, ApiErro
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use Method as M;
     let to = web::route;
-    cfg.service(resource("/healthz", vec![(M::GET, to().to(ops::healthz))]))
+    cfg.service(resource("/", vec![(M::GET, to().to(ops::index))]))
+        .service(resource("/healthz", vec![(M::GET, to().to(ops::healthz))]))
         .service(resource("/readyz", vec![(M::GET, to().to(ops::readyz))]))
         .service(resource("/metrics", vec![(M::GET, to().to(ops::metrics))]))
         .service(resource(

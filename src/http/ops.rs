@@ -1,4 +1,4 @@
-//! Operations endpoints (API.md §8): liveness, readiness, metrics, keys, the API document.
+//! Operations endpoints (docs/API.md §8): liveness, readiness, metrics, keys, the API document.
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
@@ -76,4 +76,17 @@ pub async fn docs_redirect() -> HttpResponse {
     HttpResponse::PermanentRedirect()
         .insert_header((header::LOCATION, "/docs/"))
         .finish()
+}
+
+/// `GET /`: where to go from here, for someone who opened the base URL (not part of the
+/// API document, like `/docs` itself).
+pub async fn index() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "service": "mspbots-mfa",
+        "docs": "/docs/",
+        "openapi": "/openapi.json",
+        "jwks": "/.well-known/jwks.json",
+        "health": "/healthz",
+        "ready": "/readyz",
+    }))
 }

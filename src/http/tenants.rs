@@ -1,4 +1,4 @@
-//! Handlers of tenant administration (API.md §5).
+//! Handlers of tenant administration (docs/API.md §5).
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -1,4 +1,4 @@
-//! Tenant administration (API.md §5) beyond the policy: who has 2FA, lost phones,
+//! Tenant administration (docs/API.md §5) beyond the policy: who has 2FA, lost phones,
 //! lockouts, offboarding and the audit trail. Authorization is checked by the caller.
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -101,8 +101,12 @@ pub async fn list_users(
     let now = state.now();
     let mut conn = state.pool.get().await?;
     // One row more than asked tells whether there is a next page.
-    let mut rows =
-        db::users::list(&mut conn, tenant_id, enrolled, after.as_ref(), limit + 1).await?;
+    let mut rows = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            db::prefer_ordered_scans(conn).await?;
+            Ok(db::users::list(conn, tenant_id, enrolled, after.as_ref(), limit + 1).await?)
+        })
+        .await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = more
@@ -288,7 +292,12 @@ pub async fn list_events(
         before,
     };
     let mut conn = state.pool.get().await?;
-    let mut rows = db::audit::list(&mut conn, tenant_id, &filter, limit + 1).await?;
+    let mut rows = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            db::prefer_ordered_scans(conn).await?;
+            Ok(db::audit::list(conn, tenant_id, &filter, limit + 1).await?)
+        })
+        .await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = more

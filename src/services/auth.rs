@@ -80,7 +80,7 @@ pub fn access_token(state: &AppState, token: &str) -> Result<AccessClaims, ApiEr
         })
 }
 
-/// The tenant administration rule (API.md §5): an admin of this tenant (else 403
+/// The tenant administration rule (docs/API.md §5): an admin of this tenant (else 403
 /// `forbidden`) who signed in with a second factor and still has one (else 403
 /// `mfa_required_for_admin`). Roles are read from the user's current record too, so a token
 /// minted before a demotion or an offboarding no longer administers anything.

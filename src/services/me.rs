@@ -1,4 +1,4 @@
-//! The signed-in user (API.md §4): their 2FA status, voluntary (re-)enrollment, removing
+//! The signed-in user (docs/API.md §4): their 2FA status, voluntary (re-)enrollment, removing
 //! the factor, new recovery codes.
 
 use chrono::{DateTime, Duration, Utc};

@@ -1,4 +1,4 @@
-//! The tenant's "2-factor Authentication" switch (API.md §5): read by admins and scoped
+//! The tenant's "2-factor Authentication" switch (docs/API.md §5): read by admins and scoped
 //! service keys, changed by an admin with step-up and `If-Match`.
 
 use chrono::{DateTime, Utc};

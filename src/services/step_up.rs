@@ -1,4 +1,4 @@
-//! Step-up for sensitive calls (API.md §6): a token whose `amr` holds `mfa` and whose
+//! Step-up for sensitive calls (docs/API.md §6): a token whose `amr` holds `mfa` and whose
 //! `auth_time` is recent, or a current code in `X-MFA-Code` (TOTP, or a recovery code that
 //! is then used up). A code that is sent is always checked, and a wrong one counts.
 

@@ -1,4 +1,4 @@
-//! Tenant administration (API.md §5): the user list, lost phones, lockouts, offboarding,
+//! Tenant administration (docs/API.md §5): the user list, lost phones, lockouts, offboarding,
 //! the audit trail, tenant isolation on every tenant route, and encryption key rotation.
 
 use std::collections::{BTreeSet, HashSet};

@@ -11,17 +11,17 @@ use serde_json::{json, Value};
 
 use crate::helpers::{code_at, TempDir, TestDb};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mspbots-mfa");
+pub const BIN: &str = env!("CARGO_BIN_EXE_mspbots-mfa");
 
-struct Service {
-    child: Child,
-    base: String,
+pub struct Service {
+    pub child: Child,
+    pub base: String,
     /// Every log line the service wrote so far.
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Service {
-    fn log_text(&self) -> String {
+    pub fn log_text(&self) -> String {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 }
@@ -33,7 +33,7 @@ impl Drop for Service {
     }
 }
 
-fn command(db: &TestDb, dir: &TempDir) -> Command {
+pub fn command(db: &TestDb, dir: &TempDir) -> Command {
     let mut c = Command::new(BIN);
     // Debug level: even the most verbose logs must not carry a secret.
     c.env("DATABASE_URL", &db.url)
@@ -45,7 +45,12 @@ fn command(db: &TestDb, dir: &TempDir) -> Command {
 
 /// Starts the binary and waits for its "listening on" line.
 fn start(db: &TestDb, dir: &TempDir) -> Service {
-    let mut child = command(db, dir)
+    spawn(command(db, dir))
+}
+
+/// Starts `serve` as `cmd` says and waits for its "listening on" line.
+pub fn spawn(mut cmd: Command) -> Service {
+    let mut child = cmd
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -118,7 +123,9 @@ fn verify_with_jwks(token: &str, jwks: &Value, aud: &str) -> Value {
 async fn the_three_procedures_through_the_real_binary() {
     let db = TestDb::new().await;
     let dir = TempDir::new();
-    // The CLI prints the new key alone on standard output.
+    // The service generates the development keys; the CLI then uses the same ones and
+    // prints the new key alone on standard output.
+    let svc = start(&db, &dir);
     let out = command(&db, &dir)
         .args(["service-keys", "create", "--name", "login-backend"])
         .output()
@@ -135,7 +142,6 @@ async fn the_three_procedures_through_the_real_binary() {
         "{stdout:?}"
     );
 
-    let svc = start(&db, &dir);
     let c = reqwest::Client::new();
     let url = |p: &str| format!("{}{p}", svc.base);
     assert_eq!(c.get(url("/healthz")).send().await.unwrap().status(), 200);
@@ -171,12 +177,13 @@ async fn the_three_procedures_through_the_real_binary() {
     .await;
     assert_eq!(s, 201, "{m}");
     let admin_secret = m["secret"].as_str().unwrap().to_owned();
+    let admin_code = code_at(&admin_secret, Utc::now());
     let (s, b) = call(
         &c,
         post.clone(),
         url("/v1/me/totp-enrollment/confirm"),
         &pwd_token,
-        json!({"code": code_at(&admin_secret, Utc::now())}),
+        json!({"code": admin_code}),
         &[],
     )
     .await;
@@ -228,17 +235,24 @@ async fn the_three_procedures_through_the_real_binary() {
     .await;
     assert_eq!(s, 201, "{m}");
     let secret = m["secret"].as_str().unwrap().to_owned();
+    let jane_code = code_at(&secret, Utc::now());
     let (s, b) = call(
         &c,
         post.clone(),
         url(&format!("/v1/logins/{login}/totp-enrollment/confirm")),
         &mfa,
-        json!({"code": code_at(&secret, Utc::now())}),
+        json!({"code": jane_code}),
         &[],
     )
     .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["recovery_codes"].as_array().unwrap().len(), 10);
+    let mut recovery_codes: Vec<String> = b["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
     let claims = verify_with_jwks(b["access_token"].as_str().unwrap(), &jwks, "mspbots-portal");
     assert_eq!(
         (claims["sub"].as_str(), claims["tid"].as_str()),
@@ -247,7 +261,7 @@ async fn the_three_procedures_through_the_real_binary() {
 
     // Every later sign-in asks for a code. The confirming code is used up, so the app's next
     // code (accepted within the default one-step window) signs in, without waiting.
-    let (s, b) = call(&c, post.clone(), url("/v1/logins"), key, user, &[]).await;
+    let (s, b) = call(&c, post.clone(), url("/v1/logins"), key, user.clone(), &[]).await;
     assert_eq!(
         (s, b["status"].as_str()),
         (201, Some("verification_required")),
@@ -273,6 +287,42 @@ async fn the_three_procedures_through_the_real_binary() {
     assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]));
     assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() == 3600);
 
+    // A sensitive call with a code in X-MFA-Code (the admin's next code) and a sign-in
+    // with a recovery code, so the log below has seen both kinds.
+    let step_up = code_at(&admin_secret, Utc::now() + chrono::Duration::seconds(30));
+    let (s, b) = call(
+        &c,
+        post.clone(),
+        url("/v1/me/recovery-codes"),
+        &admin_token,
+        json!({}),
+        &[("X-MFA-Code", step_up.as_str())],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    recovery_codes.extend(
+        b["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned()),
+    );
+    let (s, b) = call(&c, post.clone(), url("/v1/logins"), key, user.clone(), &[]).await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = call(
+        &c,
+        post.clone(),
+        url(&format!(
+            "/v1/logins/{}/recover",
+            b["login_id"].as_str().unwrap()
+        )),
+        b["mfa_token"].as_str().unwrap(),
+        json!({"recovery_code": recovery_codes[0]}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+
     // Nothing secret reached a log line, even at debug level.
     let log = svc.log_text();
     assert!(
@@ -291,6 +341,31 @@ async fn the_three_procedures_through_the_real_binary() {
     ];
     for s in secrets {
         assert!(!log.contains(s), "a secret, code or token was logged");
+    }
+    for rc in &recovery_codes {
+        assert!(!log.contains(rc.as_str()), "a recovery code was logged");
+        assert!(
+            !log.contains(&rc.replace('-', "")),
+            "a recovery code was logged"
+        );
+    }
+    // Six-digit codes: looked for as whole numbers after each line's leading timestamp (whose
+    // microseconds could match by chance).
+    let words: Vec<&str> = log
+        .lines()
+        .flat_map(|l| {
+            l.split_once(' ')
+                .map_or("", |(_, rest)| rest)
+                .split(|c: char| !c.is_ascii_digit())
+        })
+        .collect();
+    for (what, code) in [
+        ("the admin's confirmation code", &admin_code),
+        ("the user's confirmation code", &jane_code),
+        ("the sign-in code", &next),
+        ("the X-MFA-Code value", &step_up),
+    ] {
+        assert!(!words.contains(&code.as_str()), "{what} {code} was logged");
     }
 }
 
@@ -325,12 +400,12 @@ async fn sigterm_finishes_the_request_in_flight_then_exits() {
     use diesel_async::SimpleAsyncConnection;
     let db = TestDb::new().await;
     let dir = TempDir::new();
+    let mut svc = start(&db, &dir);
     let out = command(&db, &dir)
         .args(["service-keys", "create", "--name", "k"])
         .output()
         .unwrap();
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let mut svc = start(&db, &dir);
     let c = reqwest::Client::new();
     let url = |p: &str| format!("{}{p}", svc.base);
     let post = reqwest::Method::POST;

@@ -1,7 +1,7 @@
 #![allow(dead_code)] // shared by test modules; not every module uses every helper
 //! `TestApp`: the real application on port 0, on its own database cloned from a migrated
 //! template, with a clock the test moves. Codes are computed from the secret the API
-//! returned, the way an authenticator app does (totp-lite, not the service's own code).
+//! returned, the way an authenticator app does (HMAC-SHA1 written here, not the service's code).
 
 use std::sync::Arc;
 
@@ -20,6 +20,11 @@ static TEMPLATE: OnceCell<String> = OnceCell::const_new();
 
 /// The migrated template database, built once per migration set (advisory-locked, so
 /// parallel test processes build it once).
+///
+/// It is a cache, kept between runs on purpose: `mfa_test_tpl_<hash of migrations/*/up.sql>`,
+/// so a schema change makes a new one. Its comment records when a run last used it; at
+/// start, templates of other hashes unused for a day are dropped (another checkout may be
+/// testing another schema on the same server right now, so a recent one is left alone).
 async fn template() -> String {
     TEMPLATE
         .get_or_init(|| async {
@@ -69,6 +74,14 @@ async fn template() -> String {
                     .expect("mark");
             }
             admin
+                .batch_execute(&format!(
+                    "COMMENT ON DATABASE \"{name}\" IS 'mspbots-mfa test template, used {}'",
+                    Utc::now().to_rfc3339()
+                ))
+                .await
+                .expect("mark as used");
+            drop_stale_templates(&mut admin, &name).await;
+            admin
                 .batch_execute("SELECT pg_advisory_unlock(4242)")
                 .await
                 .expect("unlock");
@@ -76,6 +89,49 @@ async fn template() -> String {
         })
         .await
         .clone()
+}
+
+/// How long a template of another migration set may sit unused before a run drops it.
+const STALE_TEMPLATE_HOURS: i64 = 24;
+
+/// Drops templates of other migration sets last used over a day ago (by their comment;
+/// by the database directory's age when a template predates the comment). Best effort:
+/// a template someone is cloning right now refuses the drop, and stays.
+pub async fn drop_stale_templates(admin: &mut AsyncPgConnection, current: &str) {
+    #[derive(diesel::QueryableByName)]
+    struct Stale {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let found: Result<Vec<Stale>, _> = diesel_async::RunQueryDsl::load(
+        diesel::sql_query(
+            "SELECT datname FROM ( \
+               SELECT datname, COALESCE( \
+                 substring(shobj_description(oid, 'pg_database') FROM 'used (.*)$')::timestamptz, \
+                 (pg_stat_file('base/' || oid)).modification) AS used \
+               FROM pg_database WHERE datname LIKE 'mfa\\_test\\_tpl\\_%' AND datname <> $1) t \
+             WHERE used < now() - make_interval(hours => $2)",
+        )
+        .bind::<diesel::sql_types::Text, _>(current)
+        .bind::<diesel::sql_types::Integer, _>(STALE_TEMPLATE_HOURS as i32),
+        admin,
+    )
+    .await;
+    for Stale { datname } in found.unwrap_or_default() {
+        // DROP DATABASE cannot share a statement batch (an implicit transaction).
+        let _ = admin
+            .batch_execute(&format!("ALTER DATABASE \"{datname}\" IS_TEMPLATE false"))
+            .await;
+        if admin
+            .batch_execute(&format!("DROP DATABASE \"{datname}\""))
+            .await
+            .is_err()
+        {
+            let _ = admin
+                .batch_execute(&format!("ALTER DATABASE \"{datname}\" IS_TEMPLATE true"))
+                .await;
+        }
+    }
 }
 
 #[derive(diesel::QueryableByName)]
@@ -424,6 +480,8 @@ impl TestApp {
     }
 
     /// Turns 2FA on for the tenant as its admin (fresh `otp` token, so no code needed).
+    /// The answer must be looked at: `.enforced()` when it is expected to work.
+    #[must_use = "assert the answer, e.g. with .enforced()"]
     pub async fn enforce(&self, tenant: &str, admin_token: &str, body: Value) -> Resp {
         let p = self
             .get(&format!("/v1/tenants/{tenant}/policy"), Some(admin_token))
@@ -540,6 +598,14 @@ impl Resp {
         }
     }
 
+    /// Asserts the answer of a policy change that turned 2FA on (`TestApp::enforce`).
+    #[track_caller]
+    pub fn enforced(&self) -> &Self {
+        assert_eq!(self.status, 200, "{}", self.text);
+        assert_eq!(self.body["enforce_mfa"], true, "{}", self.text);
+        self
+    }
+
     /// Asserts a problem+json error with this status and code.
     #[track_caller]
     pub fn problem(&self, status: u16, code: &str) {
@@ -560,12 +626,42 @@ pub fn login_of(r: &Resp) -> (String, String) {
     )
 }
 
+/// RFC 4648 base32 (upper case, no padding), written here so that a mistake in the
+/// service's decoder cannot be shared by the tests.
+pub fn base32_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut acc, mut out) = (0u32, 0u32, Vec::new());
+    for c in s.bytes() {
+        let v = ALPHABET
+            .iter()
+            .position(|&a| a == c)
+            .expect("base32 secret") as u32;
+        acc = (acc << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// RFC 6238 TOTP (HMAC-SHA1, 30 s, 6 digits) from RFC 4226 dynamic truncation, written
+/// independently of the service (no totp-lite) so a shared mistake cannot pass both.
+pub fn totp_sha1(key: &[u8], unix: u64, digits: u32) -> String {
+    use hmac::{Mac, SimpleHmac};
+    let mut mac = SimpleHmac::<sha1::Sha1>::new_from_slice(key).expect("any key length");
+    mac.update(&(unix / 30).to_be_bytes());
+    let h = mac.finalize().into_bytes();
+    let o = (h[19] & 0x0f) as usize;
+    let n = u32::from_be_bytes([h[o] & 0x7f, h[o + 1], h[o + 2], h[o + 3]]);
+    format!("{:0width$}", n % 10u32.pow(digits), width = digits as usize)
+}
+
 /// What an authenticator app shows at `at` for a base32 secret.
 pub fn code_at(secret_b32: &str, at: DateTime<Utc>) -> String {
-    let secret = data_encoding::BASE32_NOPAD
-        .decode(secret_b32.as_bytes())
-        .expect("base32 secret");
-    totp_lite::totp_custom::<totp_lite::Sha1>(30, 6, &secret, at.timestamp() as u64)
+    totp_sha1(&base32_decode(secret_b32), at.timestamp() as u64, 6)
 }
 
 /// A six-digit code that is not valid now (nor one step either side).

@@ -4,10 +4,15 @@
 mod helpers;
 
 mod admin;
-mod e2e;
+mod cli;
+pub mod e2e;
 mod foundation;
 mod hostile;
 mod me_selfservice;
 mod replay_lockout;
+mod repo_files;
 mod schema;
+mod security_rules;
 mod signin;
+mod templates;
+mod totp_vectors;

@@ -1,4 +1,4 @@
-//! The signed-in user (API.md §4): `GET /v1/me`, voluntary enrollment and re-enrollment,
+//! The signed-in user (docs/API.md §4): `GET /v1/me`, voluntary enrollment and re-enrollment,
 //! removing the factor, new recovery codes, and the step-up rules (§6) these calls share.
 
 use chrono::{DateTime, Utc};

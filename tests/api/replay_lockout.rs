@@ -1,4 +1,4 @@
-//! Replay, concurrency, clock drift, lockout and the per-IP limit (API.md §6), all on the
+//! Replay, concurrency, clock drift, lockout and the per-IP limit (docs/API.md §6), all on the
 //! injected clock: nothing sleeps and nothing depends on the wall clock.
 
 use chrono::Duration;
@@ -105,7 +105,8 @@ async fn the_code_that_confirmed_an_enrollment_cannot_sign_in() {
     let app = TestApp::spawn().await;
     let (_, admin) = app.admin("acme").await;
     app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await;
+        .await
+        .enforced();
     let u = User::new("acme", "jane");
     let e = app.enroll_at_login(&u).await;
     let confirming = code_at(&e.secret, app.now());
@@ -629,7 +630,8 @@ async fn wrong_confirm_codes_count_and_a_lock_gates_confirm() {
     let app = TestApp::spawn().await;
     let (_, admin) = app.admin("acme").await;
     app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await;
+        .await
+        .enforced();
     let u = User::new("acme", "jane");
     let started = app.start_login(&u).await;
     let (l, t) = login_of(&started);

@@ -1,10 +1,10 @@
-//! Sign-in (API.md §3, §5 policy, §6, §7): the seed procedures end to end, enrollment
+//! Sign-in (docs/API.md §3, §5 policy, §6, §7): the seed procedures end to end, enrollment
 //! material, access tokens checked with the JWKS alone, Microsoft exemption, surfaces,
 //! recovery, the login resource, invalid states, validation, tenant isolation and step-up
 //! on the policy, audit events and what is (not) stored.
 
 use chrono::{DateTime, Duration, Utc};
-use data_encoding::{BASE32_NOPAD, BASE64, BASE64URL_NOPAD, HEXLOWER};
+use data_encoding::{BASE64, BASE64URL_NOPAD, HEXLOWER};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -42,9 +42,14 @@ async fn jwks_claims(app: &TestApp, token: &str, audience: &str) -> Value {
     v.set_audience(&[audience]);
     v.set_issuer(&[ISSUER]);
     v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-    jsonwebtoken::decode::<Value>(token, &key, &v)
+    // Expiry against the test's clock, which the service uses too (not the wall clock).
+    v.validate_exp = false;
+    let claims = jsonwebtoken::decode::<Value>(token, &key, &v)
         .unwrap_or_else(|e| panic!("token verifies with the JWKS for {audience}: {e}"))
-        .claims
+        .claims;
+    let (exp, now) = (claims["exp"].as_i64().expect("exp"), app.now().timestamp());
+    assert!(exp > now, "expired at {exp} by the test clock (now {now})");
+    claims
 }
 
 /// Does the token verify for this audience (with the JWKS)?
@@ -62,7 +67,12 @@ async fn verifies_for(app: &TestApp, token: &str, audience: &str) -> bool {
     let mut v = Validation::new(Algorithm::EdDSA);
     v.set_audience(&[audience]);
     v.set_issuer(&[ISSUER]);
-    jsonwebtoken::decode::<Value>(token, &key, &v).is_ok()
+    v.validate_exp = false; // by the test clock, below
+    jsonwebtoken::decode::<Value>(token, &key, &v).is_ok_and(|d| {
+        d.claims["exp"]
+            .as_i64()
+            .is_some_and(|e| e > app.now().timestamp())
+    })
 }
 
 fn amr(claims: &Value) -> Vec<&str> {
@@ -168,7 +178,7 @@ fn check_material_of(
             .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c)),
         "RFC 4648 base32 alphabet: {secret}"
     );
-    assert_eq!(BASE32_NOPAD.decode(secret.as_bytes()).unwrap().len(), 20);
+    assert_eq!(crate::helpers::base32_decode(&secret).len(), 20);
     assert_eq!(b["issuer"], issuer);
     assert_eq!(b["account_name"], u.email.as_str());
     assert_eq!(b["algorithm"], "SHA1");
@@ -407,7 +417,8 @@ async fn each_enrollment_call_makes_a_new_secret_and_the_old_one_stops_confirmin
     let app = TestApp::spawn().await;
     let (_, admin) = app.admin("acme").await;
     app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await;
+        .await
+        .enforced();
     let u = User::new("acme", "jane");
     let started = app.start_login(&u).await;
     let (login_id, token) = login_of(&started);
@@ -511,7 +522,8 @@ async fn access_tokens_verify_with_the_published_jwks_alone() {
     let app = TestApp::spawn().await;
     let (_, admin) = app.admin("acme").await;
     app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await;
+        .await
+        .enforced();
     let u = User::new("acme", "jane").roles(&["viewer", "editor"]);
     let enrolled = app.enroll_at_login(&u).await;
     let enrolled_at = app.now().timestamp();
@@ -611,7 +623,8 @@ async fn microsoft_users_are_exempt_until_the_policy_removes_the_exemption() {
     let app = TestApp::spawn().await;
     let (_, admin) = app.admin("acme").await;
     app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await;
+        .await
+        .enforced();
     let ms = User::new("acme", "bob").microsoft();
     let r = app.start_login(&ms).await;
     assert_eq!(r.status, 201);
@@ -664,8 +677,21 @@ async fn an_enrolled_microsoft_user_is_always_challenged() {
     assert_eq!(r.status, 200, "{}", r.text);
 
     let (_, admin) = app.admin("acme").await;
-    app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
+    let policy = app
+        .enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
         .await;
+    policy.enforced();
+    assert_eq!(
+        policy.body["exempt_identity_providers"],
+        json!(["microsoft"]),
+        "the policy is on with Microsoft exempt: {}",
+        policy.text
+    );
+    // The exemption is real: a Microsoft user without a factor signs in with no code.
+    let other = app
+        .start_login(&User::new("acme", "carol").microsoft())
+        .await;
+    assert_eq!(other.body["status"], "authenticated", "{}", other.text);
     app.advance(30);
     let r = app.start_login(&ms).await;
     assert_eq!(
@@ -890,7 +916,8 @@ async fn steps_out_of_order_are_invalid_state() {
     let app = TestApp::spawn().await;
     let (_, admin) = app.admin("acme").await;
     app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await;
+        .await
+        .enforced();
 
     // enrollment_required: no verify, no recover, no confirm before an enrollment.
     let u = User::new("acme", "jane");
@@ -960,7 +987,8 @@ async fn malformed_codes_are_invalid_requests_and_not_counted() {
     let app = TestApp::spawn_with(|s| s.rate_limit_per_minute = 1000).await;
     let (_, admin) = app.admin("acme").await;
     app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await;
+        .await
+        .enforced();
     let u = User::new("acme", "jane");
     app.enroll_at_login(&u).await;
     let (login_id, token) = app.challenge(&u).await;
@@ -1492,7 +1520,7 @@ async fn flows_are_audited_and_no_secret_code_or_token_is_stored_in_clear() {
     // Nothing secret anywhere: the whole database as JSON, and the audit API.
     let mut needles: Vec<(String, String)> = vec![]; // (what, lower-case needle)
     for s in &secrets {
-        let raw = BASE32_NOPAD.decode(s.as_bytes()).unwrap();
+        let raw = crate::helpers::base32_decode(s);
         needles.push(("base32 secret".into(), s.to_lowercase()));
         needles.push(("hex secret".into(), HEXLOWER.encode(&raw)));
         needles.push(("base64 secret".into(), BASE64.encode(&raw).to_lowercase()));
@@ -1545,7 +1573,7 @@ async fn flows_are_audited_and_no_secret_code_or_token_is_stored_in_clear() {
     plain_hashes.push(Sha256::digest(app.service_key.as_bytes()).to_vec());
     for (col, value) in &bytes {
         for s in &secrets {
-            let raw = BASE32_NOPAD.decode(s.as_bytes()).unwrap();
+            let raw = crate::helpers::base32_decode(s);
             assert!(!contains_bytes(value, &raw), "secret bytes inside {col}");
             assert!(
                 !contains_bytes(value, &raw[..8]),

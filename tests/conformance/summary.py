@@ -21,6 +21,7 @@ def main(report_dir: str) -> None:
     cases: dict[str, set[str]] = collections.defaultdict(set)
     positive: dict[str, set[str]] = collections.defaultdict(set)
     statuses: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    failed: collections.Counter = collections.Counter()
     for line in path.open():
         event = json.loads(line)
         finished = event.get("ScenarioFinished")
@@ -37,12 +38,19 @@ def main(report_dir: str) -> None:
             if (meta.get("generation") or {}).get("mode") == "positive":
                 positive[label].add(case_id)
             statuses[label][response["status_code"]] += 1
+        # Failed checks, also of a run stopped by the time limit before schemathesis listed them.
+        for checks in (recorder.get("checks") or {}).values():
+            for check in checks:
+                if check.get("status") != "success":
+                    failed[(recorder["label"], check.get("name", "?"))] += 1
     width = max(map(len, cases), default=10)
     print(f"{'operation':<{width}}  cases  positive  statuses")
     for label in sorted(cases, key=lambda s: s.split(" ", 1)[::-1]):
         counts = " ".join(f"{code}x{n}" for code, n in sorted(statuses[label].items()))
         print(f"{label:<{width}}  {len(cases[label]):>5}  {len(positive[label]):>8}  {counts}")
     print(f"{'total':<{width}}  {sum(map(len, cases.values())):>5}  {sum(map(len, positive.values())):>8}")
+    for (label, check), n in sorted(failed.items()):
+        print(f"failed check: {label}: {check} x{n}")
 
 
 if __name__ == "__main__":

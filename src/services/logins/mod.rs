@@ -1,4 +1,4 @@
-//! Sign-in (API.md §3): the primary login asks what happens next (`start`); the browser
+//! Sign-in (docs/API.md §3): the primary login asks what happens next (`start`); the browser
 //! then enrolls, verifies or recovers with its mfa token (`challenge`).
 
 mod challenge;

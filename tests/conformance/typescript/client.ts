@@ -88,3 +88,120 @@ export async function enforce2fa(accessToken: string, tenantId: string, etag: st
   if (error) fail(error, response); // step_up_required: ask for a code and call again
   return data;
 }
+
+/*
+ * Every other operation of the spec, each called once the way its caller would; the CI
+ * script fails when an operation of openapi.json is called nowhere in this file.
+ */
+
+/** Header parameters of a sensitive call: the step-up code when the user typed one. */
+const stepUp = (code?: string) => (code === undefined ? {} : { "X-MFA-Code": code });
+
+/** Operations: liveness, readiness, metrics, the keys and the document itself. */
+export async function operations() {
+  const health: Schemas["Health"] | undefined = (await mfa.GET("/healthz")).data;
+  const ready = await mfa.GET("/readyz");
+  if (ready.error) fail(ready.error, ready.response); // unavailable, with Retry-After
+  const metrics: string | undefined = (await mfa.GET("/metrics")).data;
+  const jwks = (await mfa.GET("/.well-known/jwks.json")).data;
+  const spec = (await mfa.GET("/openapi.json")).data;
+  return { health, ready: ready.data.status, metrics, jwks, spec };
+}
+
+/** The "Set Up Authentication" window of a sign-in: the QR code, then the first code. */
+export async function setUpAtSignIn(loginId: string, mfaToken: string, code: string) {
+  const path = { login_id: loginId };
+  const state = await mfa.GET("/v1/logins/{login_id}", { params: { path }, headers: bearer(mfaToken) });
+  if (state.error) fail(state.error, state.response);
+  const attemptsLeft: number = state.data.attempts_left;
+  const material = await mfa.POST("/v1/logins/{login_id}/totp-enrollment", {
+    params: { path },
+    headers: bearer(mfaToken),
+  });
+  if (material.error) fail(material.error, material.response);
+  const qr: string = material.data.qr_svg;
+  const done = await mfa.POST("/v1/logins/{login_id}/totp-enrollment/confirm", {
+    params: { path },
+    headers: bearer(mfaToken),
+    body: { code },
+  });
+  if (done.error) fail(done.error, done.response);
+  const recoveryCodes: string[] = done.data.recovery_codes;
+  return { attemptsLeft, qr, accessToken: done.data.access_token, recoveryCodes };
+}
+
+/** "Lost your phone?": sign in with a recovery code instead. */
+export async function recover(loginId: string, mfaToken: string, recoveryCode: string) {
+  const { data, error, response } = await mfa.POST("/v1/logins/{login_id}/recover", {
+    params: { path: { login_id: loginId } },
+    headers: bearer(mfaToken),
+    body: { recovery_code: recoveryCode },
+  });
+  if (error) fail(error, response);
+  const left: number = data.recovery_codes_remaining;
+  return { accessToken: data.access_token, left };
+}
+
+/** The user's own security page: status, (re-)enrollment, new recovery codes, removal. */
+export async function mySecurity(accessToken: string, code?: string) {
+  const me = await mfa.GET("/v1/me", { headers: bearer(accessToken) });
+  if (me.error) fail(me.error, me.response);
+  const enrolled = await mfa.POST("/v1/me/totp-enrollment", {
+    params: { header: stepUp(code) },
+    headers: bearer(accessToken),
+  });
+  if (enrolled.error) fail(enrolled.error, enrolled.response);
+  const confirmed = await mfa.POST("/v1/me/totp-enrollment/confirm", {
+    headers: bearer(accessToken),
+    body: { code: code ?? "000000" },
+  });
+  if (confirmed.error) fail(confirmed.error, confirmed.response);
+  const codes = await mfa.POST("/v1/me/recovery-codes", {
+    params: { header: stepUp(code) },
+    headers: bearer(accessToken),
+  });
+  if (codes.error) fail(codes.error, codes.response);
+  const removed = await mfa.DELETE("/v1/me/totp", {
+    params: { header: stepUp(code) },
+    headers: bearer(accessToken),
+  });
+  if (removed.error) fail(removed.error, removed.response); // mfa_enforced when required
+  return { me: me.data, secret: enrolled.data.secret, token: confirmed.data.access_token, codes: codes.data.recovery_codes };
+}
+
+/** The admin's user list and audit trail, one page each. */
+export async function adminPages(accessToken: string, tenantId: string, cursor?: string) {
+  const users = await mfa.GET("/v1/tenants/{tenant_id}/users", {
+    params: { path: { tenant_id: tenantId }, query: cursor === undefined ? { mfa: "not_enrolled" } : { cursor } },
+    headers: bearer(accessToken),
+  });
+  if (users.error) fail(users.error, users.response);
+  const events = await mfa.GET("/v1/tenants/{tenant_id}/audit-events", {
+    params: { path: { tenant_id: tenantId }, query: { limit: 50 } },
+    headers: bearer(accessToken),
+  });
+  if (events.error) fail(events.error, events.response);
+  const locked: string[] = users.data.items.filter((u) => u.locked_until !== null).map((u) => u.user_id);
+  return { locked, next: users.data.next_cursor, events: events.data.items.map((e) => e.type) };
+}
+
+/** The admin's actions on one user: unlock, reset a lost phone, offboard. */
+export async function adminActions(accessToken: string, tenantId: string, userId: string, code?: string) {
+  const path = { tenant_id: tenantId, user_id: userId };
+  const unlocked = await mfa.POST("/v1/tenants/{tenant_id}/users/{user_id}/unlock", {
+    params: { path, header: stepUp(code) },
+    headers: bearer(accessToken),
+  });
+  if (unlocked.error) fail(unlocked.error, unlocked.response);
+  const reset = await mfa.DELETE("/v1/tenants/{tenant_id}/users/{user_id}/totp", {
+    params: { path, header: stepUp(code) },
+    headers: bearer(accessToken),
+  });
+  if (reset.error) fail(reset.error, reset.response);
+  const erased = await mfa.DELETE("/v1/tenants/{tenant_id}/users/{user_id}", {
+    params: { path },
+    headers: bearer(accessToken),
+  });
+  if (erased.error) fail(erased.error, erased.response);
+  return erased.response.status === 204;
+}

@@ -1,0 +1,196 @@
+//! The binary's command line as an operator meets it: the operator commands find the
+//! keys the service uses from any directory (and never make their own), each command's
+//! help shows its own options, the container health check, and `GET /`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+
+use crate::e2e::{spawn, BIN};
+use crate::helpers::{TempDir, TestDb};
+
+/// The binary with only a home directory to go by (no MFA_DATA_DIR, no XDG_DATA_HOME),
+/// run from `cwd`.
+fn at_home(db: &TestDb, home: &Path, cwd: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(cwd)
+        .env("HOME", home)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("MFA_DATA_DIR")
+        .env_remove("MFA_ENV")
+        .env_remove("MFA_HASH_KEY")
+        .env_remove("MFA_ENCRYPTION_KEYS")
+        .env_remove("MFA_SIGNING_KEYS")
+        .env_remove("MFA_CONFIG")
+        .env("DATABASE_URL", &db.url)
+        .env("MFA_BIND", "127.0.0.1:0");
+    c
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn operator_commands_use_the_services_keys_from_any_directory_or_say_where_they_looked() {
+    let db = TestDb::new().await;
+    let (home, elsewhere, server_cwd) = (TempDir::new(), TempDir::new(), TempDir::new());
+    let keys_dir = home.0.join(".local/share/mspbots-mfa");
+
+    // Before the service ever ran: no key, no second key set, and a message saying where.
+    for args in [
+        &["service-keys", "create", "--name", "early"][..],
+        &["service-keys", "list"][..],
+        &["encryption-keys", "rotate"][..],
+    ] {
+        let out = at_home(&db, &home.0, &elsewhere.0)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded without keys");
+        assert!(
+            stderr(&out).contains(&keys_dir.display().to_string()),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(out.stdout.is_empty(), "{args:?} printed a key");
+    }
+    assert!(!keys_dir.exists() && !elsewhere.0.join(".mfa-dev").exists());
+
+    // The service, started from another directory, generates them in the per-user place.
+    let svc = spawn(at_home(&db, &home.0, &server_cwd.0));
+    assert!(keys_dir.join("hash-key").exists());
+    assert!(!server_cwd.0.join(".mfa-dev").exists());
+
+    // A key created from a third directory is one the running service accepts.
+    let out = at_home(&db, &home.0, &elsewhere.0)
+        .args(["service-keys", "create", "--name", "from-elsewhere"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/logins", svc.base))
+        .bearer_auth(&key)
+        .json(
+            &json!({"tenant_id": "acme", "user_id": "u1", "email": "u1@acme.example",
+            "identity_provider": "local", "surface": "app"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let out = at_home(&db, &home.0, &elsewhere.0)
+        .args(["service-keys", "list"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from-elsewhere\tall tenants"));
+    let out = at_home(&db, &home.0, &elsewhere.0)
+        .args(["encryption-keys", "rotate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!elsewhere.0.join(".mfa-dev").exists());
+}
+
+fn help(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).arg("--help").output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn each_commands_help_shows_its_own_options() {
+    let server_only = [
+        "MFA_TOTP_SKEW",
+        "MFA_ISSUER",
+        "MFA_CORS_ORIGINS",
+        "--bind",
+        "--login-ttl",
+    ];
+    for args in [
+        &[][..],
+        &["service-keys"][..],
+        &["service-keys", "create"][..],
+        &["service-keys", "list"][..],
+        &["service-keys", "revoke"][..],
+        &["encryption-keys", "rotate"][..],
+        &["signing-keys", "generate"][..],
+        &["migrate"][..],
+        &["openapi"][..],
+    ] {
+        let h = help(args);
+        for opt in server_only {
+            assert!(!h.contains(opt), "{args:?} --help shows {opt}:\n{h}");
+        }
+        assert!(h.lines().count() < 30, "{args:?} --help:\n{h}");
+    }
+    let serve = help(&["serve"]);
+    for opt in server_only {
+        assert!(serve.contains(opt), "serve --help lacks {opt}");
+    }
+    let create = help(&["service-keys", "create"]);
+    let name = create
+        .lines()
+        .find(|l| l.contains("--name <NAME>"))
+        .unwrap();
+    assert!(
+        name.len() > "      --name <NAME>".len() + 10,
+        "undescribed: {name}"
+    );
+    assert!(help(&["service-keys"]).contains("--database-url"));
+    // The bare form still runs the service with flags.
+    assert!(help(&[]).contains("serve --help"));
+}
+
+#[tokio::test]
+async fn the_healthcheck_command_follows_the_service_and_the_root_points_to_the_docs() {
+    let db = TestDb::new().await;
+    let dir = TempDir::new();
+    let svc = spawn(crate::e2e::command(&db, &dir));
+    let addr = svc.base.trim_start_matches("http://").to_owned();
+    let port = addr.rsplit(':').next().unwrap().to_owned();
+    for bind in [addr.clone(), format!("0.0.0.0:{port}")] {
+        let out = Command::new(BIN)
+            .args(["healthcheck", "--bind", &bind])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{bind}: {}", stderr(&out));
+    }
+    let out = Command::new(BIN)
+        .args(["healthcheck", "--bind", &addr, "--path", "/nope"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && stderr(&out).contains("404"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing listening: a free port (bound, then released).
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = Command::new(BIN)
+        .env("MFA_BIND", free.to_string())
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    let c = reqwest::Client::new();
+    let root = c.get(format!("{}/", svc.base)).send().await.unwrap();
+    assert_eq!(root.status(), 200);
+    let index: Value = root.json().await.unwrap();
+    assert_eq!(index["docs"], "/docs/");
+    assert_eq!(index["openapi"], "/openapi.json");
+    for link in ["docs", "openapi", "jwks", "health", "ready"] {
+        let r = c
+            .get(format!("{}{}", svc.base, index[link].as_str().unwrap()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{link}");
+    }
+}
