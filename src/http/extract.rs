@@ -227,7 +227,8 @@ impl<'de> serde::de::MapAccess<'de> for ProbeMap<'de> {
     }
 }
 
-/// An absent field: `None` for an optional one, else "missing field".
+/// An absent field: `None` for an optional one, else "missing field". (A body field with
+/// `#[serde(default)]` must therefore be an `Option`: the probe cannot see the default.)
 struct Missing(&'static str);
 
 impl<'de> serde::Deserializer<'de> for Missing {

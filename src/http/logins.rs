@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 
 use super::auth::{MfaAuth, ServiceAuth};
-use super::extract::{ClientMeta, JsonBody, RawJson};
+use super::extract::{ClientMeta, RawJson};
 use crate::error::{ApiError, Problem};
 use crate::services::enrollment::EnrollmentMaterial;
 use crate::services::logins::{
@@ -100,9 +100,10 @@ pub async fn start_enrollment(
     token: MfaAuth,
     meta: ClientMeta,
     path: web::Path<String>,
-    _body: JsonBody<serde_json::Value>,
+    body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
     let login_id = logins::parse_login_id(&path)?;
+    body_of::<serde_json::Value>(&state, &token, login_id, &body).await?;
     Ok(HttpResponse::Created()
         .json(logins::start_enrollment(&state, &token.0, login_id, &meta).await?))
 }

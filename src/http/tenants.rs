@@ -4,7 +4,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::auth::{AdminOrService, ServiceAuth, StepUpCode, UserAuth};
-use super::extract::{ClientMeta, JsonBody, Query, RawJson};
+use super::extract::{ClientMeta, Query, RawJson};
 use crate::crypto::jwt::AccessClaims;
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
@@ -173,9 +173,12 @@ pub async fn unlock(
     code: StepUpCode,
     meta: ClientMeta,
     path: web::Path<(String, String)>,
-    _body: JsonBody<serde_json::Value>,
+    body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
+    // Any JSON body is ignored, but a malformed one is judged only after the caller's rights.
+    auth::require_admin(&state, &caller.0, tenant_id.as_str()).await?;
+    body.parse::<serde_json::Value>()?;
     admin_with_step_up(&state, &caller.0, &tenant_id, &code, &meta).await?;
     admin::unlock(&state, &tenant_id, &user_id, caller.0.sub.as_str(), &meta).await?;
     Ok(HttpResponse::NoContent().finish())

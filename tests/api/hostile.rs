@@ -177,6 +177,19 @@ async fn who_may_call_is_checked_before_the_body_is_judged() {
         .await
         .problem(403, "forbidden");
     }
+    // Bodies that are ignored still are judged only after the caller's rights.
+    let malformed = |path: String, token: String| {
+        app.client
+            .post(app.url(&path))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+    };
+    let r = malformed("/v1/tenants/acme/users/u-2/unlock".into(), member.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     // A service key that does not exist, with a body that is not valid either: 401.
     app.post("/v1/logins", Some("sk_not-a-key"), json!({"foo": 1}))
         .await
@@ -193,6 +206,9 @@ async fn who_may_call_is_checked_before_the_body_is_judged() {
             .await;
         r.problem(401, "unauthenticated");
     }
+    let path = format!("/v1/logins/{login_id}/totp-enrollment");
+    let r = malformed(path, "mfa_forged".into()).await.unwrap();
+    assert_eq!(r.status(), 401);
 }
 
 #[tokio::test]
