@@ -31,10 +31,14 @@ bin=${BENCH_BIN:-$t/mspbots-mfa}
 as_pg=()
 [ "$(id -u)" = 0 ] && as_pg=(runuser -u postgres --)
 
-pg_tmp="" svc_tmp="" svc_pid="" pg_started=""
+pg_tmp="" svc_tmp="" svc_pid="" pg_started="" gen_pid=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  if [ -n "$gen_pid" ]; then
+    kill -TERM "$gen_pid" 2>/dev/null || true
+    wait "$gen_pid" 2>/dev/null || true
+  fi
   if [ -n "$svc_pid" ] && kill -0 "$svc_pid" 2>/dev/null; then
     kill -TERM "$svc_pid" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$svc_pid" 2>/dev/null || break; sleep 0.1; done
@@ -116,8 +120,13 @@ probe=$(curl -s -o /dev/null -w '%{http_code}' -m 10 -H "Authorization: Bearer $
 case "$probe" in 200 | 404) ;; *) echo "the service key does not work (GET policy: HTTP $probe)" >&2; exit 1 ;; esac
 
 echo "service $bin at $addr (pid $svc_pid); $users users, $conns connections, $(nproc) cores; $(date -u +%FT%TZ)"
+# In the background and waited for, so a signal to this script alone (Ctrl-C, an outer timeout)
+# runs the cleanup at once; the cleanup stops the load generator first.
 BENCH_PGPORT=$pg_port BENCH_PGBIN=$pg_bin BENCH_DB=$db BENCH_TMP=$svc_tmp BENCH_PID=$svc_pid \
-  timeout --foreground -k 10 "$bench_timeout" "$t/examples/bench" "$addr" "$key" "$users" "$conns"
+  timeout -k 10 "$bench_timeout" "$t/examples/bench" "$addr" "$key" "$users" "$conns" </dev/null &
+gen_pid=$!
+wait "$gen_pid"
+gen_pid=""
 if grep -aqiE 'panicked|ERROR' "$svc_tmp/service.log"; then
   echo "--- service log (errors) ---"
   grep -aiE 'panicked|ERROR' "$svc_tmp/service.log" | tail -20
