@@ -1,172 +1,830 @@
-//! Load generator for the verify path, run against a live service by `bench/run.sh`.
-//! Prints figures; asserts nothing about time (this machine is shared and noisy).
+//! The sign-in benchmark's load generator (issue 8), run by `bench/run.sh` against a live
+//! service and the private Postgres cluster that script started. It prints figures and asserts
+//! nothing about time; it fails (exit 1) only when the harness itself cannot go on (enrollment
+//! failed, psql or pgbench could not run).
 //!
-//! usage: bench BASE_URL SERVICE_KEY [USERS] [CONCURRENCY] [SERVER_PID]
+//! usage: bench BASE_URL SERVICE_KEY [USERS] [CONNECTIONS]
+//!
+//! Environment (set by `bench/run.sh`): `BENCH_PGPORT`, `BENCH_DB` (the private cluster and the
+//! service's database, user `postgres` on 127.0.0.1), `BENCH_PGBIN` (Postgres binaries),
+//! `BENCH_PID` (the service's pid, for its memory), `BENCH_TMP` (a scratch directory),
+//! `BENCH_PHASE_SECS` (bound of each starts / verifies run, default 15),
+//! `BENCH_PGBENCH_SECS` (default 15).
+//!
+//! Steps: enroll USERS users of the tenant `bench` (ids `u1`..`uN`) through the API; phase A on
+//! the database as the service left it (no ANALYZE; autovacuum is off in the cluster), then
+//! ANALYZE and phase B. A phase resets `pg_stat_statements`, then runs the starts
+//! (`POST /v1/logins`, each user at most once) and the verifies of those logins
+//! (`POST /v1/logins/{id}/verify`, a distinct valid code each), each with CONNECTIONS workers on
+//! one shared queue and bounded in time, and reports throughput, latency, errors by status and
+//! problem code, the server's peak RSS and the top statements. Then `pgbench` of a minimal
+//! verification transaction on the same cluster, and a summary line.
+//!
+//! Codes: the replay guard accepts only a step later than the factor's last accepted one and the
+//! server accepts ±1 step of its clock. Enrollment confirmed with the then-current step, so a
+//! verify sends the code of (current step + 1), computed when it is sent; between the phases the
+//! harness waits for the next 30-s boundary so that phase B's steps are later than phase A's.
 
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use chrono::Utc;
+use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-fn code(secret_b32: &str, offset_secs: i64) -> String {
-    let secret = data_encoding::BASE32_NOPAD
-        .decode(secret_b32.as_bytes())
-        .unwrap_or_default();
-    let t = u64::try_from(Utc::now().timestamp() + offset_secs).unwrap_or(0);
-    totp_lite::totp_custom::<totp_lite::Sha1>(30, 6, &secret, t)
+const TENANT: &str = "bench";
+const STEP_SECS: u64 = 30;
+
+// ----------------------------------------------------------------------------------------------
+// TOTP
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
-async fn post(c: &reqwest::Client, url: &str, token: &str, body: Value) -> (u16, Value) {
-    match c.post(url).bearer_auth(token).json(&body).send().await {
-        Ok(r) => {
-            let s = r.status().as_u16();
-            (s, r.json().await.unwrap_or(Value::Null))
+fn current_step() -> u64 {
+    unix_now() as u64 / STEP_SECS
+}
+
+fn code_at_step(secret: &[u8], step: u64) -> String {
+    totp_lite::totp_custom::<totp_lite::Sha1>(STEP_SECS, 6, secret, step * STEP_SECS)
+}
+
+/// Sleeps until just after the next time-step boundary.
+async fn wait_next_step() {
+    let now = unix_now();
+    let next = ((now / STEP_SECS as f64).floor() + 1.0) * STEP_SECS as f64 + 0.25;
+    let wait = (next - now).max(0.0);
+    println!("waiting {wait:.1} s for the next {STEP_SECS}-s step (replay guard)");
+    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+}
+
+// ----------------------------------------------------------------------------------------------
+// HTTP
+
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+/// One POST; `Err` is a transport failure, labelled for the error table.
+async fn post(c: &reqwest::Client, url: &str, bearer: &str, body: &Value) -> Result<Reply, String> {
+    let r = c
+        .post(url)
+        .bearer_auth(bearer)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| transport_label(&e))?;
+    let status = r.status().as_u16();
+    let bytes = r.bytes().await.map_err(|e| transport_label(&e))?;
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok(Reply { status, body })
+}
+
+fn transport_label(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else {
+        "other"
+    };
+    format!("transport ({kind})")
+}
+
+/// `"<status> <problem code>"`, the key of the error table.
+fn error_label(r: &Reply) -> String {
+    format!("{} {}", r.status, r.body["code"].as_str().unwrap_or("-"))
+}
+
+fn text(v: &Value, k: &str) -> Option<String> {
+    v[k].as_str().map(str::to_owned)
+}
+
+fn login_body(i: usize) -> Value {
+    json!({"tenant_id": TENANT, "user_id": format!("u{i}"), "email": format!("u{i}@bench.example"),
+           "identity_provider": "local", "surface": "app"})
+}
+
+// ----------------------------------------------------------------------------------------------
+// Tallies
+
+#[derive(Default)]
+struct Tally {
+    lat: Vec<Duration>,
+    errors: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn error(&mut self, label: String) {
+        *self.errors.entry(label).or_default() += 1;
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.lat.extend(other.lat);
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
         }
-        Err(_) => (0, Value::Null),
+    }
+
+    fn error_count(&self) -> u64 {
+        self.errors.values().sum()
     }
 }
 
-fn field(v: &Value, k: &str) -> String {
-    v[k].as_str().unwrap_or_default().to_owned()
+/// Figures of one run of one kind of request (starts or verifies).
+struct Run {
+    ok: usize,
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    max: f64,
+    errors: u64,
 }
 
-/// A user with an active factor; returns (login body, secret).
-async fn enrolled_user(
-    c: &reqwest::Client,
-    base: &str,
-    key: &str,
-    run: &str,
-    i: usize,
-) -> Option<(Value, String)> {
-    let body = json!({"tenant_id": format!("bench-{run}"), "user_id": format!("u{i}"), "email": format!("u{i}@bench.example"),
-        "identity_provider": "local", "surface": "app"});
-    let (_, b) = post(c, &format!("{base}/v1/logins"), key, body.clone()).await;
-    let token = field(&b, "access_token");
-    let (_, m) = post(
-        c,
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn summarize(name: &str, mut t: Tally, wall: Duration, offered: usize) -> (Run, Tally) {
+    t.lat.sort_unstable();
+    let pct = |p: f64| {
+        let i = ((t.lat.len() as f64 - 1.0) * p).round().max(0.0) as usize;
+        t.lat.get(i).copied().map_or(f64::NAN, ms)
+    };
+    let run = Run {
+        ok: t.lat.len(),
+        rate: t.lat.len() as f64 / wall.as_secs_f64().max(1e-9),
+        p50: pct(0.50),
+        p99: pct(0.99),
+        max: t.lat.last().copied().map_or(f64::NAN, ms),
+        errors: t.error_count(),
+    };
+    println!(
+        "  {name}: {} ok of {offered} queued in {:.2} s = {:.0}/s | p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (successful requests) | errors {}",
+        run.ok,
+        wall.as_secs_f64(),
+        run.rate,
+        run.p50,
+        run.p99,
+        run.max,
+        run.errors
+    );
+    for (label, n) in &t.errors {
+        println!("    error {label}: {n}");
+    }
+    (run, t)
+}
+
+// ----------------------------------------------------------------------------------------------
+// Postgres (psql and pgbench on the private cluster)
+
+struct Pg {
+    bin: PathBuf,
+    port: String,
+    db: String,
+}
+
+impl Pg {
+    fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            bin: PathBuf::from(
+                std::env::var("BENCH_PGBIN")
+                    .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into()),
+            ),
+            port: std::env::var("BENCH_PGPORT")
+                .context("BENCH_PGPORT is not set (run the benchmark with bench/run.sh)")?,
+            db: std::env::var("BENCH_DB").unwrap_or_else(|_| "mfa_bench".into()),
+        })
+    }
+
+    /// Runs `sql` with psql; rows as fields split on the unit separator.
+    fn query(&self, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-F",
+                "\x1f",
+            ])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port,
+                "-U",
+                "postgres",
+                "-d",
+                &self.db,
+            ])
+            .args(["-c", sql])
+            .output()
+            .with_context(|| format!("running {}", self.bin.join("psql").display()))?;
+        if !out.status.success() {
+            bail!(
+                "psql failed on {sql:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split('\x1f').map(str::to_owned).collect())
+            .collect())
+    }
+
+    fn value(&self, sql: &str) -> anyhow::Result<String> {
+        Ok(self
+            .query(sql)?
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next())
+            .unwrap_or_default())
+    }
+}
+
+/// The statements of the phase, most expensive first.
+fn top_statements(pg: &Pg) -> anyhow::Result<()> {
+    let rows = pg.query(
+        "SELECT calls, plans, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 3), \
+                round(mean_plan_time::numeric, 3), CASE WHEN toplevel THEN 'top' ELSE 'nested' END, \
+                left(regexp_replace(query, '\\s+', ' ', 'g'), 100) \
+         FROM pg_stat_statements \
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND query !~* 'pg_stat_statements|pg_stat_user_tables|pg_stats|^analyze' \
+         ORDER BY total_exec_time DESC LIMIT 12",
+    )?;
+    let totals = pg.query(
+        "SELECT coalesce(sum(calls), 0), coalesce(sum(plans), 0), round(coalesce(sum(total_exec_time), 0)::numeric, 1), \
+                round(coalesce(sum(total_plan_time), 0)::numeric, 1) \
+         FROM pg_stat_statements \
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND query !~* 'pg_stat_statements|pg_stat_user_tables|pg_stats|^analyze'",
+    )?;
+    println!("  top statements (pg_stat_statements, this phase, by total exec time):");
+    println!(
+        "    {:>8} {:>8} {:>10} {:>9} {:>9} {:>6}  query",
+        "calls", "plans", "total ms", "mean ms", "plan ms", "level"
+    );
+    for r in rows {
+        if let [calls, plans, total, mean, plan, level, q] = r.as_slice() {
+            println!("    {calls:>8} {plans:>8} {total:>10} {mean:>9} {plan:>9} {level:>6}  {q}");
+        }
+    }
+    if let Some([calls, plans, exec, plan]) = totals.first().map(Vec::as_slice) {
+        println!(
+            "    all statements: calls {calls}, plans {plans}, exec {exec} ms, planning {plan} ms"
+        );
+    }
+    Ok(())
+}
+
+/// The bench tenant's row: its xmin and the table's update counters.
+#[derive(PartialEq)]
+struct TenantsState {
+    xmin: String,
+    n_tup_upd: i64,
+    n_tup_hot_upd: i64,
+    n_dead_tup: i64,
+}
+
+async fn tenants_state(pg: &Pg) -> anyhow::Result<TenantsState> {
+    // Backends flush their table counters at most once a second when idle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rows = pg.query(&format!(
+        "SELECT coalesce((SELECT xmin::text FROM tenants WHERE tenant_id = '{TENANT}'), '-'), \
+                n_tup_upd, n_tup_hot_upd, n_dead_tup \
+         FROM pg_stat_user_tables WHERE relname = 'tenants'"
+    ))?;
+    let num = |s: &str| s.parse::<i64>().unwrap_or(-1);
+    match rows.first().map(Vec::as_slice) {
+        Some([xmin, upd, hot, dead]) => Ok(TenantsState {
+            xmin: xmin.clone(),
+            n_tup_upd: num(upd),
+            n_tup_hot_upd: num(hot),
+            n_dead_tup: num(dead),
+        }),
+        _ => bail!("no statistics row for the table tenants"),
+    }
+}
+
+/// pgbench of a minimal verification transaction on the benchmark's own tables; its TPS.
+fn pgbench(pg: &Pg, tmp: &std::path::Path, users: usize, secs: u64) -> anyhow::Result<f64> {
+    let script = format!(
+        "\\set n random(1, {users})\n\
+         BEGIN;\n\
+         SELECT factor_id, key_id, nonce, ciphertext, last_used_step FROM totp_factors WHERE tenant_id = '{TENANT}' AND user_id = 'u' || :n::text AND status = 'active';\n\
+         UPDATE totp_factors SET last_used_step = last_used_step + 1, last_used_at = now() WHERE tenant_id = '{TENANT}' AND user_id = 'u' || :n::text AND status = 'active';\n\
+         INSERT INTO audit_events (tenant_id, type, at, user_id, actor_id, details) VALUES ('{TENANT}', 'login.succeeded', now(), 'u' || :n::text, 'u' || :n::text, '{{}}');\n\
+         COMMIT;\n"
+    );
+    let path = tmp.join("pgbench-verify.sql");
+    std::fs::write(&path, &script).with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "\n== pgbench: minimal verification transaction (SELECT factor, guarded UPDATE, INSERT audit, COMMIT), 16 clients, 2 threads, -M prepared, {secs} s"
+    );
+    let out = Command::new(pg.bin.join("pgbench"))
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            "16",
+            "-j",
+            "2",
+            "-T",
+            &secs.to_string(),
+        ])
+        .args(["-h", "127.0.0.1", "-p", &pg.port, "-U", "postgres", "-f"])
+        .arg(&path)
+        .arg(&pg.db)
+        .output()
+        .with_context(|| format!("running {}", pg.bin.join("pgbench").display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "pgbench failed: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    for l in stdout.lines().filter(|l| {
+        l.starts_with("number of transactions actually processed")
+            || l.starts_with("number of failed")
+            || l.starts_with("latency average")
+            || l.starts_with("tps")
+    }) {
+        println!("  {l}");
+    }
+    stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tps = ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .context("no `tps = ` line in pgbench's output")
+}
+
+// ----------------------------------------------------------------------------------------------
+// Server memory
+
+fn status_kb(pid: &str, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Peak RSS of the service in MB (VmHWM).
+fn peak_rss_mb(pid: &str) -> Option<f64> {
+    status_kb(pid, "VmHWM:").map(|kb| kb as f64 / 1024.0)
+}
+
+/// Resets the service's VmHWM to its current RSS (Linux `clear_refs` 5), so the next reading is
+/// the peak of the phase alone. False when not permitted (then readings are cumulative).
+fn reset_peak_rss(pid: &str) -> bool {
+    !pid.is_empty() && std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+fn fmt_mb(v: Option<f64>) -> String {
+    v.map_or("n/a".to_owned(), |v| format!("{v:.1}"))
+}
+
+// ----------------------------------------------------------------------------------------------
+// Load
+
+struct Ctx {
+    client: reqwest::Client,
+    base: String,
+    key: String,
+    conns: usize,
+}
+
+/// Runs `conns` workers over the items `0..n` of a shared queue until it is empty or
+/// `deadline` passes; each worker gets its own tally and output vector, merged at the end.
+async fn run_workers<T, F, Fut>(
+    conns: usize,
+    n: usize,
+    deadline: Option<Instant>,
+    job: F,
+) -> anyhow::Result<(Tally, Vec<T>, Duration)>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = (Result<Duration, String>, Option<T>)> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let job = Arc::new(job);
+    let started = Instant::now();
+    let mut handles = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let (next, job) = (next.clone(), job.clone());
+        handles.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            let mut out = Vec::new();
+            loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let (result, item) = job(i).await;
+                match result {
+                    Ok(d) => tally.lat.push(d),
+                    Err(label) => tally.error(label),
+                }
+                out.extend(item);
+            }
+            (tally, out)
+        }));
+    }
+    let mut tally = Tally::default();
+    let mut out = Vec::new();
+    for h in handles {
+        let (t, o) = h.await.context("a load worker panicked")?;
+        tally.merge(t);
+        out.extend(o);
+    }
+    Ok((tally, out, started.elapsed()))
+}
+
+/// Enrolls user `i` (login → access token → enrollment → confirm); returns its secret.
+async fn enroll(ctx: &Ctx, i: usize) -> Result<Vec<u8>, String> {
+    let base = &ctx.base;
+    let r = post(
+        &ctx.client,
+        &format!("{base}/v1/logins"),
+        &ctx.key,
+        &login_body(i),
+    )
+    .await?;
+    let token = match (r.status, r.body["status"].as_str()) {
+        (201 | 200, Some("authenticated")) => text(&r.body, "access_token"),
+        (201 | 200, s) => return Err(format!("login: status {}", s.unwrap_or("-"))),
+        _ => return Err(format!("login: {}", error_label(&r))),
+    }
+    .ok_or("login: no access_token")?;
+    let r = post(
+        &ctx.client,
         &format!("{base}/v1/me/totp-enrollment"),
         &token,
-        json!({}),
+        &json!({}),
     )
-    .await;
-    let secret = field(&m, "secret");
-    let (s, _) = post(
-        c,
+    .await?;
+    if r.status != 201 && r.status != 200 {
+        return Err(format!("enrollment: {}", error_label(&r)));
+    }
+    let secret = text(&r.body, "secret")
+        .and_then(|s| data_encoding::BASE32_NOPAD.decode(s.as_bytes()).ok())
+        .ok_or("enrollment: no base32 secret")?;
+    let code = code_at_step(&secret, current_step());
+    let r = post(
+        &ctx.client,
         &format!("{base}/v1/me/totp-enrollment/confirm"),
         &token,
-        json!({"code": code(&secret, 0)}),
+        &json!({ "code": code }),
     )
-    .await;
-    (s == 200).then_some((body, secret))
+    .await?;
+    if r.status != 200 {
+        return Err(format!("confirm: {}", error_label(&r)));
+    }
+    Ok(secret)
 }
 
-/// One sign-in: start (untimed) then verify (timed). The confirm used the current step, so
-/// the next step's code (inside the default window) is fresh.
-async fn verify_once(
-    c: &reqwest::Client,
-    base: &str,
-    key: &str,
-    user: &(Value, String),
-) -> Option<Duration> {
-    let (_, b) = post(c, &format!("{base}/v1/logins"), key, user.0.clone()).await;
-    let (login, mfa) = (field(&b, "login_id"), field(&b, "mfa_token"));
-    let started = Instant::now();
-    let (s, _) = post(
-        c,
-        &format!("{base}/v1/logins/{login}/verify"),
-        &mfa,
-        json!({"code": code(&user.1, 30)}),
-    )
-    .await;
-    let took = started.elapsed();
-    (s == 200).then_some(took)
+/// A login waiting for its code: (user index, login id, mfa token).
+type Pending = (usize, String, String);
+
+struct Phase {
+    starts: Run,
+    verifies: Run,
+    peak_rss_mb: Option<f64>,
 }
 
-fn report(name: &str, mut lat: Vec<Duration>, wall: Duration) {
-    lat.sort();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or_default()
-    };
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+async fn phase(
+    ctx: &Arc<Ctx>,
+    pg: &Pg,
+    pid: &str,
+    name: &str,
+    secrets: &Arc<Vec<Vec<u8>>>,
+    bound: Duration,
+) -> anyhow::Result<Phase> {
+    println!("\n== phase {name}");
+    let stats_rows = pg.value("SELECT count(*) FROM pg_stats WHERE schemaname = 'public'")?;
+    println!("  planner statistics: {stats_rows} column rows in pg_stats (0 = never analyzed)");
+    pg.query("SELECT pg_stat_statements_reset()")?;
+    let rss_reset = reset_peak_rss(pid);
+
+    // Starts: every user at most once.
+    let users = secrets.len();
+    let c = ctx.clone();
+    let (tally, pending, wall) =
+        run_workers(ctx.conns, users, Some(Instant::now() + bound), move |i| {
+            let c = c.clone();
+            async move {
+                let t = Instant::now();
+                let r = post(
+                    &c.client,
+                    &format!("{}/v1/logins", c.base),
+                    &c.key,
+                    &login_body(i + 1),
+                )
+                .await;
+                let took = t.elapsed();
+                match r {
+                    Ok(r) if r.status == 201 || r.status == 200 => {
+                        match (
+                            r.body["status"].as_str(),
+                            text(&r.body, "login_id"),
+                            text(&r.body, "mfa_token"),
+                        ) {
+                            (Some("verification_required"), Some(id), Some(tok)) => {
+                                (Ok(took), Some((i, id, tok)))
+                            }
+                            (s, _, _) => (
+                                Err(format!("{} status={}", r.status, s.unwrap_or("-"))),
+                                None,
+                            ),
+                        }
+                    }
+                    Ok(r) => (Err(error_label(&r)), None),
+                    Err(e) => (Err(e), None),
+                }
+            }
+        })
+        .await?;
+    let (starts, _) = summarize("starts  ", tally, wall, users);
+
+    // Verifies of those logins, each with a fresh valid code computed at send time.
+    let pending: Arc<Vec<Pending>> = Arc::new(pending);
+    let n = pending.len();
+    let (c, s, p) = (ctx.clone(), secrets.clone(), pending.clone());
+    let (tally, _, wall) = run_workers(ctx.conns, n, Some(Instant::now() + bound), move |k| {
+        let (c, s, p) = (c.clone(), s.clone(), p.clone());
+        async move {
+            let Some((i, id, tok)) = p.get(k) else {
+                return (Err("harness: no such login".to_owned()), None::<()>);
+            };
+            let Some(secret) = s.get(*i) else {
+                return (Err("harness: no such user".to_owned()), None);
+            };
+            let t = Instant::now();
+            let code = code_at_step(secret, current_step() + 1);
+            let r = post(
+                &c.client,
+                &format!("{}/v1/logins/{id}/verify", c.base),
+                tok,
+                &json!({ "code": code }),
+            )
+            .await;
+            let took = t.elapsed();
+            match r {
+                Ok(r) if r.status == 200 => (Ok(took), None),
+                Ok(r) => (Err(error_label(&r)), None),
+                Err(e) => (Err(e), None),
+            }
+        }
+    })
+    .await?;
+    let (verifies, tally) = summarize("verifies", tally, wall, n);
+    let reused: u64 = tally
+        .errors
+        .iter()
+        .filter(|(k, _)| k.contains("code_reused"))
+        .map(|(_, v)| v)
+        .sum();
+    if reused > 0 {
+        eprintln!(
+            "\n!!!!!!!! {reused} verifies answered code_reused: the HARNESS sent a code of a step \
+             already used (its step arithmetic or the wait between phases is wrong); the verify \
+             figures of phase {name} are not valid !!!!!!!!\n"
+        );
+    }
+
+    let peak = peak_rss_mb(pid);
     println!(
-        "{name}: n={} ok, p50={:.2} ms, p95={:.2} ms, p99={:.2} ms, max={:.2} ms, throughput={:.0} verify/s",
-        lat.len(),
-        ms(pct(0.50)),
-        ms(pct(0.95)),
-        ms(pct(0.99)),
-        ms(lat.last().copied().unwrap_or_default()),
-        lat.len() as f64 / wall.as_secs_f64()
+        "  server peak RSS (VmHWM) {} MB{}",
+        fmt_mb(peak),
+        if rss_reset {
+            " during this phase"
+        } else {
+            " since start (could not reset VmHWM)"
+        }
     );
+    top_statements(pg)?;
+    Ok(Phase {
+        starts,
+        verifies,
+        peak_rss_mb: peak,
+    })
 }
 
-fn rss(pid: &str) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect::<Vec<_>>()
-        .join(", ")
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 && a.is_finite() && b.is_finite() {
+        format!("{:.2}", a / b)
+    } else {
+        "n/a".to_owned()
+    }
+}
+
+fn phase_line(p: &Phase) -> String {
+    format!(
+        "starts/s={:.0} p50={:.1}ms p99={:.1}ms errors={} | verifies/s={:.0} p50={:.1}ms p99={:.1}ms errors={}",
+        p.starts.rate,
+        p.starts.p50,
+        p.starts.p99,
+        p.starts.errors,
+        p.verifies.rate,
+        p.verifies.p50,
+        p.verifies.p99,
+        p.verifies.errors
+    )
+}
+
+fn env_secs(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(base), Some(key)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: bench BASE_URL SERVICE_KEY [USERS] [CONCURRENCY] [SERVER_PID]");
+        eprintln!(
+            "usage: bench BASE_URL SERVICE_KEY [USERS] [CONNECTIONS]  (run it with bench/run.sh)"
+        );
         std::process::exit(2);
     };
-    let users: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(600);
-    let conc: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(16);
-    let pid = args.get(5).cloned().unwrap_or_default();
-    let run = format!("{}", Utc::now().timestamp());
-    let c = reqwest::Client::builder()
-        .pool_max_idle_per_host(conc)
+    let users: usize = args
+        .get(3)
+        .map_or(Ok(20_000), |s| s.parse())
+        .context("USERS")?;
+    let conns: usize = args
+        .get(4)
+        .map_or(Ok(32), |s| s.parse())
+        .context("CONNECTIONS")?;
+    anyhow::ensure!(
+        users >= 1 && conns >= 1,
+        "USERS and CONNECTIONS must be >= 1"
+    );
+    let pid = std::env::var("BENCH_PID").unwrap_or_default();
+    let tmp = PathBuf::from(std::env::var("BENCH_TMP").unwrap_or_else(|_| "/tmp".into()));
+    let bound = Duration::from_secs(env_secs("BENCH_PHASE_SECS", 15));
+    let pgbench_secs = env_secs("BENCH_PGBENCH_SECS", 15);
+    let pg = Pg::from_env()?;
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(conns)
+        .pool_idle_timeout(Duration::from_secs(300))
+        .timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
         .build()
-        .unwrap_or_default();
+        .context("building the HTTP client")?;
+    let ctx = Arc::new(Ctx {
+        client,
+        base: base.trim_end_matches('/').to_owned(),
+        key: key.clone(),
+        conns,
+    });
 
-    let started = Instant::now();
-    let mut pool = Vec::with_capacity(users);
-    for chunk in (0..users).collect::<Vec<_>>().chunks(conc) {
-        let batch = futures_util::future::join_all(
-            chunk.iter().map(|i| enrolled_user(&c, base, key, &run, *i)),
-        )
-        .await;
-        pool.extend(batch.into_iter().flatten());
-    }
+    // Enrollment: users u1..uN of one tenant, CONNECTIONS at a time (QR rendering included).
+    println!("== enrollment: {users} users of tenant {TENANT}, {conns} connections");
+    let done = Arc::new(AtomicUsize::new(0));
+    let progress = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_secs(15)).await;
+                println!(
+                    "  … {} / {users} enrolled after {:.0} s",
+                    done.load(Ordering::Relaxed),
+                    t.elapsed().as_secs_f64()
+                );
+            }
+        })
+    };
+    let (c, d) = (ctx.clone(), done.clone());
+    let enrolled = run_workers(conns, users, None, move |i| {
+        let (c, d) = (c.clone(), d.clone());
+        async move {
+            let t = Instant::now();
+            let mut last = String::new();
+            for _attempt in 0..3 {
+                match enroll(&c, i + 1).await {
+                    Ok(secret) => {
+                        d.fetch_add(1, Ordering::Relaxed);
+                        return (Ok(t.elapsed()), Some((i, secret)));
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            (Err(last), None)
+        }
+    })
+    .await;
+    progress.abort();
+    let (tally, list, wall) = enrolled?;
     println!(
-        "enrolled {} users in {:.1} s (QR rendering included)",
-        pool.len(),
-        started.elapsed().as_secs_f64()
+        "  enrolled {} of {users} users in {:.1} s ({:.0} users/s, 3 requests each)",
+        list.len(),
+        wall.as_secs_f64(),
+        list.len() as f64 / wall.as_secs_f64().max(1e-9)
     );
-    if !pid.is_empty() {
-        println!("server memory after enrollment: {}", rss(&pid));
+    if !tally.errors.is_empty() {
+        for (label, n) in &tally.errors {
+            eprintln!("  enrollment failed (after 3 attempts) {label}: {n}");
+        }
+        bail!("enrollment failed for {} users", tally.error_count());
+    }
+    let mut secrets = vec![Vec::new(); users];
+    for (i, s) in list {
+        if let Some(slot) = secrets.get_mut(i) {
+            *slot = s;
+        }
+    }
+    let secrets = Arc::new(secrets);
+    let enroll_rss = peak_rss_mb(&pid);
+    println!("  server peak RSS (VmHWM) so far {} MB", fmt_mb(enroll_rss));
+
+    let before = tenants_state(&pg).await?;
+    let a = phase(&ctx, &pg, &pid, "A (no ANALYZE)", &secrets, bound).await?;
+
+    println!("\n== ANALYZE");
+    let t = Instant::now();
+    pg.query("ANALYZE")?;
+    println!("  took {:.2} s", t.elapsed().as_secs_f64());
+    wait_next_step().await;
+    let b = phase(&ctx, &pg, &pid, "B (analyzed)", &secrets, bound).await?;
+    let after = tenants_state(&pg).await?;
+
+    let tps = pgbench(&pg, &tmp, users, pgbench_secs);
+    let tps_num = tps.as_ref().map_or(f64::NAN, |v| *v);
+    if let Err(e) = &tps {
+        eprintln!("pgbench: {e:#}");
     }
 
-    let (seq, par) = pool.split_at(pool.len() / 3);
-    let t = Instant::now();
-    let mut lat = Vec::new();
-    for u in seq {
-        lat.extend(verify_once(&c, base, key, u).await);
-    }
-    report("sequential verify", lat, t.elapsed());
-
-    let t = Instant::now();
-    let mut lat = Vec::new();
-    for chunk in par.chunks(conc) {
-        let batch =
-            futures_util::future::join_all(chunk.iter().map(|u| verify_once(&c, base, key, u)))
-                .await;
-        lat.extend(batch.into_iter().flatten());
-    }
-    report(
-        &format!("concurrent verify (x{conc}, incl. login start)"),
-        lat,
-        t.elapsed(),
+    let written = before != after;
+    println!("\n== tenants row during the phases");
+    println!(
+        "  xmin {} -> {}; n_tup_upd {} -> {}; n_tup_hot_upd {} -> {}; n_dead_tup {} -> {}",
+        before.xmin,
+        after.xmin,
+        before.n_tup_upd,
+        after.n_tup_upd,
+        before.n_tup_hot_upd,
+        after.n_tup_hot_upd,
+        before.n_dead_tup,
+        after.n_dead_tup
     );
-    if !pid.is_empty() {
-        println!("server memory after load: {}", rss(&pid));
+    let tenants_note = if written {
+        format!(
+            "WRITTEN ({} updates)",
+            after.n_tup_upd.saturating_sub(before.n_tup_upd)
+        )
+    } else {
+        "not written".to_owned()
+    };
+    let peak = [a.peak_rss_mb, b.peak_rss_mb]
+        .into_iter()
+        .flatten()
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+
+    println!("\n== summary");
+    println!(
+        "summary: users={users} conn={conns} | A(no analyze): {} | B(analyzed): {} | pgbench={} tps | verify/pgbench A={} B={} | A/B={} | starts/verifies A={} B={} | peak RSS={} MB (A {} B {}; enrollment {}) | tenants row {tenants_note} during the phases",
+        phase_line(&a),
+        phase_line(&b),
+        if tps_num.is_finite() { format!("{tps_num:.0}") } else { "n/a".to_owned() },
+        ratio(a.verifies.rate, tps_num),
+        ratio(b.verifies.rate, tps_num),
+        ratio(a.verifies.rate, b.verifies.rate),
+        ratio(a.starts.rate, a.verifies.rate),
+        ratio(b.starts.rate, b.verifies.rate),
+        fmt_mb(peak),
+        fmt_mb(a.peak_rss_mb),
+        fmt_mb(b.peak_rss_mb),
+        fmt_mb(enroll_rss),
+    );
+    if a.verifies.ok == 0 || b.verifies.ok == 0 {
+        eprintln!("note: a phase verified nothing; see its error table above");
     }
+    tps.map(|_| ())
 }
