@@ -127,6 +127,28 @@ pub struct Settings {
     /// Milliseconds before Postgres cancels a statement.
     #[arg(long, env = "MFA_STATEMENT_TIMEOUT_MS", default_value = "5000", value_parser = positive, global = true)]
     pub statement_timeout_ms: u32,
+    /// Milliseconds Postgres lets a statement wait for a row lock; short, so requests queued
+    /// behind one stuck user give their connection back quickly (503).
+    #[arg(long, env = "MFA_LOCK_TIMEOUT_MS", default_value = "2000", value_parser = positive, global = true)]
+    pub lock_timeout_ms: u32,
+    /// Milliseconds Postgres keeps a session that is idle inside a transaction (e.g. a
+    /// frozen instance holding a row lock) before ending it.
+    #[arg(long, env = "MFA_IDLE_IN_TRANSACTION_TIMEOUT_MS", default_value = "10000", value_parser = positive, global = true)]
+    pub idle_in_transaction_timeout_ms: u32,
+    /// The service's own deadline, in milliseconds, on a request's database work (pool
+    /// checkout plus transaction): past it the request answers 503 and the connection is
+    /// dropped. It holds when Postgres hangs and cannot enforce its own timeouts.
+    #[arg(long, env = "MFA_DB_DEADLINE_MS", default_value = "6000", value_parser = positive, global = true)]
+    pub db_deadline_ms: u32,
+    /// Seconds to wait for a new database connection (TCP and start-up).
+    #[arg(long, env = "MFA_DB_CONNECT_TIMEOUT", default_value = "5", value_parser = positive, global = true)]
+    pub db_connect_timeout: u32,
+    /// Seconds the service keeps retrying an unreachable database at start before exiting.
+    #[arg(long, env = "MFA_DB_STARTUP_TIMEOUT", default_value = "60", value_parser = positive, global = true)]
+    pub db_startup_timeout: u32,
+    /// Milliseconds a client has to send a request body (408 after).
+    #[arg(long, env = "MFA_BODY_TIMEOUT_MS", default_value = "10000", value_parser = positive, global = true)]
+    pub body_timeout_ms: u32,
 }
 
 fn parse_cidr(s: &str) -> Result<IpNet, String> {
@@ -344,6 +366,19 @@ mod tests {
             (3600, 1, 300)
         );
         assert_eq!((s.rate_limit_per_minute, s.login_ttl), (30, 600));
+        assert_eq!(
+            (s.statement_timeout_ms, s.lock_timeout_ms, s.db_deadline_ms),
+            (5000, 2000, 6000)
+        );
+        assert!(
+            s.db_deadline_ms > s.statement_timeout_ms,
+            "the server's timeout fires first"
+        );
+        assert_eq!(
+            (s.idle_in_transaction_timeout_ms, s.db_connect_timeout),
+            (10000, 5)
+        );
+        assert_eq!((s.db_startup_timeout, s.body_timeout_ms), (60, 10000));
         assert!(s.encryption_keys.is_none() && s.hash_key.is_none() && s.signing_keys.is_empty());
     }
 
@@ -395,6 +430,11 @@ mod tests {
         assert!(config_file_vars("mfa_bind = { a = 1 }").is_err());
         assert!(config_file_vars("not toml").is_err());
         assert!(variables().contains(&"DATABASE_URL".to_owned()));
+        let vars = config_file_vars(
+            "mfa_db_deadline_ms = 7000\nmfa_lock_timeout_ms = 1000\nmfa_idle_in_transaction_timeout_ms = 9000\nmfa_db_connect_timeout = 3\nmfa_db_startup_timeout = 30\nmfa_body_timeout_ms = 8000\n",
+        )
+        .unwrap();
+        assert_eq!(vars.len(), 6);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod extract;
+pub mod limits;
 pub mod logins;
 pub mod me;
 pub mod ops;
@@ -20,9 +21,11 @@ fn resource(path: &str, routes: Vec<(Method, Route)>) -> impl actix_web::dev::Ht
         .map(|(m, _)| m.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let mut r = web::resource(path).wrap(actix_web::middleware::from_fn(
-        crate::telemetry::panic_guard,
-    ));
+    let mut r = web::resource(path)
+        .wrap(actix_web::middleware::from_fn(limits::time_limits))
+        .wrap(actix_web::middleware::from_fn(
+            crate::telemetry::panic_guard,
+        ));
     for (method, route) in routes {
         r = r.route(route.method(method));
     }

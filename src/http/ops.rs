@@ -12,6 +12,9 @@ use crate::state::AppState;
 
 type Data = web::Data<AppState>;
 
+/// How long `/readyz` waits for Postgres: a load balancer's probe must not hang.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Serialize, ToSchema)]
 pub struct Health {
     #[schema(example = "ok")]
@@ -33,7 +36,12 @@ pub async fn healthz() -> HttpResponse {
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub async fn readyz(state: Data) -> Result<HttpResponse, ApiError> {
-    db::ping(&state.pool).await?;
+    if !state.is_ready() {
+        return Err(ApiError::Unavailable(
+            "the database is being prepared".into(),
+        ));
+    }
+    db::ping(&state.pool, READY_TIMEOUT).await?;
     Ok(HttpResponse::Ok().json(Health { status: "ok" }))
 }
 

@@ -8,4 +8,5 @@ mod e2e;
 mod foundation;
 mod me_selfservice;
 mod replay_lockout;
+mod resilience;
 mod signin;
