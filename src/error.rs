@@ -230,6 +230,35 @@ impl From<diesel::result::Error> for ApiError {
     }
 }
 
+/// The problem for an error response something other than [`ApiError`] produced (a
+/// middleware such as CORS, or actix itself), by its status; its headers are kept.
+pub fn problem_for_status(status: StatusCode) -> Problem {
+    let e = match status.as_u16() {
+        401 => ApiError::Unauthenticated,
+        403 => ApiError::Forbidden,
+        404 => ApiError::NotFound,
+        405 => ApiError::MethodNotAllowed {
+            allow: String::new(),
+        },
+        408 => ApiError::RequestTimeout,
+        413 => ApiError::PayloadTooLarge,
+        415 => ApiError::UnsupportedMediaType,
+        429 => ApiError::TooManyAttempts {
+            retry_after_secs: 1,
+        },
+        503 => ApiError::Unavailable(String::new()),
+        500..=599 => ApiError::Internal(anyhow::anyhow!("{status}")),
+        // 400, a rejected CORS preflight among them, and any other 4xx.
+        _ => ApiError::field(
+            "",
+            "The request was rejected: it is malformed or not allowed from this origin.",
+        ),
+    };
+    let mut p = e.problem();
+    p.status = status.as_u16();
+    p
+}
+
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
     fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
         ApiError::Unavailable(e.to_string())
@@ -439,6 +468,23 @@ mod tests {
         let res = ApiError::from(e).error_response();
         assert_eq!(res.status(), 503);
         assert!(res.headers().contains_key("retry-after"));
+    }
+
+    #[test]
+    fn other_error_statuses_get_a_documented_code() {
+        for (status, code) in [
+            (400, "invalid_request"),
+            (404, "not_found"),
+            (408, "request_timeout"),
+            (413, "payload_too_large"),
+            (431, "invalid_request"),
+            (503, "unavailable"),
+            (502, "internal"),
+        ] {
+            let p = problem_for_status(StatusCode::from_u16(status).unwrap());
+            assert_eq!((p.status, p.code.as_str()), (status, code));
+            assert_eq!(p.type_, format!("urn:mspbots:mfa:{code}"));
+        }
     }
 
     #[test]

@@ -196,19 +196,22 @@ async fn fifty_requests_for_one_stuck_user_leave_other_users_and_readiness_alone
         lock_waiters(&app).await >= 1
     })
     .await;
-    // Other users (of another tenant: today a sign-in start also locks its tenant's row)
-    // and the readiness probe while the pile-up lasts.
+    // The pile-up holds at most PER_USER connections; the rest wait without one.
+    for _ in 0..5 {
+        let waiting = lock_waiters(&app).await;
+        assert!(
+            waiting <= mspbots_mfa::http::limits::PER_USER as i64,
+            "{waiting} connections wait on the stuck user's row"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Other users (each of a tenant of their own: today a sign-in start also locks its
+    // tenant's row) and the readiness probe while the pile-up lasts.
     let others: Vec<_> = (0..10)
-        .map(|i| send(&User::new("globex", &format!("user-{i}"))))
+        .map(|i| send(&User::new(&format!("globex-{i}"), "user")))
         .collect();
     let ready = app.get("/readyz", None).await;
     assert_eq!(ready.status, 200, "{}", ready.text);
-    // The pile-up holds at most PER_USER connections; the rest wait without one.
-    let waiting = lock_waiters(&app).await;
-    assert!(
-        waiting <= mspbots_mfa::http::limits::PER_USER as i64,
-        "{waiting} connections wait on the stuck user's row"
-    );
     for o in others {
         let r = o.await.unwrap();
         assert_eq!(r.status, 201, "another user: {}", r.text);
@@ -225,4 +228,34 @@ async fn fifty_requests_for_one_stuck_user_leave_other_users_and_readiness_alone
     let r = app.start_login(&stuck).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let _: Value = r.body;
+}
+
+#[actix_web::test]
+async fn a_body_that_does_not_arrive_in_time_is_408_problem_with_a_request_id() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|s| s.body_timeout_ms = 300).await;
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    // Declares 100 bytes, sends 2, and waits.
+    sock.write_all(
+        b"POST /v1/logins HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{}",
+    )
+    .await
+    .unwrap();
+    let t = Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), sock.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed")
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 408"), "{text}");
+    assert!(
+        text.contains("content-type: application/problem+json"),
+        "{text}"
+    );
+    assert!(text.contains("x-request-id: "), "{text}");
+    assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
 }
