@@ -119,11 +119,22 @@ async fn prepare_database(url: &str, limit: Duration) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(250);
     let mut attempt = 1u32;
     loop {
-        let result = async {
+        // connect_timeout covers the TCP connect only: a Postgres that accepts and then
+        // hangs (frozen) must not hold the start-up beyond its limit.
+        let left = limit
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        let result = tokio::time::timeout(left, async {
             db::create_database(url, None).await?;
             db::migrate(url).await
-        }
-        .await;
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "Postgres accepted the connection but did not answer within {} ms",
+                left.as_millis()
+            ))
+        });
         let error = match result {
             Ok(applied) => {
                 if !applied.is_empty() {
@@ -141,7 +152,7 @@ async fn prepare_database(url: &str, limit: Duration) -> anyhow::Result<()> {
         let waited = started.elapsed();
         if waited + backoff > limit {
             anyhow::bail!(
-                "the database at {target} could not be prepared within {} s ({attempt} attempts; MFA_DB_STARTUP_TIMEOUT): {cause}",
+                "the database at {target} could not be prepared within {} s (attempt {attempt}; MFA_DB_STARTUP_TIMEOUT): {cause}",
                 limit.as_secs()
             );
         }

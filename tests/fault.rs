@@ -523,6 +523,16 @@ async fn postgres_stopped_frozen_and_restarted_under_load() {
     assert!(in_doubt <= unavailable);
     assert_eq!(seen.len(), by_status.get(&201).copied().unwrap_or(0));
 
+    // A frozen Postgres at start: the connection is accepted and never answered; the
+    // instance still gives up within its start-up limit, naming host and port.
+    cluster.signal("-STOP");
+    let (status, log, lived) = start_doomed(&db_url).await;
+    cluster.signal("-CONT");
+    assert!(!status.success(), "{log}");
+    let msg = exit_message(&log, &format!("127.0.0.1:{}", cluster.port));
+    eprintln!("frozen at start: exited after {lived:?}: {msg}");
+    assert!(lived < Duration::from_secs(10), "{lived:?}");
+
     // Nothing was logged as an internal error.
     for svc in [&a, &b] {
         let log = svc.log.lock().unwrap().join("\n");
@@ -531,21 +541,15 @@ async fn postgres_stopped_frozen_and_restarted_under_load() {
     eprintln!("fault suite took {:?}", suite.elapsed());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_database_at_start_is_retried_then_named_in_the_exit_message() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+/// Starts an instance that cannot prepare its database (`MFA_DB_STARTUP_TIMEOUT=3`): checks
+/// `/healthz` 200 and `/readyz` 503 meanwhile, waits (bounded) for it to give up, and
+/// returns its exit status, its log and how long it lived.
+async fn start_doomed(db_url: &str) -> (std::process::ExitStatus, String, Duration) {
     let dir = std::env::temp_dir().join(format!("mfa-fault-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut cmd = Command::new(BIN);
-    env(
-        &mut cmd,
-        &format!("postgres://postgres@127.0.0.1:{port}/mfa"),
-        &dir,
-    );
+    env(&mut cmd, db_url, &dir);
+    let started = Instant::now();
     let mut child = cmd
         .env("MFA_DB_STARTUP_TIMEOUT", "3")
         .env("RUST_BACKTRACE", "0")
@@ -587,33 +591,50 @@ async fn an_unreachable_database_at_start_is_retried_then_named_in_the_exit_mess
         .unwrap();
     assert_eq!(ready.status(), 503);
     assert!(ready.headers().contains_key("retry-after"));
-    let started = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the service gives up"
-        );
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the service did not give up within 20 s");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let lived = started.elapsed();
     let log = reader.join().unwrap().join("\n");
     let _ = std::fs::remove_dir_all(&dir);
+    (status, log, lived)
+}
+
+/// The operator's message: `Error: …` naming host:port, the cause and the setting.
+#[track_caller]
+fn exit_message(log: &str, target: &str) -> String {
+    let msg = log
+        .lines()
+        .find(|l| l.starts_with("Error: "))
+        .unwrap_or_else(|| panic!("an error message: {log}"));
+    assert!(
+        msg.contains(target) && msg.contains("MFA_DB_STARTUP_TIMEOUT"),
+        "{msg}"
+    );
+    msg.to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_at_start_is_retried_then_named_in_the_exit_message() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (status, log, _) = start_doomed(&format!("postgres://postgres@127.0.0.1:{port}/mfa")).await;
     assert!(!status.success(), "{log}");
-    let target = format!("127.0.0.1:{port}");
     let retries = log
         .lines()
         .filter(|l| l.contains("is not reachable yet"))
         .count();
     assert!(retries >= 2, "retried with backoff: {log}");
-    let last = log
-        .lines()
-        .find(|l| l.starts_with("Error: "))
-        .unwrap_or_else(|| panic!("an error message: {log}"));
-    assert!(
-        last.contains(&target) && last.contains("Connection refused"),
-        "{last}"
-    );
-    assert!(last.contains("MFA_DB_STARTUP_TIMEOUT"), "{last}");
+    let msg = exit_message(&log, &format!("127.0.0.1:{port}"));
+    assert!(msg.contains("Connection refused"), "{msg}");
 }

@@ -259,3 +259,44 @@ async fn a_body_that_does_not_arrive_in_time_is_408_problem_with_a_request_id() 
     assert!(text.contains("x-request-id: "), "{text}");
     assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
 }
+
+#[actix_web::test]
+async fn pooled_sessions_carry_every_limit() {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Limits {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        lock: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        idle: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        client_check: String,
+    }
+    let app = TestApp::spawn_with(|s| {
+        s.statement_timeout_ms = 4000;
+        s.lock_timeout_ms = 1500;
+        s.idle_in_transaction_timeout_ms = 7000;
+    })
+    .await;
+    let mut conn = app.state.pool.get().await.unwrap();
+    let l: Limits = diesel::sql_query(
+        "SELECT current_setting('statement_timeout') AS statement, \
+         current_setting('lock_timeout') AS lock, \
+         current_setting('idle_in_transaction_session_timeout') AS idle, \
+         current_setting('client_connection_check_interval') AS client_check",
+    )
+    .get_result(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            l.statement.as_str(),
+            l.lock.as_str(),
+            l.idle.as_str(),
+            l.client_check.as_str()
+        ),
+        ("4s", "1500ms", "7s", "1s")
+    );
+}
