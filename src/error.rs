@@ -249,10 +249,11 @@ pub fn problem_for_status(status: StatusCode) -> Problem {
         503 => ApiError::Unavailable(String::new()),
         500..=599 => ApiError::Internal(anyhow::anyhow!("{status}")),
         // 400, a rejected CORS preflight among them, and any other 4xx.
-        _ => ApiError::field(
-            "",
-            "The request was rejected: it is malformed or not allowed from this origin.",
-        ),
+        _ => ApiError::InvalidRequest {
+            detail: "The request was rejected: it is malformed or not allowed from this origin."
+                .to_owned(),
+            errors: vec![],
+        },
     };
     let mut p = e.problem();
     p.status = status.as_u16();
@@ -483,6 +484,7 @@ mod tests {
         ] {
             let p = problem_for_status(StatusCode::from_u16(status).unwrap());
             assert_eq!((p.status, p.code.as_str()), (status, code));
+            assert!(!p.detail.starts_with(':'), "{}", p.detail);
             assert_eq!(p.type_, format!("urn:mspbots:mfa:{code}"));
         }
     }
