@@ -128,21 +128,34 @@ pub struct Settings {
     /// Milliseconds before Postgres cancels a statement.
     #[arg(long, env = "MFA_STATEMENT_TIMEOUT_MS", default_value = "5000", value_parser = positive, global = true)]
     pub statement_timeout_ms: u32,
+    /// Milliseconds Postgres lets a statement wait for a row lock; short, so requests queued
+    /// behind one stuck user give their connection back quickly (503).
+    #[arg(long, env = "MFA_LOCK_TIMEOUT_MS", default_value = "2000", value_parser = positive, global = true)]
+    pub lock_timeout_ms: u32,
+    /// Milliseconds Postgres keeps a session that is idle inside a transaction (e.g. a
+    /// frozen instance holding a row lock) before ending it.
+    #[arg(long, env = "MFA_IDLE_IN_TRANSACTION_TIMEOUT_MS", default_value = "10000", value_parser = positive, global = true)]
+    pub idle_in_transaction_timeout_ms: u32,
+    /// The service's own deadline, in milliseconds, on a request's database work (pool
+    /// checkout plus transaction): past it the request answers 503 and the connection is
+    /// dropped. It holds when Postgres hangs and cannot enforce its own timeouts.
+    #[arg(long, env = "MFA_DB_DEADLINE_MS", default_value = "6000", value_parser = positive, global = true)]
+    pub db_deadline_ms: u32,
+    /// Seconds to wait for a new database connection (TCP and start-up).
+    #[arg(long, env = "MFA_DB_CONNECT_TIMEOUT", default_value = "5", value_parser = positive, global = true)]
+    pub db_connect_timeout: u32,
+    /// Seconds the service keeps retrying an unreachable database at start before exiting.
+    #[arg(long, env = "MFA_DB_STARTUP_TIMEOUT", default_value = "60", value_parser = positive, global = true)]
+    pub db_startup_timeout: u32,
+    /// Milliseconds a client has to send a request body (408 after).
+    #[arg(long, env = "MFA_BODY_TIMEOUT_MS", default_value = "10000", value_parser = positive, global = true)]
+    pub body_timeout_ms: u32,
 }
 
-/// `$XDG_DATA_HOME/mspbots-mfa`, else `$HOME/.local/share/mspbots-mfa`; with neither,
-/// `./.mfa-dev` (then only `serve` creates keys there, and other commands say where they looked).
+/// `./.mfa-dev`, as the contract (docs/API.md §9) says. Only `serve` creates keys there;
+/// the operator commands use what is there or stop, naming the absolute path they looked in.
 pub fn default_data_dir() -> PathBuf {
-    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
-    std::env::var_os("XDG_DATA_HOME")
-        .and_then(absolute)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .and_then(absolute)
-                .map(|h| h.join(".local/share"))
-        })
-        .map(|d| d.join("mspbots-mfa"))
-        .unwrap_or_else(|| PathBuf::from("./.mfa-dev"))
+    PathBuf::from("./.mfa-dev")
 }
 
 fn parse_cidr(s: &str) -> Result<IpNet, String> {
@@ -340,7 +353,7 @@ fn dev_file(
              MFA_DATA_DIR (`mspbots-mfa serve` generates the keys), or set MFA_DATA_DIR to the \
              directory the service uses, or configure the keys (MFA_ENCRYPTION_KEYS, \
              MFA_HASH_KEY, MFA_SIGNING_KEYS)",
-            path.display(),
+            std::path::absolute(&path).unwrap_or(path.clone()).display(),
             dir.display()
         )
     };
@@ -389,6 +402,19 @@ mod tests {
             (3600, 1, 300)
         );
         assert_eq!((s.rate_limit_per_minute, s.login_ttl), (30, 600));
+        assert_eq!(
+            (s.statement_timeout_ms, s.lock_timeout_ms, s.db_deadline_ms),
+            (5000, 2000, 6000)
+        );
+        assert!(
+            s.db_deadline_ms > s.statement_timeout_ms,
+            "the server's timeout fires first"
+        );
+        assert_eq!(
+            (s.idle_in_transaction_timeout_ms, s.db_connect_timeout),
+            (10000, 5)
+        );
+        assert_eq!((s.db_startup_timeout, s.body_timeout_ms), (60, 10000));
         assert!(s.encryption_keys.is_none() && s.hash_key.is_none() && s.signing_keys.is_empty());
     }
 
@@ -440,6 +466,11 @@ mod tests {
         assert!(config_file_vars("mfa_bind = { a = 1 }").is_err());
         assert!(config_file_vars("not toml").is_err());
         assert!(variables().contains(&"DATABASE_URL".to_owned()));
+        let vars = config_file_vars(
+            "mfa_db_deadline_ms = 7000\nmfa_lock_timeout_ms = 1000\nmfa_idle_in_transaction_timeout_ms = 9000\nmfa_db_connect_timeout = 3\nmfa_db_startup_timeout = 30\nmfa_body_timeout_ms = 8000\n",
+        )
+        .unwrap();
+        assert_eq!(vars.len(), 6);
     }
 
     #[test]
@@ -466,15 +497,8 @@ mod tests {
     }
 
     #[test]
-    fn the_default_data_dir_is_absolute_when_home_is_known() {
-        let d = default_data_dir();
-        if std::env::var_os("HOME").is_some() || std::env::var_os("XDG_DATA_HOME").is_some() {
-            assert!(
-                d.is_absolute() && d.ends_with("mspbots-mfa"),
-                "{}",
-                d.display()
-            );
-        }
+    fn the_default_data_dir_is_the_contracts() {
+        assert_eq!(default_data_dir(), PathBuf::from("./.mfa-dev"));
     }
 
     #[test]

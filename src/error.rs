@@ -75,6 +75,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("too many attempts")]
     TooManyAttempts { retry_after_secs: u64 },
+    #[error("request timeout")]
+    RequestTimeout,
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -112,6 +114,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -135,6 +138,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => ("Payload too large", "The request body is larger than 16 KiB."),
             ApiError::UnsupportedMediaType => ("Unsupported media type", "Send the request body as application/json."),
             ApiError::TooManyAttempts { .. } => ("Too many attempts", "Too many attempts. Try again after the time given in Retry-After."),
+            ApiError::RequestTimeout => ("Request timeout", "The request was not received in time. Send it again."),
             ApiError::Unavailable(_) => ("Service unavailable", "The service cannot reach its database. Try again shortly."),
             ApiError::Internal(_) => ("Internal error", "internal"),
         };
@@ -176,6 +180,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -202,6 +207,10 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
+            // The rest of a late body may still arrive: do not read it as the next request.
+            ApiError::RequestTimeout => {
+                res.insert_header((header::CONNECTION, "close"));
+            }
             _ => {}
         }
         res.json(self.problem())
@@ -210,20 +219,91 @@ impl ResponseError for ApiError {
 
 impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
+        use diesel::result::Error;
         match e {
             Error::NotFound => ApiError::NotFound,
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
-                ApiError::Unavailable(info.message().to_owned())
-            }
-            other => ApiError::Internal(anyhow::Error::new(other).context("database")),
+            other => match transient_cause(&other) {
+                Some(why) => ApiError::Unavailable(why),
+                None => ApiError::Internal(anyhow::Error::new(other).context("database")),
+            },
         }
     }
+}
+
+/// The problem for an error response something other than [`ApiError`] produced (a
+/// middleware such as CORS, or actix itself), by its status; its headers are kept.
+pub fn problem_for_status(status: StatusCode) -> Problem {
+    let e = match status.as_u16() {
+        401 => ApiError::Unauthenticated,
+        403 => ApiError::Forbidden,
+        404 => ApiError::NotFound,
+        405 => ApiError::MethodNotAllowed {
+            allow: String::new(),
+        },
+        408 => ApiError::RequestTimeout,
+        413 => ApiError::PayloadTooLarge,
+        415 => ApiError::UnsupportedMediaType,
+        429 => ApiError::TooManyAttempts {
+            retry_after_secs: 1,
+        },
+        503 => ApiError::Unavailable(String::new()),
+        500..=599 => ApiError::Internal(anyhow::anyhow!("{status}")),
+        // 400, a rejected CORS preflight among them, and any other 4xx.
+        _ => ApiError::InvalidRequest {
+            detail: "The request was rejected: it is malformed or not allowed from this origin."
+                .to_owned(),
+            errors: vec![],
+        },
+    };
+    let mut p = e.problem();
+    p.status = status.as_u16();
+    p
 }
 
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
     fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
         ApiError::Unavailable(e.to_string())
+    }
+}
+
+/// Postgres messages (the server's `lc_messages` in English, the default) of failures that
+/// are the database's state, not the request's: SQLSTATE classes 08 and 57, 55P03, 40P01,
+/// 25P03. diesel-async reports these as `DatabaseErrorKind::Unknown` and keeps no SQLSTATE,
+/// so the message is all there is to go on.
+const TRANSIENT_MESSAGES: &[&str] = &[
+    "canceling statement due to statement timeout", // 57014
+    "canceling statement due to lock timeout",      // 55P03
+    "canceling statement due to user request",      // 57014 (pg_cancel_backend)
+    "could not obtain lock",                        // 55P03 (NOWAIT)
+    "terminating connection", // 57P01 admin shutdown, 57P02 crash, 25P03 idle in transaction
+    "the database system is", // 57P03 starting up / shutting down / in recovery
+    "deadlock detected",      // 40P01
+    "could not serialize access", // 40001 under another kind
+    "server closed the connection", // class 08 seen by the client
+    "connection to server",
+];
+
+/// Why a database error is transient (→ `503`), or `None` when it is a bug (→ `500`).
+pub fn transient_cause(e: &diesel::result::Error) -> Option<String> {
+    use diesel::result::{DatabaseErrorKind as K, Error};
+    match e {
+        Error::DatabaseError(kind, info) => {
+            let message = info.message();
+            let transient = match kind {
+                // A dropped socket, a closed connection, a serialization failure (40001).
+                K::ClosedConnection | K::UnableToSendCommand | K::SerializationFailure => true,
+                K::Unknown => {
+                    let m = message.to_ascii_lowercase();
+                    TRANSIENT_MESSAGES.iter().any(|t| m.contains(t))
+                }
+                _ => false,
+            };
+            transient.then(|| message.to_owned())
+        }
+        // The connection was left mid-transaction by an earlier failure.
+        Error::BrokenTransactionManager => Some("broken transaction manager".to_owned()),
+        Error::RollbackErrorOnCommit { commit_error, .. } => transient_cause(commit_error),
+        _ => None,
     }
 }
 
@@ -249,7 +329,7 @@ mod tests {
     /// them, not as the code computes them.
     #[test]
     fn every_variant_maps_to_its_row_of_the_contract_table() {
-        let table: [(ApiError, u16, &str); 18] = [
+        let table: [(ApiError, u16, &str); 19] = [
             (ApiError::field("x", "bad"), 400, "invalid_request"),
             (ApiError::InvalidCode, 400, "invalid_code"),
             (ApiError::CodeReused, 400, "code_reused"),
@@ -282,6 +362,7 @@ mod tests {
                 429,
                 "too_many_attempts",
             ),
+            (ApiError::RequestTimeout, 408, "request_timeout"),
             (ApiError::Unavailable("x".into()), 503, "unavailable"),
             (ApiError::Internal(anyhow::anyhow!("x")), 500, "internal"),
         ];
@@ -307,6 +388,121 @@ mod tests {
         }
         .error_response();
         assert_eq!(r.headers().get("allow").unwrap(), "GET, PUT");
+    }
+
+    fn db(kind: diesel::result::DatabaseErrorKind, message: &str) -> diesel::result::Error {
+        diesel::result::Error::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    fn status_of(e: diesel::result::Error) -> u16 {
+        let e = ApiError::from(e);
+        let res = e.error_response();
+        if res.status() == 503 {
+            assert!(res.headers().contains_key("retry-after"), "{e:?}");
+        }
+        res.status().as_u16()
+    }
+
+    #[test]
+    fn database_failures_that_are_not_the_requests_fault_are_503() {
+        use diesel::result::DatabaseErrorKind as K;
+        let unavailable = [
+            // diesel-async: the socket is gone (Postgres stopped, backend killed).
+            db(K::UnableToSendCommand, "connection closed"),
+            db(
+                K::ClosedConnection,
+                "server closed the connection unexpectedly",
+            ),
+            // 57P01 admin shutdown (pg_ctl stop -m fast, pg_terminate_backend).
+            db(
+                K::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            // 57P02 crash of another backend.
+            db(
+                K::Unknown,
+                "terminating connection because of crash of another server process",
+            ),
+            // 25P03 idle_in_transaction_session_timeout.
+            db(
+                K::Unknown,
+                "terminating connection due to idle-in-transaction timeout",
+            ),
+            // 57P03 cannot_connect_now.
+            db(K::Unknown, "the database system is shutting down"),
+            // 57014 statement timeout and cancel.
+            db(K::Unknown, "canceling statement due to statement timeout"),
+            db(K::Unknown, "canceling statement due to user request"),
+            // 55P03 lock_timeout and NOWAIT.
+            db(K::Unknown, "canceling statement due to lock timeout"),
+            db(
+                K::Unknown,
+                "could not obtain lock on row in relation \"users\"",
+            ),
+            // 40001 and 40P01.
+            db(
+                K::SerializationFailure,
+                "could not serialize access due to concurrent update",
+            ),
+            db(K::Unknown, "deadlock detected"),
+            diesel::result::Error::BrokenTransactionManager,
+            diesel::result::Error::RollbackErrorOnCommit {
+                rollback_error: Box::new(db(K::UnableToSendCommand, "connection closed")),
+                commit_error: Box::new(db(
+                    K::Unknown,
+                    "terminating connection due to administrator command",
+                )),
+            },
+        ];
+        for e in unavailable {
+            let shown = format!("{e:?}");
+            assert_eq!(status_of(e), 503, "{shown}");
+        }
+    }
+
+    #[test]
+    fn database_errors_that_are_bugs_stay_500_and_not_found_404() {
+        use diesel::result::DatabaseErrorKind as K;
+        assert_eq!(
+            status_of(db(K::UniqueViolation, "duplicate key value")),
+            500
+        );
+        assert_eq!(
+            status_of(db(K::Unknown, "relation \"nope\" does not exist")),
+            500
+        );
+        assert_eq!(
+            status_of(db(K::CheckViolation, "violates check constraint")),
+            500
+        );
+        assert_eq!(status_of(diesel::result::Error::NotFound), 404);
+    }
+
+    #[test]
+    fn pool_errors_are_503() {
+        use diesel_async::pooled_connection::deadpool::PoolError;
+        let e = PoolError::Timeout(deadpool::managed::TimeoutType::Wait);
+        let res = ApiError::from(e).error_response();
+        assert_eq!(res.status(), 503);
+        assert!(res.headers().contains_key("retry-after"));
+    }
+
+    #[test]
+    fn other_error_statuses_get_a_documented_code() {
+        for (status, code) in [
+            (400, "invalid_request"),
+            (404, "not_found"),
+            (408, "request_timeout"),
+            (413, "payload_too_large"),
+            (431, "invalid_request"),
+            (503, "unavailable"),
+            (502, "internal"),
+        ] {
+            let p = problem_for_status(StatusCode::from_u16(status).unwrap());
+            assert_eq!((p.status, p.code.as_str()), (status, code));
+            assert!(!p.detail.starts_with(':'), "{}", p.detail);
+            assert_eq!(p.type_, format!("urn:mspbots:mfa:{code}"));
+        }
     }
 
     #[test]

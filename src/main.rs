@@ -75,6 +75,7 @@ fn config_path() -> Option<PathBuf> {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start; boxing buys nothing
 enum Command {
     /// Run the HTTP service (the default). In development it generates missing keys once
     /// under MFA_DATA_DIR.

@@ -1,5 +1,6 @@
 //! Prometheus metrics: requests by route, method and status with latency histograms (the
-//! [`record`] middleware), second-factor outcomes, lockouts and database pool use.
+//! [`record`] middleware), second-factor outcomes, lockouts, database pool use and missed
+//! database deadlines.
 
 use std::time::Instant;
 
@@ -21,6 +22,8 @@ pub struct Metrics {
     second_factor: IntCounterVec,
     lockouts: IntCounter,
     pool: IntGaugeVec,
+    /// Requests answered 503 because their database work missed `MFA_DB_DEADLINE_MS`.
+    pub deadline_exceeded: IntCounter,
 }
 
 /// The result of one second-factor attempt.
@@ -70,7 +73,12 @@ impl Metrics {
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(second_factor.clone()))?;
         registry.register(Box::new(lockouts.clone()))?;
+        let deadline_exceeded = IntCounter::new(
+            "mfa_db_deadline_exceeded_total",
+            "Requests answered 503 because their database work missed the deadline",
+        )?;
         registry.register(Box::new(pool.clone()))?;
+        registry.register(Box::new(deadline_exceeded.clone()))?;
         // Every outcome is exported from the start, so rates work before the first event.
         for o in ["success", "invalid", "reused", "locked", "rate_limited"] {
             second_factor.with_label_values(&[o]);
@@ -82,6 +90,7 @@ impl Metrics {
             second_factor,
             lockouts,
             pool,
+            deadline_exceeded,
         })
     }
 

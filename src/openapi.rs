@@ -54,8 +54,9 @@ A credential of a kind an endpoint does not take is `401 unauthenticated`.
 Every error is `application/problem+json` (RFC 9457) with a stable `code`: `invalid_request`,
 `invalid_code`, `code_reused`, `unauthenticated`, `forbidden`, `mfa_required_for_admin`,
 `step_up_required`, `not_found`, `method_not_allowed`, `invalid_state`, `mfa_enforced`,
-`precondition_failed`, `precondition_required`, `payload_too_large`, `unsupported_media_type`,
-`too_many_attempts` (with `Retry-After`), `unavailable` (with `Retry-After`), `internal`.
+`precondition_failed`, `precondition_required`, `request_timeout` (the body did not arrive in
+time), `payload_too_large`, `unsupported_media_type`, `too_many_attempts` (with `Retry-After`),
+`unavailable` (with `Retry-After`: the database failed or missed the deadline), `internal`.
 Every response carries `X-Request-Id`.
 "#;
 
@@ -125,10 +126,11 @@ impl Modify for CommonErrors {
             .description(Some("Seconds to wait"))
             .build();
         let common = [
+            ("408", "RequestTimeout", problem("`request_timeout`: the request body did not arrive in time").build()),
             ("413", "PayloadTooLarge", problem("`payload_too_large`: a request body over 16 KiB").build()),
             ("415", "UnsupportedMediaType", problem("`unsupported_media_type`: a request body that is not `application/json`").build()),
             ("500", "Internal", problem("`internal`: an unexpected error, logged with the request id; the body says nothing more").build()),
-            ("503", "Unavailable", problem("`unavailable`: the database does not answer").header("Retry-After", retry_after).build()),
+            ("503", "Unavailable", problem("`unavailable`: the database does not answer, or not within the deadline").header("Retry-After", retry_after).build()),
         ];
         let components = openapi.components.get_or_insert_with(Default::default);
         for (_, name, response) in &common {

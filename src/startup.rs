@@ -1,8 +1,11 @@
-//! Builds the application: keys, database (created and migrated), pool, state, and an HTTP
-//! server bound to a listener, so tests run the real app on port 0.
+//! Builds the application: keys, pool, state, an HTTP server bound to a listener (so tests
+//! run the real app on port 0), then the database (created and migrated, retried while
+//! Postgres is unreachable) before it reports ready.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_cors::Cors;
 use actix_web::dev::Server;
@@ -37,15 +40,16 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let keys = KeyMaterial::load(&settings)?;
-        db::create_database(&settings.database_url, None).await?;
-        let applied = db::migrate(&settings.database_url).await?;
-        if !applied.is_empty() {
-            tracing::info!(migrations = ?applied, "applied migrations");
-        }
+        let db_url = db::connection_url(&settings.database_url, settings.db_connect_timeout);
+        // The pool connects lazily, so it can exist before the database answers.
         let pool = db::pool(
-            &settings.database_url,
+            &db_url,
             settings.db_pool_size,
-            settings.statement_timeout_ms,
+            db::SessionLimits {
+                statement_timeout_ms: settings.statement_timeout_ms,
+                lock_timeout_ms: settings.lock_timeout_ms,
+                idle_in_transaction_timeout_ms: settings.idle_in_transaction_timeout_ms,
+            },
         )?;
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
@@ -57,12 +61,33 @@ impl Application {
             keys,
             pool,
             clock,
+            ready: AtomicBool::new(false),
+            user_gate: Default::default(),
         });
-        let server = serve(listener, state.clone())?;
-        tracing::info!(
-            "listening on http://{}",
-            listener_addr(&state.settings.bind, port)
-        );
+        // Serve first: while the database is prepared /healthz is 200 and /readyz 503,
+        // so an orchestrator sees a live process that is not ready yet.
+        let mut server = serve(listener, state.clone())?;
+        let addr = listener_addr(&state.settings.bind, port);
+        tracing::info!("serving /healthz on http://{addr}; preparing the database");
+        let startup_timeout = Duration::from_secs(state.settings.db_startup_timeout.into());
+        // The server is polled (so it accepts) while the database is prepared.
+        tokio::select! {
+            stopped = &mut server => {
+                stopped?;
+                anyhow::bail!("the server stopped while the database was being prepared");
+            }
+            prepared = prepare_database(&db_url, startup_timeout) => {
+                if let Err(e) = prepared {
+                    // The stop command is sent at once; the server future carries it out.
+                    let stopped = server.handle().stop(false);
+                    let _ = server.await;
+                    stopped.await;
+                    return Err(e);
+                }
+            }
+        }
+        state.ready.store(true, Ordering::Release);
+        tracing::info!("listening on http://{addr}");
         Ok(Self {
             port,
             server,
@@ -81,6 +106,71 @@ impl Application {
     /// Runs until SIGINT/SIGTERM (graceful: stop accepting, finish in-flight requests).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// Creates and migrates the database, retrying with backoff while Postgres cannot be
+/// reached, for at most `limit`. Each failure is logged with host, port and cause; the
+/// final error names them too.
+async fn prepare_database(url: &str, limit: Duration) -> anyhow::Result<()> {
+    let target = db::host_port(url);
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(250);
+    let mut attempt = 1u32;
+    loop {
+        // connect_timeout covers the TCP connect only: a Postgres that accepts and then
+        // hangs (frozen) must not hold the start-up beyond its limit.
+        let left = limit
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        let result = tokio::time::timeout(left, async {
+            db::create_database(url, None).await?;
+            db::migrate(url).await
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "Postgres accepted the connection but did not answer within {} ms",
+                left.as_millis()
+            ))
+        });
+        let error = match result {
+            Ok(applied) => {
+                if !applied.is_empty() {
+                    tracing::info!(migrations = ?applied, "applied migrations");
+                }
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        // diesel-async keeps only "error connecting to server": ask the network for the why.
+        let cause = match tcp_cause(&target).await {
+            Some(why) => format!("{error:#}: {why}"),
+            None => format!("{error:#}"),
+        };
+        let waited = started.elapsed();
+        if waited + backoff > limit {
+            anyhow::bail!(
+                "the database at {target} could not be prepared within {} s (attempt {attempt}; MFA_DB_STARTUP_TIMEOUT): {cause}",
+                limit.as_secs()
+            );
+        }
+        tracing::warn!(database = %target, attempt, retry_in_ms = backoff.as_millis() as u64, error = %cause,
+            "the database at {target} is not reachable yet: {cause}");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+        attempt += 1;
+    }
+}
+
+/// Why a TCP connection to `host:port` fails (refused, unreachable, no such host, timed
+/// out), or `None` if it succeeds.
+async fn tcp_cause(target: &str) -> Option<String> {
+    let connect = tokio::net::TcpStream::connect(target);
+    match tokio::time::timeout(Duration::from_secs(3), connect).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("TCP connect timed out after 3 s".to_owned()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! What every request can reach: settings, keys, the pool, the clock, the per-instance
 //! rate limiter and the metrics. Nothing in here is state that matters across instances.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::config::{KeyMaterial, Settings};
@@ -16,9 +17,17 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub rate_limiter: RateLimiter,
     pub metrics: Metrics,
+    /// Set once the database is created and migrated; until then `/v1` and `/readyz`
+    /// answer 503.
+    pub ready: AtomicBool,
+    pub user_gate: crate::http::limits::UserGate,
 }
 
 impl AppState {
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
     }

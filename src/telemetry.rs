@@ -1,6 +1,7 @@
 //! Logging and the per-request context: a request id (echoed from `X-Request-Id` when the
 //! caller sends a sane one) on every response and every log line of the request, an access
-//! log line, and a panic guard that turns a panicking handler into a 500 problem.
+//! log line, error responses of middlewares turned into problems, and a panic guard that
+//! turns a panicking handler into a 500 problem.
 
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -85,14 +86,15 @@ pub async fn request_context(
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let started = Instant::now();
-    let mut res = match crate::http::extract::body_guard(&req) {
-        Err(e) => req.into_response(e.error_response()).map_into_right_body(),
+    let res = match crate::http::extract::body_guard(&req) {
+        Err(e) => req.into_response(e.error_response()).map_into_boxed_body(),
         Ok(()) => next
             .call(req)
             .instrument(span.clone())
             .await?
-            .map_into_left_body(),
+            .map_into_boxed_body(),
     };
+    let mut res = as_problem(res);
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }
@@ -100,6 +102,27 @@ pub async fn request_context(
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| tracing::info!(status, latency_ms, "request finished"));
     Ok(res)
+}
+
+/// An error response that is not problem+json yet (one from CORS, or actix's own) gets
+/// the problem body of its status; its status and headers stay.
+fn as_problem(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return res;
+    }
+    let body = serde_json::to_vec(&crate::error::problem_for_status(status)).unwrap_or_default();
+    res.map_body(|head, _| {
+        head.headers_mut().insert(
+            actix_web::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        BoxBody::new(body)
+    })
 }
 
 /// Middleware (per resource, after routing): a panicking handler answers `500 internal`
@@ -208,6 +231,35 @@ mod tests {
             filter_directives(Some("warn,diesel::pg=debug")),
             "warn,diesel::pg=debug,tokio_postgres=info,diesel_async=info"
         );
+    }
+
+    #[actix_web::test]
+    async fn a_rejected_cors_preflight_is_a_problem_with_a_request_id() {
+        use actix_web::middleware::from_fn;
+        use actix_web::{test, web, App};
+        let app = test::init_service(
+            App::new()
+                .route("/x", web::post().to(|| async { "ok" }))
+                .wrap(actix_cors::Cors::default().allowed_origin("https://ok.example"))
+                .wrap(from_fn(request_context)),
+        )
+        .await;
+        let req = test::TestRequest::default()
+            .method(actix_web::http::Method::OPTIONS)
+            .uri("/x")
+            .insert_header(("Origin", "https://evil.example"))
+            .insert_header(("Access-Control-Request-Method", "POST"))
+            .to_request();
+        let res = test::call_service(&app, req).await;
+        assert_eq!(res.status(), 400);
+        assert!(res.headers().contains_key("x-request-id"));
+        assert_eq!(
+            res.headers().get("content-type").unwrap(),
+            "application/problem+json"
+        );
+        let body: serde_json::Value = test::read_body_json(res).await;
+        assert_eq!(body["code"], "invalid_request");
+        assert_eq!(body["status"], 400);
     }
 
     #[test]

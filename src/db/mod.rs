@@ -30,13 +30,122 @@ use futures_util::FutureExt;
 
 pub use diesel_async::AsyncPgConnection as PgConn;
 
-pub type Pool = DeadPool<AsyncPgConnection>;
+/// The connection pool. Dereferences to deadpool's pool; its `get` hands out [`Conn`].
+#[derive(Clone)]
+pub struct Pool(DeadPool<AsyncPgConnection>);
+
+impl Pool {
+    pub async fn get(&self) -> Result<Conn, diesel_async::pooled_connection::deadpool::PoolError> {
+        self.0.get().await.map(|c| Conn(Some(c)))
+    }
+}
+
+impl std::ops::Deref for Pool {
+    type Target = DeadPool<AsyncPgConnection>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+type Object = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
+
+/// A pooled connection. Dropped mid-transaction (its request missed the deadline and was
+/// abandoned) or closed, it is detached and closed at once: back in the pool it would keep
+/// its Postgres transaction, and the row locks it holds or waits for, until its next use.
+pub struct Conn(Option<Object>);
+
+impl Conn {
+    /// Takes the connection out of the pool for good (it closes when dropped).
+    pub fn detach(mut self) -> Option<AsyncPgConnection> {
+        self.0.take().map(deadpool::managed::Object::take)
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        use diesel_async::pooled_connection::PoolableConnection;
+        if let Some(mut c) = self.0.take() {
+            if c.is_broken() {
+                drop(deadpool::managed::Object::take(c));
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = AsyncPgConnection;
+    fn deref(&self) -> &AsyncPgConnection {
+        match &self.0 {
+            Some(c) => c,
+            // Only `drop` and `detach` empty it, and both consume the `Conn`.
+            None => unreachable!("a Conn is used after it was dropped"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        match &mut self.0 {
+            Some(c) => c,
+            None => unreachable!("a Conn is used after it was dropped"),
+        }
+    }
+}
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-/// Builds the pool. Every new connection gets a `statement_timeout`, so a stuck query
-/// cannot hold a connection (and a request) forever.
-pub fn pool(url: &str, size: u32, statement_timeout_ms: u32) -> anyhow::Result<Pool> {
+/// Limits Postgres enforces on each pooled session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    pub statement_timeout_ms: u32,
+    /// Short, so requests queued on one user's row lock give their connection back soon.
+    pub lock_timeout_ms: u32,
+    /// Ends a session left idle in a transaction (its instance frozen) and its locks.
+    pub idle_in_transaction_timeout_ms: u32,
+}
+
+impl SessionLimits {
+    /// The settings, and (Postgres 14+) a check every second that the client is still
+    /// there, so a statement whose request was abandoned (its connection closed) stops —
+    /// lock waits included — instead of running on to its own timeout.
+    fn sql(&self) -> String {
+        format!(
+            "SET statement_timeout = {}; SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {}; \
+             SELECT set_config('client_connection_check_interval', '1000', false) \
+             WHERE current_setting('server_version_num')::int >= 140000",
+            self.statement_timeout_ms, self.lock_timeout_ms, self.idle_in_transaction_timeout_ms
+        )
+    }
+}
+
+/// `url` with a connect timeout and TCP keepalives (tokio-postgres reads them from the
+/// URL), unless it sets them itself: a dead or unreachable host then fails in seconds
+/// instead of the OS's minutes.
+pub fn connection_url(url: &str, connect_timeout_secs: u32) -> String {
+    let present = |key: &str| {
+        url.split_once('?')
+            .is_some_and(|(_, q)| q.split('&').any(|kv| kv.split('=').next() == Some(key)))
+    };
+    let wanted = [
+        ("connect_timeout", connect_timeout_secs.to_string()),
+        ("keepalives", "1".to_owned()),
+        ("keepalives_idle", "30".to_owned()),
+        ("keepalives_interval", "10".to_owned()),
+        ("keepalives_retries", "3".to_owned()),
+    ];
+    let mut out = url.to_owned();
+    for (key, value) in wanted {
+        if !present(key) {
+            out.push(if out.contains('?') { '&' } else { '?' });
+            out.push_str(&format!("{key}={value}"));
+        }
+    }
+    out
+}
+
+/// Builds the pool. Every new connection gets the session limits, so a stuck query or
+/// lock wait cannot hold a connection (and a request) for long.
+pub fn pool(url: &str, size: u32, limits: SessionLimits) -> anyhow::Result<Pool> {
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     // A closed connection surfaces as an error on use (→ 503) and is then dropped; this
     // saves a round trip per checkout compared with `Verified`.
@@ -45,7 +154,7 @@ pub fn pool(url: &str, size: u32, statement_timeout_ms: u32) -> anyhow::Result<P
         let url = url.to_owned();
         async move {
             let mut conn = AsyncPgConnection::establish(&url).await?;
-            conn.batch_execute(&format!("SET statement_timeout = {statement_timeout_ms}"))
+            conn.batch_execute(&limits.sql())
                 .await
                 .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
             Ok(conn)
@@ -60,7 +169,29 @@ pub fn pool(url: &str, size: u32, statement_timeout_ms: u32) -> anyhow::Result<P
         .create_timeout(Some(Duration::from_secs(5)))
         .recycle_timeout(Some(Duration::from_secs(5)))
         .build()
+        .map(Pool)
         .context("building the database pool")
+}
+
+/// `host:port` of a `postgres://` URL, for operators' messages (never the credentials).
+pub fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split(['/', '?']).next().unwrap_or("");
+    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = if hostport.is_empty() {
+        "localhost"
+    } else {
+        hostport
+    };
+    let has_port = match host.rsplit_once(':') {
+        Some((h, p)) => !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':'),
+        None => false,
+    };
+    if has_port {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    }
 }
 
 /// Splits `postgres://…/name?opts` into the URL of the `postgres` maintenance database and
@@ -174,6 +305,43 @@ pub async fn ping(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_urls_get_a_connect_timeout_and_keepalives_unless_set() {
+        assert_eq!(
+            connection_url("postgres://h/db", 5),
+            "postgres://h/db?connect_timeout=5&keepalives=1&keepalives_idle=30&keepalives_interval=10&keepalives_retries=3"
+        );
+        assert_eq!(
+            connection_url("postgres://h/db?sslmode=disable&connect_timeout=2&keepalives_idle=60", 5),
+            "postgres://h/db?sslmode=disable&connect_timeout=2&keepalives_idle=60&keepalives=1&keepalives_interval=10&keepalives_retries=3"
+        );
+    }
+
+    #[test]
+    fn session_limits_set_all_three_timeouts() {
+        let sql = SessionLimits {
+            statement_timeout_ms: 5000,
+            lock_timeout_ms: 2000,
+            idle_in_transaction_timeout_ms: 10000,
+        }
+        .sql();
+        assert!(sql.starts_with("SET statement_timeout = 5000; SET lock_timeout = 2000; SET idle_in_transaction_session_timeout = 10000; "), "{sql}");
+        assert!(sql.contains("client_connection_check_interval"));
+    }
+
+    #[test]
+    fn host_port_names_the_server_without_credentials() {
+        assert_eq!(
+            host_port("postgres://u:secret@db.example:6543/mfa?x=1"),
+            "db.example:6543"
+        );
+        assert_eq!(
+            host_port("postgres://postgres@127.0.0.1/mfa"),
+            "127.0.0.1:5432"
+        );
+        assert_eq!(host_port("postgres://[::1]:5433/mfa"), "[::1]:5433");
+    }
 
     #[test]
     fn splits_database_urls() {

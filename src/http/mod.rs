@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod edge;
 pub mod extract;
+pub mod limits;
 pub mod logins;
 pub mod me;
 pub mod ops;
@@ -22,9 +23,11 @@ fn resource(path: &str, routes: Vec<(Method, Route)>) -> impl actix_web::dev::Ht
         allow.insert(get + 1, "HEAD");
     }
     let allow = allow.join(", ");
-    let mut r = web::resource(path).wrap(actix_web::middleware::from_fn(
-        crate::telemetry::panic_guard,
-    ));
+    let mut r = web::resource(path)
+        .wrap(actix_web::middleware::from_fn(limits::time_limits))
+        .wrap(actix_web::middleware::from_fn(
+            crate::telemetry::panic_guard,
+        ));
     for (method, route) in routes {
         r = r.route(route.method(method));
     }

@@ -177,7 +177,7 @@ pub async fn unlock(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
     // Any JSON body is ignored, but a malformed one is judged only after the caller's rights.
-    auth::require_admin(&state, &caller.0, tenant_id.as_str()).await?;
+    auth::require_admin(&state, &caller.0, &tenant_id).await?;
     body.parse::<serde_json::Value>()?;
     admin_with_step_up(&state, &caller.0, &tenant_id, &code, &meta).await?;
     admin::unlock(&state, &tenant_id, &user_id, caller.0.sub.as_str(), &meta).await?;

@@ -36,9 +36,12 @@ fn stderr(o: &Output) -> String {
 async fn operator_commands_use_the_services_keys_from_any_directory_or_say_where_they_looked() {
     let db = TestDb::new().await;
     let (home, elsewhere, server_cwd) = (TempDir::new(), TempDir::new(), TempDir::new());
-    let keys_dir = home.0.join(".local/share/mspbots-mfa");
+    // The contract's default: `./.mfa-dev` below the directory the service runs in.
+    let keys_dir = server_cwd.0.join(".mfa-dev");
+    let looked_in = elsewhere.0.join(".mfa-dev");
 
-    // Before the service ever ran: no key, no second key set, and a message saying where.
+    // Before the service ever ran: no key, no second key set, and a message saying where
+    // (the absolute path, whatever the working directory).
     for args in [
         &["service-keys", "create", "--name", "early"][..],
         &["service-keys", "list"][..],
@@ -50,21 +53,31 @@ async fn operator_commands_use_the_services_keys_from_any_directory_or_say_where
             .unwrap();
         assert!(!out.status.success(), "{args:?} succeeded without keys");
         assert!(
-            stderr(&out).contains(&keys_dir.display().to_string()),
+            stderr(&out).contains(&looked_in.display().to_string()),
             "{args:?}: {}",
             stderr(&out)
         );
         assert!(out.stdout.is_empty(), "{args:?} printed a key");
     }
-    assert!(!keys_dir.exists() && !elsewhere.0.join(".mfa-dev").exists());
+    assert!(!keys_dir.exists() && !looked_in.exists());
 
-    // The service, started from another directory, generates them in the per-user place.
+    // The service generates them below its working directory.
     let svc = spawn(at_home(&db, &home.0, &server_cwd.0));
     assert!(keys_dir.join("hash-key").exists());
-    assert!(!server_cwd.0.join(".mfa-dev").exists());
 
-    // A key created from a third directory is one the running service accepts.
+    // From another directory the CLI still makes no keys of its own…
     let out = at_home(&db, &home.0, &elsewhere.0)
+        .args(["service-keys", "create", "--name", "lost"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&looked_in.display().to_string()));
+    assert!(!looked_in.exists());
+
+    // …and with MFA_DATA_DIR naming the service's directory, its key is one the service
+    // accepts.
+    let out = at_home(&db, &home.0, &elsewhere.0)
+        .env("MFA_DATA_DIR", &keys_dir)
         .args(["service-keys", "create", "--name", "from-elsewhere"])
         .output()
         .unwrap();
@@ -82,11 +95,13 @@ async fn operator_commands_use_the_services_keys_from_any_directory_or_say_where
         .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     let out = at_home(&db, &home.0, &elsewhere.0)
+        .env("MFA_DATA_DIR", &keys_dir)
         .args(["service-keys", "list"])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("from-elsewhere\tall tenants"));
     let out = at_home(&db, &home.0, &elsewhere.0)
+        .env("MFA_DATA_DIR", &keys_dir)
         .args(["encryption-keys", "rotate"])
         .output()
         .unwrap();

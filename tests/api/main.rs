@@ -11,6 +11,7 @@ mod hostile;
 mod me_selfservice;
 mod replay_lockout;
 mod repo_files;
+mod resilience;
 mod schema;
 mod security_rules;
 mod signin;

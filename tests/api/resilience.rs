@@ -1,0 +1,302 @@
+//! The database failing under a request, provoked for real on the shared Postgres: a row
+//! held by another session (lock timeout, statement timeout, the service's own deadline), a
+//! backend terminated mid-request, and 50 requests piling onto one stuck user. Every such
+//! failure is `503 unavailable` with `Retry-After`, never a 500 or a stall.
+
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use serde_json::Value;
+
+use crate::helpers::{retry_after, Resp, TestApp, User};
+
+/// A raw session holding `u`'s row (`SELECT … FOR UPDATE` in an open transaction), as a
+/// stuck instance would.
+async fn hold_row(app: &TestApp, u: &User) -> AsyncPgConnection {
+    let started = app.start_login(u).await;
+    assert_eq!(started.status, 201, "{}", started.text);
+    let mut conn = app.db.connect().await;
+    conn.batch_execute(&format!(
+        "BEGIN; SELECT 1 FROM users WHERE tenant_id = '{}' AND user_id = '{}' FOR UPDATE",
+        u.tenant, u.id
+    ))
+    .await
+    .unwrap();
+    conn
+}
+
+#[track_caller]
+fn assert_unavailable(r: &Resp) {
+    r.problem(503, "unavailable");
+    assert!(retry_after(r) >= 1, "{:?}", r.headers);
+}
+
+/// Backends of this test's database waiting on a lock.
+async fn lock_waiters(app: &TestApp) -> i64 {
+    app.sql_count(&format!(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
+        app.db.name
+    ))
+    .await
+}
+
+/// Polls (bounded) until `cond` holds; the database acts on its own time here.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut cond: impl FnMut() -> F,
+) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !cond().await {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_lock_timeout_is_503_with_retry_after() {
+    let app = TestApp::spawn_with(|s| s.lock_timeout_ms = 300).await;
+    let u = User::new("acme", "stuck");
+    let _held = hold_row(&app, &u).await;
+    let t = Instant::now();
+    let r = app.start_login(&u).await;
+    assert_unavailable(&r);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}
+
+#[actix_web::test]
+async fn a_statement_timeout_is_503_with_retry_after() {
+    let app = TestApp::spawn_with(|s| {
+        s.lock_timeout_ms = 60_000;
+        s.statement_timeout_ms = 400;
+        s.db_deadline_ms = 5_000;
+    })
+    .await;
+    let u = User::new("acme", "stuck");
+    let _held = hold_row(&app, &u).await;
+    let t = Instant::now();
+    let r = app.start_login(&u).await;
+    assert_unavailable(&r);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(
+        app.state.metrics.deadline_exceeded.get(),
+        0,
+        "Postgres answered first"
+    );
+}
+
+#[actix_web::test]
+async fn a_backend_terminated_mid_request_is_503_and_the_next_request_succeeds() {
+    let app = TestApp::spawn_with(|s| {
+        s.lock_timeout_ms = 60_000;
+        s.db_deadline_ms = 20_000;
+    })
+    .await;
+    let u = User::new("acme", "stuck");
+    let mut held = hold_row(&app, &u).await;
+    let request = {
+        let (client, url, key, body) = (
+            app.client.clone(),
+            app.url("/v1/logins"),
+            app.service_key.clone(),
+            u.login_body(),
+        );
+        tokio::spawn(async move {
+            Resp::from(
+                client
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        })
+    };
+    eventually("the request to wait on the row", || async {
+        lock_waiters(&app).await == 1
+    })
+    .await;
+    let killed = app
+        .sql_count(&format!(
+            "SELECT count(*) AS n FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{}' AND wait_event_type = 'Lock') t",
+            app.db.name
+        ))
+        .await;
+    assert_eq!(killed, 1);
+    let r = request.await.unwrap();
+    assert_unavailable(&r);
+    held.batch_execute("ROLLBACK").await.unwrap();
+    // The dead connection left the pool: the user signs in on the next try.
+    let r = app.start_login(&u).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}
+
+#[actix_web::test]
+async fn the_services_own_deadline_answers_503_and_drops_the_connection() {
+    let app = TestApp::spawn_with(|s| {
+        s.lock_timeout_ms = 60_000;
+        s.statement_timeout_ms = 60_000;
+        s.db_deadline_ms = 500;
+    })
+    .await;
+    let u = User::new("acme", "stuck");
+    let mut held = hold_row(&app, &u).await;
+    let t = Instant::now();
+    let r = app.start_login(&u).await;
+    let took = t.elapsed();
+    assert_unavailable(&r);
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert_eq!(app.state.metrics.deadline_exceeded.get(), 1);
+    // The abandoned transaction's connection was closed, so Postgres ended its lock wait.
+    eventually("the abandoned backend to go", || async {
+        lock_waiters(&app).await == 0
+    })
+    .await;
+    held.batch_execute("ROLLBACK").await.unwrap();
+    let r = app.start_login(&u).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}
+
+#[actix_web::test]
+async fn fifty_requests_for_one_stuck_user_leave_other_users_and_readiness_alone() {
+    let app = TestApp::spawn_with(|s| {
+        s.db_pool_size = 8;
+        s.lock_timeout_ms = 300;
+    })
+    .await;
+    let stuck = User::new("acme", "stuck");
+    let mut held = hold_row(&app, &stuck).await;
+    let send = |u: &User| {
+        let (client, url, key, body) = (
+            app.client.clone(),
+            app.url("/v1/logins"),
+            app.service_key.clone(),
+            u.login_body(),
+        );
+        tokio::spawn(async move {
+            Resp::from(
+                client
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        })
+    };
+    let stuck_requests: Vec<_> = (0..50).map(|_| send(&stuck)).collect();
+    eventually("the stuck user's requests to queue", || async {
+        lock_waiters(&app).await >= 1
+    })
+    .await;
+    // The pile-up holds at most PER_USER connections; the rest wait without one.
+    for _ in 0..5 {
+        let waiting = lock_waiters(&app).await;
+        assert!(
+            waiting <= mspbots_mfa::http::limits::PER_USER as i64,
+            "{waiting} connections wait on the stuck user's row"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Other users (each of a tenant of their own: today a sign-in start also locks its
+    // tenant's row) and the readiness probe while the pile-up lasts.
+    let others: Vec<_> = (0..10)
+        .map(|i| send(&User::new(&format!("globex-{i}"), "user")))
+        .collect();
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    for o in others {
+        let r = o.await.unwrap();
+        assert_eq!(r.status, 201, "another user: {}", r.text);
+    }
+    let mut unavailable = 0;
+    for s in stuck_requests {
+        let r = s.await.unwrap();
+        assert_ne!(r.status, 500, "{}", r.text);
+        assert_unavailable(&r);
+        unavailable += 1;
+    }
+    assert_eq!(unavailable, 50);
+    held.batch_execute("ROLLBACK").await.unwrap();
+    let r = app.start_login(&stuck).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let _: Value = r.body;
+}
+
+#[actix_web::test]
+async fn a_body_that_does_not_arrive_in_time_is_408_problem_with_a_request_id() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|s| s.body_timeout_ms = 300).await;
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    // Declares 100 bytes, sends 2, and waits.
+    sock.write_all(
+        b"POST /v1/logins HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{}",
+    )
+    .await
+    .unwrap();
+    let t = Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), sock.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed")
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 408"), "{text}");
+    assert!(
+        text.contains("content-type: application/problem+json"),
+        "{text}"
+    );
+    assert!(text.contains("x-request-id: "), "{text}");
+    assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
+}
+
+#[actix_web::test]
+async fn pooled_sessions_carry_every_limit() {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Limits {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        lock: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        idle: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        client_check: String,
+    }
+    let app = TestApp::spawn_with(|s| {
+        s.statement_timeout_ms = 4000;
+        s.lock_timeout_ms = 1500;
+        s.idle_in_transaction_timeout_ms = 7000;
+    })
+    .await;
+    let mut conn = app.state.pool.get().await.unwrap();
+    let l: Limits = diesel::sql_query(
+        "SELECT current_setting('statement_timeout') AS statement, \
+         current_setting('lock_timeout') AS lock, \
+         current_setting('idle_in_transaction_session_timeout') AS idle, \
+         current_setting('client_connection_check_interval') AS client_check",
+    )
+    .get_result(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            l.statement.as_str(),
+            l.lock.as_str(),
+            l.idle.as_str(),
+            l.client_check.as_str()
+        ),
+        ("4s", "1500ms", "7s", "1s")
+    );
+}
