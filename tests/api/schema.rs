@@ -154,6 +154,43 @@ struct Plan {
     plan: String,
 }
 
+/// A tenant `big` of 20,000 users, every `factor_every`-th with an active factor, inserted
+/// directly (the API would take minutes) and never analyzed.
+async fn seed_big_tenant(conn: &mut diesel_async::AsyncPgConnection, factor_every: i32) {
+    conn.batch_execute(&format!(
+        "INSERT INTO tenants (tenant_id, created_at, updated_at) VALUES ('big', now(), now()); \
+         INSERT INTO users (tenant_id, user_id, email, identity_provider, created_at) \
+           SELECT 'big', 'u' || i, 'u' || i || '@x.example', 'local', now() \
+           FROM generate_series(1, 20000) i; \
+         INSERT INTO totp_factors (tenant_id, factor_id, user_id, status, key_id, nonce, \
+           ciphertext, created_at, activated_at) \
+           SELECT 'big', gen_random_uuid(), 'u' || i, 'active', 'k', \
+             decode(repeat('00', 12), 'hex'), decode(repeat('00', 36), 'hex'), now(), now() \
+           FROM generate_series(1, 20000, {factor_every}) i;"
+    ))
+    .await
+    .unwrap();
+}
+
+/// The plan `sql` gets as a prepared statement named `name`, under the session's settings
+/// (the tests set `plan_cache_mode = force_generic_plan`), parameters all NULL.
+async fn generic_plan(conn: &mut diesel_async::AsyncPgConnection, name: &str, sql: &str) -> String {
+    let params = (1..=20).filter(|n| sql.contains(&format!("${n}"))).count();
+    conn.batch_execute(&format!("PREPARE {name} AS {sql}"))
+        .await
+        .unwrap_or_else(|e| panic!("prepare {sql}: {e}"));
+    let explain = if params == 0 {
+        format!("EXPLAIN EXECUTE {name}")
+    } else {
+        format!(
+            "EXPLAIN EXECUTE {name}({})",
+            vec!["NULL"; params].join(", ")
+        )
+    };
+    let rows: Vec<Plan> = diesel::sql_query(explain).load(conn).await.unwrap();
+    rows.into_iter().map(|r| r.plan + "\n").collect()
+}
+
 /// Every scan of a tenant-owned table in `plan` goes through an index whose condition
 /// names the whole key this path needs.
 fn assert_keyed(sql: &str, plan: &str) {
@@ -188,18 +225,10 @@ fn assert_keyed(sql: &str, plan: &str) {
 async fn sign_in_statements_use_whole_keys_without_statistics() {
     let db = TestDb::new().await;
     let mut setup = db.connect().await;
+    seed_big_tenant(&mut setup, 1).await;
     setup
         .batch_execute(
-            "INSERT INTO tenants (tenant_id, created_at, updated_at) VALUES ('big', now(), now()); \
-             INSERT INTO users (tenant_id, user_id, email, identity_provider, created_at) \
-               SELECT 'big', 'u' || i, 'u' || i || '@x.example', 'local', now() \
-               FROM generate_series(1, 20000) i; \
-             INSERT INTO totp_factors (tenant_id, factor_id, user_id, status, key_id, nonce, \
-               ciphertext, created_at, activated_at) \
-               SELECT 'big', gen_random_uuid(), 'u' || i, 'active', 'k', \
-                 decode(repeat('00', 12), 'hex'), decode(repeat('00', 36), 'hex'), now(), now() \
-               FROM generate_series(1, 20000) i; \
-             INSERT INTO logins (tenant_id, login_id, user_id, surface, status, token_hash, \
+            "INSERT INTO logins (tenant_id, login_id, user_id, surface, status, token_hash, \
                created_at, expires_at) \
                SELECT 'big', gen_random_uuid(), 'u' || i, 'app', 'verification_required', \
                  sha256(('t' || i)::bytea), now(), now() + interval '10 minutes' \
@@ -323,19 +352,7 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
         .filter(|s| !s.starts_with("INSERT") && !s.contains("mfa_"))
         .enumerate()
     {
-        let params = (1..=20).filter(|n| sql.contains(&format!("${n}"))).count();
-        let args = vec!["NULL"; params].join(", ");
-        setup
-            .batch_execute(&format!("PREPARE p{i} AS {sql}"))
-            .await
-            .unwrap_or_else(|e| panic!("prepare {sql}: {e}"));
-        let explain = if params == 0 {
-            format!("EXPLAIN EXECUTE p{i}")
-        } else {
-            format!("EXPLAIN EXECUTE p{i}({args})")
-        };
-        let rows: Vec<Plan> = diesel::sql_query(explain).load(&mut setup).await.unwrap();
-        let plan: String = rows.into_iter().map(|r| r.plan + "\n").collect();
+        let plan = generic_plan(&mut setup, &format!("p{i}"), sql).await;
         assert!(plan.contains("Index"), "no index used for {sql}:\n{plan}");
         assert_keyed(sql, &plan);
     }
@@ -454,18 +471,10 @@ async fn crafted_cursors_are_rejected_not_crashed_on() {
 async fn every_listing_filter_is_served_by_an_index_in_order() {
     let db = TestDb::new().await;
     let mut setup = db.connect().await;
+    seed_big_tenant(&mut setup, 2).await;
     setup
         .batch_execute(
-            "INSERT INTO tenants (tenant_id, created_at, updated_at) VALUES ('big', now(), now()); \
-             INSERT INTO users (tenant_id, user_id, email, identity_provider, created_at) \
-               SELECT 'big', 'u' || i, 'u' || i || '@x.example', 'local', now() \
-               FROM generate_series(1, 20000) i; \
-             INSERT INTO totp_factors (tenant_id, factor_id, user_id, status, key_id, nonce, \
-               ciphertext, created_at, activated_at) \
-               SELECT 'big', gen_random_uuid(), 'u' || i, 'active', 'k', \
-                 decode(repeat('00', 12), 'hex'), decode(repeat('00', 36), 'hex'), now(), now() \
-               FROM generate_series(1, 20000, 2) i; \
-             INSERT INTO audit_events (tenant_id, type, at, user_id, actor_id) \
+            "INSERT INTO audit_events (tenant_id, type, at, user_id, actor_id) \
                SELECT 'big', CASE WHEN i % 1000 = 0 THEN 'user.locked' ELSE 'login.started' END, \
                  now() - i * interval '1 second', 'u' || (i % 20000), 'u' || (i % 20000) \
                FROM generate_series(1, 200000) i;",
@@ -519,17 +528,7 @@ async fn every_listing_filter_is_served_by_an_index_in_order() {
         .await
         .unwrap();
     for (i, sql) in statements.iter().enumerate() {
-        let params = (1..=20).filter(|n| sql.contains(&format!("${n}"))).count();
-        let args = vec!["NULL"; params].join(", ");
-        setup
-            .batch_execute(&format!("PREPARE l{i} AS {sql}"))
-            .await
-            .unwrap_or_else(|e| panic!("prepare {sql}: {e}"));
-        let rows: Vec<Plan> = diesel::sql_query(format!("EXPLAIN EXECUTE l{i}({args})"))
-            .load(&mut setup)
-            .await
-            .unwrap();
-        let plan: String = rows.into_iter().map(|r| r.plan + "\n").collect();
+        let plan = generic_plan(&mut setup, &format!("l{i}"), sql).await;
         assert!(!plan.contains("Seq Scan"), "{sql}:\n{plan}");
         assert!(
             !plan.contains("Sort"),
