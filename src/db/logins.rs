@@ -17,8 +17,10 @@ use crate::domain::ids::{
 };
 use crate::domain::lockout;
 
+/// `None` binds NULL rather than `DEFAULT`, so the statement's text never varies and Diesel
+/// keeps it prepared (with `DEFAULT` it re-plans every insert).
 #[derive(Insertable)]
-#[diesel(table_name = logins)]
+#[diesel(table_name = logins, treat_none_as_default_value = false)]
 pub struct NewLogin<'a> {
     pub tenant_id: &'a TenantId,
     pub login_id: LoginId,

@@ -27,7 +27,7 @@ pub struct UserRow {
 
 /// What the primary account system says about a user at sign-in.
 #[derive(Insertable, AsChangeset)]
-#[diesel(table_name = users, treat_none_as_null = true)]
+#[diesel(table_name = users, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct UserUpsert<'a> {
     pub tenant_id: &'a TenantId,
     pub user_id: &'a UserId,
