@@ -154,10 +154,17 @@ struct Plan {
     plan: String,
 }
 
-/// A tenant `big` of 20,000 users, every `factor_every`-th with an active factor, inserted
-/// directly (the API would take minutes) and never analyzed.
-async fn seed_big_tenant(conn: &mut diesel_async::AsyncPgConnection, factor_every: i32) {
-    conn.batch_execute(&format!(
+/// A tenant `big` of 20,000 users, every `factor_every`-th with an active factor, plus
+/// `more_sql`, inserted directly (the API would take minutes) and never analyzed; returns a
+/// second connection whose statements the recorder captures.
+async fn big_tenant(
+    db: &TestDb,
+    setup: &mut diesel_async::AsyncPgConnection,
+    factor_every: i32,
+    more_sql: &str,
+) -> (Recorder, diesel_async::AsyncPgConnection) {
+    setup
+        .batch_execute(&format!(
         "INSERT INTO tenants (tenant_id, created_at, updated_at) VALUES ('big', now(), now()); \
          INSERT INTO users (tenant_id, user_id, email, identity_provider, created_at) \
            SELECT 'big', 'u' || i, 'u' || i || '@x.example', 'local', now() \
@@ -166,10 +173,14 @@ async fn seed_big_tenant(conn: &mut diesel_async::AsyncPgConnection, factor_ever
            ciphertext, created_at, activated_at) \
            SELECT 'big', gen_random_uuid(), 'u' || i, 'active', 'k', \
              decode(repeat('00', 12), 'hex'), decode(repeat('00', 36), 'hex'), now(), now() \
-           FROM generate_series(1, 20000, {factor_every}) i;"
+           FROM generate_series(1, 20000, {factor_every}) i; {more_sql}"
     ))
-    .await
-    .unwrap();
+        .await
+        .unwrap();
+    let recorder = Recorder::default();
+    let mut conn = db.connect().await;
+    conn.set_instrumentation(recorder.clone());
+    (recorder, conn)
 }
 
 /// The plan `sql` gets as a prepared statement named `name`, under the session's settings
@@ -225,21 +236,17 @@ fn assert_keyed(sql: &str, plan: &str) {
 async fn sign_in_statements_use_whole_keys_without_statistics() {
     let db = TestDb::new().await;
     let mut setup = db.connect().await;
-    seed_big_tenant(&mut setup, 1).await;
-    setup
-        .batch_execute(
-            "INSERT INTO logins (tenant_id, login_id, user_id, surface, status, token_hash, \
-               created_at, expires_at) \
-               SELECT 'big', gen_random_uuid(), 'u' || i, 'app', 'verification_required', \
-                 sha256(('t' || i)::bytea), now(), now() + interval '10 minutes' \
-               FROM generate_series(1, 20000) i;",
-        )
-        .await
-        .unwrap();
-
-    let recorder = Recorder::default();
-    let mut conn = db.connect().await;
-    conn.set_instrumentation(recorder.clone());
+    let (recorder, mut conn) = big_tenant(
+        &db,
+        &mut setup,
+        1,
+        "INSERT INTO logins (tenant_id, login_id, user_id, surface, status, token_hash, \
+           created_at, expires_at) \
+           SELECT 'big', gen_random_uuid(), 'u' || i, 'app', 'verification_required', \
+             sha256(('t' || i)::bytea), now(), now() + interval '10 minutes' \
+           FROM generate_series(1, 20000) i;",
+    )
+    .await;
     let tenant = TenantId::parse("big").unwrap();
     let user = UserId::parse("u777").unwrap();
     let now = Utc::now();
@@ -471,19 +478,16 @@ async fn crafted_cursors_are_rejected_not_crashed_on() {
 async fn every_listing_filter_is_served_by_an_index_in_order() {
     let db = TestDb::new().await;
     let mut setup = db.connect().await;
-    seed_big_tenant(&mut setup, 2).await;
-    setup
-        .batch_execute(
-            "INSERT INTO audit_events (tenant_id, type, at, user_id, actor_id) \
-               SELECT 'big', CASE WHEN i % 1000 = 0 THEN 'user.locked' ELSE 'login.started' END, \
-                 now() - i * interval '1 second', 'u' || (i % 20000), 'u' || (i % 20000) \
-               FROM generate_series(1, 200000) i;",
-        )
-        .await
-        .unwrap();
-    let recorder = Recorder::default();
-    let mut conn = db.connect().await;
-    conn.set_instrumentation(recorder.clone());
+    let (recorder, mut conn) = big_tenant(
+        &db,
+        &mut setup,
+        2,
+        "INSERT INTO audit_events (tenant_id, type, at, user_id, actor_id) \
+           SELECT 'big', CASE WHEN i % 1000 = 0 THEN 'user.locked' ELSE 'login.started' END, \
+             now() - i * interval '1 second', 'u' || (i % 20000), 'u' || (i % 20000) \
+           FROM generate_series(1, 200000) i;",
+    )
+    .await;
     let tenant = TenantId::parse("big").unwrap();
     let user = UserId::parse("u42").unwrap();
     let now = Utc::now();
