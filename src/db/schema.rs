@@ -14,6 +14,9 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         updated_by -> Nullable<Text>,
+        max_factors_per_user -> Int4,
+        remember_device_days -> Int4,
+        enrollment_grace_days -> Int4,
     }
 }
 
@@ -30,6 +33,7 @@ diesel::table! {
         failed_attempts -> Int4,
         lockout_count -> Int4,
         locked_until -> Nullable<Timestamptz>,
+        grace_started_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -47,6 +51,8 @@ diesel::table! {
         expires_at -> Nullable<Timestamptz>,
         activated_at -> Nullable<Timestamptz>,
         last_used_at -> Nullable<Timestamptz>,
+        name -> Text,
+        drift_steps -> Int4,
     }
 }
 
@@ -104,6 +110,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    remembered_devices (tenant_id, device_id) {
+        tenant_id -> Text,
+        device_id -> Uuid,
+        user_id -> Text,
+        surface -> Text,
+        token_hash -> Bytea,
+        name -> Text,
+        auth_time -> Timestamptz,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        last_ip -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     users,
@@ -112,6 +135,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     logins,
     service_keys,
     audit_events,
+    remembered_devices,
 );
 
 use diesel::sql_types::{Int8, Nullable, Text, Timestamptz, Uuid};

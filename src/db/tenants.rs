@@ -20,6 +20,9 @@ pub struct TenantRow {
     pub version: i64,
     pub updated_at: DateTime<Utc>,
     pub updated_by: Option<String>,
+    pub max_factors_per_user: i32,
+    pub remember_device_days: i32,
+    pub enrollment_grace_days: i32,
 }
 
 /// The tenant with the default policy, created on first sight. A plain read when it exists
@@ -69,6 +72,9 @@ pub struct PolicyUpdate<'a> {
     pub exempt_identity_providers: &'a [String],
     pub issuer: &'a str,
     pub updated_by: &'a str,
+    pub max_factors_per_user: i32,
+    pub remember_device_days: i32,
+    pub enrollment_grace_days: i32,
 }
 
 /// Writes the policy only if it is still at `expected_version` (optimistic concurrency in

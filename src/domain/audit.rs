@@ -39,6 +39,10 @@ audit_types! {
     TotpResetByAdmin => "totp.reset_by_admin",
     PolicyUpdated => "policy.updated",
     UserDeleted => "user.deleted",
+    FactorRenamed => "factor.renamed",
+    DeviceRemembered => "device.remembered",
+    DeviceRevoked => "device.revoked",
+    TotpEnrollmentSkipped => "totp.enrollment_skipped",
 }
 
 #[cfg(test)]
@@ -47,7 +51,7 @@ mod tests {
 
     #[test]
     fn every_type_round_trips_and_serializes_as_its_name() {
-        assert_eq!(AuditType::ALL.len(), 15);
+        assert_eq!(AuditType::ALL.len(), 19);
         for t in AuditType::ALL {
             assert_eq!(AuditType::parse(t.as_str()), Some(*t));
             assert_eq!(

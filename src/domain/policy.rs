@@ -47,6 +47,55 @@ impl<'de> Deserialize<'de> for Issuer {
     }
 }
 
+/// `max_factors_per_user` (§10): how many active authenticators a user may keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = i32, minimum = 1, maximum = 10, default = 5)]
+pub struct FactorLimit(i32);
+
+/// A number of days for `remember_device_days` (§12) or `enrollment_grace_days` (§13);
+/// 0 turns the feature off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = i32, minimum = 0, maximum = 90, default = 0)]
+pub struct Days(i32);
+
+/// An integer policy setting parses only inside its documented range, so a value out of
+/// range cannot exist past the request body.
+macro_rules! bounded {
+    ($name:ident, $min:literal ..= $max:literal, default $default:literal, $msg:literal) => {
+        impl $name {
+            pub const MIN: i32 = $min;
+            pub const MAX: i32 = $max;
+            pub fn parse(n: i64) -> Result<Self, ParseError> {
+                match i32::try_from(n) {
+                    Ok(n) if (Self::MIN..=Self::MAX).contains(&n) => Ok(Self(n)),
+                    _ => Err(ParseError($msg)),
+                }
+            }
+            pub fn get(self) -> i32 {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self($default)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let n = i64::deserialize(d)?;
+                Self::parse(n).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+bounded!(FactorLimit, 1..=10, default 5, "must be an integer from 1 to 10");
+bounded!(Days, 0..=90, default 0, "must be an integer from 0 to 90");
+
 /// The tenant's policy, without bookkeeping (version, timestamps).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantPolicy {
@@ -54,6 +103,9 @@ pub struct TenantPolicy {
     pub surfaces: Vec<Surface>,
     pub exempt_identity_providers: Vec<IdentityProvider>,
     pub issuer: Issuer,
+    pub max_factors_per_user: FactorLimit,
+    pub remember_device_days: Days,
+    pub enrollment_grace_days: Days,
 }
 
 impl Default for TenantPolicy {
@@ -63,6 +115,9 @@ impl Default for TenantPolicy {
             surfaces: vec![Surface::App, Surface::Portal],
             exempt_identity_providers: vec![IdentityProvider::Microsoft],
             issuer: Issuer::default(),
+            max_factors_per_user: FactorLimit::default(),
+            remember_device_days: Days::default(),
+            enrollment_grace_days: Days::default(),
         }
     }
 }
@@ -140,8 +195,24 @@ mod tests {
             enforce_mfa: true,
             surfaces,
             exempt_identity_providers: exempt,
-            issuer: Issuer::default(),
+            ..TenantPolicy::default()
         }
+    }
+
+    #[test]
+    fn bounded_settings_parse_only_their_range() {
+        assert_eq!(FactorLimit::default().get(), 5);
+        assert!(FactorLimit::parse(0).is_err());
+        assert_eq!(FactorLimit::parse(10).unwrap().get(), 10);
+        assert!(FactorLimit::parse(11).is_err());
+        assert_eq!(Days::default().get(), 0);
+        assert_eq!(Days::parse(90).unwrap().get(), 90);
+        assert!(Days::parse(-1).is_err());
+        assert!(Days::parse(91).is_err());
+        assert!(Days::parse(i64::MAX).is_err());
+        assert!(serde_json::from_str::<Days>("7").is_ok());
+        assert!(serde_json::from_str::<Days>("7.5").is_err());
+        assert!(serde_json::from_str::<FactorLimit>("\"3\"").is_err());
     }
 
     #[test]

@@ -11,14 +11,15 @@ use crate::crypto::jwt::AccessClaims;
 use crate::db::{self, tenants::TenantRow};
 use crate::domain::audit::AuditType;
 use crate::domain::ids::{parse_db_list, IdentityProvider, Surface, TenantId};
-use crate::domain::policy::{normalized, Issuer, TenantPolicy};
+use crate::domain::policy::{normalized, Days, FactorLimit, Issuer, TenantPolicy};
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The tenant's 2FA policy.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"tenant_id": "acme", "enforce_mfa": true, "surfaces": ["app", "portal"],
-    "exempt_identity_providers": ["microsoft"], "issuer": "MSPbots", "version": 2,
+    "exempt_identity_providers": ["microsoft"], "issuer": "MSPbots", "max_factors_per_user": 5,
+    "remember_device_days": 30, "enrollment_grace_days": 7, "version": 2,
     "updated_at": "2026-11-28T09:00:00Z", "updated_by": "u-1001"}))]
 pub struct PolicyView {
     pub tenant_id: TenantId,
@@ -30,6 +31,12 @@ pub struct PolicyView {
     pub exempt_identity_providers: Vec<IdentityProvider>,
     /// Shown above the code in the authenticator app.
     pub issuer: String,
+    /// How many active authenticators a user may keep (§10).
+    pub max_factors_per_user: FactorLimit,
+    /// "Don't ask again on this browser" for this many days; 0 = off (§12).
+    pub remember_device_days: Days,
+    /// Days a user may postpone setting up an authenticator; 0 = enroll at once (§13).
+    pub enrollment_grace_days: Days,
     /// Increases with every change; the ETag is `"v<version>"`.
     pub version: i64,
     pub updated_at: DateTime<Utc>,
@@ -48,15 +55,19 @@ pub fn etag(version: i64) -> String {
     format!("\"v{version}\"")
 }
 
-/// `PUT /v1/tenants/{tenant_id}/policy`: fields left out keep their values.
+/// `PUT /v1/tenants/{tenant_id}/policy`: every field is optional (v1.1); fields left out
+/// keep their values.
 #[derive(Debug, Deserialize, ToSchema)]
-#[schema(example = json!({"enforce_mfa": true, "surfaces": ["app", "portal"], "exempt_identity_providers": ["microsoft"]}))]
+#[schema(example = json!({"enforce_mfa": true, "surfaces": ["app", "portal"], "exempt_identity_providers": ["microsoft"], "enrollment_grace_days": 7}))]
 #[serde(deny_unknown_fields)]
 pub struct PolicyChange {
-    pub enforce_mfa: bool,
+    pub enforce_mfa: Option<bool>,
     pub surfaces: Option<Vec<Surface>>,
     pub exempt_identity_providers: Option<Vec<IdentityProvider>>,
     pub issuer: Option<Issuer>,
+    pub max_factors_per_user: Option<FactorLimit>,
+    pub remember_device_days: Option<Days>,
+    pub enrollment_grace_days: Option<Days>,
 }
 
 pub fn policy_of(t: &TenantRow) -> Result<TenantPolicy, ApiError> {
@@ -68,6 +79,18 @@ pub fn policy_of(t: &TenantRow) -> Result<TenantPolicy, ApiError> {
             "providers",
         )?,
         issuer: stored(Issuer::parse(&t.issuer).ok(), "issuer")?,
+        max_factors_per_user: stored(
+            FactorLimit::parse(t.max_factors_per_user.into()).ok(),
+            "max_factors_per_user",
+        )?,
+        remember_device_days: stored(
+            Days::parse(t.remember_device_days.into()).ok(),
+            "remember_device_days",
+        )?,
+        enrollment_grace_days: stored(
+            Days::parse(t.enrollment_grace_days.into()).ok(),
+            "enrollment_grace_days",
+        )?,
     })
 }
 
@@ -79,9 +102,25 @@ pub fn view(t: TenantRow) -> Result<PolicyView, ApiError> {
         surfaces: p.surfaces,
         exempt_identity_providers: p.exempt_identity_providers,
         issuer: t.issuer,
+        max_factors_per_user: p.max_factors_per_user,
+        remember_device_days: p.remember_device_days,
+        enrollment_grace_days: p.enrollment_grace_days,
         version: t.version,
         updated_at: t.updated_at,
         updated_by: t.updated_by,
+    })
+}
+
+/// The policy as `policy.updated` records it before and after a change.
+fn audit_view(p: &TenantPolicy) -> serde_json::Value {
+    serde_json::json!({
+        "enforce_mfa": p.enforce_mfa,
+        "surfaces": p.surfaces,
+        "exempt_identity_providers": p.exempt_identity_providers,
+        "issuer": p.issuer,
+        "max_factors_per_user": p.max_factors_per_user,
+        "remember_device_days": p.remember_device_days,
+        "enrollment_grace_days": p.enrollment_grace_days,
     })
 }
 
@@ -147,50 +186,75 @@ pub async fn update(
     );
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-            let current = db::tenants::get(conn, tenant_id).await?.ok_or(ApiError::NotFound)?;
-            if !wanted.iter().any(|v| v.is_none_or(|v| v == current.version)) {
-                return Err(ApiError::PreconditionFailed);
-            }
-            let old = policy_of(&current)?;
-            let new = TenantPolicy {
-                enforce_mfa: change.enforce_mfa,
-                surfaces: change.surfaces.map(normalized).unwrap_or_else(|| old.surfaces.clone()),
-                exempt_identity_providers: change.exempt_identity_providers.map(normalized).unwrap_or_else(|| old.exempt_identity_providers.clone()),
-                issuer: change.issuer.unwrap_or_else(|| old.issuer.clone()),
-            };
-            // A change that changes nothing keeps the version, so the ETag other editors hold
-            // stays valid, and writes no audit event: nothing happened.
-            let unchanged = TenantPolicy {
-                surfaces: normalized(old.surfaces.clone()),
-                exempt_identity_providers: normalized(old.exempt_identity_providers.clone()),
-                ..old.clone()
-            };
-            if new == unchanged {
-                return view(current);
-            }
-            let surfaces: Vec<String> = new.surfaces.iter().map(|s| s.as_str().to_owned()).collect();
-            let exempt: Vec<String> = new.exempt_identity_providers.iter().map(|s| s.as_str().to_owned()).collect();
-            let update = db::tenants::PolicyUpdate {
-                enforce_mfa: new.enforce_mfa,
-                surfaces: &surfaces,
-                exempt_identity_providers: &exempt,
-                issuer: new.issuer.as_str(),
-                updated_by: claims.sub.as_str(),
-            };
-            // The version check is repeated in the UPDATE itself, so a concurrent change
-            // between the read and the write still gets 412.
-            let row = db::tenants::update_policy(conn, tenant_id, current.version, &update, now)
-                .await?
-                .ok_or(ApiError::PreconditionFailed)?;
-            let details = serde_json::json!({
-                "version": row.version,
-                "before": {"enforce_mfa": old.enforce_mfa, "surfaces": old.surfaces,
-                           "exempt_identity_providers": old.exempt_identity_providers, "issuer": old.issuer},
-                "after": {"enforce_mfa": new.enforce_mfa, "surfaces": new.surfaces,
-                          "exempt_identity_providers": new.exempt_identity_providers, "issuer": new.issuer},
-            });
-            db::audit::insert(conn, &audit, AuditType::PolicyUpdated, now, details).await?;
-            view(row)
+        let current = db::tenants::get(conn, tenant_id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        if !wanted
+            .iter()
+            .any(|v| v.is_none_or(|v| v == current.version))
+        {
+            return Err(ApiError::PreconditionFailed);
+        }
+        let old = policy_of(&current)?;
+        let new = TenantPolicy {
+            enforce_mfa: change.enforce_mfa.unwrap_or(old.enforce_mfa),
+            surfaces: change
+                .surfaces
+                .map(normalized)
+                .unwrap_or_else(|| old.surfaces.clone()),
+            exempt_identity_providers: change
+                .exempt_identity_providers
+                .map(normalized)
+                .unwrap_or_else(|| old.exempt_identity_providers.clone()),
+            issuer: change.issuer.unwrap_or_else(|| old.issuer.clone()),
+            max_factors_per_user: change
+                .max_factors_per_user
+                .unwrap_or(old.max_factors_per_user),
+            remember_device_days: change
+                .remember_device_days
+                .unwrap_or(old.remember_device_days),
+            enrollment_grace_days: change
+                .enrollment_grace_days
+                .unwrap_or(old.enrollment_grace_days),
+        };
+        // A change that changes nothing keeps the version, so the ETag other editors hold
+        // stays valid, and writes no audit event: nothing happened.
+        let unchanged = TenantPolicy {
+            surfaces: normalized(old.surfaces.clone()),
+            exempt_identity_providers: normalized(old.exempt_identity_providers.clone()),
+            ..old.clone()
+        };
+        if new == unchanged {
+            return view(current);
+        }
+        let surfaces: Vec<String> = new.surfaces.iter().map(|s| s.as_str().to_owned()).collect();
+        let exempt: Vec<String> = new
+            .exempt_identity_providers
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        let update = db::tenants::PolicyUpdate {
+            enforce_mfa: new.enforce_mfa,
+            surfaces: &surfaces,
+            exempt_identity_providers: &exempt,
+            issuer: new.issuer.as_str(),
+            updated_by: claims.sub.as_str(),
+            max_factors_per_user: new.max_factors_per_user.get(),
+            remember_device_days: new.remember_device_days.get(),
+            enrollment_grace_days: new.enrollment_grace_days.get(),
+        };
+        // The version check is repeated in the UPDATE itself, so a concurrent change
+        // between the read and the write still gets 412.
+        let row = db::tenants::update_policy(conn, tenant_id, current.version, &update, now)
+            .await?
+            .ok_or(ApiError::PreconditionFailed)?;
+        let details = serde_json::json!({
+            "version": row.version,
+            "before": audit_view(&old),
+            "after": audit_view(&new),
+        });
+        db::audit::insert(conn, &audit, AuditType::PolicyUpdated, now, details).await?;
+        view(row)
     })
     .await
 }

@@ -1276,3 +1276,70 @@ async fn a_token_minted_before_a_demotion_or_offboarding_administers_nothing() {
         .await
         .problem(403, "forbidden");
 }
+
+#[tokio::test]
+async fn the_v1_1_policy_fields_default_change_one_at_a_time_and_are_audited() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("acme").await;
+    let p = app
+        .get("/v1/tenants/acme/policy", Some(&admin.access_token))
+        .await;
+    assert_eq!(p.status, 200, "{}", p.text);
+    assert_eq!(p.body["max_factors_per_user"], 5);
+    assert_eq!(p.body["remember_device_days"], 0);
+    assert_eq!(p.body["enrollment_grace_days"], 0);
+
+    // Every field is optional: this changes the grace only and keeps the switch off.
+    let r = app
+        .enforce(
+            "acme",
+            &admin.access_token,
+            json!({"enrollment_grace_days": 7}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["enforce_mfa"], false);
+    assert_eq!(r.body["enrollment_grace_days"], 7);
+    assert_eq!(r.body["max_factors_per_user"], 5);
+    assert_eq!(r.body["version"], 2);
+
+    for (field, bad) in [
+        ("max_factors_per_user", json!(0)),
+        ("max_factors_per_user", json!(11)),
+        ("remember_device_days", json!(91)),
+        ("enrollment_grace_days", json!(-1)),
+        ("remember_device_days", json!("30")),
+        ("enrollment_grace_days", json!(1.5)),
+    ] {
+        let r = app
+            .enforce("acme", &admin.access_token, json!({ field: bad }))
+            .await;
+        r.problem(400, "invalid_request");
+        assert_eq!(r.body["errors"][0]["field"], field, "{}", r.text);
+    }
+    let after = app
+        .get("/v1/tenants/acme/policy", Some(&admin.access_token))
+        .await;
+    assert_eq!(after.body["version"], 2, "bad input changed nothing");
+
+    let r = app
+        .enforce(
+            "acme",
+            &admin.access_token,
+            json!({"max_factors_per_user": 2, "remember_device_days": 30}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let trail = app
+        .get(
+            "/v1/tenants/acme/audit-events?type=policy.updated",
+            Some(&admin.access_token),
+        )
+        .await;
+    let newest = &items(&trail)[0]["details"];
+    assert_eq!(newest["before"]["max_factors_per_user"], 5);
+    assert_eq!(newest["after"]["max_factors_per_user"], 2);
+    assert_eq!(newest["before"]["remember_device_days"], 0);
+    assert_eq!(newest["after"]["remember_device_days"], 30);
+    assert_eq!(newest["after"]["enrollment_grace_days"], 7);
+}

@@ -334,7 +334,9 @@ async fn every_bad_field_is_named_unknown_ones_included() {
         .enforce(
             "acme",
             &admin.access_token,
-            json!({"surfaces": ["app", "web"], "issuer": "a:b", "foo": 1, "bar": 2}),
+            // v1.1: every policy field is optional, so only the bad ones are named.
+            json!({"surfaces": ["app", "web"], "issuer": "a:b", "foo": 1, "bar": 2,
+                   "max_factors_per_user": 11, "enrollment_grace_days": -1}),
         )
         .await;
     r.problem(400, "invalid_request");
@@ -346,7 +348,14 @@ async fn every_bad_field_is_named_unknown_ones_included() {
         .collect();
     assert_eq!(
         fields,
-        ["enforce_mfa", "surfaces[1]", "issuer", "bar", "foo"],
+        [
+            "surfaces[1]",
+            "issuer",
+            "max_factors_per_user",
+            "enrollment_grace_days",
+            "bar",
+            "foo"
+        ],
         "{}",
         r.text
     );
