@@ -28,6 +28,8 @@ pub enum HashPurpose {
     RecoveryCode,
     MfaToken,
     ServiceKey,
+    /// A remembered device's token (API.md §12).
+    DeviceToken,
 }
 
 impl HashPurpose {
@@ -39,6 +41,7 @@ impl HashPurpose {
             HashPurpose::RecoveryCode => b"mspbots-mfa/recovery-code/v1\0",
             HashPurpose::MfaToken => b"mspbots-mfa/mfa-token/v1\0",
             HashPurpose::ServiceKey => b"mspbots-mfa/service-key/v1\0",
+            HashPurpose::DeviceToken => b"mspbots-mfa/device-token/v1\0",
         }
     }
 }
@@ -116,7 +119,8 @@ mod tests {
         let a = k.hash(HashPurpose::RecoveryCode, v);
         let b = k.hash(HashPurpose::MfaToken, v);
         let c = k.hash(HashPurpose::ServiceKey, v);
-        assert!(a != b && b != c && a != c);
+        let d = k.hash(HashPurpose::DeviceToken, v);
+        assert!(a != b && b != c && a != c && d != a && d != b && d != c);
     }
 
     #[test]

@@ -20,6 +20,11 @@ pub fn new_mfa_token() -> String {
     format!("mfa_{}", BASE64URL_NOPAD.encode(&random_32()))
 }
 
+/// A remembered device's token (256 bits), kept by the login backend in a cookie of its own.
+pub fn new_device_token() -> String {
+    format!("dv_{}", BASE64URL_NOPAD.encode(&random_32()))
+}
+
 /// Long-lived API key for calling services (256 bits).
 pub fn new_service_key() -> String {
     format!("sk_{}", BASE64URL_NOPAD.encode(&random_32()))
@@ -97,6 +102,12 @@ mod tests {
             32
         );
         assert_ne!(new_mfa_token(), t);
+        let d = new_device_token();
+        assert!(d.starts_with("dv_"));
+        assert_eq!(
+            BASE64URL_NOPAD.decode(&d.as_bytes()[3..]).unwrap().len(),
+            32
+        );
         assert_ne!(new_totp_secret(), new_totp_secret());
     }
 

@@ -5,7 +5,9 @@
 //! policy.
 
 pub mod audit;
+pub mod devices;
 pub mod factors;
+pub mod grace;
 pub mod logins;
 pub mod recovery;
 pub mod schema;

@@ -247,6 +247,22 @@ pub struct ListedUser {
     pub enrolled_at: Option<DateTime<Utc>>,
     pub last_login_at: Option<DateTime<Utc>>,
     pub locked_until: Option<DateTime<Utc>>,
+    pub grace_started_at: Option<DateTime<Utc>>,
+}
+
+/// The users listing's grace filters (API.md §13), for a policy that requires a factor of
+/// users whose identity provider is not in `exempt`: users without an active factor whose
+/// grace started after `cutoff` (`now - enrollment_grace_days`: running) or at or before it
+/// (ended).
+pub enum GraceFilter<'a> {
+    InGrace {
+        exempt: &'a [String],
+        cutoff: DateTime<Utc>,
+    },
+    Overdue {
+        exempt: &'a [String],
+        cutoff: DateTime<Utc>,
+    },
 }
 
 /// Users ordered by id after `after` (keyset on the primary key, so a page costs a page);
@@ -256,6 +272,7 @@ pub async fn list(
     conn: &mut AsyncPgConnection,
     tenant_id: &TenantId,
     enrolled: Option<bool>,
+    grace: Option<GraceFilter<'_>>,
     after: Option<&UserId>,
     limit: i64,
 ) -> QueryResult<Vec<ListedUser>> {
@@ -273,6 +290,7 @@ pub async fn list(
             totp_factors::activated_at.nullable(),
             users::last_login_at.nullable(),
             users::locked_until.nullable(),
+            users::grace_started_at,
         ))
         .order(users::user_id)
         .limit(limit)
@@ -280,6 +298,21 @@ pub async fn list(
     match enrolled {
         Some(true) => q = q.filter(totp_factors::factor_id.nullable().is_not_null()),
         Some(false) => q = q.filter(totp_factors::factor_id.nullable().is_null()),
+        None => {}
+    }
+    match grace {
+        Some(GraceFilter::InGrace { exempt, cutoff }) => {
+            q = q
+                .filter(totp_factors::factor_id.nullable().is_null())
+                .filter(users::identity_provider.ne_all(exempt.to_vec()))
+                .filter(users::grace_started_at.gt(cutoff));
+        }
+        Some(GraceFilter::Overdue { exempt, cutoff }) => {
+            q = q
+                .filter(totp_factors::factor_id.nullable().is_null())
+                .filter(users::identity_provider.ne_all(exempt.to_vec()))
+                .filter(users::grace_started_at.le(cutoff));
+        }
         None => {}
     }
     if let Some(after) = after {

@@ -130,6 +130,10 @@ pub enum MfaRequirement {
     NotRequired,
     /// The tenant enforces 2FA here, but the user's identity provider is exempt.
     Exempt,
+    /// A remembered browser stood in for the code (§12); `amr: ["pwd","mfa"]`.
+    Remembered,
+    /// The user postponed enrollment inside their grace (§13); `amr: ["pwd"]`.
+    Grace,
 }
 
 /// What the sign-in needs next.

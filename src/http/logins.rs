@@ -6,9 +6,10 @@ use super::auth::{MfaAuth, ServiceAuth};
 use super::extract::{ClientMeta, RawJson};
 use crate::error::{ApiError, Problem};
 use crate::services::enrollment::EnrollmentMaterial;
+use crate::services::devices::RememberRequest;
 use crate::services::logins::{
-    self, CodeRequest, Enrolled, LoginStarted, LoginView, RecoverRequest, Recovered, StartLogin,
-    Verified,
+    self, Enrolled, LoginStarted, LoginView, RecoverRequest, Recovered, SignInCodeRequest,
+    Skipped, StartLogin, Verified,
 };
 use crate::state::AppState;
 
@@ -115,10 +116,10 @@ pub async fn start_enrollment(
 #[utoipa::path(post, path = "/v1/logins/{login_id}/totp-enrollment/confirm", tag = "Sign-in", operation_id = "confirmLoginEnrollment",
     security(("mfa_token" = [])),
     params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
-    request_body = CodeRequest,
+    request_body = SignInCodeRequest,
     responses(
         (status = 200, description = "Signed in; recovery codes shown once", body = Enrolled),
-        (status = 400, description = "`invalid_request` (not six digits; not counted) or `invalid_code` (counted)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_request` (not six digits, or a bad `device_name`; not counted) or `invalid_code` (counted)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_state`: no pending enrollment, or not `enrollment_required`", body = Problem, content_type = "application/problem+json"),
@@ -133,19 +134,22 @@ pub async fn confirm_enrollment(
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
     let login_id = logins::parse_login_id(&path)?;
-    let body: CodeRequest = body_of(&state, &token, login_id, &body).await?;
-    Ok(HttpResponse::Ok()
-        .json(logins::confirm_enrollment(&state, &token.0, login_id, &body.code, &meta).await?))
+    let body: SignInCodeRequest = body_of(&state, &token, login_id, &body).await?;
+    let remember = RememberRequest::parse(body.remember_device, body.device_name.as_deref())?;
+    let out =
+        logins::confirm_enrollment(&state, &token.0, login_id, &body.code, &remember, &meta)
+            .await?;
+    Ok(HttpResponse::Ok().json(out))
 }
 
 /// Finish the sign-in with a code from the authenticator app.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/verify", tag = "Sign-in", operation_id = "verifyLogin",
     security(("mfa_token" = [])),
     params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
-    request_body = CodeRequest,
+    request_body = SignInCodeRequest,
     responses(
         (status = 200, description = "Signed in", body = Verified),
-        (status = 400, description = "`invalid_request` (not six digits; not counted), `invalid_code` (counted) or `code_reused` (not counted)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_request` (not six digits, or a bad `device_name`; not counted), `invalid_code` (counted) or `code_reused` (not counted)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or dead (5 wrong codes) mfa token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_state`: the sign-in needs an enrollment", body = Problem, content_type = "application/problem+json"),
@@ -160,9 +164,10 @@ pub async fn verify(
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
     let login_id = logins::parse_login_id(&path)?;
-    let body: CodeRequest = body_of(&state, &token, login_id, &body).await?;
+    let body: SignInCodeRequest = body_of(&state, &token, login_id, &body).await?;
+    let remember = RememberRequest::parse(body.remember_device, body.device_name.as_deref())?;
     Ok(HttpResponse::Ok()
-        .json(logins::verify(&state, &token.0, login_id, &body.code, &meta).await?))
+        .json(logins::verify(&state, &token.0, login_id, &body.code, &remember, &meta).await?))
 }
 
 /// Finish the sign-in with a recovery code (lost phone). The code is used up.
@@ -190,4 +195,31 @@ pub async fn recover(
     let body: RecoverRequest = body_of(&state, &token, login_id, &body).await?;
     Ok(HttpResponse::Ok()
         .json(logins::recover(&state, &token.0, login_id, &body.recovery_code, &meta).await?))
+}
+
+/// "Set up later (N days left)": postpone enrollment inside the user's grace (§13).
+///
+/// Only while the sign-in is `enrollment_required` and its answer carried `grace_ends_at`
+/// that has not passed (computed again now, with the current policy). The sign-in ends
+/// with `amr: ["pwd"]`; the mfa token dies. The body, if any, is ignored.
+#[utoipa::path(post, path = "/v1/logins/{login_id}/skip-enrollment", tag = "Sign-in", operation_id = "skipLoginEnrollment",
+    security(("mfa_token" = [])),
+    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
+    responses(
+        (status = 200, description = "Signed in without a second factor, enrollment postponed", body = Skipped),
+        (status = 400, description = "`invalid_request`: a body that is not JSON (any JSON body is ignored)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state`: not `enrollment_required`, or the grace is over (the user must enroll)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn skip_enrollment(
+    state: Data,
+    token: MfaAuth,
+    meta: ClientMeta,
+    path: web::Path<String>,
+    body: RawJson,
+) -> Result<HttpResponse, ApiError> {
+    let login_id = logins::parse_login_id(&path)?;
+    body_of::<serde_json::Value>(&state, &token, login_id, &body).await?;
+    Ok(HttpResponse::Ok().json(logins::skip_enrollment(&state, &token.0, login_id, &meta).await?))
 }

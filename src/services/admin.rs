@@ -1,14 +1,18 @@
 //! Tenant administration (docs/API.md §5) beyond the policy: who has 2FA, lost phones,
 //! lockouts, offboarding and the audit trail. Authorization is checked by the caller.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use data_encoding::BASE64URL_NOPAD;
 use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::audit_ctx;
-use crate::db::{self, audit::AuditCtx};
+use crate::db::{self, audit::AuditCtx, users::GraceFilter};
+use crate::domain::policy::TenantPolicy;
+use crate::services::devices::{self, RevokeReason};
+use crate::services::grace;
+use crate::services::policy::policy_of;
 use crate::domain::audit::AuditType;
 use crate::domain::ids::{IdentityProvider, Surface, TenantId, UserId};
 use crate::error::ApiError;
@@ -50,12 +54,16 @@ fn decode_user_cursor(c: &str) -> Result<UserId, ApiError> {
 pub enum EnrollmentFilter {
     Enrolled,
     NotEnrolled,
+    InGrace,
+    Overdue,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UserListQuery {
-    /// `enrolled`: users with an active factor; `not_enrolled`: who still has to set up 2FA.
+    /// `enrolled`: users with an active factor; `not_enrolled`: who still has to set up 2FA;
+    /// `in_grace`: required to enroll, postponing inside their grace (§13); `overdue`:
+    /// required to enroll, asked to, and their grace is over (or there is none).
     #[param(inline)]
     pub mfa: Option<EnrollmentFilter>,
     /// 1-200, default 50.
@@ -78,6 +86,9 @@ pub struct UserSummary {
     /// Set while the user's second factor is locked, else `null`.
     #[schema(required = true)]
     pub locked_until: Option<DateTime<Utc>>,
+    /// When the user's enrollment grace ends, while it runs (§13); else `null`.
+    #[schema(required = true)]
+    pub grace_ends_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -97,14 +108,44 @@ pub async fn list_users(
 ) -> Result<UserPage, ApiError> {
     let limit = page_limit(q.limit)?;
     let after = q.cursor.as_deref().map(decode_user_cursor).transpose()?;
-    let enrolled = q.mfa.map(|f| matches!(f, EnrollmentFilter::Enrolled));
+    let enrolled = match q.mfa {
+        Some(EnrollmentFilter::Enrolled) => Some(true),
+        Some(EnrollmentFilter::NotEnrolled) => Some(false),
+        _ => None,
+    };
     let now = state.now();
     let mut conn = state.pool.get().await?;
+    let policy = match db::tenants::get(&mut conn, tenant_id).await? {
+        Some(t) => policy_of(&t)?,
+        None => TenantPolicy::default(),
+    };
+    let (exempt, required) = grace::requirement(&policy);
+    let grace_days = policy.enrollment_grace_days;
+    let cutoff = now - Duration::days(i64::from(grace_days.get()));
+    let grace_filter = match q.mfa {
+        Some(EnrollmentFilter::InGrace) => Some(GraceFilter::InGrace {
+            exempt: &exempt,
+            cutoff,
+        }),
+        Some(EnrollmentFilter::Overdue) => Some(GraceFilter::Overdue {
+            exempt: &exempt,
+            cutoff,
+        }),
+        _ => None,
+    };
+    // Nobody is in grace or overdue under a policy that requires no factor.
+    if grace_filter.is_some() && !required {
+        return Ok(UserPage {
+            items: vec![],
+            next_cursor: None,
+        });
+    }
     // One row more than asked tells whether there is a next page.
     let mut rows = conn
         .transaction::<_, ApiError, _>(async |conn| {
             db::prefer_ordered_scans(conn).await?;
-            Ok(db::users::list(conn, tenant_id, enrolled, after.as_ref(), limit + 1).await?)
+            let after = after.as_ref();
+            Ok(db::users::list(conn, tenant_id, enrolled, grace_filter, after, limit + 1).await?)
         })
         .await?;
     let more = rows.len() > limit as usize;
@@ -115,6 +156,11 @@ pub async fn list_users(
     let items = rows
         .into_iter()
         .map(|r| UserSummary {
+            grace_ends_at: (r.enrolled_at.is_none()
+                && required
+                && !exempt.iter().any(|e| e == r.identity_provider.as_str()))
+            .then(|| grace::running(r.grace_started_at, grace_days, now))
+            .flatten(),
             identity_provider: r.identity_provider,
             mfa_enrolled: r.enrolled_at.is_some(),
             enrolled_at: r.enrolled_at,
@@ -149,6 +195,9 @@ pub async fn reset_factor(
         }
         db::logins::kill_open(conn, tenant_id, user_id, now).await?;
         db::users::reset_lockout(conn, tenant_id, user_id, now).await?;
+        devices::revoke_all_devices(conn, &audit, user_id, RevokeReason::FactorReset, now).await?;
+        // All factors gone: the user's enrollment grace starts afresh (§13).
+        db::grace::restart(conn, tenant_id, user_id).await?;
         db::audit::insert(
             conn,
             &audit,
@@ -203,6 +252,8 @@ pub async fn delete_user(
     let audit = admin_ctx(tenant_id, user_id, actor, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
+        // The rows go with the user (cascade); the trail says which browsers lost trust.
+        devices::revoke_all_devices(conn, &audit, user_id, RevokeReason::UserDeleted, now).await?;
         if !db::users::delete(conn, tenant_id, user_id).await? {
             return Err(ApiError::NotFound);
         }

@@ -174,6 +174,9 @@ pub async fn record_wrong(
     }
     db::audit::insert(conn, ctx, kind, now, details).await?;
     if just_locked {
+        // A lockout ends the trust of every remembered browser (§12).
+        let reason = super::devices::RevokeReason::Locked;
+        super::devices::revoke_all_devices(conn, ctx, user_id, reason, now).await?;
         db::audit::insert(
             conn,
             ctx,

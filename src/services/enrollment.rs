@@ -131,6 +131,10 @@ pub async fn activate(
             "There is no pending enrollment to confirm.",
         ));
     }
+    if replaced {
+        let reason = super::devices::RevokeReason::FactorReplaced;
+        super::devices::revoke_all_devices(conn, ctx, user_id, reason, now).await?;
+    }
     let (codes, hashes) = super::attempt::new_recovery_codes(state);
     db::recovery::replace(conn, &ctx.tenant_id, factor_id, &hashes, now).await?;
     db::users::reset_lockout(conn, &ctx.tenant_id, user_id, now).await?;

@@ -253,6 +253,8 @@ pub async fn remove_factor(
         }
         // Sign-ins started against the removed factor cannot finish; end them.
         db::logins::kill_open(conn, &claims.tid, &claims.sub, now).await?;
+        let reason = super::devices::RevokeReason::FactorRemoved;
+        super::devices::revoke_all_devices(conn, &audit, &claims.sub, reason, now).await?;
         db::audit::insert(
             conn,
             &audit,

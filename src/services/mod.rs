@@ -4,7 +4,9 @@
 pub mod admin;
 pub mod attempt;
 pub mod auth;
+pub mod devices;
 pub mod enrollment;
+pub mod grace;
 pub mod logins;
 pub mod me;
 pub mod ops;
@@ -45,6 +47,8 @@ pub mod amr {
     pub const PASSWORD_ONLY: &[&str] = &["pwd"];
     pub const TOTP: &[&str] = &["pwd", "otp", "mfa"];
     pub const RECOVERY_CODE: &[&str] = &["pwd", "mfa", "rc"];
+    /// A remembered browser stood in for the code (§12).
+    pub const REMEMBERED: &[&str] = &["pwd", "mfa"];
 }
 
 /// The subject of a new access token.

@@ -254,6 +254,10 @@ pub async fn update(
             "after": audit_view(&new),
         });
         db::audit::insert(conn, &audit, AuditType::PolicyUpdated, now, details).await?;
+        // Remembering turned off: every device of the tenant dies now, for good (§12).
+        if new.remember_device_days.get() == 0 && old.remember_device_days.get() > 0 {
+            super::devices::revoke_tenant_devices(conn, &audit, now).await?;
+        }
         view(row)
     })
     .await

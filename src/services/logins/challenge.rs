@@ -15,6 +15,7 @@ use crate::domain::totp::TotpCode;
 use crate::error::ApiError;
 use crate::metrics::Outcome;
 use crate::services::attempt::{self, Proof};
+use crate::services::devices::{self, RememberRequest, RevokeReason};
 use crate::services::enrollment::{self, EnrollmentMaterial};
 use crate::services::step_up::{use_proof, FactorRef};
 use crate::services::{amr, audit_ctx, mint, ClientMeta, Minted, Subject};
@@ -26,7 +27,7 @@ pub fn parse_login_id(s: &str) -> Result<LoginId, ApiError> {
 }
 
 /// The login of this mfa token, if it is alive and the one in the path.
-async fn load(
+pub(super) async fn load(
     conn: &mut AsyncPgConnection,
     state: &AppState,
     token: &str,
@@ -52,7 +53,7 @@ async fn load(
 
 /// What the login waits for now (`ChallengeStatus::of`); `has_active` is whether the user
 /// has an active factor, when the caller loaded it.
-fn require_status(
+pub(super) fn require_status(
     ctx: &LoginCtx,
     has_active: bool,
     wanted: ChallengeStatus,
@@ -70,7 +71,7 @@ fn require_status(
     }))
 }
 
-fn login_audit(ctx: &LoginCtx, meta: &ClientMeta) -> AuditCtx {
+pub(super) fn login_audit(ctx: &LoginCtx, meta: &ClientMeta) -> AuditCtx {
     audit_ctx(
         &ctx.tenant_id,
         Some(&ctx.user_id),
@@ -131,7 +132,7 @@ async fn check_code(
 }
 
 /// The access token that ends a sign-in.
-fn signed_in(
+pub(super) fn signed_in(
     state: &AppState,
     ctx: &LoginCtx,
     amr: &[&str],
@@ -148,7 +149,7 @@ fn signed_in(
 }
 
 /// Ends the login as authenticated (its token dies) and writes `login.succeeded`.
-async fn finish_login(
+pub(super) async fn finish_login(
     conn: &mut AsyncPgConnection,
     ctx: &LoginCtx,
     audit: &AuditCtx,
@@ -226,6 +227,7 @@ pub async fn confirm_enrollment(
     token: &str,
     login_id: LoginId,
     code: &str,
+    remember: &RememberRequest,
     meta: &ClientMeta,
 ) -> Result<Enrolled, ApiError> {
     attempt::rate_limit(state, meta)?;
@@ -269,6 +271,17 @@ pub async fn confirm_enrollment(
         let recovery_codes =
             enrollment::activate(conn, state, &audit, &ctx.user_id, factor_id, step, now).await?;
         finish_login(conn, &ctx, &audit, "totp", now).await?;
+        let device = devices::remember(
+            conn,
+            state,
+            &audit,
+            &ctx.user_id,
+            ctx.surface,
+            remember,
+            meta,
+            now,
+        )
+        .await?;
         let m = signed_in(state, &ctx, amr::TOTP, now)?;
         Ok(Ok(Enrolled {
             status: AuthenticatedStatus::Authenticated,
@@ -276,6 +289,8 @@ pub async fn confirm_enrollment(
             token_type: TokenType::Bearer,
             expires_in: m.expires_in,
             recovery_codes,
+            device_token: device.as_ref().map(|d| d.device_token.clone()),
+            device_expires_at: device.map(|d| d.device_expires_at),
         }))
     })
     .await?
@@ -289,6 +304,7 @@ pub async fn verify(
     token: &str,
     login_id: LoginId,
     code: &str,
+    remember: &RememberRequest,
     meta: &ClientMeta,
 ) -> Result<Verified, ApiError> {
     attempt::rate_limit(state, meta)?;
@@ -328,12 +344,25 @@ pub async fn verify(
             return Ok(Err(ApiError::CodeReused));
         }
         state.metrics.outcome(Outcome::Success);
+        let device = devices::remember(
+            conn,
+            state,
+            &audit,
+            &ctx.user_id,
+            ctx.surface,
+            remember,
+            meta,
+            now,
+        )
+        .await?;
         let m = signed_in(state, &ctx, amr::TOTP, now)?;
         Ok(Ok(Verified {
             status: AuthenticatedStatus::Authenticated,
             access_token: m.token,
             token_type: TokenType::Bearer,
             expires_in: m.expires_in,
+            device_token: device.as_ref().map(|d| d.device_token.clone()),
+            device_expires_at: device.map(|d| d.device_expires_at),
         }))
     })
     .await?
@@ -380,6 +409,9 @@ pub async fn recover(
             return Ok(Err(e));
         }
         db::users::reset_lockout(conn, &ctx.tenant_id, &ctx.user_id, now).await?;
+        // A recovery-code sign-in ends the trust of every remembered browser.
+        devices::revoke_all_devices(conn, &audit, &ctx.user_id, RevokeReason::RecoveryCodeSignIn, now)
+            .await?;
         finish_login(conn, &ctx, &audit, "recovery_code", now).await?;
         let remaining = db::recovery::count_unused(conn, &ctx.tenant_id, factor_id).await?;
         let m = signed_in(state, &ctx, amr::RECOVERY_CODE, now)?;

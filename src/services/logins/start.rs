@@ -10,12 +10,12 @@ use crate::crypto::tokens;
 use crate::db;
 use crate::domain::audit::AuditType;
 use crate::domain::ids::{LoginId, LoginStatus};
-use crate::domain::policy::{SignInDecision, TenantPolicy};
+use crate::domain::policy::{MfaRequirement, SignInDecision, TenantPolicy};
 use crate::domain::text::is_hidden;
 use crate::error::ApiError;
 use crate::services::auth::ServiceKey;
 use crate::services::policy::policy_of;
-use crate::services::{amr, audit_ctx, mint, ClientMeta, Subject};
+use crate::services::{amr, audit_ctx, devices, grace, mint, ClientMeta, Subject};
 use crate::state::AppState;
 
 fn parse_roles(roles: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
@@ -91,7 +91,26 @@ pub async fn start(
         .await?;
         let has_factor = factor.is_some();
         let policy: TenantPolicy = policy_of(&tenant)?;
-        let decision = policy.decide(req.surface, req.identity_provider, has_factor);
+        let mut decision = policy.decide(req.surface, req.identity_provider, has_factor);
+        // A live remembered browser stands in for the code (§12); only looked up when sent.
+        let mut remembered = None;
+        if let (SignInDecision::VerificationRequired, Some(device_token)) =
+            (decision, req.device_token.as_deref())
+        {
+            let who = (tenant_id, user_id, req.surface);
+            let days = policy.remember_device_days;
+            remembered = devices::live_device(conn, state, device_token, who, days, now).await?;
+            if remembered.is_some() {
+                decision = SignInDecision::Authenticated(MfaRequirement::Remembered);
+            }
+        }
+        let grace_ends_at = match decision {
+            SignInDecision::EnrollmentRequired => {
+                let days = policy.enrollment_grace_days;
+                grace::on_enrollment_required(conn, tenant_id, user_id, days, now).await?
+            }
+            _ => None,
+        };
         let login_id = LoginId::new();
         let (status, token) = match decision {
             SignInDecision::Authenticated(_) => (LoginStatus::Authenticated, None),
@@ -135,8 +154,19 @@ pub async fn start(
         match (decision, token) {
             (SignInDecision::Authenticated(mfa), _) => {
                 db::users::touch_login(conn, tenant_id, user_id, now).await?;
-                let details = serde_json::json!({"login_id": login_id.0, "mfa": mfa,
+                let mut details = serde_json::json!({"login_id": login_id.0, "mfa": mfa,
                     "method": "password"});
+                let (amr, auth_time) = match &remembered {
+                    Some(d) => {
+                        db::devices::touch(conn, tenant_id, d.device_id, now, ip.as_deref())
+                            .await?;
+                        details["method"] = "remembered_device".into();
+                        details["device_id"] = serde_json::json!(d.device_id);
+                        // The code was typed on this device then: step-up judges by that.
+                        (amr::REMEMBERED, d.auth_time)
+                    }
+                    None => (amr::PASSWORD_ONLY, now),
+                };
                 db::audit::insert(conn, &ctx, AuditType::LoginSucceeded, now, details).await?;
                 let who = Subject {
                     tenant_id,
@@ -145,7 +175,7 @@ pub async fn start(
                     roles: &user.roles,
                     idp: user.identity_provider,
                 };
-                let m = mint(state, &who, req.surface, amr::PASSWORD_ONLY, now)?;
+                let m = mint(state, &who, req.surface, amr, auth_time)?;
                 Ok(LoginStarted::Authenticated {
                     login_id: login_id.0,
                     mfa,
@@ -159,6 +189,7 @@ pub async fn start(
                     login_id: login_id.0,
                     mfa_token,
                     expires_at,
+                    grace_ends_at,
                 })
             }
             (_, Some(mfa_token)) => Ok(LoginStarted::VerificationRequired {

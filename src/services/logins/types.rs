@@ -28,6 +28,12 @@ pub struct StartLogin {
     #[schema(max_items = 32, value_type = Option<Vec<Role>>)]
     pub roles: Option<Vec<String>>,
     pub surface: Surface,
+    /// The `device_token` of a browser remembered earlier (§12), from the login backend's
+    /// own cookie. When it is live for this tenant, user and surface and the user has an
+    /// authenticator, the answer is `authenticated` with `mfa: "remembered"`; otherwise it
+    /// is ignored and the normal flow follows (nothing says why).
+    #[schema(max_length = 100, example = "dv_3q2-7wEXAMPLEtokenOnlyTheLoginBackendKeeps")]
+    pub device_token: Option<String>,
 }
 
 // Only documents the items of `roles`; `parse_roles` checks them.
@@ -52,11 +58,16 @@ pub enum LoginStarted {
         token_type: TokenType,
         expires_in: u32,
     },
-    /// "Setup MFA": the user must enroll an authenticator app.
+    /// "Setup MFA": the user must enroll an authenticator app. While the user's enrollment
+    /// grace runs (§13), `grace_ends_at` says until when they may postpone it
+    /// (`POST /v1/logins/{login_id}/skip-enrollment`).
     EnrollmentRequired {
         login_id: Uuid,
         mfa_token: String,
         expires_at: DateTime<Utc>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
+        grace_ends_at: Option<DateTime<Utc>>,
     },
     /// The user must enter a code from their authenticator app.
     VerificationRequired {
@@ -126,12 +137,46 @@ pub struct CodeRequest {
     pub code: String,
 }
 
+/// A code from the authenticator app at sign-in, optionally remembering this browser.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"code": "123456", "remember_device": true, "device_name": "Work laptop"}))]
+#[serde(deny_unknown_fields)]
+pub struct SignInCodeRequest {
+    /// Exactly six digits.
+    #[schema(pattern = "^[0-9]{6}$")]
+    pub code: String,
+    /// "Don't ask again on this browser" (§12): when the tenant's `remember_device_days` is
+    /// above 0 the answer carries a `device_token`; at 0 the flag is ignored.
+    pub remember_device: Option<bool>,
+    /// A name for the remembered browser (1-64 characters); default: from the User-Agent.
+    #[schema(min_length = 1, max_length = 64)]
+    pub device_name: Option<String>,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"recovery_code": "7kq2m-x9d4t"}))]
 #[serde(deny_unknown_fields)]
 pub struct RecoverRequest {
     /// One of the codes shown at enrollment; case, spaces and hyphens do not matter.
     pub recovery_code: String,
+    /// Accepted and ignored: a recovery-code sign-in never remembers a browser.
+    pub remember_device: Option<bool>,
+    /// Accepted and ignored.
+    pub device_name: Option<String>,
+}
+
+/// Signed in with enrollment postponed (§13): `amr: ["pwd"]`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "authenticated", "mfa": "grace", "access_token": "eyJhbGciOiJFZERTQSJ9...",
+    "token_type": "Bearer", "expires_in": 3600, "grace_ends_at": "2026-12-07T09:00:00Z"}))]
+pub struct Skipped {
+    pub status: AuthenticatedStatus,
+    pub mfa: MfaRequirement,
+    pub access_token: String,
+    pub token_type: TokenType,
+    pub expires_in: u32,
+    /// After this the user must enroll to sign in.
+    pub grace_ends_at: DateTime<Utc>,
 }
 
 /// Signed in after a second factor.
@@ -142,7 +187,18 @@ pub struct Verified {
     pub access_token: String,
     pub token_type: TokenType,
     pub expires_in: u32,
+    /// `dv_…`, shown only here: when `remember_device` was asked and the tenant's
+    /// `remember_device_days` is above 0 (§12). The login backend keeps it in an HttpOnly
+    /// cookie of its own and sends it as `device_token` with the next `POST /v1/logins`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub device_token: Option<String>,
+    /// With `device_token`: when it stops working (absolute, never extended by use).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub device_expires_at: Option<DateTime<Utc>>,
 }
+
 
 /// Signed in, with the recovery codes of the new factor (shown this once).
 #[derive(Debug, Serialize, ToSchema)]
@@ -153,6 +209,16 @@ pub struct Enrolled {
     pub expires_in: u32,
     #[schema(example = json!(["7kq2m-x9d4t", "3hv8p-c2w6z"]))]
     pub recovery_codes: Vec<String>,
+    /// `dv_…`, shown only here: when `remember_device` was asked and the tenant's
+    /// `remember_device_days` is above 0 (§12). The login backend keeps it in an HttpOnly
+    /// cookie of its own and sends it as `device_token` with the next `POST /v1/logins`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub device_token: Option<String>,
+    /// With `device_token`: when it stops working (absolute, never extended by use).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub device_expires_at: Option<DateTime<Utc>>,
 }
 
 /// Signed in with a recovery code, which is now used up.

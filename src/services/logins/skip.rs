@@ -1,0 +1,59 @@
+//! `POST /v1/logins/{login_id}/skip-enrollment` (API.md §13): "Set up later". Inside the
+//! user's enrollment grace the sign-in ends without a second factor (`amr: ["pwd"]`);
+//! after it, `409 invalid_state` and the user must enroll.
+
+use diesel_async::AsyncConnection;
+
+use super::challenge::{finish_login, load, login_audit, require_status, signed_in};
+use super::types::{AuthenticatedStatus, ChallengeStatus, Skipped, TokenType};
+use crate::db;
+use crate::domain::audit::AuditType;
+use crate::domain::ids::{FactorStatus, LoginId};
+use crate::domain::policy::MfaRequirement;
+use crate::error::ApiError;
+use crate::services::policy::policy_of;
+use crate::services::{amr, grace, ClientMeta};
+use crate::state::AppState;
+
+/// `POST /v1/logins/{login_id}/skip-enrollment`: the login ends (its mfa token dies).
+pub async fn skip_enrollment(
+    state: &AppState,
+    token: &str,
+    login_id: LoginId,
+    meta: &ClientMeta,
+) -> Result<Skipped, ApiError> {
+    let now = state.now();
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let ctx = load(conn, state, token, login_id, FactorStatus::Active, true).await?;
+        require_status(
+            &ctx,
+            ctx.factor_id.is_some(),
+            ChallengeStatus::EnrollmentRequired,
+        )?;
+        let tenant = db::tenants::get(conn, &ctx.tenant_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let days = policy_of(&tenant)?.enrollment_grace_days;
+        let started = db::grace::started_at(conn, &ctx.tenant_id, &ctx.user_id).await?;
+        let Some(ends) = grace::running(started, days, now) else {
+            return Err(ApiError::InvalidState(
+                "The enrollment grace is over: set up an authenticator app to sign in.",
+            ));
+        };
+        let audit = login_audit(&ctx, meta);
+        finish_login(conn, &ctx, &audit, "enrollment_skipped", now).await?;
+        let details = serde_json::json!({"login_id": ctx.login_id.0, "grace_ends_at": ends});
+        db::audit::insert(conn, &audit, AuditType::TotpEnrollmentSkipped, now, details).await?;
+        let m = signed_in(state, &ctx, amr::PASSWORD_ONLY, now)?;
+        Ok(Skipped {
+            status: AuthenticatedStatus::Authenticated,
+            mfa: MfaRequirement::Grace,
+            access_token: m.token,
+            token_type: TokenType::Bearer,
+            expires_in: m.expires_in,
+            grace_ends_at: ends,
+        })
+    })
+    .await
+}
