@@ -5,11 +5,11 @@ use actix_web::{web, HttpResponse};
 use super::auth::{MfaAuth, ServiceAuth};
 use super::extract::{ClientMeta, RawJson};
 use crate::error::{ApiError, Problem};
-use crate::services::enrollment::EnrollmentMaterial;
 use crate::services::devices::RememberRequest;
+use crate::services::enrollment::EnrollmentMaterial;
 use crate::services::logins::{
-    self, Enrolled, LoginStarted, LoginView, RecoverRequest, Recovered, SignInCodeRequest,
-    Skipped, StartLogin, Verified,
+    self, Enrolled, LoginStarted, LoginView, RecoverRequest, Recovered, SignInCodeRequest, Skipped,
+    StartLogin, Verified,
 };
 use crate::state::AppState;
 
@@ -136,9 +136,8 @@ pub async fn confirm_enrollment(
     let login_id = logins::parse_login_id(&path)?;
     let body: SignInCodeRequest = body_of(&state, &token, login_id, &body).await?;
     let remember = RememberRequest::parse(body.remember_device, body.device_name.as_deref())?;
-    let out =
-        logins::confirm_enrollment(&state, &token.0, login_id, &body.code, &remember, &meta)
-            .await?;
+    let out = logins::confirm_enrollment(&state, &token.0, login_id, &body.code, &remember, &meta)
+        .await?;
     Ok(HttpResponse::Ok().json(out))
 }
 

@@ -2,6 +2,7 @@
 //! 404/405 problems for everything actix would otherwise answer by itself).
 
 pub mod auth;
+pub mod devices;
 pub mod edge;
 pub mod extract;
 pub mod limits;
@@ -97,6 +98,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource(
             "/v1/me/totp",
             vec![(M::DELETE, to().to(me::remove_factor))],
+        ))
+        .service(resource(
+            "/v1/logins/{login_id}/skip-enrollment",
+            vec![(M::POST, to().to(logins::skip_enrollment))],
+        ))
+        .service(resource(
+            "/v1/me/devices",
+            vec![
+                (M::GET, to().to(devices::list_mine)),
+                (M::DELETE, to().to(devices::revoke_all_mine)),
+            ],
+        ))
+        .service(resource(
+            "/v1/me/devices/{device_id}",
+            vec![(M::DELETE, to().to(devices::revoke_mine))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/users/{user_id}/devices",
+            vec![
+                (M::GET, to().to(devices::list_for_user)),
+                (M::DELETE, to().to(devices::revoke_for_user)),
+            ],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/mfa-summary",
+            vec![(M::GET, to().to(devices::summary))],
         ))
         .service(resource(
             "/v1/me/recovery-codes",

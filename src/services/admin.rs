@@ -9,13 +9,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::audit_ctx;
 use crate::db::{self, audit::AuditCtx, users::GraceFilter};
+use crate::domain::audit::AuditType;
+use crate::domain::ids::{IdentityProvider, Surface, TenantId, UserId};
 use crate::domain::policy::TenantPolicy;
+use crate::error::ApiError;
 use crate::services::devices::{self, RevokeReason};
 use crate::services::grace;
 use crate::services::policy::policy_of;
-use crate::domain::audit::AuditType;
-use crate::domain::ids::{IdentityProvider, Surface, TenantId, UserId};
-use crate::error::ApiError;
 use crate::services::ClientMeta;
 use crate::state::AppState;
 

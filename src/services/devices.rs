@@ -239,8 +239,7 @@ pub async fn revoke_all_devices(
     reason: RevokeReason,
     now: DateTime<Utc>,
 ) -> Result<usize, ApiError> {
-    let revoked =
-        db::devices::revoke_for_user(conn, &audit.tenant_id, user_id, None, now).await?;
+    let revoked = db::devices::revoke_for_user(conn, &audit.tenant_id, user_id, None, now).await?;
     audit_revoked(conn, audit, user_id, &revoked, reason, now).await?;
     Ok(revoked.len())
 }
@@ -290,6 +289,19 @@ pub struct DeviceView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeviceList {
     pub items: Vec<DeviceView>,
+}
+
+/// `404` unless the user exists (the admin's device calls).
+pub async fn require_user(
+    state: &AppState,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+) -> Result<(), ApiError> {
+    let mut conn = state.pool.get().await?;
+    match db::users::get(&mut conn, tenant_id, user_id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::NotFound),
+    }
 }
 
 /// `GET /v1/me/devices` and the admin's `GET …/users/{user_id}/devices`.

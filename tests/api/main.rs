@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin;
 mod cli;
+mod devices;
 pub mod e2e;
 mod foundation;
 mod hostile;

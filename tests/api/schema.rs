@@ -515,14 +515,40 @@ async fn every_listing_filter_is_served_by_an_index_in_order() {
     }
     for enrolled in [None, Some(true), Some(false)] {
         for after in [None, Some(&user)] {
-            let page = db::users::list(&mut conn, &tenant, enrolled, after, 51)
+            let page = db::users::list(&mut conn, &tenant, enrolled, None, after, 51)
+                .await
+                .unwrap();
+            assert_eq!(page.len(), 51);
+        }
+    }
+    // The grace filters (§13), with every user's grace started three days ago.
+    setup
+        .batch_execute("UPDATE users SET grace_started_at = now() - interval '3 days'")
+        .await
+        .unwrap();
+    let exempt = vec!["microsoft".to_owned()];
+    for in_grace in [true, false] {
+        for after in [None, Some(&user)] {
+            let cutoff = now - chrono::Duration::days(if in_grace { 7 } else { 1 });
+            let grace = if in_grace {
+                db::users::GraceFilter::InGrace {
+                    exempt: &exempt,
+                    cutoff,
+                }
+            } else {
+                db::users::GraceFilter::Overdue {
+                    exempt: &exempt,
+                    cutoff,
+                }
+            };
+            let page = db::users::list(&mut conn, &tenant, None, Some(grace), after, 51)
                 .await
                 .unwrap();
             assert_eq!(page.len(), 51);
         }
     }
     let statements: Vec<String> = recorder.0.lock().unwrap().clone();
-    assert_eq!(statements.len(), 16 + 6);
+    assert_eq!(statements.len(), 16 + 6 + 4);
     // As the listing services run them: generic plans, in a transaction with ORDERED_SCANS.
     setup
         .batch_execute(&format!(

@@ -410,8 +410,14 @@ pub async fn recover(
         }
         db::users::reset_lockout(conn, &ctx.tenant_id, &ctx.user_id, now).await?;
         // A recovery-code sign-in ends the trust of every remembered browser.
-        devices::revoke_all_devices(conn, &audit, &ctx.user_id, RevokeReason::RecoveryCodeSignIn, now)
-            .await?;
+        devices::revoke_all_devices(
+            conn,
+            &audit,
+            &ctx.user_id,
+            RevokeReason::RecoveryCodeSignIn,
+            now,
+        )
+        .await?;
         finish_login(conn, &ctx, &audit, "recovery_code", now).await?;
         let remaining = db::recovery::count_unused(conn, &ctx.tenant_id, factor_id).await?;
         let m = signed_in(state, &ctx, amr::RECOVERY_CODE, now)?;

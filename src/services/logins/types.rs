@@ -32,7 +32,10 @@ pub struct StartLogin {
     /// own cookie. When it is live for this tenant, user and surface and the user has an
     /// authenticator, the answer is `authenticated` with `mfa: "remembered"`; otherwise it
     /// is ignored and the normal flow follows (nothing says why).
-    #[schema(max_length = 100, example = "dv_3q2-7wEXAMPLEtokenOnlyTheLoginBackendKeeps")]
+    #[schema(
+        max_length = 100,
+        example = "dv_3q2-7wEXAMPLEtokenOnlyTheLoginBackendKeeps"
+    )]
     pub device_token: Option<String>,
 }
 
@@ -198,7 +201,6 @@ pub struct Verified {
     #[schema(nullable = false)]
     pub device_expires_at: Option<DateTime<Utc>>,
 }
-
 
 /// Signed in, with the recovery codes of the new factor (shown this once).
 #[derive(Debug, Serialize, ToSchema)]

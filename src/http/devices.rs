@@ -1,0 +1,149 @@
+//! Handlers of remembered devices (API.md §12) and the tenant's 2FA summary (§13).
+
+use actix_web::{web, HttpResponse};
+use uuid::Uuid;
+
+use super::auth::{AdminOrService, StepUpCode, UserAuth};
+use super::extract::ClientMeta;
+use crate::domain::ids::{TenantId, UserId};
+use crate::error::{ApiError, Problem};
+use crate::services::devices::{self, DeviceList};
+use crate::services::grace::{self, MfaSummary};
+use crate::services::{auth, step_up};
+use crate::state::AppState;
+
+type Data = web::Data<AppState>;
+
+/// Ids in the path that cannot exist are simply not found.
+fn tenant(s: &str) -> Result<TenantId, ApiError> {
+    TenantId::parse(s).map_err(|_| ApiError::NotFound)
+}
+
+fn user(s: &str) -> Result<UserId, ApiError> {
+    UserId::parse(s).map_err(|_| ApiError::NotFound)
+}
+
+fn device(s: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(s).map_err(|_| ApiError::NotFound)
+}
+
+/// The browsers the signed-in user asked to remember, still live, oldest first.
+#[utoipa::path(get, path = "/v1/me/devices", tag = "Me", operation_id = "listMyDevices",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "Live remembered devices", body = DeviceList),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_mine(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError> {
+    let out = devices::list(&state, &user.0.tid, &user.0.sub).await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Forget one remembered browser (no step-up: it only reduces trust).
+#[utoipa::path(delete, path = "/v1/me/devices/{device_id}", tag = "Me", operation_id = "revokeMyDevice",
+    security(("access_token" = [])),
+    params(("device_id" = Uuid, Path)),
+    responses(
+        (status = 204, description = "Revoked, for good"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such live device of this user", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn revoke_mine(
+    state: Data,
+    user: UserAuth,
+    meta: ClientMeta,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = device(&path)?;
+    devices::revoke_mine(&state, &user.0, Some(id), &meta).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Forget every remembered browser of the signed-in user (no step-up).
+#[utoipa::path(delete, path = "/v1/me/devices", tag = "Me", operation_id = "revokeAllMyDevices",
+    security(("access_token" = [])),
+    responses(
+        (status = 204, description = "All revoked (also when there were none)"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn revoke_all_mine(
+    state: Data,
+    user: UserAuth,
+    meta: ClientMeta,
+) -> Result<HttpResponse, ApiError> {
+    devices::revoke_mine(&state, &user.0, None, &meta).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A user's live remembered devices (an admin, or a service key scoped to the tenant).
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/users/{user_id}/devices", tag = "Tenant administration", operation_id = "listUserDevices",
+    security(("access_token" = []), ("service_key" = [])),
+    params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path)),
+    responses(
+        (status = 200, description = "Live remembered devices, oldest first", body = DeviceList),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_for_user(
+    state: Data,
+    caller: AdminOrService,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
+    caller.require_read(&state, &tenant_id).await?;
+    devices::require_user(&state, &tenant_id, &user_id).await?;
+    Ok(HttpResponse::Ok().json(devices::list(&state, &tenant_id, &user_id).await?))
+}
+
+/// Revoke every remembered browser of a user (admin, step-up).
+#[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/users/{user_id}/devices", tag = "Tenant administration", operation_id = "revokeUserDevices",
+    security(("access_token" = [])),
+    params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path),
+        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+    responses(
+        (status = 204, description = "All revoked (also when there were none)"),
+        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn revoke_for_user(
+    state: Data,
+    caller: UserAuth,
+    code: StepUpCode,
+    meta: ClientMeta,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
+    auth::require_admin(&state, &caller.0, &tenant_id).await?;
+    step_up::require(&state, &caller.0, code.0.as_deref(), &meta).await?;
+    devices::revoke_by_admin(&state, &tenant_id, &user_id, caller.0.sub.as_str(), &meta).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// How far the tenant is with 2FA: one call for an admin dashboard.
+///
+/// `users = enrolled + not_enrolled`; `exempt`, `in_grace` and `overdue` are parts of
+/// `not_enrolled`; `enrolled`, `not_enrolled`, `in_grace` and `overdue` each equal the length
+/// of the users listing with that `mfa` filter. Computed now, with the current policy.
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/mfa-summary", tag = "Tenant administration", operation_id = "getMfaSummary",
+    security(("access_token" = []), ("service_key" = [])),
+    params(("tenant_id" = TenantId, Path)),
+    responses(
+        (status = 200, description = "The counts", body = MfaSummary),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such tenant", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn summary(
+    state: Data,
+    caller: AdminOrService,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = tenant(&path)?;
+    caller.require_read(&state, &tenant_id).await?;
+    Ok(HttpResponse::Ok().json(grace::summary(&state, &tenant_id).await?))
+}
