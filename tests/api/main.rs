@@ -8,6 +8,7 @@ mod cli;
 mod devices;
 pub mod e2e;
 mod foundation;
+mod grace;
 mod hostile;
 mod me_selfservice;
 mod replay_lockout;
