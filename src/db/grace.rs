@@ -101,9 +101,12 @@ pub struct SummaryParams<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// One pass over the tenant's users (the primary key's tenant prefix), an anti-join per
-/// user to `totp_factors_by_user`, and the tenant's live devices. The definitions are the
-/// users listing's, so each count equals that listing's length. (Raw SQL: the DSL has no
+/// One pass over the tenant's users, each user's "has an active factor" asked once (one
+/// probe of `totp_factors_one_active`/`_by_user`; the CTE is materialized so the planner does
+/// not repeat it per count, and a user with several factors counts once), and the tenant's
+/// live devices. The definitions are the users listing's, so each count equals that
+/// listing's length. (A hash join over the tenant's factors was tried: on an un-analyzed
+/// database the planner turned it into a nested loop, 17 s on 20,000 users.) (Raw SQL: the DSL has no
 /// `FILTER` aggregates.)
 pub async fn summary(
     conn: &mut AsyncPgConnection,
@@ -111,7 +114,12 @@ pub async fn summary(
     p: &SummaryParams<'_>,
 ) -> QueryResult<SummaryRow> {
     diesel::sql_query(
-        "SELECT count(*) AS users, \
+        "WITH s AS MATERIALIZED (SELECT u.grace_started_at, u.locked_until, \
+             u.identity_provider = ANY($2) AS exempt, \
+             EXISTS (SELECT 1 FROM totp_factors f WHERE f.tenant_id = $1 \
+               AND f.user_id = u.user_id AND f.status = 'active') AS enrolled \
+           FROM users u WHERE u.tenant_id = $1) \
+         SELECT count(*) AS users, \
            count(*) FILTER (WHERE s.enrolled) AS enrolled, \
            count(*) FILTER (WHERE NOT s.enrolled AND s.exempt) AS exempt, \
            count(*) FILTER (WHERE NOT s.enrolled AND NOT s.exempt AND $3 \
@@ -122,11 +130,7 @@ pub async fn summary(
            (SELECT count(*) FROM remembered_devices d WHERE d.tenant_id = $1 \
              AND d.revoked_at IS NULL AND d.expires_at > $5 AND d.created_at > $6) \
              AS remembered_devices \
-         FROM (SELECT u.grace_started_at, u.locked_until, \
-                 u.identity_provider = ANY($2) AS exempt, \
-                 EXISTS (SELECT 1 FROM totp_factors f WHERE f.tenant_id = u.tenant_id \
-                   AND f.user_id = u.user_id AND f.status = 'active') AS enrolled \
-               FROM users u WHERE u.tenant_id = $1) s",
+         FROM s",
     )
     .bind::<Text, _>(tenant_id)
     .bind::<Array<Text>, _>(p.exempt)

@@ -265,7 +265,8 @@ async fn the_user_list_validates_its_query_filters_on_enrollment_and_shows_every
             "mfa_enrolled",
             "enrolled_at",
             "last_login_at",
-            "locked_until"
+            "locked_until",
+            "grace_ends_at"
         ])
     );
     assert_eq!(e2_row["email"], "e2@acme.example");

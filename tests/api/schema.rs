@@ -566,3 +566,97 @@ async fn every_listing_filter_is_served_by_an_index_in_order() {
         );
     }
 }
+
+/// The tenant summary (§13) on 20,000 users (half enrolled, a quarter in grace or overdue,
+/// 200 locked, 5,000 remembered devices), never analyzed: one statement whose answer matches
+/// the seeded states, that reaches factors and devices through indexes (the users of the
+/// tenant it reads whole, by design), and that stays fast. Prints its timing.
+#[tokio::test]
+async fn the_summary_of_20000_users_is_one_fast_statement() {
+    let db = TestDb::new().await;
+    let mut setup = db.connect().await;
+    let (recorder, mut conn) = big_tenant(
+        &db,
+        &mut setup,
+        2,
+        "UPDATE users SET grace_started_at = now() - (i % 10) * interval '1 day' \
+           FROM generate_series(2, 20000, 4) i WHERE user_id = 'u' || i; \
+         UPDATE users SET locked_until = now() + interval '10 minutes' \
+           FROM generate_series(1, 20000, 100) i WHERE user_id = 'u' || i; \
+         INSERT INTO remembered_devices (tenant_id, device_id, user_id, surface, token_hash, \
+           name, auth_time, created_at, expires_at) \
+           SELECT 'big', gen_random_uuid(), 'u' || i, 'app', sha256(('d' || i)::bytea), 'Browser', \
+             now(), now(), now() + interval '30 days' \
+           FROM generate_series(1, 20000, 4) i;",
+    )
+    .await;
+    let tenant = TenantId::parse("big").unwrap();
+    let now = Utc::now();
+    let exempt = vec!["microsoft".to_owned()];
+    let params = db::grace::SummaryParams {
+        exempt: &exempt,
+        required: true,
+        grace_cutoff: now - chrono::Duration::days(7),
+        device_cutoff: now - chrono::Duration::days(30),
+        now,
+    };
+    let mut timings = Vec::new();
+    let mut last = None;
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        last = Some(
+            db::grace::summary(&mut conn, &tenant, &params)
+                .await
+                .unwrap(),
+        );
+        timings.push(t.elapsed());
+    }
+    let s = last.unwrap();
+    timings.sort();
+    eprintln!(
+        "mfa-summary on 20,000 users: min {:?}, median {:?}, max {:?}",
+        timings[0], timings[2], timings[4]
+    );
+    assert_eq!((s.users, s.enrolled, s.exempt), (20000, 10000, 0));
+    // Grace on every 4th even user (none enrolled: factors are on odd ids), days 0-9 ago.
+    assert_eq!(s.in_grace + s.overdue, 5000);
+    assert_eq!(
+        s.in_grace, 4000,
+        "i % 10 is 0, 2, 4, 6 or 8 days: four in five run"
+    );
+    assert_eq!(s.locked, 200);
+    assert_eq!(s.remembered_devices, 5000);
+    assert_eq!(
+        recorder.0.lock().unwrap().len(),
+        5,
+        "one statement per summary"
+    );
+    assert!(
+        timings[2] < std::time::Duration::from_secs(2),
+        "{timings:?}"
+    );
+    // The sign-in's device lookup goes through the token's unique index.
+    let device = db::devices::live_by_token(
+        &mut conn,
+        &[0u8; 32],
+        (&tenant, &UserId::parse("u1").unwrap(), Surface::App),
+        now,
+        now - chrono::Duration::days(30),
+    )
+    .await
+    .unwrap();
+    assert!(device.is_none());
+    let statements: Vec<String> = recorder.0.lock().unwrap().clone();
+    setup
+        .batch_execute("SET plan_cache_mode = force_generic_plan")
+        .await
+        .unwrap();
+    let plan = generic_plan(&mut setup, "summary", &statements[0]).await;
+    eprintln!("{plan}");
+    for table in ["totp_factors", "remembered_devices"] {
+        assert!(!plan.contains(&format!("Seq Scan on {table}")), "{plan}");
+    }
+    let plan = generic_plan(&mut setup, "device", statements.last().unwrap()).await;
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+    assert!(plan.contains("token_hash"), "{plan}");
+}
