@@ -28,7 +28,7 @@ REAL: dict[str, dict] = {}  # case id -> the real values that go with its creden
 
 def mfa_login(op: str) -> dict:
     """A sign-in in the state the operation needs, and the code a valid body would carry."""
-    if op in ("verifyLogin", "recoverLogin"):
+    if op in ("verifyLogin", "recoverLogin"):  # remember_device may be generated: allowed here
         user = mfa.enrolled_user(mfa.LOGIN_TENANT)
         login = mfa.start_login(mfa.LOGIN_TENANT, user["user_id"])  # verification_required
         body = {"code": lambda: mfa.next_code(user["totp"]), "recovery_code": user["recovery_codes"][0]}
@@ -40,8 +40,21 @@ def mfa_login(op: str) -> dict:
     return {"token": login["mfa_token"], PATH: {"login_id": login["login_id"]}, BODY: body}
 
 
+def device_owner(op: str) -> dict:
+    """A user of the logins tenant (which remembers devices) with one remembered browser."""
+    owner = mfa.remembered_device(mfa.LOGIN_TENANT)
+    token = owner["access_token"]
+    devices = mfa.call("GET", "/v1/me/devices", token, 200).json()["items"]
+    return {"token": token, PATH: {"device_id": devices[0]["device_id"]}, HEADER: {}, QUERY: {}, BODY: {}}
+
+
+DEVICE_OPS = ("listMyDevices", "revokeMyDevice", "revokeAllMyDevices")
+
+
 def admin(op: str) -> dict:
     """A new tenant admin who just signed in with 2FA (so step-up passes without a code)."""
+    if op in DEVICE_OPS:
+        return device_owner(op)
     user = mfa.enrolled_user(mfa.ADMIN_TENANT, roles=["admin"])
     token, tenant = user["access_token"], mfa.ADMIN_TENANT
     headers, query, body = {"X-MFA-Code": user["recovery_codes"][0]}, {}, {}
@@ -59,11 +72,15 @@ def admin(op: str) -> dict:
 
 
 def service(op: str) -> dict:
-    """The run's service key; a user to offboard for `deleteUser`."""
-    path = {}
+    """The run's service key; a user to offboard for `deleteUser`; for `startLogin`, a user
+    of the logins tenant with a live remembered browser, so a valid body signs in by it."""
+    path, body = {}, {}
     if op == "deleteUser":
         path = {"tenant_id": mfa.ADMIN_TENANT, "user_id": mfa.start_login(mfa.ADMIN_TENANT)["user_id"]}
-    return {"token": mfa.SERVICE_KEY, PATH: path}
+    if op == "startLogin":
+        owner = mfa.remembered_device(mfa.LOGIN_TENANT)
+        body = {"tenant_id": mfa.LOGIN_TENANT, "user_id": owner["user_id"], "surface": "app", "device_token": owner["device_token"]}
+    return {"token": mfa.SERVICE_KEY, PATH: path, BODY: body}
 
 
 MINT = {"mfa_token": mfa_login, "access_token": admin, "service_key": service}

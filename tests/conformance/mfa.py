@@ -3,8 +3,9 @@
 Used by the conformance run (`.ci/conformance.sh`) twice:
 
 * `python mfa.py` prepares the fixtures once and prints them as JSON: tenant
-  `conformance-logins` gets an admin with an authenticator app and 2FA enforced, so any new
-  user of it signs in as `enrollment_required`. Nothing in the run can change that tenant's
+  `conformance-logins` gets an admin with an authenticator app and 2FA enforced with a 7-day
+  enrollment grace and 30-day remembered devices, so any new user of it signs in as
+  `enrollment_required` (and may skip it) and a code may remember the browser. Nothing in the run can change that tenant's
   policy (the hooks point every `{tenant_id}` at `conformance`).
 * `hooks.py` mints fresh credentials per test case with the functions below, so every case
   reaches the handler with a live credential (mfa tokens die after 5 wrong codes, users
@@ -69,15 +70,26 @@ def enrolled_user(tenant: str, roles: list[str] | None = None) -> dict:
     return {"user_id": login["user_id"], "access_token": done["access_token"], "totp": totp, "recovery_codes": done["recovery_codes"]}
 
 
+def remembered_device(tenant: str) -> dict:
+    """A new enrolled user who signed in again ticking "remember this browser":
+    `{user_id, access_token, device_token}` (the tenant must remember devices)."""
+    user = enrolled_user(tenant)
+    login = start_login(tenant, user["user_id"])  # verification_required
+    body = {"code": next_code(user["totp"]), "remember_device": True, "device_name": "Conformance"}
+    done = call("POST", f"/v1/logins/{login['login_id']}/verify", login["mfa_token"], 200, json=body).json()
+    return {"user_id": user["user_id"], "access_token": done["access_token"], "device_token": done["device_token"]}
+
+
 def next_code(totp: pyotp.TOTP) -> str:
     """A code of the next time step: valid (skew 1) and never the step just used."""
     return totp.at(time.time() + totp.interval)
 
 
-def enforce(tenant: str, admin_token: str) -> dict:
-    """Turns 2FA on for the tenant (If-Match with the current ETag)."""
+def enforce(tenant: str, admin_token: str, **more) -> dict:
+    """Turns 2FA on for the tenant (If-Match with the current ETag), with `more` policy fields."""
     etag = call("GET", f"/v1/tenants/{tenant}/policy", SERVICE_KEY, 200).headers["ETag"]
-    return call("PUT", f"/v1/tenants/{tenant}/policy", admin_token, 200, headers={"If-Match": etag}, json={"enforce_mfa": True}).json()
+    body = {"enforce_mfa": True, **more}
+    return call("PUT", f"/v1/tenants/{tenant}/policy", admin_token, 200, headers={"If-Match": etag}, json=body).json()
 
 
 def prepare() -> dict:
@@ -85,8 +97,9 @@ def prepare() -> dict:
     sign-in the hooks mint is reachable (a failure here is a setup error, not a finding)."""
     for tenant in (ADMIN_TENANT, LOGIN_TENANT):
         admin = enrolled_user(tenant, roles=["admin"])
-    policy = enforce(LOGIN_TENANT, admin["access_token"])
-    assert start_login(LOGIN_TENANT)["status"] == "enrollment_required"
+    policy = enforce(LOGIN_TENANT, admin["access_token"], enrollment_grace_days=7, remember_device_days=30)
+    first = start_login(LOGIN_TENANT)
+    assert first["status"] == "enrollment_required" and "grace_ends_at" in first
     assert start_login(LOGIN_TENANT, admin["user_id"])["status"] == "verification_required"
     return {"admin_tenant": ADMIN_TENANT, "login_tenant": LOGIN_TENANT, "login_policy_version": policy["version"]}
 

@@ -29,10 +29,10 @@ function fail(problem: Problem, response: Response): never {
   throw retryAfter === null ? new MfaError(problem) : new MfaError(problem, Number(retryAfter));
 }
 
-/** What the browser shows after the password step. */
+/** What the browser shows after the password step. `graceEndsAt`: "Set up later" may be offered. */
 export type NextStep =
-  | { kind: "signed_in"; accessToken: string; expiresInSeconds: number }
-  | { kind: "setup_mfa" | "enter_code"; loginId: string; mfaToken: string; expiresAt: Date };
+  | { kind: "signed_in"; accessToken: string; expiresInSeconds: number; remembered: boolean }
+  | { kind: "setup_mfa" | "enter_code"; loginId: string; mfaToken: string; expiresAt: Date; graceEndsAt: Date | undefined };
 
 /** The login backend (service key): the password was right, what happens next? */
 export async function startLogin(serviceKey: string, body: Schemas["StartLogin"]): Promise<NextStep> {
@@ -40,14 +40,27 @@ export async function startLogin(serviceKey: string, body: Schemas["StartLogin"]
   if (error) fail(error, response);
   switch (data.status) {
     case "authenticated":
-      return { kind: "signed_in", accessToken: data.access_token, expiresInSeconds: data.expires_in };
-    case "enrollment_required":
-    case "verification_required":
       return {
-        kind: data.status === "enrollment_required" ? "setup_mfa" : "enter_code",
+        kind: "signed_in",
+        accessToken: data.access_token,
+        expiresInSeconds: data.expires_in,
+        remembered: data.mfa === "remembered",
+      };
+    case "enrollment_required":
+      return {
+        kind: "setup_mfa",
         loginId: data.login_id,
         mfaToken: data.mfa_token,
         expiresAt: new Date(data.expires_at),
+        graceEndsAt: data.grace_ends_at === undefined ? undefined : new Date(data.grace_ends_at),
+      };
+    case "verification_required":
+      return {
+        kind: "enter_code",
+        loginId: data.login_id,
+        mfaToken: data.mfa_token,
+        expiresAt: new Date(data.expires_at),
+        graceEndsAt: undefined,
       };
     default:
       return data satisfies never; // a new outcome in the spec must be handled here
@@ -204,4 +217,98 @@ export async function adminActions(accessToken: string, tenantId: string, userId
   });
   if (erased.error) fail(erased.error, erased.response);
   return erased.response.status === 204;
+}
+
+/**
+ * "Remember this browser" (login backend, service key): the device token lives in an
+ * HttpOnly, Secure, SameSite cookie of the login backend's own and goes with the password
+ * step; a `remembered` answer skips the code. After a code typed with the box ticked, the
+ * new token (if the tenant allows remembering) replaces the cookie.
+ */
+export async function rememberThisBrowser(
+  serviceKey: string,
+  body: Schemas["StartLogin"],
+  cookieToken: string | undefined,
+  askCode: (loginId: string, mfaToken: string) => Promise<string>,
+) {
+  const started = await mfa.POST("/v1/logins", {
+    headers: bearer(serviceKey),
+    body: cookieToken === undefined ? body : { ...body, device_token: cookieToken },
+  });
+  if (started.error) fail(started.error, started.response);
+  if (started.data.status === "authenticated") {
+    return { accessToken: started.data.access_token, remembered: started.data.mfa === "remembered", newCookie: cookieToken };
+  }
+  if (started.data.status !== "verification_required") throw new Error("enrollment first");
+  const { login_id, mfa_token } = started.data;
+  const code = await askCode(login_id, mfa_token);
+  const done = await mfa.POST("/v1/logins/{login_id}/verify", {
+    params: { path: { login_id } },
+    headers: bearer(mfa_token),
+    body: { code, remember_device: true, device_name: "Work laptop" },
+  });
+  if (done.error) fail(done.error, done.response);
+  const newCookie: string | undefined = done.data.device_token;
+  const cookieExpires: Date | undefined =
+    done.data.device_expires_at === undefined ? undefined : new Date(done.data.device_expires_at);
+  return { accessToken: done.data.access_token, remembered: false, newCookie, cookieExpires };
+}
+
+/** "Set up later (N days left)": postpone enrollment while the grace runs. */
+export async function setUpLater(loginId: string, mfaToken: string, graceEndsAt: Date, now: Date) {
+  const daysLeft = Math.max(0, Math.ceil((graceEndsAt.getTime() - now.getTime()) / 86_400_000));
+  const label = `Set up later (${daysLeft} day${daysLeft === 1 ? "" : "s"} left)`;
+  const { data, error, response } = await mfa.POST("/v1/logins/{login_id}/skip-enrollment", {
+    params: { path: { login_id: loginId } },
+    headers: bearer(mfaToken),
+  });
+  if (error) fail(error, response); // invalid_state: the grace is over, enroll now
+  const mfaKind: "grace" | "not_required" | "exempt" | "remembered" = data.mfa;
+  return { label, accessToken: data.access_token, mfaKind, graceEndsAt: new Date(data.grace_ends_at) };
+}
+
+/** The user's "Remembered browsers" page: list, forget one, forget all. */
+export async function myDevices(accessToken: string) {
+  const list = await mfa.GET("/v1/me/devices", { headers: bearer(accessToken) });
+  if (list.error) fail(list.error, list.response);
+  const first = list.data.items[0];
+  if (first !== undefined) {
+    const one = await mfa.DELETE("/v1/me/devices/{device_id}", {
+      params: { path: { device_id: first.device_id } },
+      headers: bearer(accessToken),
+    });
+    if (one.error) fail(one.error, one.response);
+  }
+  const all = await mfa.DELETE("/v1/me/devices", { headers: bearer(accessToken) });
+  if (all.error) fail(all.error, all.response);
+  return list.data.items.map((d) => ({ name: d.name, lastIp: d.last_ip, expires: new Date(d.expires_at) }));
+}
+
+/** The admin dashboard: "how far is my tenant with 2FA?", and a user's remembered browsers. */
+export async function adminDashboard(accessToken: string, tenantId: string, userId: string, code?: string) {
+  const summary = await mfa.GET("/v1/tenants/{tenant_id}/mfa-summary", {
+    params: { path: { tenant_id: tenantId } },
+    headers: bearer(accessToken),
+  });
+  if (summary.error) fail(summary.error, summary.response);
+  const overdue = await mfa.GET("/v1/tenants/{tenant_id}/users", {
+    params: { path: { tenant_id: tenantId }, query: { mfa: "overdue" } },
+    headers: bearer(accessToken),
+  });
+  if (overdue.error) fail(overdue.error, overdue.response);
+  const path = { tenant_id: tenantId, user_id: userId };
+  const devices = await mfa.GET("/v1/tenants/{tenant_id}/users/{user_id}/devices", {
+    params: { path },
+    headers: bearer(accessToken),
+  });
+  if (devices.error) fail(devices.error, devices.response);
+  const revoked = await mfa.DELETE("/v1/tenants/{tenant_id}/users/{user_id}/devices", {
+    params: { path, header: stepUp(code) },
+    headers: bearer(accessToken),
+  });
+  if (revoked.error) fail(revoked.error, revoked.response);
+  const s = summary.data;
+  const percent = s.users === 0 ? 100 : Math.round((100 * s.enrolled) / s.users);
+  const graceEnds: (string | null)[] = overdue.data.items.map((u) => u.grace_ends_at);
+  return { percent, inGrace: s.in_grace, overdue: s.overdue, devices: devices.data.items.length, graceEnds };
 }
