@@ -50,6 +50,23 @@ A credential of a kind an endpoint does not take is `401 unauthenticated`.
 2. `POST /v1/logins/{login_id}/verify` `{"code": "123456"}` → an access token. Lost phone:
    `POST /v1/logins/{login_id}/recover` `{"recovery_code": "xxxxx-xxxxx"}`.
 
+## Flow 4: "Remember this browser" (tenant policy `remember_device_days` > 0)
+1. `POST /v1/logins/{login_id}/verify` `{"code": "123456", "remember_device": true}` → also
+   `device_token` (`dv_…`) and `device_expires_at`. The login backend keeps the token in an
+   HttpOnly, Secure, SameSite cookie of its own; page scripts never see it.
+2. Next time, `POST /v1/logins` with `"device_token"` → `{"status": "authenticated", "mfa":
+   "remembered", …}` with `amr: ["pwd","mfa"]` and the `auth_time` of the code typed there. A
+   token that is no longer live is ignored (the usual `verification_required`).
+3. `GET /v1/me/devices`, `DELETE /v1/me/devices[/{device_id}]`; admins:
+   `GET|DELETE /v1/tenants/{tenant_id}/users/{user_id}/devices`.
+
+## Flow 5: "Set up later (N days left)" (tenant policy `enrollment_grace_days` > 0)
+1. `enrollment_required` carries `grace_ends_at` while the user's grace runs.
+2. `POST /v1/logins/{login_id}/skip-enrollment` → signed in with `mfa: "grace"`, `amr: ["pwd"]`;
+   after the grace, `409 invalid_state`.
+3. `GET /v1/tenants/{tenant_id}/mfa-summary` and the users listing's `mfa=in_grace|overdue`
+   show how far the tenant is.
+
 ## Errors
 Every error is `application/problem+json` (RFC 9457) with a stable `code`: `invalid_request`,
 `invalid_code`, `code_reused`, `unauthenticated`, `forbidden`, `mfa_required_for_admin`,
@@ -174,7 +191,7 @@ impl Modify for CommonErrors {
     modifiers(&SecuritySchemes, &CommonErrors),
     tags(
         (name = "Sign-in", description = "The second factor of a sign-in: enrollment, verification, recovery."),
-        (name = "Me", description = "The signed-in user's own authenticator app and recovery codes."),
+        (name = "Me", description = "The signed-in user's own authenticator app, recovery codes and remembered browsers."),
         (name = "Tenant administration", description = "The tenant's 2FA switch, its users, lockouts and audit trail."),
         (name = "Operations", description = "Health, readiness, metrics, keys and this document."),
     ),
