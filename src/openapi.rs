@@ -50,7 +50,7 @@ A credential of a kind an endpoint does not take is `401 unauthenticated`.
 2. `POST /v1/logins/{login_id}/verify` `{"code": "123456"}` → an access token. Lost phone:
    `POST /v1/logins/{login_id}/recover` `{"recovery_code": "xxxxx-xxxxx"}`.
 
-## Flow 4: "Remember this browser" (tenant policy `remember_device_days` > 0)
+## Remember this browser (tenant policy `remember_device_days` > 0)
 1. `POST /v1/logins/{login_id}/verify` `{"code": "123456", "remember_device": true}` → also
    `device_token` (`dv_…`) and `device_expires_at`. The login backend keeps the token in an
    HttpOnly, Secure, SameSite cookie of its own; page scripts never see it.
@@ -60,7 +60,7 @@ A credential of a kind an endpoint does not take is `401 unauthenticated`.
 3. `GET /v1/me/devices`, `DELETE /v1/me/devices[/{device_id}]`; admins:
    `GET|DELETE /v1/tenants/{tenant_id}/users/{user_id}/devices`.
 
-## Flow 5: "Set up later (N days left)" (tenant policy `enrollment_grace_days` > 0)
+## Set up later, N days left (tenant policy `enrollment_grace_days` > 0)
 1. `enrollment_required` carries `grace_ends_at` while the user's grace runs.
 2. `POST /v1/logins/{login_id}/skip-enrollment` → signed in with `mfa: "grace"`, `amr: ["pwd"]`;
    after the grace, `409 invalid_state`.

@@ -28,7 +28,7 @@ pub enum HashPurpose {
     RecoveryCode,
     MfaToken,
     ServiceKey,
-    /// A remembered device's token (API.md §12).
+    /// A remembered device's token (docs/API.md §12).
     DeviceToken,
 }
 

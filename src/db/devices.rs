@@ -1,4 +1,4 @@
-//! `remembered_devices` (API.md §12): browsers a user asked us to remember. A device is
+//! `remembered_devices` (docs/API.md §12): browsers a user asked us to remember. A device is
 //! *live* while it is not revoked, not past `expires_at`, and created after the cut-off the
 //! tenant's current `remember_device_days` implies (the caller computes it). Revocation sets
 //! `revoked_at` and is final. Lookups go through the unique `token_hash`, the user's

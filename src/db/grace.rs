@@ -1,4 +1,4 @@
-//! Enrollment grace (API.md §13): each user's `grace_started_at`, and the tenant's 2FA
+//! Enrollment grace (docs/API.md §13): each user's `grace_started_at`, and the tenant's 2FA
 //! summary in one aggregate statement.
 
 use chrono::{DateTime, Utc};

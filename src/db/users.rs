@@ -250,7 +250,7 @@ pub struct ListedUser {
     pub grace_started_at: Option<DateTime<Utc>>,
 }
 
-/// The users listing's grace filters (API.md §13), for a policy that requires a factor of
+/// The users listing's grace filters (docs/API.md §13), for a policy that requires a factor of
 /// users whose identity provider is not in `exempt`: users without an active factor whose
 /// grace started after `cutoff` (`now - enrollment_grace_days`: running) or at or before it
 /// (ended).

@@ -1,4 +1,4 @@
-//! Handlers of remembered devices (API.md §12) and the tenant's 2FA summary (§13).
+//! Handlers of remembered devices (docs/API.md §12) and the tenant's 2FA summary (§13).
 
 use actix_web::{web, HttpResponse};
 use uuid::Uuid;

@@ -1,4 +1,4 @@
-//! Remembered devices (API.md §12): "don't ask again on this browser for N days". A code
+//! Remembered devices (docs/API.md §12): "don't ask again on this browser for N days". A code
 //! typed with `remember_device` mints a `dv_` token (stored as a keyed hash) bound to the
 //! tenant, user and surface; `POST /v1/logins` with a live one signs in without a code.
 //!

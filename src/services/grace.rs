@@ -1,4 +1,4 @@
-//! Enrollment grace and the tenant's 2FA summary (API.md §13). A user's grace starts at
+//! Enrollment grace and the tenant's 2FA summary (docs/API.md §13). A user's grace starts at
 //! their first `enrollment_required` and ends `enrollment_grace_days` later under the policy
 //! in force when it is asked about (so lowering the days ends it at once).
 

@@ -1,4 +1,4 @@
-//! `POST /v1/logins/{login_id}/skip-enrollment` (API.md §13): "Set up later". Inside the
+//! `POST /v1/logins/{login_id}/skip-enrollment` (docs/API.md §13): "Set up later". Inside the
 //! user's enrollment grace the sign-in ends without a second factor (`amr: ["pwd"]`);
 //! after it, `409 invalid_state` and the user must enroll.
 
