@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod device_name;
 pub mod ids;
 pub mod lockout;
 pub mod policy;

@@ -238,15 +238,26 @@ async fn confirming_an_enrollment_at_sign_in_can_remember_the_browser() {
         .login_post(&login_id, &token, "totp-enrollment", json!({}))
         .await;
     let secret = m.body["secret"].as_str().unwrap().to_owned();
+    let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
     let done = app
-        .login_post(
-            &login_id,
-            &token,
-            "totp-enrollment/confirm",
-            json!({"code": code_at(&secret, app.now()), "remember_device": true}),
+        .send(
+            Method::POST,
+            &format!("/v1/logins/{login_id}/totp-enrollment/confirm"),
+            Some(&token),
+            Some(json!({"code": code_at(&secret, app.now()), "remember_device": true})),
+            &[("User-Agent", ua)],
         )
         .await;
     assert_eq!(done.status, 200, "{}", done.text);
+    // Named from the User-Agent when no name was given.
+    let list = app
+        .get("/v1/me/devices", done.body["access_token"].as_str())
+        .await;
+    assert_eq!(
+        list.body["items"][0]["name"], "Firefox on Linux",
+        "{}",
+        list.text
+    );
     let dv = done.body["device_token"].as_str().unwrap().to_owned();
     assert_eq!(
         ts(&done.body["device_expires_at"]),
