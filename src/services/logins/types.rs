@@ -51,7 +51,9 @@ pub struct Role(pub String);
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum LoginStarted {
-    /// Signed in: no second factor needed.
+    /// Signed in: no second factor needed (`mfa`: `not_required`, `exempt`), or a live
+    /// remembered browser stood in for the code (`remembered`, §12: `amr: ["pwd","mfa"]`,
+    /// `auth_time` of the code typed on that browser).
     #[schema(example = json!({"status": "authenticated", "login_id": "7f0d3c2e-8a51-4c1b-9a57-5d1f0e6b2a10",
         "mfa": "not_required", "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9...", "token_type": "Bearer", "expires_in": 3600}))]
     Authenticated {
