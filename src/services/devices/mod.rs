@@ -187,7 +187,7 @@ pub async fn live_device(
     let Some(cutoff) = created_after(days, now) else {
         return Ok(None);
     };
-    if !token.starts_with("dv_") || token.len() > 100 {
+    if !token.starts_with("dv_") {
         return Ok(None);
     }
     let hash = state

@@ -57,6 +57,11 @@ pub async fn start(
             "at most 200 characters, without control or invisible formatting characters",
         ));
     }
+    // Any device token is judged only by lookup (no oracle); one longer than ours ever are
+    // is no token at all.
+    if req.device_token.as_ref().is_some_and(|t| t.len() > 100) {
+        return Err(ApiError::field("device_token", "at most 100 characters"));
+    }
     let now = state.now();
     let (tenant_id, user_id) = (&req.tenant_id, &req.user_id);
     let ctx = audit_ctx(

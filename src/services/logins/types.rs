@@ -31,7 +31,7 @@ pub struct StartLogin {
     /// The `device_token` of a browser remembered earlier (§12), from the login backend's
     /// own cookie. When it is live for this tenant, user and surface and the user has an
     /// authenticator, the answer is `authenticated` with `mfa: "remembered"`; otherwise it
-    /// is ignored and the normal flow follows (nothing says why).
+    /// is ignored and the normal flow follows (nothing says why). Over 100 characters: `400`.
     #[schema(
         max_length = 100,
         example = "dv_3q2-7wEXAMPLEtokenOnlyTheLoginBackendKeeps"
