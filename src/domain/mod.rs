@@ -2,6 +2,8 @@
 
 pub mod audit;
 pub mod clock;
+pub mod drift;
+pub mod factor;
 pub mod ids;
 pub mod lockout;
 pub mod policy;
