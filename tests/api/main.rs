@@ -6,6 +6,7 @@ mod helpers;
 mod admin;
 mod cli;
 pub mod e2e;
+mod factors;
 mod foundation;
 mod hostile;
 mod me_selfservice;
