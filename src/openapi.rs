@@ -52,7 +52,7 @@ A credential of a kind an endpoint does not take is `401 unauthenticated`.
    clock drifted: `POST /v1/logins/{login_id}/resync` `{"code1", "code2"}` (two consecutive
    codes) → an access token, and the factor remembers the offset.
 
-## Flow 4: a second authenticator
+## A second authenticator (v1.1)
 1. `POST /v1/me/factors` `{"name": "Tablet"}` (step-up: a recent 2FA sign-in or `X-MFA-Code`)
    → the enrollment material with `factor_id`.
 2. `POST /v1/me/factors/{factor_id}/confirm` `{"code": "123456"}` → the factor and a fresh token;

@@ -1,5 +1,5 @@
 //! Which step a code is accepted for, with each factor's replay guard and clock drift
-//! (API.md §10, §11), and the resynchronisation rule. Pure functions of the secret, the
+//! (docs/API.md §10, §11), and the resynchronisation rule. Pure functions of the secret, the
 //! code and the time; every candidate step is computed and compared in constant time.
 
 use subtle::ConstantTimeEq;

@@ -152,7 +152,12 @@ pub async fn reset_factor(
     conn.transaction::<_, ApiError, _>(async move |conn| {
         let gone =
             super::factors::remove_factors(conn, tenant_id, user_id, Removal::All, now).await?;
-        if !gone.iter().any(|(_, s)| *s == FactorStatus::Active) {
+        let removed: Vec<_> = gone
+            .iter()
+            .filter(|(_, s)| *s == FactorStatus::Active)
+            .map(|(id, _)| *id)
+            .collect();
+        if removed.is_empty() {
             return Err(ApiError::NotFound);
         }
         db::users::reset_lockout(conn, tenant_id, user_id, now).await?;
@@ -161,7 +166,7 @@ pub async fn reset_factor(
             &audit,
             AuditType::TotpResetByAdmin,
             now,
-            serde_json::json!({}),
+            serde_json::json!({"factor_ids": removed}),
         )
         .await?;
         Ok(())

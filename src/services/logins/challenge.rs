@@ -11,7 +11,7 @@ use crate::crypto::hashing::HashPurpose;
 use crate::db::{self, audit::AuditCtx, factors::FactorSecret, logins::LoginCtx};
 use crate::domain::audit::AuditType;
 use crate::domain::factor::FactorName;
-use crate::domain::ids::{FactorStatus, LoginId};
+use crate::domain::ids::{FactorId, FactorStatus, LoginId};
 use crate::domain::totp::TotpCode;
 use crate::error::ApiError;
 use crate::metrics::Outcome;
@@ -151,17 +151,22 @@ pub(super) fn signed_in(
     mint(state, &who, ctx.surface, amr, now)
 }
 
-/// Ends the login as authenticated (its token dies) and writes `login.succeeded`.
+/// Ends the login as authenticated (its token dies) and writes `login.succeeded`, naming
+/// the factor whose code it was (none for a recovery code).
 async fn finish_login(
     conn: &mut AsyncPgConnection,
     ctx: &LoginCtx,
     audit: &AuditCtx,
     method: &str,
+    factor_id: Option<FactorId>,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     db::logins::complete(conn, &ctx.tenant_id, ctx.login_id, now).await?;
     db::users::touch_login(conn, &ctx.tenant_id, &ctx.user_id, now).await?;
-    let details = serde_json::json!({"login_id": ctx.login_id.0, "method": method});
+    let mut details = serde_json::json!({"login_id": ctx.login_id.0, "method": method});
+    if let Some(id) = factor_id {
+        details["factor_id"] = serde_json::json!(id);
+    }
     db::audit::insert(conn, audit, AuditType::LoginSucceeded, now, details).await?;
     Ok(())
 }
@@ -290,7 +295,7 @@ pub async fn confirm_enrollment(
         )
         .await?
         .unwrap_or_default();
-        finish_login(conn, &ctx, &audit, "totp", now).await?;
+        finish_login(conn, &ctx, &audit, "totp", Some(m.factor_id), now).await?;
         let m = signed_in(state, &ctx, amr::TOTP, now)?;
         Ok(Ok(Enrolled {
             status: AuthenticatedStatus::Authenticated,
@@ -414,7 +419,7 @@ pub async fn recover(
             return Ok(Err(e));
         }
         db::users::reset_lockout(conn, &ctx.tenant_id, &ctx.user_id, now).await?;
-        finish_login(conn, &ctx, &audit, "recovery_code", now).await?;
+        finish_login(conn, &ctx, &audit, "recovery_code", None, now).await?;
         let remaining = db::recovery::count_unused(conn, &ctx.tenant_id, &ctx.user_id).await?;
         let m = signed_in(state, &ctx, amr::RECOVERY_CODE, now)?;
         Ok(Ok(Recovered {
