@@ -342,6 +342,10 @@ pub async fn remove(
     let (tenant_id, user_id) = (&claims.tid, &claims.sub);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
+        // Two removals at once must not both see "not the last one".
+        db::users::lock_for_attempt(conn, tenant_id, user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
         let user = db::users::get(conn, tenant_id, user_id)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
