@@ -221,3 +221,30 @@ pub async fn activate(
     state.metrics.drift(drift);
     Ok(codes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_v1_body_may_name_the_factor_and_is_otherwise_ignored() {
+        let name = |v: serde_json::Value| name_in(&v).map(|n| n.map(|n| n.as_str().to_owned()));
+        assert_eq!(name(serde_json::json!({})).unwrap(), None);
+        assert_eq!(name(serde_json::json!([1, 2])).unwrap(), None);
+        assert_eq!(
+            name(serde_json::json!({"name": null, "x": 1})).unwrap(),
+            None
+        );
+        assert_eq!(
+            name(serde_json::json!({"name": " Phone "})).unwrap(),
+            Some("Phone".to_owned())
+        );
+        for bad in [
+            serde_json::json!(""),
+            serde_json::json!("a\u{7}"),
+            serde_json::json!(3),
+        ] {
+            assert!(name(serde_json::json!({ "name": bad })).is_err());
+        }
+    }
+}
