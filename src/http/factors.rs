@@ -59,9 +59,10 @@ pub async fn add(
     user: UserAuth,
     code: StepUpCode,
     meta: ClientMeta,
-    body: JsonBody<NewFactorRequest>,
+    body: JsonBody<Option<NewFactorRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let m = factors::add(&state, &user.0, body.0, code.0.as_deref(), &meta).await?;
+    let req = body.0.unwrap_or_default();
+    let m = factors::add(&state, &user.0, req, code.0.as_deref(), &meta).await?;
     Ok(HttpResponse::Created().json(m))
 }
 

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use super::auth::{MfaAuth, ServiceAuth};
 use super::extract::{ClientMeta, RawJson};
 use crate::error::{ApiError, Problem};
-use crate::services::enrollment::{self, EnrollmentMaterial};
+use crate::services::enrollment::EnrollmentMaterial;
 use crate::services::factors::NewFactorRequest;
 use crate::services::logins::{
     self, CodeRequest, Enrolled, LoginStarted, LoginView, RecoverRequest, Recovered, Resynced,
@@ -87,14 +87,14 @@ pub async fn get(
 /// Returns a new secret as a QR code (SVG and PNG) and as text for manual entry. Each call
 /// makes a new secret and discards the previous pending one. Only while the sign-in is
 /// `enrollment_required`. The body may name the factor (`{"name": "Work phone"}`; default
-/// "Authenticator"); anything else in it is ignored.
+/// "Authenticator"); an empty body or `{}` is fine.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/totp-enrollment", tag = "Sign-in", operation_id = "startLoginEnrollment",
     security(("mfa_token" = [])),
     params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
     request_body(content = Option<NewFactorRequest>, description = "Optional: the new factor's name"),
     responses(
         (status = 201, description = "The enrollment material", body = EnrollmentMaterial),
-        (status = 400, description = "`invalid_request`: a body that is not JSON, or a `name` that is not 1-64 visible characters", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_request`: a body that is not JSON or has other fields, or a `name` that is not 1-64 visible characters", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_state`: the sign-in is not `enrollment_required`", body = Problem, content_type = "application/problem+json"),
@@ -107,8 +107,8 @@ pub async fn start_enrollment(
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
     let login_id = logins::parse_login_id(&path)?;
-    let body = body_of::<serde_json::Value>(&state, &token, login_id, &body).await?;
-    let name = enrollment::name_in(&body)?;
+    let body: Option<NewFactorRequest> = body_of(&state, &token, login_id, &body).await?;
+    let name = body.and_then(|b| b.name);
     Ok(HttpResponse::Created()
         .json(logins::start_enrollment(&state, &token.0, login_id, name, &meta).await?))
 }

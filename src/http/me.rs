@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use super::auth::{StepUpCode, UserAuth};
 use super::extract::{ClientMeta, JsonBody};
 use crate::error::{ApiError, Problem};
-use crate::services::enrollment::{self, EnrollmentMaterial};
+use crate::services::enrollment::EnrollmentMaterial;
 use crate::services::factors::NewFactorRequest;
 use crate::services::logins::CodeRequest;
 use crate::services::me::{self, MeEnrolled, MeView, RecoveryCodes};
@@ -39,6 +39,7 @@ pub async fn show(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError>
         (status = 201, description = "The enrollment material", body = EnrollmentMaterial),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`name_taken`: a name one of the user's factors has (they are replaced only at the confirmation)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`step_up_required`: re-enrollment without recent 2FA or a code", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -48,9 +49,9 @@ pub async fn start_enrollment(
     user: UserAuth,
     code: StepUpCode,
     meta: ClientMeta,
-    body: JsonBody<serde_json::Value>,
+    body: JsonBody<Option<NewFactorRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = enrollment::name_in(&body.0)?;
+    let name = body.0.and_then(|b| b.name);
     Ok(HttpResponse::Created()
         .json(me::start_enrollment(&state, &user.0, name, code.0.as_deref(), &meta).await?))
 }

@@ -69,18 +69,6 @@ pub struct NewFactor<'a> {
     pub expires_at: DateTime<Utc>,
 }
 
-/// The optional `name` of a v1 enrollment call's body (§10). Other fields and bodies that
-/// are not objects are ignored, as v1 ignored every body.
-pub fn name_in(body: &serde_json::Value) -> Result<Option<FactorName>, ApiError> {
-    match body.get("name") {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => FactorName::parse(s)
-            .map(Some)
-            .map_err(|e| ApiError::field("name", e.0)),
-        Some(_) => Err(ApiError::field("name", "must be a string")),
-    }
-}
-
 /// Stores a new pending factor (discarding any previous pending one) and returns its
 /// material: `409 factor_limit` when the limit applies and the user has as many active
 /// factors as the tenant allows, `409 name_taken` for a name the user already uses. The
@@ -220,31 +208,4 @@ pub async fn activate(
     state.metrics.outcome(crate::metrics::Outcome::Success);
     state.metrics.drift(drift);
     Ok(codes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_v1_body_may_name_the_factor_and_is_otherwise_ignored() {
-        let name = |v: serde_json::Value| name_in(&v).map(|n| n.map(|n| n.as_str().to_owned()));
-        assert_eq!(name(serde_json::json!({})).unwrap(), None);
-        assert_eq!(name(serde_json::json!([1, 2])).unwrap(), None);
-        assert_eq!(
-            name(serde_json::json!({"name": null, "x": 1})).unwrap(),
-            None
-        );
-        assert_eq!(
-            name(serde_json::json!({"name": " Phone "})).unwrap(),
-            Some("Phone".to_owned())
-        );
-        for bad in [
-            serde_json::json!(""),
-            serde_json::json!("a\u{7}"),
-            serde_json::json!(3),
-        ] {
-            assert!(name(serde_json::json!({ "name": bad })).is_err());
-        }
-    }
 }
