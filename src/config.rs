@@ -27,6 +27,26 @@ fn skew(s: &str) -> Result<u8, String> {
     }
 }
 
+/// An integer setting inside `lo..=hi`.
+fn steps_in(s: &str, lo: u8, hi: u8) -> Result<u8, String> {
+    match s.parse::<u8>() {
+        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+        _ => Err(format!("must be an integer from {lo} to {hi}")),
+    }
+}
+
+fn max_drift(s: &str) -> Result<u8, String> {
+    steps_in(s, 0, 100)
+}
+
+fn enroll_skew(s: &str) -> Result<u8, String> {
+    steps_in(s, 0, 10)
+}
+
+fn resync_window(s: &str) -> Result<u8, String> {
+    steps_in(s, 1, 100)
+}
+
 fn positive(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
         Ok(n) if n > 0 => Ok(n),
@@ -107,6 +127,15 @@ pub struct Settings {
     /// TOTP time steps accepted either side of now (0-3).
     #[arg(long, env = "MFA_TOTP_SKEW", default_value = "1", value_parser = skew, global = true)]
     pub totp_skew: u8,
+    /// The largest drift, in 30-s steps either way, a factor may learn (0-100).
+    #[arg(long, env = "MFA_TOTP_MAX_DRIFT", default_value = "10", value_parser = max_drift, global = true)]
+    pub totp_max_drift: u8,
+    /// Steps either side of now accepted when confirming an enrollment (0-10).
+    #[arg(long, env = "MFA_TOTP_ENROLL_SKEW", default_value = "3", value_parser = enroll_skew, global = true)]
+    pub totp_enroll_skew: u8,
+    /// Steps either side of now searched by a resynchronisation (1-100).
+    #[arg(long, env = "MFA_TOTP_RESYNC_WINDOW", default_value = "20", value_parser = resync_window, global = true)]
+    pub totp_resync_window: u8,
     /// Seconds an MFA sign-in counts as recent for step-up.
     #[arg(long, env = "MFA_STEP_UP_MAX_AGE", default_value = "300", value_parser = positive, global = true)]
     pub step_up_max_age: u32,
@@ -431,6 +460,14 @@ mod tests {
     #[test]
     fn parsers_reject_out_of_range_values() {
         assert!(skew("4").is_err() && skew("-1").is_err() && skew("3").is_ok());
+        assert!(max_drift("101").is_err() && max_drift("0").is_ok() && max_drift("-1").is_err());
+        assert!(enroll_skew("11").is_err() && enroll_skew("3").is_ok());
+        assert!(resync_window("0").is_err() && resync_window("20").is_ok());
+        let d = Settings::defaults();
+        assert_eq!(
+            (d.totp_max_drift, d.totp_enroll_skew, d.totp_resync_window),
+            (10, 3, 20)
+        );
         assert!(positive("0").is_err() && positive("x").is_err() && positive("30").is_ok());
         assert_eq!(parse_cidr("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
         assert_eq!(parse_cidr("127.0.0.1").unwrap().to_string(), "127.0.0.1/32");

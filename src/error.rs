@@ -65,6 +65,10 @@ pub enum ApiError {
     InvalidState(&'static str),
     #[error("the tenant requires this factor")]
     MfaEnforced,
+    #[error("the user has as many factors as the tenant allows")]
+    FactorLimit,
+    #[error("the user already has a factor of that name")]
+    NameTaken,
     #[error("precondition failed")]
     PreconditionFailed,
     #[error("precondition required")]
@@ -109,6 +113,8 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::InvalidState(_) => "invalid_state",
             ApiError::MfaEnforced => "mfa_enforced",
+            ApiError::FactorLimit => "factor_limit",
+            ApiError::NameTaken => "name_taken",
             ApiError::PreconditionFailed => "precondition_failed",
             ApiError::PreconditionRequired => "precondition_required",
             ApiError::PayloadTooLarge => "payload_too_large",
@@ -133,6 +139,8 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => ("Method not allowed", "This path does not take that method; see the Allow header."),
             ApiError::InvalidState(why) => return ("Invalid state", (*why).to_owned()),
             ApiError::MfaEnforced => ("Two-factor authentication enforced", "The tenant requires two-factor authentication for this user; the factor cannot be removed."),
+            ApiError::FactorLimit => ("Too many authenticators", "The user already has as many authenticator apps as the tenant allows (max_factors_per_user). Remove one first."),
+            ApiError::NameTaken => ("Name taken", "The user already has an authenticator app of that name (names are compared ignoring case)."),
             ApiError::PreconditionFailed => ("Precondition failed", "The resource changed since it was read (If-Match is stale). Read it again."),
             ApiError::PreconditionRequired => ("Precondition required", "Send If-Match with the ETag of the resource as last read."),
             ApiError::PayloadTooLarge => ("Payload too large", "The request body is larger than 16 KiB."),
@@ -174,7 +182,10 @@ impl ResponseError for ApiError {
             }
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::InvalidState(_) | ApiError::MfaEnforced => StatusCode::CONFLICT,
+            ApiError::InvalidState(_)
+            | ApiError::MfaEnforced
+            | ApiError::FactorLimit
+            | ApiError::NameTaken => StatusCode::CONFLICT,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -329,7 +340,7 @@ mod tests {
     /// them, not as the code computes them.
     #[test]
     fn every_variant_maps_to_its_row_of_the_contract_table() {
-        let table: [(ApiError, u16, &str); 19] = [
+        let table: [(ApiError, u16, &str); 21] = [
             (ApiError::field("x", "bad"), 400, "invalid_request"),
             (ApiError::InvalidCode, 400, "invalid_code"),
             (ApiError::CodeReused, 400, "code_reused"),
@@ -347,6 +358,8 @@ mod tests {
             ),
             (ApiError::InvalidState("x"), 409, "invalid_state"),
             (ApiError::MfaEnforced, 409, "mfa_enforced"),
+            (ApiError::FactorLimit, 409, "factor_limit"),
+            (ApiError::NameTaken, 409, "name_taken"),
             (ApiError::PreconditionFailed, 412, "precondition_failed"),
             (ApiError::PreconditionRequired, 428, "precondition_required"),
             (ApiError::PayloadTooLarge, 413, "payload_too_large"),

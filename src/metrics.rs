@@ -1,6 +1,6 @@
 //! Prometheus metrics: requests by route, method and status with latency histograms (the
-//! [`record`] middleware), second-factor outcomes, lockouts, database pool use and missed
-//! database deadlines.
+//! [`record`] middleware), second-factor outcomes, lockouts, the drift of accepted codes,
+//! database pool use and missed database deadlines.
 
 use std::time::Instant;
 
@@ -10,7 +10,7 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::web;
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 
 use crate::state::AppState;
@@ -21,6 +21,7 @@ pub struct Metrics {
     http_duration: HistogramVec,
     second_factor: IntCounterVec,
     lockouts: IntCounter,
+    drift: Histogram,
     pool: IntGaugeVec,
     /// Requests answered 503 because their database work missed `MFA_DB_DEADLINE_MS`.
     pub deadline_exceeded: IntCounter,
@@ -73,6 +74,14 @@ impl Metrics {
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(second_factor.clone()))?;
         registry.register(Box::new(lockouts.clone()))?;
+        let drift = Histogram::with_opts(
+            HistogramOpts::new(
+                "mfa_totp_drift_steps",
+                "|drift_steps| of the factor at each accepted TOTP code, in 30-s steps",
+            )
+            .buckets(vec![0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0]),
+        )?;
+        registry.register(Box::new(drift.clone()))?;
         let deadline_exceeded = IntCounter::new(
             "mfa_db_deadline_exceeded_total",
             "Requests answered 503 because their database work missed the deadline",
@@ -89,6 +98,7 @@ impl Metrics {
             http_duration,
             second_factor,
             lockouts,
+            drift,
             pool,
             deadline_exceeded,
         })
@@ -107,6 +117,11 @@ impl Metrics {
 
     pub fn lockout(&self) {
         self.lockouts.inc();
+    }
+
+    /// A TOTP code was accepted from a factor with this drift (§11).
+    pub fn drift(&self, drift_steps: i32) {
+        self.drift.observe(f64::from(drift_steps.unsigned_abs()));
     }
 
     pub fn observe_pool(&self, status: deadpool::Status) {

@@ -48,7 +48,16 @@ A credential of a kind an endpoint does not take is `401 unauthenticated`.
 ## Flow 3: every later sign-in of a user who has 2FA
 1. `POST /v1/logins` → `{"status": "verification_required", "login_id", "mfa_token", …}`.
 2. `POST /v1/logins/{login_id}/verify` `{"code": "123456"}` → an access token. Lost phone:
-   `POST /v1/logins/{login_id}/recover` `{"recovery_code": "xxxxx-xxxxx"}`.
+   `POST /v1/logins/{login_id}/recover` `{"recovery_code": "xxxxx-xxxxx"}`. A phone whose
+   clock drifted: `POST /v1/logins/{login_id}/resync` `{"code1", "code2"}` (two consecutive
+   codes) → an access token, and the factor remembers the offset.
+
+## A second authenticator (v1.1)
+1. `POST /v1/me/factors` `{"name": "Tablet"}` (step-up: a recent 2FA sign-in or `X-MFA-Code`)
+   → the enrollment material with `factor_id`.
+2. `POST /v1/me/factors/{factor_id}/confirm` `{"code": "123456"}` → the factor and a fresh token;
+   the existing recovery codes stay valid. A code from any active authenticator now signs in.
+3. `GET /v1/me/factors` lists them; `PATCH` renames, `DELETE` removes one (step-up).
 
 ## Remember this browser (tenant policy `remember_device_days` > 0)
 1. `POST /v1/logins/{login_id}/verify` `{"code": "123456", "remember_device": true}` → also
@@ -71,7 +80,8 @@ A credential of a kind an endpoint does not take is `401 unauthenticated`.
 Every error is `application/problem+json` (RFC 9457) with a stable `code`: `invalid_request`,
 `invalid_code`, `code_reused`, `unauthenticated`, `forbidden`, `mfa_required_for_admin`,
 `step_up_required`, `not_found`, `method_not_allowed`, `invalid_state`, `mfa_enforced`,
-`precondition_failed`, `precondition_required`, `request_timeout` (the body did not arrive in
+`factor_limit` (enrolling past the tenant's `max_factors_per_user`), `name_taken` (a factor name
+the user already uses, ignoring case), `precondition_failed`, `precondition_required`, `request_timeout` (the body did not arrive in
 time), `payload_too_large`, `unsupported_media_type`, `too_many_attempts` (with `Retry-After`),
 `unavailable` (with `Retry-After`: the database failed or missed the deadline), `internal`.
 Every response carries `X-Request-Id`.
@@ -161,6 +171,7 @@ impl Modify for CommonErrors {
                 &mut item.put,
                 &mut item.post,
                 &mut item.delete,
+                &mut item.patch,
             ];
             for op in operations.into_iter().flatten() {
                 let uses_db = !NO_DATABASE.contains(&op.operation_id.as_deref().unwrap_or(""));
@@ -191,15 +202,17 @@ impl Modify for CommonErrors {
     modifiers(&SecuritySchemes, &CommonErrors),
     tags(
         (name = "Sign-in", description = "The second factor of a sign-in: enrollment, verification, recovery."),
-        (name = "Me", description = "The signed-in user's own authenticator app, recovery codes and remembered browsers."),
+        (name = "Me", description = "The signed-in user's own authenticator apps, recovery codes and remembered browsers."),
         (name = "Tenant administration", description = "The tenant's 2FA switch, its users, lockouts and audit trail."),
         (name = "Operations", description = "Health, readiness, metrics, keys and this document."),
     ),
     paths(
         http::logins::start, http::logins::get, http::logins::start_enrollment, http::logins::confirm_enrollment,
-        http::logins::verify, http::logins::recover, http::logins::skip_enrollment,
+        http::logins::verify, http::logins::recover, http::logins::resync, http::logins::skip_enrollment,
         http::me::show, http::me::start_enrollment, http::me::confirm_enrollment, http::me::remove_factor,
         http::me::regenerate_codes,
+        http::factors::list, http::factors::add, http::factors::confirm, http::factors::rename,
+        http::factors::remove, http::factors::resync, http::factors::admin_list, http::factors::admin_remove,
         http::devices::list_mine, http::devices::revoke_mine, http::devices::revoke_all_mine,
         http::devices::list_for_user, http::devices::revoke_for_user, http::devices::summary,
         http::tenants::get_policy, http::tenants::put_policy, http::tenants::list_users, http::tenants::reset_factor,
@@ -217,6 +230,9 @@ impl Modify for CommonErrors {
         services::me::MeView, services::me::MeEnrolled, services::me::RecoveryCodes,
         services::policy::PolicyView, services::policy::PolicyChange,
         services::admin::UserPage, services::admin::AuditPage,
+        services::factors::FactorView, services::factors::FactorList, services::factors::FactorConfirmed,
+        services::factors::NewFactorRequest, services::factors::RenameRequest,
+        services::resync::ResyncRequest, services::logins::Resynced,
     )),
 )]
 pub struct ApiDoc;

@@ -1,6 +1,7 @@
-//! `totp_factors`: encrypted TOTP secrets, pending until confirmed, then active. Every
-//! lookup names the tenant and the user (index `totp_factors_by_user`), and the replay guard
-//! is `mfa_consume_step` (one conditional UPDATE, defined once in the migrations).
+//! `totp_factors`: encrypted TOTP secrets, pending until confirmed, then active; several
+//! active ones per user (§10), each named and with its own replay guard and drift (§11).
+//! Every lookup names the tenant and the user (index `totp_factors_by_user`), and the replay
+//! guard is `mfa_consume_step` (one conditional UPDATE, defined once in the migrations).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -8,6 +9,8 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::schema::{mfa_consume_step, totp_factors};
 use crate::crypto::keyring::Sealed;
+use crate::domain::drift::FactorClock;
+use crate::domain::factor::FactorName;
 use crate::domain::ids::{FactorId, FactorStatus, TenantId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -22,6 +25,48 @@ pub struct FactorRow {
     pub expires_at: Option<DateTime<Utc>>,
     pub activated_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
+    pub status: FactorStatus,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_step: Option<i64>,
+    pub drift_steps: i32,
+}
+
+impl FactorRow {
+    /// What a code check needs of this factor.
+    pub fn secret(&self) -> FactorSecret {
+        FactorSecret {
+            factor_id: self.factor_id,
+            key_id: self.key_id.clone(),
+            nonce: self.nonce.clone(),
+            ciphertext: self.ciphertext.clone(),
+            clock: FactorClock {
+                last_used_step: self.last_used_step,
+                drift_steps: self.drift_steps,
+            },
+        }
+    }
+}
+
+/// A factor's sealed secret and its replay guard and drift: what a code check needs.
+#[derive(Debug, Clone)]
+pub struct FactorSecret {
+    pub factor_id: FactorId,
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    pub clock: FactorClock,
+}
+
+/// Which factors a removal takes (`services::factors::remove_factors` is the one caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Every factor of the user, active and pending.
+    All,
+    /// One factor, active or pending.
+    One(FactorId),
+    /// Every active factor but this one (a v1 replacement, at its confirmation).
+    ActiveExcept(FactorId),
 }
 
 /// The user's factors: the prefix of `totp_factors_by_user`, so a lookup costs the same in
@@ -49,16 +94,56 @@ pub async fn get(
         .optional()
 }
 
-/// Stores a new pending factor, discarding the previous pending one.
-#[allow(clippy::too_many_arguments)]
-pub async fn replace_pending(
+/// Every factor of the user (active and pending), oldest first.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+) -> QueryResult<Vec<FactorRow>> {
+    totp_factors::table
+        .filter(of_user(tenant_id, user_id))
+        .order((totp_factors::created_at, totp_factors::factor_id))
+        .select(FactorRow::as_select())
+        .load(conn)
+        .await
+}
+
+/// The user's active factors, oldest first.
+pub async fn active(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+) -> QueryResult<Vec<FactorRow>> {
+    totp_factors::table
+        .filter(of_user(tenant_id, user_id))
+        .filter(totp_factors::status.eq(FactorStatus::Active))
+        .order((totp_factors::activated_at, totp_factors::factor_id))
+        .select(FactorRow::as_select())
+        .load(conn)
+        .await
+}
+
+/// One factor of the user, active or pending.
+pub async fn by_id(
     conn: &mut AsyncPgConnection,
     tenant_id: &TenantId,
     user_id: &UserId,
     factor_id: FactorId,
-    sealed: &Sealed,
-    now: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
+) -> QueryResult<Option<FactorRow>> {
+    totp_factors::table
+        .filter(of_user(tenant_id, user_id))
+        .filter(totp_factors::factor_id.eq(factor_id))
+        .select(FactorRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Discards the user's pending enrollment, if any.
+pub async fn discard_pending(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &TenantId,
+    user_id: &UserId,
 ) -> QueryResult<()> {
     diesel::delete(
         totp_factors::table
@@ -66,13 +151,30 @@ pub async fn replace_pending(
             .filter(totp_factors::status.eq(FactorStatus::Pending)),
     )
     .execute(conn)
-    .await?;
+    .await
+    .map(|_| ())
+}
+
+/// Stores a new pending factor; the caller discarded the previous pending one
+/// (`discard_pending`) and checked the name.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_pending(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+    factor_id: FactorId,
+    name: &FactorName,
+    sealed: &Sealed,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<()> {
     diesel::insert_into(totp_factors::table)
         .values((
             totp_factors::tenant_id.eq(tenant_id),
             totp_factors::factor_id.eq(factor_id),
             totp_factors::user_id.eq(user_id),
             totp_factors::status.eq(FactorStatus::Pending),
+            totp_factors::name.eq(name.as_str()),
             totp_factors::key_id.eq(&sealed.key_id),
             totp_factors::nonce.eq(&sealed.nonce),
             totp_factors::ciphertext.eq(&sealed.ciphertext),
@@ -84,23 +186,17 @@ pub async fn replace_pending(
         .map(|_| ())
 }
 
-/// Makes the pending factor the user's active one, replacing any previous active factor
-/// (whose recovery codes go with it). The confirming code's step counts as used.
+/// Makes the pending factor active beside the user's other factors. The confirming code's
+/// step counts as used, and seeds the drift.
 pub async fn activate(
     conn: &mut AsyncPgConnection,
     tenant_id: &TenantId,
     user_id: &UserId,
     factor_id: FactorId,
     step: i64,
+    drift: i32,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    diesel::delete(
-        totp_factors::table
-            .filter(of_user(tenant_id, user_id))
-            .filter(totp_factors::status.eq(FactorStatus::Active)),
-    )
-    .execute(conn)
-    .await?;
     diesel::update(
         totp_factors::table
             .filter(of_user(tenant_id, user_id))
@@ -112,6 +208,7 @@ pub async fn activate(
         totp_factors::activated_at.eq(now),
         totp_factors::expires_at.eq(None::<DateTime<Utc>>),
         totp_factors::last_used_step.eq(step),
+        totp_factors::drift_steps.eq(drift),
         totp_factors::last_used_at.eq(now),
     ))
     .execute(conn)
@@ -119,34 +216,74 @@ pub async fn activate(
     .map(|n| n == 1)
 }
 
-/// The replay guard: records `step` as used only if it is later than the last used step.
-/// False means the code (or an earlier one) was already used.
+/// The replay guard: records `step` as used (and `drift` as the factor's drift) only if it
+/// is later than the last used step. False means the code (or a later one) was already used.
+#[allow(clippy::too_many_arguments)]
 pub async fn consume_step(
     conn: &mut AsyncPgConnection,
     tenant_id: &TenantId,
     user_id: &UserId,
     factor_id: FactorId,
     step: i64,
+    drift: i32,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    diesel::select(mfa_consume_step(tenant_id, user_id, factor_id, step, now))
-        .get_result(conn)
-        .await
+    diesel::select(mfa_consume_step(
+        tenant_id, user_id, factor_id, step, drift, now,
+    ))
+    .get_result(conn)
+    .await
 }
 
-/// Removes the user's active and pending factors (and, by cascade, recovery codes).
-/// Returns how many active factors went.
-pub async fn delete_for_user(
+/// Renames a factor; `None` when the user has no such factor.
+pub async fn rename(
     conn: &mut AsyncPgConnection,
     tenant_id: &TenantId,
     user_id: &UserId,
-) -> QueryResult<usize> {
-    let gone: Vec<FactorStatus> =
-        diesel::delete(totp_factors::table.filter(of_user(tenant_id, user_id)))
-            .returning(totp_factors::status)
+    factor_id: FactorId,
+    name: &FactorName,
+) -> QueryResult<Option<FactorRow>> {
+    diesel::update(
+        totp_factors::table
+            .filter(of_user(tenant_id, user_id))
+            .filter(totp_factors::factor_id.eq(factor_id)),
+    )
+    .set(totp_factors::name.eq(name.as_str()))
+    .returning(FactorRow::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+/// Deletes the factors `which` names; returns the ones that went with their status. Only
+/// `services::factors::remove_factors` calls this (recovery codes, open sign-ins and
+/// whatever else dies with a factor are handled there).
+pub async fn delete(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+    which: Removal,
+) -> QueryResult<Vec<(FactorId, FactorStatus)>> {
+    let q = totp_factors::table.filter(of_user(tenant_id, user_id));
+    let out = (totp_factors::factor_id, totp_factors::status);
+    match which {
+        Removal::All => diesel::delete(q).returning(out).get_results(conn).await,
+        Removal::One(id) => {
+            diesel::delete(q.filter(totp_factors::factor_id.eq(id)))
+                .returning(out)
+                .get_results(conn)
+                .await
+        }
+        Removal::ActiveExcept(id) => {
+            diesel::delete(
+                q.filter(totp_factors::status.eq(FactorStatus::Active))
+                    .filter(totp_factors::factor_id.ne(id)),
+            )
+            .returning(out)
             .get_results(conn)
-            .await?;
-    Ok(gone.iter().filter(|s| **s == FactorStatus::Active).count())
+            .await
+        }
+    }
 }
 
 /// A batch of factors not yet under `active_key_id`, for `encryption-keys rotate`.

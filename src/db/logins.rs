@@ -6,12 +6,14 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{
-    Array, Binary, Integer, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
+    Array, BigInt, Binary, Integer, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::audit::AuditCtx;
+use super::factors::FactorSecret;
 use super::schema::{logins, mfa_complete_login_totp};
+use crate::domain::drift::FactorClock;
 use crate::domain::ids::{
     FactorId, FactorStatus, IdentityProvider, LoginId, LoginStatus, Surface, TenantId, UserId,
 };
@@ -84,9 +86,32 @@ pub struct LoginCtx {
     pub ciphertext: Option<Vec<u8>>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub factor_expires_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub last_used_step: Option<i64>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub drift_steps: Option<i32>,
 }
 
 impl LoginCtx {
+    /// The factor of this row, if the join found one.
+    fn factor(&self) -> Option<FactorSecret> {
+        let (Some(factor_id), Some(key_id), Some(nonce), Some(ciphertext)) =
+            (self.factor_id, &self.key_id, &self.nonce, &self.ciphertext)
+        else {
+            return None;
+        };
+        Some(FactorSecret {
+            factor_id,
+            key_id: key_id.clone(),
+            nonce: nonce.clone(),
+            ciphertext: ciphertext.clone(),
+            clock: FactorClock {
+                last_used_step: self.last_used_step,
+                drift_steps: self.drift_steps.unwrap_or(0),
+            },
+        })
+    }
+
     pub fn lockout(&self) -> lockout::LockoutState {
         lockout::LockoutState {
             failed_attempts: self.failed_attempts,
@@ -96,7 +121,8 @@ impl LoginCtx {
     }
 }
 
-/// The login of an mfa token with its user and the user's factor in `factor_status`. The
+/// The login of an mfa token with its user and the user's factors in `factor_status`, one
+/// row per factor (oldest first; one row with NULL factor columns when there is none). The
 /// DSL cannot lock only some tables of an outer join (`FOR … OF`), so this statement is
 /// written out; it is still a prepared statement, cached per connection: its type has a
 /// static query id and `LOCK` is part of the type. Every join goes through a whole unique
@@ -117,7 +143,8 @@ impl<const LOCK: bool> QueryFragment<Pg> for ByToken<'_, LOCK> {
             "SELECT l.tenant_id, l.login_id, l.user_id, l.surface, l.status, l.expires_at, \
                l.failed_attempts AS login_failures, u.email, u.identity_provider, u.roles, \
                u.failed_attempts, u.lockout_count, u.locked_until, \
-               f.factor_id, f.key_id, f.nonce, f.ciphertext, f.expires_at AS factor_expires_at \
+               f.factor_id, f.key_id, f.nonce, f.ciphertext, f.expires_at AS factor_expires_at, \
+               f.last_used_step, f.drift_steps \
              FROM logins l \
              JOIN users u ON u.tenant_id = l.tenant_id AND u.user_id = l.user_id \
              LEFT JOIN totp_factors f \
@@ -126,6 +153,7 @@ impl<const LOCK: bool> QueryFragment<Pg> for ByToken<'_, LOCK> {
         out.push_bind_param::<Text, _>(&self.factor_status)?;
         out.push_sql(" WHERE l.token_hash = ");
         out.push_bind_param::<Binary, _>(&self.token_hash)?;
+        out.push_sql(" ORDER BY f.activated_at, f.created_at, f.factor_id");
         if LOCK {
             out.push_sql(" FOR NO KEY UPDATE OF l, u");
         }
@@ -137,28 +165,31 @@ impl<const LOCK: bool> Query for ByToken<'_, LOCK> {
     type SqlType = Untyped;
 }
 
-/// Finds the login of an mfa token, with the user's factor in `factor_status`. With
-/// `lock`, the login and user rows stay locked until the transaction ends, so attempts of
-/// one user are evaluated one at a time by every instance.
+/// Finds the login of an mfa token, with the user's factors in `factor_status` (the
+/// login's columns are those of the first row; `factor_id` there is the oldest factor's).
+/// With `lock`, the login and user rows stay locked until the transaction ends, so attempts
+/// of one user are evaluated one at a time by every instance.
 pub async fn by_token(
     conn: &mut AsyncPgConnection,
     token_hash: &[u8],
     factor_status: FactorStatus,
     lock: bool,
-) -> QueryResult<Option<LoginCtx>> {
-    if lock {
+) -> QueryResult<Option<(LoginCtx, Vec<FactorSecret>)>> {
+    let rows: Vec<LoginCtx> = if lock {
         let q = ByToken::<true> {
             token_hash,
             factor_status,
         };
-        q.get_result(conn).await.optional()
+        q.load(conn).await?
     } else {
         let q = ByToken::<false> {
             token_hash,
             factor_status,
         };
-        q.get_result(conn).await.optional()
-    }
+        q.load(conn).await?
+    };
+    let factors = rows.iter().filter_map(LoginCtx::factor).collect();
+    Ok(rows.into_iter().next().map(|ctx| (ctx, factors)))
 }
 
 #[diesel::dsl::auto_type]
@@ -217,6 +248,7 @@ pub async fn complete(
 /// The verify hot path in one round trip (`mfa_complete_login_totp`): the replay guard on
 /// the factor, and only if it passes, the login's completion, the user's lockout reset and
 /// `login.succeeded`; otherwise `totp.code_reused`. Returns whether the code was accepted.
+#[allow(clippy::too_many_arguments)]
 pub async fn complete_with_totp(
     conn: &mut AsyncPgConnection,
     ctx: &AuditCtx,
@@ -224,6 +256,7 @@ pub async fn complete_with_totp(
     login_id: LoginId,
     factor_id: FactorId,
     step: i64,
+    drift: i32,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
     diesel::select(mfa_complete_login_totp(
@@ -232,6 +265,7 @@ pub async fn complete_with_totp(
         login_id,
         factor_id,
         step,
+        drift,
         now,
         ctx.surface,
         ctx.ip.as_deref(),

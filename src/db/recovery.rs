@@ -1,28 +1,41 @@
-//! `recovery_codes`: keyed hashes of a factor's single-use recovery codes.
+//! `recovery_codes`: keyed hashes of a user's single-use recovery codes (issued with their
+//! first factor, deleted with their last).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::schema::recovery_codes;
-use crate::domain::ids::{FactorId, TenantId};
+use crate::domain::ids::{TenantId, UserId};
 
 #[diesel::dsl::auto_type]
-fn of_factor<'a>(tenant_id: &'a TenantId, factor_id: FactorId) -> _ {
+fn of_user<'a>(tenant_id: &'a TenantId, user_id: &'a UserId) -> _ {
     recovery_codes::tenant_id
         .eq(tenant_id)
-        .and(recovery_codes::factor_id.eq(factor_id))
+        .and(recovery_codes::user_id.eq(user_id))
 }
 
-/// Replaces every code of the factor with `hashes` (the old ones stop working).
+/// Deletes every code of the user (their last factor went).
+pub async fn delete_all(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+) -> QueryResult<()> {
+    diesel::delete(recovery_codes::table.filter(of_user(tenant_id, user_id)))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Replaces every code of the user with `hashes` (the old ones stop working).
 pub async fn replace(
     conn: &mut AsyncPgConnection,
     tenant_id: &TenantId,
-    factor_id: FactorId,
+    user_id: &UserId,
     hashes: &[Vec<u8>],
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::delete(recovery_codes::table.filter(of_factor(tenant_id, factor_id)))
+    diesel::delete(recovery_codes::table.filter(of_user(tenant_id, user_id)))
         .execute(conn)
         .await?;
     let rows: Vec<_> = hashes
@@ -30,7 +43,7 @@ pub async fn replace(
         .map(|h| {
             (
                 recovery_codes::tenant_id.eq(tenant_id),
-                recovery_codes::factor_id.eq(factor_id),
+                recovery_codes::user_id.eq(user_id),
                 recovery_codes::code_hash.eq(h),
                 recovery_codes::created_at.eq(now),
             )
@@ -43,14 +56,14 @@ pub async fn replace(
         .map(|_| ())
 }
 
-/// The hashes of the factor's unused codes (compared in constant time by the caller).
+/// The hashes of the user's unused codes (compared in constant time by the caller).
 pub async fn unused(
     conn: &mut AsyncPgConnection,
     tenant_id: &TenantId,
-    factor_id: FactorId,
+    user_id: &UserId,
 ) -> QueryResult<Vec<Vec<u8>>> {
     recovery_codes::table
-        .filter(of_factor(tenant_id, factor_id))
+        .filter(of_user(tenant_id, user_id))
         .filter(recovery_codes::used_at.is_null())
         .select(recovery_codes::code_hash)
         .load(conn)
@@ -61,13 +74,13 @@ pub async fn unused(
 pub async fn use_code(
     conn: &mut AsyncPgConnection,
     tenant_id: &TenantId,
-    factor_id: FactorId,
+    user_id: &UserId,
     hash: &[u8],
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
     diesel::update(
         recovery_codes::table
-            .find((tenant_id, factor_id, hash))
+            .find((tenant_id, user_id, hash))
             .filter(recovery_codes::used_at.is_null()),
     )
     .set(recovery_codes::used_at.eq(now))
@@ -79,10 +92,10 @@ pub async fn use_code(
 pub async fn count_unused(
     conn: &mut AsyncPgConnection,
     tenant_id: &TenantId,
-    factor_id: FactorId,
+    user_id: &UserId,
 ) -> QueryResult<i64> {
     recovery_codes::table
-        .filter(of_factor(tenant_id, factor_id))
+        .filter(of_user(tenant_id, user_id))
         .filter(recovery_codes::used_at.is_null())
         .count()
         .get_result(conn)

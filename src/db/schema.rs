@@ -57,12 +57,12 @@ diesel::table! {
 }
 
 diesel::table! {
-    recovery_codes (tenant_id, factor_id, code_hash) {
+    recovery_codes (tenant_id, user_id, code_hash) {
         tenant_id -> Text,
-        factor_id -> Uuid,
         code_hash -> Bytea,
         created_at -> Timestamptz,
         used_at -> Nullable<Timestamptz>,
+        user_id -> Text,
     }
 }
 
@@ -138,14 +138,16 @@ diesel::allow_tables_to_appear_in_same_query!(
     remembered_devices,
 );
 
-use diesel::sql_types::{Int8, Nullable, Text, Timestamptz, Uuid};
+use diesel::sql_types::{Int4, Int8, Nullable, Text, Timestamptz, Uuid};
 
-// The security rules that live in the database (migrations/2026-11-30-000001_data_layer):
+// The security rules that live in the database (migrations/2026-11-30-000001_data_layer,
+// with the per-factor drift of 2026-11-30-000004_factors):
 // called through the DSL, so the call is a prepared statement like any other query, and
 // PL/pgSQL caches the plans of the statements inside.
 diesel::define_sql_function! {
-    /// The replay guard: records `step` as the factor's last used step only if it is later.
-    fn mfa_consume_step(tenant: Text, user: Text, factor: Uuid, step: Int8, now: Timestamptz) -> Bool;
+    /// The replay guard: records `step` as the factor's last used step (and `drift` as its
+    /// drift) only if it is later.
+    fn mfa_consume_step(tenant: Text, user: Text, factor: Uuid, step: Int8, drift: Int4, now: Timestamptz) -> Bool;
 }
 diesel::define_sql_function! {
     /// Clears the lockout; whether the user was locked at `now` (NULL: no such user).
@@ -155,7 +157,7 @@ diesel::define_sql_function! {
     /// The verify hot path: replay guard, then the login's completion and its audit event.
     #[allow(clippy::too_many_arguments)]
     fn mfa_complete_login_totp(
-        tenant: Text, user: Text, login: Uuid, factor: Uuid, step: Int8, now: Timestamptz,
+        tenant: Text, user: Text, login: Uuid, factor: Uuid, step: Int8, drift: Int4, now: Timestamptz,
         surface: Nullable<Text>, ip: Nullable<Text>, user_agent: Nullable<Text>
     ) -> Bool;
 }

@@ -239,12 +239,14 @@ pub async fn delete(
         .map(|n| n > 0)
 }
 
-#[derive(Debug, Queryable)]
+/// A user of the listing, with their active factors' count and the first's activation.
+#[derive(Debug)]
 pub struct ListedUser {
     pub user_id: UserId,
     pub email: String,
     pub identity_provider: IdentityProvider,
     pub enrolled_at: Option<DateTime<Utc>>,
+    pub factors: i64,
     pub last_login_at: Option<DateTime<Utc>>,
     pub locked_until: Option<DateTime<Utc>>,
     pub grace_started_at: Option<DateTime<Utc>>,
@@ -266,8 +268,9 @@ pub enum GraceFilter<'a> {
 }
 
 /// Users ordered by id after `after` (keyset on the primary key, so a page costs a page);
-/// `enrolled` filters on an active factor. One statement per filter combination (boxed), so
-/// each prepared plan fits its filters.
+/// `enrolled` filters on an active factor (`EXISTS`, so several factors are still one row).
+/// One statement per filter combination (boxed), so each prepared plan fits its filters; a
+/// second statement counts the page's factors.
 pub async fn list(
     conn: &mut AsyncPgConnection,
     tenant_id: &TenantId,
@@ -276,18 +279,20 @@ pub async fn list(
     after: Option<&UserId>,
     limit: i64,
 ) -> QueryResult<Vec<ListedUser>> {
-    let active = totp_factors::table.on(totp_factors::tenant_id
-        .eq(users::tenant_id)
-        .and(totp_factors::user_id.eq(users::user_id))
-        .and(totp_factors::status.eq(FactorStatus::Active)));
+    let has_active = || {
+        diesel::dsl::exists(
+            totp_factors::table
+                .filter(totp_factors::tenant_id.eq(users::tenant_id))
+                .filter(totp_factors::user_id.eq(users::user_id))
+                .filter(totp_factors::status.eq(FactorStatus::Active)),
+        )
+    };
     let mut q = users::table
-        .left_join(active)
         .filter(users::tenant_id.eq(tenant_id))
         .select((
             users::user_id,
             users::email,
             users::identity_provider,
-            totp_factors::activated_at.nullable(),
             users::last_login_at.nullable(),
             users::locked_until.nullable(),
             users::grace_started_at,
@@ -296,20 +301,20 @@ pub async fn list(
         .limit(limit)
         .into_boxed();
     match enrolled {
-        Some(true) => q = q.filter(totp_factors::factor_id.nullable().is_not_null()),
-        Some(false) => q = q.filter(totp_factors::factor_id.nullable().is_null()),
+        Some(true) => q = q.filter(has_active()),
+        Some(false) => q = q.filter(diesel::dsl::not(has_active())),
         None => {}
     }
     match grace {
         Some(GraceFilter::InGrace { exempt, cutoff }) => {
             q = q
-                .filter(totp_factors::factor_id.nullable().is_null())
+                .filter(diesel::dsl::not(has_active()))
                 .filter(users::identity_provider.ne_all(exempt.to_vec()))
                 .filter(users::grace_started_at.gt(cutoff));
         }
         Some(GraceFilter::Overdue { exempt, cutoff }) => {
             q = q
-                .filter(totp_factors::factor_id.nullable().is_null())
+                .filter(diesel::dsl::not(has_active()))
                 .filter(users::identity_provider.ne_all(exempt.to_vec()))
                 .filter(users::grace_started_at.le(cutoff));
         }
@@ -318,5 +323,44 @@ pub async fn list(
     if let Some(after) = after {
         q = q.filter(users::user_id.gt(after));
     }
-    q.load(conn).await
+    type Row = (
+        UserId,
+        String,
+        IdentityProvider,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    );
+    let rows: Vec<Row> = q.load(conn).await?;
+    let ids: Vec<&UserId> = rows.iter().map(|r| &r.0).collect();
+    let counts: Vec<(UserId, i64, Option<DateTime<Utc>>)> = totp_factors::table
+        .filter(totp_factors::tenant_id.eq(tenant_id))
+        .filter(totp_factors::user_id.eq_any(ids))
+        .filter(totp_factors::status.eq(FactorStatus::Active))
+        .group_by(totp_factors::user_id)
+        .select((
+            totp_factors::user_id,
+            diesel::dsl::count(totp_factors::factor_id),
+            diesel::dsl::min(totp_factors::activated_at),
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(user_id, email, identity_provider, last_login_at, locked_until, grace_started_at)| {
+                let c = counts.iter().find(|c| c.0 == user_id);
+                ListedUser {
+                    enrolled_at: c.and_then(|c| c.2),
+                    factors: c.map_or(0, |c| c.1),
+                    user_id,
+                    email,
+                    identity_provider,
+                    last_login_at,
+                    locked_until,
+                    grace_started_at,
+                }
+            },
+        )
+        .collect())
 }

@@ -3,6 +3,8 @@
 pub mod audit;
 pub mod clock;
 pub mod device_name;
+pub mod drift;
+pub mod factor;
 pub mod ids;
 pub mod lockout;
 pub mod policy;

@@ -24,6 +24,10 @@ impl TotpCode {
         let bytes: [u8; 6] = s.as_bytes().try_into().ok()?;
         bytes.iter().all(u8::is_ascii_digit).then_some(Self(bytes))
     }
+    /// The six ASCII digits, for constant-time comparison.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for TotpCode {

@@ -7,10 +7,12 @@ use super::extract::{ClientMeta, RawJson};
 use crate::error::{ApiError, Problem};
 use crate::services::devices::RememberRequest;
 use crate::services::enrollment::EnrollmentMaterial;
+use crate::services::factors::NewFactorRequest;
 use crate::services::logins::{
-    self, Enrolled, LoginStarted, LoginView, RecoverRequest, Recovered, SignInCodeRequest, Skipped,
-    StartLogin, Verified,
+    self, Enrolled, LoginStarted, LoginView, RecoverRequest, Recovered, Resynced,
+    SignInCodeRequest, Skipped, StartLogin, Verified,
 };
+use crate::services::resync::ResyncRequest;
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
@@ -85,13 +87,15 @@ pub async fn get(
 ///
 /// Returns a new secret as a QR code (SVG and PNG) and as text for manual entry. Each call
 /// makes a new secret and discards the previous pending one. Only while the sign-in is
-/// `enrollment_required`. The body, if any, is ignored.
+/// `enrollment_required`. The body may name the factor (`{"name": "Work phone"}`; default
+/// "Authenticator"); an empty body or `{}` is fine.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/totp-enrollment", tag = "Sign-in", operation_id = "startLoginEnrollment",
     security(("mfa_token" = [])),
     params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
+    request_body(content = Option<NewFactorRequest>, description = "Optional: the new factor's name"),
     responses(
         (status = 201, description = "The enrollment material", body = EnrollmentMaterial),
-        (status = 400, description = "`invalid_request`: a body that is not JSON (any JSON body is ignored)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_request`: a body that is not JSON or has other fields, or a `name` that is not 1-64 visible characters", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_state`: the sign-in is not `enrollment_required`", body = Problem, content_type = "application/problem+json"),
@@ -104,9 +108,10 @@ pub async fn start_enrollment(
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
     let login_id = logins::parse_login_id(&path)?;
-    body_of::<serde_json::Value>(&state, &token, login_id, &body).await?;
+    let body: Option<NewFactorRequest> = body_of(&state, &token, login_id, &body).await?;
+    let name = body.and_then(|b| b.name);
     Ok(HttpResponse::Created()
-        .json(logins::start_enrollment(&state, &token.0, login_id, &meta).await?))
+        .json(logins::start_enrollment(&state, &token.0, login_id, name, &meta).await?))
 }
 
 /// Confirm the authenticator app with its first code and finish the sign-in.
@@ -221,4 +226,34 @@ pub async fn skip_enrollment(
     let login_id = logins::parse_login_id(&path)?;
     body_of::<serde_json::Value>(&state, &token, login_id, &body).await?;
     Ok(HttpResponse::Ok().json(logins::skip_enrollment(&state, &token.0, login_id, &meta).await?))
+}
+
+/// Finish the sign-in with two consecutive codes when the phone's clock drifted (§11).
+///
+/// The two codes must be of consecutive time steps of one of the user's authenticators,
+/// within `MFA_TOTP_RESYNC_WINDOW` steps of now and within `MFA_TOTP_MAX_DRIFT` of it; the
+/// factor then learns the offset. Anything else is one wrong code.
+#[utoipa::path(post, path = "/v1/logins/{login_id}/resync", tag = "Sign-in", operation_id = "resyncLogin",
+    security(("mfa_token" = [])),
+    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
+    request_body = ResyncRequest,
+    responses(
+        (status = 200, description = "Signed in; the factor's new drift", body = Resynced),
+        (status = 400, description = "`invalid_request` (not six digits; not counted) or `invalid_code` (counted once)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state`: the sign-in needs an enrollment", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`: locked out or per-IP limit; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn resync(
+    state: Data,
+    token: MfaAuth,
+    meta: ClientMeta,
+    path: web::Path<String>,
+    body: RawJson,
+) -> Result<HttpResponse, ApiError> {
+    let login_id = logins::parse_login_id(&path)?;
+    let body: ResyncRequest = body_of(&state, &token, login_id, &body).await?;
+    Ok(HttpResponse::Ok().json(logins::resync(&state, &token.0, login_id, &body, &meta).await?))
 }

@@ -6,6 +6,7 @@ use super::auth::{StepUpCode, UserAuth};
 use super::extract::{ClientMeta, JsonBody};
 use crate::error::{ApiError, Problem};
 use crate::services::enrollment::EnrollmentMaterial;
+use crate::services::factors::NewFactorRequest;
 use crate::services::logins::CodeRequest;
 use crate::services::me::{self, MeEnrolled, MeView, RecoveryCodes};
 use crate::state::AppState;
@@ -27,14 +28,18 @@ pub async fn show(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError>
 ///
 /// For a user without a factor (e.g. an admin before turning 2FA on) this needs only the
 /// access token. If the user already has a factor this is a re-enrollment and needs
-/// step-up; the old factor keeps working until the new one is confirmed.
+/// step-up; the old factors keep working until the new one is confirmed, which then
+/// replaces all of them. The body may name the new factor (`{"name": "..."}`). To add a
+/// second authenticator instead, use `POST /v1/me/factors`.
 #[utoipa::path(post, path = "/v1/me/totp-enrollment", tag = "Me", operation_id = "startMyEnrollment",
     security(("access_token" = [])),
     params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+    request_body(content = Option<NewFactorRequest>, description = "Optional: the new factor's name"),
     responses(
         (status = 201, description = "The enrollment material", body = EnrollmentMaterial),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`name_taken`: a name one of the user's factors has (they are replaced only at the confirmation)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`step_up_required`: re-enrollment without recent 2FA or a code", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -44,10 +49,11 @@ pub async fn start_enrollment(
     user: UserAuth,
     code: StepUpCode,
     meta: ClientMeta,
-    _body: JsonBody<serde_json::Value>,
+    body: JsonBody<Option<NewFactorRequest>>,
 ) -> Result<HttpResponse, ApiError> {
+    let name = body.0.and_then(|b| b.name);
     Ok(HttpResponse::Created()
-        .json(me::start_enrollment(&state, &user.0, code.0.as_deref(), &meta).await?))
+        .json(me::start_enrollment(&state, &user.0, name, code.0.as_deref(), &meta).await?))
 }
 
 /// Confirm the new authenticator app; returns a token whose `amr` holds `otp`.
@@ -74,7 +80,7 @@ pub async fn confirm_enrollment(
     )
 }
 
-/// Remove the authenticator app (step-up).
+/// Remove every authenticator app of the user (step-up), and the recovery codes.
 #[utoipa::path(delete, path = "/v1/me/totp", tag = "Me", operation_id = "removeMyFactor",
     security(("access_token" = [])),
     params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod devices;
 pub mod edge;
 pub mod extract;
+pub mod factors;
 pub mod limits;
 pub mod logins;
 pub mod me;
@@ -86,6 +87,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/v1/logins/{login_id}/recover",
             vec![(M::POST, to().to(logins::recover))],
         ))
+        .service(resource(
+            "/v1/logins/{login_id}/resync",
+            vec![(M::POST, to().to(logins::resync))],
+        ))
         .service(resource("/v1/me", vec![(M::GET, to().to(me::show))]))
         .service(resource(
             "/v1/me/totp-enrollment",
@@ -130,6 +135,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             vec![(M::POST, to().to(me::regenerate_codes))],
         ))
         .service(resource(
+            "/v1/me/factors",
+            vec![
+                (M::GET, to().to(factors::list)),
+                (M::POST, to().to(factors::add)),
+            ],
+        ))
+        .service(resource(
+            "/v1/me/factors/{factor_id}",
+            vec![
+                (M::PATCH, to().to(factors::rename)),
+                (M::DELETE, to().to(factors::remove)),
+            ],
+        ))
+        .service(resource(
+            "/v1/me/factors/{factor_id}/confirm",
+            vec![(M::POST, to().to(factors::confirm))],
+        ))
+        .service(resource(
+            "/v1/me/factors/{factor_id}/resync",
+            vec![(M::POST, to().to(factors::resync))],
+        ))
+        .service(resource(
             "/v1/tenants/{tenant_id}/policy",
             vec![
                 (M::GET, to().to(tenants::get_policy)),
@@ -147,6 +174,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource(
             "/v1/tenants/{tenant_id}/users/{user_id}/totp",
             vec![(M::DELETE, to().to(tenants::reset_factor))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/users/{user_id}/factors",
+            vec![(M::GET, to().to(factors::admin_list))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/users/{user_id}/factors/{factor_id}",
+            vec![(M::DELETE, to().to(factors::admin_remove))],
         ))
         .service(resource(
             "/v1/tenants/{tenant_id}/users/{user_id}/unlock",

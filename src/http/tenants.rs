@@ -16,16 +16,16 @@ use crate::state::AppState;
 type Data = web::Data<AppState>;
 
 /// Ids in the path that cannot exist are simply not found.
-fn tenant(s: &str) -> Result<TenantId, ApiError> {
+pub(super) fn tenant(s: &str) -> Result<TenantId, ApiError> {
     TenantId::parse(s).map_err(|_| ApiError::NotFound)
 }
 
-fn user(s: &str) -> Result<UserId, ApiError> {
+pub(super) fn user(s: &str) -> Result<UserId, ApiError> {
     UserId::parse(s).map_err(|_| ApiError::NotFound)
 }
 
 /// Admin, then step-up: the gate of every sensitive admin call.
-async fn admin_with_step_up(
+pub(super) async fn admin_with_step_up(
     state: &AppState,
     claims: &AccessClaims,
     tenant_id: &TenantId,

@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::audit_ctx;
+use crate::db::factors::Removal;
 use crate::db::{self, audit::AuditCtx, users::GraceFilter};
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{IdentityProvider, Surface, TenantId, UserId};
+use crate::domain::ids::{FactorStatus, IdentityProvider, Surface, TenantId, UserId};
 use crate::domain::policy::TenantPolicy;
 use crate::error::ApiError;
 use crate::services::devices::{self, RevokeReason};
@@ -79,6 +80,9 @@ pub struct UserSummary {
     pub email: String,
     pub identity_provider: IdentityProvider,
     pub mfa_enrolled: bool,
+    /// How many active authenticator apps the user has (§10).
+    pub mfa_factors: i64,
+    /// When the user's first active factor was confirmed.
     #[schema(required = true)]
     pub enrolled_at: Option<DateTime<Utc>>,
     #[schema(required = true)]
@@ -162,7 +166,8 @@ pub async fn list_users(
             .then(|| grace::running(r.grace_started_at, grace_days, now))
             .flatten(),
             identity_provider: r.identity_provider,
-            mfa_enrolled: r.enrolled_at.is_some(),
+            mfa_enrolled: r.factors > 0,
+            mfa_factors: r.factors,
             enrolled_at: r.enrolled_at,
             last_login_at: r.last_login_at,
             locked_until: r.locked_until.filter(|u| *u > now),
@@ -177,8 +182,9 @@ fn admin_ctx(tenant_id: &TenantId, user_id: &UserId, actor: &str, meta: &ClientM
     audit_ctx(tenant_id, Some(user_id), Some(actor), None, meta)
 }
 
-/// `DELETE /v1/tenants/{tenant_id}/users/{user_id}/totp`: lost phone. The factor and its
-/// recovery codes go, half-finished sign-ins die; the user enrolls again next time.
+/// `DELETE /v1/tenants/{tenant_id}/users/{user_id}/totp`: lost phone. All the user's
+/// factors and recovery codes go, half-finished sign-ins die; the user enrolls again next
+/// time.
 pub async fn reset_factor(
     state: &AppState,
     tenant_id: &TenantId,
@@ -190,12 +196,24 @@ pub async fn reset_factor(
     let audit = admin_ctx(tenant_id, user_id, actor, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        if db::factors::delete_for_user(conn, tenant_id, user_id).await? == 0 {
+        let gone = super::factors::remove_factors(
+            conn,
+            &audit,
+            user_id,
+            Removal::All,
+            RevokeReason::FactorReset,
+            now,
+        )
+        .await?;
+        let removed: Vec<_> = gone
+            .iter()
+            .filter(|(_, s)| *s == FactorStatus::Active)
+            .map(|(id, _)| *id)
+            .collect();
+        if removed.is_empty() {
             return Err(ApiError::NotFound);
         }
-        db::logins::kill_open(conn, tenant_id, user_id, now).await?;
         db::users::reset_lockout(conn, tenant_id, user_id, now).await?;
-        devices::revoke_all_devices(conn, &audit, user_id, RevokeReason::FactorReset, now).await?;
         // All factors gone: the user's enrollment grace starts afresh (§13).
         db::grace::restart(conn, tenant_id, user_id).await?;
         db::audit::insert(
@@ -203,7 +221,7 @@ pub async fn reset_factor(
             &audit,
             AuditType::TotpResetByAdmin,
             now,
-            serde_json::json!({}),
+            serde_json::json!({"factor_ids": removed}),
         )
         .await?;
         Ok(())

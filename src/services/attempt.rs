@@ -11,14 +11,15 @@ use diesel_async::AsyncPgConnection;
 
 use crate::crypto::hashing::{ct_eq, HashPurpose};
 use crate::crypto::tokens;
+use crate::db::factors::FactorSecret;
 use crate::db::{self, audit::AuditCtx};
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{FactorId, LoginId, TenantId};
+use crate::domain::drift::{self, Check, FactorClock};
+use crate::domain::ids::{FactorId, LoginId, TenantId, UserId};
 use crate::domain::lockout::LockoutState;
-use crate::domain::totp::{self, TimeStep, TotpCode};
+use crate::domain::totp::{TimeStep, TotpCode};
 use crate::error::ApiError;
 use crate::metrics::Outcome;
-use crate::services::step_up::FactorRef;
 use crate::services::ClientMeta;
 use crate::state::AppState;
 
@@ -86,55 +87,133 @@ pub fn ensure_not_locked(
     }
 }
 
-/// The time step `code` matches for `secret` now, if any.
-pub fn check_totp(
+/// Which window a code is checked in (§11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// A sign-in or step-up: within `MFA_TOTP_SKEW` of now or of now + the factor's drift.
+    Signed,
+    /// The confirmation of an enrollment: within `MFA_TOTP_ENROLL_SKEW` of now.
+    Enrollment,
+}
+
+/// A code accepted for one factor: the step to record and the drift it shows.
+#[derive(Debug, Clone, Copy)]
+pub struct Matched {
+    pub factor_id: FactorId,
+    pub step: TimeStep,
+    pub drift: i32,
+}
+
+/// Checks `code` against each factor in turn (at most the user's active factors, each
+/// secret opened once): the first that accepts it, else `Err(Some(factor))` when a factor
+/// matched it only at a used step (`code_reused`), else `Err(None)`.
+pub fn match_code(
     state: &AppState,
-    secret: &[u8],
+    tenant_id: &TenantId,
+    user_id: &UserId,
+    factors: &[FactorSecret],
     code: &TotpCode,
     now: DateTime<Utc>,
-) -> Option<TimeStep> {
-    totp::verify(secret, code, now.timestamp(), state.settings.totp_skew)
+    window: Window,
+) -> Result<Result<Matched, Option<FactorId>>, ApiError> {
+    let s = &state.settings;
+    let mut reused = None;
+    for f in factors {
+        let secret = super::open_secret(
+            state,
+            tenant_id,
+            user_id,
+            f.factor_id,
+            &f.key_id,
+            &f.nonce,
+            &f.ciphertext,
+        )?;
+        let (skew, clock) = match window {
+            Window::Signed => (s.totp_skew, f.clock),
+            Window::Enrollment => (s.totp_enroll_skew, FactorClock::default()),
+        };
+        match drift::check(&secret, code, now.timestamp(), skew, clock) {
+            Check::Accepted(step) => {
+                return Ok(Ok(Matched {
+                    factor_id: f.factor_id,
+                    step,
+                    drift: drift::drift_of(step, now.timestamp(), s.totp_max_drift),
+                }))
+            }
+            Check::Reused => reused = reused.or(Some(f.factor_id)),
+            Check::NoMatch => {}
+        }
+    }
+    Ok(Err(reused))
 }
 
 /// "Check the code, count a wrong one" for TOTP, the one definition every path uses
-/// (verify, confirm, step-up): the step `code` matches for the factor's secret now, or the
-/// wrong code recorded and `Ok(Err(invalid_code))` (commit, then fail).
+/// (verify, confirm, step-up): the factor and step `code` is accepted for, or
+/// `Ok(Err(code_reused))` (recorded, not counted) or the wrong code recorded and
+/// `Ok(Err(invalid_code))` (commit, then fail).
 pub async fn check_totp_or_count(
     conn: &mut AsyncPgConnection,
     state: &AppState,
     attempt: &Attempt<'_>,
-    factor: &FactorRef<'_>,
+    factors: &[FactorSecret],
     code: &TotpCode,
     now: DateTime<Utc>,
-) -> Result<Result<TimeStep, ApiError>, ApiError> {
-    let (key_id, nonce, ct) = factor.sealed.ok_or_else(|| {
-        ApiError::Internal(anyhow::anyhow!("TOTP proof without the factor's secret"))
-    })?;
-    let secret = super::open_secret(
+    window: Window,
+) -> Result<Result<Matched, ApiError>, ApiError> {
+    let user_id = attempt_user(attempt)?;
+    match match_code(
         state,
         &attempt.audit.tenant_id,
-        factor.user_id,
-        factor.factor_id,
-        key_id,
-        nonce,
-        ct,
-    )?;
-    match check_totp(state, &secret, code, now) {
-        Some(step) => Ok(Ok(step)),
-        None => {
+        user_id,
+        factors,
+        code,
+        now,
+        window,
+    )? {
+        Ok(m) => Ok(Ok(m)),
+        Err(Some(factor_id)) => {
+            record_reused(conn, state, attempt, factor_id, now).await?;
+            Ok(Err(ApiError::CodeReused))
+        }
+        Err(None) => {
             record_wrong(conn, state, attempt, AuditType::TotpVerifyFailed, now).await?;
             Ok(Err(ApiError::InvalidCode))
         }
     }
 }
 
-/// The stored hash that matches `code` among the factor's unused recovery codes. Every
+fn attempt_user<'a>(attempt: &'a Attempt<'_>) -> Result<&'a UserId, ApiError> {
+    attempt
+        .audit
+        .user_id
+        .as_ref()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a code check without a user")))
+}
+
+/// A code of a step already used (§6): `totp.code_reused` naming the factor; not counted.
+pub async fn record_reused(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    attempt: &Attempt<'_>,
+    factor_id: FactorId,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let mut details = serde_json::json!({"factor_id": factor_id});
+    if let Some((id, _)) = attempt.login {
+        details["login_id"] = serde_json::json!(id.0);
+    }
+    db::audit::insert(conn, attempt.audit, AuditType::TotpCodeReused, now, details).await?;
+    state.metrics.outcome(Outcome::Reused);
+    Ok(())
+}
+
+/// The stored hash that matches `code` among the user's unused recovery codes. Every
 /// candidate is compared in constant time.
 pub async fn check_recovery(
     conn: &mut AsyncPgConnection,
     state: &AppState,
     tenant_id: &TenantId,
-    factor_id: FactorId,
+    user_id: &UserId,
     code: &str,
 ) -> diesel::QueryResult<Option<Vec<u8>>> {
     let presented = state
@@ -142,7 +221,7 @@ pub async fn check_recovery(
         .hash_key
         .hash(HashPurpose::RecoveryCode, code.as_bytes());
     let mut matched = None;
-    for h in db::recovery::unused(conn, tenant_id, factor_id).await? {
+    for h in db::recovery::unused(conn, tenant_id, user_id).await? {
         if ct_eq(&h, &presented) {
             matched = Some(h);
         }
@@ -161,10 +240,7 @@ pub async fn record_wrong(
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let ctx = attempt.audit;
-    let user_id = ctx
-        .user_id
-        .as_ref()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a wrong code without a user")))?;
+    let user_id = attempt_user(attempt)?;
     let (next, just_locked) = attempt.lockout.after_failure(now);
     db::users::store_lockout(conn, &ctx.tenant_id, user_id, &next).await?;
     let mut details = serde_json::json!({});

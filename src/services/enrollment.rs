@@ -1,12 +1,16 @@
-//! TOTP enrollment, shared by sign-in ("Setup MFA") and voluntary enrollment: the "Set Up
-//! Authentication" material, and the activation that the confirming code triggers.
+//! TOTP enrollment, shared by sign-in ("Setup MFA"), voluntary (re-)enrollment and adding a
+//! factor (§10): the "Set Up Authentication" material, and the activation that the
+//! confirming code triggers (a v1 replacement, or one more factor).
 
 use crate::crypto::{keyring::totp_secret_aad, qr, tokens};
+use crate::db::factors::Removal;
 use crate::db::{self, audit::AuditCtx};
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{FactorId, FactorStatus, UserId};
+use crate::domain::factor::{self, FactorName};
+use crate::domain::ids::{FactorId, UserId};
 use crate::domain::totp;
 use crate::error::ApiError;
+use crate::services::attempt::Matched;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
@@ -21,7 +25,8 @@ use utoipa::ToSchema;
     "qr_svg": "<?xml version=\"1.0\" encoding=\"UTF-8\"?><svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 45 45\">…</svg>",
     "qr_png": "data:image/png;base64,iVBORw0KGgo…",
     "issuer": "MSPbots", "account_name": "jane@acme.example",
-    "algorithm": "SHA1", "digits": 6, "period": 30, "expires_at": "2026-11-28T10:10:00Z"}))]
+    "algorithm": "SHA1", "digits": 6, "period": 30, "expires_at": "2026-11-28T10:10:00Z",
+    "factor_id": "0b7f3c7e-8a4b-4c1e-9d55-3f1f0b2f9a10", "name": "Authenticator"}))]
 pub struct EnrollmentMaterial {
     /// Base32 without padding, for manual entry.
     pub secret: String,
@@ -41,23 +46,55 @@ pub struct EnrollmentMaterial {
     pub period: u64,
     /// The pending enrollment must be confirmed before this.
     pub expires_at: DateTime<Utc>,
+    /// The pending factor (§10), e.g. for `POST /v1/me/factors/{factor_id}/confirm`.
+    pub factor_id: FactorId,
+    pub name: FactorName,
+}
+
+/// What a confirmed enrollment does to the user's other factors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// v1: the new factor replaces every active factor, with new recovery codes.
+    Replace,
+    /// §10: one more factor; recovery codes only if it is the user's first.
+    Add,
+}
+
+/// The start of an enrollment: a name, and whether the tenant's factor limit applies.
+pub struct NewFactor<'a> {
+    pub user_id: &'a UserId,
+    pub email: &'a str,
+    pub name: Option<FactorName>,
+    pub enforce_limit: bool,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Stores a new pending factor (discarding any previous pending one) and returns its
-/// material. The caller owns the transaction.
-#[allow(clippy::too_many_arguments)]
+/// material: `409 factor_limit` when the limit applies and the user has as many active
+/// factors as the tenant allows, `409 name_taken` for a name the user already uses. The
+/// caller owns the transaction (and holds the user's row locked).
 pub async fn start(
     conn: &mut AsyncPgConnection,
     state: &AppState,
     ctx: &AuditCtx,
-    user_id: &UserId,
-    email: &str,
-    expires_at: DateTime<Utc>,
+    new: NewFactor<'_>,
     now: DateTime<Utc>,
 ) -> Result<EnrollmentMaterial, ApiError> {
+    let (user_id, email, expires_at) = (new.user_id, new.email, new.expires_at);
     let tenant = db::tenants::get(conn, &ctx.tenant_id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    db::factors::discard_pending(conn, &ctx.tenant_id, user_id).await?;
+    let existing = db::factors::list(conn, &ctx.tenant_id, user_id).await?;
+    if new.enforce_limit && existing.len() as i64 >= i64::from(tenant.max_factors_per_user) {
+        return Err(ApiError::FactorLimit);
+    }
+    let taken = existing.iter().map(|f| f.name.as_str());
+    let name = match new.name {
+        Some(n) if taken.clone().any(|t| n.clashes(t)) => return Err(ApiError::NameTaken),
+        Some(n) => n,
+        None => factor::default_name(taken),
+    };
     let secret = tokens::new_totp_secret();
     let factor_id = FactorId::new();
     let aad = totp_secret_aad(ctx.tenant_id.as_str(), user_id.as_str(), factor_id.0);
@@ -66,11 +103,12 @@ pub async fn start(
         .keyring
         .seal(&secret, &aad)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("sealing a TOTP secret: {e}")))?;
-    db::factors::replace_pending(
+    db::factors::insert_pending(
         conn,
         &ctx.tenant_id,
         user_id,
         factor_id,
+        &name,
         &sealed,
         now,
         expires_at,
@@ -81,7 +119,7 @@ pub async fn start(
         ctx,
         AuditType::TotpEnrollmentStarted,
         now,
-        serde_json::json!({"factor_id": factor_id}),
+        serde_json::json!({"factor_id": factor_id, "name": name.as_str()}),
     )
     .await?;
 
@@ -108,35 +146,57 @@ pub async fn start(
         digits: totp::DIGITS,
         period: totp::PERIOD_SECS,
         expires_at,
+        factor_id,
+        name,
     })
 }
 
-/// Makes the confirmed pending factor active (replacing any previous one), stores ten new
-/// recovery codes, clears the lockout and writes `totp.enrolled`. Returns the codes to
-/// show once.
+/// Makes the confirmed pending factor active (a v1 replacement removes the others now,
+/// through `factors::remove_factors`), stores ten new recovery codes when the activation
+/// calls for them, clears the lockout and writes `totp.enrolled`. Returns the codes to show
+/// once (`None`: the user's existing codes stay valid).
 pub async fn activate(
     conn: &mut AsyncPgConnection,
     state: &AppState,
     ctx: &AuditCtx,
     user_id: &UserId,
-    factor_id: FactorId,
-    step: totp::TimeStep,
+    matched: Matched,
+    how: Activation,
     now: DateTime<Utc>,
-) -> Result<Vec<String>, ApiError> {
-    let replaced = db::factors::get(conn, &ctx.tenant_id, user_id, FactorStatus::Active)
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Matched {
+        factor_id,
+        step,
+        drift,
+    } = matched;
+    let had_active = !db::factors::active(conn, &ctx.tenant_id, user_id)
         .await?
-        .is_some();
-    if !db::factors::activate(conn, &ctx.tenant_id, user_id, factor_id, step, now).await? {
+        .is_empty();
+    if !db::factors::activate(conn, &ctx.tenant_id, user_id, factor_id, step, drift, now).await? {
         return Err(ApiError::InvalidState(
             "There is no pending enrollment to confirm.",
         ));
     }
-    if replaced {
-        let reason = super::devices::RevokeReason::FactorReplaced;
-        super::devices::revoke_all_devices(conn, ctx, user_id, reason, now).await?;
+    let mut replaced = false;
+    if how == Activation::Replace {
+        let gone = super::factors::remove_factors(
+            conn,
+            ctx,
+            user_id,
+            Removal::ActiveExcept(factor_id),
+            super::devices::RevokeReason::FactorReplaced,
+            now,
+        )
+        .await?;
+        replaced = !gone.is_empty();
     }
-    let (codes, hashes) = super::attempt::new_recovery_codes(state);
-    db::recovery::replace(conn, &ctx.tenant_id, factor_id, &hashes, now).await?;
+    let codes = if how == Activation::Replace || !had_active {
+        let (codes, hashes) = super::attempt::new_recovery_codes(state);
+        db::recovery::replace(conn, &ctx.tenant_id, user_id, &hashes, now).await?;
+        Some(codes)
+    } else {
+        None
+    };
     db::users::reset_lockout(conn, &ctx.tenant_id, user_id, now).await?;
     db::audit::insert(
         conn,
@@ -147,5 +207,6 @@ pub async fn activate(
     )
     .await?;
     state.metrics.outcome(crate::metrics::Outcome::Success);
+    state.metrics.drift(drift);
     Ok(codes)
 }

@@ -6,15 +6,19 @@ use diesel_async::AsyncConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::attempt::{self, Attempt};
-use super::enrollment::{self, EnrollmentMaterial};
+use super::attempt::{self, Attempt, Window};
+use super::devices::RevokeReason;
+use super::enrollment::{self, Activation, EnrollmentMaterial, NewFactor};
+use super::factors::remove_factors;
 use super::logins::TokenType;
-use super::step_up::{self, FactorRef};
+use super::step_up;
 use super::{amr, audit_ctx, mint, surface_of, ClientMeta, Subject};
 use crate::crypto::jwt::AccessClaims;
+use crate::db::factors::Removal;
 use crate::db::{self, audit::AuditCtx};
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{FactorStatus, IdentityProvider, Surface, TenantId, UserId};
+use crate::domain::factor::FactorName;
+use crate::domain::ids::{FactorId, FactorStatus, IdentityProvider, Surface, TenantId, UserId};
 use crate::error::ApiError;
 use crate::services::policy::policy_of;
 use crate::state::AppState;
@@ -31,6 +35,8 @@ pub struct MfaStatus {
     #[schema(required = true)]
     pub last_used_at: Option<DateTime<Utc>>,
     pub recovery_codes_remaining: i64,
+    /// How many active authenticator apps the user has (§10).
+    pub factors: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -42,7 +48,7 @@ pub struct TenantMfa {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"tenant_id": "acme", "user_id": "u-1001", "email": "jane@acme.example",
     "identity_provider": "local", "mfa": {"enrolled": true, "enrolled_at": "2026-11-28T09:00:00Z",
-    "last_used_at": "2026-11-28T09:30:00Z", "recovery_codes_remaining": 9},
+    "last_used_at": "2026-11-28T09:30:00Z", "recovery_codes_remaining": 9, "factors": 1},
     "tenant": {"enforce_mfa": true, "surfaces": ["app", "portal"]}}))]
 pub struct MeView {
     pub tenant_id: TenantId,
@@ -89,10 +95,10 @@ pub async fn show(state: &AppState, claims: &AccessClaims) -> Result<MeView, Api
     let tenant = db::tenants::get(&mut conn, &claims.tid)
         .await?
         .ok_or(ApiError::Unauthenticated)?;
-    let factor =
-        db::factors::get(&mut conn, &claims.tid, &claims.sub, FactorStatus::Active).await?;
-    let remaining = match &factor {
-        Some(f) => db::recovery::count_unused(&mut conn, &claims.tid, f.factor_id).await?,
+    let factors = db::factors::active(&mut conn, &claims.tid, &claims.sub).await?;
+    let factor = factors.first();
+    let remaining = match factor {
+        Some(_) => db::recovery::count_unused(&mut conn, &claims.tid, &claims.sub).await?,
         None => 0,
     };
     let policy = policy_of(&tenant)?;
@@ -103,9 +109,10 @@ pub async fn show(state: &AppState, claims: &AccessClaims) -> Result<MeView, Api
         identity_provider: user.identity_provider,
         mfa: MfaStatus {
             enrolled: factor.is_some(),
-            enrolled_at: factor.as_ref().and_then(|f| f.activated_at),
-            last_used_at: factor.as_ref().and_then(|f| f.last_used_at),
+            enrolled_at: factor.and_then(|f| f.activated_at),
+            last_used_at: factors.iter().filter_map(|f| f.last_used_at).max(),
             recovery_codes_remaining: remaining,
+            factors: factors.len() as i64,
         },
         tenant: TenantMfa {
             enforce_mfa: policy.enforce_mfa,
@@ -115,10 +122,12 @@ pub async fn show(state: &AppState, claims: &AccessClaims) -> Result<MeView, Api
 }
 
 /// `POST /v1/me/totp-enrollment`; a re-enrollment (the user has a factor) needs step-up,
-/// decided and checked in the transaction that stores the new pending factor.
+/// decided and checked in the transaction that stores the new pending factor. It is a
+/// replacement (§10), so the tenant's factor limit does not apply.
 pub async fn start_enrollment(
     state: &AppState,
     claims: &AccessClaims,
+    name: Option<FactorName>,
     step_up_code: Option<&str>,
     meta: &ClientMeta,
 ) -> Result<EnrollmentMaterial, ApiError> {
@@ -127,35 +136,37 @@ pub async fn start_enrollment(
     let audit = ctx(state, claims, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
+        db::users::lock_for_attempt(conn, &claims.tid, &claims.sub)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
         let user = db::users::get(conn, &claims.tid, &claims.sub)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
-        let has_factor = db::factors::get(conn, &claims.tid, &claims.sub, FactorStatus::Active)
+        let has_factor = !db::factors::active(conn, &claims.tid, &claims.sub)
             .await?
-            .is_some();
+            .is_empty();
         // A first enrollment needs only the access token; replacing a factor needs step-up.
         if has_factor {
             if let Err(e) = step_up::require_in(conn, state, claims, step_up_code, meta).await? {
                 return Ok(Err(e));
             }
         }
-        enrollment::start(
-            conn,
-            state,
-            &audit,
-            &user.user_id,
-            &user.email,
+        let new = NewFactor {
+            user_id: &user.user_id,
+            email: &user.email,
+            name,
+            enforce_limit: false,
             expires_at,
-            now,
-        )
-        .await
-        .map(Ok)
+        };
+        enrollment::start(conn, state, &audit, new, now)
+            .await
+            .map(Ok)
     })
     .await?
 }
 
-/// `POST /v1/me/totp-enrollment/confirm`: activates the pending factor (replacing the old
-/// one only now) and returns a token whose `amr` carries `otp`.
+/// `POST /v1/me/totp-enrollment/confirm`: activates the pending factor (replacing every
+/// other active factor only now, with new recovery codes) and returns a token whose `amr` carries `otp`.
 pub async fn confirm_enrollment(
     state: &AppState,
     claims: &AccessClaims,
@@ -179,23 +190,30 @@ pub async fn confirm_enrollment(
                 "There is no pending enrollment to confirm: start one first.",
             ));
         };
-        let factor = FactorRef {
-            user_id,
-            factor_id: p.factor_id,
-            sealed: Some((&p.key_id, &p.nonce, &p.ciphertext)),
-        };
         let attempt = Attempt {
             audit: &audit,
             lockout,
             login: None,
         };
-        let step =
-            match attempt::check_totp_or_count(conn, state, &attempt, &factor, &code, now).await? {
-                Ok(step) => step,
-                Err(e) => return Ok(Err(e)),
-            };
+        let secret = [p.secret()];
+        let m = match attempt::check_totp_or_count(
+            conn,
+            state,
+            &attempt,
+            &secret,
+            &code,
+            now,
+            Window::Enrollment,
+        )
+        .await?
+        {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e)),
+        };
         let recovery_codes =
-            enrollment::activate(conn, state, &audit, user_id, p.factor_id, step, now).await?;
+            enrollment::activate(conn, state, &audit, user_id, m, Activation::Replace, now)
+                .await?
+                .unwrap_or_default();
         let user = db::users::get(conn, tenant_id, user_id)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
@@ -217,7 +235,7 @@ pub async fn confirm_enrollment(
     .await?
 }
 
-/// `DELETE /v1/me/totp`: refused while the tenant requires this user's factor (checked
+/// `DELETE /v1/me/totp`: removes all the user's factors; refused while the tenant requires this user's factor (checked
 /// first, so no code is spent on a call that cannot succeed), all in the transaction that
 /// removes it.
 pub async fn remove_factor(
@@ -239,30 +257,43 @@ pub async fn remove_factor(
         if policy_of(&tenant)?.requires_factor(user.identity_provider) {
             return Err(ApiError::MfaEnforced);
         }
-        if db::factors::get(conn, &claims.tid, &claims.sub, FactorStatus::Active)
+        if db::factors::active(conn, &claims.tid, &claims.sub)
             .await?
-            .is_none()
+            .is_empty()
         {
             return Err(ApiError::NotFound);
         }
         if let Err(e) = step_up::require_in(conn, state, claims, step_up_code, meta).await? {
             return Ok(Err(e));
         }
-        if db::factors::delete_for_user(conn, &claims.tid, &claims.sub).await? == 0 {
-            return Err(ApiError::NotFound);
-        }
-        // Sign-ins started against the removed factor cannot finish; end them.
-        db::logins::kill_open(conn, &claims.tid, &claims.sub, now).await?;
-        let reason = super::devices::RevokeReason::FactorRemoved;
-        super::devices::revoke_all_devices(conn, &audit, &claims.sub, reason, now).await?;
-        db::audit::insert(
+        // Sign-ins started against the removed factors cannot finish; they end with them.
+        let gone = remove_factors(
             conn,
             &audit,
-            AuditType::TotpRemoved,
+            &claims.sub,
+            Removal::All,
+            RevokeReason::FactorRemoved,
             now,
-            serde_json::json!({}),
         )
         .await?;
+        let ids: Vec<FactorId> = gone
+            .iter()
+            .filter(|(_, s)| *s == FactorStatus::Active)
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            return Err(ApiError::NotFound);
+        }
+        for factor_id in ids {
+            db::audit::insert(
+                conn,
+                &audit,
+                AuditType::TotpRemoved,
+                now,
+                serde_json::json!({"factor_id": factor_id}),
+            )
+            .await?;
+        }
         Ok(Ok(()))
     })
     .await?
@@ -282,21 +313,22 @@ pub async fn regenerate_codes(
         if let Err(e) = step_up::require_in(conn, state, claims, step_up_code, meta).await? {
             return Ok(Err(e));
         }
-        let Some(f) =
-            db::factors::get(conn, &claims.tid, &claims.sub, FactorStatus::Active).await?
-        else {
+        if db::factors::active(conn, &claims.tid, &claims.sub)
+            .await?
+            .is_empty()
+        {
             return Err(ApiError::InvalidState(
                 "The user has no authenticator app, so no recovery codes.",
             ));
-        };
+        }
         let (codes, hashes) = attempt::new_recovery_codes(state);
-        db::recovery::replace(conn, &claims.tid, f.factor_id, &hashes, now).await?;
+        db::recovery::replace(conn, &claims.tid, &claims.sub, &hashes, now).await?;
         db::audit::insert(
             conn,
             &audit,
             AuditType::RecoveryCodesRegenerated,
             now,
-            serde_json::json!({"factor_id": f.factor_id}),
+            serde_json::json!({}),
         )
         .await?;
         Ok(Ok(RecoveryCodes {

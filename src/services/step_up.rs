@@ -5,12 +5,12 @@
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
-use super::attempt::{self, Attempt, Proof};
+use super::attempt::{self, Attempt, Proof, Window};
 use super::{audit_ctx, surface_of, ClientMeta};
 use crate::crypto::jwt::AccessClaims;
-use crate::db;
+use crate::db::{self, factors::FactorSecret};
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{FactorId, FactorStatus, UserId};
+use crate::domain::ids::UserId;
 use crate::error::ApiError;
 use crate::metrics::Outcome;
 use crate::state::AppState;
@@ -18,22 +18,15 @@ use crate::state::AppState;
 /// The header that carries a step-up code.
 pub const HEADER: &str = "X-MFA-Code";
 
-/// A user's active factor, enough to check a proof against it.
-pub struct FactorRef<'a> {
-    pub user_id: &'a UserId,
-    pub factor_id: FactorId,
-    /// `(key_id, nonce, ciphertext)` of the secret; needed for TOTP proofs only.
-    pub sealed: Option<(&'a str, &'a [u8], &'a [u8])>,
-}
-
-/// Checks a proof against the factor and uses it up (replay guard for TOTP, single use for
-/// recovery codes). A wrong proof is recorded (lockout, audit). `Ok(Err(e))`: commit the
-/// transaction, then answer `e`.
+/// Checks a proof against the user's active factors and uses it up (the replay guard of
+/// the factor that accepted a TOTP code, single use for recovery codes). A wrong proof is
+/// recorded (lockout, audit). `Ok(Err(e))`: commit the transaction, then answer `e`.
 pub async fn use_proof(
     conn: &mut AsyncPgConnection,
     state: &AppState,
     attempt: &Attempt<'_>,
-    factor: &FactorRef<'_>,
+    user_id: &UserId,
+    factors: &[FactorSecret],
     proof: &Proof,
     now: DateTime<Utc>,
 ) -> Result<Result<(), ApiError>, ApiError> {
@@ -41,47 +34,48 @@ pub async fn use_proof(
     let tenant_id = &audit.tenant_id;
     match proof {
         Proof::Totp(code) => {
-            let step = match attempt::check_totp_or_count(conn, state, attempt, factor, code, now)
-                .await?
+            let m = match attempt::check_totp_or_count(
+                conn,
+                state,
+                attempt,
+                factors,
+                code,
+                now,
+                Window::Signed,
+            )
+            .await?
             {
-                Ok(step) => step,
+                Ok(m) => m,
                 Err(e) => return Ok(Err(e)),
             };
             let fresh = db::factors::consume_step(
                 conn,
                 tenant_id,
-                factor.user_id,
-                factor.factor_id,
-                step,
+                user_id,
+                m.factor_id,
+                m.step,
+                m.drift,
                 now,
             )
             .await?;
             if !fresh {
-                db::audit::insert(
-                    conn,
-                    audit,
-                    AuditType::TotpCodeReused,
-                    now,
-                    serde_json::json!({}),
-                )
-                .await?;
-                state.metrics.outcome(Outcome::Reused);
+                attempt::record_reused(conn, state, attempt, m.factor_id, now).await?;
                 return Ok(Err(ApiError::CodeReused));
             }
+            state.metrics.drift(m.drift);
         }
         Proof::Recovery(code) => {
-            let Some(hash) =
-                attempt::check_recovery(conn, state, tenant_id, factor.factor_id, code).await?
+            let Some(hash) = attempt::check_recovery(conn, state, tenant_id, user_id, code).await?
             else {
                 attempt::record_wrong(conn, state, attempt, AuditType::RecoveryCodeFailed, now)
                     .await?;
                 return Ok(Err(ApiError::InvalidCode));
             };
-            if !db::recovery::use_code(conn, tenant_id, factor.factor_id, &hash, now).await? {
+            if !db::recovery::use_code(conn, tenant_id, user_id, &hash, now).await? {
                 state.metrics.outcome(Outcome::Reused);
                 return Ok(Err(ApiError::CodeReused));
             }
-            let left = db::recovery::count_unused(conn, tenant_id, factor.factor_id).await?;
+            let left = db::recovery::count_unused(conn, tenant_id, user_id).await?;
             let mut details = serde_json::json!({"recovery_codes_remaining": left});
             if let Some((id, _)) = attempt.login {
                 details["login_id"] = serde_json::json!(id.0);
@@ -154,21 +148,21 @@ pub async fn require_in(
         .await?
         .ok_or(ApiError::Unauthenticated)?;
     attempt::ensure_not_locked(state, &lockout, now)?;
-    let Some(f) = db::factors::get(conn, tenant_id, user_id, FactorStatus::Active).await? else {
+    let factors: Vec<FactorSecret> = db::factors::active(conn, tenant_id, user_id)
+        .await?
+        .iter()
+        .map(|f| f.secret())
+        .collect();
+    if factors.is_empty() {
         // No factor to check the code against.
         return Err(ApiError::StepUpRequired);
-    };
-    let factor = FactorRef {
-        user_id,
-        factor_id: f.factor_id,
-        sealed: Some((&f.key_id, &f.nonce, &f.ciphertext)),
-    };
+    }
     let attempt = Attempt {
         audit: &audit,
         lockout,
         login: None,
     };
-    let used = use_proof(conn, state, &attempt, &factor, &proof, now).await?;
+    let used = use_proof(conn, state, &attempt, user_id, &factors, &proof, now).await?;
     if used.is_ok() {
         db::users::reset_lockout(conn, tenant_id, user_id, now).await?;
     }

@@ -111,6 +111,7 @@ async fn format_characters_are_rejected_in_names_issuer_roles_and_email() {
         &s["StartLogin"]["properties"]["display_name"]["pattern"],
         &s["Issuer"]["pattern"],
         &s["Role"]["pattern"],
+        &s["FactorName"]["pattern"],
     ] {
         assert!(pattern.as_str().unwrap().contains(class), "{pattern}");
     }

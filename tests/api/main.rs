@@ -7,6 +7,7 @@ mod admin;
 mod cli;
 mod devices;
 pub mod e2e;
+mod factors;
 mod foundation;
 mod grace;
 mod hostile;

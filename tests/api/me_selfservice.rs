@@ -78,7 +78,7 @@ async fn me_shows_the_user_and_the_tenant_before_and_after_enrollment() {
         json!({"tenant_id": "t1", "user_id": "u1", "email": "u1@t1.example",
                "identity_provider": "local",
                "mfa": {"enrolled": false, "enrolled_at": null, "last_used_at": null,
-                       "recovery_codes_remaining": 0},
+                       "recovery_codes_remaining": 0, "factors": 0},
                "tenant": {"enforce_mfa": false, "surfaces": ["app", "portal"]}})
     );
 
@@ -570,7 +570,7 @@ async fn removing_the_factor_needs_step_up_and_ends_the_challenge() {
     assert_eq!(
         view["mfa"],
         json!({"enrolled": false, "enrolled_at": null, "last_used_at": null,
-               "recovery_codes_remaining": 0})
+               "recovery_codes_remaining": 0, "factors": 0})
     );
     assert_eq!(
         app.sql_count("SELECT count(*) AS n FROM totp_factors WHERE user_id = 'u1'")

@@ -321,6 +321,13 @@ async fn codes_one_step_off_are_accepted_two_steps_off_are_not() {
     let r = app.verify_code(&l, &t, &code_off(&e, &app, 1, 1)).await;
     assert_eq!(r.status, 200, "next step: {}", r.text);
 
+    // That code taught the factor a drift of one step (§11); a code of the current step
+    // (the phone corrected) brings it back to none.
+    app.advance(120);
+    let (l, t) = app.challenge(&u).await;
+    let r = app.verify_code(&l, &t, &code_off(&e, &app, 0, 1)).await;
+    assert_eq!(r.status, 200, "current step: {}", r.text);
+
     app.advance(120);
     let (l, t) = app.challenge(&u).await;
     app.verify_code(&l, &t, &code_off(&e, &app, -2, 2))

@@ -169,9 +169,9 @@ async fn big_tenant(
          INSERT INTO users (tenant_id, user_id, email, identity_provider, created_at) \
            SELECT 'big', 'u' || i, 'u' || i || '@x.example', 'local', now() \
            FROM generate_series(1, 20000) i; \
-         INSERT INTO totp_factors (tenant_id, factor_id, user_id, status, key_id, nonce, \
+         INSERT INTO totp_factors (tenant_id, factor_id, user_id, status, name, key_id, nonce, \
            ciphertext, created_at, activated_at) \
-           SELECT 'big', gen_random_uuid(), 'u' || i, 'active', 'k', \
+           SELECT 'big', gen_random_uuid(), 'u' || i, 'active', 'Authenticator', 'k', \
              decode(repeat('00', 12), 'hex'), decode(repeat('00', 36), 'hex'), now(), now() \
            FROM generate_series(1, 20000, {factor_every}) i; {more_sql}"
     ))
@@ -298,11 +298,12 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
     )
     .await
     .unwrap();
-    let ctx = db::logins::by_token(&mut conn, &hash, FactorStatus::Active, true)
+    let (ctx, factors) = db::logins::by_token(&mut conn, &hash, FactorStatus::Active, true)
         .await
         .unwrap()
         .expect("login");
     assert_eq!(ctx.factor_id, Some(f.factor_id));
+    assert_eq!(factors.len(), 1);
     let audit = db::audit::AuditCtx {
         tenant_id: tenant.clone(),
         user_id: Some(user.clone()),
@@ -327,11 +328,11 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
     .await
     .unwrap();
     let accepted =
-        db::logins::complete_with_totp(&mut conn, &audit, &user, login, f.factor_id, 1, now)
+        db::logins::complete_with_totp(&mut conn, &audit, &user, login, f.factor_id, 1, 0, now)
             .await
             .unwrap();
     assert!(accepted);
-    let again = db::factors::consume_step(&mut conn, &tenant, &user, f.factor_id, 1, now)
+    let again = db::factors::consume_step(&mut conn, &tenant, &user, f.factor_id, 1, 0, now)
         .await
         .unwrap();
     assert!(!again, "the replay guard refuses the same step");
@@ -340,7 +341,7 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
     assert!(statements.len() >= 9, "{statements:?}");
     // The statements inside the replay and verify functions, as the migration writes them.
     let inner = [
-        "UPDATE totp_factors SET last_used_step = $4, last_used_at = $5 \
+        "UPDATE totp_factors SET last_used_step = $4, drift_steps = $5, last_used_at = $6 \
          WHERE tenant_id = $1 AND user_id = $2 AND factor_id = $3 \
            AND status = 'active' AND (last_used_step IS NULL OR last_used_step < $4)",
         "UPDATE users SET last_login_at = $3 WHERE tenant_id = $1 AND user_id = $2",
@@ -551,7 +552,8 @@ async fn every_listing_filter_is_served_by_an_index_in_order() {
         }
     }
     let statements: Vec<String> = recorder.0.lock().unwrap().clone();
-    assert_eq!(statements.len(), 16 + 6 + 4);
+    // A users page is two statements: the page, then its users' active factors (§10).
+    assert_eq!(statements.len(), 16 + (6 + 4) * 2);
     // As the listing services run them: generic plans, in a transaction with ORDERED_SCANS.
     setup
         .batch_execute(&format!(

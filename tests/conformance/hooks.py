@@ -6,7 +6,8 @@ minted through the API by `mfa.py` (an auth provider, so schemathesis knows the 
 is real and its `ignored_auth` check can take it away). With it come the real values an
 authenticated call needs: the `login_id` of that mfa token, the admin's `tenant_id` and
 `user_id`, a listing `cursor`, the current `If-Match`, a step-up code, a TOTP or recovery
-code in the body. `before_call` puts them in just before the request is sent (codes and
+code in the body, a `factor_id` of the admin's (a pending one to confirm, a second active one
+to rename, resynchronise or remove) and two consecutive codes for a resync. `before_call` puts them in just before the request is sent (codes and
 ETags go stale between generation and sending), and only over values that were generated
 as *valid* input: negative parts are sent as generated, so the service is still tested on
 them. Loaded through SCHEMATHESIS_HOOKS.
@@ -28,10 +29,14 @@ REAL: dict[str, dict] = {}  # case id -> the real values that go with its creden
 
 def mfa_login(op: str) -> dict:
     """A sign-in in the state the operation needs, and the code a valid body would carry."""
-    if op in ("verifyLogin", "recoverLogin"):  # remember_device may be generated: allowed here
+    # remember_device may be generated: allowed on verify and recover
+    if op in ("verifyLogin", "recoverLogin", "resyncLogin"):
         user = mfa.enrolled_user(mfa.LOGIN_TENANT)
         login = mfa.start_login(mfa.LOGIN_TENANT, user["user_id"])  # verification_required
         body = {"code": lambda: mfa.next_code(user["totp"]), "recovery_code": user["recovery_codes"][0]}
+        if op == "resyncLogin":
+            codes = lambda: mfa.consecutive_codes(user["totp"])  # noqa: E731
+            body |= {"code1": lambda: codes()["code1"], "code2": lambda: codes()["code2"]}
     else:
         login = mfa.start_login(mfa.LOGIN_TENANT)  # enrollment_required
         body = {}
@@ -68,7 +73,20 @@ def admin(op: str) -> dict:
         page = mfa.call("GET", f"/v1/tenants/{tenant}/{listing}?limit=1", mfa.SERVICE_KEY, 200).json()
         query["cursor"] = page["next_cursor"]
     path = {"tenant_id": tenant, "user_id": user["user_id"]}
+    if op == "confirmMyFactor":  # a pending factor and its code
+        factor = mfa.add_factor(token, confirm=False)
+        path["factor_id"], body["code"] = factor["factor_id"], factor["totp"].now
+    elif op in FACTOR_OPS:  # a second, active factor (so removing it is allowed)
+        factor = mfa.add_factor(token)
+        path["factor_id"] = factor["factor_id"]
+        if op == "resyncMyFactor":
+            body["code1"] = lambda: mfa.consecutive_codes(factor["totp"])["code1"]
+            body["code2"] = lambda: mfa.consecutive_codes(factor["totp"])["code2"]
     return {"token": token, PATH: path, HEADER: headers, QUERY: query, BODY: body}
+
+
+# Operations on one active factor of the admin (§10, §11).
+FACTOR_OPS = ("renameMyFactor", "removeMyFactorById", "resyncMyFactor", "removeUserFactor")
 
 
 def service(op: str) -> dict:

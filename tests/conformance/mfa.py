@@ -80,6 +80,22 @@ def remembered_device(tenant: str) -> dict:
     return {"user_id": user["user_id"], "access_token": done["access_token"], "device_token": done["device_token"]}
 
 
+def add_factor(access_token: str, confirm: bool = True) -> dict:
+    """One more authenticator for a user whose token is fresh (§10): `{factor_id, totp}`,
+    confirmed unless `confirm` is false (then it stays pending)."""
+    m = call("POST", "/v1/me/factors", access_token, 201, json={"name": f"Tablet {uuid.uuid4().hex[:6]}"}).json()
+    totp = pyotp.TOTP(m["secret"])
+    if confirm:
+        call("POST", f"/v1/me/factors/{m['factor_id']}/confirm", access_token, 200, json={"code": totp.now()})
+    return {"factor_id": m["factor_id"], "totp": totp}
+
+
+def consecutive_codes(totp: pyotp.TOTP) -> dict:
+    """Two codes of consecutive steps later than any used yet, for a resync (§11)."""
+    now = time.time()
+    return {"code1": totp.at(now + totp.interval), "code2": totp.at(now + 2 * totp.interval)}
+
+
 def next_code(totp: pyotp.TOTP) -> str:
     """A code of the next time step: valid (skew 1) and never the step just used."""
     return totp.at(time.time() + totp.interval)

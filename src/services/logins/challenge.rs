@@ -8,16 +8,17 @@ use super::types::{
     AuthenticatedStatus, ChallengeStatus, Enrolled, LoginView, Recovered, TokenType, Verified,
 };
 use crate::crypto::hashing::HashPurpose;
-use crate::db::{self, audit::AuditCtx, logins::LoginCtx};
+use crate::db::{self, audit::AuditCtx, factors::FactorSecret, logins::LoginCtx};
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{FactorStatus, LoginId};
+use crate::domain::factor::FactorName;
+use crate::domain::ids::{FactorId, FactorStatus, LoginId};
 use crate::domain::totp::TotpCode;
 use crate::error::ApiError;
 use crate::metrics::Outcome;
-use crate::services::attempt::{self, Proof};
+use crate::services::attempt::{self, Matched, Proof, Window};
 use crate::services::devices::{self, RememberRequest, RevokeReason};
-use crate::services::enrollment::{self, EnrollmentMaterial};
-use crate::services::step_up::{use_proof, FactorRef};
+use crate::services::enrollment::{self, Activation, EnrollmentMaterial, NewFactor};
+use crate::services::step_up::use_proof;
 use crate::services::{amr, audit_ctx, mint, ClientMeta, Minted, Subject};
 use crate::state::AppState;
 
@@ -26,7 +27,8 @@ pub fn parse_login_id(s: &str) -> Result<LoginId, ApiError> {
     LoginId::parse(s).ok_or(ApiError::NotFound)
 }
 
-/// The login of this mfa token, if it is alive and the one in the path.
+/// The login of this mfa token, if it is alive and the one in the path, with the user's
+/// factors in `factor_status`.
 pub(super) async fn load(
     conn: &mut AsyncPgConnection,
     state: &AppState,
@@ -34,12 +36,12 @@ pub(super) async fn load(
     login_id: LoginId,
     factor_status: FactorStatus,
     lock: bool,
-) -> Result<LoginCtx, ApiError> {
+) -> Result<(LoginCtx, Vec<FactorSecret>), ApiError> {
     let hash = state
         .keys
         .hash_key
         .hash(HashPurpose::MfaToken, token.as_bytes());
-    let ctx = db::logins::by_token(conn, &hash, factor_status, lock)
+    let (ctx, factors) = db::logins::by_token(conn, &hash, factor_status, lock)
         .await?
         .ok_or(ApiError::Unauthenticated)?;
     if ctx.expires_at <= state.now() {
@@ -48,7 +50,7 @@ pub(super) async fn load(
     if ctx.login_id != login_id {
         return Err(ApiError::NotFound);
     }
-    Ok(ctx)
+    Ok((ctx, factors))
 }
 
 /// What the login waits for now (`ChallengeStatus::of`); `has_active` is whether the user
@@ -82,8 +84,9 @@ pub(super) fn login_audit(ctx: &LoginCtx, meta: &ClientMeta) -> AuditCtx {
 }
 
 /// The start of every code-carrying call: the token's live login, locked with its user
-/// until the transaction ends, in `status`, and the user not locked out.
-async fn begin_attempt(
+/// until the transaction ends, in `status`, the user not locked out, and the user's factors
+/// in `factor_status`.
+pub(super) async fn begin_attempt(
     conn: &mut AsyncPgConnection,
     state: &AppState,
     token: &str,
@@ -91,44 +94,45 @@ async fn begin_attempt(
     factor_status: FactorStatus,
     wanted: ChallengeStatus,
     meta: &ClientMeta,
-) -> Result<(LoginCtx, AuditCtx), ApiError> {
-    let ctx = load(conn, state, token, login_id, factor_status, true).await?;
+) -> Result<(LoginCtx, AuditCtx, Vec<FactorSecret>), ApiError> {
+    let (ctx, factors) = load(conn, state, token, login_id, factor_status, true).await?;
     // With the pending factor loaded nothing is known of an active one; confirm checks.
     let has_active = factor_status == FactorStatus::Active && ctx.factor_id.is_some();
     require_status(&ctx, has_active, wanted)?;
     attempt::ensure_not_locked(state, &ctx.lockout(), state.now())?;
     let audit = login_audit(&ctx, meta);
-    Ok((ctx, audit))
+    Ok((ctx, audit, factors))
 }
 
-/// Checks a TOTP code against the login's factor; a wrong code is recorded and answered
-/// with `Ok(Err(invalid_code))` (commit, then fail).
+/// The attempt of a login: its audit context, the lockout read under the lock, its
+/// wrong codes so far.
+pub(super) fn login_attempt<'a>(ctx: &LoginCtx, audit: &'a AuditCtx) -> attempt::Attempt<'a> {
+    attempt::Attempt {
+        audit,
+        lockout: ctx.lockout(),
+        login: Some((ctx.login_id, ctx.login_failures)),
+    }
+}
+
+/// Checks a TOTP code against the login's factors (the user's active ones, or the pending
+/// one at a confirmation); a wrong code is recorded and answered with
+/// `Ok(Err(invalid_code))` (commit, then fail).
 async fn check_code(
     conn: &mut AsyncPgConnection,
     state: &AppState,
     ctx: &LoginCtx,
     audit: &AuditCtx,
+    factors: &[FactorSecret],
     code: &TotpCode,
-    now: DateTime<Utc>,
-) -> Result<Result<i64, ApiError>, ApiError> {
-    let (Some(factor_id), Some(key_id), Some(nonce), Some(ct)) =
-        (ctx.factor_id, &ctx.key_id, &ctx.nonce, &ctx.ciphertext)
-    else {
+    window: Window,
+) -> Result<Result<Matched, ApiError>, ApiError> {
+    if factors.is_empty() {
         return Err(ApiError::Internal(anyhow::anyhow!(
             "code check without a factor"
         )));
-    };
-    let factor = FactorRef {
-        user_id: &ctx.user_id,
-        factor_id,
-        sealed: Some((key_id, nonce, ct)),
-    };
-    let attempt = attempt::Attempt {
-        audit,
-        lockout: ctx.lockout(),
-        login: Some((ctx.login_id, ctx.login_failures)),
-    };
-    attempt::check_totp_or_count(conn, state, &attempt, &factor, code, now).await
+    }
+    let attempt = login_attempt(ctx, audit);
+    attempt::check_totp_or_count(conn, state, &attempt, factors, code, state.now(), window).await
 }
 
 /// The access token that ends a sign-in.
@@ -148,27 +152,32 @@ pub(super) fn signed_in(
     mint(state, &who, ctx.surface, amr, now)
 }
 
-/// Ends the login as authenticated (its token dies) and writes `login.succeeded`.
+/// Ends the login as authenticated (its token dies) and writes `login.succeeded`, naming
+/// the factor whose code it was (none for a recovery code).
 pub(super) async fn finish_login(
     conn: &mut AsyncPgConnection,
     ctx: &LoginCtx,
     audit: &AuditCtx,
     method: &str,
+    factor_id: Option<FactorId>,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     db::logins::complete(conn, &ctx.tenant_id, ctx.login_id, now).await?;
     db::users::touch_login(conn, &ctx.tenant_id, &ctx.user_id, now).await?;
-    let details = serde_json::json!({"login_id": ctx.login_id.0, "method": method});
+    let mut details = serde_json::json!({"login_id": ctx.login_id.0, "method": method});
+    if let Some(id) = factor_id {
+        details["factor_id"] = serde_json::json!(id);
+    }
     db::audit::insert(conn, audit, AuditType::LoginSucceeded, now, details).await?;
     Ok(())
 }
 
-const FACTOR_REMOVED: &str = "The user's authenticator app was removed: sign in again.";
+pub(super) const FACTOR_REMOVED: &str = "The user's authenticator app was removed: sign in again.";
 
 /// `GET /v1/logins/{login_id}`.
 pub async fn get(state: &AppState, token: &str, login_id: LoginId) -> Result<LoginView, ApiError> {
     let mut conn = state.pool.get().await?;
-    let ctx = load(
+    let (ctx, _) = load(
         &mut conn,
         state,
         token,
@@ -189,17 +198,18 @@ pub async fn get(state: &AppState, token: &str, login_id: LoginId) -> Result<Log
     })
 }
 
-/// `POST /v1/logins/{login_id}/totp-enrollment`.
+/// `POST /v1/logins/{login_id}/totp-enrollment`, with an optional factor name (§10).
 pub async fn start_enrollment(
     state: &AppState,
     token: &str,
     login_id: LoginId,
+    name: Option<FactorName>,
     meta: &ClientMeta,
 ) -> Result<EnrollmentMaterial, ApiError> {
     let now = state.now();
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let ctx = load(conn, state, token, login_id, FactorStatus::Active, true).await?;
+        let (ctx, _) = load(conn, state, token, login_id, FactorStatus::Active, true).await?;
         // A password alone never adds a device to an account that has one.
         require_status(
             &ctx,
@@ -207,16 +217,14 @@ pub async fn start_enrollment(
             ChallengeStatus::EnrollmentRequired,
         )?;
         let audit = login_audit(&ctx, meta);
-        enrollment::start(
-            conn,
-            state,
-            &audit,
-            &ctx.user_id,
-            &ctx.email,
-            ctx.expires_at,
-            now,
-        )
-        .await
+        let new = NewFactor {
+            user_id: &ctx.user_id,
+            email: &ctx.email,
+            name,
+            enforce_limit: false,
+            expires_at: ctx.expires_at,
+        };
+        enrollment::start(conn, state, &audit, new, now).await
     })
     .await
 }
@@ -235,7 +243,7 @@ pub async fn confirm_enrollment(
     let now = state.now();
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let (ctx, audit) = begin_attempt(
+        let (ctx, audit, pending) = begin_attempt(
             conn,
             state,
             token,
@@ -246,31 +254,50 @@ pub async fn confirm_enrollment(
         )
         .await?;
         // A password alone never adds a device to an account that has one.
-        if db::factors::get(conn, &ctx.tenant_id, &ctx.user_id, FactorStatus::Active)
+        if !db::factors::active(conn, &ctx.tenant_id, &ctx.user_id)
             .await?
-            .is_some()
+            .is_empty()
         {
             return Err(ApiError::InvalidState(
                 "The user already has an authenticator app.",
             ));
         }
-        let Some(factor_id) = ctx.factor_id else {
+        if pending.is_empty() {
             return Err(ApiError::InvalidState(
                 "There is no pending enrollment to confirm: start one first.",
             ));
-        };
+        }
         if ctx.factor_expires_at.is_some_and(|e| e <= now) {
             return Err(ApiError::InvalidState(
                 "The pending enrollment expired: start a new one.",
             ));
         }
-        let step = match check_code(conn, state, &ctx, &audit, &code, now).await? {
-            Ok(step) => step,
+        let m = match check_code(
+            conn,
+            state,
+            &ctx,
+            &audit,
+            &pending,
+            &code,
+            Window::Enrollment,
+        )
+        .await?
+        {
+            Ok(m) => m,
             Err(e) => return Ok(Err(e)),
         };
-        let recovery_codes =
-            enrollment::activate(conn, state, &audit, &ctx.user_id, factor_id, step, now).await?;
-        finish_login(conn, &ctx, &audit, "totp", now).await?;
+        let recovery_codes = enrollment::activate(
+            conn,
+            state,
+            &audit,
+            &ctx.user_id,
+            m,
+            Activation::Replace,
+            now,
+        )
+        .await?
+        .unwrap_or_default();
+        finish_login(conn, &ctx, &audit, "totp", Some(m.factor_id), now).await?;
         let device = devices::remember(
             conn,
             state,
@@ -312,7 +339,7 @@ pub async fn verify(
     let now = state.now();
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let (ctx, audit) = begin_attempt(
+        let (ctx, audit, factors) = begin_attempt(
             conn,
             state,
             token,
@@ -322,28 +349,17 @@ pub async fn verify(
             meta,
         )
         .await?;
-        let Some(factor_id) = ctx.factor_id else {
+        if factors.is_empty() {
             return Err(ApiError::InvalidState(FACTOR_REMOVED));
-        };
-        let step = match check_code(conn, state, &ctx, &audit, &code, now).await? {
-            Ok(step) => step,
+        }
+        let m = match check_code(conn, state, &ctx, &audit, &factors, &code, Window::Signed).await?
+        {
+            Ok(m) => m,
             Err(e) => return Ok(Err(e)),
         };
-        let accepted = db::logins::complete_with_totp(
-            conn,
-            &audit,
-            &ctx.user_id,
-            login_id,
-            factor_id,
-            step,
-            now,
-        )
-        .await?;
-        if !accepted {
-            state.metrics.outcome(Outcome::Reused);
+        if !complete_login(conn, state, &ctx, &audit, m, now).await? {
             return Ok(Err(ApiError::CodeReused));
         }
-        state.metrics.outcome(Outcome::Success);
         let device = devices::remember(
             conn,
             state,
@@ -368,6 +384,37 @@ pub async fn verify(
     .await?
 }
 
+/// The replay guard of the factor that accepted the code and, if it passes, the login's
+/// completion (`mfa_complete_login_totp`, one statement). False: the step was used meanwhile
+/// (`totp.code_reused` written).
+pub(super) async fn complete_login(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    ctx: &LoginCtx,
+    audit: &AuditCtx,
+    m: Matched,
+    now: DateTime<Utc>,
+) -> Result<bool, ApiError> {
+    let accepted = db::logins::complete_with_totp(
+        conn,
+        audit,
+        &ctx.user_id,
+        ctx.login_id,
+        m.factor_id,
+        m.step,
+        m.drift,
+        now,
+    )
+    .await?;
+    if accepted {
+        state.metrics.outcome(Outcome::Success);
+        state.metrics.drift(m.drift);
+    } else {
+        state.metrics.outcome(Outcome::Reused);
+    }
+    Ok(accepted)
+}
+
 /// `POST /v1/logins/{login_id}/recover`.
 pub async fn recover(
     state: &AppState,
@@ -381,7 +428,7 @@ pub async fn recover(
     let now = state.now();
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let (ctx, audit) = begin_attempt(
+        let (ctx, audit, factors) = begin_attempt(
             conn,
             state,
             token,
@@ -391,20 +438,12 @@ pub async fn recover(
             meta,
         )
         .await?;
-        let Some(factor_id) = ctx.factor_id else {
+        if factors.is_empty() {
             return Err(ApiError::InvalidState(FACTOR_REMOVED));
-        };
-        let factor = FactorRef {
-            user_id: &ctx.user_id,
-            factor_id,
-            sealed: None,
-        };
-        let attempt = attempt::Attempt {
-            audit: &audit,
-            lockout: ctx.lockout(),
-            login: Some((ctx.login_id, ctx.login_failures)),
-        };
-        let used = use_proof(conn, state, &attempt, &factor, &Proof::Recovery(code), now).await?;
+        }
+        let attempt = login_attempt(&ctx, &audit);
+        let proof = Proof::Recovery(code);
+        let used = use_proof(conn, state, &attempt, &ctx.user_id, &factors, &proof, now).await?;
         if let Err(e) = used {
             return Ok(Err(e));
         }
@@ -418,8 +457,8 @@ pub async fn recover(
             now,
         )
         .await?;
-        finish_login(conn, &ctx, &audit, "recovery_code", now).await?;
-        let remaining = db::recovery::count_unused(conn, &ctx.tenant_id, factor_id).await?;
+        finish_login(conn, &ctx, &audit, "recovery_code", None, now).await?;
+        let remaining = db::recovery::count_unused(conn, &ctx.tenant_id, &ctx.user_id).await?;
         let m = signed_in(state, &ctx, amr::RECOVERY_CODE, now)?;
         Ok(Ok(Recovered {
             status: AuthenticatedStatus::Authenticated,

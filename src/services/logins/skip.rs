@@ -25,10 +25,10 @@ pub async fn skip_enrollment(
     let now = state.now();
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let ctx = load(conn, state, token, login_id, FactorStatus::Active, true).await?;
+        let (ctx, factors) = load(conn, state, token, login_id, FactorStatus::Active, true).await?;
         require_status(
             &ctx,
-            ctx.factor_id.is_some(),
+            !factors.is_empty(),
             ChallengeStatus::EnrollmentRequired,
         )?;
         let tenant = db::tenants::get(conn, &ctx.tenant_id)
@@ -42,7 +42,7 @@ pub async fn skip_enrollment(
             ));
         };
         let audit = login_audit(&ctx, meta);
-        finish_login(conn, &ctx, &audit, "enrollment_skipped", now).await?;
+        finish_login(conn, &ctx, &audit, "enrollment_skipped", None, now).await?;
         let details = serde_json::json!({"login_id": ctx.login_id.0, "grace_ends_at": ends});
         db::audit::insert(conn, &audit, AuditType::TotpEnrollmentSkipped, now, details).await?;
         let m = signed_in(state, &ctx, amr::PASSWORD_ONLY, now)?;

@@ -312,3 +312,76 @@ export async function adminDashboard(accessToken: string, tenantId: string, user
   const graceEnds: (string | null)[] = overdue.data.items.map((u) => u.grace_ends_at);
   return { percent, inGrace: s.in_grace, overdue: s.overdue, devices: devices.data.items.length, graceEnds };
 }
+
+/**
+ * "Add a second authenticator" on the user's security page (§10): start with a name, scan,
+ * confirm with the new app's code, then rename, resynchronise or remove one of them.
+ */
+export async function secondAuthenticator(accessToken: string, name: string, code: string, stepUpCode?: string) {
+  const material = await mfa.POST("/v1/me/factors", {
+    params: { header: stepUp(stepUpCode) },
+    headers: bearer(accessToken),
+    body: { name },
+  });
+  if (material.error) fail(material.error, material.response); // factor_limit, name_taken, step_up_required
+  const factorId: string = material.data.factor_id;
+  const qr: string = material.data.qr_svg;
+  const confirmed = await mfa.POST("/v1/me/factors/{factor_id}/confirm", {
+    params: { path: { factor_id: factorId } },
+    headers: bearer(accessToken),
+    body: { code },
+  });
+  if (confirmed.error) fail(confirmed.error, confirmed.response);
+  const firstCodes: string[] | undefined = confirmed.data.recovery_codes; // only for a first factor
+  const listed = await mfa.GET("/v1/me/factors", { headers: bearer(accessToken) });
+  if (listed.error) fail(listed.error, listed.response);
+  const drifts: number[] = listed.data.items.map((f) => f.drift_seconds);
+  const renamed = await mfa.PATCH("/v1/me/factors/{factor_id}", {
+    params: { path: { factor_id: factorId } },
+    headers: bearer(accessToken),
+    body: { name: `${name} (work)` },
+  });
+  if (renamed.error) fail(renamed.error, renamed.response);
+  const resynced = await mfa.POST("/v1/me/factors/{factor_id}/resync", {
+    params: { path: { factor_id: factorId } },
+    headers: bearer(accessToken),
+    body: { code1: code, code2: code },
+  });
+  if (resynced.error) fail(resynced.error, resynced.response); // invalid_code, counted once
+  const removed = await mfa.DELETE("/v1/me/factors/{factor_id}", {
+    params: { path: { factor_id: factorId }, header: stepUp(stepUpCode) },
+    headers: bearer(accessToken),
+  });
+  if (removed.error) fail(removed.error, removed.response); // mfa_enforced for the last one
+  return { qr, firstCodes, drifts, name: renamed.data.name, status: renamed.data.status, token: confirmed.data.access_token };
+}
+
+/** "My phone's clock is off": finish the sign-in with two consecutive codes (§11). */
+export async function resyncAtSignIn(loginId: string, mfaToken: string, code1: string, code2: string) {
+  const { data, error, response } = await mfa.POST("/v1/logins/{login_id}/resync", {
+    params: { path: { login_id: loginId } },
+    headers: bearer(mfaToken),
+    body: { code1, code2 },
+  });
+  if (error) fail(error, response);
+  const driftSeconds: number = data.drift_seconds;
+  return { accessToken: data.access_token, driftSeconds };
+}
+
+/** The admin's view of one user's authenticators, and removing one (a lost tablet). */
+export async function adminFactors(accessToken: string, tenantId: string, userId: string, code?: string) {
+  const path = { tenant_id: tenantId, user_id: userId };
+  const listed = await mfa.GET("/v1/tenants/{tenant_id}/users/{user_id}/factors", {
+    params: { path },
+    headers: bearer(accessToken),
+  });
+  if (listed.error) fail(listed.error, listed.response);
+  const first = listed.data.items[0];
+  if (first === undefined) return 0;
+  const removed = await mfa.DELETE("/v1/tenants/{tenant_id}/users/{user_id}/factors/{factor_id}", {
+    params: { path: { ...path, factor_id: first.factor_id }, header: stepUp(code) },
+    headers: bearer(accessToken),
+  });
+  if (removed.error) fail(removed.error, removed.response);
+  return listed.data.items.length - 1;
+}

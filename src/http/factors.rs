@@ -1,0 +1,223 @@
+//! Handlers of the user's authenticators (docs/API.md §10, §11): `/v1/me/factors…` and the
+//! admin's `/v1/tenants/{tenant_id}/users/{user_id}/factors…`.
+
+use actix_web::{web, HttpResponse};
+
+use super::auth::{AdminOrService, StepUpCode, UserAuth};
+use super::extract::{ClientMeta, JsonBody};
+use super::tenants::{admin_with_step_up, tenant, user};
+use crate::domain::ids::{TenantId, UserId};
+use crate::error::{ApiError, Problem};
+use crate::services::enrollment::EnrollmentMaterial;
+use crate::services::factors::{
+    self, FactorConfirmed, FactorList, FactorView, NewFactorRequest, RenameRequest,
+};
+use crate::services::logins::CodeRequest;
+use crate::services::resync::{self, ResyncRequest};
+use crate::state::AppState;
+
+type Data = web::Data<AppState>;
+
+/// The signed-in user's authenticators, active and pending, oldest first.
+#[utoipa::path(get, path = "/v1/me/factors", tag = "Me", operation_id = "listMyFactors",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The factors", body = FactorList),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError> {
+    let c = &user.0;
+    let list = factors::list(&state, &c.tid, &c.sub)
+        .await
+        .map_err(|e| match e {
+            ApiError::NotFound => ApiError::Unauthenticated,
+            e => e,
+        })?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// Add an authenticator app (a second phone, a password manager…).
+///
+/// Returns the enrollment material and the pending factor's id; confirm it with a code.
+/// Needs step-up when the user already has an active factor (the first needs only the
+/// access token). Discards an earlier pending enrollment.
+#[utoipa::path(post, path = "/v1/me/factors", tag = "Me", operation_id = "addMyFactor",
+    security(("access_token" = [])),
+    params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+    request_body(content = Option<NewFactorRequest>, description = "Optional: the new factor's name (default: the lowest free of \"Authenticator\", \"Authenticator 2\"…)"),
+    responses(
+        (status = 201, description = "The enrollment material, with `factor_id` and `name`", body = EnrollmentMaterial),
+        (status = 400, description = "`invalid_request` (e.g. a name with control characters), `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`factor_limit`: as many active factors as the tenant allows; `name_taken`: a name the user already uses (ignoring case)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn add(
+    state: Data,
+    user: UserAuth,
+    code: StepUpCode,
+    meta: ClientMeta,
+    body: JsonBody<Option<NewFactorRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let req = body.0.unwrap_or_default();
+    let m = factors::add(&state, &user.0, req, code.0.as_deref(), &meta).await?;
+    Ok(HttpResponse::Created().json(m))
+}
+
+/// Confirm a pending factor with its first code; returns a fresh token.
+///
+/// Only the new factor's code is checked. `recovery_codes` are returned (once) only when
+/// this is the user's first active factor; otherwise the existing ones stay valid.
+#[utoipa::path(post, path = "/v1/me/factors/{factor_id}/confirm", tag = "Me", operation_id = "confirmMyFactor",
+    security(("access_token" = [])),
+    params(("factor_id" = uuid::Uuid, Path)),
+    request_body = CodeRequest,
+    responses(
+        (status = 200, description = "The factor is active", body = FactorConfirmed),
+        (status = 400, description = "`invalid_request` (not six digits; not counted) or `invalid_code` (counted)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: unknown or discarded factor", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state`: already active, or the enrollment expired", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn confirm(
+    state: Data,
+    user: UserAuth,
+    meta: ClientMeta,
+    path: web::Path<String>,
+    body: JsonBody<CodeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let done = factors::confirm(&state, &user.0, &path, &body.0.code, &meta).await?;
+    Ok(HttpResponse::Ok().json(done))
+}
+
+/// Rename a factor (no step-up).
+#[utoipa::path(patch, path = "/v1/me/factors/{factor_id}", tag = "Me", operation_id = "renameMyFactor",
+    security(("access_token" = [])),
+    params(("factor_id" = uuid::Uuid, Path)),
+    request_body = RenameRequest,
+    responses(
+        (status = 200, description = "The factor", body = FactorView),
+        (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`name_taken`: another factor of the user has this name (ignoring case)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn rename(
+    state: Data,
+    user: UserAuth,
+    meta: ClientMeta,
+    path: web::Path<String>,
+    body: JsonBody<RenameRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let f = factors::rename(&state, &user.0, &path, body.0.name, &meta).await?;
+    Ok(HttpResponse::Ok().json(f))
+}
+
+/// Remove one factor: step-up for an active one, none to cancel a pending one.
+///
+/// Removing the last active factor also removes the recovery codes, and is refused
+/// (`mfa_enforced`) when the tenant requires 2FA of this user.
+#[utoipa::path(delete, path = "/v1/me/factors/{factor_id}", tag = "Me", operation_id = "removeMyFactorById",
+    security(("access_token" = [])),
+    params(("factor_id" = uuid::Uuid, Path),
+        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`mfa_enforced`: the last factor, and the tenant requires 2FA of this user", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn remove(
+    state: Data,
+    user: UserAuth,
+    code: StepUpCode,
+    meta: ClientMeta,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    factors::remove(&state, &user.0, &path, code.0.as_deref(), &meta).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Resynchronise a factor whose phone clock drifted, with two consecutive codes (§11).
+///
+/// No step-up: the two codes are the proof. A failure counts as one wrong code.
+#[utoipa::path(post, path = "/v1/me/factors/{factor_id}/resync", tag = "Me", operation_id = "resyncMyFactor",
+    security(("access_token" = [])),
+    params(("factor_id" = uuid::Uuid, Path)),
+    request_body = ResyncRequest,
+    responses(
+        (status = 200, description = "The factor with its new `drift_seconds`", body = FactorView),
+        (status = 400, description = "`invalid_request` (not six digits; not counted) or `invalid_code` (counted once)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state`: the factor is still pending", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn resync(
+    state: Data,
+    user: UserAuth,
+    meta: ClientMeta,
+    path: web::Path<String>,
+    body: JsonBody<ResyncRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let f = resync::for_me(&state, &user.0, &path, &body.0, &meta).await?;
+    Ok(HttpResponse::Ok().json(f))
+}
+
+/// A user's authenticators (an admin of the tenant, or a service key scoped to it).
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/users/{user_id}/factors", tag = "Tenant administration", operation_id = "listUserFactors",
+    security(("access_token" = []), ("service_key" = [])),
+    params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path)),
+    responses(
+        (status = 200, description = "The factors, active and pending, oldest first", body = FactorList),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn admin_list(
+    state: Data,
+    caller: AdminOrService,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
+    caller.require_read(&state, &tenant_id).await?;
+    Ok(HttpResponse::Ok().json(factors::list(&state, &tenant_id, &user_id).await?))
+}
+
+/// Remove one of a user's factors (step-up). An admin may remove the last one: the user
+/// then enrolls again at next sign-in.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/users/{user_id}/factors/{factor_id}", tag = "Tenant administration", operation_id = "removeUserFactor",
+    security(("access_token" = [])),
+    params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path), ("factor_id" = uuid::Uuid, Path),
+        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such user or factor", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn admin_remove(
+    state: Data,
+    caller: super::auth::UserAuth,
+    code: StepUpCode,
+    meta: ClientMeta,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
+    admin_with_step_up(&state, &caller.0, &tenant_id, &code, &meta).await?;
+    let actor = caller.0.sub.as_str();
+    factors::admin_remove(&state, &tenant_id, &user_id, &path.2, actor, &meta).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

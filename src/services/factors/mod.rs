@@ -1,0 +1,286 @@
+//! Several named authenticators per user (docs/API.md §10): the signed-in user's factors
+//! (list, add, confirm, rename, remove) and an admin's view of a user's. Removal of any factor
+//! goes through [`removal::remove_factors`].
+
+mod removal;
+mod types;
+
+pub use removal::{admin_remove, remove_factors};
+pub use types::*;
+
+use chrono::Duration;
+use diesel_async::AsyncConnection;
+
+use super::attempt::{self, Attempt, Window};
+use super::devices::RevokeReason;
+use super::enrollment::{self, Activation, EnrollmentMaterial, NewFactor};
+use super::logins::TokenType;
+use super::{amr, audit_ctx, mint, step_up, surface_of, ClientMeta, Subject};
+use crate::crypto::jwt::AccessClaims;
+use crate::db::{self, audit::AuditCtx, factors::Removal};
+use crate::domain::audit::AuditType;
+use crate::domain::factor::FactorName;
+use crate::domain::ids::{FactorId, FactorStatus, TenantId, UserId};
+use crate::error::ApiError;
+use crate::services::policy::policy_of;
+use crate::state::AppState;
+
+fn ctx(state: &AppState, claims: &AccessClaims, meta: &ClientMeta) -> AuditCtx {
+    audit_ctx(
+        &claims.tid,
+        Some(&claims.sub),
+        Some(claims.sub.as_str()),
+        Some(surface_of(state, claims)),
+        meta,
+    )
+}
+
+fn factor_id(s: &str) -> Result<FactorId, ApiError> {
+    FactorId::parse(s).ok_or(ApiError::NotFound)
+}
+
+/// `GET /v1/me/factors` and the admin's `GET …/users/{user_id}/factors` (`404` for a user
+/// this service has not seen).
+pub async fn list(
+    state: &AppState,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+) -> Result<FactorList, ApiError> {
+    let mut conn = state.pool.get().await?;
+    db::users::get(&mut conn, tenant_id, user_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let rows = db::factors::list(&mut conn, tenant_id, user_id).await?;
+    Ok(FactorList {
+        items: rows.into_iter().map(FactorView::from).collect(),
+    })
+}
+
+/// `POST /v1/me/factors`: step-up when the user already has an active factor; `409
+/// factor_limit` at the tenant's limit.
+pub async fn add(
+    state: &AppState,
+    claims: &AccessClaims,
+    req: NewFactorRequest,
+    step_up_code: Option<&str>,
+    meta: &ClientMeta,
+) -> Result<EnrollmentMaterial, ApiError> {
+    let now = state.now();
+    let expires_at = now + Duration::seconds(i64::from(state.settings.login_ttl));
+    let audit = ctx(state, claims, meta);
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        // One enrollment of a user at a time (the name and the limit are checked here).
+        db::users::lock_for_attempt(conn, &claims.tid, &claims.sub)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let user = db::users::get(conn, &claims.tid, &claims.sub)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let has_active = !db::factors::active(conn, &claims.tid, &claims.sub)
+            .await?
+            .is_empty();
+        if has_active {
+            if let Err(e) = step_up::require_in(conn, state, claims, step_up_code, meta).await? {
+                return Ok(Err(e));
+            }
+        }
+        let new = NewFactor {
+            user_id: &user.user_id,
+            email: &user.email,
+            name: req.name,
+            enforce_limit: true,
+            expires_at,
+        };
+        enrollment::start(conn, state, &audit, new, now)
+            .await
+            .map(Ok)
+    })
+    .await?
+}
+
+/// `POST /v1/me/factors/{factor_id}/confirm`: only the new factor's code is checked.
+pub async fn confirm(
+    state: &AppState,
+    claims: &AccessClaims,
+    factor: &str,
+    code: &str,
+    meta: &ClientMeta,
+) -> Result<FactorConfirmed, ApiError> {
+    let factor_id = factor_id(factor)?;
+    attempt::rate_limit(state, meta)?;
+    let code = attempt::parse_totp("code", code)?;
+    let now = state.now();
+    let audit = ctx(state, claims, meta);
+    let (tenant_id, user_id) = (&claims.tid, &claims.sub);
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let lockout = db::users::lock_for_attempt(conn, tenant_id, user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let Some(p) = db::factors::by_id(conn, tenant_id, user_id, factor_id).await? else {
+            return Err(ApiError::NotFound);
+        };
+        if p.status != FactorStatus::Pending {
+            return Err(ApiError::InvalidState("This factor is already active."));
+        }
+        if p.expires_at.is_some_and(|e| e <= now) {
+            return Err(ApiError::InvalidState(
+                "The pending enrollment expired: start a new one.",
+            ));
+        }
+        attempt::ensure_not_locked(state, &lockout, now)?;
+        let attempt = Attempt {
+            audit: &audit,
+            lockout,
+            login: None,
+        };
+        let secret = [p.secret()];
+        let m = match attempt::check_totp_or_count(
+            conn,
+            state,
+            &attempt,
+            &secret,
+            &code,
+            now,
+            Window::Enrollment,
+        )
+        .await?
+        {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e)),
+        };
+        let recovery_codes =
+            enrollment::activate(conn, state, &audit, user_id, m, Activation::Add, now).await?;
+        let user = db::users::get(conn, tenant_id, user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let row = db::factors::by_id(conn, tenant_id, user_id, factor_id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        let who = Subject {
+            tenant_id,
+            user_id,
+            email: &user.email,
+            roles: &user.roles,
+            idp: user.identity_provider,
+        };
+        let minted = mint(state, &who, surface_of(state, claims), amr::TOTP, now)?;
+        Ok(Ok(FactorConfirmed {
+            factor: row.into(),
+            access_token: minted.token,
+            token_type: TokenType::Bearer,
+            expires_in: minted.expires_in,
+            recovery_codes,
+        }))
+    })
+    .await?
+}
+
+/// `PATCH /v1/me/factors/{factor_id}`: no step-up.
+pub async fn rename(
+    state: &AppState,
+    claims: &AccessClaims,
+    factor: &str,
+    name: FactorName,
+    meta: &ClientMeta,
+) -> Result<FactorView, ApiError> {
+    let factor_id = factor_id(factor)?;
+    let now = state.now();
+    let audit = ctx(state, claims, meta);
+    let (tenant_id, user_id) = (&claims.tid, &claims.sub);
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        db::users::lock_for_attempt(conn, tenant_id, user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let all = db::factors::list(conn, tenant_id, user_id).await?;
+        let Some(old) = all.iter().find(|f| f.factor_id == factor_id) else {
+            return Err(ApiError::NotFound);
+        };
+        if all
+            .iter()
+            .any(|f| f.factor_id != factor_id && name.clashes(&f.name))
+        {
+            return Err(ApiError::NameTaken);
+        }
+        let from = old.name.clone();
+        let row = db::factors::rename(conn, tenant_id, user_id, factor_id, &name)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        db::audit::insert(
+            conn,
+            &audit,
+            AuditType::FactorRenamed,
+            now,
+            serde_json::json!({"factor_id": factor_id, "from": from, "to": name.as_str()}),
+        )
+        .await?;
+        Ok(row.into())
+    })
+    .await
+}
+
+/// `DELETE /v1/me/factors/{factor_id}`: step-up for an active factor (none to cancel a
+/// pending one); the last active factor follows v1's rule (`409 mfa_enforced`).
+pub async fn remove(
+    state: &AppState,
+    claims: &AccessClaims,
+    factor: &str,
+    step_up_code: Option<&str>,
+    meta: &ClientMeta,
+) -> Result<(), ApiError> {
+    let factor_id = factor_id(factor)?;
+    let now = state.now();
+    let audit = ctx(state, claims, meta);
+    let (tenant_id, user_id) = (&claims.tid, &claims.sub);
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        // Two removals at once must not both see "not the last one".
+        db::users::lock_for_attempt(conn, tenant_id, user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let user = db::users::get(conn, tenant_id, user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let Some(f) = db::factors::by_id(conn, tenant_id, user_id, factor_id).await? else {
+            return Err(ApiError::NotFound);
+        };
+        if f.status == FactorStatus::Active {
+            let active = db::factors::active(conn, tenant_id, user_id).await?;
+            let tenant = db::tenants::get(conn, tenant_id)
+                .await?
+                .ok_or(ApiError::Unauthenticated)?;
+            if active.len() == 1 && policy_of(&tenant)?.requires_factor(user.identity_provider) {
+                return Err(ApiError::MfaEnforced);
+            }
+            if let Err(e) = step_up::require_in(conn, state, claims, step_up_code, meta).await? {
+                return Ok(Err(e));
+            }
+        }
+        let gone = remove_factors(
+            conn,
+            &audit,
+            user_id,
+            Removal::One(factor_id),
+            RevokeReason::FactorRemoved,
+            now,
+        )
+        .await?;
+        if gone.is_empty() {
+            return Err(ApiError::NotFound);
+        }
+        if f.status == FactorStatus::Active {
+            db::audit::insert(
+                conn,
+                &audit,
+                AuditType::TotpRemoved,
+                now,
+                serde_json::json!({"factor_id": factor_id}),
+            )
+            .await?;
+        }
+        Ok(Ok(()))
+    })
+    .await?
+}
