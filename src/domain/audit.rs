@@ -39,6 +39,11 @@ audit_types! {
     TotpResetByAdmin => "totp.reset_by_admin",
     PolicyUpdated => "policy.updated",
     UserDeleted => "user.deleted",
+    WebhookCreated => "webhook.created",
+    WebhookUpdated => "webhook.updated",
+    WebhookDeleted => "webhook.deleted",
+    WebhookSecretRotated => "webhook.secret_rotated",
+    WebhookDisabled => "webhook.disabled",
 }
 
 #[cfg(test)]
@@ -47,7 +52,7 @@ mod tests {
 
     #[test]
     fn every_type_round_trips_and_serializes_as_its_name() {
-        assert_eq!(AuditType::ALL.len(), 15);
+        assert_eq!(AuditType::ALL.len(), 20);
         for t in AuditType::ALL {
             assert_eq!(AuditType::parse(t.as_str()), Some(*t));
             assert_eq!(
