@@ -50,6 +50,13 @@ A credential of a kind an endpoint does not take is `401 unauthenticated`.
 2. `POST /v1/logins/{login_id}/verify` `{"code": "123456"}` → an access token. Lost phone:
    `POST /v1/logins/{login_id}/recover` `{"recovery_code": "xxxxx-xxxxx"}`.
 
+## Webhooks
+A tenant admin subscribes an `https` endpoint to the tenant's audit events
+(`POST /v1/tenants/{tenant_id}/webhooks`). Each delivery is a `POST` signed as Standard Webhooks
+does (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`), retried
+after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h (±10 %); receivers dedupe by
+`webhook-id` (delivery is at least once).
+
 ## Errors
 Every error is `application/problem+json` (RFC 9457) with a stable `code`: `invalid_request`,
 `invalid_code`, `code_reused`, `unauthenticated`, `forbidden`, `mfa_required_for_admin`,
@@ -143,6 +150,7 @@ impl Modify for CommonErrors {
                 &mut item.get,
                 &mut item.put,
                 &mut item.post,
+                &mut item.patch,
                 &mut item.delete,
             ];
             for op in operations.into_iter().flatten() {
@@ -176,6 +184,7 @@ impl Modify for CommonErrors {
         (name = "Sign-in", description = "The second factor of a sign-in: enrollment, verification, recovery."),
         (name = "Me", description = "The signed-in user's own authenticator app and recovery codes."),
         (name = "Tenant administration", description = "The tenant's 2FA switch, its users, lockouts and audit trail."),
+        (name = "Webhooks", description = "Signed HTTP callbacks of the tenant's audit events (Standard Webhooks): endpoints, secrets, deliveries."),
         (name = "Operations", description = "Health, readiness, metrics, keys and this document."),
     ),
     paths(
@@ -185,6 +194,9 @@ impl Modify for CommonErrors {
         http::me::regenerate_codes,
         http::tenants::get_policy, http::tenants::put_policy, http::tenants::list_users, http::tenants::reset_factor,
         http::tenants::unlock, http::tenants::delete_user, http::tenants::list_events,
+        http::webhooks::create, http::webhooks::list, http::webhooks::get, http::webhooks::update,
+        http::webhooks::delete, http::webhooks::rotate, http::webhooks::test,
+        http::webhooks::deliveries, http::webhooks::retry,
         http::ops::healthz, http::ops::readyz, http::ops::metrics, http::ops::jwks, http::ops::openapi,
     ),
     components(schemas(
@@ -196,6 +208,10 @@ impl Modify for CommonErrors {
         services::me::MeView, services::me::MeEnrolled, services::me::RecoveryCodes,
         services::policy::PolicyView, services::policy::PolicyChange,
         services::admin::UserPage, services::admin::AuditPage,
+        services::webhooks::CreateWebhook, services::webhooks::UpdateWebhook,
+        services::webhooks::WebhookView, services::webhooks::WebhookCreated,
+        services::webhooks::WebhookPage, services::webhooks::RotatedSecret,
+        services::webhooks::TestQueued, services::webhooks::DeliveryPage,
     )),
 )]
 pub struct ApiDoc;

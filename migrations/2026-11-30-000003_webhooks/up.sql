@@ -67,9 +67,10 @@ CREATE TABLE webhook_deliveries (
     CHECK ((state = 'pending') = (next_attempt_at IS NOT NULL)),
     CHECK ((state = 'succeeded') = (delivered_at IS NOT NULL))
 );
--- The worker's claim: due pending rows in order, by key, whatever the statistics say.
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
-    WHERE state = 'pending';
+-- The worker's claim (state = 'pending' AND next_attempt_at <= now, in that order) and the
+-- queue depth, by key whatever the statistics say; not partial, so a state bound as a
+-- parameter in a generic plan still uses it.
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_at);
 -- The deliveries listing of one webhook, newest first, with and without a state filter.
 CREATE INDEX webhook_deliveries_newest
     ON webhook_deliveries (tenant_id, webhook_id, created_at DESC, delivery_id DESC);

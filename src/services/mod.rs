@@ -12,6 +12,7 @@ pub mod policy;
 pub mod rotation;
 pub mod service_keys;
 pub mod step_up;
+pub mod webhooks;
 
 use std::net::IpAddr;
 
