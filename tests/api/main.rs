@@ -17,3 +17,5 @@ mod security_rules;
 mod signin;
 mod templates;
 mod totp_vectors;
+mod webhook_receiver;
+mod webhooks;
