@@ -118,7 +118,7 @@ impl WebhookUrl {
         }
         let literal = match u.host() {
             None => return Err(ParseError("must name a host")),
-            Some(url::Host::Domain(d)) if d.is_empty() => {
+            Some(url::Host::Domain("")) => {
                 return Err(ParseError("must name a host"));
             }
             Some(url::Host::Domain(_)) => None,
