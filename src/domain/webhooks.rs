@@ -67,9 +67,10 @@ impl EventTypes {
         }
     }
 
-    /// `["*"]` (alone) is every type; otherwise 1–50 known audit types, duplicates dropped.
+    /// A list holding `"*"` is every type; otherwise 1–50 known audit types, duplicates
+    /// dropped.
     pub fn parse(items: &[String]) -> Result<Self, ParseError> {
-        if items.len() == 1 && items[0] == "*" {
+        if !items.is_empty() && items.len() <= 50 && items.iter().any(|s| s == "*") {
             return Ok(EventTypes::All);
         }
         if items.is_empty() || items.len() > 50 {
@@ -270,7 +271,10 @@ mod tests {
         assert!(EventTypes::All.matches(AuditType::WebhookDisabled));
         assert!(EventTypes::parse(&["login.nope".into()]).is_err());
         assert!(EventTypes::parse(&[]).is_err());
-        assert!(EventTypes::parse(&["*".into(), "user.locked".into()]).is_err());
+        assert_eq!(
+            EventTypes::parse(&["*".into(), "user.locked".into()]),
+            Ok(EventTypes::All)
+        );
         assert_eq!(EventTypes::All.to_strings(), vec!["*"]);
     }
 

@@ -55,6 +55,14 @@ def admin(op: str) -> dict:
         page = mfa.call("GET", f"/v1/tenants/{tenant}/{listing}?limit=1", mfa.SERVICE_KEY, 200).json()
         query["cursor"] = page["next_cursor"]
     path = {"tenant_id": tenant, "user_id": user["user_id"]}
+    if op in WEBHOOK_OPS:  # a live webhook of the tenant, with two deliveries
+        hook = mfa.webhook(tenant, token)
+        path |= {"webhook_id": hook["webhook_id"], "delivery_id": hook["delivery_id"]}
+        if op in ("listWebhooks", "listWebhookDeliveries"):
+            listing = "webhooks" if op == "listWebhooks" else f"webhooks/{hook['webhook_id']}/deliveries"
+            page = mfa.call("GET", f"/v1/tenants/{tenant}/{listing}?limit=1", mfa.SERVICE_KEY, 200).json()
+            if page.get("next_cursor"):
+                query["cursor"] = page["next_cursor"]
     return {"token": token, PATH: path, HEADER: headers, QUERY: query, BODY: body}
 
 
@@ -65,6 +73,9 @@ def service(op: str) -> dict:
         path = {"tenant_id": mfa.ADMIN_TENANT, "user_id": mfa.start_login(mfa.ADMIN_TENANT)["user_id"]}
     return {"token": mfa.SERVICE_KEY, PATH: path}
 
+
+WEBHOOK_OPS = {"createWebhook", "listWebhooks", "getWebhook", "updateWebhook", "deleteWebhook", "rotateWebhookSecret",
+               "testWebhook", "listWebhookDeliveries", "retryWebhookDelivery"}
 
 MINT = {"mfa_token": mfa_login, "access_token": admin, "service_key": service}
 

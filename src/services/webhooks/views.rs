@@ -7,8 +7,28 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::webhooks::{DeliveryRow, WebhookRow};
+use crate::domain::audit::AuditType;
 use crate::domain::ids::{DeliveryId, DeliveryState, WebhookId, WebhookStatus};
 use crate::error::ApiError;
+
+/// `event_types`: audit type names, or `"*"` for every type now and future.
+fn event_types_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let mut names = vec!["*"];
+    names.extend(AuditType::ALL.iter().map(|t| t.as_str()));
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names)),
+        )
+        .min_items(Some(1))
+        .max_items(Some(50))
+        .description(Some(
+            "Audit event types (docs/API.md §6 and v1.1); `\"*\"` (or absent): every type, now and future",
+        ))
+        .build()
+}
 
 /// `POST /v1/tenants/{tenant_id}/webhooks`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -17,10 +37,13 @@ use crate::error::ApiError;
 pub struct CreateWebhook {
     /// `https` only (`http` and private addresses only in development or with
     /// `MFA_WEBHOOK_ALLOW_PRIVATE=true`); at most 2048 characters.
-    #[schema(format = "uri", max_length = 2048)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https?://([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$",
+        example = "https://hooks.example.com/mfa"
+    )]
     pub url: String,
-    /// Audit event types (docs/API.md §6 and v1.1), or `["*"]`; absent: every type, now and
-    /// future.
+    #[schema(schema_with = event_types_schema)]
     pub event_types: Option<Vec<String>>,
     #[schema(max_length = 500)]
     pub description: Option<String>,
@@ -32,8 +55,12 @@ pub struct CreateWebhook {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     /// A new URL needs step-up.
-    #[schema(format = "uri", max_length = 2048)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https?://([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+    )]
     pub url: Option<String>,
+    #[schema(schema_with = event_types_schema)]
     pub event_types: Option<Vec<String>>,
     /// `null` removes the description.
     #[serde(default, deserialize_with = "double_option")]
