@@ -413,3 +413,67 @@ pub async fn event(
         .await
         .optional()
 }
+
+/// Webhooks with a secret (current or previous) not under the active key, for
+/// `encryption-keys rotate`.
+pub async fn not_under_key(
+    conn: &mut AsyncPgConnection,
+    active_key_id: &str,
+    limit: i64,
+) -> QueryResult<Vec<WebhookRow>> {
+    w::table
+        .filter(
+            w::key_id
+                .ne(active_key_id)
+                .or(w::previous_key_id.ne(active_key_id)),
+        )
+        .order((w::tenant_id, w::webhook_id))
+        .limit(limit)
+        .select(WebhookRow::as_select())
+        .load(conn)
+        .await
+}
+
+/// Replaces the current secret's ciphertext if it is still under `old_key_id`.
+pub async fn reseal(
+    conn: &mut AsyncPgConnection,
+    r: &WebhookRow,
+    sealed: &Sealed,
+) -> QueryResult<bool> {
+    diesel::update(
+        w::table
+            .find((&r.tenant_id, r.webhook_id))
+            .filter(w::key_id.eq(&r.key_id))
+            .filter(w::nonce.eq(&r.nonce)),
+    )
+    .set((
+        w::key_id.eq(&sealed.key_id),
+        w::nonce.eq(&sealed.nonce),
+        w::ciphertext.eq(&sealed.ciphertext),
+    ))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}
+
+/// Replaces the previous secret's ciphertext if it is still the one read.
+pub async fn reseal_previous(
+    conn: &mut AsyncPgConnection,
+    r: &WebhookRow,
+    sealed: &Sealed,
+) -> QueryResult<bool> {
+    diesel::update(
+        w::table
+            .find((&r.tenant_id, r.webhook_id))
+            .filter(w::previous_key_id.eq(r.previous_key_id.as_deref()))
+            .filter(w::previous_nonce.eq(r.previous_nonce.as_deref())),
+    )
+    .set((
+        w::previous_key_id.eq(&sealed.key_id),
+        w::previous_nonce.eq(&sealed.nonce),
+        w::previous_ciphertext.eq(&sealed.ciphertext),
+    ))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}

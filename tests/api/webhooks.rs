@@ -574,3 +574,50 @@ async fn webhook_private_addresses_are_refused_in_production() {
         assert!(d["last_status"].is_null());
     }
 }
+
+#[tokio::test]
+async fn webhook_secrets_follow_an_encryption_key_rotation() {
+    use mspbots_mfa::crypto::keyring::KeyRing;
+    let app = TestApp::spawn().await;
+    let rx = Receiver::start().await;
+    let (token, id, old) = subscribed(&app, &rx, Some(&["user.unlocked"])).await;
+    let r = app
+        .post(
+            &format!("/v1/tenants/acme/webhooks/{id}/rotate-secret"),
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    let new = r.body["secret"].as_str().unwrap().to_owned();
+    let dev = std::fs::read_to_string(app.data_dir.join("encryption-keys")).unwrap();
+    let spec = format!("{},{}", KeyRing::generate_spec("new"), dev.trim());
+    let ring = KeyRing::parse(&spec).unwrap();
+    let mut conn = app.db.connect().await;
+    let n = mspbots_mfa::services::rotation::rotate(&mut conn, &ring, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        n, 3,
+        "the admin's factor, the webhook's secret and its previous one"
+    );
+    let resealed = app
+        .sql_count(
+            "SELECT count(*) AS n FROM webhooks WHERE key_id = 'new' AND previous_key_id = 'new'",
+        )
+        .await;
+    assert_eq!(resealed, 1);
+    let app2 = TestApp::spawn_on(&app.db.url, |s| {
+        s.data_dir = app.data_dir.clone();
+        s.encryption_keys = Some(SecretString::from(spec.clone()));
+    })
+    .await;
+    app2.clock.set(app.now());
+    event(&app, "acme", "user.unlocked", 1).await;
+    assert_eq!(deliver(&app2).await, 1);
+    let got = rx.received();
+    assert!(
+        got[0].signed_by(&old) && got[0].signed_by(&new),
+        "{:?}",
+        got[0]
+    );
+}
