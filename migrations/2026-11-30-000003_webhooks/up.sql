@@ -59,6 +59,8 @@ CREATE TABLE webhook_deliveries (
     last_status     integer,
     last_error      text        CHECK (char_length(last_error) <= 500),
     next_attempt_at timestamptz,
+    -- Held while the webhook is disabled: pending, but not claimed until it is re-enabled.
+    held            boolean     NOT NULL DEFAULT false,
     claim_id        uuid,
     created_at      timestamptz NOT NULL,
     delivered_at    timestamptz,
@@ -67,10 +69,10 @@ CREATE TABLE webhook_deliveries (
     CHECK ((state = 'pending') = (next_attempt_at IS NOT NULL)),
     CHECK ((state = 'succeeded') = (delivered_at IS NOT NULL))
 );
--- The worker's claim (state = 'pending' AND next_attempt_at <= now, in that order) and the
--- queue depth, by key whatever the statistics say; not partial, so a state bound as a
--- parameter in a generic plan still uses it.
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_at);
+-- The worker's claim (state = 'pending' AND NOT held AND next_attempt_at <= now, in that
+-- order, LIMIT n) walks this index from its start, whatever the statistics say; not partial,
+-- so values bound as parameters in a generic plan still use it. Also the queue depth.
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, held, next_attempt_at);
 -- The deliveries listing of one webhook, newest first, with and without a state filter.
 CREATE INDEX webhook_deliveries_newest
     ON webhook_deliveries (tenant_id, webhook_id, created_at DESC, delivery_id DESC);

@@ -138,6 +138,7 @@ diesel::table! {
         last_status -> Nullable<Int4>,
         last_error -> Nullable<Text>,
         next_attempt_at -> Nullable<Timestamptz>,
+        held -> Bool,
         claim_id -> Nullable<Uuid>,
         created_at -> Timestamptz,
         delivered_at -> Nullable<Timestamptz>,

@@ -5,7 +5,7 @@
 //! `webhook_deliveries_due`.
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::{exists, sql};
+use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Nullable, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -313,8 +313,9 @@ pub async fn retry_now(
     Ok(found)
 }
 
-/// Claims up to `limit` due deliveries of active webhooks (skipping rows another instance
-/// holds): each gets `claim` and a lease until `lease_until` (its `next_attempt_at`), so it
+/// Claims up to `limit` due deliveries of active webhooks (held ones belong to disabled
+/// webhooks), in order through `webhook_deliveries_due`, skipping rows another instance
+/// has locked: each gets `claim` and a lease until `lease_until` (its `next_attempt_at`), so it
 /// is due again if this instance dies. Run it in a transaction; send after it commits.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
@@ -323,16 +324,10 @@ pub async fn claim(
     claim: uuid::Uuid,
     limit: i64,
 ) -> QueryResult<Vec<DeliveryRow>> {
-    let active = exists(
-        w::table
-            .filter(w::tenant_id.eq(d::tenant_id))
-            .filter(w::webhook_id.eq(d::webhook_id))
-            .filter(w::status.eq(WebhookStatus::Active)),
-    );
     let due: Vec<(TenantId, DeliveryId)> = d::table
         .filter(d::state.eq(DeliveryState::Pending))
+        .filter(d::held.eq(false))
         .filter(d::next_attempt_at.le(now))
-        .filter(active)
         .order(d::next_attempt_at.asc())
         .limit(limit)
         .select((d::tenant_id, d::delivery_id))
@@ -391,13 +386,33 @@ pub async fn record(
         .map(|n| n > 0)
 }
 
-/// Pending deliveries (the queue depth).
+/// Pending deliveries (the queue depth). Run it in a transaction after
+/// `SET LOCAL enable_seqscan = off`: without statistics the planner would read the table.
 pub async fn pending_count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
     d::table
         .filter(d::state.eq(DeliveryState::Pending))
         .count()
         .get_result(conn)
         .await
+}
+
+/// Holds (webhook disabled) or releases (re-enabled) the webhook's pending deliveries.
+pub async fn hold_pending(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &TenantId,
+    webhook_id: WebhookId,
+    held: bool,
+) -> QueryResult<usize> {
+    diesel::update(
+        d::table
+            .filter(d::tenant_id.eq(tenant_id))
+            .filter(d::webhook_id.eq(webhook_id))
+            .filter(d::state.eq(DeliveryState::Pending))
+            .filter(d::held.ne(held)),
+    )
+    .set(d::held.eq(held))
+    .execute(conn)
+    .await
 }
 
 /// The audit event a delivery carries.

@@ -131,6 +131,9 @@ pub async fn update(
     let tenant_id = tenant(&path.0)?;
     auth::require_admin(&state, &user.0, &tenant_id).await?;
     let id = hook(&path.1)?;
+    if body.is_empty() {
+        return Err(ApiError::field("", "a JSON body is required"));
+    }
     let req: UpdateWebhook = body.parse()?;
     if let Some(url) = &req.url {
         webhooks::parse_url(&state, url)?;

@@ -45,10 +45,6 @@ fn parse_description(d: Option<&str>) -> Result<Option<String>, ApiError> {
             "description",
             "must be at most 500 characters",
         )),
-        Some(s) if s.chars().any(char::is_control) => Err(ApiError::field(
-            "description",
-            "must not hold control characters",
-        )),
         Some("") | None => Ok(None),
         Some(s) => Ok(Some(s.to_owned())),
     }
@@ -177,6 +173,10 @@ pub async fn update(
                 updated_at: Some(now),
             };
             let row = db::webhooks::update(conn, tenant_id, id, &change).await?;
+            if row.status != current.status {
+                let held = row.status == WebhookStatus::Disabled;
+                db::webhooks::hold_pending(conn, tenant_id, id, held).await?;
+            }
             let mut changed: Vec<&str> = Vec::new();
             for (name, set) in [
                 ("url", url.is_some()),

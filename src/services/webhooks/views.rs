@@ -43,6 +43,7 @@ pub struct CreateWebhook {
         example = "https://hooks.example.com/mfa"
     )]
     pub url: String,
+    #[serde(default, deserialize_with = "present_list")]
     #[schema(schema_with = event_types_schema)]
     pub event_types: Option<Vec<String>>,
     #[schema(max_length = 500)]
@@ -60,6 +61,7 @@ pub struct UpdateWebhook {
         pattern = r"^https?://([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
     )]
     pub url: Option<String>,
+    #[serde(default, deserialize_with = "present_list")]
     #[schema(schema_with = event_types_schema)]
     pub event_types: Option<Vec<String>>,
     /// `null` removes the description.
@@ -68,6 +70,11 @@ pub struct UpdateWebhook {
     pub description: Option<Option<String>>,
     /// `disabled`: no new deliveries, pending ones wait; `active` resumes them.
     pub status: Option<WebhookStatus>,
+}
+
+/// A list that may be left out but is never `null`.
+fn present_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    Vec::<String>::deserialize(d).map(Some)
 }
 
 /// Present-and-null (`Some(None)`) apart from absent (`None`).
@@ -262,5 +269,8 @@ mod tests {
         let null: UpdateWebhook = serde_json::from_str(r#"{"description": null}"#).unwrap();
         assert_eq!(null.description, Some(None));
         assert!(serde_json::from_str::<UpdateWebhook>(r#"{"nope": 1}"#).is_err());
+        assert!(serde_json::from_str::<UpdateWebhook>(r#"{"event_types": null}"#).is_err());
+        let c = r#"{"url": "https://a.example/", "event_types": null}"#;
+        assert!(serde_json::from_str::<CreateWebhook>(c).is_err());
     }
 }

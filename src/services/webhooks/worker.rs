@@ -348,6 +348,7 @@ async fn disable_if_due(
         ..Default::default()
     };
     db::webhooks::update(conn, &row.tenant_id, row.webhook_id, &change).await?;
+    db::webhooks::hold_pending(conn, &row.tenant_id, row.webhook_id, true).await?;
     let audit = AuditCtx {
         tenant_id: row.tenant_id.clone(),
         user_id: None,
@@ -365,7 +366,16 @@ async fn disable_if_due(
 /// Counts pending deliveries into the queue-depth gauge.
 pub async fn observe_queue(state: &AppState) -> Result<(), ApiError> {
     let mut conn = state.pool.get().await?;
-    let n = db::webhooks::pending_count(&mut conn).await?;
+    let n = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            diesel_async::SimpleAsyncConnection::batch_execute(
+                conn,
+                "SET LOCAL enable_seqscan = off",
+            )
+            .await?;
+            Ok(db::webhooks::pending_count(conn).await?)
+        })
+        .await?;
     state.metrics.webhook_queue_depth.set(n);
     Ok(())
 }
