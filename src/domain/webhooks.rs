@@ -126,6 +126,10 @@ impl WebhookUrl {
             Some(url::Host::Ipv4(a)) => Some(IpAddr::V4(a)),
             Some(url::Host::Ipv6(a)) => Some(IpAddr::V6(a)),
         };
+        // Normalisation may lengthen it (a path "/" added); the stored form counts.
+        if u.as_str().len() > 2048 {
+            return Err(ParseError("must be at most 2048 characters"));
+        }
         if literal.is_some_and(|ip| !allow_private && is_forbidden(ip)) {
             return Err(ParseError(
                 "must not point to a loopback, private, link-local or metadata address",
@@ -299,6 +303,12 @@ mod tests {
         assert!(WebhookUrl::parse("http://127.0.0.1:8080/", true).is_ok());
         assert!(
             WebhookUrl::parse(&format!("https://a.example/{}", "x".repeat(2048)), true).is_err()
+        );
+        let host = format!("https://{}", "a".repeat(2040));
+        assert_eq!(host.len(), 2048);
+        assert!(
+            WebhookUrl::parse(&host, true).is_err(),
+            "2049 once normalised"
         );
     }
 

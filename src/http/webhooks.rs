@@ -137,6 +137,9 @@ pub async fn update(
     let req: UpdateWebhook = body.parse()?;
     if let Some(url) = &req.url {
         webhooks::parse_url(&state, url)?;
+    }
+    // A new URL needs step-up; a code that is sent is always checked (docs/API.md §6).
+    if req.url.is_some() || code.0.is_some() {
         step_up::require(&state, &user.0, code.0.as_deref(), &meta).await?;
     }
     let actor = user.0.sub.as_str();

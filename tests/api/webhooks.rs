@@ -144,6 +144,38 @@ async fn webhook_a_sign_in_delivers_login_succeeded_once_signed_and_without_secr
     assert_eq!(ds[0]["attempts"], 1);
     assert_eq!(ds[0]["last_status"], 200);
     assert_eq!(app.audit_count("acme", "webhook.created").await, 1);
+
+    // /metrics: deliveries by outcome, queue depth, latency.
+    worker::observe_queue(&app.state).await.unwrap();
+    let m = app.get("/metrics", None).await.text;
+    assert!(
+        m.contains("mfa_webhook_deliveries_total{outcome=\"succeeded\"}"),
+        "{m}"
+    );
+    assert!(m.contains("mfa_webhook_queue_depth 0"), "{m}");
+    assert!(
+        m.contains("mfa_webhook_delivery_duration_seconds_count"),
+        "{m}"
+    );
+}
+
+/// The worker every instance runs: started with the server, it delivers without being
+/// asked (polled here, up to 20 s; no schedule depends on the wait), and stops with it.
+#[tokio::test]
+async fn webhook_the_background_worker_delivers() {
+    let app = TestApp::spawn_with(|s| s.webhook_delivery = true).await;
+    let rx = Receiver::start().await;
+    subscribed(&app, &rx, Some(&["user.unlocked"])).await;
+    event(&app, "acme", "user.unlocked", 1).await;
+    for _ in 0..200 {
+        if !rx.received().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let got = rx.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].json()["type"], "user.unlocked");
 }
 
 #[tokio::test]

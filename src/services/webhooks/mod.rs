@@ -90,7 +90,7 @@ pub async fn create(
             )
             .await?;
             let details =
-                serde_json::json!({"webhook_id": id.0, "url": url.as_str(), "event_types": types});
+                serde_json::json!({"webhook_id": id.0, "host": url.url().host_str(), "event_types": types});
             db::audit::insert(conn, &audit, AuditType::WebhookCreated, now, details).await?;
             Ok(row)
         })
