@@ -20,7 +20,7 @@ ALTER TABLE audit_events DROP CONSTRAINT audit_events_type_check,
 CREATE TABLE webhooks (
     tenant_id           text        NOT NULL REFERENCES tenants (tenant_id),
     webhook_id          uuid        NOT NULL,
-    url                 text        NOT NULL CHECK (char_length(url) BETWEEN 1 AND 2048),
+    url                 text        NOT NULL CHECK (char_length(url) BETWEEN 1 AND 2100),
     -- '{*}': every type, now and future.
     event_types         text[]      NOT NULL CHECK (cardinality(event_types) >= 1),
     description         text        CHECK (char_length(description) <= 500),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
@@ -31,6 +32,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// Deliveries claimed per round.
 pub const BATCH: i64 = 20;
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Deliveries of one round sent at once.
+const CONCURRENCY: usize = 8;
 
 /// What one send came to.
 #[derive(Debug, Default)]
@@ -73,8 +76,11 @@ pub async fn claim(
 pub async fn deliver_due(state: &AppState, limit: i64) -> Result<usize, ApiError> {
     let (claim_id, rows) = claim(state, limit).await?;
     let n = rows.len();
-    let sends = rows.into_iter().map(|row| deliver(state, claim_id, row));
-    for r in futures_util::future::join_all(sends).await {
+    // A few at a time: each send holds no connection, but its two short transactions do.
+    let sends =
+        futures_util::stream::iter(rows.into_iter().map(|row| deliver(state, claim_id, row)))
+            .buffer_unordered(CONCURRENCY);
+    for r in sends.collect::<Vec<_>>().await {
         if let Err(e) = r {
             tracing::warn!(error = %e, "recording a webhook delivery failed");
         }
