@@ -60,6 +60,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" MFA_BIND=127.0.0.1:0 MFA_DATA_DIR=$tmp/data
+# No webhook delivery: the run creates webhooks to whatever URLs it generates.
+export MFA_WEBHOOK_DELIVERY=false
 export MFA_RATE_LIMIT_PER_MINUTE=100000 RUST_LOG=${RUST_LOG:-warn,mspbots_mfa::startup=info} NO_COLOR=1
 "$bin" serve 2>"$tmp/service.log" &
 pid=$!

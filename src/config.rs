@@ -179,6 +179,13 @@ pub struct Settings {
     /// Milliseconds a client has to send a request body (408 after).
     #[arg(long, env = "MFA_BODY_TIMEOUT_MS", default_value = "10000", value_parser = positive, global = true)]
     pub body_timeout_ms: u32,
+    /// Let webhooks target private, loopback and link-local addresses, and `http` URLs
+    /// (always allowed when MFA_ENV=development).
+    #[arg(long, env = "MFA_WEBHOOK_ALLOW_PRIVATE", default_value = "false", action = clap::ArgAction::Set, global = true)]
+    pub webhook_allow_private: bool,
+    /// Run this instance's webhook delivery worker (every instance does by default).
+    #[arg(long, env = "MFA_WEBHOOK_DELIVERY", default_value = "true", action = clap::ArgAction::Set, global = true)]
+    pub webhook_delivery: bool,
 }
 
 /// `./.mfa-dev`, as the contract (docs/API.md §9) says. Only `serve` creates keys there;
@@ -210,6 +217,11 @@ impl Settings {
         <P as clap::FromArgMatches>::from_arg_matches(&m)
             .map(|p| p.s)
             .unwrap_or_else(|e| e.exit())
+    }
+
+    /// Whether webhooks may target private addresses and `http` URLs.
+    pub fn webhooks_allow_private(&self) -> bool {
+        self.environment == Environment::Development || self.webhook_allow_private
     }
 
     pub fn audience(&self, surface: crate::domain::ids::Surface) -> &str {

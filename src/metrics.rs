@@ -10,7 +10,8 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::web;
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 use crate::state::AppState;
@@ -25,6 +26,12 @@ pub struct Metrics {
     pool: IntGaugeVec,
     /// Requests answered 503 because their database work missed `MFA_DB_DEADLINE_MS`.
     pub deadline_exceeded: IntCounter,
+    /// Webhook delivery attempts by outcome (`succeeded`, `retrying`, `failed`).
+    pub webhook_deliveries: IntCounterVec,
+    /// Pending webhook deliveries, as last counted by this instance's worker.
+    pub webhook_queue_depth: IntGauge,
+    /// Seconds from sending a delivery to its answer (or its failure).
+    pub webhook_latency: Histogram,
 }
 
 /// The result of one second-factor attempt.
@@ -92,6 +99,30 @@ impl Metrics {
         for o in ["success", "invalid", "reused", "locked", "rate_limited"] {
             second_factor.with_label_values(&[o]);
         }
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "mfa_webhook_deliveries_total",
+                "Webhook delivery attempts by outcome: succeeded, retrying (failed, another attempt is scheduled) or failed (given up)",
+            ),
+            &["outcome"],
+        )?;
+        for o in ["succeeded", "retrying", "failed"] {
+            webhook_deliveries.with_label_values(&[o]);
+        }
+        let webhook_queue_depth = IntGauge::new(
+            "mfa_webhook_queue_depth",
+            "Pending webhook deliveries (due or waiting for a retry)",
+        )?;
+        let webhook_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "mfa_webhook_delivery_duration_seconds",
+                "Webhook delivery latency: from sending to the receiver's answer, in seconds",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+        )?;
+        registry.register(Box::new(webhook_deliveries.clone()))?;
+        registry.register(Box::new(webhook_queue_depth.clone()))?;
+        registry.register(Box::new(webhook_latency.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -101,6 +132,9 @@ impl Metrics {
             drift,
             pool,
             deadline_exceeded,
+            webhook_deliveries,
+            webhook_queue_depth,
+            webhook_latency,
         })
     }
 

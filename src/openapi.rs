@@ -76,6 +76,13 @@ A credential of a kind an endpoint does not take is `401 unauthenticated`.
 3. `GET /v1/tenants/{tenant_id}/mfa-summary` and the users listing's `mfa=in_grace|overdue`
    show how far the tenant is.
 
+## Webhooks
+A tenant admin subscribes an `https` endpoint to the tenant's audit events
+(`POST /v1/tenants/{tenant_id}/webhooks`). Each delivery is a `POST` signed as Standard Webhooks
+does (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`), retried
+after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h (±10 %); receivers dedupe by
+`webhook-id` (delivery is at least once).
+
 ## Errors
 Every error is `application/problem+json` (RFC 9457) with a stable `code`: `invalid_request`,
 `invalid_code`, `code_reused`, `unauthenticated`, `forbidden`, `mfa_required_for_admin`,
@@ -170,8 +177,8 @@ impl Modify for CommonErrors {
                 &mut item.get,
                 &mut item.put,
                 &mut item.post,
-                &mut item.delete,
                 &mut item.patch,
+                &mut item.delete,
             ];
             for op in operations.into_iter().flatten() {
                 let uses_db = !NO_DATABASE.contains(&op.operation_id.as_deref().unwrap_or(""));
@@ -204,6 +211,7 @@ impl Modify for CommonErrors {
         (name = "Sign-in", description = "The second factor of a sign-in: enrollment, verification, recovery."),
         (name = "Me", description = "The signed-in user's own authenticator apps, recovery codes and remembered browsers."),
         (name = "Tenant administration", description = "The tenant's 2FA switch, its users, lockouts and audit trail."),
+        (name = "Webhooks", description = "Signed HTTP callbacks of the tenant's audit events (Standard Webhooks): endpoints, secrets, deliveries."),
         (name = "Operations", description = "Health, readiness, metrics, keys and this document."),
     ),
     paths(
@@ -217,6 +225,9 @@ impl Modify for CommonErrors {
         http::devices::list_for_user, http::devices::revoke_for_user, http::devices::summary,
         http::tenants::get_policy, http::tenants::put_policy, http::tenants::list_users, http::tenants::reset_factor,
         http::tenants::unlock, http::tenants::delete_user, http::tenants::list_events,
+        http::webhooks::create, http::webhooks::list, http::webhooks::get, http::webhooks::update,
+        http::webhooks::delete, http::webhooks::rotate, http::webhooks::test,
+        http::webhooks::deliveries, http::webhooks::retry,
         http::ops::healthz, http::ops::readyz, http::ops::metrics, http::ops::jwks, http::ops::openapi,
     ),
     components(schemas(
@@ -233,6 +244,10 @@ impl Modify for CommonErrors {
         services::factors::FactorView, services::factors::FactorList, services::factors::FactorConfirmed,
         services::factors::NewFactorRequest, services::factors::RenameRequest,
         services::resync::ResyncRequest, services::logins::Resynced,
+        services::webhooks::CreateWebhook, services::webhooks::UpdateWebhook,
+        services::webhooks::WebhookView, services::webhooks::WebhookCreated,
+        services::webhooks::WebhookPage, services::webhooks::RotatedSecret,
+        services::webhooks::TestQueued, services::webhooks::DeliveryPage,
     )),
 )]
 pub struct ApiDoc;

@@ -20,6 +20,7 @@ use crate::domain::clock::{Clock, SystemClock};
 use crate::metrics::{self, Metrics};
 use crate::openapi::{document, Document};
 use crate::rate_limit::RateLimiter;
+use crate::services::webhooks;
 use crate::state::AppState;
 use crate::{db, http, telemetry};
 
@@ -27,6 +28,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    /// This instance's webhook delivery worker (`MFA_WEBHOOK_DELIVERY`).
+    worker: Option<webhooks::worker::Worker>,
 }
 
 impl Application {
@@ -88,10 +91,15 @@ impl Application {
         }
         state.ready.store(true, Ordering::Release);
         tracing::info!("listening on http://{addr}");
+        let worker = state
+            .settings
+            .webhook_delivery
+            .then(|| webhooks::worker::spawn(state.clone()));
         Ok(Self {
             port,
             server,
             state,
+            worker,
         })
     }
 
@@ -103,9 +111,14 @@ impl Application {
         self.state.clone()
     }
 
-    /// Runs until SIGINT/SIGTERM (graceful: stop accepting, finish in-flight requests).
+    /// Runs until SIGINT/SIGTERM (graceful: stop accepting, finish in-flight requests, then
+    /// let the webhook worker finish the deliveries it is sending).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(worker) = self.worker {
+            worker.stop().await;
+        }
+        served
     }
 }
 
@@ -183,7 +196,7 @@ fn cors(origins: &[String]) -> Cors {
     origins
         .iter()
         .fold(Cors::default(), |c, o| c.allowed_origin(o))
-        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
         .allowed_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,

@@ -7,6 +7,7 @@ pub mod jwt;
 pub mod keyring;
 pub mod qr;
 pub mod tokens;
+pub mod webhook;
 
 /// Failures of cryptographic operations. Messages never contain key material,
 /// plaintext or ciphertext, so they are safe to log.

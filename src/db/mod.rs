@@ -15,6 +15,7 @@ pub mod service_keys;
 pub mod tenants;
 pub mod types;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -127,6 +127,47 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhooks (tenant_id, webhook_id) {
+        tenant_id -> Text,
+        webhook_id -> Uuid,
+        url -> Text,
+        event_types -> Array<Text>,
+        description -> Nullable<Text>,
+        status -> Text,
+        key_id -> Text,
+        nonce -> Bytea,
+        ciphertext -> Bytea,
+        previous_key_id -> Nullable<Text>,
+        previous_nonce -> Nullable<Bytea>,
+        previous_ciphertext -> Nullable<Bytea>,
+        previous_expires_at -> Nullable<Timestamptz>,
+        failing_since -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (tenant_id, delivery_id) {
+        tenant_id -> Text,
+        delivery_id -> Uuid,
+        webhook_id -> Uuid,
+        event_id -> Nullable<Int8>,
+        event_type -> Text,
+        actor_id -> Nullable<Text>,
+        state -> Text,
+        attempts -> Int4,
+        last_status -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        next_attempt_at -> Nullable<Timestamptz>,
+        held -> Bool,
+        claim_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     users,
@@ -136,6 +177,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     service_keys,
     audit_events,
     remembered_devices,
+    webhooks,
+    webhook_deliveries,
 );
 
 use diesel::sql_types::{Int4, Int8, Nullable, Text, Timestamptz, Uuid};

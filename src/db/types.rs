@@ -10,7 +10,8 @@ use diesel::sql_types::{Text, Uuid as SqlUuid};
 
 use crate::domain::audit::AuditType;
 use crate::domain::ids::{
-    FactorId, FactorStatus, IdentityProvider, LoginId, LoginStatus, Surface, TenantId, UserId,
+    DeliveryId, DeliveryState, FactorId, FactorStatus, IdentityProvider, LoginId, LoginStatus,
+    Surface, TenantId, UserId, WebhookId, WebhookStatus,
 };
 
 macro_rules! text_id {
@@ -43,7 +44,7 @@ macro_rules! uuid_id {
         }
     )+};
 }
-uuid_id!(LoginId, FactorId);
+uuid_id!(LoginId, FactorId, WebhookId, DeliveryId);
 
 macro_rules! text_enum {
     ($($t:ty => $parse:path),+) => {$(
@@ -67,5 +68,7 @@ text_enum!(
     IdentityProvider => IdentityProvider::from_db,
     FactorStatus => FactorStatus::from_db,
     LoginStatus => LoginStatus::from_db,
+    WebhookStatus => WebhookStatus::from_db,
+    DeliveryState => DeliveryState::from_db,
     AuditType => AuditType::parse
 );

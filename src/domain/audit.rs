@@ -43,6 +43,11 @@ audit_types! {
     DeviceRemembered => "device.remembered",
     DeviceRevoked => "device.revoked",
     TotpEnrollmentSkipped => "totp.enrollment_skipped",
+    WebhookCreated => "webhook.created",
+    WebhookUpdated => "webhook.updated",
+    WebhookDeleted => "webhook.deleted",
+    WebhookSecretRotated => "webhook.secret_rotated",
+    WebhookDisabled => "webhook.disabled",
 }
 
 #[cfg(test)]
@@ -51,7 +56,7 @@ mod tests {
 
     #[test]
     fn every_type_round_trips_and_serializes_as_its_name() {
-        assert_eq!(AuditType::ALL.len(), 19);
+        assert_eq!(AuditType::ALL.len(), 24);
         for t in AuditType::ALL {
             assert_eq!(AuditType::parse(t.as_str()), Some(*t));
             assert_eq!(

@@ -149,6 +149,14 @@ opaque_uuid!(
     /// One TOTP factor of a user.
     FactorId
 );
+opaque_uuid!(
+    /// One webhook endpoint of a tenant.
+    WebhookId
+);
+opaque_uuid!(
+    /// One delivery of one event to one webhook (a row of `webhook_deliveries`).
+    DeliveryId
+);
 
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
@@ -189,6 +197,14 @@ string_enum!(
 string_enum!(
     /// A TOTP factor's life: pending between enrollment and its confirming code, then active.
     FactorStatus { Pending => "pending", Active => "active" }
+);
+string_enum!(
+    /// Whether a webhook receives deliveries.
+    WebhookStatus { Active => "active", Disabled => "disabled" }
+);
+string_enum!(
+    /// Where a delivery stands: waiting for (another) attempt, delivered, or given up.
+    DeliveryState { Pending => "pending", Succeeded => "succeeded", Failed => "failed" }
 );
 string_enum!(
     /// Where a sign-in stands.

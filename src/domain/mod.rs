@@ -10,3 +10,4 @@ pub mod lockout;
 pub mod policy;
 pub mod text;
 pub mod totp;
+pub mod webhooks;

@@ -11,6 +11,7 @@ pub mod logins;
 pub mod me;
 pub mod ops;
 pub mod tenants;
+pub mod webhooks;
 
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, Route};
@@ -190,6 +191,37 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource(
             "/v1/tenants/{tenant_id}/audit-events",
             vec![(M::GET, to().to(tenants::list_events))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/webhooks",
+            vec![
+                (M::GET, to().to(webhooks::list)),
+                (M::POST, to().to(webhooks::create)),
+            ],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/webhooks/{webhook_id}",
+            vec![
+                (M::GET, to().to(webhooks::get)),
+                (M::PATCH, to().to(webhooks::update)),
+                (M::DELETE, to().to(webhooks::delete)),
+            ],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/rotate-secret",
+            vec![(M::POST, to().to(webhooks::rotate))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/test",
+            vec![(M::POST, to().to(webhooks::test))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries",
+            vec![(M::GET, to().to(webhooks::deliveries))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
+            vec![(M::POST, to().to(webhooks::retry))],
         ));
 }
 

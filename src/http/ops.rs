@@ -38,7 +38,8 @@ pub async fn readyz(state: Data) -> Result<HttpResponse, ApiError> {
 }
 
 /// Prometheus metrics: requests by route and status with latency histograms,
-/// second-factor outcomes, lockouts, database pool use.
+/// second-factor outcomes, lockouts, database pool use, webhook deliveries by outcome,
+/// their queue depth and latency.
 #[utoipa::path(get, path = "/metrics", tag = "Operations", operation_id = "metrics",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(state: Data) -> Result<HttpResponse, ApiError> {

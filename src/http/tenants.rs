@@ -96,6 +96,10 @@ pub async fn put_policy(
     // malformed request never uses up a code.
     auth::require_admin(&state, &user.0, &tenant_id).await?;
     policy::parse_if_match(if_match)?;
+    // Every field is optional (`{}` changes nothing), but the body itself is required.
+    if body.is_empty() {
+        return Err(ApiError::field("", "a JSON body is required"));
+    }
     let change: PolicyChange = body.parse()?;
     step_up::require(&state, &user.0, code.0.as_deref(), &meta).await?;
     let p = policy::update(&state, &user.0, &tenant_id, if_match, change, &meta).await?;

@@ -1323,6 +1323,18 @@ async fn the_v1_1_policy_fields_default_change_one_at_a_time_and_are_audited() {
         r.problem(400, "invalid_request");
         assert_eq!(r.body["errors"][0]["field"], field, "{}", r.text);
     }
+    // The body is required even though each field is optional.
+    let etag = r.headers["etag"].to_str().unwrap().to_owned();
+    let r = app
+        .send(
+            Method::PUT,
+            "/v1/tenants/acme/policy",
+            Some(&admin.access_token),
+            None,
+            &[("If-Match", &etag)],
+        )
+        .await;
+    r.problem(400, "invalid_request");
     let after = app
         .get("/v1/tenants/acme/policy", Some(&admin.access_token))
         .await;

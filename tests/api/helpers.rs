@@ -277,6 +277,8 @@ impl TestApp {
         settings.bind = "127.0.0.1:0".into();
         settings.data_dir = dir.0.clone();
         settings.db_pool_size = 4;
+        // Tests run webhook deliveries themselves, on the injected clock.
+        settings.webhook_delivery = false;
         configure(&mut settings);
         let clock = FixedClock::new(start_time());
         let app = Application::build_with_clock(settings, Arc::new(clock.clone()))

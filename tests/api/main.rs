@@ -20,3 +20,6 @@ mod security_rules;
 mod signin;
 mod templates;
 mod totp_vectors;
+mod webhook_plans;
+mod webhook_receiver;
+mod webhooks;

@@ -82,6 +82,14 @@ def admin(op: str) -> dict:
         if op == "resyncMyFactor":
             body["code1"] = lambda: mfa.consecutive_codes(factor["totp"])["code1"]
             body["code2"] = lambda: mfa.consecutive_codes(factor["totp"])["code2"]
+    if op in WEBHOOK_OPS:  # a live webhook of the tenant, with two deliveries
+        hook = mfa.webhook(tenant, token)
+        path |= {"webhook_id": hook["webhook_id"], "delivery_id": hook["delivery_id"]}
+        if op in ("listWebhooks", "listWebhookDeliveries"):
+            listing = "webhooks" if op == "listWebhooks" else f"webhooks/{hook['webhook_id']}/deliveries"
+            page = mfa.call("GET", f"/v1/tenants/{tenant}/{listing}?limit=1", mfa.SERVICE_KEY, 200).json()
+            if page.get("next_cursor"):
+                query["cursor"] = page["next_cursor"]
     return {"token": token, PATH: path, HEADER: headers, QUERY: query, BODY: body}
 
 
@@ -100,6 +108,9 @@ def service(op: str) -> dict:
         body = {"tenant_id": mfa.LOGIN_TENANT, "user_id": owner["user_id"], "surface": "app", "device_token": owner["device_token"]}
     return {"token": mfa.SERVICE_KEY, PATH: path, BODY: body}
 
+
+WEBHOOK_OPS = {"createWebhook", "listWebhooks", "getWebhook", "updateWebhook", "deleteWebhook", "rotateWebhookSecret",
+               "testWebhook", "listWebhookDeliveries", "retryWebhookDelivery"}
 
 MINT = {"mfa_token": mfa_login, "access_token": admin, "service_key": service}
 

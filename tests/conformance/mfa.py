@@ -108,6 +108,18 @@ def enforce(tenant: str, admin_token: str, **more) -> dict:
     return call("PUT", f"/v1/tenants/{tenant}/policy", admin_token, 200, headers={"If-Match": etag}, json=body).json()
 
 
+def webhook(tenant: str, admin_token: str) -> dict:
+    """A new webhook of the tenant with two test deliveries: `{webhook_id, delivery_id}`.
+
+    The conformance run starts the service with MFA_WEBHOOK_DELIVERY=false: nothing is sent
+    anywhere, the deliveries stay pending (so they can be retried)."""
+    base = f"/v1/tenants/{tenant}/webhooks"
+    hook = call("POST", base, admin_token, 201, json={"url": "https://hooks.example.invalid/mfa"}).json()
+    for _ in range(2):
+        delivery = call("POST", f"{base}/{hook['webhook_id']}/test", admin_token, 202).json()
+    return {"webhook_id": hook["webhook_id"], "delivery_id": delivery["delivery_id"]}
+
+
 def prepare() -> dict:
     """The fixtures: both tenants exist, `conformance-logins` enforces 2FA, and each kind of
     sign-in the hooks mint is reachable (a failure here is a setup error, not a finding)."""

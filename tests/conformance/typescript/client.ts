@@ -385,3 +385,55 @@ export async function adminFactors(accessToken: string, tenantId: string, userId
   if (removed.error) fail(removed.error, removed.response);
   return listed.data.items.length - 1;
 }
+
+/** The admin's webhooks page: subscribe, list, read, change, test, rotate, deliveries, delete. */
+export async function adminWebhooks(accessToken: string, tenantId: string, url: string, code?: string) {
+  const tenant = { tenant_id: tenantId };
+  const created = await mfa.POST("/v1/tenants/{tenant_id}/webhooks", {
+    params: { path: tenant, header: stepUp(code) },
+    headers: bearer(accessToken),
+    body: { url, event_types: ["login.succeeded", "user.locked"], description: "SIEM feed" },
+  });
+  if (created.error) fail(created.error, created.response); // invalid_request: not https, private
+  const secret: string = created.data.secret; // shown once: store it in the receiver
+  const path = { tenant_id: tenantId, webhook_id: created.data.webhook_id };
+  const listed = await mfa.GET("/v1/tenants/{tenant_id}/webhooks", {
+    params: { path: tenant, query: { limit: 50 } },
+    headers: bearer(accessToken),
+  });
+  if (listed.error) fail(listed.error, listed.response);
+  const one = await mfa.GET("/v1/tenants/{tenant_id}/webhooks/{webhook_id}", { params: { path }, headers: bearer(accessToken) });
+  if (one.error) fail(one.error, one.response);
+  const status: "active" | "disabled" = one.data.status;
+  const changed = await mfa.PATCH("/v1/tenants/{tenant_id}/webhooks/{webhook_id}", {
+    params: { path, header: stepUp(code) },
+    headers: bearer(accessToken),
+    body: { status: "active", description: null },
+  });
+  if (changed.error) fail(changed.error, changed.response);
+  const test = await mfa.POST("/v1/tenants/{tenant_id}/webhooks/{webhook_id}/test", { params: { path }, headers: bearer(accessToken) });
+  if (test.error) fail(test.error, test.response); // invalid_state: disabled
+  const rotated = await mfa.POST("/v1/tenants/{tenant_id}/webhooks/{webhook_id}/rotate-secret", {
+    params: { path, header: stepUp(code) },
+    headers: bearer(accessToken),
+  });
+  if (rotated.error) fail(rotated.error, rotated.response);
+  const deliveries = await mfa.GET("/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries", {
+    params: { path, query: { state: "failed" } },
+    headers: bearer(accessToken),
+  });
+  if (deliveries.error) fail(deliveries.error, deliveries.response);
+  for (const d of deliveries.data.items) {
+    const retried = await mfa.POST("/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry", {
+      params: { path: { ...path, delivery_id: d.delivery_id } },
+      headers: bearer(accessToken),
+    });
+    if (retried.error) fail(retried.error, retried.response);
+  }
+  const removed = await mfa.DELETE("/v1/tenants/{tenant_id}/webhooks/{webhook_id}", {
+    params: { path, header: stepUp(code) },
+    headers: bearer(accessToken),
+  });
+  if (removed.error) fail(removed.error, removed.response);
+  return { secret, status, count: listed.data.items.length, test: test.data.delivery_id, newSecret: rotated.data.secret };
+}

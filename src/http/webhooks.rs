@@ -1,0 +1,282 @@
+//! Handlers of the tenant's webhooks (docs/API.md §14): an admin of the tenant (with 2FA)
+//! changes them, with step-up for create, delete, secret rotation and a new URL; a scoped
+//! service key may read webhooks (never a secret) and deliveries.
+
+use actix_web::{web, HttpResponse};
+
+use super::auth::{AdminOrService, StepUpCode, UserAuth};
+use super::extract::{ClientMeta, Query, RawJson};
+use crate::domain::ids::{DeliveryId, TenantId, WebhookId};
+use crate::error::{ApiError, Problem};
+use crate::services::webhooks::{
+    self, CreateWebhook, DeliveryListQuery, DeliveryPage, RotatedSecret, TestQueued, UpdateWebhook,
+    WebhookCreated, WebhookListQuery, WebhookPage, WebhookView,
+};
+use crate::services::{auth, step_up};
+use crate::state::AppState;
+
+type Data = web::Data<AppState>;
+
+fn tenant(s: &str) -> Result<TenantId, ApiError> {
+    TenantId::parse(s).map_err(|_| ApiError::NotFound)
+}
+
+fn hook(s: &str) -> Result<WebhookId, ApiError> {
+    WebhookId::parse(s).ok_or(ApiError::NotFound)
+}
+
+fn delivery(s: &str) -> Result<DeliveryId, ApiError> {
+    DeliveryId::parse(s).ok_or(ApiError::NotFound)
+}
+
+/// Subscribe an endpoint to the tenant's audit events (admin, step-up). The secret is shown
+/// only in this answer.
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/webhooks", tag = "Webhooks", operation_id = "createWebhook",
+    security(("access_token" = [])),
+    params(("tenant_id" = TenantId, Path),
+        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, description = "The webhook and its secret (shown once)", body = WebhookCreated),
+        (status = 400, description = "`invalid_request` (a URL that is not https or points to a private address, an unknown event type), `invalid_code` or `code_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn create(
+    state: Data,
+    user: UserAuth,
+    code: StepUpCode,
+    meta: ClientMeta,
+    path: web::Path<String>,
+    body: RawJson,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = tenant(&path)?;
+    auth::require_admin(&state, &user.0, &tenant_id).await?;
+    let req: CreateWebhook = body.parse()?;
+    webhooks::parse_url(&state, &req.url)?;
+    step_up::require(&state, &user.0, code.0.as_deref(), &meta).await?;
+    let created = webhooks::create(&state, &tenant_id, req, user.0.sub.as_str(), &meta).await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+/// The tenant's webhooks, by webhook id.
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/webhooks", tag = "Webhooks", operation_id = "listWebhooks",
+    security(("access_token" = []), ("service_key" = [])),
+    params(("tenant_id" = TenantId, Path), WebhookListQuery),
+    responses(
+        (status = 200, description = "A page of webhooks", body = WebhookPage),
+        (status = 400, description = "`invalid_request`: bad `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    state: Data,
+    caller: AdminOrService,
+    path: web::Path<String>,
+    q: Query<WebhookListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = tenant(&path)?;
+    caller.require_read(&state, &tenant_id).await?;
+    Ok(HttpResponse::Ok().json(webhooks::list(&state, &tenant_id, q.0).await?))
+}
+
+/// One webhook (never its secret).
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/webhooks/{webhook_id}", tag = "Webhooks", operation_id = "getWebhook",
+    security(("access_token" = []), ("service_key" = [])),
+    params(("tenant_id" = TenantId, Path), ("webhook_id" = uuid::Uuid, Path)),
+    responses(
+        (status = 200, description = "The webhook", body = WebhookView),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get(
+    state: Data,
+    caller: AdminOrService,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = tenant(&path.0)?;
+    caller.require_read(&state, &tenant_id).await?;
+    let id = hook(&path.1)?;
+    Ok(HttpResponse::Ok().json(webhooks::get(&state, &tenant_id, id).await?))
+}
+
+/// Change a webhook (step-up when `url` changes); `status` disables or re-enables it.
+#[utoipa::path(patch, path = "/v1/tenants/{tenant_id}/webhooks/{webhook_id}", tag = "Webhooks", operation_id = "updateWebhook",
+    security(("access_token" = [])),
+    params(("tenant_id" = TenantId, Path), ("webhook_id" = uuid::Uuid, Path),
+        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up when `url` changes: a current TOTP code (six digits) or a recovery code")),
+    request_body = UpdateWebhook,
+    responses(
+        (status = 200, description = "The webhook", body = WebhookView),
+        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn update(
+    state: Data,
+    user: UserAuth,
+    code: StepUpCode,
+    meta: ClientMeta,
+    path: web::Path<(String, String)>,
+    body: RawJson,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = tenant(&path.0)?;
+    auth::require_admin(&state, &user.0, &tenant_id).await?;
+    let id = hook(&path.1)?;
+    if body.is_empty() {
+        return Err(ApiError::field("", "a JSON body is required"));
+    }
+    let req: UpdateWebhook = body.parse()?;
+    if let Some(url) = &req.url {
+        webhooks::parse_url(&state, url)?;
+    }
+    // A new URL needs step-up; a code that is sent is always checked (docs/API.md §6).
+    if req.url.is_some() || code.0.is_some() {
+        step_up::require(&state, &user.0, code.0.as_deref(), &meta).await?;
+    }
+    let actor = user.0.sub.as_str();
+    Ok(HttpResponse::Ok().json(webhooks::update(&state, &tenant_id, id, req, actor, &meta).await?))
+}
+
+/// Delete a webhook and its deliveries (step-up).
+#[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/webhooks/{webhook_id}", tag = "Webhooks", operation_id = "deleteWebhook",
+    security(("access_token" = [])),
+    params(("tenant_id" = TenantId, Path), ("webhook_id" = uuid::Uuid, Path),
+        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn delete(
+    state: Data,
+    user: UserAuth,
+    code: StepUpCode,
+    meta: ClientMeta,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = tenant(&path.0)?;
+    auth::require_admin(&state, &user.0, &tenant_id).await?;
+    let id = hook(&path.1)?;
+    step_up::require(&state, &user.0, code.0.as_deref(), &meta).await?;
+    webhooks::delete(&state, &tenant_id, id, user.0.sub.as_str(), &meta).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A new secret (step-up); for 24 h both secrets sign every delivery.
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/rotate-secret", tag = "Webhooks", operation_id = "rotateWebhookSecret",
+    security(("access_token" = [])),
+    params(("tenant_id" = TenantId, Path), ("webhook_id" = uuid::Uuid, Path),
+        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code")),
+    responses(
+        (status = 200, description = "The new secret (shown once)", body = RotatedSecret),
+        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn rotate(
+    state: Data,
+    user: UserAuth,
+    code: StepUpCode,
+    meta: ClientMeta,
+    path: web::Path<(String, String)>,
+    body: RawJson,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = tenant(&path.0)?;
+    auth::require_admin(&state, &user.0, &tenant_id).await?;
+    let id = hook(&path.1)?;
+    body.parse::<serde_json::Value>()?;
+    step_up::require(&state, &user.0, code.0.as_deref(), &meta).await?;
+    let rotated = webhooks::rotate(&state, &tenant_id, id, user.0.sub.as_str(), &meta).await?;
+    Ok(HttpResponse::Ok().json(rotated))
+}
+
+/// Deliver a `webhook.test` event to this webhook only.
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/test", tag = "Webhooks", operation_id = "testWebhook",
+    security(("access_token" = [])),
+    params(("tenant_id" = TenantId, Path), ("webhook_id" = uuid::Uuid, Path)),
+    responses(
+        (status = 202, description = "Queued", body = TestQueued),
+        (status = 400, description = "`invalid_request`: a body that is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state`: the webhook is disabled", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn test(
+    state: Data,
+    user: UserAuth,
+    path: web::Path<(String, String)>,
+    body: RawJson,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = tenant(&path.0)?;
+    auth::require_admin(&state, &user.0, &tenant_id).await?;
+    let id = hook(&path.1)?;
+    body.parse::<serde_json::Value>()?;
+    let queued = webhooks::test(&state, &tenant_id, id, user.0.sub.as_str()).await?;
+    Ok(HttpResponse::Accepted().json(queued))
+}
+
+/// The webhook's deliveries, newest first.
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries", tag = "Webhooks", operation_id = "listWebhookDeliveries",
+    security(("access_token" = []), ("service_key" = [])),
+    params(("tenant_id" = TenantId, Path), ("webhook_id" = uuid::Uuid, Path), DeliveryListQuery),
+    responses(
+        (status = 200, description = "A page of deliveries", body = DeliveryPage),
+        (status = 400, description = "`invalid_request`: bad `state`, `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn deliveries(
+    state: Data,
+    caller: AdminOrService,
+    path: web::Path<(String, String)>,
+    q: Query<DeliveryListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = tenant(&path.0)?;
+    caller.require_read(&state, &tenant_id).await?;
+    let id = hook(&path.1)?;
+    Ok(HttpResponse::Ok().json(webhooks::list_deliveries(&state, &tenant_id, id, q.0).await?))
+}
+
+/// Attempt a pending or failed delivery now (the attempt counts).
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry", tag = "Webhooks", operation_id = "retryWebhookDelivery",
+    security(("access_token" = [])),
+    params(("tenant_id" = TenantId, Path), ("webhook_id" = uuid::Uuid, Path), ("delivery_id" = uuid::Uuid, Path)),
+    responses(
+        (status = 202, description = "Due now"),
+        (status = 400, description = "`invalid_request`: a body that is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state`: the delivery already succeeded", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn retry(
+    state: Data,
+    user: UserAuth,
+    path: web::Path<(String, String, String)>,
+    body: RawJson,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = tenant(&path.0)?;
+    auth::require_admin(&state, &user.0, &tenant_id).await?;
+    let (id, d) = (hook(&path.1)?, delivery(&path.2)?);
+    body.parse::<serde_json::Value>()?;
+    webhooks::retry(&state, &tenant_id, id, d).await?;
+    Ok(HttpResponse::Accepted().finish())
+}

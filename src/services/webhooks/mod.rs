@@ -1,0 +1,344 @@
+//! Webhook administration (docs/API.md §14): create, list, read, change, delete, rotate the
+//! secret, send a test event, list and retry deliveries. Authorization (admin, step-up,
+//! scoped service key) is checked by the caller; each change writes its audit event in its
+//! transaction. The delivery worker is in [`worker`].
+
+pub mod views;
+pub mod worker;
+
+use chrono::Duration;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+
+pub use self::views::*;
+use super::admin::page_limit;
+use super::{audit_ctx, ClientMeta};
+use crate::crypto::webhook::{generate_key, secret_aad, secret_text};
+use crate::db::{self, audit::AuditCtx, webhooks::WebhookChange};
+use crate::domain::audit::AuditType;
+use crate::domain::ids::{DeliveryId, TenantId, WebhookId, WebhookStatus};
+use crate::domain::webhooks::{EventTypes, WebhookUrl};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How long the previous secret keeps signing after a rotation.
+pub const ROTATION_OVERLAP_HOURS: i64 = 24;
+
+fn ctx(tenant_id: &TenantId, actor: &str, meta: &ClientMeta) -> AuditCtx {
+    audit_ctx(tenant_id, None, Some(actor), None, meta)
+}
+
+pub fn parse_url(state: &AppState, s: &str) -> Result<WebhookUrl, ApiError> {
+    WebhookUrl::parse(s, state.settings.webhooks_allow_private())
+        .map_err(|e| ApiError::field("url", e.0))
+}
+
+fn parse_types(items: Option<&[String]>) -> Result<EventTypes, ApiError> {
+    match items {
+        None => Ok(EventTypes::All),
+        Some(v) => EventTypes::parse(v).map_err(|e| ApiError::field("event_types", e.0)),
+    }
+}
+
+fn parse_description(d: Option<&str>) -> Result<Option<String>, ApiError> {
+    match d.map(str::trim) {
+        Some(s) if s.chars().count() > 500 => Err(ApiError::field(
+            "description",
+            "must be at most 500 characters",
+        )),
+        Some("") | None => Ok(None),
+        Some(s) => Ok(Some(s.to_owned())),
+    }
+}
+
+/// `POST …/webhooks`: the secret is shown in this answer only.
+pub async fn create(
+    state: &AppState,
+    tenant_id: &TenantId,
+    body: CreateWebhook,
+    actor: &str,
+    meta: &ClientMeta,
+) -> Result<WebhookCreated, ApiError> {
+    let url = parse_url(state, &body.url)?;
+    let types = parse_types(body.event_types.as_deref())?.to_strings();
+    let description = parse_description(body.description.as_deref())?;
+    let id = WebhookId::new();
+    let key = generate_key();
+    let sealed = state
+        .keys
+        .keyring
+        .seal(&key, &secret_aad(tenant_id.as_str(), id.0))
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("sealing a webhook secret: {e}")))?;
+    let now = state.now();
+    let audit = ctx(tenant_id, actor, meta);
+    let mut conn = state.pool.get().await?;
+    let row = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            if db::tenants::get(conn, tenant_id).await?.is_none() {
+                return Err(ApiError::NotFound);
+            }
+            let row = db::webhooks::insert(
+                conn,
+                &db::webhooks::NewWebhook {
+                    tenant_id,
+                    webhook_id: id,
+                    url: url.as_str(),
+                    event_types: &types,
+                    description: description.as_deref(),
+                    sealed: &sealed,
+                    now,
+                },
+            )
+            .await?;
+            let details =
+                serde_json::json!({"webhook_id": id.0, "host": url.url().host_str(), "event_types": types});
+            db::audit::insert(conn, &audit, AuditType::WebhookCreated, now, details).await?;
+            Ok(row)
+        })
+        .await?;
+    Ok(WebhookCreated {
+        webhook: view(row),
+        secret: secret_text(&key),
+    })
+}
+
+pub async fn list(
+    state: &AppState,
+    tenant_id: &TenantId,
+    q: WebhookListQuery,
+) -> Result<WebhookPage, ApiError> {
+    let limit = page_limit(q.limit)?;
+    let after = q.cursor.as_deref().map(decode_webhook_cursor).transpose()?;
+    let mut conn = state.pool.get().await?;
+    let mut rows = db::webhooks::list(&mut conn, tenant_id, after, limit + 1).await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| rows.last().map(|r| encode_webhook_cursor(r.webhook_id)))
+        .flatten();
+    Ok(WebhookPage {
+        items: rows.into_iter().map(view).collect(),
+        next_cursor,
+    })
+}
+
+pub async fn get(
+    state: &AppState,
+    tenant_id: &TenantId,
+    id: WebhookId,
+) -> Result<WebhookView, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let row = db::webhooks::get(&mut conn, tenant_id, id).await?;
+    row.map(view).ok_or(ApiError::NotFound)
+}
+
+/// `PATCH …/webhooks/{id}`, checked (the caller asks for step-up when `url` is present).
+pub async fn update(
+    state: &AppState,
+    tenant_id: &TenantId,
+    id: WebhookId,
+    body: UpdateWebhook,
+    actor: &str,
+    meta: &ClientMeta,
+) -> Result<WebhookView, ApiError> {
+    let url = body
+        .url
+        .as_deref()
+        .map(|u| parse_url(state, u))
+        .transpose()?;
+    let types = match &body.event_types {
+        Some(v) => Some(parse_types(Some(v))?.to_strings()),
+        None => None,
+    };
+    let description = match &body.description {
+        Some(d) => Some(parse_description(d.as_deref())?),
+        None => None,
+    };
+    let now = state.now();
+    let audit = ctx(tenant_id, actor, meta);
+    let mut conn = state.pool.get().await?;
+    let row = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            let current = db::webhooks::lock(conn, tenant_id, id)
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            let enabling = body.status == Some(WebhookStatus::Active)
+                && current.status == WebhookStatus::Disabled;
+            let change = WebhookChange {
+                url: url.as_ref().map(|u| u.as_str().to_owned()),
+                event_types: types.clone(),
+                description: description.clone(),
+                status: body.status,
+                // Re-enabled: a fresh start for the 3-day rule.
+                failing_since: enabling.then_some(None),
+                updated_at: Some(now),
+            };
+            let row = db::webhooks::update(conn, tenant_id, id, &change).await?;
+            if row.status != current.status {
+                let held = row.status == WebhookStatus::Disabled;
+                db::webhooks::hold_pending(conn, tenant_id, id, held).await?;
+            }
+            let mut changed: Vec<&str> = Vec::new();
+            for (name, set) in [
+                ("url", url.is_some()),
+                ("event_types", types.is_some()),
+                ("description", description.is_some()),
+                ("status", body.status.is_some()),
+            ] {
+                if set {
+                    changed.push(name);
+                }
+            }
+            let details =
+                serde_json::json!({"webhook_id": id.0, "changed": changed, "status": row.status});
+            db::audit::insert(conn, &audit, AuditType::WebhookUpdated, now, details).await?;
+            Ok(row)
+        })
+        .await?;
+    Ok(view(row))
+}
+
+pub async fn delete(
+    state: &AppState,
+    tenant_id: &TenantId,
+    id: WebhookId,
+    actor: &str,
+    meta: &ClientMeta,
+) -> Result<(), ApiError> {
+    let now = state.now();
+    let audit = ctx(tenant_id, actor, meta);
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        if !db::webhooks::delete(conn, tenant_id, id).await? {
+            return Err(ApiError::NotFound);
+        }
+        let details = serde_json::json!({"webhook_id": id.0});
+        db::audit::insert(conn, &audit, AuditType::WebhookDeleted, now, details).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// `rotate-secret`: a new secret; the old one keeps signing for 24 h.
+pub async fn rotate(
+    state: &AppState,
+    tenant_id: &TenantId,
+    id: WebhookId,
+    actor: &str,
+    meta: &ClientMeta,
+) -> Result<RotatedSecret, ApiError> {
+    let key = generate_key();
+    let sealed = state
+        .keys
+        .keyring
+        .seal(&key, &secret_aad(tenant_id.as_str(), id.0))
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("sealing a webhook secret: {e}")))?;
+    let now = state.now();
+    let until = now + Duration::hours(ROTATION_OVERLAP_HOURS);
+    let audit = ctx(tenant_id, actor, meta);
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        let current = db::webhooks::lock(conn, tenant_id, id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        db::webhooks::rotate(conn, &current, &sealed, until, now).await?;
+        let details = serde_json::json!({"webhook_id": id.0, "previous_secret_expires_at": until});
+        db::audit::insert(conn, &audit, AuditType::WebhookSecretRotated, now, details).await?;
+        Ok(())
+    })
+    .await?;
+    Ok(RotatedSecret {
+        secret: secret_text(&key),
+        previous_secret_expires_at: until,
+    })
+}
+
+/// `test`: a `webhook.test` delivery to this webhook only (no audit event).
+pub async fn test(
+    state: &AppState,
+    tenant_id: &TenantId,
+    id: WebhookId,
+    actor: &str,
+) -> Result<TestQueued, ApiError> {
+    let now = state.now();
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        let current = db::webhooks::lock(conn, tenant_id, id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        if current.status != WebhookStatus::Active {
+            return Err(ApiError::InvalidState("the webhook is disabled"));
+        }
+        let delivery_id = db::webhooks::insert_test(conn, tenant_id, id, actor, now).await?;
+        Ok(TestQueued { delivery_id })
+    })
+    .await
+}
+
+pub async fn list_deliveries(
+    state: &AppState,
+    tenant_id: &TenantId,
+    id: WebhookId,
+    q: DeliveryListQuery,
+) -> Result<DeliveryPage, ApiError> {
+    let limit = page_limit(q.limit)?;
+    let before = q
+        .cursor
+        .as_deref()
+        .map(decode_delivery_cursor)
+        .transpose()?;
+    let mut conn = state.pool.get().await?;
+    let mut rows = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            if db::webhooks::get(conn, tenant_id, id).await?.is_none() {
+                return Err(ApiError::NotFound);
+            }
+            db::prefer_ordered_scans(conn).await?;
+            Ok(
+                db::webhooks::list_deliveries(conn, tenant_id, id, q.state, before, limit + 1)
+                    .await?,
+            )
+        })
+        .await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| {
+            rows.last()
+                .map(|r| encode_delivery_cursor(r.created_at, r.delivery_id))
+        })
+        .flatten();
+    Ok(DeliveryPage {
+        items: rows.into_iter().map(delivery_view).collect(),
+        next_cursor,
+    })
+}
+
+/// `retry`: a pending or failed delivery is due now (`409` when it already succeeded).
+pub async fn retry(
+    state: &AppState,
+    tenant_id: &TenantId,
+    id: WebhookId,
+    delivery: DeliveryId,
+) -> Result<(), ApiError> {
+    let now = state.now();
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        retry_in(conn, tenant_id, id, delivery, now).await
+    })
+    .await
+}
+
+async fn retry_in(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &TenantId,
+    id: WebhookId,
+    delivery: DeliveryId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ApiError> {
+    use crate::domain::ids::DeliveryState as S;
+    match db::webhooks::retry_now(conn, tenant_id, id, delivery, now).await? {
+        None => Err(ApiError::NotFound),
+        Some(S::Succeeded) => Err(ApiError::InvalidState("the delivery already succeeded")),
+        Some(_) => Ok(()),
+    }
+}

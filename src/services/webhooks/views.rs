@@ -1,0 +1,276 @@
+//! The shapes of the webhook endpoints (docs/API.md §14): request bodies, queries, answers,
+//! and the listings' cursors.
+
+use chrono::{DateTime, TimeZone, Utc};
+use data_encoding::BASE64URL_NOPAD;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::db::webhooks::{DeliveryRow, WebhookRow};
+use crate::domain::audit::AuditType;
+use crate::domain::ids::{DeliveryId, DeliveryState, WebhookId, WebhookStatus};
+use crate::error::ApiError;
+
+/// `event_types`: audit type names, or `"*"` for every type now and future.
+fn event_types_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let mut names = vec!["*"];
+    names.extend(AuditType::ALL.iter().map(|t| t.as_str()));
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names)),
+        )
+        .min_items(Some(1))
+        .max_items(Some(50))
+        .description(Some(
+            "Audit event types (docs/API.md §6 and v1.1); `\"*\"` (or absent): every type, now and future",
+        ))
+        .build()
+}
+
+/// `POST /v1/tenants/{tenant_id}/webhooks`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"url": "https://hooks.example.com/mfa", "event_types": ["login.succeeded", "user.locked"], "description": "SIEM feed"}))]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// `https` only (`http` and private addresses only in development or with
+    /// `MFA_WEBHOOK_ALLOW_PRIVATE=true`); at most 2048 characters.
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https?://([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$",
+        example = "https://hooks.example.com/mfa"
+    )]
+    pub url: String,
+    #[serde(default, deserialize_with = "present_list")]
+    #[schema(schema_with = event_types_schema)]
+    pub event_types: Option<Vec<String>>,
+    #[schema(max_length = 500)]
+    pub description: Option<String>,
+}
+
+/// `PATCH /v1/tenants/{tenant_id}/webhooks/{webhook_id}`: fields left out keep their values.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"status": "active"}))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    /// A new URL needs step-up.
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https?://([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+    )]
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "present_list")]
+    #[schema(schema_with = event_types_schema)]
+    pub event_types: Option<Vec<String>>,
+    /// `null` removes the description.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, max_length = 500)]
+    pub description: Option<Option<String>>,
+    /// `disabled`: no new deliveries, pending ones wait; `active` resumes them.
+    pub status: Option<WebhookStatus>,
+}
+
+/// A list that may be left out but is never `null`.
+fn present_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    Vec::<String>::deserialize(d).map(Some)
+}
+
+/// Present-and-null (`Some(None)`) apart from absent (`None`).
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// A webhook; never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    pub webhook_id: WebhookId,
+    pub url: String,
+    /// `["*"]`: every type.
+    pub event_types: Vec<String>,
+    #[schema(required = true)]
+    pub description: Option<String>,
+    pub status: WebhookStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The new webhook and its secret, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookCreated {
+    #[serde(flatten)]
+    pub webhook: WebhookView,
+    /// `whsec_` + base64 of 32 random bytes: the HMAC key is the base64-decoded part.
+    pub secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookPage {
+    pub items: Vec<WebhookView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub next_cursor: Option<String>,
+}
+
+/// The new secret, shown this once; the previous one signs too until the given time.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedSecret {
+    pub secret: String,
+    pub previous_secret_expires_at: DateTime<Utc>,
+}
+
+/// A queued test delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestQueued {
+    pub delivery_id: DeliveryId,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WebhookListQuery {
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryListQuery {
+    #[param(inline)]
+    pub state: Option<DeliveryState>,
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// One delivery of one event to the webhook.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub delivery_id: DeliveryId,
+    /// The audit event's id (`webhook-id` is `evt_` + it); `null` for `webhook.test`.
+    #[schema(required = true)]
+    pub event_id: Option<String>,
+    pub event_type: String,
+    pub state: DeliveryState,
+    pub attempts: i32,
+    /// The HTTP status of the last attempt, `null` when it got none.
+    #[schema(required = true)]
+    pub last_status: Option<i32>,
+    #[schema(required = true)]
+    pub last_error: Option<String>,
+    /// While `pending`.
+    #[schema(required = true)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    #[schema(required = true)]
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryPage {
+    pub items: Vec<DeliveryView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub next_cursor: Option<String>,
+}
+
+pub fn view(r: WebhookRow) -> WebhookView {
+    WebhookView {
+        webhook_id: r.webhook_id,
+        url: r.url,
+        event_types: r.event_types,
+        description: r.description,
+        status: r.status,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+pub fn delivery_view(r: DeliveryRow) -> DeliveryView {
+    DeliveryView {
+        delivery_id: r.delivery_id,
+        event_id: r.event_id.map(|i| i.to_string()),
+        event_type: r.event_type,
+        state: r.state,
+        attempts: r.attempts,
+        last_status: r.last_status,
+        last_error: r.last_error,
+        next_attempt_at: r.next_attempt_at,
+        created_at: r.created_at,
+        delivered_at: r.delivered_at,
+    }
+}
+
+fn bad_cursor() -> ApiError {
+    ApiError::field("cursor", "is not a cursor this API returned")
+}
+
+fn decode(c: &str) -> Result<String, ApiError> {
+    let bytes = BASE64URL_NOPAD
+        .decode(c.as_bytes())
+        .map_err(|_| bad_cursor())?;
+    String::from_utf8(bytes).map_err(|_| bad_cursor())
+}
+
+pub fn encode_webhook_cursor(id: WebhookId) -> String {
+    BASE64URL_NOPAD.encode(id.to_string().as_bytes())
+}
+
+pub fn decode_webhook_cursor(c: &str) -> Result<WebhookId, ApiError> {
+    WebhookId::parse(&decode(c)?).ok_or_else(bad_cursor)
+}
+
+pub fn encode_delivery_cursor(at: DateTime<Utc>, id: DeliveryId) -> String {
+    BASE64URL_NOPAD.encode(format!("{}:{id}", at.timestamp_micros()).as_bytes())
+}
+
+pub fn decode_delivery_cursor(c: &str) -> Result<(DateTime<Utc>, DeliveryId), ApiError> {
+    let s = decode(c)?;
+    let (micros, id) = s.split_once(':').ok_or_else(bad_cursor)?;
+    let micros: i64 = micros.parse().map_err(|_| bad_cursor())?;
+    let at = Utc
+        .timestamp_micros(micros)
+        .single()
+        .ok_or_else(bad_cursor)?;
+    Ok((at, DeliveryId::parse(id).ok_or_else(bad_cursor)?))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_crafted_values() {
+        let id = WebhookId::new();
+        assert_eq!(
+            decode_webhook_cursor(&encode_webhook_cursor(id)).unwrap(),
+            id
+        );
+        let at = Utc.timestamp_micros(1_700_000_000_123_456).unwrap();
+        let d = DeliveryId::new();
+        assert_eq!(
+            decode_delivery_cursor(&encode_delivery_cursor(at, d)).unwrap(),
+            (at, d)
+        );
+        for bad in ["!!", "AA", "eDp5"] {
+            assert!(decode_webhook_cursor(bad).is_err(), "{bad}");
+            assert!(decode_delivery_cursor(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn patch_tells_null_from_absent() {
+        let absent: UpdateWebhook = serde_json::from_str("{}").unwrap();
+        assert_eq!(absent.description, None);
+        let null: UpdateWebhook = serde_json::from_str(r#"{"description": null}"#).unwrap();
+        assert_eq!(null.description, Some(None));
+        assert!(serde_json::from_str::<UpdateWebhook>(r#"{"nope": 1}"#).is_err());
+        assert!(serde_json::from_str::<UpdateWebhook>(r#"{"event_types": null}"#).is_err());
+        let c = r#"{"url": "https://a.example/", "event_types": null}"#;
+        assert!(serde_json::from_str::<CreateWebhook>(c).is_err());
+    }
+}
