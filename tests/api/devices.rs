@@ -432,6 +432,83 @@ async fn a_device_token_dies_when_the_user_removes_the_factor() {
     assert_eq!(revoked_reasons(&app, "acme").await, vec!["factor_removed"]);
 }
 
+/// Starts (and, with `confirm`, confirms) one more authenticator: its id.
+async fn add_factor(app: &TestApp, token: &str, name: &str, confirm: bool) -> String {
+    let r = app
+        .post("/v1/me/factors", Some(token), json!({ "name": name }))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["factor_id"].as_str().unwrap().to_owned();
+    if confirm {
+        let secret = r.body["secret"].as_str().unwrap();
+        let done = app
+            .post(
+                &format!("/v1/me/factors/{id}/confirm"),
+                Some(token),
+                json!({"code": code_at(secret, app.now())}),
+            )
+            .await;
+        assert_eq!(done.status, 200, "{}", done.text);
+    }
+    id
+}
+
+#[tokio::test]
+async fn a_device_token_dies_when_any_one_of_several_factors_is_removed_not_when_one_is_added() {
+    let app = TestApp::spawn().await;
+    let (_, ae) = tenant_remembering(&app, "acme", 30, json!({})).await;
+    let u = User::new("acme", "jane");
+    let e = enrolled(&app, &u).await;
+    let dv = remember(&app, &u, &e.secret).await;
+    let token = app.sign_in_with_code(&u, &e.secret).await;
+    // Adding an authenticator, or cancelling a pending one, reduces no trust.
+    let tablet = add_factor(&app, &token, "Tablet", true).await;
+    let spare = add_factor(&app, &token, "Spare", false).await;
+    let r = app
+        .with_code(
+            Method::DELETE,
+            &format!("/v1/me/factors/{spare}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(works(&app, &u, &dv).await);
+    // Removing one active factor of two (§10) kills every remembered browser (§12).
+    let r = app
+        .with_code(
+            Method::DELETE,
+            &format!("/v1/me/factors/{tablet}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(!works(&app, &u, &dv).await);
+    assert_eq!(revoked_reasons(&app, "acme").await, vec!["factor_removed"]);
+
+    // The same through the admin's removal of one factor.
+    let dv = remember(&app, &u, &e.secret).await;
+    let token = app.sign_in_with_code(&u, &e.secret).await;
+    let laptop = add_factor(&app, &token, "Laptop", true).await;
+    assert!(works(&app, &u, &dv).await);
+    let code = code_at(&ae.secret, app.now());
+    let r = app
+        .with_code(
+            Method::DELETE,
+            &format!("/v1/tenants/acme/users/jane/factors/{laptop}"),
+            &ae.access_token,
+            Some(&code),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(!works(&app, &u, &dv).await);
+    assert_eq!(
+        revoked_reasons(&app, "acme").await,
+        vec!["factor_removed", "factor_removed"]
+    );
+}
+
 #[tokio::test]
 async fn a_device_token_dies_when_an_admin_resets_the_factor() {
     let app = TestApp::spawn().await;
