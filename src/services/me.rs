@@ -131,6 +131,21 @@ pub async fn start_enrollment(
     step_up_code: Option<&str>,
     meta: &ClientMeta,
 ) -> Result<EnrollmentMaterial, ApiError> {
+    start_own_factor(state, claims, name, false, step_up_code, meta).await
+}
+
+/// A new pending factor of the signed-in user: `POST /v1/me/totp-enrollment` (a
+/// replacement, no limit) and `POST /v1/me/factors` (an addition, `enforce_limit`). One
+/// enrollment of a user at a time; a user who has an active factor passes step-up first,
+/// decided and checked in the transaction that stores the new pending factor.
+pub(super) async fn start_own_factor(
+    state: &AppState,
+    claims: &AccessClaims,
+    name: Option<FactorName>,
+    enforce_limit: bool,
+    step_up_code: Option<&str>,
+    meta: &ClientMeta,
+) -> Result<EnrollmentMaterial, ApiError> {
     let now = state.now();
     let expires_at = now + Duration::seconds(i64::from(state.settings.login_ttl));
     let audit = ctx(state, claims, meta);
@@ -145,7 +160,7 @@ pub async fn start_enrollment(
         let has_factor = !db::factors::active(conn, &claims.tid, &claims.sub)
             .await?
             .is_empty();
-        // A first enrollment needs only the access token; replacing a factor needs step-up.
+        // A first enrollment needs only the access token; another factor needs step-up.
         if has_factor {
             if let Err(e) = step_up::require_in(conn, state, claims, step_up_code, meta).await? {
                 return Ok(Err(e));
@@ -155,7 +170,7 @@ pub async fn start_enrollment(
             user_id: &user.user_id,
             email: &user.email,
             name,
-            enforce_limit: false,
+            enforce_limit,
             expires_at,
         };
         enrollment::start(conn, state, &audit, new, now)

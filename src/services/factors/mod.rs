@@ -8,12 +8,11 @@ mod types;
 pub use removal::{admin_remove, remove_factors};
 pub use types::*;
 
-use chrono::Duration;
 use diesel_async::AsyncConnection;
 
 use super::attempt::{self, Attempt, Window};
 use super::devices::RevokeReason;
-use super::enrollment::{self, Activation, EnrollmentMaterial, NewFactor};
+use super::enrollment::{self, Activation, EnrollmentMaterial};
 use super::logins::TokenType;
 use super::{amr, audit_ctx, mint, step_up, surface_of, ClientMeta, Subject};
 use crate::crypto::jwt::AccessClaims;
@@ -65,38 +64,7 @@ pub async fn add(
     step_up_code: Option<&str>,
     meta: &ClientMeta,
 ) -> Result<EnrollmentMaterial, ApiError> {
-    let now = state.now();
-    let expires_at = now + Duration::seconds(i64::from(state.settings.login_ttl));
-    let audit = ctx(state, claims, meta);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        // One enrollment of a user at a time (the name and the limit are checked here).
-        db::users::lock_for_attempt(conn, &claims.tid, &claims.sub)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        let user = db::users::get(conn, &claims.tid, &claims.sub)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        let has_active = !db::factors::active(conn, &claims.tid, &claims.sub)
-            .await?
-            .is_empty();
-        if has_active {
-            if let Err(e) = step_up::require_in(conn, state, claims, step_up_code, meta).await? {
-                return Ok(Err(e));
-            }
-        }
-        let new = NewFactor {
-            user_id: &user.user_id,
-            email: &user.email,
-            name: req.name,
-            enforce_limit: true,
-            expires_at,
-        };
-        enrollment::start(conn, state, &audit, new, now)
-            .await
-            .map(Ok)
-    })
-    .await?
+    super::me::start_own_factor(state, claims, req.name, true, step_up_code, meta).await
 }
 
 /// `POST /v1/me/factors/{factor_id}/confirm`: only the new factor's code is checked.

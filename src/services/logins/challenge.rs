@@ -104,6 +104,33 @@ pub(super) async fn begin_attempt(
     Ok((ctx, audit, factors))
 }
 
+/// The start of a code-carrying call on a sign-in that waits for a code (verify, recover,
+/// resync): `begin_attempt` for `verification_required`, with the user's active factors,
+/// of which there is at least one.
+pub(super) async fn begin_verification(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    token: &str,
+    login_id: LoginId,
+    meta: &ClientMeta,
+) -> Result<(LoginCtx, AuditCtx, Vec<FactorSecret>), ApiError> {
+    let wanted = ChallengeStatus::VerificationRequired;
+    let (ctx, audit, factors) = begin_attempt(
+        conn,
+        state,
+        token,
+        login_id,
+        FactorStatus::Active,
+        wanted,
+        meta,
+    )
+    .await?;
+    if factors.is_empty() {
+        return Err(ApiError::InvalidState(FACTOR_REMOVED));
+    }
+    Ok((ctx, audit, factors))
+}
+
 /// The attempt of a login: its audit context, the lockout read under the lock, its
 /// wrong codes so far.
 pub(super) fn login_attempt<'a>(ctx: &LoginCtx, audit: &'a AuditCtx) -> attempt::Attempt<'a> {
@@ -339,19 +366,7 @@ pub async fn verify(
     let now = state.now();
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let (ctx, audit, factors) = begin_attempt(
-            conn,
-            state,
-            token,
-            login_id,
-            FactorStatus::Active,
-            ChallengeStatus::VerificationRequired,
-            meta,
-        )
-        .await?;
-        if factors.is_empty() {
-            return Err(ApiError::InvalidState(FACTOR_REMOVED));
-        }
+        let (ctx, audit, factors) = begin_verification(conn, state, token, login_id, meta).await?;
         let m = match check_code(conn, state, &ctx, &audit, &factors, &code, Window::Signed).await?
         {
             Ok(m) => m,
@@ -428,19 +443,7 @@ pub async fn recover(
     let now = state.now();
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let (ctx, audit, factors) = begin_attempt(
-            conn,
-            state,
-            token,
-            login_id,
-            FactorStatus::Active,
-            ChallengeStatus::VerificationRequired,
-            meta,
-        )
-        .await?;
-        if factors.is_empty() {
-            return Err(ApiError::InvalidState(FACTOR_REMOVED));
-        }
+        let (ctx, audit, factors) = begin_verification(conn, state, token, login_id, meta).await?;
         let attempt = login_attempt(&ctx, &audit);
         let proof = Proof::Recovery(code);
         let used = use_proof(conn, state, &attempt, &ctx.user_id, &factors, &proof, now).await?;

@@ -5,9 +5,9 @@ use diesel_async::AsyncConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::challenge::{begin_attempt, complete_login, login_attempt, signed_in, FACTOR_REMOVED};
-use super::types::{AuthenticatedStatus, ChallengeStatus, TokenType};
-use crate::domain::ids::{FactorStatus, LoginId};
+use super::challenge::{begin_verification, complete_login, login_attempt, signed_in};
+use super::types::{AuthenticatedStatus, TokenType};
+use crate::domain::ids::LoginId;
 use crate::domain::totp::PERIOD_SECS;
 use crate::error::ApiError;
 use crate::services::resync::{self, ResyncRequest};
@@ -40,19 +40,7 @@ pub async fn resync(
     let now = state.now();
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let (ctx, audit, factors) = begin_attempt(
-            conn,
-            state,
-            token,
-            login_id,
-            FactorStatus::Active,
-            ChallengeStatus::VerificationRequired,
-            meta,
-        )
-        .await?;
-        if factors.is_empty() {
-            return Err(ApiError::InvalidState(FACTOR_REMOVED));
-        }
+        let (ctx, audit, factors) = begin_verification(conn, state, token, login_id, meta).await?;
         let attempt = login_attempt(&ctx, &audit);
         let found = resync::find(state, &ctx.tenant_id, &ctx.user_id, &factors, &codes, now)?;
         // The replay guard and the login's completion are the verify statement's.
