@@ -86,8 +86,16 @@ macro_rules! bounded {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let n = i64::deserialize(d)?;
-                Self::parse(n).map_err(serde::de::Error::custom)
+                // JSON Schema counts `30.0` as the integer 30, so it is accepted; `30.5` is not.
+                let n = f64::deserialize(d)?;
+                let whole = n.is_finite() && n.fract() == 0.0;
+                // `as` saturates, and a saturated value is out of range anyway.
+                let parsed = if whole {
+                    Self::parse(n as i64)
+                } else {
+                    Err(ParseError($msg))
+                };
+                parsed.map_err(serde::de::Error::custom)
             }
         }
     };
@@ -216,6 +224,9 @@ mod tests {
         assert!(Days::parse(i64::MAX).is_err());
         assert!(serde_json::from_str::<Days>("7").is_ok());
         assert!(serde_json::from_str::<Days>("7.5").is_err());
+        assert_eq!(serde_json::from_str::<Days>("45.0").unwrap().get(), 45);
+        assert!(serde_json::from_str::<Days>("1e300").is_err());
+        assert!(serde_json::from_str::<Days>("-0.0").is_ok_and(|d| d.get() == 0));
         assert!(serde_json::from_str::<FactorLimit>("\"3\"").is_err());
     }
 
