@@ -13,7 +13,7 @@
 # Installs schemathesis and pyotp (pinned, tests/conformance/requirements.txt) into
 # .venv-conformance; nothing globally. Knobs: CONFORMANCE_MAX_EXAMPLES (default 100),
 # CONFORMANCE_SEED (default: random; printed so a failure can be replayed),
-# CONFORMANCE_TIMEOUT (seconds, default 1800).
+# CONFORMANCE_TIMEOUT (seconds, default 2400).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ root=$PWD
 bin=$(realpath "${1:-target/debug/mspbots-mfa}")
 max_examples=${CONFORMANCE_MAX_EXAMPLES:-100}
 seed=${CONFORMANCE_SEED:-$RANDOM$RANDOM}
-time_limit=${CONFORMANCE_TIMEOUT:-1800}
+time_limit=${CONFORMANCE_TIMEOUT:-2400}
 [[ -x $bin ]] || { echo "conformance: no binary at $bin (cargo build first)" >&2; exit 2; }
 
 venv=$root/.venv-conformance
