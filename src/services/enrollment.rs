@@ -3,14 +3,17 @@
 //! confirming code triggers (a v1 replacement, or one more factor).
 
 use crate::crypto::{keyring::totp_secret_aad, qr, tokens};
+use crate::db::factors::FactorRow;
 use crate::db::factors::Removal;
 use crate::db::{self, audit::AuditCtx};
 use crate::domain::audit::AuditType;
 use crate::domain::factor::{self, FactorName};
 use crate::domain::ids::{FactorId, UserId};
+use crate::domain::lockout::LockoutState;
 use crate::domain::totp;
+use crate::domain::totp::TotpCode;
 use crate::error::ApiError;
-use crate::services::attempt::Matched;
+use crate::services::attempt::{self, Attempt, Matched, Window};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
@@ -149,6 +152,40 @@ pub async fn start(
         factor_id,
         name,
     })
+}
+
+/// A signed-in user's confirmation of their pending factor (`/v1/me/totp-enrollment/confirm`,
+/// `/v1/me/factors/{id}/confirm`): only that factor's code is checked (a wrong one counted,
+/// `Ok(Err(invalid_code))`: commit, then fail), then it is activated `how`. The caller holds
+/// the user's row lock (`lockout` was read under it) and has checked the lockout.
+#[allow(clippy::too_many_arguments)]
+pub async fn confirm_own(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    audit: &AuditCtx,
+    lockout: LockoutState,
+    user_id: &UserId,
+    pending: &FactorRow,
+    code: &TotpCode,
+    how: Activation,
+    now: DateTime<Utc>,
+) -> Result<Result<Option<Vec<String>>, ApiError>, ApiError> {
+    let attempt = Attempt {
+        audit,
+        lockout,
+        login: None,
+    };
+    let secret = [pending.secret()];
+    let window = Window::Enrollment;
+    let checked =
+        attempt::check_totp_or_count(conn, state, &attempt, &secret, code, now, window).await?;
+    let m = match checked {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(e)),
+    };
+    activate(conn, state, audit, user_id, m, how, now)
+        .await
+        .map(Ok)
 }
 
 /// Makes the confirmed pending factor active (a v1 replacement removes the others now,

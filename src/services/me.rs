@@ -6,7 +6,7 @@ use diesel_async::AsyncConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::attempt::{self, Attempt, Window};
+use super::attempt;
 use super::devices::RevokeReason;
 use super::enrollment::{self, Activation, EnrollmentMaterial, NewFactor};
 use super::factors::remove_factors;
@@ -205,30 +205,15 @@ pub async fn confirm_enrollment(
                 "There is no pending enrollment to confirm: start one first.",
             ));
         };
-        let attempt = Attempt {
-            audit: &audit,
-            lockout,
-            login: None,
-        };
-        let secret = [p.secret()];
-        let m = match attempt::check_totp_or_count(
-            conn,
-            state,
-            &attempt,
-            &secret,
-            &code,
-            now,
-            Window::Enrollment,
+        let how = Activation::Replace;
+        let recovery_codes = match enrollment::confirm_own(
+            conn, state, &audit, lockout, user_id, &p, &code, how, now,
         )
         .await?
         {
-            Ok(m) => m,
+            Ok(codes) => codes.unwrap_or_default(),
             Err(e) => return Ok(Err(e)),
         };
-        let recovery_codes =
-            enrollment::activate(conn, state, &audit, user_id, m, Activation::Replace, now)
-                .await?
-                .unwrap_or_default();
         let user = db::users::get(conn, tenant_id, user_id)
             .await?
             .ok_or(ApiError::Unauthenticated)?;

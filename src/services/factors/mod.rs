@@ -10,7 +10,7 @@ pub use types::*;
 
 use diesel_async::AsyncConnection;
 
-use super::attempt::{self, Attempt, Window};
+use super::attempt;
 use super::devices::RevokeReason;
 use super::enrollment::{self, Activation, EnrollmentMaterial};
 use super::logins::TokenType;
@@ -98,28 +98,15 @@ pub async fn confirm(
             ));
         }
         attempt::ensure_not_locked(state, &lockout, now)?;
-        let attempt = Attempt {
-            audit: &audit,
-            lockout,
-            login: None,
-        };
-        let secret = [p.secret()];
-        let m = match attempt::check_totp_or_count(
-            conn,
-            state,
-            &attempt,
-            &secret,
-            &code,
-            now,
-            Window::Enrollment,
+        let how = Activation::Add;
+        let recovery_codes = match enrollment::confirm_own(
+            conn, state, &audit, lockout, user_id, &p, &code, how, now,
         )
         .await?
         {
-            Ok(m) => m,
+            Ok(codes) => codes,
             Err(e) => return Ok(Err(e)),
         };
-        let recovery_codes =
-            enrollment::activate(conn, state, &audit, user_id, m, Activation::Add, now).await?;
         let user = db::users::get(conn, tenant_id, user_id)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
