@@ -51,6 +51,92 @@ async fn lock_out(app: &TestApp, u: &User, e: &Enrolled) -> u64 {
 // ---------------------------------------------------------------------------------------
 // Replay
 
+/// The one-statement verify (`mfa_verify_totp`, run after an unlocked read) re-checks under
+/// the locks what that read decided on: a token that no longer names the login, an expired
+/// login or a user locked out meanwhile is `stale` and writes nothing (the service then
+/// decides under the locks); otherwise the replay guard decides, as in the locked path.
+#[tokio::test]
+async fn the_one_statement_verify_writes_nothing_for_a_login_or_user_that_changed() {
+    let app = TestApp::spawn().await;
+    let (u, e) = enrolled(&app, "t-fast", "u1").await;
+    let (first, _token) = app.challenge(&u).await;
+    let step = app.now().timestamp() / 30;
+    let call_on = |login_id: &str, hash: &str, at: chrono::DateTime<chrono::Utc>| {
+        format!(
+            "SELECT mfa_verify_totp(l.tenant_id, l.user_id, l.login_id, {hash}, f.factor_id, \
+             {step}, 0, '{}'::timestamptz, 'app', NULL, NULL) AS s \
+             FROM logins l JOIN totp_factors f ON f.tenant_id = l.tenant_id \
+             AND f.user_id = l.user_id AND f.status = 'active' \
+             WHERE l.login_id = '{login_id}'",
+            at.to_rfc3339()
+        )
+    };
+    let writes = "SELECT (SELECT count(*) FROM audit_events WHERE type IN \
+                  ('login.succeeded','totp.code_reused')) \
+                  + (SELECT count(*) FROM logins WHERE status = 'authenticated') \
+                  + (SELECT coalesce(sum(last_used_step), 0)::bigint FROM totp_factors) AS n";
+    let before = app.sql_count(writes).await;
+    let succeeded_before = app.audit_count("t-fast", "login.succeeded").await;
+    let token_hash = "(SELECT token_hash FROM logins WHERE login_id = l.login_id)";
+
+    // Another token's hash: the login is not this token's any more.
+    let stale = app
+        .sql_strings(&call_on(&first, "'\\x00'::bytea", app.now()))
+        .await;
+    assert_eq!(stale, ["stale"]);
+    // The login expired between the read and the call.
+    let late = app.now() + Duration::hours(1);
+    assert_eq!(
+        app.sql_strings(&call_on(&first, token_hash, late)).await,
+        ["stale"]
+    );
+    // The user was locked out meanwhile.
+    app.sql_count(&format!(
+        "WITH x AS (UPDATE users SET locked_until = '{}'::timestamptz WHERE user_id = 'u1' \
+         RETURNING 1) SELECT count(*) AS n FROM x",
+        (app.now() + Duration::minutes(1)).to_rfc3339()
+    ))
+    .await;
+    assert_eq!(
+        app.sql_strings(&call_on(&first, token_hash, app.now()))
+            .await,
+        ["stale"]
+    );
+    assert_eq!(
+        app.sql_count(writes).await,
+        before,
+        "a stale call writes nothing"
+    );
+
+    // Unlocked again: accepted once; the same login again is stale (its token died), and
+    // the same step on another sign-in is reused.
+    app.sql_count(
+        "WITH x AS (UPDATE users SET locked_until = NULL WHERE user_id = 'u1' RETURNING 1) \
+         SELECT count(*) AS n FROM x",
+    )
+    .await;
+    assert_eq!(
+        app.sql_strings(&call_on(&first, token_hash, app.now()))
+            .await,
+        ["accepted"]
+    );
+    assert_eq!(
+        app.sql_strings(&call_on(&first, token_hash, app.now()))
+            .await,
+        ["stale"]
+    );
+    let (login_id, token) = app.challenge(&u).await;
+    let again = call_on(&login_id, token_hash, app.now());
+    assert_eq!(app.sql_strings(&again).await, ["reused"]);
+    assert_eq!(app.audit_count("t-fast", "totp.code_reused").await, 1);
+    let succeeded = app.audit_count("t-fast", "login.succeeded").await;
+    assert_eq!(succeeded, succeeded_before + 1);
+    // The HTTP verify of that sign-in with the same step's code: code_reused too.
+    app.verify_code(&login_id, &token, &code_at(&e.secret, app.now()))
+        .await
+        .problem(400, "code_reused");
+}
+
 /// A code that signed in cannot sign in again (another sign-in, same step): `code_reused`,
 /// audited, and counted nowhere. Nor can a code of an earlier step than the last used.
 #[tokio::test]
