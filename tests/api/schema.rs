@@ -374,7 +374,7 @@ async fn sign_ins_write_no_shared_row() {
     use crate::helpers::{TestApp, User};
     let app = TestApp::spawn().await;
     let u = User::new("acme", "u-1");
-    app.enroll_via_me(&u).await;
+    let e = app.enroll_via_me(&u).await;
     let versions = "SELECT (SELECT xmin::text FROM tenants WHERE tenant_id = 'acme') || '/' || \
          (SELECT xmin::text FROM users WHERE tenant_id = 'acme' AND user_id = 'u-1') AS s";
     let before = app.sql_strings(versions).await;
@@ -403,6 +403,73 @@ async fn sign_ins_write_no_shared_row() {
         .sql_strings("SELECT email AS s FROM users WHERE tenant_id = 'acme' AND user_id = 'u-1'")
         .await;
     assert_eq!(emails, vec!["new@acme.example".to_owned()]);
+
+    // Nor is the tenant row locked: a whole sign-in of an existing user (start, code) leaves
+    // its xmax alone. (A foreign key from the audit trail took FOR KEY SHARE on it per event.)
+    let xmax = "SELECT xmax::text AS s FROM tenants WHERE tenant_id = 'acme'";
+    let before = app.sql_strings(xmax).await;
+    app.sign_in_with_code(&u, &e.secret).await;
+    assert_eq!(app.sql_strings(xmax).await, before, "tenant row locked");
+}
+
+/// The tables every sign-in writes keep their rules as domains (parsed once per backend),
+/// not as single-column CHECKs (re-parsed and re-planned by every INSERT and UPDATE), and the
+/// database still refuses each value those rules refuse.
+#[tokio::test]
+async fn sign_in_tables_check_single_columns_through_domains_that_still_refuse() {
+    use crate::helpers::{TestApp, User};
+    let app = TestApp::spawn().await;
+    let u = User::new("acme", "u-1");
+    app.enroll_via_me(&u).await;
+    // users.user_id keeps its CHECK: it is the key that every user-owned table references.
+    let single = app
+        .sql_strings(
+            "SELECT conname::text AS s FROM pg_constraint WHERE contype = 'c' \
+             AND conrelid IN ('audit_events'::regclass, 'logins'::regclass, \
+                              'totp_factors'::regclass, 'users'::regclass) \
+             AND cardinality(conkey) = 1 ORDER BY 1",
+        )
+        .await;
+    assert_eq!(single, ["users_user_id_check"]);
+
+    let mut conn = app.db.connect().await;
+    let refused = [
+        "UPDATE audit_events SET type = 'login.nope'",
+        "UPDATE audit_events SET surface = 'desktop'",
+        "UPDATE audit_events SET details = '[]'",
+        "UPDATE logins SET status = 'done'",
+        "UPDATE logins SET surface = 'desktop'",
+        "UPDATE logins SET failed_attempts = 6",
+        "UPDATE logins SET token_hash = '\\x00'",
+        "UPDATE totp_factors SET status = 'gone'",
+        "UPDATE totp_factors SET name = ''",
+        "UPDATE totp_factors SET name = ' padded'",
+        "UPDATE totp_factors SET name = 'tab' || chr(9)",
+        "UPDATE totp_factors SET drift_steps = 101",
+        "UPDATE totp_factors SET nonce = '\\x00'",
+        "UPDATE totp_factors SET ciphertext = '\\x00'",
+        "UPDATE users SET email = 'ab'",
+        "UPDATE users SET identity_provider = 'google'",
+        "UPDATE users SET display_name = repeat('x', 201)",
+        "UPDATE users SET failed_attempts = -1",
+        "UPDATE users SET lockout_count = -1",
+        "UPDATE users SET user_id = 'no spaces'",
+    ];
+    for sql in refused {
+        let err = diesel::sql_query(sql)
+            .execute(&mut conn)
+            .await
+            .expect_err(sql);
+        assert!(err.to_string().contains("check constraint"), "{sql}: {err}");
+    }
+    // And what they allow still goes in.
+    let n = diesel::sql_query(
+        "UPDATE totp_factors SET name = 'Phone 2', drift_steps = -100 WHERE user_id = 'u-1'",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("a valid update");
+    assert_eq!(n, 1);
 }
 
 /// A sign-in that asked for enrollment, of a user who has since enrolled elsewhere, asks
