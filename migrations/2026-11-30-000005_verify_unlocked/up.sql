@@ -3,7 +3,8 @@
 -- memory; this function takes the login's and then the user's row lock (the order of the
 -- locking read, so the two never deadlock), re-checks under them what that read decided on
 -- (the token still names this waiting login and it has not expired; the user is not locked
--- out) and only then runs `mfa_complete_login_totp`. So attempts of one user are still
+-- out; the factor whose code matched is still active) and only then runs
+-- `mfa_complete_login_totp`. So attempts of one user are still
 -- evaluated one at a time: whatever committed between the read and this call is seen here.
 -- Returns 'accepted', 'reused' (`totp.code_reused` written) or 'stale' (nothing written: the
 -- caller redoes the attempt under the locks, where the right answer is decided).
@@ -21,10 +22,12 @@ BEGIN
     IF NOT FOUND THEN
         RETURN 'stale';
     END IF;
-    PERFORM 1 FROM users
-      WHERE tenant_id = p_tenant AND user_id = p_user
-        AND (locked_until IS NULL OR locked_until <= p_now)
-      FOR NO KEY UPDATE;
+    PERFORM 1 FROM users u
+      JOIN totp_factors f ON f.tenant_id = u.tenant_id AND f.user_id = u.user_id
+                         AND f.factor_id = p_factor AND f.status = 'active'
+      WHERE u.tenant_id = p_tenant AND u.user_id = p_user
+        AND (u.locked_until IS NULL OR u.locked_until <= p_now)
+      FOR NO KEY UPDATE OF u;
     IF NOT FOUND THEN
         RETURN 'stale';
     END IF;

@@ -53,8 +53,9 @@ async fn lock_out(app: &TestApp, u: &User, e: &Enrolled) -> u64 {
 
 /// The one-statement verify (`mfa_verify_totp`, run after an unlocked read) re-checks under
 /// the locks what that read decided on: a token that no longer names the login, an expired
-/// login or a user locked out meanwhile is `stale` and writes nothing (the service then
-/// decides under the locks); otherwise the replay guard decides, as in the locked path.
+/// login, a factor removed or a user locked out meanwhile is `stale` and writes nothing (the
+/// service then decides under the locks); otherwise the replay guard decides, as in the
+/// locked path.
 #[tokio::test]
 async fn the_one_statement_verify_writes_nothing_for_a_login_or_user_that_changed() {
     let app = TestApp::spawn().await;
@@ -90,6 +91,15 @@ async fn the_one_statement_verify_writes_nothing_for_a_login_or_user_that_change
         app.sql_strings(&call_on(&first, token_hash, late)).await,
         ["stale"]
     );
+    // The factor whose code matched was removed meanwhile (another factor id).
+    let removed = call_on(&first, token_hash, app.now()).replace(
+        "{hash}, f.factor_id,"
+            .replace("{hash}", token_hash)
+            .as_str(),
+        &format!("{token_hash}, gen_random_uuid(),"),
+    );
+    assert!(removed.contains("gen_random_uuid()"), "{removed}");
+    assert_eq!(app.sql_strings(&removed).await, ["stale"]);
     // The user was locked out meanwhile.
     app.sql_count(&format!(
         "WITH x AS (UPDATE users SET locked_until = '{}'::timestamptz WHERE user_id = 'u1' \
