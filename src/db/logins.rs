@@ -12,7 +12,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::audit::AuditCtx;
 use super::factors::FactorSecret;
-use super::schema::{logins, mfa_complete_login_totp, mfa_verify_totp};
+use super::schema::{logins, mfa_complete_login_totp};
 use crate::domain::drift::FactorClock;
 use crate::domain::ids::{
     FactorId, FactorStatus, IdentityProvider, LoginId, LoginStatus, Surface, TenantId, UserId,
@@ -273,58 +273,6 @@ pub async fn complete_with_totp(
     ))
     .get_result(conn)
     .await
-}
-
-/// What `mfa_verify_totp` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnlockedVerify {
-    /// The login is authenticated and `login.succeeded` written.
-    Accepted,
-    /// The factor's step was used meanwhile; `totp.code_reused` written.
-    Reused,
-    /// The login or the user changed since the unlocked read; nothing written.
-    Stale,
-}
-
-/// The verify hot path without an explicit transaction (`mfa_verify_totp`, one statement
-/// and so one round trip): locks the login and the user, re-checks that the token still
-/// names this live login and that the user is not locked out, then runs the replay guard
-/// and the login's completion as `complete_with_totp` does.
-#[allow(clippy::too_many_arguments)]
-pub async fn verify_unlocked(
-    conn: &mut AsyncPgConnection,
-    ctx: &AuditCtx,
-    user_id: &UserId,
-    login_id: LoginId,
-    token_hash: &[u8],
-    factor_id: FactorId,
-    step: i64,
-    drift: i32,
-    now: DateTime<Utc>,
-) -> QueryResult<UnlockedVerify> {
-    let outcome: String = diesel::select(mfa_verify_totp(
-        &ctx.tenant_id,
-        user_id,
-        login_id,
-        token_hash,
-        factor_id,
-        step,
-        drift,
-        now,
-        ctx.surface,
-        ctx.ip.as_deref(),
-        ctx.user_agent.as_deref(),
-    ))
-    .get_result(conn)
-    .await?;
-    match outcome.as_str() {
-        "accepted" => Ok(UnlockedVerify::Accepted),
-        "reused" => Ok(UnlockedVerify::Reused),
-        "stale" => Ok(UnlockedVerify::Stale),
-        other => Err(diesel::result::Error::DeserializationError(
-            format!("mfa_verify_totp returned {other:?}").into(),
-        )),
-    }
 }
 
 /// Open logins of a user are erased with the user (cascade); this kills them without

@@ -181,10 +181,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_deliveries,
 );
 
-use diesel::sql_types::{Binary, Int4, Int8, Nullable, Text, Timestamptz, Uuid};
+use diesel::sql_types::{Int4, Int8, Nullable, Text, Timestamptz, Uuid};
 
 // The security rules that live in the database (migrations/2026-11-30-000001_data_layer,
-// with the per-factor drift of 2026-11-30-000004_factors and the unlocked verify of 000005):
+// with the per-factor drift of 2026-11-30-000004_factors):
 // called through the DSL, so the call is a prepared statement like any other query, and
 // PL/pgSQL caches the plans of the statements inside.
 diesel::define_sql_function! {
@@ -203,15 +203,4 @@ diesel::define_sql_function! {
         tenant: Text, user: Text, login: Uuid, factor: Uuid, step: Int8, drift: Int4, now: Timestamptz,
         surface: Nullable<Text>, ip: Nullable<Text>, user_agent: Nullable<Text>
     ) -> Bool;
-}
-diesel::define_sql_function! {
-    /// The verify hot path outside an explicit transaction (2026-11-30-000005): the login's
-    /// and user's locks, the re-check of what the unlocked read decided, then
-    /// `mfa_complete_login_totp`. `accepted`, `reused` or `stale`.
-    #[allow(clippy::too_many_arguments)]
-    fn mfa_verify_totp(
-        tenant: Text, user: Text, login: Uuid, token_hash: Binary, factor: Uuid, step: Int8,
-        drift: Int4, now: Timestamptz, surface: Nullable<Text>, ip: Nullable<Text>,
-        user_agent: Nullable<Text>
-    ) -> Text;
 }

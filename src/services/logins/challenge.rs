@@ -8,8 +8,7 @@ use super::types::{
     AuthenticatedStatus, ChallengeStatus, Enrolled, LoginView, Recovered, TokenType, Verified,
 };
 use crate::crypto::hashing::HashPurpose;
-use crate::db::logins::{LoginCtx, UnlockedVerify};
-use crate::db::{self, audit::AuditCtx, factors::FactorSecret};
+use crate::db::{self, audit::AuditCtx, factors::FactorSecret, logins::LoginCtx};
 use crate::domain::audit::AuditType;
 use crate::domain::factor::FactorName;
 use crate::domain::ids::{FactorId, FactorStatus, LoginId};
@@ -28,14 +27,6 @@ pub fn parse_login_id(s: &str) -> Result<LoginId, ApiError> {
     LoginId::parse(s).ok_or(ApiError::NotFound)
 }
 
-/// The keyed hash an mfa token is stored and found by.
-fn token_hash(state: &AppState, token: &str) -> [u8; 32] {
-    state
-        .keys
-        .hash_key
-        .hash(HashPurpose::MfaToken, token.as_bytes())
-}
-
 /// The login of this mfa token, if it is alive and the one in the path, with the user's
 /// factors in `factor_status`.
 pub(super) async fn load(
@@ -46,7 +37,10 @@ pub(super) async fn load(
     factor_status: FactorStatus,
     lock: bool,
 ) -> Result<(LoginCtx, Vec<FactorSecret>), ApiError> {
-    let hash = token_hash(state, token);
+    let hash = state
+        .keys
+        .hash_key
+        .hash(HashPurpose::MfaToken, token.as_bytes());
     let (ctx, factors) = db::logins::by_token(conn, &hash, factor_status, lock)
         .await?
         .ok_or(ApiError::Unauthenticated)?;
@@ -356,10 +350,9 @@ pub async fn confirm_enrollment(
     .await?
 }
 
-/// `POST /v1/logins/{login_id}/verify`: the hot path. A right code usually takes two
-/// statements and no explicit transaction (`verify_fast`); anything else (a wrong or reused
-/// code, a login or user that changed meanwhile, a device to remember) is decided in one
-/// transaction under the login's and user's locks (`verify_locked`), the same rules either way.
+/// `POST /v1/logins/{login_id}/verify`: the hot path. One transaction: the locking read
+/// and one statement that checks-and-sets the replay guard, completes the login, resets the
+/// lockout and writes the audit event.
 pub async fn verify(
     state: &AppState,
     token: &str,
@@ -372,102 +365,10 @@ pub async fn verify(
     let code = attempt::parse_totp("code", code)?;
     let now = state.now();
     let mut conn = state.pool.get().await?;
-    if !remember.remember {
-        if let Some(v) = verify_fast(&mut conn, state, token, login_id, &code, meta, now).await? {
-            return Ok(v);
-        }
-    }
-    verify_locked(
-        &mut conn, state, token, login_id, &code, remember, meta, now,
-    )
-    .await
-}
-
-/// The optimistic verify: the login read without a lock, the code matched in memory, then
-/// `mfa_verify_totp` takes the locks, re-checks what the read decided on and completes the
-/// login in one statement. `Ok(None)`: not decided here (no match, a reused step, or the
-/// login or user changed since the read): the caller runs `verify_locked`, which sees the
-/// committed state and answers (and counts a wrong code) exactly as before.
-async fn verify_fast(
-    conn: &mut AsyncPgConnection,
-    state: &AppState,
-    token: &str,
-    login_id: LoginId,
-    code: &TotpCode,
-    meta: &ClientMeta,
-    now: DateTime<Utc>,
-) -> Result<Option<Verified>, ApiError> {
-    let hash = token_hash(state, token);
-    let (ctx, factors) = load(conn, state, token, login_id, FactorStatus::Active, false).await?;
-    let wanted = ChallengeStatus::VerificationRequired;
-    require_status(&ctx, ctx.factor_id.is_some(), wanted)?;
-    if factors.is_empty() {
-        return Err(ApiError::InvalidState(FACTOR_REMOVED));
-    }
-    attempt::ensure_not_locked(state, &ctx.lockout(), now)?;
-    let matched = attempt::match_code(
-        state,
-        &ctx.tenant_id,
-        &ctx.user_id,
-        &factors,
-        code,
-        now,
-        Window::Signed,
-    )?;
-    let Ok(m) = matched else {
-        return Ok(None);
-    };
-    let audit = login_audit(&ctx, meta);
-    let outcome = db::logins::verify_unlocked(
-        conn,
-        &audit,
-        &ctx.user_id,
-        ctx.login_id,
-        &hash,
-        m.factor_id,
-        m.step,
-        m.drift,
-        now,
-    )
-    .await?;
-    match outcome {
-        UnlockedVerify::Accepted => {
-            state.metrics.outcome(Outcome::Success);
-            state.metrics.drift(m.drift);
-        }
-        UnlockedVerify::Reused => {
-            state.metrics.outcome(Outcome::Reused);
-            return Err(ApiError::CodeReused);
-        }
-        UnlockedVerify::Stale => return Ok(None),
-    }
-    let m = signed_in(state, &ctx, amr::TOTP, now)?;
-    Ok(Some(Verified {
-        status: AuthenticatedStatus::Authenticated,
-        access_token: m.token,
-        token_type: TokenType::Bearer,
-        expires_in: m.expires_in,
-        device_token: None,
-        device_expires_at: None,
-    }))
-}
-
-/// The verify in one transaction under the login's and user's locks: a wrong code is
-/// counted, a device remembered.
-#[allow(clippy::too_many_arguments)]
-async fn verify_locked(
-    conn: &mut AsyncPgConnection,
-    state: &AppState,
-    token: &str,
-    login_id: LoginId,
-    code: &TotpCode,
-    remember: &RememberRequest,
-    meta: &ClientMeta,
-    now: DateTime<Utc>,
-) -> Result<Verified, ApiError> {
     conn.transaction::<_, ApiError, _>(async move |conn| {
         let (ctx, audit, factors) = begin_verification(conn, state, token, login_id, meta).await?;
-        let m = match check_code(conn, state, &ctx, &audit, &factors, code, Window::Signed).await? {
+        let m = match check_code(conn, state, &ctx, &audit, &factors, &code, Window::Signed).await?
+        {
             Ok(m) => m,
             Err(e) => return Ok(Err(e)),
         };

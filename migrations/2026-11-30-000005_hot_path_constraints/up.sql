@@ -11,7 +11,8 @@
 --
 -- Each column moves to a domain created without its constraint first (text -> a domain over
 -- text is binary-compatible: no table rewrite, indexes kept), then the constraint is added NOT
--- VALID and validated (a scan under a lock that lets reads through, not a rewrite).
+-- VALID and validated: a scan of each table, not a rewrite. The ALTER TABLEs hold their
+-- exclusive locks until the migration commits, so the four tables are closed for that scan.
 
 CREATE DOMAIN mfa_audit_type AS text;
 CREATE DOMAIN mfa_surface AS text;
