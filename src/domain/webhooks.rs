@@ -137,11 +137,8 @@ impl WebhookUrl {
         }
         let literal = match u.host() {
             None => return Err(ParseError("must name a host")),
-            Some(url::Host::Domain("")) => {
-                return Err(ParseError("must name a host"));
-            }
-            // The URL parser lets through hosts no resolver would look up (`a.b*`): only
-            // DNS names (IDNs arrive as punycode) are delivered to.
+            // The URL parser lets through hosts no resolver would look up (`a.b*`, or none
+            // at all): only DNS names (IDNs arrive as punycode) are delivered to.
             Some(url::Host::Domain(d)) if !is_dns_name(d) => {
                 return Err(ParseError("must name a host"));
             }
