@@ -653,3 +653,66 @@ async fn webhook_secrets_follow_an_encryption_key_rotation() {
         got[0]
     );
 }
+
+/// The `pattern` the OpenAPI document gives a webhook URL must admit only URLs the service
+/// accepts: a client that validates against the document must never be refused (the
+/// conformance run found a 2,000-letter host the old pattern admitted). Hosts are drawn
+/// from a fixed-seed generator around the edges: labels of 0–70 characters, hyphens at
+/// either end, up to 40 labels, ports, paths.
+#[test]
+fn the_documented_url_pattern_admits_only_urls_the_service_accepts() {
+    let spec: Value = serde_json::from_str(&mspbots_mfa::openapi::document()).unwrap();
+    let schemas = &spec["components"]["schemas"];
+    let pattern = schemas["CreateWebhook"]["properties"]["url"]["pattern"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        schemas["UpdateWebhook"]["properties"]["url"]["pattern"].as_str(),
+        Some(pattern)
+    );
+    let re = regex::Regex::new(pattern).unwrap();
+
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move |n: usize| {
+        // xorshift64: a fixed sequence, so a failure names a URL that fails every run.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let alphabet = b"abcXYZ019-";
+    let (mut admitted, mut refused) = (0, 0);
+    for _ in 0..20_000 {
+        let count = [1 + next(4), 1 + next(40)][next(2)];
+        let labels: Vec<String> = (0..count)
+            .map(|_| {
+                let len = [1 + next(3), next(64), 60 + next(11)][next(3)];
+                (0..len)
+                    .map(|_| alphabet[next(alphabet.len())] as char)
+                    .collect()
+            })
+            .collect();
+        let port = match next(2) {
+            0 => String::new(),
+            _ => format!(":{}", 1 + next(9999)),
+        };
+        let path = ["", "/", "/mfa/hooks", "/a.b~c_d-e"][next(4)];
+        let url = format!("https://{}{port}{path}", labels.join("."));
+        if re.is_match(&url) {
+            admitted += 1;
+            assert!(
+                mspbots_mfa::domain::webhooks::WebhookUrl::parse(&url, false).is_ok(),
+                "the pattern admits {url} but the service refuses it"
+            );
+        } else {
+            refused += 1;
+        }
+    }
+    // Both sides of the pattern were exercised, so the loop above could have failed.
+    assert!(
+        admitted > 1_000 && refused > 1_000,
+        "{admitted} / {refused}"
+    );
+    let long_label = format!("https://A{}", "0".repeat(2039));
+    assert!(!re.is_match(&long_label));
+}

@@ -36,10 +36,12 @@ fn event_types_schema() -> utoipa::openapi::schema::Array {
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     /// `https` only (`http` and private addresses only in development or with
-    /// `MFA_WEBHOOK_ALLOW_PRIVATE=true`); at most 2048 characters.
+    /// `MFA_WEBHOOK_ALLOW_PRIVATE=true`); at most 2048 characters. The host is a DNS name
+    /// (labels of 1–63 letters, digits and hyphens, no hyphen at either end; IDNs as
+    /// an IDN is stored as punycode) or a public IP literal; no credentials, no fragment.
     #[schema(
         max_length = 2048,
-        pattern = r"^https?://([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$",
+        pattern = r"^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$",
         example = "https://hooks.example.com/mfa"
     )]
     pub url: String,
@@ -58,7 +60,7 @@ pub struct UpdateWebhook {
     /// A new URL needs step-up.
     #[schema(
         max_length = 2048,
-        pattern = r"^https?://([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+        pattern = r"^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
     )]
     pub url: Option<String>,
     #[serde(default, deserialize_with = "present_list")]
