@@ -32,7 +32,7 @@ fn assert_unavailable(r: &Resp) {
 }
 
 /// Backends of this test's database waiting on a lock.
-async fn lock_waiters(app: &TestApp) -> i64 {
+pub(crate) async fn lock_waiters(app: &TestApp) -> i64 {
     app.sql_count(&format!(
         "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
         app.db.name
@@ -41,7 +41,7 @@ async fn lock_waiters(app: &TestApp) -> i64 {
 }
 
 /// Polls (bounded) until `cond` holds; the database acts on its own time here.
-async fn eventually<F: std::future::Future<Output = bool>>(
+pub(crate) async fn eventually<F: std::future::Future<Output = bool>>(
     what: &str,
     mut cond: impl FnMut() -> F,
 ) {

@@ -28,6 +28,10 @@ pub async fn remove_factors(
     now: DateTime<Utc>,
 ) -> Result<Vec<(FactorId, FactorStatus)>, ApiError> {
     let tenant_id = &audit.tenant_id;
+    // The user's row before their factors and logins, the order a sign-in takes them in
+    // (`db::logins::by_token`): otherwise a sign-in holding the login and waiting for the
+    // factor, and this holding the factor and waiting for the login, deadlock.
+    db::users::lock_for_attempt(conn, tenant_id, user_id).await?;
     let gone = db::factors::delete(conn, tenant_id, user_id, which).await?;
     let active_gone = gone.iter().any(|(_, s)| *s == FactorStatus::Active);
     if active_gone {

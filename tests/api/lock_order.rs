@@ -1,0 +1,139 @@
+//! One lock order for a user's rows: the user's row first, then their logins and factors.
+//! A sign-in's code is checked under the user's and the login's locks; removing factors
+//! (the user after step-up, an admin's reset) kills the user's open logins. Were one to
+//! lock the login first and the other the user first, each could hold what the other waits
+//! for: Postgres breaks such a deadlock by failing one of them, a server error. Each test
+//! holds one row from a raw session, lets the request queue behind it, and then asks, with
+//! `NOWAIT`, which rows the waiting request already holds.
+
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use reqwest::Method;
+
+use crate::helpers::{code_at, login_of, Resp, TestApp, User};
+use crate::resilience::{eventually, lock_waiters};
+
+/// A raw session that has run `BEGIN; sql` and holds what `sql` locked.
+async fn holding(app: &TestApp, sql: &str) -> AsyncPgConnection {
+    let mut conn = app.db.connect().await;
+    conn.batch_execute(&format!("BEGIN; {sql}")).await.unwrap();
+    conn
+}
+
+/// Whether another session can lock what `sql` selects right now (`sql` ends in `NOWAIT`).
+async fn can_lock(app: &TestApp, sql: &str) -> bool {
+    let mut conn = app.db.connect().await;
+    match conn.batch_execute(&format!("BEGIN; {sql}")).await {
+        Ok(()) => true,
+        Err(e) if e.to_string().contains("could not obtain lock") => false,
+        Err(e) => panic!("{sql}: {e}"),
+    }
+}
+
+/// Waits for `request` to queue on a lock, runs `probe`, then lets `held` go and returns
+/// the request's answer with the probe's.
+async fn probe_while_queued<T>(
+    app: &TestApp,
+    mut held: AsyncPgConnection,
+    request: impl std::future::Future<Output = Resp>,
+    probe: impl std::future::Future<Output = T>,
+) -> (Resp, T) {
+    let observe = async {
+        eventually("the request to queue on the held row", || async {
+            lock_waiters(app).await == 1
+        })
+        .await;
+        let seen = probe.await;
+        held.batch_execute("ROLLBACK").await.unwrap();
+        seen
+    };
+    tokio::join!(request, observe)
+}
+
+#[actix_web::test]
+async fn a_code_is_checked_with_the_users_row_locked_before_the_logins() {
+    let app = TestApp::spawn().await;
+    let (_admin, _) = app.admin("acme").await;
+    let u = User::new("acme", "u1");
+    let e = app.enroll_via_me(&u).await;
+    app.advance(30);
+    let (login_id, token) = app.challenge(&u).await;
+
+    let held = holding(
+        &app,
+        &format!("SELECT 1 FROM logins WHERE login_id = '{login_id}' FOR NO KEY UPDATE"),
+    )
+    .await;
+    let user_row = "SELECT 1 FROM users WHERE tenant_id = 'acme' AND user_id = 'u1' \
+                    FOR NO KEY UPDATE NOWAIT";
+    let (r, user_free) = probe_while_queued(
+        &app,
+        held,
+        app.verify_code(&login_id, &token, &code_at(&e.secret, app.now())),
+        can_lock(&app, user_row),
+    )
+    .await;
+    // Waiting for the login, the verify already holds the user's row.
+    assert!(
+        !user_free,
+        "the verify waited for the login before locking the user"
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[actix_web::test]
+async fn an_admin_reset_locks_the_users_row_before_their_factors_and_logins() {
+    let app = TestApp::spawn().await;
+    let (_admin_user, admin) = app.admin("acme").await;
+    let u = User::new("acme", "u1");
+    app.enroll_via_me(&u).await;
+    app.advance(30);
+    let open = app.start_login(&u).await;
+    let (open_id, _) = login_of(&open);
+
+    let held = holding(
+        &app,
+        "SELECT 1 FROM users WHERE tenant_id = 'acme' AND user_id = 'u1' FOR NO KEY UPDATE",
+    )
+    .await;
+    let others = async {
+        let factors = can_lock(
+            &app,
+            "SELECT 1 FROM totp_factors WHERE tenant_id = 'acme' AND user_id = 'u1' \
+             FOR NO KEY UPDATE NOWAIT",
+        )
+        .await;
+        let login = can_lock(
+            &app,
+            &format!("SELECT 1 FROM logins WHERE login_id = '{open_id}' FOR NO KEY UPDATE NOWAIT"),
+        )
+        .await;
+        (factors, login)
+    };
+    let (r, (factors_free, login_free)) = probe_while_queued(
+        &app,
+        held,
+        app.with_code(
+            Method::DELETE,
+            "/v1/tenants/acme/users/u1/totp",
+            &admin.access_token,
+            None,
+        ),
+        others,
+    )
+    .await;
+    // Queued on the user's row, the reset has touched nothing else of the user yet.
+    assert!(
+        factors_free,
+        "the reset held the factors while waiting for the user"
+    );
+    assert!(
+        login_free,
+        "the reset held a login while waiting for the user"
+    );
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM totp_factors WHERE user_id = 'u1'")
+            .await,
+        0
+    );
+}
