@@ -193,7 +193,9 @@ diesel::define_sql_function! {
     fn mfa_consume_step(tenant: Text, user: Text, factor: Uuid, step: Int8, drift: Int4, now: Timestamptz) -> Bool;
 }
 diesel::define_sql_function! {
-    /// Clears the lockout; whether the user was locked at `now` (NULL: no such user).
+    /// Clears the lockout; whether the user was locked at `now` (NULL: no such user). (The
+    /// SQL function's fourth argument, `p_signed_in`, defaults to false; only the verify
+    /// function sets it, to record the sign-in in the same write.)
     fn mfa_reset_lockout(tenant: Text, user: Text, now: Timestamptz) -> Nullable<Bool>;
 }
 diesel::define_sql_function! {

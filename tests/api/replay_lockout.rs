@@ -409,6 +409,15 @@ async fn five_wrong_codes_lock_for_a_minute_and_a_success_resets() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(app.user_failures("acme", "jane").await, 0);
+    // The same write cleared the doubling and the lock and recorded the sign-in.
+    let cleared = app
+        .sql_count(&format!(
+            "SELECT count(*) AS n FROM users WHERE user_id = 'jane' AND lockout_count = 0 \
+             AND locked_until IS NULL AND last_login_at = to_timestamp({})",
+            app.now().timestamp()
+        ))
+        .await;
+    assert_eq!(cleared, 1);
 
     // Four wrong codes and a success: the count restarts.
     app.advance(30);

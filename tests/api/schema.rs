@@ -344,7 +344,10 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
         "UPDATE totp_factors SET last_used_step = $4, drift_steps = $5, last_used_at = $6 \
          WHERE tenant_id = $1 AND user_id = $2 AND factor_id = $3 \
            AND status = 'active' AND (last_used_step IS NULL OR last_used_step < $4)",
-        "UPDATE users SET last_login_at = $3 WHERE tenant_id = $1 AND user_id = $2",
+        "UPDATE users SET failed_attempts = 0, lockout_count = 0, locked_until = NULL, \
+                last_login_at = CASE WHEN $4 THEN $3 ELSE last_login_at END \
+         WHERE tenant_id = $1 AND user_id = $2 \
+           AND ($4 OR failed_attempts <> 0 OR lockout_count <> 0 OR locked_until IS NOT NULL)",
         "UPDATE logins SET status = 'authenticated', token_hash = NULL, completed_at = $3 \
          WHERE tenant_id = $1 AND login_id = $2",
     ];

@@ -1,0 +1,40 @@
+-- Back to the three-argument lockout reset and a verify that writes last_login_at itself.
+DROP FUNCTION mfa_reset_lockout(text, text, timestamptz, boolean);
+
+CREATE FUNCTION mfa_reset_lockout(p_tenant text, p_user text, p_now timestamptz)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE was_locked boolean;
+BEGIN
+    SELECT COALESCE(locked_until > p_now, false) INTO was_locked
+      FROM users WHERE tenant_id = p_tenant AND user_id = p_user;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    UPDATE users SET failed_attempts = 0, lockout_count = 0, locked_until = NULL
+     WHERE tenant_id = p_tenant AND user_id = p_user
+       AND (failed_attempts <> 0 OR lockout_count <> 0 OR locked_until IS NOT NULL);
+    RETURN was_locked;
+END $$;
+
+CREATE OR REPLACE FUNCTION mfa_complete_login_totp(p_tenant text, p_user text, p_login uuid,
+                                                   p_factor uuid, p_step bigint, p_drift integer,
+                                                   p_now timestamptz, p_surface text, p_ip text,
+                                                   p_user_agent text)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE accepted boolean;
+BEGIN
+    accepted := mfa_consume_step(p_tenant, p_user, p_factor, p_step, p_drift, p_now);
+    IF accepted THEN
+        PERFORM mfa_reset_lockout(p_tenant, p_user, p_now);
+        UPDATE users SET last_login_at = p_now WHERE tenant_id = p_tenant AND user_id = p_user;
+        UPDATE logins SET status = 'authenticated', token_hash = NULL, completed_at = p_now
+         WHERE tenant_id = p_tenant AND login_id = p_login;
+    END IF;
+    INSERT INTO audit_events (tenant_id, type, at, user_id, actor_id, surface, ip, user_agent, details)
+    VALUES (p_tenant, CASE WHEN accepted THEN 'login.succeeded' ELSE 'totp.code_reused' END,
+            p_now, p_user, p_user, p_surface, p_ip, p_user_agent,
+            jsonb_build_object('login_id', p_login, 'method', 'totp', 'factor_id', p_factor));
+    RETURN accepted;
+END $$;
