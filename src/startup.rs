@@ -57,6 +57,8 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let webhook_client = webhooks::client::build(settings.webhooks_allow_private())
+            .context("building the webhook HTTP client")?;
         let state = web::Data::new(AppState {
             rate_limiter: RateLimiter::new(settings.rate_limit_per_minute),
             metrics: Metrics::new()?,
@@ -66,6 +68,7 @@ impl Application {
             clock,
             ready: AtomicBool::new(false),
             user_gate: Default::default(),
+            webhook_client,
         });
         // Serve first: while the database is prepared /healthz is 200 and /readyz 503,
         // so an orchestrator sees a live process that is not ready yet.

@@ -21,6 +21,9 @@ pub struct AppState {
     /// answer 503.
     pub ready: AtomicBool,
     pub user_gate: crate::http::limits::UserGate,
+    /// The webhook worker's HTTP client (`services::webhooks::client`): one per app, so
+    /// deliveries to a receiver reuse its connections.
+    pub webhook_client: reqwest::Client,
 }
 
 impl AppState {

@@ -3,6 +3,7 @@
 //! It verifies signatures the way a receiver does, with its own HMAC-SHA256.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -53,6 +54,7 @@ pub struct Receiver {
     pub url: String,
     pub port: u16,
     inner: Arc<Mutex<Inner>>,
+    connections: Arc<AtomicUsize>,
 }
 
 async fn hook(req: HttpRequest, body: web::Bytes, inner: web::Data<Mutex<Inner>>) -> HttpResponse {
@@ -81,10 +83,15 @@ impl Receiver {
     pub async fn start() -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let data = web::Data::from(inner.clone());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = connections.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .default_service(web::to(hook))
+        })
+        .on_connect(move |_, _| {
+            accepted.fetch_add(1, Ordering::SeqCst);
         })
         .workers(1)
         .bind("127.0.0.1:0")
@@ -95,7 +102,13 @@ impl Receiver {
             url: format!("http://127.0.0.1:{port}/hook"),
             port,
             inner,
+            connections,
         }
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// The next answers, in order.

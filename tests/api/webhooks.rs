@@ -654,6 +654,29 @@ async fn webhook_secrets_follow_an_encryption_key_rotation() {
     );
 }
 
+/// The worker keeps one HTTP client: deliveries to a receiver, round after round, travel on
+/// one kept-alive connection instead of a new one (and a new TLS session) each.
+#[tokio::test]
+async fn deliveries_to_one_receiver_reuse_its_connection() {
+    let app = TestApp::spawn().await;
+    let rx = Receiver::start().await;
+    let (t, id, _) = subscribed(&app, &rx, None).await;
+    assert_eq!(deliver(&app).await, 1, "webhook.created");
+    for _ in 0..3 {
+        let r = app
+            .post(
+                &format!("/v1/tenants/acme/webhooks/{id}/test"),
+                Some(&t),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.text);
+        assert_eq!(deliver(&app).await, 1);
+    }
+    assert_eq!(rx.received().len(), 4);
+    assert_eq!(rx.connections(), 1, "a new connection per delivery");
+}
+
 /// The `pattern` the OpenAPI document gives a webhook URL must admit only URLs the service
 /// accepts: a client that validates against the document must never be refused (the
 /// conformance run found a 2,000-letter host the old pattern admitted). Hosts are drawn

@@ -3,6 +3,7 @@
 //! scoped service key) is checked by the caller; each change writes its audit event in its
 //! transaction. The delivery worker is in [`worker`].
 
+pub mod client;
 pub mod views;
 pub mod worker;
 

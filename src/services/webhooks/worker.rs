@@ -1,12 +1,11 @@
 //! The delivery worker every instance runs (docs/API.md §14). One round
 //! ([`deliver_due`]): claim due deliveries (`FOR UPDATE SKIP LOCKED`, a lease as their
 //! `next_attempt_at`, a claim id) in a short transaction; send each outside any transaction
-//! (the address checked after resolving and pinned, no redirects, 10 s); record each attempt
-//! in a transaction of its own, where a `410` or 3 days of failures disable the webhook
-//! (`webhook.disabled`). A delivery whose instance died is due again when its lease ends;
+//! (one shared client: connections kept, every resolved address checked, no redirects,
+//! 10 s); record each attempt in a transaction of its own, where a `410` or 3 days of
+//! failures disable the webhook (`webhook.disabled`). A delivery whose instance died is due again when its lease ends;
 //! the late outcome of a superseded claim is dropped. [`spawn`] runs rounds until stopped.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -15,13 +14,12 @@ use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
+use super::client;
 use crate::crypto::webhook::{secret_aad, sign};
 use crate::db::{self, audit::AuditCtx, webhooks::DeliveryRow, webhooks::WebhookRow};
 use crate::domain::audit::AuditType;
 use crate::domain::ids::{DeliveryState, WebhookStatus};
-use crate::domain::webhooks::{
-    is_forbidden, next_retry, parse_retry_after, WebhookUrl, FAILING_DISABLES_AFTER,
-};
+use crate::domain::webhooks::{next_retry, parse_retry_after, WebhookUrl, FAILING_DISABLES_AFTER};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -183,27 +181,6 @@ fn signatures(
     Ok((ts, sigs.join(" ")))
 }
 
-/// The addresses a delivery may connect to, or why none.
-async fn resolve(state: &AppState, url: &url::Url) -> Result<SocketAddr, &'static str> {
-    let port = url.port_or_known_default().ok_or("the URL has no port")?;
-    let addrs: Vec<SocketAddr> = match url.host() {
-        Some(url::Host::Ipv4(a)) => vec![SocketAddr::new(a.into(), port)],
-        Some(url::Host::Ipv6(a)) => vec![SocketAddr::new(a.into(), port)],
-        Some(url::Host::Domain(d)) => tokio::net::lookup_host((d, port))
-            .await
-            .map_err(|_| "the host name does not resolve")?
-            .collect(),
-        None => return Err("the URL has no host"),
-    };
-    if !state.settings.webhooks_allow_private() && addrs.iter().any(|a| is_forbidden(a.ip())) {
-        return Err("the host resolves to a loopback, private, link-local or metadata address");
-    }
-    addrs
-        .into_iter()
-        .next()
-        .ok_or("the host name does not resolve")
-}
-
 async fn send(
     state: &AppState,
     url: &str,
@@ -215,56 +192,59 @@ async fn send(
         return Attempt::failed("the URL does not parse");
     };
     let url = url.url();
-    let work = async {
-        let addr = match resolve(state, url).await {
-            Ok(a) => a,
-            Err(why) => return Attempt::failed(why),
-        };
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(TIMEOUT)
-            .user_agent("mspbots-mfa-webhooks/1");
-        if let Some(url::Host::Domain(d)) = url.host() {
-            // Connect to the address that was checked, not to a second lookup's answer.
-            builder = builder.resolve(d, addr);
-        }
-        let client = match builder.build() {
-            Ok(c) => c,
-            Err(_) => return Attempt::failed("the HTTP client could not be built"),
-        };
-        let sent = client
-            .post(url.clone())
-            .header("content-type", "application/json")
-            .header("webhook-id", msg_id)
-            .header("webhook-timestamp", sig.0.to_string())
-            .header("webhook-signature", &sig.1)
-            .body(body)
-            .send()
-            .await;
-        match sent {
-            Ok(res) => {
-                let status = res.status().as_u16();
-                let retry_after = res
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| parse_retry_after(v, state.now().timestamp()));
-                let error = (!res.status().is_success()).then(|| format!("HTTP {status}"));
-                Attempt {
-                    status: Some(status),
-                    retry_after,
-                    error,
-                }
-            }
-            Err(e) if e.is_timeout() => Attempt::failed("no answer within 10 s"),
-            Err(e) if e.is_connect() => Attempt::failed("the connection failed"),
-            Err(_) => Attempt::failed("the request failed"),
-        }
+    if client::forbidden_literal(url, state.settings.webhooks_allow_private()) {
+        return Attempt::failed(client::FORBIDDEN);
+    }
+    let sent = state
+        .webhook_client
+        .post(url.clone())
+        .header("content-type", "application/json")
+        .header("webhook-id", msg_id)
+        .header("webhook-timestamp", sig.0.to_string())
+        .header("webhook-signature", &sig.1)
+        .body(body)
+        .send();
+    // The client's timeout covers the request and the answer; this one also the lookup.
+    let sent = match tokio::time::timeout(TIMEOUT + Duration::from_secs(1), sent).await {
+        Ok(sent) => sent,
+        Err(_) => return Attempt::failed("no answer within 10 s"),
     };
-    tokio::time::timeout(TIMEOUT + Duration::from_secs(1), work)
-        .await
-        .unwrap_or_else(|_| Attempt::failed("no answer within 10 s"))
+    match sent {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            let retry_after = res
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, state.now().timestamp()));
+            let error = (!res.status().is_success()).then(|| format!("HTTP {status}"));
+            drain(res).await;
+            Attempt {
+                status: Some(status),
+                retry_after,
+                error,
+            }
+        }
+        Err(e) => match client::refusal(&e) {
+            Some(why) => Attempt::failed(why),
+            None if e.is_timeout() => Attempt::failed("no answer within 10 s"),
+            None if e.is_connect() => Attempt::failed("the connection failed"),
+            None => Attempt::failed("the request failed"),
+        },
+    }
+}
+
+/// Reads up to 64 KiB of an answer and drops it, so a short answer's connection goes back to
+/// the pool; a longer one is cut (its connection closed), never buffered. The client's
+/// timeout bounds the reading; its errors do not matter, the status is in.
+async fn drain(mut res: reqwest::Response) {
+    let mut left: usize = 64 * 1024;
+    while let Ok(Some(chunk)) = res.chunk().await {
+        match left.checked_sub(chunk.len()) {
+            Some(l) => left = l,
+            None => break,
+        }
+    }
 }
 
 fn jitter() -> f64 {
