@@ -155,9 +155,10 @@ impl<const LOCK: bool> QueryFragment<Pg> for ByToken<'_, LOCK> {
         out.push_bind_param::<Binary, _>(&self.token_hash)?;
         out.push_sql(" ORDER BY f.activated_at, f.created_at, f.factor_id");
         if LOCK {
-            // The user's row first, then the login's: rows are locked in the order named
-            // here, and every path that locks more than one row of a user starts with the
-            // user's (tests/api/lock_order.rs), so two of them cannot deadlock.
+            // The user's row first, then the login's: Postgres locks a row's tables in the
+            // order of this list (its executor's behaviour, not a documented guarantee:
+            // tests/api/lock_order.rs pins it). Every path that locks more than one row of a
+            // user starts with the user's, so two of them cannot deadlock.
             out.push_sql(" FOR NO KEY UPDATE OF u, l");
         }
         Ok(())

@@ -153,6 +153,24 @@ pub async fn get(
         .optional()
 }
 
+/// Locks the user's row against every other lock, a foreign key's included, before the user
+/// is erased: every other path then queues at its first touch of the user, before it holds
+/// any other row of theirs (the one lock order). Whether the user exists.
+pub async fn lock_to_delete(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+) -> QueryResult<bool> {
+    users::table
+        .find((tenant_id, user_id))
+        .select(users::user_id)
+        .for_update()
+        .get_result::<UserId>(conn)
+        .await
+        .optional()
+        .map(|u| u.is_some())
+}
+
 /// Locks the user's row for the rest of the transaction, so attempts of one user are
 /// evaluated one at a time across all instances; returns the lockout state.
 pub async fn lock_for_attempt(

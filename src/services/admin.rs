@@ -270,6 +270,11 @@ pub async fn delete_user(
     let audit = admin_ctx(tenant_id, user_id, actor, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
+        // The user's row first (the one lock order), and against a sign-in's foreign-key
+        // lock too, which the DELETE would otherwise wait for while holding the devices.
+        if !db::users::lock_to_delete(conn, tenant_id, user_id).await? {
+            return Err(ApiError::NotFound);
+        }
         // The rows go with the user (cascade); the trail says which browsers lost trust.
         devices::revoke_all_devices(conn, &audit, user_id, RevokeReason::UserDeleted, now).await?;
         if !db::users::delete(conn, tenant_id, user_id).await? {

@@ -121,8 +121,9 @@ fn require_token(state: &AppState, claims: &AccessClaims) -> Result<(), ApiError
 }
 
 /// Step-up inside the caller's transaction, so the check and the action it allows commit
-/// together. A code locks the user's row first (attempts of one user run one at a time).
-/// `Ok(Err(e))`: commit (a wrong code counts), then answer `e`.
+/// together. It locks the user's row first, code or not: attempts of one user run one at a
+/// time, and the action it allows then touches the user's other rows in the one lock order
+/// (user first). `Ok(Err(e))`: commit (a wrong code counts), then answer `e`.
 pub async fn require_in(
     conn: &mut AsyncPgConnection,
     state: &AppState,
@@ -130,13 +131,17 @@ pub async fn require_in(
     code: Option<&str>,
     meta: &ClientMeta,
 ) -> Result<Result<(), ApiError>, ApiError> {
+    let (tenant_id, user_id) = (&claims.tid, &claims.sub);
     let Some(raw) = code else {
-        return require_token(state, claims).map(Ok);
+        require_token(state, claims)?;
+        db::users::lock_for_attempt(conn, tenant_id, user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        return Ok(Ok(()));
     };
     attempt::rate_limit(state, meta)?;
     let proof = attempt::parse_any(HEADER, raw)?;
     let now = state.now();
-    let (tenant_id, user_id) = (&claims.tid, &claims.sub);
     let audit = audit_ctx(
         tenant_id,
         Some(user_id),

@@ -22,11 +22,13 @@ async fn holding(app: &TestApp, sql: &str) -> AsyncPgConnection {
 /// Whether another session can lock what `sql` selects right now (`sql` ends in `NOWAIT`).
 async fn can_lock(app: &TestApp, sql: &str) -> bool {
     let mut conn = app.db.connect().await;
-    match conn.batch_execute(&format!("BEGIN; {sql}")).await {
+    let free = match conn.batch_execute(&format!("BEGIN; {sql}")).await {
         Ok(()) => true,
         Err(e) if e.to_string().contains("could not obtain lock") => false,
         Err(e) => panic!("{sql}: {e}"),
-    }
+    };
+    conn.batch_execute("ROLLBACK").await.unwrap();
+    free
 }
 
 /// Waits for `request` to queue on a lock, runs `probe`, then lets `held` go and returns
@@ -136,4 +138,99 @@ async fn an_admin_reset_locks_the_users_row_before_their_factors_and_logins() {
             .await,
         0
     );
+}
+
+#[actix_web::test]
+async fn deleting_a_user_locks_their_row_before_their_remembered_browsers() {
+    let app = TestApp::spawn().await;
+    let (_admin_user, admin) = app.admin("acme").await;
+    let policy = app
+        .enforce(
+            "acme",
+            &admin.access_token,
+            serde_json::json!({"remember_device_days": 30}),
+        )
+        .await;
+    assert_eq!(policy.status, 200, "{}", policy.text);
+    let u = User::new("acme", "u1");
+    let e = app.enroll_via_me(&u).await;
+    app.advance(30);
+    let (login_id, token) = app.challenge(&u).await;
+    let r = app
+        .login_post(
+            &login_id,
+            &token,
+            "verify",
+            serde_json::json!({"code": code_at(&e.secret, app.now()), "remember_device": true}),
+        )
+        .await;
+    assert!(r.body["device_token"].is_string(), "{}", r.text);
+
+    // A sign-in's foreign-key lock on the user (a login being inserted) holds the row.
+    let held = holding(
+        &app,
+        "SELECT 1 FROM users WHERE tenant_id = 'acme' AND user_id = 'u1' FOR KEY SHARE",
+    )
+    .await;
+    let (r, devices_free) = probe_while_queued(
+        &app,
+        held,
+        app.send(
+            Method::DELETE,
+            "/v1/tenants/acme/users/u1",
+            Some(&app.service_key),
+            None,
+            &[],
+        ),
+        can_lock(
+            &app,
+            "SELECT 1 FROM remembered_devices WHERE tenant_id = 'acme' AND user_id = 'u1' \
+             FOR UPDATE NOWAIT",
+        ),
+    )
+    .await;
+    // Queued on the user's row, the delete has not revoked the browsers yet.
+    assert!(
+        devices_free,
+        "the delete held the devices while waiting for the user"
+    );
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM remembered_devices")
+            .await,
+        0
+    );
+}
+
+#[actix_web::test]
+async fn a_step_up_by_token_alone_locks_the_users_row_before_what_it_allows() {
+    let app = TestApp::spawn().await;
+    let u = User::new("acme", "u1");
+    // A fresh `otp` token: new recovery codes need no code.
+    let e = app.enroll_via_me(&u).await;
+    let held = holding(
+        &app,
+        "SELECT 1 FROM users WHERE tenant_id = 'acme' AND user_id = 'u1' FOR NO KEY UPDATE",
+    )
+    .await;
+    let (r, codes_free) = probe_while_queued(
+        &app,
+        held,
+        app.post(
+            "/v1/me/recovery-codes",
+            Some(&e.access_token),
+            serde_json::json!({}),
+        ),
+        can_lock(
+            &app,
+            "SELECT 1 FROM recovery_codes WHERE tenant_id = 'acme' AND user_id = 'u1' \
+             FOR UPDATE NOWAIT",
+        ),
+    )
+    .await;
+    assert!(
+        codes_free,
+        "the new codes replaced the old before the user was locked"
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
 }
