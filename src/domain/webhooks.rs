@@ -95,7 +95,9 @@ impl EventTypes {
 }
 
 /// A host name a resolver looks up: dot-separated labels of ASCII letters, digits and
-/// hyphens, 1–63 bytes each, not starting or ending with a hyphen (a trailing dot allowed).
+/// hyphens, 1–63 bytes each, not starting or ending with a hyphen, hyphens in both the third
+/// and fourth places only in an IDN's `xn--` label (which the URL parser has decoded and
+/// checked; others are reserved, RFC 5891 §4.2.3.1); a trailing dot allowed.
 /// No limit on the whole name beyond the URL's 2048 bytes: the OpenAPI `pattern` says the
 /// same (a regular expression cannot bound it without a lookahead, which schema tools read
 /// differently), and a name too long to resolve fails at delivery, visibly, as any other.
@@ -107,6 +109,7 @@ fn is_dns_name(host: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
+                && (label.get(2..4) != Some("--") || label.starts_with("xn--"))
                 && label
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -175,8 +178,10 @@ impl WebhookUrl {
 
 /// Addresses a delivery never reaches unless private targets are allowed: unspecified,
 /// loopback, private (RFC 1918, unique-local fc00::/7), link-local (with the cloud metadata
-/// endpoints 169.254.169.254 and fd00:ec2::254), CGNAT, broadcast, multicast and the
-/// documentation and benchmarking ranges. IPv4-mapped IPv6 addresses are judged as IPv4.
+/// endpoints 169.254.169.254 and fd00:ec2::254; Azure's 168.63.129.16), CGNAT, broadcast,
+/// multicast and the documentation and benchmarking ranges. IPv4-mapped IPv6 addresses are
+/// judged as IPv4; IPv6 ranges that carry an IPv4 address to an unknown gateway (6to4,
+/// Teredo, NAT64, IPv4-translated and -compatible) are refused whole.
 pub fn is_forbidden(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => forbidden_v4(a),
@@ -200,6 +205,7 @@ fn forbidden_v4(a: Ipv4Addr) -> bool {
         || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64.0.0/10 CGNAT
         || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18.0.0/15 benchmarking
         || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24 protocol assignments
+        || o == [168, 63, 129, 16] // Azure's wire server (metadata, agent)
         || o[0] >= 240 // reserved
 }
 
@@ -214,6 +220,9 @@ fn forbidden_v6(a: Ipv6Addr) -> bool {
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64: may reach IPv4 private space
         || s[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible (deprecated)
+        || s[..6] == [0, 0, 0, 0, 0xffff, 0] // ::ffff:0:0/96 IPv4-translated
+        || s[0] == 0x2002 // 6to4: an IPv4 address behind a relay
+        || (s[0] == 0x2001 && s[1] == 0) // Teredo: likewise
 }
 
 #[cfg(test)]
@@ -228,6 +237,8 @@ mod tests {
             "https://-a.example",
             "https://a..example",
             &format!("https://{}.example", "a".repeat(64)),
+            "https://ab--c.example",
+            "https://xn--a.example", // not punycode: the URL parser refuses it
         ] {
             assert!(WebhookUrl::parse(bad, false).is_err(), "{bad}");
         }
@@ -236,6 +247,8 @@ mod tests {
             "https://Hooks.Example.COM.",
             "https://bücher.example/x",
             "https://a-1.example:8443/",
+            "https://a--b.example",
+            "https://xn--bcher-kva.example",
             &format!("https://{}.example", "a".repeat(63)),
             // Longer than a resolver takes (253): accepted; its deliveries fail, visibly.
             &format!("https://{0}.{0}.{0}.{0}.example", "a".repeat(63)),
@@ -382,10 +395,21 @@ mod tests {
             "fd00:ec2::254",
             "::ffff:127.0.0.1",
             "64:ff9b::a00:1",
+            "64:ff9b:1::a00:1",
+            "168.63.129.16",
+            "::ffff:0:7f00:1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ] {
             assert!(is_forbidden(bad.parse().unwrap()), "{bad}");
         }
-        for ok in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "172.32.0.1"] {
+        for ok in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "172.32.0.1",
+            "2001:4860::8888",
+        ] {
             assert!(!is_forbidden(ok.parse().unwrap()), "{ok}");
         }
     }

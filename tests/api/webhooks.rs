@@ -681,7 +681,8 @@ async fn deliveries_to_one_receiver_reuse_its_connection() {
 /// accepts: a client that validates against the document must never be refused (the
 /// conformance run found a 2,000-letter host the old pattern admitted). Hosts are drawn
 /// from a fixed-seed generator around the edges: labels of 0–70 characters, hyphens at
-/// either end, up to 40 labels, ports, paths.
+/// either end and in the reserved third and fourth places, `xn--` labels that are not
+/// punycode, up to 40 labels, ports, paths.
 #[test]
 fn the_documented_url_pattern_admits_only_urls_the_service_accepts() {
     let spec: Value = serde_json::from_str(&mspbots_mfa::openapi::document()).unwrap();
@@ -704,15 +705,19 @@ fn the_documented_url_pattern_admits_only_urls_the_service_accepts() {
         (state % n as u64) as usize
     };
     let alphabet = b"abcXYZ019-";
+    // Prefixes around the reserved third and fourth places and IDN labels.
+    let prefixes = ["", "", "", "xn--", "XN--", "ab--", "a--", "x-"];
     let (mut admitted, mut refused) = (0, 0);
+    let mut long_labels = 0;
     for _ in 0..20_000 {
         let count = [1 + next(4), 1 + next(40)][next(2)];
         let labels: Vec<String> = (0..count)
             .map(|_| {
                 let len = [1 + next(3), next(64), 60 + next(11)][next(3)];
-                (0..len)
+                let body: String = (0..len)
                     .map(|_| alphabet[next(alphabet.len())] as char)
-                    .collect()
+                    .collect();
+                format!("{}{body}", prefixes[next(prefixes.len())])
             })
             .collect();
         let port = match next(2) {
@@ -720,9 +725,11 @@ fn the_documented_url_pattern_admits_only_urls_the_service_accepts() {
             _ => format!(":{}", 1 + next(9999)),
         };
         let path = ["", "/", "/mfa/hooks", "/a.b~c_d-e"][next(4)];
-        let url = format!("https://{}{port}{path}", labels.join("."));
+        let host = labels.join(".");
+        let url = format!("https://{host}{port}{path}");
         if re.is_match(&url) {
             admitted += 1;
+            long_labels += usize::from(labels.iter().any(|l| l.len() == 63));
             assert!(
                 mspbots_mfa::domain::webhooks::WebhookUrl::parse(&url, false).is_ok(),
                 "the pattern admits {url} but the service refuses it"
@@ -731,11 +738,16 @@ fn the_documented_url_pattern_admits_only_urls_the_service_accepts() {
             refused += 1;
         }
     }
-    // Both sides of the pattern were exercised, so the loop above could have failed.
+    // Both sides of the pattern and its edges were exercised, so the loop could have failed.
     assert!(
         admitted > 1_000 && refused > 1_000,
         "{admitted} / {refused}"
     );
+    assert!(long_labels > 0, "no admitted 63-character label was drawn");
+    // Names longer than a resolver takes are admitted and accepted (their deliveries fail).
+    let long_name = format!("https://{0}.{0}.{0}.{0}.example/x", "a".repeat(63));
+    assert!(re.is_match(&long_name));
+    assert!(mspbots_mfa::domain::webhooks::WebhookUrl::parse(&long_name, false).is_ok());
     let long_label = format!("https://A{}", "0".repeat(2039));
     assert!(!re.is_match(&long_label));
 }

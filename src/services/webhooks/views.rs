@@ -35,13 +35,19 @@ fn event_types_schema() -> utoipa::openapi::schema::Array {
 #[schema(example = json!({"url": "https://hooks.example.com/mfa", "event_types": ["login.succeeded", "user.locked"], "description": "SIEM feed"}))]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
+    // The `pattern` (here and in `UpdateWebhook`) is the documented form, a subset of what
+    // `WebhookUrl::parse` accepts (tests/api/webhooks.rs checks every URL it admits is
+    // accepted). A host label is `A(H?A)?`, `AHHA` or `AH(AH|-A)H{0,58}A` (A a letter or
+    // digit, H also a hyphen): 1–63 characters, no hyphen at either end nor in both the
+    // third and fourth places; the last label starts with a letter.
     /// `https` only (`http` and private addresses only in development or with
-    /// `MFA_WEBHOOK_ALLOW_PRIVATE=true`); at most 2048 characters. The host is a DNS name
-    /// (labels of 1–63 letters, digits and hyphens, no hyphen at either end; IDNs as
-    /// an IDN is stored as punycode) or a public IP literal; no credentials, no fragment.
+    /// `MFA_WEBHOOK_ALLOW_PRIVATE=true`); at most 2048 characters; no credentials, no
+    /// fragment. The pattern shows the usual form, a DNS name: labels of 1–63 letters, digits
+    /// and hyphens, no hyphen at either end nor in both the third and fourth places (reserved
+    /// for IDNs). Also accepted: an IDN (stored as punycode), a public IP literal, a query.
     #[schema(
         max_length = 2048,
-        pattern = r"^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$",
+        pattern = r"^https?://(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]?[A-Za-z0-9])?|[A-Za-z0-9][A-Za-z0-9-][A-Za-z0-9-][A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-](?:[A-Za-z0-9][A-Za-z0-9-]|-[A-Za-z0-9])[A-Za-z0-9-]{0,58}[A-Za-z0-9])\.)*(?:[A-Za-z](?:[A-Za-z0-9-]?[A-Za-z0-9])?|[A-Za-z][A-Za-z0-9-][A-Za-z0-9-][A-Za-z0-9]|[A-Za-z][A-Za-z0-9-](?:[A-Za-z0-9][A-Za-z0-9-]|-[A-Za-z0-9])[A-Za-z0-9-]{0,58}[A-Za-z0-9])(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$",
         example = "https://hooks.example.com/mfa"
     )]
     pub url: String,
@@ -60,7 +66,7 @@ pub struct UpdateWebhook {
     /// A new URL needs step-up.
     #[schema(
         max_length = 2048,
-        pattern = r"^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+        pattern = r"^https?://(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]?[A-Za-z0-9])?|[A-Za-z0-9][A-Za-z0-9-][A-Za-z0-9-][A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-](?:[A-Za-z0-9][A-Za-z0-9-]|-[A-Za-z0-9])[A-Za-z0-9-]{0,58}[A-Za-z0-9])\.)*(?:[A-Za-z](?:[A-Za-z0-9-]?[A-Za-z0-9])?|[A-Za-z][A-Za-z0-9-][A-Za-z0-9-][A-Za-z0-9]|[A-Za-z][A-Za-z0-9-](?:[A-Za-z0-9][A-Za-z0-9-]|-[A-Za-z0-9])[A-Za-z0-9-]{0,58}[A-Za-z0-9])(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
     )]
     pub url: Option<String>,
     #[serde(default, deserialize_with = "present_list")]
