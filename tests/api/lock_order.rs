@@ -19,6 +19,26 @@ async fn holding(app: &TestApp, sql: &str) -> AsyncPgConnection {
     conn
 }
 
+/// A raw session holding user `acme/u1`'s row in `mode` (`FOR <mode>`).
+async fn holding_user(app: &TestApp, mode: &str) -> AsyncPgConnection {
+    holding(
+        app,
+        &format!("SELECT 1 FROM users WHERE tenant_id = 'acme' AND user_id = 'u1' FOR {mode}"),
+    )
+    .await
+}
+
+/// Whether another session can lock every row of `acme/u1` in `table` right now.
+async fn rows_free(app: &TestApp, table: &str) -> bool {
+    can_lock(
+        app,
+        &format!(
+            "SELECT 1 FROM {table} WHERE tenant_id = 'acme' AND user_id = 'u1' FOR UPDATE NOWAIT"
+        ),
+    )
+    .await
+}
+
 /// Whether another session can lock what `sql` selects right now (`sql` ends in `NOWAIT`).
 async fn can_lock(app: &TestApp, sql: &str) -> bool {
     let mut conn = app.db.connect().await;
@@ -65,13 +85,11 @@ async fn a_code_is_checked_with_the_users_row_locked_before_the_logins() {
         &format!("SELECT 1 FROM logins WHERE login_id = '{login_id}' FOR NO KEY UPDATE"),
     )
     .await;
-    let user_row = "SELECT 1 FROM users WHERE tenant_id = 'acme' AND user_id = 'u1' \
-                    FOR NO KEY UPDATE NOWAIT";
     let (r, user_free) = probe_while_queued(
         &app,
         held,
         app.verify_code(&login_id, &token, &code_at(&e.secret, app.now())),
-        can_lock(&app, user_row),
+        rows_free(&app, "users"),
     )
     .await;
     // Waiting for the login, the verify already holds the user's row.
@@ -92,18 +110,9 @@ async fn an_admin_reset_locks_the_users_row_before_their_factors_and_logins() {
     let open = app.start_login(&u).await;
     let (open_id, _) = login_of(&open);
 
-    let held = holding(
-        &app,
-        "SELECT 1 FROM users WHERE tenant_id = 'acme' AND user_id = 'u1' FOR NO KEY UPDATE",
-    )
-    .await;
+    let held = holding_user(&app, "NO KEY UPDATE").await;
     let others = async {
-        let factors = can_lock(
-            &app,
-            "SELECT 1 FROM totp_factors WHERE tenant_id = 'acme' AND user_id = 'u1' \
-             FOR NO KEY UPDATE NOWAIT",
-        )
-        .await;
+        let factors = rows_free(&app, "totp_factors").await;
         let login = can_lock(
             &app,
             &format!("SELECT 1 FROM logins WHERE login_id = '{open_id}' FOR NO KEY UPDATE NOWAIT"),
@@ -167,11 +176,7 @@ async fn deleting_a_user_locks_their_row_before_their_remembered_browsers() {
     assert!(r.body["device_token"].is_string(), "{}", r.text);
 
     // A sign-in's foreign-key lock on the user (a login being inserted) holds the row.
-    let held = holding(
-        &app,
-        "SELECT 1 FROM users WHERE tenant_id = 'acme' AND user_id = 'u1' FOR KEY SHARE",
-    )
-    .await;
+    let held = holding_user(&app, "KEY SHARE").await;
     let (r, devices_free) = probe_while_queued(
         &app,
         held,
@@ -182,11 +187,7 @@ async fn deleting_a_user_locks_their_row_before_their_remembered_browsers() {
             None,
             &[],
         ),
-        can_lock(
-            &app,
-            "SELECT 1 FROM remembered_devices WHERE tenant_id = 'acme' AND user_id = 'u1' \
-             FOR UPDATE NOWAIT",
-        ),
+        rows_free(&app, "remembered_devices"),
     )
     .await;
     // Queued on the user's row, the delete has not revoked the browsers yet.
@@ -208,11 +209,7 @@ async fn a_step_up_by_token_alone_locks_the_users_row_before_what_it_allows() {
     let u = User::new("acme", "u1");
     // A fresh `otp` token: new recovery codes need no code.
     let e = app.enroll_via_me(&u).await;
-    let held = holding(
-        &app,
-        "SELECT 1 FROM users WHERE tenant_id = 'acme' AND user_id = 'u1' FOR NO KEY UPDATE",
-    )
-    .await;
+    let held = holding_user(&app, "NO KEY UPDATE").await;
     let (r, codes_free) = probe_while_queued(
         &app,
         held,
@@ -221,11 +218,7 @@ async fn a_step_up_by_token_alone_locks_the_users_row_before_what_it_allows() {
             Some(&e.access_token),
             serde_json::json!({}),
         ),
-        can_lock(
-            &app,
-            "SELECT 1 FROM recovery_codes WHERE tenant_id = 'acme' AND user_id = 'u1' \
-             FOR UPDATE NOWAIT",
-        ),
+        rows_free(&app, "recovery_codes"),
     )
     .await;
     assert!(
