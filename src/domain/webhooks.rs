@@ -139,27 +139,37 @@ impl WebhookUrl {
         if u.fragment().is_some() {
             return Err(ParseError("must not have a fragment"));
         }
-        let literal = match u.host() {
+        match u.host() {
             None => return Err(ParseError("must name a host")),
             // The URL parser lets through hosts no resolver would look up (`a.b*`, or none
             // at all): only DNS names (IDNs arrive as punycode) are delivered to.
             Some(url::Host::Domain(d)) if !is_dns_name(d) => {
                 return Err(ParseError("must name a host"));
             }
-            Some(url::Host::Domain(_)) => None,
-            Some(url::Host::Ipv4(a)) => Some(IpAddr::V4(a)),
-            Some(url::Host::Ipv6(a)) => Some(IpAddr::V6(a)),
-        };
+            Some(_) => {}
+        }
         // Normalisation may lengthen it a little (a path "/" added): the column takes 2100.
         if u.as_str().len() > 2100 {
             return Err(ParseError("must be at most 2048 characters"));
         }
-        if literal.is_some_and(|ip| !allow_private && is_forbidden(ip)) {
+        let url = Self(u);
+        if url.forbidden_literal(allow_private) {
             return Err(ParseError(
                 "must not point to a loopback, private, link-local or metadata address",
             ));
         }
-        Ok(Self(u))
+        Ok(url)
+    }
+
+    /// Whether the host is an IP literal delivery must not reach: checked here on the way
+    /// in and again before each send (a name's addresses are checked by the resolver).
+    pub fn forbidden_literal(&self, allow_private: bool) -> bool {
+        let ip = match self.0.host() {
+            Some(url::Host::Ipv4(a)) => IpAddr::V4(a),
+            Some(url::Host::Ipv6(a)) => IpAddr::V6(a),
+            _ => return false,
+        };
+        !allow_private && is_forbidden(ip)
     }
 
     /// A URL the database holds (parsed on the way in).

@@ -3,11 +3,11 @@
 //! a forbidden address: host names go through [`GuardedResolver`], which refuses an answer
 //! holding any loopback, private, link-local or metadata address (the addresses it returns
 //! are the ones connected to, so a second lookup cannot swap them); IP literals are checked
-//! by the caller ([`forbidden_literal`]). No proxy, no redirects, 10 s per request.
+//! by the caller (`WebhookUrl::forbidden_literal`). No proxy, no redirects, 10 s per request.
 
 use std::error::Error;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -66,16 +66,6 @@ pub fn build(allow_private: bool) -> reqwest::Result<reqwest::Client> {
         .user_agent("mspbots-mfa-webhooks/1")
         .dns_resolver(Arc::new(GuardedResolver { allow_private }))
         .build()
-}
-
-/// An IP-literal host the client must not connect to (the resolver never sees literals).
-pub fn forbidden_literal(url: &url::Url, allow_private: bool) -> bool {
-    let ip = match url.host() {
-        Some(url::Host::Ipv4(a)) => IpAddr::V4(a),
-        Some(url::Host::Ipv6(a)) => IpAddr::V6(a),
-        _ => return false,
-    };
-    !allow_private && is_forbidden(ip)
 }
 
 /// The resolver's reason, if a request failed in it.

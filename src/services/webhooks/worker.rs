@@ -191,10 +191,11 @@ async fn send(
     let Some(url) = WebhookUrl::from_stored(url) else {
         return Attempt::failed("the URL does not parse");
     };
-    let url = url.url();
-    if client::forbidden_literal(url, state.settings.webhooks_allow_private()) {
+    // The resolver never sees a literal: it is checked here.
+    if url.forbidden_literal(state.settings.webhooks_allow_private()) {
         return Attempt::failed(client::FORBIDDEN);
     }
+    let url = url.url();
     let sent = state
         .webhook_client
         .post(url.clone())
