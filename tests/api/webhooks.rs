@@ -654,6 +654,37 @@ async fn webhook_secrets_follow_an_encryption_key_rotation() {
     );
 }
 
+/// A description is free text under the rule of every free-text field: no control or
+/// invisible formatting character. A NUL reached Postgres, which refused it: a 500 found by
+/// the conformance run's fresh seed 3166817270. Now a 400 that changes nothing.
+#[tokio::test]
+async fn a_description_with_a_control_character_is_400_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let rx = Receiver::start().await;
+    let (t, id, _) = subscribed(&app, &rx, None).await;
+    for bad in ["m\u{1a}", "a\0b", "right\u{202e}left"] {
+        let r = create(&app, &t, "acme", json!({"url": rx.url, "description": bad})).await;
+        r.problem(400, "invalid_request");
+        let r = app
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/v1/tenants/acme/webhooks/{id}"),
+                Some(&t),
+                Some(json!({"description": bad})),
+                &[],
+            )
+            .await;
+        r.problem(400, "invalid_request");
+    }
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM webhooks WHERE description = 'SIEM'")
+            .await,
+        1,
+        "the webhook kept its description, and no other was created"
+    );
+    assert_eq!(app.sql_count("SELECT count(*) AS n FROM webhooks").await, 1);
+}
+
 /// The worker keeps one HTTP client: deliveries to a receiver, round after round, travel on
 /// one kept-alive connection instead of a new one (and a new TLS session) each.
 #[tokio::test]

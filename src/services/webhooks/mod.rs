@@ -17,6 +17,7 @@ use crate::crypto::webhook::{generate_key, secret_aad, secret_text};
 use crate::db::{self, audit::AuditCtx, webhooks::WebhookChange};
 use crate::domain::audit::AuditType;
 use crate::domain::ids::{DeliveryId, TenantId, WebhookId, WebhookStatus};
+use crate::domain::text::is_hidden;
 use crate::domain::webhooks::{EventTypes, WebhookUrl};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -42,9 +43,10 @@ fn parse_types(items: Option<&[String]>) -> Result<EventTypes, ApiError> {
 
 fn parse_description(d: Option<&str>) -> Result<Option<String>, ApiError> {
     match d.map(str::trim) {
-        Some(s) if s.chars().count() > 500 => Err(ApiError::field(
+        // Postgres text cannot hold NUL (it was a 500); the rule of every free-text field.
+        Some(s) if s.chars().count() > 500 || s.chars().any(is_hidden) => Err(ApiError::field(
             "description",
-            "must be at most 500 characters",
+            "at most 500 characters, without control or invisible formatting characters",
         )),
         Some("") | None => Ok(None),
         Some(s) => Ok(Some(s.to_owned())),

@@ -54,7 +54,11 @@ pub struct CreateWebhook {
     #[serde(default, deserialize_with = "present_list")]
     #[schema(schema_with = event_types_schema)]
     pub event_types: Option<Vec<String>>,
-    #[schema(max_length = 500)]
+    /// At most 500 characters, without control or invisible formatting characters.
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+    )]
     pub description: Option<String>,
 }
 
@@ -72,9 +76,14 @@ pub struct UpdateWebhook {
     #[serde(default, deserialize_with = "present_list")]
     #[schema(schema_with = event_types_schema)]
     pub event_types: Option<Vec<String>>,
-    /// `null` removes the description.
+    /// `null` removes the description. At most 500 characters, without control or invisible
+    /// formatting characters.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>, max_length = 500)]
+    #[schema(
+        value_type = Option<String>,
+        max_length = 500,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+    )]
     pub description: Option<Option<String>>,
     /// `disabled`: no new deliveries, pending ones wait; `active` resumes them.
     pub status: Option<WebhookStatus>,
