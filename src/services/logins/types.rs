@@ -153,8 +153,13 @@ pub struct SignInCodeRequest {
     /// "Don't ask again on this browser" (§12): when the tenant's `remember_device_days` is
     /// above 0 the answer carries a `device_token`; at 0 the flag is ignored.
     pub remember_device: Option<bool>,
-    /// A name for the remembered browser (1-64 characters); default: from the User-Agent.
-    #[schema(min_length = 1, max_length = 64)]
+    /// A name for the remembered browser (1-64 characters, without control or invisible
+    /// formatting characters); default: from the User-Agent.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+    )]
     pub device_name: Option<String>,
 }
 
