@@ -289,6 +289,67 @@ fn top_statements(pg: &Pg) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Cumulative write counters: per table (inserts, updates, HOT updates) and the cluster's
+/// WAL (records, full-page images, bytes).
+struct Writes {
+    tables: BTreeMap<String, [i64; 3]>,
+    wal: [i64; 3],
+}
+
+const WRITTEN_TABLES: &str = "'users','logins','totp_factors','audit_events'";
+
+async fn writes(pg: &Pg) -> anyhow::Result<Writes> {
+    // Backends flush their table counters at most once a second when idle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let num = |s: &str| s.parse::<i64>().unwrap_or(0);
+    let mut tables = BTreeMap::new();
+    for r in pg.query(&format!(
+        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables \
+         WHERE relname IN ({WRITTEN_TABLES})"
+    ))? {
+        if let [name, ins, upd, hot] = r.as_slice() {
+            tables.insert(name.clone(), [num(ins), num(upd), num(hot)]);
+        }
+    }
+    let wal = match pg
+        .query("SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal")?
+        .first()
+        .map(Vec::as_slice)
+    {
+        Some([r, f, b]) => [num(r), num(f), num(b)],
+        _ => [0; 3],
+    };
+    Ok(Writes { tables, wal })
+}
+
+/// What the verifies wrote, per successful verify: rows by table, the share of updates that
+/// were HOT (no index entry written), and WAL.
+fn print_writes(before: &Writes, after: &Writes, ok: u64) {
+    let per = |d: i64| d as f64 / ok.max(1) as f64;
+    println!("  rows written per verify (pg_stat_user_tables) and WAL per verify (pg_stat_wal):");
+    for (name, a) in &after.tables {
+        let b = before.tables.get(name).copied().unwrap_or([0; 3]);
+        let (ins, upd, hot) = (a[0] - b[0], a[1] - b[1], a[2] - b[2]);
+        let hot_share = if upd > 0 {
+            format!("{:.0} % HOT", 100.0 * hot as f64 / upd as f64)
+        } else {
+            "-".to_owned()
+        };
+        println!(
+            "    {name:<14} inserts {:.2}  updates {:.2} ({hot_share})",
+            per(ins),
+            per(upd)
+        );
+    }
+    let w = |i: usize| after.wal[i] - before.wal[i];
+    println!(
+        "    WAL            {:.1} records, {:.2} full-page images, {:.0} bytes",
+        per(w(0)),
+        per(w(1)),
+        per(w(2))
+    );
+}
+
 /// The bench tenant's row: its xmin and the table's update counters.
 #[derive(PartialEq)]
 struct TenantsState {
@@ -573,6 +634,7 @@ async fn phase(
     // Verifies of those logins, each with a fresh valid code computed at send time.
     let pending: Arc<Vec<Pending>> = Arc::new(pending);
     let n = pending.len();
+    let written_before = writes(pg).await?;
     let (c, s, p) = (ctx.clone(), secrets.clone(), pending.clone());
     let (tally, _, wall) = run_workers(ctx.conns, n, Some(Instant::now() + bound), move |k| {
         let (c, s, p) = (c.clone(), s.clone(), p.clone());
@@ -601,7 +663,9 @@ async fn phase(
         }
     })
     .await?;
+    let verified_ok = tally.lat.len() as u64;
     let (verifies, tally) = summarize("verifies", tally, wall, n);
+    print_writes(&written_before, &writes(pg).await?, verified_ok);
     let reused: u64 = tally
         .errors
         .iter()

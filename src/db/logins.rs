@@ -8,7 +8,7 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{
     Array, BigInt, Binary, Integer, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
 };
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use super::audit::AuditCtx;
 use super::factors::FactorSecret;
@@ -173,8 +173,10 @@ impl<const LOCK: bool> Query for ByToken<'_, LOCK> {
 /// login's columns are those of the first row; `factor_id` there is the oldest factor's).
 /// With `lock`, the login and user rows stay locked until the transaction ends, so attempts
 /// of one user are evaluated one at a time by every instance.
+/// Takes the connection shared, so that it can go out together with the transaction's
+/// `BEGIN` (`db::begin_with`).
 pub async fn by_token(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     token_hash: &[u8],
     factor_status: FactorStatus,
     lock: bool,
@@ -184,13 +186,13 @@ pub async fn by_token(
             token_hash,
             factor_status,
         };
-        q.load(conn).await?
+        q.load(&mut conn).await?
     } else {
         let q = ByToken::<false> {
             token_hash,
             factor_status,
         };
-        q.load(conn).await?
+        q.load(&mut conn).await?
     };
     let factors = rows.iter().filter_map(LoginCtx::factor).collect();
     Ok(rows.into_iter().next().map(|ctx| (ctx, factors)))
@@ -277,6 +279,87 @@ pub async fn complete_with_totp(
     ))
     .get_result(conn)
     .await
+}
+
+/// `complete_with_totp` and the transaction's COMMIT in one round trip (the verify's last).
+/// The call must already be prepared on this connection ([`prepare_completion`] does it when
+/// the pool opens one): a call not yet prepared would send its execution after the COMMIT
+/// (the function then refuses, see migration 000007). A failed call's transaction is rolled
+/// back by the COMMIT itself; either way the transaction is over when this returns.
+#[allow(clippy::too_many_arguments)]
+pub async fn complete_with_totp_and_commit(
+    conn: &mut AsyncPgConnection,
+    ctx: &AuditCtx,
+    user_id: &UserId,
+    login_id: LoginId,
+    factor_id: FactorId,
+    step: i64,
+    drift: i32,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let (accepted, committed) = {
+        let shared: &AsyncPgConnection = conn;
+        let (mut call_conn, mut commit_conn) = (shared, shared);
+        let call = diesel::select(mfa_complete_login_totp(
+            &ctx.tenant_id,
+            user_id,
+            login_id,
+            factor_id,
+            step,
+            drift,
+            now,
+            ctx.surface,
+            ctx.ip.as_deref(),
+            ctx.user_agent.as_deref(),
+        ))
+        .get_result::<bool>(&mut call_conn);
+        // Polled in this order, so sent in this order.
+        futures_util::join!(call, commit_conn.batch_execute("COMMIT"))
+    };
+    super::transaction_ended(conn, committed)?;
+    accepted
+}
+
+/// The message of `mfa_complete_login_totp`'s refusal to run outside the locking transaction.
+const OUTSIDE_ITS_TRANSACTION: &str =
+    "mfa_complete_login_totp: not in the transaction that locked the login";
+
+/// Prepares the completion call on a new connection, for
+/// [`complete_with_totp_and_commit`]: the very statement it sends, in a transaction that has
+/// locked nothing, which the function refuses before writing anything (and which is rolled
+/// back all the same).
+pub async fn prepare_completion(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    use diesel_async::{AnsiTransactionManager, TransactionManager};
+    AnsiTransactionManager::begin_transaction(conn).await?;
+    let refused = refused_completion(conn).await;
+    AnsiTransactionManager::rollback_transaction(conn).await?;
+    refused
+}
+
+async fn refused_completion(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    let nobody = TenantId::from_stored(String::new());
+    let ctx = AuditCtx {
+        tenant_id: nobody.clone(),
+        user_id: None,
+        actor_id: None,
+        surface: None,
+        ip: None,
+        user_agent: None,
+    };
+    let user = UserId::from_stored(String::new());
+    let (login, factor) = (LoginId(uuid::Uuid::nil()), FactorId(uuid::Uuid::nil()));
+    let epoch = DateTime::<Utc>::UNIX_EPOCH;
+    match complete_with_totp(conn, &ctx, &user, login, factor, 0, 0, epoch).await {
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message() == OUTSIDE_ITS_TRANSACTION =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+        Ok(_) => Err(diesel::result::Error::QueryBuilderError(
+            "mfa_complete_login_totp ran in a transaction that locked nothing (migration 000007 missing?)".into(),
+        )),
+    }
 }
 
 /// Open logins of a user are erased with the user (cascade); this kills them without

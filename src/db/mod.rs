@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use diesel::sql_types::Text;
-use diesel::{ConnectionError, QueryableByName};
+use diesel::{ConnectionError, QueryResult, QueryableByName};
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::Pool as DeadPool;
 use diesel_async::pooled_connection::{
@@ -160,6 +160,13 @@ pub fn pool(url: &str, size: u32, limits: SessionLimits) -> anyhow::Result<Pool>
             conn.batch_execute(&limits.sql())
                 .await
                 .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+            // The verify sends its last statement with the COMMIT: prepared from the start.
+            // Not fatal: readiness means Postgres answers (docs/API.md §8), and a verify on a
+            // connection where this failed is refused by the function, not run unlocked
+            // (its own attempt prepares the call for the next one).
+            if let Err(e) = logins::prepare_completion(&mut conn).await {
+                tracing::warn!(error = %e, "could not prepare the verify's completion call");
+            }
             Ok(conn)
         }
         .boxed()
@@ -298,6 +305,98 @@ pub const ORDERED_SCANS: &str = "SET LOCAL enable_sort = off; SET LOCAL enable_b
 
 pub async fn prefer_ordered_scans(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
     conn.batch_execute(ORDERED_SCANS).await
+}
+
+/// Opens a transaction whose `BEGIN` goes out together with its first statement: one round
+/// trip instead of two on the verify path. `first` gets the connection shared and builds the
+/// statement's future; `join!` polls the `BEGIN` first, and tokio-postgres sends each request
+/// when its future is first polled, in that order (a statement not yet prepared sends its
+/// Parse after the `BEGIN` too). The transaction counts as open before anything is sent, so a
+/// future dropped midway leaves a connection the pool closes (see [`Conn`]). On an error the
+/// caller still ends the transaction with [`end_transaction`], as after any statement.
+pub async fn begin_with<'c, R, F>(conn: &'c mut AsyncPgConnection, first: F) -> QueryResult<R>
+where
+    F: FnOnce(&'c AsyncPgConnection) -> futures_util::future::BoxFuture<'c, QueryResult<R>>,
+{
+    use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
+    use diesel_async::{AnsiTransactionManager, TransactionManager};
+    match AnsiTransactionManager::transaction_manager_status_mut(conn) {
+        TransactionManagerStatus::Valid(v) if v.transaction_depth().is_none() => {
+            v.change_transaction_depth(TransactionDepthChange::IncreaseDepth)?;
+        }
+        TransactionManagerStatus::Valid(_) => {
+            return Err(diesel::result::Error::AlreadyInTransaction)
+        }
+        TransactionManagerStatus::InError => {
+            return Err(diesel::result::Error::BrokenTransactionManager)
+        }
+    }
+    let shared: &'c AsyncPgConnection = conn;
+    let mut begin_conn = shared;
+    let (begun, first) = futures_util::join!(begin_conn.batch_execute("BEGIN"), first(shared));
+    begun?;
+    first
+}
+
+/// Records that a transaction's COMMIT, sent together with its last statement, was answered:
+/// the transaction is over (a COMMIT after a failed statement rolls back). A COMMIT that
+/// failed leaves the connection in an unknown state: marked broken, the pool closes it.
+pub(crate) fn transaction_ended(
+    conn: &mut AsyncPgConnection,
+    committed: QueryResult<()>,
+) -> QueryResult<()> {
+    use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
+    use diesel_async::{AnsiTransactionManager, TransactionManager};
+    let status = AnsiTransactionManager::transaction_manager_status_mut(conn);
+    match (committed, &mut *status) {
+        (Ok(()), TransactionManagerStatus::Valid(v)) => {
+            v.change_transaction_depth(TransactionDepthChange::DecreaseDepth)
+        }
+        (Ok(()), TransactionManagerStatus::InError) => {
+            Err(diesel::result::Error::BrokenTransactionManager)
+        }
+        (Err(e), _) => {
+            status.set_in_error();
+            Err(e)
+        }
+    }
+}
+
+/// Whether this connection is inside a transaction.
+fn in_transaction(conn: &mut AsyncPgConnection) -> bool {
+    use diesel::connection::TransactionManagerStatus;
+    use diesel_async::{AnsiTransactionManager, TransactionManager};
+    match AnsiTransactionManager::transaction_manager_status_mut(conn) {
+        TransactionManagerStatus::Valid(v) => v.transaction_depth().is_some(),
+        TransactionManagerStatus::InError => true,
+    }
+}
+
+/// Ends a transaction opened by [`begin_with`] as `AsyncConnection::transaction` ends its own:
+/// `Ok` commits (a failed commit is the result), `Err` rolls back and is returned. A result
+/// whose transaction already ended (its COMMIT went out with the last statement:
+/// `logins::complete_with_totp_and_commit`) is returned as it is.
+pub async fn end_transaction<T, E>(
+    conn: &mut AsyncPgConnection,
+    result: Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    use diesel_async::{AnsiTransactionManager, TransactionManager};
+    if !in_transaction(conn) {
+        return result;
+    }
+    match result {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(conn).await?;
+            Ok(value)
+        }
+        Err(e) => match AnsiTransactionManager::rollback_transaction(conn).await {
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(e),
+            Err(rollback) => Err(rollback.into()),
+        },
+    }
 }
 
 /// Whether Postgres answers on this connection (for `/readyz`).

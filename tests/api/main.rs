@@ -13,6 +13,7 @@ mod grace;
 mod hostile;
 mod lock_order;
 mod me_selfservice;
+mod pipelined;
 mod replay_lockout;
 mod repo_files;
 mod resilience;

@@ -298,10 +298,14 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
     )
     .await
     .unwrap();
-    let (ctx, factors) = db::logins::by_token(&mut conn, &hash, FactorStatus::Active, true)
-        .await
-        .unwrap()
-        .expect("login");
+    // The verify's transaction: its locking read, then the completion (which refuses to
+    // run outside the transaction that locked the rows).
+    let (ctx, factors) = db::begin_with(&mut conn, |c| {
+        futures_util::FutureExt::boxed(db::logins::by_token(c, &hash, FactorStatus::Active, true))
+    })
+    .await
+    .unwrap()
+    .expect("login");
     assert_eq!(ctx.factor_id, Some(f.factor_id));
     assert_eq!(factors.len(), 1);
     let audit = db::audit::AuditCtx {
@@ -336,6 +340,9 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
         .await
         .unwrap();
     assert!(!again, "the replay guard refuses the same step");
+    db::end_transaction(&mut conn, Ok::<_, diesel::result::Error>(()))
+        .await
+        .unwrap();
 
     let statements: Vec<String> = recorder.0.lock().unwrap().clone();
     assert!(statements.len() >= 9, "{statements:?}");
@@ -361,6 +368,7 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
         .chain(inner)
         // Inserts have no plan to speak of; the functions' statements are `inner`.
         .filter(|s| !s.starts_with("INSERT") && !s.contains("mfa_"))
+        .filter(|s| !matches!(*s, "BEGIN" | "COMMIT"))
         .enumerate()
     {
         let plan = generic_plan(&mut setup, &format!("p{i}"), sql).await;

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use futures_util::FutureExt;
 
 use super::types::{
     AuthenticatedStatus, ChallengeStatus, Enrolled, LoginView, Recovered, TokenType, Verified,
@@ -37,13 +38,25 @@ pub(super) async fn load(
     factor_status: FactorStatus,
     lock: bool,
 ) -> Result<(LoginCtx, Vec<FactorSecret>), ApiError> {
-    let hash = state
+    let hash = mfa_token_hash(state, token);
+    let found = db::logins::by_token(conn, &hash, factor_status, lock).await?;
+    found_login(state, found, login_id)
+}
+
+fn mfa_token_hash(state: &AppState, token: &str) -> [u8; 32] {
+    state
         .keys
         .hash_key
-        .hash(HashPurpose::MfaToken, token.as_bytes());
-    let (ctx, factors) = db::logins::by_token(conn, &hash, factor_status, lock)
-        .await?
-        .ok_or(ApiError::Unauthenticated)?;
+        .hash(HashPurpose::MfaToken, token.as_bytes())
+}
+
+/// The found login, if its token is alive and it is the one in the path.
+fn found_login(
+    state: &AppState,
+    found: Option<(LoginCtx, Vec<FactorSecret>)>,
+    login_id: LoginId,
+) -> Result<(LoginCtx, Vec<FactorSecret>), ApiError> {
+    let (ctx, factors) = found.ok_or(ApiError::Unauthenticated)?;
     if ctx.expires_at <= state.now() {
         return Err(ApiError::Unauthenticated);
     }
@@ -96,6 +109,18 @@ pub(super) async fn begin_attempt(
     meta: &ClientMeta,
 ) -> Result<(LoginCtx, AuditCtx, Vec<FactorSecret>), ApiError> {
     let (ctx, factors) = load(conn, state, token, login_id, factor_status, true).await?;
+    attempt_on(state, ctx, factors, factor_status, wanted, meta)
+}
+
+/// `begin_attempt`'s checks of the login it locked.
+fn attempt_on(
+    state: &AppState,
+    ctx: LoginCtx,
+    factors: Vec<FactorSecret>,
+    factor_status: FactorStatus,
+    wanted: ChallengeStatus,
+    meta: &ClientMeta,
+) -> Result<(LoginCtx, AuditCtx, Vec<FactorSecret>), ApiError> {
     // With the pending factor loaded nothing is known of an active one; confirm checks.
     let has_active = factor_status == FactorStatus::Active && ctx.factor_id.is_some();
     require_status(&ctx, has_active, wanted)?;
@@ -114,17 +139,20 @@ pub(super) async fn begin_verification(
     login_id: LoginId,
     meta: &ClientMeta,
 ) -> Result<(LoginCtx, AuditCtx, Vec<FactorSecret>), ApiError> {
+    let (ctx, factors) = load(conn, state, token, login_id, FactorStatus::Active, true).await?;
+    verification_on(state, ctx, factors, meta)
+}
+
+/// `begin_verification`'s checks of the login it locked.
+fn verification_on(
+    state: &AppState,
+    ctx: LoginCtx,
+    factors: Vec<FactorSecret>,
+    meta: &ClientMeta,
+) -> Result<(LoginCtx, AuditCtx, Vec<FactorSecret>), ApiError> {
     let wanted = ChallengeStatus::VerificationRequired;
-    let (ctx, audit, factors) = begin_attempt(
-        conn,
-        state,
-        token,
-        login_id,
-        FactorStatus::Active,
-        wanted,
-        meta,
-    )
-    .await?;
+    let (ctx, audit, factors) =
+        attempt_on(state, ctx, factors, FactorStatus::Active, wanted, meta)?;
     if factors.is_empty() {
         return Err(ApiError::InvalidState(FACTOR_REMOVED));
     }
@@ -364,14 +392,38 @@ pub async fn verify(
     attempt::rate_limit(state, meta)?;
     let code = attempt::parse_totp("code", code)?;
     let now = state.now();
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let (ctx, audit, factors) = begin_verification(conn, state, token, login_id, meta).await?;
+    let hash = mfa_token_hash(state, token);
+    let mut pooled = state.pool.get().await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    // BEGIN goes out with the locking read, COMMIT with the completion: 2 round trips, not 4.
+    let found = db::begin_with(conn, |c| {
+        db::logins::by_token(c, &hash, FactorStatus::Active, true).boxed()
+    })
+    .await;
+    let result: Result<Result<Verified, ApiError>, ApiError> = async {
+        let (ctx, factors) = found_login(state, found?, login_id)?;
+        let (ctx, audit, factors) = verification_on(state, ctx, factors, meta)?;
         let m = match check_code(conn, state, &ctx, &audit, &factors, &code, Window::Signed).await?
         {
             Ok(m) => m,
             Err(e) => return Ok(Err(e)),
         };
+        if !remember.remember {
+            // The completion is the last statement: it goes out with the COMMIT, and the
+            // token is signed first, so that nothing can fail after the commit.
+            let minted = signed_in(state, &ctx, amr::TOTP, now)?;
+            if !complete_login_and_commit(conn, state, &ctx, &audit, m, now).await? {
+                return Ok(Err(ApiError::CodeReused));
+            }
+            return Ok(Ok(Verified {
+                status: AuthenticatedStatus::Authenticated,
+                access_token: minted.token,
+                token_type: TokenType::Bearer,
+                expires_in: minted.expires_in,
+                device_token: None,
+                device_expires_at: None,
+            }));
+        }
         if !complete_login(conn, state, &ctx, &audit, m, now).await? {
             return Ok(Err(ApiError::CodeReused));
         }
@@ -395,8 +447,9 @@ pub async fn verify(
             device_token: device.as_ref().map(|d| d.device_token.clone()),
             device_expires_at: device.map(|d| d.device_expires_at),
         }))
-    })
-    .await?
+    }
+    .await;
+    db::end_transaction(conn, result).await?
 }
 
 /// The replay guard of the factor that accepted the code and, if it passes, the login's
@@ -421,13 +474,42 @@ pub(super) async fn complete_login(
         now,
     )
     .await?;
+    count_completion(state, &m, accepted);
+    Ok(accepted)
+}
+
+/// `complete_login` as the transaction's last statement, sent with its COMMIT (one round
+/// trip): when this returns, the transaction is over, committed or rolled back.
+async fn complete_login_and_commit(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    ctx: &LoginCtx,
+    audit: &AuditCtx,
+    m: Matched,
+    now: DateTime<Utc>,
+) -> Result<bool, ApiError> {
+    let accepted = db::logins::complete_with_totp_and_commit(
+        conn,
+        audit,
+        &ctx.user_id,
+        ctx.login_id,
+        m.factor_id,
+        m.step,
+        m.drift,
+        now,
+    )
+    .await?;
+    count_completion(state, &m, accepted);
+    Ok(accepted)
+}
+
+fn count_completion(state: &AppState, m: &Matched, accepted: bool) {
     if accepted {
         state.metrics.outcome(Outcome::Success);
         state.metrics.drift(m.drift);
     } else {
         state.metrics.outcome(Outcome::Reused);
     }
-    Ok(accepted)
 }
 
 /// `POST /v1/logins/{login_id}/recover`.

@@ -1,0 +1,266 @@
+//! A transaction whose BEGIN goes out with its first statement (`db::begin_with`, the
+//! verify's locking read): the statement runs inside the transaction even when it is not yet
+//! prepared, an error rolls it all back, and a transaction left open marks the connection
+//! for the pool to close.
+
+use diesel::sql_types::Text;
+use diesel::QueryableByName;
+use diesel_async::pooled_connection::PoolableConnection;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use mspbots_mfa::db;
+
+use crate::helpers::TestDb;
+
+#[derive(QueryableByName)]
+struct Xact {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    x: Option<String>,
+}
+
+diesel::define_sql_function! {
+    /// This session's transaction id, assigning one if needed.
+    fn txid_current() -> diesel::sql_types::BigInt;
+}
+
+/// The transaction id, through a statement Diesel caches: prepared on its first use on a
+/// connection (its Parse follows the BEGIN), sent at once from then on.
+async fn xact(mut conn: &AsyncPgConnection) -> diesel::QueryResult<Option<String>> {
+    diesel::select(txid_current())
+        .get_result::<i64>(&mut conn)
+        .await
+        .map(|x| Some(x.to_string()))
+}
+
+/// The transaction id if one is open and has one (NULL outside a transaction).
+async fn xact_if_assigned(conn: &mut AsyncPgConnection) -> Option<String> {
+    diesel::sql_query("SELECT txid_current_if_assigned()::text AS x")
+        .get_result::<Xact>(conn)
+        .await
+        .unwrap()
+        .x
+}
+
+#[tokio::test]
+async fn the_first_statement_runs_inside_the_transaction_and_commit_ends_it() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    diesel::sql_query("CREATE TABLE marks (v text)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    // First on a fresh connection (not prepared yet), then with the statement cached.
+    for round in ["cold", "warm"] {
+        let first = db::begin_with(&mut conn, |c| xact(c).boxed())
+            .await
+            .unwrap();
+        let result: Result<Option<String>, diesel::result::Error> = async {
+            diesel::sql_query("INSERT INTO marks VALUES ('kept')")
+                .execute(&mut conn)
+                .await?;
+            Ok(xact_if_assigned(&mut conn).await)
+        }
+        .await;
+        let second = db::end_transaction(&mut conn, result).await.unwrap();
+        assert!(first.is_some());
+        assert_eq!(
+            first, second,
+            "{round}: both statements ran in one transaction"
+        );
+
+        assert!(
+            !conn.is_broken(),
+            "{round}: committed, the pool may reuse it"
+        );
+        assert_eq!(
+            xact_if_assigned(&mut conn).await,
+            None,
+            "{round}: none open"
+        );
+    }
+    let kept: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>("SELECT count(*) FROM marks")
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(kept, 2);
+}
+
+#[tokio::test]
+async fn an_error_rolls_back_the_whole_transaction() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    diesel::sql_query("CREATE TABLE marks (v text)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    // The first statement fails: nothing of the transaction stays, the connection is usable.
+    let failed = db::begin_with(&mut conn, |mut c| {
+        async move {
+            diesel::sql_query("SELECT 1 / 0")
+                .execute(&mut c)
+                .await
+                .map(|_| ())
+        }
+        .boxed()
+    })
+    .await;
+    assert!(failed.is_err());
+    let ended = db::end_transaction(&mut conn, failed).await;
+    assert!(ended.unwrap_err().to_string().contains("division by zero"));
+    assert!(!conn.is_broken());
+    assert_eq!(xact_if_assigned(&mut conn).await, None);
+
+    // A later step fails: the first statement's write is rolled back with it.
+    let first = db::begin_with(&mut conn, |mut c| {
+        async move {
+            diesel::sql_query("INSERT INTO marks VALUES ('gone')")
+                .execute(&mut c)
+                .await
+        }
+        .boxed()
+    })
+    .await
+    .unwrap();
+    assert_eq!(first, 1);
+    let result: Result<(), diesel::result::Error> = async {
+        diesel::sql_query("SELECT 1 / 0").execute(&mut conn).await?;
+        Ok(())
+    }
+    .await;
+    assert!(db::end_transaction(&mut conn, result).await.is_err());
+    assert!(!conn.is_broken());
+    let left: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>("SELECT count(*) FROM marks")
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the first statement's row went with the rollback");
+}
+
+#[tokio::test]
+async fn a_transaction_left_open_marks_the_connection_for_closing() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    // As if the request were abandoned after the first round trip: never ended.
+    db::begin_with(&mut conn, |c| xact(c).boxed())
+        .await
+        .unwrap();
+    assert!(
+        conn.is_broken(),
+        "an open transaction must not go back to the pool"
+    );
+    // Nor may a second one start on top of it.
+    let again = db::begin_with(&mut conn, |c| xact(c).boxed()).await;
+    assert!(matches!(
+        again,
+        Err(diesel::result::Error::AlreadyInTransaction)
+    ));
+}
+
+/// Locks user `acme/jane`'s row, as the verify's first statement locks its user.
+fn lock_jane(mut c: &AsyncPgConnection) -> BoxFuture<'_, diesel::QueryResult<usize>> {
+    async move {
+        diesel::sql_query(
+            "SELECT 1 FROM users WHERE tenant_id = 'acme' AND user_id = 'jane' FOR NO KEY UPDATE",
+        )
+        .execute(&mut c)
+        .await
+    }
+    .boxed()
+}
+
+/// The verify's last round trip: `mfa_complete_login_totp` with the COMMIT. On a connection
+/// where the call is not prepared yet, its execution would follow the COMMIT: the function
+/// sees that it is not in the transaction that locked the rows and refuses, writing nothing.
+/// Prepared (as the pool does for every connection it opens), the call runs inside.
+#[tokio::test]
+async fn the_completion_goes_out_with_the_commit_only_inside_the_locking_transaction() {
+    use mspbots_mfa::db::audit::AuditCtx;
+    use mspbots_mfa::domain::ids::{FactorId, LoginId, TenantId, UserId};
+
+    let app = crate::helpers::TestApp::spawn().await;
+    let u = crate::helpers::User::new("acme", "jane");
+    app.enroll_via_me(&u).await;
+    app.advance(30);
+    let (login_id, _token) = app.challenge(&u).await;
+    let factor = app
+        .sql_strings("SELECT factor_id::text AS s FROM totp_factors WHERE user_id = 'jane'")
+        .await;
+    let audit = AuditCtx {
+        tenant_id: TenantId::parse("acme").unwrap(),
+        user_id: Some(UserId::parse("jane").unwrap()),
+        actor_id: Some("jane".into()),
+        surface: None,
+        ip: None,
+        user_agent: None,
+    };
+    let user = UserId::parse("jane").unwrap();
+    let login = LoginId::parse(&login_id).unwrap();
+    let factor = FactorId::parse(&factor[0]).unwrap();
+    let status = || async {
+        app.sql_strings(&format!(
+            "SELECT status::text AS s FROM logins WHERE login_id = '{login_id}'"
+        ))
+        .await
+    };
+    let succeeded = || async {
+        app.sql_count(&format!(
+            "SELECT count(*) AS n FROM audit_events \
+             WHERE type = 'login.succeeded' AND details->>'login_id' = '{login_id}'"
+        ))
+        .await
+    };
+    let step = app.now().timestamp() / 30 + 1;
+
+    // A raw connection, the call never prepared on it.
+    let mut conn = app.db.connect().await;
+    db::begin_with(&mut conn, lock_jane).await.unwrap();
+    let cold = db::logins::complete_with_totp_and_commit(
+        &mut conn,
+        &audit,
+        &user,
+        login,
+        factor,
+        step,
+        0,
+        app.now(),
+    )
+    .await;
+    let err = cold.expect_err("executed after the COMMIT, outside the locking transaction");
+    assert!(
+        err.to_string()
+            .contains("not in the transaction that locked the login"),
+        "{err}"
+    );
+    assert!(
+        !conn.is_broken(),
+        "the COMMIT was answered: the transaction is over"
+    );
+    assert_eq!(status().await, ["verification_required"], "nothing written");
+    assert_eq!(succeeded().await, 0);
+
+    // Prepared as the pool prepares it (which itself writes nothing), the call runs inside.
+    db::logins::prepare_completion(&mut conn).await.unwrap();
+    assert!(!conn.is_broken());
+    assert_eq!(succeeded().await, 0);
+    db::begin_with(&mut conn, lock_jane).await.unwrap();
+    let accepted = db::logins::complete_with_totp_and_commit(
+        &mut conn,
+        &audit,
+        &user,
+        login,
+        factor,
+        step,
+        0,
+        app.now(),
+    )
+    .await
+    .unwrap();
+    assert!(accepted);
+    assert!(!conn.is_broken());
+    assert_eq!(xact_if_assigned(&mut conn).await, None, "committed");
+    assert_eq!(status().await, ["authenticated"]);
+    assert_eq!(succeeded().await, 1);
+}
