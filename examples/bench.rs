@@ -461,6 +461,54 @@ fn reset_peak_rss(pid: &str) -> bool {
     !pid.is_empty() && std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
 }
 
+/// CPU time (user + system) a process has used so far, in seconds (`/proc/PID/stat`, the
+/// fields after the command name: utime and stime are the 12th and 13th).
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_comm = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux (the kernel's ABI for /proc, whatever HZ is).
+    Some(ticks as f64 / 100.0)
+}
+
+/// CPU seconds used so far by the service, by the cluster's processes (its backends and
+/// background processes, from `pg_stat_activity`) and by this load generator.
+struct Cpu {
+    service: f64,
+    postgres: f64,
+    generator: f64,
+}
+
+fn cpu_now(pg: &Pg, service_pid: &str) -> Cpu {
+    let pids = pg
+        .query("SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()")
+        .unwrap_or_default();
+    Cpu {
+        service: cpu_secs(service_pid).unwrap_or(f64::NAN),
+        postgres: pids
+            .iter()
+            .filter_map(|r| r.first())
+            .filter_map(|pid| cpu_secs(pid))
+            .sum(),
+        generator: cpu_secs("self").unwrap_or(f64::NAN),
+    }
+}
+
+/// CPU per successful verify, in ms: what the machine's two cores spent on each, by process.
+fn print_cpu(before: &Cpu, after: &Cpu, ok: u64) {
+    let per = |a: f64, b: f64| 1000.0 * (a - b) / ok.max(1) as f64;
+    let (s, p, g) = (
+        per(after.service, before.service),
+        per(after.postgres, before.postgres),
+        per(after.generator, before.generator),
+    );
+    println!(
+        "  CPU per verify: service {s:.3} ms, Postgres {p:.3} ms, load generator {g:.3} ms (service + Postgres {:.3} ms)",
+        s + p
+    );
+}
+
 fn fmt_mb(v: Option<f64>) -> String {
     v.map_or("n/a".to_owned(), |v| format!("{v:.1}"))
 }
@@ -635,6 +683,7 @@ async fn phase(
     let pending: Arc<Vec<Pending>> = Arc::new(pending);
     let n = pending.len();
     let written_before = writes(pg).await?;
+    let cpu_before = cpu_now(pg, pid);
     let (c, s, p) = (ctx.clone(), secrets.clone(), pending.clone());
     let (tally, _, wall) = run_workers(ctx.conns, n, Some(Instant::now() + bound), move |k| {
         let (c, s, p) = (c.clone(), s.clone(), p.clone());
@@ -664,7 +713,9 @@ async fn phase(
     })
     .await?;
     let verified_ok = tally.lat.len() as u64;
+    let cpu_after = cpu_now(pg, pid);
     let (verifies, tally) = summarize("verifies", tally, wall, n);
+    print_cpu(&cpu_before, &cpu_after, verified_ok);
     print_writes(&written_before, &writes(pg).await?, verified_ok);
     let reused: u64 = tally
         .errors

@@ -251,33 +251,39 @@ pub async fn complete(
         .map(|_| ())
 }
 
-/// The verify hot path in one round trip (`mfa_complete_login_totp`): the replay guard on
+/// A code that matched a factor, to be accepted by `mfa_complete_login_totp`.
+pub struct TotpCompletion<'a> {
+    pub audit: &'a AuditCtx,
+    pub user_id: &'a UserId,
+    pub login_id: LoginId,
+    pub factor_id: FactorId,
+    pub step: i64,
+    pub drift: i32,
+    pub now: DateTime<Utc>,
+}
+
+/// The verify hot path in one statement (`mfa_complete_login_totp`): the replay guard on
 /// the factor, and only if it passes, the login's completion, the user's lockout reset and
 /// `login.succeeded`; otherwise `totp.code_reused`. Returns whether the code was accepted.
-#[allow(clippy::too_many_arguments)]
+/// On its first poll the future sends the call if it is prepared (the cache is consulted
+/// without waiting), which `complete_with_totp_and_commit` relies on.
 pub async fn complete_with_totp(
-    conn: &mut AsyncPgConnection,
-    ctx: &AuditCtx,
-    user_id: &UserId,
-    login_id: LoginId,
-    factor_id: FactorId,
-    step: i64,
-    drift: i32,
-    now: DateTime<Utc>,
+    mut conn: &AsyncPgConnection,
+    c: &TotpCompletion<'_>,
 ) -> QueryResult<bool> {
     diesel::select(mfa_complete_login_totp(
-        &ctx.tenant_id,
-        user_id,
-        login_id,
-        factor_id,
-        step,
-        drift,
-        now,
-        ctx.surface,
-        ctx.ip.as_deref(),
-        ctx.user_agent.as_deref(),
+        &c.audit.tenant_id,
+        c.user_id,
+        c.login_id,
+        c.factor_id,
+        c.step,
+        c.drift,
+        c.now,
+        c.audit.surface,
+        c.audit.ip.as_deref(),
+        c.audit.user_agent.as_deref(),
     ))
-    .get_result(conn)
+    .get_result(&mut conn)
     .await
 }
 
@@ -286,35 +292,18 @@ pub async fn complete_with_totp(
 /// the pool opens one): a call not yet prepared would send its execution after the COMMIT
 /// (the function then refuses, see migration 000007). A failed call's transaction is rolled
 /// back by the COMMIT itself; either way the transaction is over when this returns.
-#[allow(clippy::too_many_arguments)]
 pub async fn complete_with_totp_and_commit(
     conn: &mut AsyncPgConnection,
-    ctx: &AuditCtx,
-    user_id: &UserId,
-    login_id: LoginId,
-    factor_id: FactorId,
-    step: i64,
-    drift: i32,
-    now: DateTime<Utc>,
+    c: &TotpCompletion<'_>,
 ) -> QueryResult<bool> {
     let (accepted, committed) = {
         let shared: &AsyncPgConnection = conn;
-        let (mut call_conn, mut commit_conn) = (shared, shared);
-        let call = diesel::select(mfa_complete_login_totp(
-            &ctx.tenant_id,
-            user_id,
-            login_id,
-            factor_id,
-            step,
-            drift,
-            now,
-            ctx.surface,
-            ctx.ip.as_deref(),
-            ctx.user_agent.as_deref(),
-        ))
-        .get_result::<bool>(&mut call_conn);
+        let mut commit_conn = shared;
         // Polled in this order, so sent in this order.
-        futures_util::join!(call, commit_conn.batch_execute("COMMIT"))
+        futures_util::join!(
+            complete_with_totp(shared, c),
+            commit_conn.batch_execute("COMMIT")
+        )
     };
     super::transaction_ended(conn, committed)?;
     accepted
@@ -346,10 +335,16 @@ async fn refused_completion(conn: &mut AsyncPgConnection) -> QueryResult<()> {
         ip: None,
         user_agent: None,
     };
-    let user = UserId::from_stored(String::new());
-    let (login, factor) = (LoginId(uuid::Uuid::nil()), FactorId(uuid::Uuid::nil()));
-    let epoch = DateTime::<Utc>::UNIX_EPOCH;
-    match complete_with_totp(conn, &ctx, &user, login, factor, 0, 0, epoch).await {
+    let nil = TotpCompletion {
+        audit: &ctx,
+        user_id: &UserId::from_stored(String::new()),
+        login_id: LoginId(uuid::Uuid::nil()),
+        factor_id: FactorId(uuid::Uuid::nil()),
+        step: 0,
+        drift: 0,
+        now: DateTime::<Utc>::UNIX_EPOCH,
+    };
+    match complete_with_totp(conn, &nil).await {
         Err(diesel::result::Error::DatabaseError(_, info))
             if info.message() == OUTSIDE_ITS_TRANSACTION =>
         {

@@ -217,17 +217,16 @@ async fn the_completion_goes_out_with_the_commit_only_inside_the_locking_transac
     // A raw connection, the call never prepared on it.
     let mut conn = app.db.connect().await;
     db::begin_with(&mut conn, lock_jane).await.unwrap();
-    let cold = db::logins::complete_with_totp_and_commit(
-        &mut conn,
-        &audit,
-        &user,
-        login,
-        factor,
+    let completion = db::logins::TotpCompletion {
+        audit: &audit,
+        user_id: &user,
+        login_id: login,
+        factor_id: factor,
         step,
-        0,
-        app.now(),
-    )
-    .await;
+        drift: 0,
+        now: app.now(),
+    };
+    let cold = db::logins::complete_with_totp_and_commit(&mut conn, &completion).await;
     let err = cold.expect_err("executed after the COMMIT, outside the locking transaction");
     assert!(
         err.to_string()
@@ -246,18 +245,9 @@ async fn the_completion_goes_out_with_the_commit_only_inside_the_locking_transac
     assert!(!conn.is_broken());
     assert_eq!(succeeded().await, 0);
     db::begin_with(&mut conn, lock_jane).await.unwrap();
-    let accepted = db::logins::complete_with_totp_and_commit(
-        &mut conn,
-        &audit,
-        &user,
-        login,
-        factor,
-        step,
-        0,
-        app.now(),
-    )
-    .await
-    .unwrap();
+    let accepted = db::logins::complete_with_totp_and_commit(&mut conn, &completion)
+        .await
+        .unwrap();
     assert!(accepted);
     assert!(!conn.is_broken());
     assert_eq!(xact_if_assigned(&mut conn).await, None, "committed");

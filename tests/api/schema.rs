@@ -331,10 +331,20 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
     )
     .await
     .unwrap();
-    let accepted =
-        db::logins::complete_with_totp(&mut conn, &audit, &user, login, f.factor_id, 1, 0, now)
-            .await
-            .unwrap();
+    let accepted = db::logins::complete_with_totp(
+        &conn,
+        &db::logins::TotpCompletion {
+            audit: &audit,
+            user_id: &user,
+            login_id: login,
+            factor_id: f.factor_id,
+            step: 1,
+            drift: 0,
+            now,
+        },
+    )
+    .await
+    .unwrap();
     assert!(accepted);
     let again = db::factors::consume_step(&mut conn, &tenant, &user, f.factor_id, 1, 0, now)
         .await

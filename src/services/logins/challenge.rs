@@ -412,7 +412,7 @@ pub async fn verify(
             // The completion is the last statement: it goes out with the COMMIT, and the
             // token is signed first, so that nothing can fail after the commit.
             let minted = signed_in(state, &ctx, amr::TOTP, now)?;
-            if !complete_login_and_commit(conn, state, &ctx, &audit, m, now).await? {
+            if !complete_login(conn, state, &ctx, &audit, m, now, true).await? {
                 return Ok(Err(ApiError::CodeReused));
             }
             return Ok(Ok(Verified {
@@ -424,7 +424,7 @@ pub async fn verify(
                 device_expires_at: None,
             }));
         }
-        if !complete_login(conn, state, &ctx, &audit, m, now).await? {
+        if !complete_login(conn, state, &ctx, &audit, m, now, false).await? {
             return Ok(Err(ApiError::CodeReused));
         }
         let device = devices::remember(
@@ -454,7 +454,8 @@ pub async fn verify(
 
 /// The replay guard of the factor that accepted the code and, if it passes, the login's
 /// completion (`mfa_complete_login_totp`, one statement). False: the step was used meanwhile
-/// (`totp.code_reused` written).
+/// (`totp.code_reused` written). With `commit`, the statement is the transaction's last and
+/// goes out with its COMMIT (one round trip): the transaction is over when this returns.
 pub(super) async fn complete_login(
     conn: &mut AsyncPgConnection,
     state: &AppState,
@@ -462,43 +463,22 @@ pub(super) async fn complete_login(
     audit: &AuditCtx,
     m: Matched,
     now: DateTime<Utc>,
+    commit: bool,
 ) -> Result<bool, ApiError> {
-    let accepted = db::logins::complete_with_totp(
-        conn,
+    let c = db::logins::TotpCompletion {
         audit,
-        &ctx.user_id,
-        ctx.login_id,
-        m.factor_id,
-        m.step,
-        m.drift,
+        user_id: &ctx.user_id,
+        login_id: ctx.login_id,
+        factor_id: m.factor_id,
+        step: m.step,
+        drift: m.drift,
         now,
-    )
-    .await?;
-    count_completion(state, &m, accepted);
-    Ok(accepted)
-}
-
-/// `complete_login` as the transaction's last statement, sent with its COMMIT (one round
-/// trip): when this returns, the transaction is over, committed or rolled back.
-async fn complete_login_and_commit(
-    conn: &mut AsyncPgConnection,
-    state: &AppState,
-    ctx: &LoginCtx,
-    audit: &AuditCtx,
-    m: Matched,
-    now: DateTime<Utc>,
-) -> Result<bool, ApiError> {
-    let accepted = db::logins::complete_with_totp_and_commit(
-        conn,
-        audit,
-        &ctx.user_id,
-        ctx.login_id,
-        m.factor_id,
-        m.step,
-        m.drift,
-        now,
-    )
-    .await?;
+    };
+    let accepted = if commit {
+        db::logins::complete_with_totp_and_commit(conn, &c).await?
+    } else {
+        db::logins::complete_with_totp(conn, &c).await?
+    };
     count_completion(state, &m, accepted);
     Ok(accepted)
 }
