@@ -14,7 +14,7 @@ RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE accepted boolean;
 BEGIN
-    IF pg_current_xact_id_if_assigned() IS NULL THEN
+    IF txid_current_if_assigned() IS NULL THEN
         RAISE EXCEPTION 'mfa_complete_login_totp: not in the transaction that locked the login'
               USING ERRCODE = 'MFA01';
     END IF;

@@ -296,14 +296,23 @@ pub async fn complete_with_totp_and_commit(
     conn: &mut AsyncPgConnection,
     c: &TotpCompletion<'_>,
 ) -> QueryResult<bool> {
+    if super::transaction_depth(conn) != Some(1) {
+        // Its COMMIT would end an enclosing transaction, not a savepoint.
+        return Err(diesel::result::Error::NotInTransaction);
+    }
     let (accepted, committed) = {
         let shared: &AsyncPgConnection = conn;
         let mut commit_conn = shared;
-        // Polled in this order, so sent in this order.
-        futures_util::join!(
-            complete_with_totp(shared, c),
-            commit_conn.batch_execute("COMMIT")
-        )
+        // Polled in this order, so sent in this order. Unconstrained: the call takes a
+        // (free) lock on the statement cache before it sends, and tokio's cooperative
+        // budget could make even a free lock wait one turn, letting the COMMIT go first.
+        tokio::task::coop::unconstrained(async {
+            futures_util::join!(
+                complete_with_totp(shared, c),
+                commit_conn.batch_execute("COMMIT")
+            )
+        })
+        .await
     };
     super::transaction_ended(conn, committed)?;
     accepted
@@ -312,6 +321,11 @@ pub async fn complete_with_totp_and_commit(
 /// The message of `mfa_complete_login_totp`'s refusal to run outside the locking transaction.
 const OUTSIDE_ITS_TRANSACTION: &str =
     "mfa_complete_login_totp: not in the transaction that locked the login";
+
+/// Whether `e` is `mfa_complete_login_totp`'s refusal (it wrote nothing).
+pub fn refused_outside_its_transaction(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message() == OUTSIDE_ITS_TRANSACTION)
+}
 
 /// Prepares the completion call on a new connection, for
 /// [`complete_with_totp_and_commit`]: the very statement it sends, in a transaction that has
@@ -345,11 +359,7 @@ async fn refused_completion(conn: &mut AsyncPgConnection) -> QueryResult<()> {
         now: DateTime::<Utc>::UNIX_EPOCH,
     };
     match complete_with_totp(conn, &nil).await {
-        Err(diesel::result::Error::DatabaseError(_, info))
-            if info.message() == OUTSIDE_ITS_TRANSACTION =>
-        {
-            Ok(())
-        }
+        Err(e) if refused_outside_its_transaction(&e) => Ok(()),
         Err(e) => Err(e),
         Ok(_) => Err(diesel::result::Error::QueryBuilderError(
             "mfa_complete_login_totp ran in a transaction that locked nothing (migration 000007 missing?)".into(),

@@ -167,6 +167,14 @@ pub fn pool(url: &str, size: u32, limits: SessionLimits) -> anyhow::Result<Pool>
             if let Err(e) = logins::prepare_completion(&mut conn).await {
                 tracing::warn!(error = %e, "could not prepare the verify's completion call");
             }
+            {
+                use diesel_async::pooled_connection::PoolableConnection;
+                if conn.is_broken() {
+                    return Err(ConnectionError::BadConnection(
+                        "the connection failed while it was being set up".to_owned(),
+                    ));
+                }
+            }
             Ok(conn)
         }
         .boxed()
@@ -359,6 +367,16 @@ pub(crate) fn transaction_ended(
             status.set_in_error();
             Err(e)
         }
+    }
+}
+
+/// How deep in transactions this connection is (`None`: in none, or its state is unknown).
+pub(crate) fn transaction_depth(conn: &mut AsyncPgConnection) -> Option<u32> {
+    use diesel::connection::TransactionManagerStatus;
+    use diesel_async::{AnsiTransactionManager, TransactionManager};
+    match AnsiTransactionManager::transaction_manager_status_mut(conn) {
+        TransactionManagerStatus::Valid(v) => v.transaction_depth().map(|d| d.get()),
+        TransactionManagerStatus::InError => None,
     }
 }
 

@@ -240,10 +240,18 @@ async fn the_completion_goes_out_with_the_commit_only_inside_the_locking_transac
     assert_eq!(status().await, ["verification_required"], "nothing written");
     assert_eq!(succeeded().await, 0);
 
-    // Prepared as the pool prepares it (which itself writes nothing), the call runs inside.
+    // On a fresh connection, prepared as the pool prepares it (which writes nothing), the
+    // call runs inside.
+    let events = "SELECT count(*) AS n FROM audit_events";
+    let before = app.sql_count(events).await;
+    let mut conn = app.db.connect().await;
     db::logins::prepare_completion(&mut conn).await.unwrap();
     assert!(!conn.is_broken());
-    assert_eq!(succeeded().await, 0);
+    assert_eq!(
+        app.sql_count(events).await,
+        before,
+        "preparing wrote nothing"
+    );
     db::begin_with(&mut conn, lock_jane).await.unwrap();
     let accepted = db::logins::complete_with_totp_and_commit(&mut conn, &completion)
         .await

@@ -394,38 +394,78 @@ pub async fn verify(
     let now = state.now();
     let hash = mfa_token_hash(state, token);
     let mut pooled = state.pool.get().await?;
-    let conn: &mut AsyncPgConnection = &mut pooled;
+    let a = VerifyAttempt {
+        state,
+        hash: &hash,
+        login_id,
+        code: &code,
+        remember,
+        meta,
+        now,
+    };
+    // Again at most once, on the same connection: a completion call that was refused (not
+    // yet prepared there, it went out after the COMMIT and wrote nothing) is prepared now.
+    for _ in 0..2 {
+        if let Some(verified) = verify_on(&mut pooled, &a).await? {
+            return Ok(verified);
+        }
+    }
+    Err(ApiError::Internal(anyhow::anyhow!(
+        "the verify's completion call was refused twice on one connection"
+    )))
+}
+
+struct VerifyAttempt<'a> {
+    state: &'a AppState,
+    hash: &'a [u8; 32],
+    login_id: LoginId,
+    code: &'a TotpCode,
+    remember: &'a RememberRequest,
+    meta: &'a ClientMeta,
+    now: DateTime<Utc>,
+}
+
+/// One verify transaction; `None` when the completion call was refused (nothing written,
+/// the transaction over).
+async fn verify_on(
+    conn: &mut AsyncPgConnection,
+    a: &VerifyAttempt<'_>,
+) -> Result<Option<Verified>, ApiError> {
+    let (state, meta, remember, now) = (a.state, a.meta, a.remember, a.now);
     // BEGIN goes out with the locking read, COMMIT with the completion: 2 round trips, not 4.
     let found = db::begin_with(conn, |c| {
-        db::logins::by_token(c, &hash, FactorStatus::Active, true).boxed()
+        db::logins::by_token(c, a.hash, FactorStatus::Active, true).boxed()
     })
     .await;
-    let result: Result<Result<Verified, ApiError>, ApiError> = async {
-        let (ctx, factors) = found_login(state, found?, login_id)?;
+    let result: Result<Option<Result<Verified, ApiError>>, ApiError> = async {
+        let (ctx, factors) = found_login(state, found?, a.login_id)?;
         let (ctx, audit, factors) = verification_on(state, ctx, factors, meta)?;
-        let m = match check_code(conn, state, &ctx, &audit, &factors, &code, Window::Signed).await?
-        {
-            Ok(m) => m,
-            Err(e) => return Ok(Err(e)),
-        };
+        let m =
+            match check_code(conn, state, &ctx, &audit, &factors, a.code, Window::Signed).await? {
+                Ok(m) => m,
+                Err(e) => return Ok(Some(Err(e))),
+            };
         if !remember.remember {
             // The completion is the last statement: it goes out with the COMMIT, and the
             // token is signed first, so that nothing can fail after the commit.
             let minted = signed_in(state, &ctx, amr::TOTP, now)?;
-            if !complete_login(conn, state, &ctx, &audit, m, now, true).await? {
-                return Ok(Err(ApiError::CodeReused));
-            }
-            return Ok(Ok(Verified {
-                status: AuthenticatedStatus::Authenticated,
-                access_token: minted.token,
-                token_type: TokenType::Bearer,
-                expires_in: minted.expires_in,
-                device_token: None,
-                device_expires_at: None,
-            }));
+            return Ok(
+                match complete_login_and_commit(conn, state, &ctx, &audit, m, now).await? {
+                    None => None,
+                    Some(false) => Some(Err(ApiError::CodeReused)),
+                    Some(true) => Some(Ok(Verified {
+                        status: AuthenticatedStatus::Authenticated,
+                        access_token: minted.token,
+                        token_type: TokenType::Bearer,
+                        expires_in: minted.expires_in,
+                        device_token: None,
+                        device_expires_at: None,
+                    })),
+                },
+            );
         }
-        if !complete_login(conn, state, &ctx, &audit, m, now, false).await? {
-            return Ok(Err(ApiError::CodeReused));
+        if !complete_login(conn, state, &ctx, &audit, m, now).await? {
+            return Ok(Some(Err(ApiError::CodeReused)));
         }
         let device = devices::remember(
             conn,
@@ -439,23 +479,25 @@ pub async fn verify(
         )
         .await?;
         let m = signed_in(state, &ctx, amr::TOTP, now)?;
-        Ok(Ok(Verified {
+        Ok(Some(Ok(Verified {
             status: AuthenticatedStatus::Authenticated,
             access_token: m.token,
             token_type: TokenType::Bearer,
             expires_in: m.expires_in,
             device_token: device.as_ref().map(|d| d.device_token.clone()),
             device_expires_at: device.map(|d| d.device_expires_at),
-        }))
+        })))
     }
     .await;
-    db::end_transaction(conn, result).await?
+    match db::end_transaction(conn, result).await? {
+        Some(outcome) => outcome.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The replay guard of the factor that accepted the code and, if it passes, the login's
 /// completion (`mfa_complete_login_totp`, one statement). False: the step was used meanwhile
-/// (`totp.code_reused` written). With `commit`, the statement is the transaction's last and
-/// goes out with its COMMIT (one round trip): the transaction is over when this returns.
+/// (`totp.code_reused` written).
 pub(super) async fn complete_login(
     conn: &mut AsyncPgConnection,
     state: &AppState,
@@ -463,9 +505,42 @@ pub(super) async fn complete_login(
     audit: &AuditCtx,
     m: Matched,
     now: DateTime<Utc>,
-    commit: bool,
 ) -> Result<bool, ApiError> {
-    let c = db::logins::TotpCompletion {
+    let accepted = db::logins::complete_with_totp(conn, &completion(ctx, audit, &m, now)).await?;
+    count_completion(state, &m, accepted);
+    Ok(accepted)
+}
+
+/// `complete_login` as the transaction's last statement, sent with its COMMIT (one round
+/// trip): the transaction is over when this returns. `None`: the call was refused, having
+/// gone out after the COMMIT (not yet prepared on this connection); nothing was written.
+async fn complete_login_and_commit(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    ctx: &LoginCtx,
+    audit: &AuditCtx,
+    m: Matched,
+    now: DateTime<Utc>,
+) -> Result<Option<bool>, ApiError> {
+    let c = completion(ctx, audit, &m, now);
+    let accepted = match db::logins::complete_with_totp_and_commit(conn, &c).await {
+        Err(e) if db::logins::refused_outside_its_transaction(&e) => {
+            tracing::warn!("the verify's completion call was not prepared on its connection");
+            return Ok(None);
+        }
+        r => r?,
+    };
+    count_completion(state, &m, accepted);
+    Ok(Some(accepted))
+}
+
+fn completion<'a>(
+    ctx: &'a LoginCtx,
+    audit: &'a AuditCtx,
+    m: &Matched,
+    now: DateTime<Utc>,
+) -> db::logins::TotpCompletion<'a> {
+    db::logins::TotpCompletion {
         audit,
         user_id: &ctx.user_id,
         login_id: ctx.login_id,
@@ -473,14 +548,7 @@ pub(super) async fn complete_login(
         step: m.step,
         drift: m.drift,
         now,
-    };
-    let accepted = if commit {
-        db::logins::complete_with_totp_and_commit(conn, &c).await?
-    } else {
-        db::logins::complete_with_totp(conn, &c).await?
-    };
-    count_completion(state, &m, accepted);
-    Ok(accepted)
+    }
 }
 
 fn count_completion(state: &AppState, m: &Matched, accepted: bool) {

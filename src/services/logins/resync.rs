@@ -45,7 +45,7 @@ pub async fn resync(
         let found = resync::find(state, &ctx.tenant_id, &ctx.user_id, &factors, &codes, now)?;
         // The replay guard and the login's completion are the verify statement's.
         let done = match found {
-            Some(m) => complete_login(conn, state, &ctx, &audit, m, now, false).await?,
+            Some(m) => complete_login(conn, state, &ctx, &audit, m, now).await?,
             None => false,
         };
         let Some(m) = found.filter(|_| done) else {
