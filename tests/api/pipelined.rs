@@ -262,3 +262,60 @@ async fn the_completion_goes_out_with_the_commit_only_inside_the_locking_transac
     assert_eq!(status().await, ["authenticated"]);
     assert_eq!(succeeded().await, 1);
 }
+
+/// A verify whose completion call is refused (as it would be on a connection where the call
+/// was not prepared: it went out after the COMMIT and wrote nothing) is tried once more on
+/// its connection and succeeds; the refusal costs the user nothing. Here the function is
+/// made to refuse its first call (a sequence counts calls: `nextval` outlives a rollback).
+#[tokio::test]
+async fn a_refused_completion_is_retried_once_and_the_sign_in_succeeds() {
+    use diesel_async::SimpleAsyncConnection;
+
+    let app = crate::helpers::TestApp::spawn().await;
+    let u = crate::helpers::User::new("acme", "jane");
+    let e = app.enroll_via_me(&u).await;
+    app.advance(30);
+    let up =
+        include_str!("../../migrations/2026-11-30-000007_completion_in_its_transaction/up.sql");
+    let guard = "    IF txid_current_if_assigned() IS NULL THEN";
+    assert!(up.contains(guard), "the migration's guard moved: {up}");
+    let refusing_once = up.replacen(
+        guard,
+        "    IF nextval('completion_calls') = 1 THEN\n        RAISE EXCEPTION \
+         'mfa_complete_login_totp: not in the transaction that locked the login';\n    END IF;\n\
+         \x20   IF txid_current_if_assigned() IS NULL THEN",
+        1,
+    );
+    let mut raw = app.db.connect().await;
+    raw.batch_execute(&format!(
+        "CREATE SEQUENCE completion_calls; {refusing_once}"
+    ))
+    .await
+    .unwrap();
+
+    let (login_id, token) = app.challenge(&u).await;
+    let r = app
+        .verify_code(
+            &login_id,
+            &token,
+            &crate::helpers::code_at(&e.secret, app.now()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["access_token"].is_string());
+    assert_eq!(
+        app.sql_count("SELECT last_value AS n FROM completion_calls")
+            .await,
+        2,
+        "refused once, then run"
+    );
+    assert_eq!(
+        app.sql_count(&format!(
+            "SELECT count(*) AS n FROM audit_events WHERE details->>'login_id' = '{login_id}' \
+             AND type IN ('login.succeeded', 'totp.code_reused')"
+        ))
+        .await,
+        1,
+        "one outcome recorded"
+    );
+}
