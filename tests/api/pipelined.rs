@@ -42,14 +42,20 @@ async fn xact_if_assigned(conn: &mut AsyncPgConnection) -> Option<String> {
         .x
 }
 
-#[tokio::test]
-async fn the_first_statement_runs_inside_the_transaction_and_commit_ends_it() {
+/// A fresh database with a scratch table `marks (v text)`, and a connection to it.
+async fn with_marks() -> (TestDb, AsyncPgConnection) {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
     diesel::sql_query("CREATE TABLE marks (v text)")
         .execute(&mut conn)
         .await
         .unwrap();
+    (db, conn)
+}
+
+#[tokio::test]
+async fn the_first_statement_runs_inside_the_transaction_and_commit_ends_it() {
+    let (_db, mut conn) = with_marks().await;
 
     // First on a fresh connection (not prepared yet), then with the statement cached.
     for round in ["cold", "warm"] {
@@ -89,12 +95,7 @@ async fn the_first_statement_runs_inside_the_transaction_and_commit_ends_it() {
 
 #[tokio::test]
 async fn an_error_rolls_back_the_whole_transaction() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
-    diesel::sql_query("CREATE TABLE marks (v text)")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let (_db, mut conn) = with_marks().await;
 
     // The first statement fails: nothing of the transaction stays, the connection is usable.
     let failed = db::begin_with(&mut conn, |mut c| {
