@@ -47,6 +47,14 @@ fn resync_window(s: &str) -> Result<u8, String> {
     steps_in(s, 1, 100)
 }
 
+/// 0 (keep forever) to ten years.
+fn retention_days(s: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(n) if n <= 3650 => Ok(n),
+        _ => Err("must be a whole number of days from 0 (keep forever) to 3650".into()),
+    }
+}
+
 fn positive(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
         Ok(n) if n > 0 => Ok(n),
@@ -186,6 +194,15 @@ pub struct Settings {
     /// Run this instance's webhook delivery worker (every instance does by default).
     #[arg(long, env = "MFA_WEBHOOK_DELIVERY", default_value = "true", action = clap::ArgAction::Set, global = true)]
     pub webhook_delivery: bool,
+    /// Days to keep rows nobody can use any more (expired sign-ins, dead remembered
+    /// browsers, expired enrollments, finished webhook deliveries) before every instance's
+    /// housekeeping deletes them; 0 keeps them forever. The audit trail is never deleted.
+    #[arg(long, env = "MFA_RETENTION_DAYS", default_value = "30", value_parser = retention_days, global = true)]
+    pub retention_days: u16,
+    /// Run this instance's housekeeping (every instance does by default; sweeps of several
+    /// instances split the work).
+    #[arg(long, env = "MFA_HOUSEKEEPING", default_value = "true", action = clap::ArgAction::Set, global = true)]
+    pub housekeeping: bool,
 }
 
 /// `./.mfa-dev`, as the contract (docs/API.md §9) says. Only `serve` creates keys there;

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub webhook_queue_depth: IntGauge,
     /// Seconds from sending a delivery to its answer (or its failure).
     pub webhook_latency: Histogram,
+    /// Rows deleted by housekeeping, by table (`services::housekeeping`).
+    pub housekeeping_deleted: IntCounterVec,
 }
 
 /// The result of one second-factor attempt.
@@ -123,6 +125,17 @@ impl Metrics {
         registry.register(Box::new(webhook_deliveries.clone()))?;
         registry.register(Box::new(webhook_queue_depth.clone()))?;
         registry.register(Box::new(webhook_latency.clone()))?;
+        let housekeeping_deleted = IntCounterVec::new(
+            Opts::new(
+                "mfa_housekeeping_deleted_total",
+                "Rows housekeeping deleted because nobody can use them any more (older than MFA_RETENTION_DAYS), by table",
+            ),
+            &["table"],
+        )?;
+        for what in crate::db::housekeeping::Sweepable::ALL {
+            housekeeping_deleted.with_label_values(&[what.table()]);
+        }
+        registry.register(Box::new(housekeeping_deleted.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -135,6 +148,7 @@ impl Metrics {
             webhook_deliveries,
             webhook_queue_depth,
             webhook_latency,
+            housekeeping_deleted,
         })
     }
 

@@ -20,7 +20,7 @@ use crate::domain::clock::{Clock, SystemClock};
 use crate::metrics::{self, Metrics};
 use crate::openapi::{document, Document};
 use crate::rate_limit::RateLimiter;
-use crate::services::webhooks;
+use crate::services::{housekeeping, webhooks};
 use crate::state::AppState;
 use crate::{db, http, telemetry};
 
@@ -30,6 +30,8 @@ pub struct Application {
     state: web::Data<AppState>,
     /// This instance's webhook delivery worker (`MFA_WEBHOOK_DELIVERY`).
     worker: Option<webhooks::worker::Worker>,
+    /// This instance's housekeeping (`MFA_RETENTION_DAYS`; none when 0).
+    housekeeper: Option<housekeeping::Housekeeper>,
 }
 
 impl Application {
@@ -98,11 +100,13 @@ impl Application {
             .settings
             .webhook_delivery
             .then(|| webhooks::worker::spawn(state.clone()));
+        let housekeeper = housekeeping::spawn(state.clone());
         Ok(Self {
             port,
             server,
             state,
             worker,
+            housekeeper,
         })
     }
 
@@ -115,11 +119,14 @@ impl Application {
     }
 
     /// Runs until SIGINT/SIGTERM (graceful: stop accepting, finish in-flight requests, then
-    /// let the webhook worker finish the deliveries it is sending).
+    /// let the webhook worker finish the deliveries it is sending and housekeeping its batch).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         if let Some(worker) = self.worker {
             worker.stop().await;
+        }
+        if let Some(housekeeper) = self.housekeeper {
+            housekeeper.stop().await;
         }
         served
     }

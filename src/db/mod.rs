@@ -8,6 +8,7 @@ pub mod audit;
 pub mod devices;
 pub mod factors;
 pub mod grace;
+pub mod housekeeping;
 pub mod logins;
 pub mod recovery;
 pub mod schema;

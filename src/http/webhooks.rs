@@ -233,6 +233,9 @@ pub async fn test(
 }
 
 /// The webhook's deliveries, newest first.
+///
+/// A finished delivery (succeeded or failed) is kept `MFA_RETENTION_DAYS` (default 30) from
+/// its creation, then housekeeping deletes it; a pending one stays until it finishes.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries", tag = "Webhooks", operation_id = "listWebhookDeliveries",
     security(("access_token" = []), ("service_key" = [])),
     params(("tenant_id" = TenantId, Path), ("webhook_id" = uuid::Uuid, Path), DeliveryListQuery),

@@ -8,6 +8,7 @@ pub mod devices;
 pub mod enrollment;
 pub mod factors;
 pub mod grace;
+pub mod housekeeping;
 pub mod logins;
 pub mod me;
 pub mod ops;

@@ -279,6 +279,8 @@ impl TestApp {
         settings.db_pool_size = 4;
         // Tests run webhook deliveries themselves, on the injected clock.
         settings.webhook_delivery = false;
+        // And housekeeping (`services::housekeeping::sweep`).
+        settings.housekeeping = false;
         configure(&mut settings);
         let clock = FixedClock::new(start_time());
         let app = Application::build_with_clock(settings, Arc::new(clock.clone()))

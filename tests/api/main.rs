@@ -11,6 +11,7 @@ mod factors;
 mod foundation;
 mod grace;
 mod hostile;
+mod housekeeping;
 mod lock_order;
 mod me_selfservice;
 mod pipelined;

@@ -1,0 +1,114 @@
+//! Housekeeping, run by every instance: deletes the rows nobody can use any more once they
+//! are older than `MFA_RETENTION_DAYS` (expired sign-ins, dead remembered browsers, expired
+//! enrollments and their secrets, finished webhook deliveries; `db::housekeeping::Sweepable`
+//! says which rows each is). Without it those tables only grow: every sign-in leaves a login.
+//! The audit trail is the record and is never deleted here.
+//!
+//! A sweep deletes in batches of [`BATCH`] rows, each one statement and one short
+//! transaction, so it never holds many locks or a long snapshot; rows a request holds are
+//! skipped and go in a later sweep. [`spawn`] sweeps once a few minutes after start (spread
+//! per instance) and then every [`EVERY`].
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::db::housekeeping::{self, Sweepable};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Rows per statement.
+pub const BATCH: i64 = 1_000;
+/// Time between two sweeps of one instance.
+pub const EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// Rows one sweep deleted, per kind, in `Sweepable::ALL` order.
+pub type Swept = Vec<(Sweepable, u64)>;
+
+/// One sweep: every kind, batch after batch until a batch comes back short. Tests call it
+/// directly with the injected clock. Does nothing when retention is 0 (keep forever).
+pub async fn sweep(state: &AppState) -> Result<Swept, ApiError> {
+    sweep_until(state, || false).await
+}
+
+/// [`sweep`], giving up between two batches once `stopping()` says so (a shutdown waits
+/// for one statement, not for a sweep of a backlog).
+async fn sweep_until(state: &AppState, stopping: impl Fn() -> bool) -> Result<Swept, ApiError> {
+    let days = state.settings.retention_days;
+    if days == 0 {
+        return Ok(Vec::new());
+    }
+    let cutoff = state.now() - chrono::Duration::days(i64::from(days));
+    let mut conn = state.pool.get().await?;
+    let mut swept = Vec::with_capacity(Sweepable::ALL.len());
+    for what in Sweepable::ALL {
+        let mut total = 0u64;
+        loop {
+            let n = housekeeping::delete_batch(&mut conn, what, cutoff, BATCH).await?;
+            total += n as u64;
+            state
+                .metrics
+                .housekeeping_deleted
+                .with_label_values(&[what.table()])
+                .inc_by(n as u64);
+            if (n as i64) < BATCH || stopping() {
+                break;
+            }
+        }
+        swept.push((what, total));
+        if stopping() {
+            break;
+        }
+    }
+    Ok(swept)
+}
+
+/// The running housekeeping task; [`Housekeeper::stop`] lets the batch in flight finish.
+pub struct Housekeeper {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Housekeeper {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts this instance's housekeeping (nothing when `MFA_HOUSEKEEPING` is false or
+/// `MFA_RETENTION_DAYS` is 0). The first
+/// sweep comes after a random 1-5 minutes, so instances started together spread out and a
+/// start-up is not slowed by it.
+pub fn spawn(state: actix_web::web::Data<AppState>) -> Option<Housekeeper> {
+    if !state.settings.housekeeping || state.settings.retention_days == 0 {
+        return None;
+    }
+    let (stop, mut stopped) = watch::channel(false);
+    let first = Duration::from_secs(rand::random_range(60..=300));
+    let task = tokio::spawn(async move {
+        let mut wait = first;
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let stopping = || *stopped.borrow();
+            match sweep_until(&state, stopping).await {
+                Ok(swept) if swept.iter().any(|(_, n)| *n > 0) => {
+                    let deleted: Vec<String> = swept
+                        .iter()
+                        .map(|(what, n)| format!("{}={n}", what.table()))
+                        .collect();
+                    tracing::info!(deleted = %deleted.join(" "), "housekeeping deleted rows past retention");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "a housekeeping sweep failed; the next one retries")
+                }
+            }
+            wait = EVERY;
+        }
+    });
+    Some(Housekeeper { stop, task })
+}

@@ -1,0 +1,273 @@
+//! Housekeeping (`services::housekeeping`): rows nobody can use any more go once they are
+//! older than `MFA_RETENTION_DAYS`; everything else, and the audit trail, stays.
+
+use diesel_async::SimpleAsyncConnection;
+use mspbots_mfa::db::housekeeping::Sweepable;
+use mspbots_mfa::services::housekeeping::{self, BATCH};
+use mspbots_mfa::services::webhooks::worker;
+use serde_json::json;
+
+use crate::helpers::{code_at, TestApp, User};
+use crate::webhook_receiver::Receiver;
+
+const DAY: i64 = 86_400;
+
+async fn sweep(app: &TestApp) -> Vec<(Sweepable, u64)> {
+    housekeeping::sweep(&app.state).await.unwrap()
+}
+
+fn deleted(swept: &[(Sweepable, u64)], what: Sweepable) -> u64 {
+    swept
+        .iter()
+        .find(|(w, _)| *w == what)
+        .map(|(_, n)| *n)
+        .unwrap_or_else(|| panic!("{what:?} not swept: {swept:?}"))
+}
+
+/// Rows of each swept table, and of the audit trail.
+async fn counts(app: &TestApp) -> [i64; 5] {
+    [
+        app.sql_count("SELECT count(*) AS n FROM logins").await,
+        app.sql_count("SELECT count(*) AS n FROM remembered_devices")
+            .await,
+        app.sql_count("SELECT count(*) AS n FROM totp_factors")
+            .await,
+        app.sql_count("SELECT count(*) AS n FROM webhook_deliveries")
+            .await,
+        app.sql_count("SELECT count(*) AS n FROM audit_events")
+            .await,
+    ]
+}
+
+/// A sign-in with a code asking to remember the browser; returns the device token.
+async fn remember(app: &TestApp, u: &User, secret: &str) -> String {
+    app.advance(30);
+    let (login_id, token) = app.challenge(u).await;
+    let body = json!({"code": code_at(secret, app.now()), "remember_device": true});
+    let r = app.login_post(&login_id, &token, "verify", body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["device_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn housekeeping_deletes_what_nobody_can_use_once_past_retention_and_keeps_the_rest() {
+    let app = TestApp::spawn().await; // MFA_RETENTION_DAYS: the default, 30
+    assert_eq!(app.state.settings.retention_days, 30);
+    let rx = Receiver::start().await;
+    let (_, admin) = app.admin("acme").await;
+    let r = app
+        .enforce(
+            "acme",
+            &admin.access_token,
+            json!({"enforce_mfa": false, "remember_device_days": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .post(
+            "/v1/tenants/acme/webhooks",
+            Some(&admin.access_token),
+            json!({"url": rx.url, "event_types": ["login.succeeded"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    // Day 0: what will be dead 30 days from its end.
+    let jane = User::new("acme", "jane");
+    let e = app.enroll_via_me(&jane).await;
+    let old_device = remember(&app, &jane, &e.secret).await; // expires on day 1
+    let (old_login, old_token) = app.challenge(&jane).await; // left open: dies in 10 min
+    let r = app
+        .post(
+            "/v1/me/factors",
+            Some(&e.access_token),
+            json!({"name": "Tablet"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text); // never confirmed: dies in 10 min
+    while worker::deliver_due(&app.state, 50).await.unwrap() > 0 {}
+    assert!(!rx.received().is_empty());
+    // A delivery still pending, however old, is never swept.
+    let mut c = app.db.connect().await;
+    c.batch_execute(&format!(
+        "INSERT INTO audit_events (tenant_id, type, at, details) \
+         VALUES ('acme', 'login.succeeded', '{}', '{{}}')",
+        app.now().to_rfc3339()
+    ))
+    .await
+    .unwrap();
+    let day0_pending = app
+        .sql_count("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'pending'")
+        .await;
+    assert_eq!(day0_pending, 1);
+
+    // A minute short of 30 days after the first of them: nothing goes.
+    app.advance(30 * DAY - 90);
+    let before = counts(&app).await;
+    assert!(sweep(&app).await.iter().all(|(_, n)| *n == 0));
+    assert_eq!(counts(&app).await, before);
+
+    // A day later the device, expired on day 1, is past retention too. Fresh rows of
+    // today next to the old ones.
+    app.advance(DAY + 2 * 3_600);
+    let new_device = remember(&app, &jane, &e.secret).await;
+    let (new_login, new_token) = app.challenge(&jane).await;
+    let new_deliveries = app
+        .sql_count("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'pending'")
+        .await
+        - day0_pending;
+    assert!(new_deliveries > 0);
+    let old_logins = app
+        .sql_count(&format!(
+            "SELECT count(*) AS n FROM logins WHERE created_at < '{}'",
+            (app.now() - chrono::Duration::days(30)).to_rfc3339()
+        ))
+        .await;
+    assert!(old_logins >= 4, "admin and jane signed in on day 0");
+    let old_delivered = app
+        .sql_count("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'succeeded'")
+        .await;
+    assert!(old_delivered > 0);
+    let before = counts(&app).await;
+
+    let swept = sweep(&app).await;
+    assert_eq!(deleted(&swept, Sweepable::Logins), old_logins as u64);
+    assert_eq!(deleted(&swept, Sweepable::Devices), 1);
+    assert_eq!(deleted(&swept, Sweepable::PendingFactors), 1);
+    assert_eq!(deleted(&swept, Sweepable::Deliveries), old_delivered as u64);
+    let after = counts(&app).await;
+    assert_eq!(after[0], before[0] - old_logins);
+    assert_eq!(after[1], before[1] - 1);
+    assert_eq!(after[2], before[2] - 1);
+    assert_eq!(after[3], before[3] - old_delivered);
+    assert_eq!(after[4], before[4], "the audit trail is never swept");
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'pending'")
+            .await,
+        day0_pending + new_deliveries
+    );
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM totp_factors WHERE status = 'active'")
+            .await,
+        2,
+        "the admin's and jane's authenticators stay"
+    );
+    let metrics = app.get("/metrics", None).await.text;
+    let line = format!("mfa_housekeeping_deleted_total{{table=\"logins\"}} {old_logins}");
+    assert!(metrics.contains(&line), "{line} in {metrics}");
+
+    // What is still alive works as before: today's device and sign-in, jane's factor.
+    let mut body = jane.login_body();
+    body["device_token"] = json!(new_device);
+    let r = app.post("/v1/logins", Some(&app.service_key), body).await;
+    assert_eq!(r.body["mfa"], "remembered", "{}", r.text);
+    let r = app
+        .get(&format!("/v1/logins/{new_login}"), Some(&new_token))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    app.advance(30);
+    let r = app
+        .verify_code(&new_login, &new_token, &code_at(&e.secret, app.now()))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The swept ones are simply gone: their tokens were dead already.
+    let r = app
+        .get(&format!("/v1/logins/{old_login}"), Some(&old_token))
+        .await;
+    r.problem(401, "unauthenticated");
+    let mut body = jane.login_body();
+    body["device_token"] = json!(old_device);
+    let r = app.post("/v1/logins", Some(&app.service_key), body).await;
+    assert_eq!(r.body["status"], "verification_required", "{}", r.text);
+
+    // A second sweep finds nothing left to do.
+    app.advance(60);
+    assert!(sweep(&app).await.iter().all(|(_, n)| *n == 0));
+}
+
+#[tokio::test]
+async fn housekeeping_deletes_a_backlog_in_batches() {
+    let app = TestApp::spawn().await;
+    let jane = User::new("acme", "jane");
+    let r = app.start_login(&jane).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // A backlog of two and a half batches of sign-ins that expired 40 days ago.
+    let backlog = 2 * BATCH + BATCH / 2;
+    let old = (app.now() - chrono::Duration::days(40)).to_rfc3339();
+    let mut c = app.db.connect().await;
+    c.batch_execute(&format!(
+        "INSERT INTO logins (tenant_id, login_id, user_id, surface, status, created_at, expires_at) \
+         SELECT 'acme', gen_random_uuid(), 'jane', 'app', 'verification_required', \
+                '{old}'::timestamptz - interval '10 minutes', '{old}' \
+           FROM generate_series(1, {backlog})"
+    ))
+    .await
+    .unwrap();
+    let swept = sweep(&app).await;
+    assert_eq!(deleted(&swept, Sweepable::Logins), backlog as u64);
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM logins").await,
+        1,
+        "today's sign-in stays"
+    );
+}
+
+#[tokio::test]
+async fn retention_zero_keeps_everything_forever() {
+    let app = TestApp::spawn_with(|s| s.retention_days = 0).await;
+    let jane = User::new("acme", "jane");
+    let e = app.enroll_via_me(&jane).await;
+    app.challenge(&jane).await;
+    let r = app
+        .post("/v1/me/factors", Some(&e.access_token), json!({}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    app.advance(3_650 * DAY);
+    let before = counts(&app).await;
+    assert!(sweep(&app).await.is_empty());
+    assert_eq!(counts(&app).await, before);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Plan {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+    plan: String,
+}
+
+/// Each sweep statement locks its batch in one scan of its table, no join; on a table of
+/// some size (here 5,000 expired sign-ins, never analyzed) the DELETE then reaches the
+/// locked rows by their address, not by scanning the table again.
+#[tokio::test]
+async fn sweep_statements_delete_by_row_address() {
+    let app = TestApp::spawn().await;
+    let r = app.start_login(&User::new("acme", "jane")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mut c = app.db.connect().await;
+    c.batch_execute(
+        "INSERT INTO logins (tenant_id, login_id, user_id, surface, status, created_at, expires_at) \
+         SELECT 'acme', gen_random_uuid(), 'jane', 'app', 'verification_required', \
+                now() - interval '41 days', now() - interval '40 days' \
+           FROM generate_series(1, 5000)",
+    )
+    .await
+    .unwrap();
+    for what in Sweepable::ALL {
+        let sql = what
+            .sql()
+            .replace("$1", "now()")
+            .replace("$2", &BATCH.to_string());
+        let rows: Vec<Plan> =
+            diesel_async::RunQueryDsl::load(diesel::sql_query(format!("EXPLAIN {sql}")), &mut c)
+                .await
+                .unwrap();
+        let plan: String = rows.into_iter().map(|r| r.plan + "\n").collect();
+        assert!(plan.contains("LockRows"), "{what:?}: {plan}");
+        assert!(
+            !plan.contains("Nested Loop") && !plan.contains("Hash") && !plan.contains("Join"),
+            "{what:?}: {plan}"
+        );
+        if what == Sweepable::Logins {
+            assert!(plan.contains("Tid Scan on logins"), "{plan}");
+        }
+    }
+}
