@@ -194,9 +194,9 @@ pub struct Settings {
     /// Run this instance's webhook delivery worker (every instance does by default).
     #[arg(long, env = "MFA_WEBHOOK_DELIVERY", default_value = "true", action = clap::ArgAction::Set, global = true)]
     pub webhook_delivery: bool,
-    /// Days to keep rows nobody can use any more (expired sign-ins, dead remembered
-    /// browsers, expired enrollments, finished webhook deliveries) before every instance's
-    /// housekeeping deletes them; 0 keeps them forever. The audit trail is never deleted.
+    /// Days to keep expired sign-ins, dead remembered browsers, expired enrollments and
+    /// finished webhook deliveries before every instance's housekeeping deletes them; 0 keeps
+    /// them forever. The audit trail is never deleted.
     #[arg(long, env = "MFA_RETENTION_DAYS", default_value = "30", value_parser = retention_days, global = true)]
     pub retention_days: u16,
     /// Run this instance's housekeeping (every instance does by default; sweeps of several

@@ -128,7 +128,7 @@ impl Metrics {
         let housekeeping_deleted = IntCounterVec::new(
             Opts::new(
                 "mfa_housekeeping_deleted_total",
-                "Rows housekeeping deleted because nobody can use them any more (older than MFA_RETENTION_DAYS), by table",
+                "Rows housekeeping deleted (expired or finished, older than MFA_RETENTION_DAYS), by table",
             ),
             &["table"],
         )?;

@@ -267,7 +267,7 @@ pub async fn deliveries(
         (status = 400, description = "`invalid_request`: a body that is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found` (also a finished delivery housekeeping deleted, `MFA_RETENTION_DAYS` after its creation)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_state`: the delivery already succeeded", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn retry(

@@ -1,37 +1,35 @@
-//! Housekeeping, run by every instance: deletes the rows nobody can use any more once they
-//! are older than `MFA_RETENTION_DAYS` (expired sign-ins, dead remembered browsers, expired
-//! enrollments and their secrets, finished webhook deliveries; `db::housekeeping::Sweepable`
-//! says which rows each is). Without it those tables only grow: every sign-in leaves a login.
+//! Housekeeping, run by every instance: deletes expired sign-ins, dead remembered browsers,
+//! expired enrollments and their secrets, and finished webhook deliveries once they are older
+//! than `MFA_RETENTION_DAYS` (`db::housekeeping::Sweepable` says which rows each is). Without it those tables only grow: every sign-in leaves a login.
 //! The audit trail is the record and is never deleted here.
 //!
-//! A sweep deletes in batches of [`BATCH`] rows, each one statement and one short
-//! transaction, so it never holds many locks or a long snapshot; rows a request holds are
-//! skipped and go in a later sweep. [`spawn`] sweeps once a few minutes after start (spread
+//! A sweep walks each table once, [`WINDOW_PAGES`] pages per statement (one short
+//! transaction each), so it never holds many locks or a long snapshot; rows a request holds
+//! are skipped and go in a later sweep. [`spawn`] sweeps once a few minutes after start (spread
 //! per instance) and then every [`EVERY`].
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::db::housekeeping::{self, Sweepable};
+use crate::db::housekeeping::{self, Sweepable, WINDOW_PAGES};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Rows per statement.
-pub const BATCH: i64 = 1_000;
 /// Time between two sweeps of one instance.
 pub const EVERY: Duration = Duration::from_secs(10 * 60);
 
 /// Rows one sweep deleted, per kind, in `Sweepable::ALL` order.
 pub type Swept = Vec<(Sweepable, u64)>;
 
-/// One sweep: every kind, batch after batch until a batch comes back short. Tests call it
-/// directly with the injected clock. Does nothing when retention is 0 (keep forever).
+/// One sweep: every kind, its table a window of pages at a time. Tests call it directly with
+/// the injected clock. Does nothing when retention is 0 (keep forever). A kind whose
+/// statement fails is logged and left for the next sweep; the others are still swept.
 pub async fn sweep(state: &AppState) -> Result<Swept, ApiError> {
     sweep_until(state, || false).await
 }
 
-/// [`sweep`], giving up between two batches once `stopping()` says so (a shutdown waits
+/// [`sweep`], giving up between two statements once `stopping()` says so (a shutdown waits
 /// for one statement, not for a sweep of a backlog).
 async fn sweep_until(state: &AppState, stopping: impl Fn() -> bool) -> Result<Swept, ApiError> {
     let days = state.settings.retention_days;
@@ -42,25 +40,41 @@ async fn sweep_until(state: &AppState, stopping: impl Fn() -> bool) -> Result<Sw
     let mut conn = state.pool.get().await?;
     let mut swept = Vec::with_capacity(Sweepable::ALL.len());
     for what in Sweepable::ALL {
-        let mut total = 0u64;
-        loop {
-            let n = housekeeping::delete_batch(&mut conn, what, cutoff, BATCH).await?;
-            total += n as u64;
-            state
-                .metrics
-                .housekeeping_deleted
-                .with_label_values(&[what.table()])
-                .inc_by(n as u64);
-            if (n as i64) < BATCH || stopping() {
-                break;
-            }
-        }
-        swept.push((what, total));
         if stopping() {
             break;
         }
+        match sweep_table(&mut conn, what, cutoff, &stopping).await {
+            Ok(n) => {
+                state
+                    .metrics
+                    .housekeeping_deleted
+                    .with_label_values(&[what.table()])
+                    .inc_by(n);
+                swept.push((what, n));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, table = what.table(), "housekeeping could not sweep a table; the next sweep retries")
+            }
+        }
     }
     Ok(swept)
+}
+
+/// One pass over `what`'s table, window after window; returns the rows deleted.
+async fn sweep_table(
+    conn: &mut diesel_async::AsyncPgConnection,
+    what: Sweepable,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    stopping: &impl Fn() -> bool,
+) -> diesel::QueryResult<u64> {
+    let pages = housekeeping::pages(conn, what).await?;
+    let mut deleted = 0u64;
+    let mut first = 0;
+    while first < pages && !stopping() {
+        deleted += housekeeping::delete_window(conn, what, cutoff, first).await? as u64;
+        first += WINDOW_PAGES;
+    }
+    Ok(deleted)
 }
 
 /// The running housekeeping task; [`Housekeeper::stop`] lets the batch in flight finish.
