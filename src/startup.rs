@@ -20,6 +20,7 @@ use crate::domain::clock::{Clock, SystemClock};
 use crate::metrics::{self, Metrics};
 use crate::openapi::{document, Document};
 use crate::rate_limit::RateLimiter;
+use crate::services::background::Background;
 use crate::services::{housekeeping, webhooks};
 use crate::state::AppState;
 use crate::{db, http, telemetry};
@@ -28,10 +29,9 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
-    /// This instance's webhook delivery worker (`MFA_WEBHOOK_DELIVERY`).
-    worker: Option<webhooks::worker::Worker>,
-    /// This instance's housekeeping (`MFA_RETENTION_DAYS`; none when 0).
-    housekeeper: Option<housekeeping::Housekeeper>,
+    /// This instance's webhook delivery worker (`MFA_WEBHOOK_DELIVERY`) and housekeeping
+    /// (`MFA_HOUSEKEEPING`, `MFA_RETENTION_DAYS`), when they run.
+    background: Vec<Background>,
 }
 
 impl Application {
@@ -100,13 +100,15 @@ impl Application {
             .settings
             .webhook_delivery
             .then(|| webhooks::worker::spawn(state.clone()));
-        let housekeeper = housekeeping::spawn(state.clone());
+        let background = worker
+            .into_iter()
+            .chain(housekeeping::spawn(state.clone()))
+            .collect();
         Ok(Self {
             port,
             server,
             state,
-            worker,
-            housekeeper,
+            background,
         })
     }
 
@@ -122,11 +124,8 @@ impl Application {
     /// let the webhook worker finish the deliveries it is sending and housekeeping its batch).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
-        if let Some(worker) = self.worker {
-            worker.stop().await;
-        }
-        if let Some(housekeeper) = self.housekeeper {
-            housekeeper.stop().await;
+        for task in self.background {
+            task.stop().await;
         }
         served
     }

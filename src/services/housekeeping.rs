@@ -10,10 +10,9 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use crate::db::housekeeping::{self, Sweepable, WINDOW_PAGES};
 use crate::error::ApiError;
+use crate::services::background::Background;
 use crate::state::AppState;
 
 /// Time between two sweeps of one instance.
@@ -77,30 +76,16 @@ async fn sweep_table(
     Ok(deleted)
 }
 
-/// The running housekeeping task; [`Housekeeper::stop`] lets the batch in flight finish.
-pub struct Housekeeper {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Housekeeper {
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
-
 /// Starts this instance's housekeeping (nothing when `MFA_HOUSEKEEPING` is false or
-/// `MFA_RETENTION_DAYS` is 0). The first
-/// sweep comes after a random 1-5 minutes, so instances started together spread out and a
-/// start-up is not slowed by it.
-pub fn spawn(state: actix_web::web::Data<AppState>) -> Option<Housekeeper> {
+/// `MFA_RETENTION_DAYS` is 0). The first sweep comes after a random 1-5 minutes, so instances
+/// started together spread out and a start-up is not slowed by it. Stopping it lets the
+/// statement in flight finish.
+pub fn spawn(state: actix_web::web::Data<AppState>) -> Option<Background> {
     if !state.settings.housekeeping || state.settings.retention_days == 0 {
         return None;
     }
-    let (stop, mut stopped) = watch::channel(false);
     let first = Duration::from_secs(rand::random_range(60..=300));
-    let task = tokio::spawn(async move {
+    Some(Background::spawn(move |mut stopped| async move {
         let mut wait = first;
         loop {
             tokio::select! {
@@ -123,6 +108,5 @@ pub fn spawn(state: actix_web::web::Data<AppState>) -> Option<Housekeeper> {
             }
             wait = EVERY;
         }
-    });
-    Some(Housekeeper { stop, task })
+    }))
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod attempt;
 pub mod auth;
+pub mod background;
 pub mod devices;
 pub mod enrollment;
 pub mod factors;

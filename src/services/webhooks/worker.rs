@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
-use tokio::sync::watch;
 
 use super::client;
 use crate::crypto::webhook::{secret_aad, sign};
@@ -21,6 +20,7 @@ use crate::domain::audit::AuditType;
 use crate::domain::ids::{DeliveryState, WebhookStatus};
 use crate::domain::webhooks::{next_retry, parse_retry_after, WebhookUrl, FAILING_DISABLES_AFTER};
 use crate::error::ApiError;
+use crate::services::background::Background;
 use crate::state::AppState;
 
 /// How long a claim holds a delivery: well over the 10 s a send may take.
@@ -367,23 +367,10 @@ pub async fn observe_queue(state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The running background worker; [`Worker::stop`] lets the round in flight finish.
-pub struct Worker {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Worker {
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
-
 /// Starts this instance's worker: a round whenever the last one was full, else every second.
-pub fn spawn(state: actix_web::web::Data<AppState>) -> Worker {
-    let (stop, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
+/// Stopping it lets the round in flight finish.
+pub fn spawn(state: actix_web::web::Data<AppState>) -> Background {
+    Background::spawn(move |mut stopped| async move {
         let mut rounds: u64 = 0;
         loop {
             if *stopped.borrow() {
@@ -408,6 +395,5 @@ pub fn spawn(state: actix_web::web::Data<AppState>) -> Worker {
                 _ = tokio::time::sleep(IDLE_POLL) => {}
             }
         }
-    });
-    Worker { stop, task }
+    })
 }
