@@ -199,13 +199,19 @@ async fn expired_logins(app: &TestApp, count: usize) {
     .unwrap();
 }
 
+/// An app where jane has one live sign-in and `count` that expired 40 days ago.
+async fn app_with_expired_logins(count: usize) -> TestApp {
+    let app = TestApp::spawn().await;
+    let r = app.start_login(&User::new("acme", "jane")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    expired_logins(&app, count).await;
+    app
+}
+
 #[tokio::test]
 async fn housekeeping_walks_a_backlog_window_by_window() {
-    let app = TestApp::spawn().await;
+    let app = app_with_expired_logins(12_000).await;
     let jane = User::new("acme", "jane");
-    let r = app.start_login(&jane).await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    expired_logins(&app, 12_000).await;
     let r = app.start_login(&jane).await; // a live one at the end of the table, too
     assert_eq!(r.status, 201, "{}", r.text);
     let mut c = app.db.connect().await;
@@ -224,10 +230,7 @@ async fn housekeeping_walks_a_backlog_window_by_window() {
 
 #[tokio::test]
 async fn a_row_a_transaction_holds_is_skipped_without_waiting_and_goes_in_a_later_sweep() {
-    let app = TestApp::spawn().await;
-    let r = app.start_login(&User::new("acme", "jane")).await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    expired_logins(&app, 3).await;
+    let app = app_with_expired_logins(3).await;
     let mut holder = app.db.connect().await;
     holder
         .batch_execute(
@@ -271,10 +274,7 @@ struct Plan {
 /// through a TID scan.
 #[tokio::test]
 async fn sweep_statements_delete_by_row_address() {
-    let app = TestApp::spawn().await;
-    let r = app.start_login(&User::new("acme", "jane")).await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    expired_logins(&app, 12_000).await;
+    let app = app_with_expired_logins(12_000).await;
     let mut c = app.db.connect().await;
     for what in Sweepable::ALL {
         let sql = what
