@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use data_encoding::{BASE64, BASE64URL_NOPAD};
 use ed25519_dalek::pkcs8::DecodePrivateKey;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use jsonwebtoken::{Algorithm, Header};
 use secrecy::zeroize::Zeroizing;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -58,11 +58,14 @@ pub enum JwtError {
     IssuedInFuture,
 }
 
+/// A key parsed once: signing and verifying need no per-token parsing or point arithmetic
+/// beyond the signature itself (`jsonwebtoken` re-derives the public key from the PKCS#8
+/// DER on every `encode` and decompresses it on every `decode`).
 struct KeyEntry {
     kid: String,
     public: [u8; 32],
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    signing: SigningKey,
+    verifying: VerifyingKey,
 }
 
 /// Parsed Ed25519 keys, ready to sign and verify without per-request parsing.
@@ -116,14 +119,13 @@ fn load_key(pem: &str) -> Result<KeyEntry, CryptoError> {
     let sk = ed25519_dalek::SigningKey::from_pkcs8_pem(pem.trim()).map_err(|e| {
         CryptoError::InvalidSigningKey(format!("not an Ed25519 PKCS#8 private key PEM ({e})"))
     })?;
-    let public = sk.verifying_key().to_bytes();
-    let mut der = Zeroizing::new(PKCS8_ED25519_PREFIX.to_vec());
-    der.extend_from_slice(sk.as_bytes());
+    let verifying = sk.verifying_key();
+    let public = verifying.to_bytes();
     Ok(KeyEntry {
         kid: kid_for(&public),
         public,
-        encoding: EncodingKey::from_ed_der(&der),
-        decoding: DecodingKey::from_ed_der(&public),
+        signing: sk,
+        verifying,
     })
 }
 
@@ -199,8 +201,17 @@ impl SigningKeys {
             .ok_or_else(|| CryptoError::Signing("no signing key".into()))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.kid.clone());
-        jsonwebtoken::encode(&header, claims, &key.encoding)
-            .map_err(|e| CryptoError::Signing(e.to_string()))
+        // JWS compact serialization (RFC 7515 §7.1), as `jsonwebtoken::encode` writes it.
+        let header =
+            serde_json::to_vec(&header).map_err(|e| CryptoError::Signing(e.to_string()))?;
+        let claims = serde_json::to_vec(claims).map_err(|e| CryptoError::Signing(e.to_string()))?;
+        let mut token = BASE64URL_NOPAD.encode(&header);
+        token.push('.');
+        token.push_str(&BASE64URL_NOPAD.encode(&claims));
+        let signature = key.signing.sign(token.as_bytes());
+        token.push('.');
+        token.push_str(&BASE64URL_NOPAD.encode(&signature.to_bytes()));
+        Ok(token)
     }
 
     /// Verifies signature, issuer, audience and times against `now_unix`
@@ -238,17 +249,22 @@ impl SigningKeys {
             .find(|k| k.kid == kid)
             .ok_or(JwtError::UnknownKid)?;
 
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::InvalidSignature => JwtError::BadSignature,
-                _ => JwtError::Malformed,
-            })?
-            .claims;
+        // The signature over `header.payload` (RFC 7515 §5.2), then the payload's claims.
+        let (signed, signature) = token.rsplit_once('.').ok_or(JwtError::Malformed)?;
+        let payload = signed.split_once('.').map_or("", |(_, p)| p);
+        let signature: [u8; 64] = BASE64URL_NOPAD
+            .decode(signature.as_bytes())
+            .ok()
+            .and_then(|s| s.try_into().ok())
+            .ok_or(JwtError::Malformed)?;
+        key.verifying
+            .verify_strict(signed.as_bytes(), &Signature::from_bytes(&signature))
+            .map_err(|_| JwtError::BadSignature)?;
+        let payload = BASE64URL_NOPAD
+            .decode(payload.as_bytes())
+            .map_err(|_| JwtError::Malformed)?;
+        let claims: AccessClaims =
+            serde_json::from_slice(&payload).map_err(|_| JwtError::Malformed)?;
 
         if claims.iss != issuer {
             return Err(JwtError::WrongIssuer);

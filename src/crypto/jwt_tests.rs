@@ -1,6 +1,7 @@
 //! Tests for [`super`] (kept apart so `jwt.rs` stays readable).
 
 use super::*;
+use jsonwebtoken::{DecodingKey, EncodingKey, Validation};
 
 const ISS: &str = "https://mfa.example";
 const AUD: &str = "mspbots-api";
