@@ -434,24 +434,26 @@ async fn sign_ins_write_no_shared_row() {
 }
 
 /// The tables every sign-in writes keep their rules as domains (parsed once per backend),
-/// not as single-column CHECKs (re-parsed and re-planned by every INSERT and UPDATE), and the
-/// database still refuses each value those rules refuse.
+/// not as single-column CHECKs (re-parsed and re-planned by every INSERT and UPDATE), and
+/// totp_factors' rules across columns in a trigger on the columns they read (the replay
+/// guard's UPDATE sets none of them); the database still refuses each value those rules
+/// refuse, on INSERT and on UPDATE.
 #[tokio::test]
 async fn sign_in_tables_check_single_columns_through_domains_that_still_refuse() {
     use crate::helpers::{TestApp, User};
     let app = TestApp::spawn().await;
     let u = User::new("acme", "u-1");
     app.enroll_via_me(&u).await;
-    // users.user_id keeps its CHECK: it is the key that every user-owned table references.
-    let single = app
+    // The only CHECK left on them is the login's token rule (status and token together).
+    let checks = app
         .sql_strings(
-            "SELECT conname::text AS s FROM pg_constraint WHERE contype = 'c' \
+            "SELECT conrelid::regclass::text || '.' || conname AS s FROM pg_constraint \
+             WHERE contype = 'c' \
              AND conrelid IN ('audit_events'::regclass, 'logins'::regclass, \
-                              'totp_factors'::regclass, 'users'::regclass) \
-             AND cardinality(conkey) = 1 ORDER BY 1",
+                              'totp_factors'::regclass, 'users'::regclass) ORDER BY 1",
         )
         .await;
-    assert_eq!(single, ["users_user_id_check"]);
+    assert_eq!(checks, ["logins.logins_check"]);
 
     let mut conn = app.db.connect().await;
     let refused = [
@@ -475,6 +477,14 @@ async fn sign_in_tables_check_single_columns_through_domains_that_still_refuse()
         "UPDATE users SET failed_attempts = -1",
         "UPDATE users SET lockout_count = -1",
         "UPDATE users SET user_id = 'no spaces'",
+        // totp_factors' rules across columns, by the trigger.
+        "UPDATE totp_factors SET activated_at = NULL",
+        "UPDATE totp_factors SET status = 'pending', activated_at = NULL, expires_at = NULL",
+        "INSERT INTO totp_factors (tenant_id, factor_id, user_id, status, key_id, nonce, \
+         ciphertext, created_at, name) SELECT tenant_id, gen_random_uuid(), user_id, 'pending', \
+         key_id, nonce, ciphertext, created_at, 'Second' FROM totp_factors",
+        "INSERT INTO users (tenant_id, user_id, email, identity_provider, created_at) \
+         VALUES ('acme', 'no spaces', 'a@acme.example', 'local', now())",
     ];
     for sql in refused {
         let err = diesel::sql_query(sql)
@@ -483,14 +493,19 @@ async fn sign_in_tables_check_single_columns_through_domains_that_still_refuse()
             .expect_err(sql);
         assert!(err.to_string().contains("check constraint"), "{sql}: {err}");
     }
-    // And what they allow still goes in.
-    let n = diesel::sql_query(
+    // And what they allow still goes in: a pending second factor with its expiry, then
+    // confirmed (status and activation together).
+    let allowed = [
         "UPDATE totp_factors SET name = 'Phone 2', drift_steps = -100 WHERE user_id = 'u-1'",
-    )
-    .execute(&mut conn)
-    .await
-    .expect("a valid update");
-    assert_eq!(n, 1);
+        "INSERT INTO totp_factors (tenant_id, factor_id, user_id, status, key_id, nonce, \
+         ciphertext, created_at, expires_at, name) SELECT tenant_id, gen_random_uuid(), user_id, \
+         'pending', key_id, nonce, ciphertext, created_at, now(), 'Second' FROM totp_factors",
+        "UPDATE totp_factors SET status = 'active', activated_at = now() WHERE name = 'Second'",
+    ];
+    for sql in allowed {
+        let n = diesel::sql_query(sql).execute(&mut conn).await.expect(sql);
+        assert_eq!(n, 1, "{sql}");
+    }
 }
 
 /// A sign-in that asked for enrollment, of a user who has since enrolled elsewhere, asks
