@@ -37,6 +37,9 @@ BEGIN
     RETURN NULL;
 END $$;
 
+DROP INDEX logins_token_hash_key;
+ALTER TABLE logins ADD CONSTRAINT logins_token_hash_key UNIQUE (token_hash);
+
 DROP TRIGGER totp_factors_rules ON totp_factors;
 DROP FUNCTION mfa_totp_factor_rules();
 ALTER TABLE totp_factors

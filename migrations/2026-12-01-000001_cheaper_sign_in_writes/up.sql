@@ -48,6 +48,15 @@ ALTER TABLE totp_factors
     DROP CONSTRAINT totp_factors_check,
     DROP CONSTRAINT totp_factors_check1;
 
+-- The mfa token's unique index holds live tokens only. The verify's UPDATE of the login is not
+-- HOT (it clears the token hash, an indexed column), so it added an entry to every index of
+-- logins, a NULL one to this: every finished sign-in left one. Lookups are by a hash, never by
+-- NULL, and `token_hash = $1` implies the predicate, so the same plans use it (a generic plan
+-- without statistics too: tests/api/schema.rs). The build blocks writes to logins while it
+-- runs; housekeeping keeps that table to 30 days of sign-ins.
+ALTER TABLE logins DROP CONSTRAINT logins_token_hash_key;
+CREATE UNIQUE INDEX logins_token_hash_key ON logins (token_hash) WHERE token_hash IS NOT NULL;
+
 -- The webhook outbox asks first whether the tenant has a subscribed webhook: without one, an
 -- audit event no longer starts an INSERT (which opened webhook_deliveries and its four
 -- indexes to insert nothing). Same rows as before when there is one.

@@ -454,6 +454,20 @@ async fn sign_in_tables_check_single_columns_through_domains_that_still_refuse()
         )
         .await;
     assert_eq!(checks, ["logins.logins_check"]);
+    // The mfa token's unique index holds live tokens only: the NULL hash of a finished sign-in
+    // is not added to it by the verify's (non-HOT) UPDATE.
+    let token_index = app
+        .sql_strings(
+            "SELECT indexdef AS s FROM pg_indexes WHERE indexname = 'logins_token_hash_key'",
+        )
+        .await;
+    assert_eq!(
+        token_index,
+        [
+            "CREATE UNIQUE INDEX logins_token_hash_key ON public.logins USING btree (token_hash) \
+          WHERE (token_hash IS NOT NULL)"
+        ]
+    );
 
     let mut conn = app.db.connect().await;
     let refused = [
