@@ -113,19 +113,13 @@ struct RawConn {
     buf: Vec<u8>,
 }
 
-/// Why an exchange failed; `Stale` = a reused connection closed before any byte of the
-/// answer (the server's keep-alive timeout), worth one retry on a new connection.
-enum RawError {
-    Stale,
-    Failed(String),
-}
-
 impl RawHttp {
     fn new(base: &str) -> anyhow::Result<RawHttp> {
         let addr = base
             .strip_prefix("http://")
-            .context("the base URL must be http://host:port")?
-            .trim_end_matches('/')
+            .map(|a| a.trim_end_matches('/'))
+            .filter(|a| !a.is_empty() && !a.contains('/'))
+            .context("the base URL must be http://host:port, without a path")?
             .to_owned();
         Ok(RawHttp {
             addr,
@@ -149,60 +143,54 @@ impl RawHttp {
         )
         .into_bytes();
         req.extend_from_slice(body);
-        let reused = self.idle.lock().ok().and_then(|mut v| v.pop());
-        if let Some(conn) = reused {
-            match Self::timed(conn, &req, want_body).await {
-                Ok(r) => return Ok(self.keep(r)),
-                Err(RawError::Stale) => {}
-                Err(RawError::Failed(e)) => return Err(e),
+        // A pooled connection the server has closed since (its keep-alive timeout, e.g. while
+        // the harness waits between phases) reads as end of file before anything is sent; it
+        // is dropped, never retried after the request went out (a POST is not repeated).
+        let reused = loop {
+            let Some(conn) = self.idle.lock().ok().and_then(|mut v| v.pop()) else {
+                break None;
+            };
+            match conn.stream.try_read(&mut [0u8; 1]) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break Some(conn),
+                _ => continue,
             }
-        }
-        let stream = tokio::net::TcpStream::connect(&self.addr)
-            .await
-            .map_err(|_| "transport (connect)".to_owned())?;
-        stream
-            .set_nodelay(true)
-            .map_err(|_| "transport (connect)".to_owned())?;
-        let conn = RawConn {
-            stream,
-            buf: Vec::with_capacity(4096),
         };
-        match Self::timed(conn, &req, want_body).await {
-            Ok(r) => Ok(self.keep(r)),
-            Err(RawError::Stale) => Err("transport (closed)".to_owned()),
-            Err(RawError::Failed(e)) => Err(e),
-        }
-    }
-
-    fn keep(&self, (conn, reply): (Option<RawConn>, Reply)) -> Reply {
+        let conn = match reused {
+            Some(conn) => conn,
+            None => {
+                let stream = tokio::net::TcpStream::connect(&self.addr)
+                    .await
+                    .map_err(|_| "transport (connect)".to_owned())?;
+                stream
+                    .set_nodelay(true)
+                    .map_err(|_| "transport (connect)".to_owned())?;
+                RawConn {
+                    stream,
+                    buf: Vec::with_capacity(4096),
+                }
+            }
+        };
+        let (conn, reply) = tokio::time::timeout(
+            Duration::from_secs(60),
+            Self::exchange(conn, &req, want_body),
+        )
+        .await
+        .unwrap_or_else(|_| Err("transport (timeout)".to_owned()))?;
         if let (Some(conn), Ok(mut idle)) = (conn, self.idle.lock()) {
             idle.push(conn);
         }
-        reply
-    }
-
-    async fn timed(
-        conn: RawConn,
-        req: &[u8],
-        want_body: bool,
-    ) -> Result<(Option<RawConn>, Reply), RawError> {
-        tokio::time::timeout(
-            Duration::from_secs(60),
-            Self::exchange(conn, req, want_body),
-        )
-        .await
-        .unwrap_or_else(|_| Err(RawError::Failed("transport (timeout)".to_owned())))
+        Ok(reply)
     }
 
     async fn exchange(
         mut conn: RawConn,
         req: &[u8],
         want_body: bool,
-    ) -> Result<(Option<RawConn>, Reply), RawError> {
+    ) -> Result<(Option<RawConn>, Reply), String> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let failed = |what: &str| RawError::Failed(format!("transport ({what})"));
+        let failed = |what: &str| format!("transport ({what})");
         if conn.stream.write_all(req).await.is_err() {
-            return Err(RawError::Stale);
+            return Err(failed("closed"));
         }
         conn.buf.clear();
         let head_end = loop {
@@ -211,7 +199,6 @@ impl RawHttp {
             }
             let mut chunk = [0u8; 4096];
             match conn.stream.read(&mut chunk).await {
-                Ok(0) | Err(_) if conn.buf.is_empty() => return Err(RawError::Stale),
                 Ok(0) | Err(_) => return Err(failed("closed")),
                 Ok(n) => conn.buf.extend_from_slice(&chunk[..n]),
             }

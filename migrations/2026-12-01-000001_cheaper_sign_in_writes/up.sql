@@ -24,7 +24,10 @@ ALTER DOMAIN mfa_user_id VALIDATE CONSTRAINT users_user_id_check;
 -- not BEFORE: a BEFORE ROW UPDATE trigger makes every UPDATE of the table lock the row first
 -- (GetTupleForTrigger), whether or not the trigger then fires; an AFTER one costs an UPDATE
 -- that does not fire it nothing the foreign key's AFTER trigger did not already cost. The
--- error still aborts the statement, as a CHECK does.
+-- error still aborts the statement, as a CHECK does. What a trigger does not do as a CHECK
+-- would: it is skipped under session_replication_role = replica or DISABLE TRIGGER (neither
+-- is used by the service), a pg_dump restore creates it after loading the rows (they were
+-- checked when written), and a unique violation of the same row may be reported first.
 CREATE FUNCTION mfa_totp_factor_rules() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -87,7 +90,7 @@ CREATE OR REPLACE FUNCTION mfa_complete_login_totp(p_tenant text, p_user text, p
 RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE accepted boolean;
-        was_locked boolean;
+        was_locked boolean;  -- not needed: assigning the call is what keeps it an expression
 BEGIN
     IF txid_current_if_assigned() IS NULL THEN
         RAISE EXCEPTION 'mfa_complete_login_totp: not in the transaction that locked the login'

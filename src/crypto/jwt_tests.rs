@@ -211,6 +211,55 @@ fn missing_or_unknown_kid() {
     assert_eq!(verify(&k, &no_kid), Err(JwtError::MissingKid));
 }
 
+/// The hand-written JWS is byte for byte what `jsonwebtoken::encode` produces for the same
+/// key, header and claims (Ed25519 signatures are deterministic).
+#[test]
+fn same_token_bytes_as_jsonwebtoken() {
+    let pem = generate_pem();
+    let k = SigningKeys::from_pems(std::slice::from_ref(&pem)).unwrap();
+    let sk = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap();
+    let mut der = PKCS8_ED25519_PREFIX.to_vec();
+    der.extend_from_slice(sk.as_bytes());
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(k.active_kid().to_owned());
+    let theirs = jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_ed_der(&der)).unwrap();
+    assert_eq!(k.sign(&claims()).unwrap(), theirs);
+}
+
+/// The signature covers the header too (another configured key's kid swapped in fails), and
+/// a malleated signature (S + L, the same point equation) is refused.
+#[test]
+fn header_swap_and_malleated_signature_rejected() {
+    let (a, b) = (generate_pem(), generate_pem());
+    let k = SigningKeys::from_pems(&[a.clone(), b.clone()]).unwrap();
+    let token = k.sign(&claims()).unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    let other_kid = SigningKeys::from_pems(&[b])
+        .unwrap()
+        .active_kid()
+        .to_owned();
+    let header = serde_json::json!({"typ": "JWT", "alg": "EdDSA", "kid": other_kid});
+    let swapped = format!("{}.{}.{}", b64(&header), parts[1], parts[2]);
+    assert_eq!(verify(&k, &swapped), Err(JwtError::BadSignature));
+
+    // L = 2^252 + 27742317777372353535851937790883648493, little-endian.
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut sig = BASE64URL_NOPAD.decode(parts[2].as_bytes()).unwrap();
+    let mut carry = 0u16;
+    for (s, l) in sig[32..].iter_mut().zip(L) {
+        let sum = u16::from(*s) + u16::from(l) + carry;
+        *s = (sum & 0xff) as u8;
+        carry = sum >> 8;
+    }
+    assert_eq!(carry, 0, "S + L fits in 32 bytes");
+    let malleated = format!("{}.{}.{}", parts[0], parts[1], BASE64URL_NOPAD.encode(&sig));
+    assert_eq!(verify(&k, &malleated), Err(JwtError::BadSignature));
+    assert_eq!(verify(&k, &token).unwrap(), claims());
+}
+
 #[test]
 fn rotation_old_key_still_verifies() {
     let old_pem = generate_pem();
