@@ -17,8 +17,8 @@
 //! (`POST /v1/logins`, each user at most once) and the verifies of those logins
 //! (`POST /v1/logins/{id}/verify`, a distinct valid code each), each with CONNECTIONS workers on
 //! one shared queue and bounded in time, and reports throughput, latency, errors by status and
-//! problem code, the server's peak RSS and the top statements. Those requests go through
-//! `RawHttp` (keep-alive HTTP/1.1, as `wrk`); enrollment through reqwest. Then `pgbench` of a minimal
+//! problem code, the server's peak RSS and the top statements. Every request goes through
+//! `RawHttp` (keep-alive HTTP/1.1, as `wrk`). Then `pgbench` of a minimal
 //! verification transaction on the same cluster, and a summary line.
 //!
 //! Codes: the replay guard accepts only a step later than the factor's last accepted one and the
@@ -73,36 +73,11 @@ struct Reply {
     body: Value,
 }
 
-/// One POST; `Err` is a transport failure, labelled for the error table.
-async fn post(c: &reqwest::Client, url: &str, bearer: &str, body: &Value) -> Result<Reply, String> {
-    let r = c
-        .post(url)
-        .bearer_auth(bearer)
-        .json(body)
-        .send()
-        .await
-        .map_err(|e| transport_label(&e))?;
-    let status = r.status().as_u16();
-    let bytes = r.bytes().await.map_err(|e| transport_label(&e))?;
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Ok(Reply { status, body })
-}
-
-fn transport_label(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect"
-    } else {
-        "other"
-    };
-    format!("transport ({kind})")
-}
-
-/// The measured requests' client: HTTP/1.1 over plain keep-alive connections, request bytes
+/// The harness's HTTP client: HTTP/1.1 over plain keep-alive connections, request bytes
 /// written in one go and responses read by `Content-Length`, as `wrk` does (the issue's own
-/// measurement). reqwest (used for enrollment) cost 0.06–0.09 ms of CPU per request on the
-/// same 2 cores as the service: a fifth of what the service itself spent.
+/// measurement). reqwest, used before, cost 0.06–0.09 ms of CPU per request on the same 2
+/// cores as the service: a fifth of what the service itself spent. `Err` is a transport
+/// failure, labelled for the error table.
 struct RawHttp {
     addr: String,
     idle: std::sync::Mutex<Vec<RawConn>>,
@@ -656,9 +631,7 @@ fn fmt_mb(v: Option<f64>) -> String {
 // Load
 
 struct Ctx {
-    client: reqwest::Client,
     raw: RawHttp,
-    base: String,
     key: String,
     conns: usize,
 }
@@ -715,27 +688,30 @@ where
 
 /// Enrolls user `i` (login → access token → enrollment → confirm); returns its secret.
 async fn enroll(ctx: &Ctx, i: usize) -> Result<Vec<u8>, String> {
-    let base = &ctx.base;
-    let r = post(
-        &ctx.client,
-        &format!("{base}/v1/logins"),
-        &ctx.key,
-        &login_body(i),
-    )
-    .await?;
+    let r = ctx
+        .raw
+        .post(
+            "/v1/logins",
+            &ctx.key,
+            login_body(i).to_string().as_bytes(),
+            true,
+        )
+        .await?;
     let token = match (r.status, r.body["status"].as_str()) {
         (201 | 200, Some("authenticated")) => text(&r.body, "access_token"),
         (201 | 200, s) => return Err(format!("login: status {}", s.unwrap_or("-"))),
         _ => return Err(format!("login: {}", error_label(&r))),
     }
     .ok_or("login: no access_token")?;
-    let r = post(
-        &ctx.client,
-        &format!("{base}/v1/me/totp-enrollment"),
-        &token,
-        &json!({}),
-    )
-    .await?;
+    let r = ctx
+        .raw
+        .post(
+            "/v1/me/totp-enrollment",
+            &token,
+            json!({}).to_string().as_bytes(),
+            true,
+        )
+        .await?;
     if r.status != 201 && r.status != 200 {
         return Err(format!("enrollment: {}", error_label(&r)));
     }
@@ -743,13 +719,15 @@ async fn enroll(ctx: &Ctx, i: usize) -> Result<Vec<u8>, String> {
         .and_then(|s| data_encoding::BASE32_NOPAD.decode(s.as_bytes()).ok())
         .ok_or("enrollment: no base32 secret")?;
     let code = code_at_step(&secret, current_step());
-    let r = post(
-        &ctx.client,
-        &format!("{base}/v1/me/totp-enrollment/confirm"),
-        &token,
-        &json!({ "code": code }),
-    )
-    .await?;
+    let r = ctx
+        .raw
+        .post(
+            "/v1/me/totp-enrollment/confirm",
+            &token,
+            json!({ "code": code }).to_string().as_bytes(),
+            true,
+        )
+        .await?;
     if r.status != 200 {
         return Err(format!("confirm: {}", error_label(&r)));
     }
@@ -939,17 +917,8 @@ async fn main() -> anyhow::Result<()> {
     let pgbench_secs = env_secs("BENCH_PGBENCH_SECS", 15);
     let pg = Pg::from_env()?;
 
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(conns)
-        .pool_idle_timeout(Duration::from_secs(300))
-        .timeout(Duration::from_secs(60))
-        .tcp_nodelay(true)
-        .build()
-        .context("building the HTTP client")?;
     let ctx = Arc::new(Ctx {
-        client,
         raw: RawHttp::new(base)?,
-        base: base.trim_end_matches('/').to_owned(),
         key: key.clone(),
         conns,
     });
