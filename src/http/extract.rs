@@ -83,6 +83,12 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         serde_path_to_error::deserialize(&mut *de).map_err(json_error)?;
     de.end()
         .map_err(|e| ApiError::field("", format!("malformed JSON: trailing characters ({e})")))?;
+    // Every request body of the API is an object (or, where it is optional, null). serde's
+    // derive also fills a struct from an array, field by field in order, which would take
+    // `["123456"]` for `{"code": "123456"}` and `[]` for an optional body.
+    if !(value.is_object() || value.is_null()) {
+        return Err(ApiError::field("", "the body must be a JSON object"));
+    }
     if let (Some(fields), serde_json::Value::Object(object)) = (struct_fields::<T>(), &value) {
         let known = object.keys().all(|k| fields.contains(&k.as_str()));
         if let (true, Ok(body)) = (known, T::deserialize(&value)) {
@@ -446,6 +452,20 @@ mod tests {
         assert_eq!(f, "");
         assert!(m.starts_with("malformed JSON"), "{m}");
         assert!(parse_json::<Body>(br#"{"name":"a"} x"#).is_err());
+    }
+
+    #[test]
+    fn bodies_are_objects_not_arrays() {
+        for body in [&br#"["a"]"#[..], b"[]", b"\"a\"", b"1"] {
+            let (f, m) = problem(parse_json::<Body>(body).unwrap_err());
+            assert_eq!(
+                (f.as_str(), m.as_str()),
+                ("", "the body must be a JSON object")
+            );
+            let (_, m) = problem(parse_json::<Option<Body>>(body).unwrap_err());
+            assert_eq!(m, "the body must be a JSON object");
+        }
+        assert!(matches!(parse_json::<Option<Body>>(b"null"), Ok(None)));
     }
 
     #[derive(Debug, Deserialize)]

@@ -415,3 +415,37 @@ async fn a_policy_put_that_changes_nothing_keeps_the_version() {
     let off = put_policy(&app, t, json!({"enforce_mfa": false}), "\"v2\"").await;
     assert_eq!(off.headers["etag"], "\"v3\"");
 }
+
+/// A JSON array is not an object, though serde's derive would fill a struct from one field by
+/// field (found by a fresh-seed conformance run: `[]` started an enrollment). Refused with 400
+/// and nothing written.
+#[tokio::test]
+async fn array_bodies_are_refused() {
+    let app = TestApp::spawn().await;
+    let r = app.start_login(&User::new("acme", "u-1")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let token = r.body["access_token"]
+        .as_str()
+        .expect("signed in")
+        .to_owned();
+    let r = app
+        .post("/v1/me/totp-enrollment", Some(&token), json!([]))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.body["code"], "invalid_request");
+    let r = app
+        .post(
+            "/v1/logins",
+            Some(&app.service_key),
+            json!(["acme", "u-2", "u2@acme.example", "local", "app"]),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let written = app
+        .sql_strings(
+            "SELECT (SELECT count(*) FROM totp_factors) || '/' || \
+             (SELECT count(*) FROM users WHERE user_id = 'u-2') AS s",
+        )
+        .await;
+    assert_eq!(written, ["0/0"]);
+}
