@@ -24,8 +24,9 @@ pub struct AuditCtx {
     pub user_agent: Option<String>,
 }
 
+/// Takes the connection shared, so that it can be pipelined with another statement.
 pub async fn insert(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     ctx: &AuditCtx,
     kind: AuditType,
     at: DateTime<Utc>,
@@ -43,7 +44,7 @@ pub async fn insert(
             audit_events::user_agent.eq(ctx.user_agent.as_deref()),
             audit_events::details.eq(details),
         ))
-        .execute(conn)
+        .execute(&mut conn)
         .await
         .map(|_| ())
 }

@@ -38,10 +38,11 @@ pub struct NewLogin<'a> {
     pub user_agent: Option<&'a str>,
 }
 
-pub async fn insert(conn: &mut AsyncPgConnection, l: &NewLogin<'_>) -> QueryResult<()> {
+/// Takes the connection shared, so that it can be pipelined with another statement.
+pub async fn insert(mut conn: &AsyncPgConnection, l: &NewLogin<'_>) -> QueryResult<()> {
     diesel::insert_into(logins::table)
         .values(l)
-        .execute(conn)
+        .execute(&mut conn)
         .await
         .map(|_| ())
 }

@@ -347,6 +347,29 @@ where
     first
 }
 
+/// Two statements of one transaction in one round trip: both futures are polled together,
+/// and tokio-postgres sends each request when its future is first polled. Which one Postgres
+/// runs first is not fixed (a statement not yet prepared on the connection waits for its
+/// Parse to be answered), so only for statements that do not depend on each other. After a
+/// failed statement the other fails too ("current transaction is aborted"): the error
+/// returned is the one that caused it.
+pub async fn pipelined<A, B>(
+    a: impl std::future::Future<Output = QueryResult<A>>,
+    b: impl std::future::Future<Output = QueryResult<B>>,
+) -> QueryResult<(A, B)> {
+    match futures_util::join!(a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(e), Err(cause)) if in_aborted_transaction(&e) => Err(cause),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// Whether `e` is Postgres refusing a statement after an earlier one failed (SQLSTATE 25P02).
+fn in_aborted_transaction(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info)
+        if info.message().starts_with("current transaction is aborted"))
+}
+
 /// Records that a transaction's COMMIT, sent together with its last statement, was answered:
 /// the transaction is over (a COMMIT after a failed statement rolls back). A COMMIT that
 /// failed leaves the connection in an unknown state: marked broken, the pool closes it.

@@ -79,9 +79,10 @@ pub async fn sync(
 
 /// What the start of a sign-in reads, in one statement: the tenant (its policy), the user
 /// and whether they have an active factor. `None` when the tenant is new. Each join goes
-/// through a whole key (tenant; tenant + user; tenant + user for the factors).
+/// through a whole key (tenant; tenant + user; tenant + user for the factors). Takes the
+/// connection shared, so that it can go out together with the transaction's `BEGIN`.
 pub async fn sign_in_context(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     tenant_id: &TenantId,
     user_id: &UserId,
 ) -> QueryResult<Option<(TenantRow, Option<UserRow>, Option<FactorId>)>> {
@@ -117,7 +118,7 @@ pub async fn sign_in_context(
             users::locked_until.nullable(),
             totp_factors::factor_id.nullable(),
         ))
-        .first(conn)
+        .first(&mut conn)
         .await
         .optional()?;
     Ok(found.map(

@@ -1,7 +1,7 @@
 //! A transaction whose BEGIN goes out with its first statement (`db::begin_with`, the
 //! verify's locking read): the statement runs inside the transaction even when it is not yet
 //! prepared, an error rolls it all back, and a transaction left open marks the connection
-//! for the pool to close.
+//! for the pool to close; two independent statements sent together (`db::pipelined`).
 
 use diesel::sql_types::Text;
 use diesel::QueryableByName;
@@ -138,6 +138,76 @@ async fn an_error_rolls_back_the_whole_transaction() {
         .await
         .unwrap();
     assert_eq!(left, 0, "the first statement's row went with the rollback");
+}
+
+/// Inserts a mark, through a statement Diesel does not cache (sent with its own Parse).
+async fn mark(mut conn: &AsyncPgConnection, v: &str) -> diesel::QueryResult<()> {
+    diesel::sql_query("INSERT INTO marks VALUES ($1)")
+        .bind::<Text, _>(v)
+        .execute(&mut conn)
+        .await
+        .map(|_| ())
+}
+
+async fn division_by_zero(mut conn: &AsyncPgConnection) -> diesel::QueryResult<()> {
+    diesel::sql_query("SELECT 1 / 0")
+        .execute(&mut conn)
+        .await
+        .map(|_| ())
+}
+
+async fn marks(conn: &mut AsyncPgConnection) -> i64 {
+    diesel::dsl::sql::<diesel::sql_types::BigInt>("SELECT count(*) FROM marks")
+        .get_result(conn)
+        .await
+        .unwrap()
+}
+
+/// Two independent statements in one round trip (`db::pipelined`: the start's login and its
+/// event) run inside the transaction, cold and warm. When one fails, the error returned is
+/// its own, not the other's "current transaction is aborted", in either argument order; the
+/// rollback takes both.
+#[tokio::test]
+async fn pipelined_statements_share_the_transaction_and_report_the_real_failure() {
+    let (_db, mut conn) = with_marks().await;
+    for round in ["cold", "warm"] {
+        let begun = db::begin_with(&mut conn, |c| xact(c).boxed())
+            .await
+            .unwrap();
+        let both = db::pipelined(mark(&conn, round), xact(&conn)).await;
+        let (_, inner) = db::end_transaction(&mut conn, both).await.unwrap();
+        assert_eq!(begun, inner, "{round}: one transaction");
+    }
+    assert_eq!(marks(&mut conn).await, 2);
+
+    let later = std::time::Duration::from_millis(50);
+    for failing_first in [true, false] {
+        db::begin_with(&mut conn, |c| mark(c, "gone").boxed())
+            .await
+            .unwrap();
+        // The other statement is sent after the failure: Postgres refuses it as aborted.
+        let after_the_failure = async {
+            tokio::time::sleep(later).await;
+            mark(&conn, "gone").await
+        };
+        let result = if failing_first {
+            db::pipelined(division_by_zero(&conn), after_the_failure).await
+        } else {
+            db::pipelined(after_the_failure, division_by_zero(&conn)).await
+        };
+        let err = db::end_transaction(&mut conn, result).await.unwrap_err();
+        assert!(
+            err.to_string().contains("division by zero"),
+            "failing first: {failing_first}: {err}"
+        );
+        assert!(!conn.is_broken());
+        assert_eq!(xact_if_assigned(&mut conn).await, None);
+    }
+    assert_eq!(
+        marks(&mut conn).await,
+        2,
+        "the failed transactions left nothing"
+    );
 }
 
 #[tokio::test]

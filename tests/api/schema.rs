@@ -252,7 +252,7 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
     let now = Utc::now();
     let t = db::tenants::ensure(&mut conn, &tenant, now).await.unwrap();
     assert_eq!(t.version, 1);
-    let (_, stored, factor) = db::users::sign_in_context(&mut conn, &tenant, &user)
+    let (_, stored, factor) = db::users::sign_in_context(&conn, &tenant, &user)
         .await
         .unwrap()
         .expect("tenant");
@@ -281,7 +281,7 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
     let login = LoginId::new();
     let hash = [7u8; 32];
     db::logins::insert(
-        &mut conn,
+        &conn,
         &db::logins::NewLogin {
             tenant_id: &tenant,
             login_id: login,
@@ -323,7 +323,7 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
         .await
         .unwrap();
     db::audit::insert(
-        &mut conn,
+        &conn,
         &audit,
         mspbots_mfa::domain::audit::AuditType::TotpVerifyFailed,
         now,

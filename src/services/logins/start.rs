@@ -2,7 +2,8 @@
 //! sign-in needs next and, for a challenge, issues the mfa token.
 
 use chrono::Duration;
-use diesel_async::AsyncConnection;
+use diesel_async::AsyncPgConnection;
+use futures_util::FutureExt;
 
 use super::types::{LoginStarted, StartLogin, TokenType};
 use crate::crypto::hashing::HashPurpose;
@@ -71,15 +72,19 @@ pub async fn start(
         Some(req.surface),
         meta,
     );
-    let mut conn = state.pool.get().await?;
+    let mut pooled = state.pool.get().await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
     // Reads the tenant and the user, writes neither unless new or changed: sign-ins of one
-    // tenant share no row, so they never queue on each other.
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let (tenant, stored, factor) =
-            match db::users::sign_in_context(conn, tenant_id, user_id).await? {
-                Some(found) => found,
-                None => (db::tenants::ensure(conn, tenant_id, now).await?, None, None),
-            };
+    // tenant share no row, so they never queue on each other. BEGIN goes out with that read.
+    let found = db::begin_with(conn, |c| {
+        db::users::sign_in_context(c, tenant_id, user_id).boxed()
+    })
+    .await;
+    let result = async {
+        let (tenant, stored, factor) = match found? {
+            Some(found) => found,
+            None => (db::tenants::ensure(conn, tenant_id, now).await?, None, None),
+        };
         let user = db::users::sync(
             conn,
             stored,
@@ -136,26 +141,27 @@ pub async fn start(
         });
         let expires_at = now + Duration::seconds(i64::from(state.settings.login_ttl));
         let ip = meta.ip_string();
-        db::logins::insert(
-            conn,
-            &db::logins::NewLogin {
-                tenant_id,
-                login_id,
-                user_id,
-                surface: req.surface,
-                status,
-                token_hash: token_hash.as_ref().map(|h| &h[..]),
-                created_at: now,
-                expires_at,
-                completed_at: (status == LoginStatus::Authenticated).then_some(now),
-                ip: ip.as_deref(),
-                user_agent: meta.user_agent.as_deref(),
-            },
-        )
-        .await?;
+        let login = db::logins::NewLogin {
+            tenant_id,
+            login_id,
+            user_id,
+            surface: req.surface,
+            status,
+            token_hash: token_hash.as_ref().map(|h| &h[..]),
+            created_at: now,
+            expires_at,
+            completed_at: (status == LoginStatus::Authenticated).then_some(now),
+            ip: ip.as_deref(),
+            user_agent: meta.user_agent.as_deref(),
+        };
         let details = serde_json::json!({"login_id": login_id.0, "status": status.as_str(),
             "identity_provider": req.identity_provider});
-        db::audit::insert(conn, &ctx, AuditType::LoginStarted, now, details).await?;
+        // The login and its event in one round trip: neither reads the other.
+        db::pipelined(
+            db::logins::insert(conn, &login),
+            db::audit::insert(conn, &ctx, AuditType::LoginStarted, now, details),
+        )
+        .await?;
         match (decision, token) {
             (SignInDecision::Authenticated(mfa), _) => {
                 db::users::touch_login(conn, tenant_id, user_id, now).await?;
@@ -206,6 +212,7 @@ pub async fn start(
                 "challenge without an mfa token"
             ))),
         }
-    })
-    .await
+    }
+    .await;
+    db::end_transaction(conn, result).await
 }
