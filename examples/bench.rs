@@ -609,8 +609,9 @@ fn cpu_now(pg: &Pg, service_pid: &str) -> Cpu {
     }
 }
 
-/// CPU per successful verify, in ms: what the machine's two cores spent on each, by process.
-fn print_cpu(before: &Cpu, after: &Cpu, ok: u64) {
+/// CPU per successful request (`what`: start or verify), in ms: what the machine's two cores
+/// spent on each, by process.
+fn print_cpu(what: &str, before: &Cpu, after: &Cpu, ok: u64) {
     let per = |a: f64, b: f64| 1000.0 * (a - b) / ok.max(1) as f64;
     let (s, p, g) = (
         per(after.service, before.service),
@@ -618,7 +619,7 @@ fn print_cpu(before: &Cpu, after: &Cpu, ok: u64) {
         per(after.generator, before.generator),
     );
     println!(
-        "  CPU per verify: service {s:.3} ms, Postgres {p:.3} ms, load generator {g:.3} ms (service + Postgres {:.3} ms)",
+        "  CPU per {what}: service {s:.3} ms, Postgres {p:.3} ms, load generator {g:.3} ms (service + Postgres {:.3} ms)",
         s + p
     );
 }
@@ -759,6 +760,7 @@ async fn phase(
 
     // Starts: every user at most once.
     let users = secrets.len();
+    let cpu_before = cpu_now(pg, pid);
     let c = ctx.clone();
     let (tally, pending, wall) =
         run_workers(ctx.conns, users, Some(Instant::now() + bound), move |i| {
@@ -793,7 +795,10 @@ async fn phase(
             }
         })
         .await?;
+    let started_ok = tally.lat.len() as u64;
+    let cpu_after = cpu_now(pg, pid);
     let (starts, _) = summarize("starts  ", tally, wall, users);
+    print_cpu("start", &cpu_before, &cpu_after, started_ok);
 
     // Verifies of those logins, each with a fresh valid code computed at send time.
     let pending: Arc<Vec<Pending>> = Arc::new(pending);
@@ -827,7 +832,7 @@ async fn phase(
     let verified_ok = tally.lat.len() as u64;
     let cpu_after = cpu_now(pg, pid);
     let (verifies, tally) = summarize("verifies", tally, wall, n);
-    print_cpu(&cpu_before, &cpu_after, verified_ok);
+    print_cpu("verify", &cpu_before, &cpu_after, verified_ok);
     print_writes(&written_before, &writes(pg).await?, verified_ok);
     let reused: u64 = tally
         .errors
