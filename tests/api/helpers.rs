@@ -483,6 +483,15 @@ impl TestApp {
         (u, e)
     }
 
+    /// `admin`, after it has turned 2FA on for the tenant: where most sign-in tests start.
+    pub async fn enforced_tenant(&self, tenant: &str) -> (User, Enrolled) {
+        let (u, admin) = self.admin(tenant).await;
+        self.enforce(tenant, &admin.access_token, json!({"enforce_mfa": true}))
+            .await
+            .enforced();
+        (u, admin)
+    }
+
     /// Turns 2FA on for the tenant as its admin (fresh `otp` token, so no code needed).
     /// The answer must be looked at: `.enforced()` when it is expected to work.
     #[must_use = "assert the answer, e.g. with .enforced()"]

@@ -103,10 +103,7 @@ async fn a_used_code_or_an_earlier_one_is_code_reused_and_not_counted() {
 #[tokio::test]
 async fn the_code_that_confirmed_an_enrollment_cannot_sign_in() {
     let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
-    app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await
-        .enforced();
+    let (_, admin) = app.enforced_tenant("acme").await;
     let u = User::new("acme", "jane");
     let e = app.enroll_at_login(&u).await;
     let confirming = code_at(&e.secret, app.now());
@@ -644,10 +641,7 @@ async fn wrong_recovery_codes_count_and_a_lock_gates_recover_and_step_up() {
 #[tokio::test]
 async fn wrong_confirm_codes_count_and_a_lock_gates_confirm() {
     let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
-    app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await
-        .enforced();
+    app.enforced_tenant("acme").await;
     let u = User::new("acme", "jane");
     let started = app.start_login(&u).await;
     let (l, t) = login_of(&started);

@@ -60,10 +60,7 @@ async fn a_recent_password_only_token_of_an_enrolled_user_is_refused_for_step_up
 #[tokio::test]
 async fn a_recovery_code_sign_in_counts_for_step_up() {
     let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
-    app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await
-        .enforced();
+    app.enforced_tenant("acme").await;
     let u = User::new("acme", "jane");
     let e = app.enroll_at_login(&u).await;
     app.advance(30);
@@ -106,10 +103,7 @@ async fn the_step_up_max_age_is_inclusive_to_the_second() {
 #[tokio::test]
 async fn one_recovery_code_sent_twice_at_once_signs_in_once() {
     let app = TestApp::spawn_with(|s| s.rate_limit_per_minute = 1000).await;
-    let (_, admin) = app.admin("acme").await;
-    app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await
-        .enforced();
+    app.enforced_tenant("acme").await;
     let u = User::new("acme", "jane");
     let e = app.enroll_at_login(&u).await;
     for round in 0..3 {
@@ -151,10 +145,7 @@ async fn twenty_wrong_codes_at_once_on_two_instances_lock_the_user_once() {
         s.rate_limit_per_minute = 1000;
     })
     .await;
-    let (_, admin) = app.admin("acme").await;
-    app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await
-        .enforced();
+    app.enforced_tenant("acme").await;
     let u = User::new("acme", "jane");
     let e = app.enroll_at_login(&u).await;
     app.advance(30);

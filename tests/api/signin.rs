@@ -415,10 +415,7 @@ async fn admin_turns_2fa_on_then_a_local_user_enrolls_and_later_verifies() {
 #[tokio::test]
 async fn each_enrollment_call_makes_a_new_secret_and_the_old_one_stops_confirming() {
     let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
-    app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await
-        .enforced();
+    app.enforced_tenant("acme").await;
     let u = User::new("acme", "jane");
     let started = app.start_login(&u).await;
     let (login_id, token) = login_of(&started);
@@ -520,10 +517,7 @@ async fn a_custom_issuer_and_odd_email_are_percent_encoded_in_the_material() {
 #[tokio::test]
 async fn access_tokens_verify_with_the_published_jwks_alone() {
     let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
-    app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await
-        .enforced();
+    app.enforced_tenant("acme").await;
     let u = User::new("acme", "jane").roles(&["viewer", "editor"]);
     let enrolled = app.enroll_at_login(&u).await;
     let enrolled_at = app.now().timestamp();
@@ -621,10 +615,7 @@ async fn access_tokens_verify_with_the_published_jwks_alone() {
 #[tokio::test]
 async fn microsoft_users_are_exempt_until_the_policy_removes_the_exemption() {
     let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
-    app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await
-        .enforced();
+    let (_, admin) = app.enforced_tenant("acme").await;
     let ms = User::new("acme", "bob").microsoft();
     let r = app.start_login(&ms).await;
     assert_eq!(r.status, 201);
@@ -914,10 +905,7 @@ async fn login_resource_shows_progress_only_to_its_own_live_token() {
 #[tokio::test]
 async fn steps_out_of_order_are_invalid_state() {
     let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
-    app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await
-        .enforced();
+    app.enforced_tenant("acme").await;
 
     // enrollment_required: no verify, no recover, no confirm before an enrollment.
     let u = User::new("acme", "jane");
@@ -985,10 +973,7 @@ async fn steps_out_of_order_are_invalid_state() {
 #[tokio::test]
 async fn malformed_codes_are_invalid_requests_and_not_counted() {
     let app = TestApp::spawn_with(|s| s.rate_limit_per_minute = 1000).await;
-    let (_, admin) = app.admin("acme").await;
-    app.enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
-        .await
-        .enforced();
+    app.enforced_tenant("acme").await;
     let u = User::new("acme", "jane");
     app.enroll_at_login(&u).await;
     let (login_id, token) = app.challenge(&u).await;
