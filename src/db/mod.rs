@@ -347,11 +347,13 @@ where
     first
 }
 
-/// Two statements of one transaction in one round trip: both futures are polled together,
-/// and tokio-postgres sends each request when its future is first polled. Which one Postgres
-/// runs first is not fixed (a statement not yet prepared on the connection waits for its
-/// Parse to be answered), so only for statements that do not depend on each other. After a
-/// failed statement the other fails too ("current transaction is aborted"): the error
+/// Two statements of one transaction in one round trip once both are prepared on the
+/// connection: both futures are polled together, and tokio-postgres sends each request when
+/// its future is first polled. A statement not yet prepared holds diesel-async's statement
+/// cache until its Parse is answered, so on a new connection the pair takes more round
+/// trips; nothing here relies on their order, so only for statements that do not depend on
+/// each other. After a failed statement the other is refused ("current transaction is
+/// aborted", matched by its message: Diesel's error does not carry the SQLSTATE); the error
 /// returned is the one that caused it.
 pub async fn pipelined<A, B>(
     a: impl std::future::Future<Output = QueryResult<A>>,

@@ -149,6 +149,22 @@ async fn mark(mut conn: &AsyncPgConnection, v: &str) -> diesel::QueryResult<()> 
         .map(|_| ())
 }
 
+/// Inserts the id of the transaction it runs in as a mark.
+async fn mark_xact(mut conn: &AsyncPgConnection) -> diesel::QueryResult<()> {
+    diesel::sql_query("INSERT INTO marks SELECT txid_current()::text")
+        .execute(&mut conn)
+        .await
+        .map(|_| ())
+}
+
+/// The transaction id, through a statement Diesel does not cache.
+async fn xact_uncached(mut conn: &AsyncPgConnection) -> diesel::QueryResult<Option<String>> {
+    diesel::sql_query("SELECT txid_current()::text AS x")
+        .get_result::<Xact>(&mut conn)
+        .await
+        .map(|r| r.x)
+}
+
 async fn division_by_zero(mut conn: &AsyncPgConnection) -> diesel::QueryResult<()> {
     diesel::sql_query("SELECT 1 / 0")
         .execute(&mut conn)
@@ -156,46 +172,79 @@ async fn division_by_zero(mut conn: &AsyncPgConnection) -> diesel::QueryResult<(
         .map(|_| ())
 }
 
-async fn marks(conn: &mut AsyncPgConnection) -> i64 {
-    diesel::dsl::sql::<diesel::sql_types::BigInt>("SELECT count(*) FROM marks")
-        .get_result(conn)
+async fn marks(conn: &mut AsyncPgConnection) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct Mark {
+        #[diesel(sql_type = Text)]
+        v: String,
+    }
+    diesel::sql_query("SELECT v FROM marks ORDER BY v")
+        .load::<Mark>(conn)
         .await
         .unwrap()
+        .into_iter()
+        .map(|m| m.v)
+        .collect()
 }
 
 /// Two independent statements in one round trip (`db::pipelined`: the start's login and its
-/// event) run inside the transaction, cold and warm. When one fails, the error returned is
-/// its own, not the other's "current transaction is aborted", in either argument order; the
-/// rollback takes both.
+/// event) run inside the transaction, with the cached one not yet prepared and prepared. When
+/// one fails and the other is refused as "current transaction is aborted", the error returned
+/// is the failure's, in either argument order; the rollback takes both.
 #[tokio::test]
 async fn pipelined_statements_share_the_transaction_and_report_the_real_failure() {
     let (_db, mut conn) = with_marks().await;
-    for round in ["cold", "warm"] {
-        let begun = db::begin_with(&mut conn, |c| xact(c).boxed())
+    let mut begun = Vec::new();
+    for round in ["not yet prepared", "prepared"] {
+        let xid = db::begin_with(&mut conn, |c| xact_uncached(c).boxed())
             .await
-            .unwrap();
-        let both = db::pipelined(mark(&conn, round), xact(&conn)).await;
+            .unwrap()
+            .expect("a transaction id");
+        let both = db::pipelined(mark_xact(&conn), xact(&conn)).await;
         let (_, inner) = db::end_transaction(&mut conn, both).await.unwrap();
-        assert_eq!(begun, inner, "{round}: one transaction");
+        assert_eq!(
+            inner.as_deref(),
+            Some(xid.as_str()),
+            "{round}: one transaction"
+        );
+        begun.push(xid);
     }
-    assert_eq!(marks(&mut conn).await, 2);
+    begun.sort();
+    assert_eq!(
+        marks(&mut conn).await,
+        begun,
+        "each mark written in its transaction"
+    );
 
-    let later = std::time::Duration::from_millis(50);
     for failing_first in [true, false] {
         db::begin_with(&mut conn, |c| mark(c, "gone").boxed())
             .await
             .unwrap();
-        // The other statement is sent after the failure: Postgres refuses it as aborted.
-        let after_the_failure = async {
-            tokio::time::sleep(later).await;
-            mark(&conn, "gone").await
+        // The other statement is sent once the failure is answered: Postgres refuses it.
+        let (failed, answered) = tokio::sync::oneshot::channel::<()>();
+        let other = std::cell::RefCell::new(None);
+        let failing = async {
+            let r = division_by_zero(&conn).await;
+            let _ = failed.send(());
+            r
+        };
+        let refused = async {
+            let _ = answered.await;
+            let r = mark(&conn, "gone").await;
+            *other.borrow_mut() = Some(format!("{r:?}"));
+            r
         };
         let result = if failing_first {
-            db::pipelined(division_by_zero(&conn), after_the_failure).await
+            db::pipelined(failing, refused).await
         } else {
-            db::pipelined(after_the_failure, division_by_zero(&conn)).await
+            db::pipelined(refused, failing).await
         };
         let err = db::end_transaction(&mut conn, result).await.unwrap_err();
+        let other = other.into_inner().unwrap_or_default();
+        assert!(
+            other.contains("current transaction is aborted"),
+            "failing first: {failing_first}: the other statement: {other}"
+        );
         assert!(
             err.to_string().contains("division by zero"),
             "failing first: {failing_first}: {err}"
@@ -205,7 +254,7 @@ async fn pipelined_statements_share_the_transaction_and_report_the_real_failure(
     }
     assert_eq!(
         marks(&mut conn).await,
-        2,
+        begun,
         "the failed transactions left nothing"
     );
 }
