@@ -8,11 +8,10 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{
     Array, BigInt, Binary, Integer, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
 };
-use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::audit::AuditCtx;
 use super::factors::FactorSecret;
-use super::schema::{logins, mfa_complete_login_totp};
+use super::schema::logins;
 use crate::domain::drift::FactorClock;
 use crate::domain::ids::{
     FactorId, FactorStatus, IdentityProvider, LoginId, LoginStatus, Surface, TenantId, UserId,
@@ -250,122 +249,6 @@ pub async fn complete(
         .execute(conn)
         .await
         .map(|_| ())
-}
-
-/// A code that matched a factor, to be accepted by `mfa_complete_login_totp`.
-pub struct TotpCompletion<'a> {
-    pub audit: &'a AuditCtx,
-    pub user_id: &'a UserId,
-    pub login_id: LoginId,
-    pub factor_id: FactorId,
-    pub step: i64,
-    pub drift: i32,
-    pub now: DateTime<Utc>,
-}
-
-/// The verify hot path in one statement (`mfa_complete_login_totp`): the replay guard on
-/// the factor, and only if it passes, the login's completion, the user's lockout reset and
-/// `login.succeeded`; otherwise `totp.code_reused`. Returns whether the code was accepted.
-/// On its first poll the future sends the call if it is prepared (the cache is consulted
-/// without waiting), which `complete_with_totp_and_commit` relies on.
-pub async fn complete_with_totp(
-    mut conn: &AsyncPgConnection,
-    c: &TotpCompletion<'_>,
-) -> QueryResult<bool> {
-    diesel::select(mfa_complete_login_totp(
-        &c.audit.tenant_id,
-        c.user_id,
-        c.login_id,
-        c.factor_id,
-        c.step,
-        c.drift,
-        c.now,
-        c.audit.surface,
-        c.audit.ip.as_deref(),
-        c.audit.user_agent.as_deref(),
-    ))
-    .get_result(&mut conn)
-    .await
-}
-
-/// `complete_with_totp` and the transaction's COMMIT in one round trip (the verify's last).
-/// The call must already be prepared on this connection ([`prepare_completion`] does it when
-/// the pool opens one): a call not yet prepared would send its execution after the COMMIT
-/// (the function then refuses, see migration 000007). A failed call's transaction is rolled
-/// back by the COMMIT itself; either way the transaction is over when this returns.
-pub async fn complete_with_totp_and_commit(
-    conn: &mut AsyncPgConnection,
-    c: &TotpCompletion<'_>,
-) -> QueryResult<bool> {
-    if super::transaction_depth(conn) != Some(1) {
-        // Its COMMIT would end an enclosing transaction, not a savepoint.
-        return Err(diesel::result::Error::NotInTransaction);
-    }
-    let (accepted, committed) = {
-        let shared: &AsyncPgConnection = conn;
-        let mut commit_conn = shared;
-        // Polled in this order, so sent in this order. Unconstrained: the call takes a
-        // (free) lock on the statement cache before it sends, and tokio's cooperative
-        // budget could make even a free lock wait one turn, letting the COMMIT go first.
-        tokio::task::coop::unconstrained(async {
-            futures_util::join!(
-                complete_with_totp(shared, c),
-                commit_conn.batch_execute("COMMIT")
-            )
-        })
-        .await
-    };
-    super::transaction_ended(conn, committed)?;
-    accepted
-}
-
-/// The message of `mfa_complete_login_totp`'s refusal to run outside the locking transaction.
-const OUTSIDE_ITS_TRANSACTION: &str =
-    "mfa_complete_login_totp: not in the transaction that locked the login";
-
-/// Whether `e` is `mfa_complete_login_totp`'s refusal (it wrote nothing).
-pub fn refused_outside_its_transaction(e: &diesel::result::Error) -> bool {
-    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message() == OUTSIDE_ITS_TRANSACTION)
-}
-
-/// Prepares the completion call on a new connection, for
-/// [`complete_with_totp_and_commit`]: the very statement it sends, in a transaction that has
-/// locked nothing, which the function refuses before writing anything (and which is rolled
-/// back all the same).
-pub async fn prepare_completion(conn: &mut AsyncPgConnection) -> QueryResult<()> {
-    use diesel_async::{AnsiTransactionManager, TransactionManager};
-    AnsiTransactionManager::begin_transaction(conn).await?;
-    let refused = refused_completion(conn).await;
-    AnsiTransactionManager::rollback_transaction(conn).await?;
-    refused
-}
-
-async fn refused_completion(conn: &mut AsyncPgConnection) -> QueryResult<()> {
-    let nobody = TenantId::from_stored(String::new());
-    let ctx = AuditCtx {
-        tenant_id: nobody.clone(),
-        user_id: None,
-        actor_id: None,
-        surface: None,
-        ip: None,
-        user_agent: None,
-    };
-    let nil = TotpCompletion {
-        audit: &ctx,
-        user_id: &UserId::from_stored(String::new()),
-        login_id: LoginId(uuid::Uuid::nil()),
-        factor_id: FactorId(uuid::Uuid::nil()),
-        step: 0,
-        drift: 0,
-        now: DateTime::<Utc>::UNIX_EPOCH,
-    };
-    match complete_with_totp(conn, &nil).await {
-        Err(e) if refused_outside_its_transaction(&e) => Ok(()),
-        Err(e) => Err(e),
-        Ok(_) => Err(diesel::result::Error::QueryBuilderError(
-            "mfa_complete_login_totp ran in a transaction that locked nothing (migration 000007 missing?)".into(),
-        )),
-    }
 }
 
 /// Open logins of a user are erased with the user (cascade); this kills them without

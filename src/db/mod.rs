@@ -161,13 +161,6 @@ pub fn pool(url: &str, size: u32, limits: SessionLimits) -> anyhow::Result<Pool>
             conn.batch_execute(&limits.sql())
                 .await
                 .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
-            // The verify sends its last statement with the COMMIT: prepared from the start.
-            // Not fatal: readiness means Postgres answers (docs/API.md §8), and a verify on a
-            // connection where this failed is refused by the function, not run unlocked
-            // (its own attempt prepares the call for the next one).
-            if let Err(e) = logins::prepare_completion(&mut conn).await {
-                tracing::warn!(error = %e, "could not prepare the verify's completion call");
-            }
             {
                 use diesel_async::pooled_connection::PoolableConnection;
                 if conn.is_broken() {
@@ -372,40 +365,6 @@ fn in_aborted_transaction(e: &diesel::result::Error) -> bool {
         if info.message().starts_with("current transaction is aborted"))
 }
 
-/// Records that a transaction's COMMIT, sent together with its last statement, was answered:
-/// the transaction is over (a COMMIT after a failed statement rolls back). A COMMIT that
-/// failed leaves the connection in an unknown state: marked broken, the pool closes it.
-pub(crate) fn transaction_ended(
-    conn: &mut AsyncPgConnection,
-    committed: QueryResult<()>,
-) -> QueryResult<()> {
-    use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
-    use diesel_async::{AnsiTransactionManager, TransactionManager};
-    let status = AnsiTransactionManager::transaction_manager_status_mut(conn);
-    match (committed, &mut *status) {
-        (Ok(()), TransactionManagerStatus::Valid(v)) => {
-            v.change_transaction_depth(TransactionDepthChange::DecreaseDepth)
-        }
-        (Ok(()), TransactionManagerStatus::InError) => {
-            Err(diesel::result::Error::BrokenTransactionManager)
-        }
-        (Err(e), _) => {
-            status.set_in_error();
-            Err(e)
-        }
-    }
-}
-
-/// How deep in transactions this connection is (`None`: in none, or its state is unknown).
-pub(crate) fn transaction_depth(conn: &mut AsyncPgConnection) -> Option<u32> {
-    use diesel::connection::TransactionManagerStatus;
-    use diesel_async::{AnsiTransactionManager, TransactionManager};
-    match AnsiTransactionManager::transaction_manager_status_mut(conn) {
-        TransactionManagerStatus::Valid(v) => v.transaction_depth().map(|d| d.get()),
-        TransactionManagerStatus::InError => None,
-    }
-}
-
 /// Whether this connection is inside a transaction.
 fn in_transaction(conn: &mut AsyncPgConnection) -> bool {
     use diesel::connection::TransactionManagerStatus;
@@ -417,9 +376,7 @@ fn in_transaction(conn: &mut AsyncPgConnection) -> bool {
 }
 
 /// Ends a transaction opened by [`begin_with`] as `AsyncConnection::transaction` ends its own:
-/// `Ok` commits (a failed commit is the result), `Err` rolls back and is returned. A result
-/// whose transaction already ended (its COMMIT went out with the last statement:
-/// `logins::complete_with_totp_and_commit`) is returned as it is.
+/// `Ok` commits (a failed commit is the result), `Err` rolls back and is returned.
 pub async fn end_transaction<T, E>(
     conn: &mut AsyncPgConnection,
     result: Result<T, E>,

@@ -181,7 +181,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_deliveries,
 );
 
-use diesel::sql_types::{Int4, Int8, Nullable, Text, Timestamptz, Uuid};
+use diesel::sql_types::{Bool, Int4, Int8, Text, Timestamptz, Uuid};
 
 // The security rules that live in the database (migrations/2026-11-30-000001_data_layer,
 // with the per-factor drift of 2026-11-30-000004_factors):
@@ -193,16 +193,7 @@ diesel::define_sql_function! {
     fn mfa_consume_step(tenant: Text, user: Text, factor: Uuid, step: Int8, drift: Int4, now: Timestamptz) -> Bool;
 }
 diesel::define_sql_function! {
-    /// Clears the lockout; whether the user was locked at `now` (NULL: no such user). (The
-    /// SQL function's fourth argument, `p_signed_in`, defaults to false; only the verify
-    /// function sets it, to record the sign-in in the same write.)
-    fn mfa_reset_lockout(tenant: Text, user: Text, now: Timestamptz) -> Nullable<Bool>;
-}
-diesel::define_sql_function! {
-    /// The verify hot path: replay guard, then the login's completion and its audit event.
-    #[allow(clippy::too_many_arguments)]
-    fn mfa_complete_login_totp(
-        tenant: Text, user: Text, login: Uuid, factor: Uuid, step: Int8, drift: Int4, now: Timestamptz,
-        surface: Nullable<Text>, ip: Nullable<Text>, user_agent: Nullable<Text>
-    ) -> Bool;
+    /// Clears the lockout; with `signed_in`, also stores the sign-in's time (and answers
+    /// NULL); otherwise whether the user was locked at `now` (NULL: no such user).
+    fn mfa_reset_lockout(tenant: Text, user: Text, now: Timestamptz, signed_in: Bool) -> Nullable<Bool>;
 }

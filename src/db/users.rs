@@ -219,16 +219,18 @@ pub async fn store_lockout(
         .map(|_| ())
 }
 
-/// A success or an admin unlock (the rule is `mfa_reset_lockout` in the migrations, shared
-/// with the verify statement). Returns whether the user was locked at `now`; `None` when
-/// there is no such user.
+/// A proof accepted or an admin unlock (the rule is `mfa_reset_lockout`). With `signed_in`
+/// the sign-in's time is stored in the same write (one UPDATE of the row per sign-in) and
+/// the answer is `None`; otherwise whether the user was locked at `now` (`None`: no such
+/// user).
 pub async fn reset_lockout(
     conn: &mut AsyncPgConnection,
     tenant_id: &TenantId,
     user_id: &UserId,
     now: DateTime<Utc>,
+    signed_in: bool,
 ) -> QueryResult<Option<bool>> {
-    diesel::select(mfa_reset_lockout(tenant_id, user_id, now))
+    diesel::select(mfa_reset_lockout(tenant_id, user_id, now, signed_in))
         .get_result(conn)
         .await
 }

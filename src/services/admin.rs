@@ -16,7 +16,7 @@ use crate::domain::policy::TenantPolicy;
 use crate::error::ApiError;
 use crate::services::devices::{self, RevokeReason};
 use crate::services::grace;
-use crate::services::policy::policy_of;
+use crate::services::tenant::policy_of;
 use crate::services::ClientMeta;
 use crate::state::AppState;
 
@@ -196,7 +196,7 @@ pub async fn reset_factor(
     let audit = admin_ctx(tenant_id, user_id, actor, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let gone = super::factors::remove_factors(
+        let gone = super::factors::removal::remove_factors(
             conn,
             &audit,
             user_id,
@@ -213,7 +213,7 @@ pub async fn reset_factor(
         if removed.is_empty() {
             return Err(ApiError::NotFound);
         }
-        db::users::reset_lockout(conn, tenant_id, user_id, now).await?;
+        db::users::reset_lockout(conn, tenant_id, user_id, now, false).await?;
         // All factors gone: the user's enrollment grace starts afresh (§13).
         db::grace::restart(conn, tenant_id, user_id).await?;
         db::audit::insert(
@@ -241,7 +241,7 @@ pub async fn unlock(
     let audit = admin_ctx(tenant_id, user_id, actor, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let was_locked = db::users::reset_lockout(conn, tenant_id, user_id, now)
+        let was_locked = db::users::reset_lockout(conn, tenant_id, user_id, now, false)
             .await?
             .ok_or(ApiError::NotFound)?;
         db::audit::insert(

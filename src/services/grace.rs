@@ -12,7 +12,7 @@ use crate::domain::ids::{TenantId, UserId};
 use crate::domain::policy::{Days, TenantPolicy};
 use crate::error::ApiError;
 use crate::services::devices::created_after;
-use crate::services::policy::policy_of;
+use crate::services::tenant::policy_of;
 use crate::state::AppState;
 
 /// When a grace that started at `started` ends under `days`.

@@ -1,18 +1,20 @@
 //! The signed-in user (docs/API.md §4): their 2FA status, voluntary (re-)enrollment, removing
 //! the factor, new recovery codes.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::attempt;
+use super::attempt::Verdict;
 use super::devices::RevokeReason;
-use super::enrollment::{self, Activation, EnrollmentMaterial, NewFactor};
-use super::factors::remove_factors;
+use super::enrollment::{self, own, EnrollmentMaterial};
+use super::factors::removal::remove_factors;
 use super::logins::TokenType;
 use super::step_up;
-use super::{amr, audit_ctx, mint, surface_of, ClientMeta, Subject};
+use super::tenant::policy_of;
+use super::{audit_ctx, surface_of, ClientMeta};
+use crate::accepted;
 use crate::crypto::jwt::AccessClaims;
 use crate::db::factors::Removal;
 use crate::db::{self, audit::AuditCtx};
@@ -20,7 +22,6 @@ use crate::domain::audit::AuditType;
 use crate::domain::factor::FactorName;
 use crate::domain::ids::{FactorId, FactorStatus, IdentityProvider, Surface, TenantId, UserId};
 use crate::error::ApiError;
-use crate::services::policy::policy_of;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -121,9 +122,9 @@ pub async fn show(state: &AppState, claims: &AccessClaims) -> Result<MeView, Api
     })
 }
 
-/// `POST /v1/me/totp-enrollment`; a re-enrollment (the user has a factor) needs step-up,
-/// decided and checked in the transaction that stores the new pending factor. It is a
-/// replacement (§10), so the tenant's factor limit does not apply.
+/// `POST /v1/me/totp-enrollment`; a re-enrollment (the user has a factor) needs step-up. It
+/// is a replacement (§10), so the tenant's factor limit does not apply.
+#[tracing::instrument(skip_all, fields(tenant_id = %claims.tid, user_id = %claims.sub))]
 pub async fn start_enrollment(
     state: &AppState,
     claims: &AccessClaims,
@@ -131,108 +132,26 @@ pub async fn start_enrollment(
     step_up_code: Option<&str>,
     meta: &ClientMeta,
 ) -> Result<EnrollmentMaterial, ApiError> {
-    start_own_factor(state, claims, name, false, step_up_code, meta).await
-}
-
-/// A new pending factor of the signed-in user: `POST /v1/me/totp-enrollment` (a
-/// replacement, no limit) and `POST /v1/me/factors` (an addition, `enforce_limit`). One
-/// enrollment of a user at a time; a user who has an active factor passes step-up first,
-/// decided and checked in the transaction that stores the new pending factor.
-pub(super) async fn start_own_factor(
-    state: &AppState,
-    claims: &AccessClaims,
-    name: Option<FactorName>,
-    enforce_limit: bool,
-    step_up_code: Option<&str>,
-    meta: &ClientMeta,
-) -> Result<EnrollmentMaterial, ApiError> {
-    let now = state.now();
-    let expires_at = now + Duration::seconds(i64::from(state.settings.login_ttl));
-    let audit = ctx(state, claims, meta);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        db::users::lock_for_attempt(conn, &claims.tid, &claims.sub)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        let user = db::users::get(conn, &claims.tid, &claims.sub)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        let has_factor = !db::factors::active(conn, &claims.tid, &claims.sub)
-            .await?
-            .is_empty();
-        // A first enrollment needs only the access token; another factor needs step-up.
-        if has_factor {
-            if let Err(e) = step_up::require_in(conn, state, claims, step_up_code, meta).await? {
-                return Ok(Err(e));
-            }
-        }
-        let new = NewFactor {
-            user_id: &user.user_id,
-            email: &user.email,
-            name,
-            enforce_limit,
-            expires_at,
-        };
-        enrollment::start(conn, state, &audit, new, now)
-            .await
-            .map(Ok)
-    })
-    .await?
+    own::start(state, claims, name, false, step_up_code, meta).await
 }
 
 /// `POST /v1/me/totp-enrollment/confirm`: activates the pending factor (replacing every
-/// other active factor only now, with new recovery codes) and returns a token whose `amr` carries `otp`.
+/// other active factor only now, with new recovery codes) and returns a token whose `amr`
+/// carries `otp`.
+#[tracing::instrument(skip_all, fields(tenant_id = %claims.tid, user_id = %claims.sub))]
 pub async fn confirm_enrollment(
     state: &AppState,
     claims: &AccessClaims,
     code: &str,
     meta: &ClientMeta,
 ) -> Result<MeEnrolled, ApiError> {
-    attempt::rate_limit(state, meta)?;
-    let code = attempt::parse_totp("code", code)?;
-    let now = state.now();
-    let audit = ctx(state, claims, meta);
-    let (tenant_id, user_id) = (&claims.tid, &claims.sub);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let lockout = db::users::lock_for_attempt(conn, tenant_id, user_id)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        attempt::ensure_not_locked(state, &lockout, now)?;
-        let pending = db::factors::get(conn, tenant_id, user_id, FactorStatus::Pending).await?;
-        let Some(p) = pending.filter(|p| p.expires_at.is_none_or(|e| e > now)) else {
-            return Err(ApiError::InvalidState(
-                "There is no pending enrollment to confirm: start one first.",
-            ));
-        };
-        let how = Activation::Replace;
-        let recovery_codes = match enrollment::confirm_own(
-            conn, state, &audit, lockout, user_id, &p, &code, how, now,
-        )
-        .await?
-        {
-            Ok(codes) => codes.unwrap_or_default(),
-            Err(e) => return Ok(Err(e)),
-        };
-        let user = db::users::get(conn, tenant_id, user_id)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        let who = Subject {
-            tenant_id,
-            user_id,
-            email: &user.email,
-            roles: &user.roles,
-            idp: user.identity_provider,
-        };
-        let m = mint(state, &who, surface_of(state, claims), amr::TOTP, now)?;
-        Ok(Ok(MeEnrolled {
-            access_token: m.token,
-            token_type: TokenType::Bearer,
-            expires_in: m.expires_in,
-            recovery_codes,
-        }))
+    let done = own::confirm(state, claims, own::Pending::Latest, code, meta).await?;
+    Ok(MeEnrolled {
+        access_token: done.minted.token,
+        token_type: TokenType::Bearer,
+        expires_in: done.minted.expires_in,
+        recovery_codes: done.recovery_codes.unwrap_or_default(),
     })
-    .await?
 }
 
 /// `DELETE /v1/me/totp`: removes all the user's factors; refused while the tenant requires this user's factor (checked
@@ -263,9 +182,7 @@ pub async fn remove_factor(
         {
             return Err(ApiError::NotFound);
         }
-        if let Err(e) = step_up::require_in(conn, state, claims, step_up_code, meta).await? {
-            return Ok(Err(e));
-        }
+        accepted!(step_up::require_in(conn, state, claims, step_up_code, meta).await?);
         // Sign-ins started against the removed factors cannot finish; they end with them.
         let gone = remove_factors(
             conn,
@@ -294,9 +211,10 @@ pub async fn remove_factor(
             )
             .await?;
         }
-        Ok(Ok(()))
+        Ok(Verdict::Accepted(()))
     })
     .await?
+    .answer()
 }
 
 /// `POST /v1/me/recovery-codes`: ten new codes; the old ones stop working.
@@ -310,9 +228,7 @@ pub async fn regenerate_codes(
     let audit = ctx(state, claims, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        if let Err(e) = step_up::require_in(conn, state, claims, step_up_code, meta).await? {
-            return Ok(Err(e));
-        }
+        accepted!(step_up::require_in(conn, state, claims, step_up_code, meta).await?);
         if db::factors::active(conn, &claims.tid, &claims.sub)
             .await?
             .is_empty()
@@ -321,7 +237,7 @@ pub async fn regenerate_codes(
                 "The user has no authenticator app, so no recovery codes.",
             ));
         }
-        let (codes, hashes) = attempt::new_recovery_codes(state);
+        let (codes, hashes) = enrollment::new_recovery_codes(state);
         db::recovery::replace(conn, &claims.tid, &claims.sub, &hashes, now).await?;
         db::audit::insert(
             conn,
@@ -331,9 +247,10 @@ pub async fn regenerate_codes(
             serde_json::json!({}),
         )
         .await?;
-        Ok(Ok(RecoveryCodes {
+        Ok(Verdict::Accepted(RecoveryCodes {
             recovery_codes: codes,
         }))
     })
     .await?
+    .answer()
 }

@@ -18,6 +18,7 @@ pub mod resync;
 pub mod rotation;
 pub mod service_keys;
 pub mod step_up;
+pub mod tenant;
 pub mod webhooks;
 
 use std::net::IpAddr;

@@ -6,11 +6,12 @@ use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{audit_ctx, stored, surface_of, ClientMeta};
+use super::tenant::policy_of;
+use super::{audit_ctx, surface_of, ClientMeta};
 use crate::crypto::jwt::AccessClaims;
 use crate::db::{self, tenants::TenantRow};
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{parse_db_list, IdentityProvider, Surface, TenantId};
+use crate::domain::ids::{IdentityProvider, Surface, TenantId};
 use crate::domain::policy::{normalized, Days, FactorLimit, Issuer, TenantPolicy};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -68,30 +69,6 @@ pub struct PolicyChange {
     pub max_factors_per_user: Option<FactorLimit>,
     pub remember_device_days: Option<Days>,
     pub enrollment_grace_days: Option<Days>,
-}
-
-pub fn policy_of(t: &TenantRow) -> Result<TenantPolicy, ApiError> {
-    Ok(TenantPolicy {
-        enforce_mfa: t.enforce_mfa,
-        surfaces: stored(parse_db_list(&t.surfaces, Surface::from_db), "surfaces")?,
-        exempt_identity_providers: stored(
-            parse_db_list(&t.exempt_identity_providers, IdentityProvider::from_db),
-            "providers",
-        )?,
-        issuer: stored(Issuer::parse(&t.issuer).ok(), "issuer")?,
-        max_factors_per_user: stored(
-            FactorLimit::parse(t.max_factors_per_user.into()).ok(),
-            "max_factors_per_user",
-        )?,
-        remember_device_days: stored(
-            Days::parse(t.remember_device_days.into()).ok(),
-            "remember_device_days",
-        )?,
-        enrollment_grace_days: stored(
-            Days::parse(t.enrollment_grace_days.into()).ok(),
-            "enrollment_grace_days",
-        )?,
-    })
 }
 
 pub fn view(t: TenantRow) -> Result<PolicyView, ApiError> {

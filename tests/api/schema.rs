@@ -298,8 +298,7 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
     )
     .await
     .unwrap();
-    // The verify's transaction: its locking read, then the completion (which refuses to
-    // run outside the transaction that locked the rows).
+    // The verify's transaction: its locking read, a wrong code, then an accepted one.
     let (ctx, factors) = db::begin_with(&mut conn, |c| {
         futures_util::FutureExt::boxed(db::logins::by_token(c, &hash, FactorStatus::Active, true))
     })
@@ -331,21 +330,26 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
     )
     .await
     .unwrap();
-    let accepted = db::logins::complete_with_totp(
+    // The acceptance and the completion, as the attempt gate and `finish_login` send them.
+    let accepted = db::factors::consume_step(&mut conn, &tenant, &user, f.factor_id, 1, 0, now)
+        .await
+        .unwrap();
+    assert!(accepted);
+    db::users::reset_lockout(&mut conn, &tenant, &user, now, true)
+        .await
+        .unwrap();
+    db::logins::complete(&mut conn, &tenant, login, now)
+        .await
+        .unwrap();
+    db::audit::insert(
         &conn,
-        &db::logins::TotpCompletion {
-            audit: &audit,
-            user_id: &user,
-            login_id: login,
-            factor_id: f.factor_id,
-            step: 1,
-            drift: 0,
-            now,
-        },
+        &audit,
+        mspbots_mfa::domain::audit::AuditType::LoginSucceeded,
+        now,
+        serde_json::json!({}),
     )
     .await
     .unwrap();
-    assert!(accepted);
     let again = db::factors::consume_step(&mut conn, &tenant, &user, f.factor_id, 1, 0, now)
         .await
         .unwrap();
@@ -356,7 +360,7 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
 
     let statements: Vec<String> = recorder.0.lock().unwrap().clone();
     assert!(statements.len() >= 9, "{statements:?}");
-    // The statements inside the replay and verify functions, as the migration writes them.
+    // The statements inside the replay guard and lockout reset functions, as written in SQL.
     let inner = [
         "UPDATE totp_factors SET last_used_step = $4, drift_steps = $5, last_used_at = $6 \
          WHERE tenant_id = $1 AND user_id = $2 AND factor_id = $3 \
@@ -365,8 +369,6 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
                 last_login_at = CASE WHEN $4 THEN $3 ELSE last_login_at END \
          WHERE tenant_id = $1 AND user_id = $2 \
            AND ($4 OR failed_attempts <> 0 OR lockout_count <> 0 OR locked_until IS NOT NULL)",
-        "UPDATE logins SET status = 'authenticated', token_hash = NULL, completed_at = $3 \
-         WHERE tenant_id = $1 AND login_id = $2",
     ];
     setup
         .batch_execute("SET plan_cache_mode = force_generic_plan")

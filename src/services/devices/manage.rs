@@ -12,7 +12,7 @@ use crate::crypto::jwt::AccessClaims;
 use crate::db;
 use crate::domain::ids::{Surface, TenantId, UserId};
 use crate::error::ApiError;
-use crate::services::policy::policy_of;
+use crate::services::tenant::policy_of;
 use crate::services::{audit_ctx, surface_of, ClientMeta};
 use crate::state::AppState;
 

@@ -26,7 +26,7 @@ use crate::domain::ids::{Surface, TenantId, UserId};
 use crate::domain::policy::Days;
 use crate::domain::text::is_hidden;
 use crate::error::ApiError;
-use crate::services::policy::policy_of;
+use crate::services::tenant::policy_of;
 use crate::state::AppState;
 
 /// At most this many live devices per user; one more revokes the one created first.

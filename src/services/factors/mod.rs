@@ -2,27 +2,29 @@
 //! (list, add, confirm, rename, remove) and an admin's view of a user's. Removal of any factor
 //! goes through [`removal::remove_factors`].
 
-mod removal;
+pub mod removal;
 mod types;
 
-pub use removal::{admin_remove, remove_factors};
+pub use removal::admin_remove;
 pub use types::*;
 
 use diesel_async::AsyncConnection;
 
-use super::attempt;
+use super::attempt::Verdict;
 use super::devices::RevokeReason;
-use super::enrollment::{self, Activation, EnrollmentMaterial};
+use super::enrollment::{own, EnrollmentMaterial};
 use super::logins::TokenType;
-use super::{amr, audit_ctx, mint, step_up, surface_of, ClientMeta, Subject};
+use super::tenant::policy_of;
+use super::{audit_ctx, step_up, surface_of, ClientMeta};
+use crate::accepted;
 use crate::crypto::jwt::AccessClaims;
 use crate::db::{self, audit::AuditCtx, factors::Removal};
 use crate::domain::audit::AuditType;
 use crate::domain::factor::FactorName;
 use crate::domain::ids::{FactorId, FactorStatus, TenantId, UserId};
 use crate::error::ApiError;
-use crate::services::policy::policy_of;
 use crate::state::AppState;
+use removal::remove_factors;
 
 fn ctx(state: &AppState, claims: &AccessClaims, meta: &ClientMeta) -> AuditCtx {
     audit_ctx(
@@ -57,6 +59,7 @@ pub async fn list(
 
 /// `POST /v1/me/factors`: step-up when the user already has an active factor; `409
 /// factor_limit` at the tenant's limit.
+#[tracing::instrument(skip_all, fields(tenant_id = %claims.tid, user_id = %claims.sub))]
 pub async fn add(
     state: &AppState,
     claims: &AccessClaims,
@@ -64,10 +67,11 @@ pub async fn add(
     step_up_code: Option<&str>,
     meta: &ClientMeta,
 ) -> Result<EnrollmentMaterial, ApiError> {
-    super::me::start_own_factor(state, claims, req.name, true, step_up_code, meta).await
+    own::start(state, claims, req.name, true, step_up_code, meta).await
 }
 
 /// `POST /v1/me/factors/{factor_id}/confirm`: only the new factor's code is checked.
+#[tracing::instrument(skip_all, fields(tenant_id = %claims.tid, user_id = %claims.sub))]
 pub async fn confirm(
     state: &AppState,
     claims: &AccessClaims,
@@ -75,61 +79,14 @@ pub async fn confirm(
     code: &str,
     meta: &ClientMeta,
 ) -> Result<FactorConfirmed, ApiError> {
-    let factor_id = factor_id(factor)?;
-    attempt::rate_limit(state, meta)?;
-    let code = attempt::parse_totp("code", code)?;
-    let now = state.now();
-    let audit = ctx(state, claims, meta);
-    let (tenant_id, user_id) = (&claims.tid, &claims.sub);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let lockout = db::users::lock_for_attempt(conn, tenant_id, user_id)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        let Some(p) = db::factors::by_id(conn, tenant_id, user_id, factor_id).await? else {
-            return Err(ApiError::NotFound);
-        };
-        if p.status != FactorStatus::Pending {
-            return Err(ApiError::InvalidState("This factor is already active."));
-        }
-        if p.expires_at.is_some_and(|e| e <= now) {
-            return Err(ApiError::InvalidState(
-                "The pending enrollment expired: start a new one.",
-            ));
-        }
-        attempt::ensure_not_locked(state, &lockout, now)?;
-        let how = Activation::Add;
-        let recovery_codes = match enrollment::confirm_own(
-            conn, state, &audit, lockout, user_id, &p, &code, how, now,
-        )
-        .await?
-        {
-            Ok(codes) => codes,
-            Err(e) => return Ok(Err(e)),
-        };
-        let user = db::users::get(conn, tenant_id, user_id)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        let row = db::factors::by_id(conn, tenant_id, user_id, factor_id)
-            .await?
-            .ok_or(ApiError::NotFound)?;
-        let who = Subject {
-            tenant_id,
-            user_id,
-            email: &user.email,
-            roles: &user.roles,
-            idp: user.identity_provider,
-        };
-        let minted = mint(state, &who, surface_of(state, claims), amr::TOTP, now)?;
-        Ok(Ok(FactorConfirmed {
-            factor: row.into(),
-            access_token: minted.token,
-            token_type: TokenType::Bearer,
-            expires_in: minted.expires_in,
-            recovery_codes,
-        }))
+    let done = own::confirm(state, claims, own::Pending::Factor(factor), code, meta).await?;
+    Ok(FactorConfirmed {
+        factor: done.factor.into(),
+        access_token: done.minted.token,
+        token_type: TokenType::Bearer,
+        expires_in: done.minted.expires_in,
+        recovery_codes: done.recovery_codes,
     })
-    .await?
 }
 
 /// `PATCH /v1/me/factors/{factor_id}`: no step-up.
@@ -209,9 +166,7 @@ pub async fn remove(
             if active.len() == 1 && policy_of(&tenant)?.requires_factor(user.identity_provider) {
                 return Err(ApiError::MfaEnforced);
             }
-            if let Err(e) = step_up::require_in(conn, state, claims, step_up_code, meta).await? {
-                return Ok(Err(e));
-            }
+            accepted!(step_up::require_in(conn, state, claims, step_up_code, meta).await?);
         }
         let gone = remove_factors(
             conn,
@@ -235,7 +190,8 @@ pub async fn remove(
             )
             .await?;
         }
-        Ok(Ok(()))
+        Ok(Verdict::Accepted(()))
     })
     .await?
+    .answer()
 }

@@ -2,13 +2,15 @@
 //! then enrolls, verifies or recovers with its mfa token (`challenge`).
 
 mod challenge;
-mod resync;
+mod enroll;
 mod skip;
 mod start;
 mod types;
+mod verify;
 
-pub use challenge::{confirm_enrollment, get, parse_login_id, recover, start_enrollment, verify};
-pub use resync::{resync, Resynced};
+pub use challenge::{get, parse_login_id};
+pub use enroll::{confirm_enrollment, start_enrollment};
 pub use skip::skip_enrollment;
 pub use start::start;
 pub use types::*;
+pub use verify::{recover, resync, verify, Resynced};

@@ -11,7 +11,7 @@ use crate::domain::audit::AuditType;
 use crate::domain::ids::{FactorStatus, LoginId};
 use crate::domain::policy::MfaRequirement;
 use crate::error::ApiError;
-use crate::services::policy::policy_of;
+use crate::services::tenant::policy_of;
 use crate::services::{amr, grace, ClientMeta};
 use crate::state::AppState;
 
@@ -42,6 +42,8 @@ pub async fn skip_enrollment(
             ));
         };
         let audit = login_audit(&ctx, meta);
+        // No proof, so no lockout reset: only the sign-in's time is stored.
+        db::users::touch_login(conn, &ctx.tenant_id, &ctx.user_id, now).await?;
         finish_login(conn, &ctx, &audit, "enrollment_skipped", None, now).await?;
         let details = serde_json::json!({"login_id": ctx.login_id.0, "grace_ends_at": ends});
         db::audit::insert(conn, &audit, AuditType::TotpEnrollmentSkipped, now, details).await?;

@@ -15,7 +15,7 @@ use crate::domain::policy::{MfaRequirement, SignInDecision, TenantPolicy};
 use crate::domain::text::is_hidden;
 use crate::error::ApiError;
 use crate::services::auth::ServiceKey;
-use crate::services::policy::policy_of;
+use crate::services::tenant::policy_of;
 use crate::services::{amr, audit_ctx, devices, grace, mint, ClientMeta, Subject};
 use crate::state::AppState;
 

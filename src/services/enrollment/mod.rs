@@ -1,19 +1,20 @@
 //! TOTP enrollment, shared by sign-in ("Setup MFA"), voluntary (re-)enrollment and adding a
 //! factor (§10): the "Set Up Authentication" material, and the activation that the
-//! confirming code triggers (a v1 replacement, or one more factor).
+//! confirming code triggers (a v1 replacement, or one more factor). The signed-in user's
+//! own enrollments are in `own`.
 
+pub mod own;
+
+use crate::crypto::hashing::HashPurpose;
 use crate::crypto::{keyring::totp_secret_aad, qr, tokens};
-use crate::db::factors::FactorRow;
 use crate::db::factors::Removal;
 use crate::db::{self, audit::AuditCtx};
 use crate::domain::audit::AuditType;
 use crate::domain::factor::{self, FactorName};
 use crate::domain::ids::{FactorId, UserId};
-use crate::domain::lockout::LockoutState;
 use crate::domain::totp;
-use crate::domain::totp::TotpCode;
 use crate::error::ApiError;
-use crate::services::attempt::{self, Attempt, Matched, Window};
+use crate::services::attempt::Accepted;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
@@ -154,58 +155,30 @@ pub async fn start(
     })
 }
 
-/// A signed-in user's confirmation of their pending factor (`/v1/me/totp-enrollment/confirm`,
-/// `/v1/me/factors/{id}/confirm`): only that factor's code is checked (a wrong one counted,
-/// `Ok(Err(invalid_code))`: commit, then fail), then it is activated `how`. The caller holds
-/// the user's row lock (`lockout` was read under it) and has checked the lockout.
-#[allow(clippy::too_many_arguments)]
-pub async fn confirm_own(
-    conn: &mut AsyncPgConnection,
-    state: &AppState,
-    audit: &AuditCtx,
-    lockout: LockoutState,
-    user_id: &UserId,
-    pending: &FactorRow,
-    code: &TotpCode,
-    how: Activation,
-    now: DateTime<Utc>,
-) -> Result<Result<Option<Vec<String>>, ApiError>, ApiError> {
-    let attempt = Attempt {
-        audit,
-        lockout,
-        login: None,
-    };
-    let secret = [pending.secret()];
-    let window = Window::Enrollment;
-    let checked =
-        attempt::check_totp_or_count(conn, state, &attempt, &secret, code, now, window).await?;
-    let m = match checked {
-        Ok(m) => m,
-        Err(e) => return Ok(Err(e)),
-    };
-    activate(conn, state, audit, user_id, m, how, now)
-        .await
-        .map(Ok)
-}
-
 /// Makes the confirmed pending factor active (a v1 replacement removes the others now,
-/// through `factors::remove_factors`), stores ten new recovery codes when the activation
-/// calls for them, clears the lockout and writes `totp.enrolled`. Returns the codes to show
+/// through `factors::removal`), stores ten new recovery codes when the activation calls for
+/// them and writes `totp.enrolled`. (The gate that accepted the code cleared the lockout.) Returns the codes to show
 /// once (`None`: the user's existing codes stay valid).
 pub async fn activate(
     conn: &mut AsyncPgConnection,
     state: &AppState,
     ctx: &AuditCtx,
     user_id: &UserId,
-    matched: Matched,
+    accepted: Accepted,
     how: Activation,
     now: DateTime<Utc>,
 ) -> Result<Option<Vec<String>>, ApiError> {
-    let Matched {
-        factor_id,
+    let Accepted {
+        factor_id: Some(factor_id),
         step,
         drift,
-    } = matched;
+        ..
+    } = accepted
+    else {
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "an enrollment accepted without its factor"
+        )));
+    };
     let had_active = !db::factors::active(conn, &ctx.tenant_id, user_id)
         .await?
         .is_empty();
@@ -216,7 +189,7 @@ pub async fn activate(
     }
     let mut replaced = false;
     if how == Activation::Replace {
-        let gone = super::factors::remove_factors(
+        let gone = super::factors::removal::remove_factors(
             conn,
             ctx,
             user_id,
@@ -228,13 +201,12 @@ pub async fn activate(
         replaced = !gone.is_empty();
     }
     let codes = if how == Activation::Replace || !had_active {
-        let (codes, hashes) = super::attempt::new_recovery_codes(state);
+        let (codes, hashes) = new_recovery_codes(state);
         db::recovery::replace(conn, &ctx.tenant_id, user_id, &hashes, now).await?;
         Some(codes)
     } else {
         None
     };
-    db::users::reset_lockout(conn, &ctx.tenant_id, user_id, now).await?;
     db::audit::insert(
         conn,
         ctx,
@@ -243,7 +215,21 @@ pub async fn activate(
         serde_json::json!({"factor_id": factor_id, "replaced": replaced}),
     )
     .await?;
-    state.metrics.outcome(crate::metrics::Outcome::Success);
-    state.metrics.drift(drift);
     Ok(codes)
+}
+
+/// Ten fresh recovery codes: what the user sees once, and the hashes that are stored.
+pub fn new_recovery_codes(state: &AppState) -> (Vec<String>, Vec<Vec<u8>>) {
+    (0..10)
+        .map(|_| {
+            let shown = tokens::new_recovery_code();
+            let canonical = tokens::normalize_recovery_code(&shown).unwrap_or_default();
+            let hash = state
+                .keys
+                .hash_key
+                .hash(HashPurpose::RecoveryCode, canonical.as_bytes())
+                .to_vec();
+            (shown, hash)
+        })
+        .unzip()
 }

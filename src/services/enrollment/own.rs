@@ -1,0 +1,165 @@
+//! The signed-in user's own enrollments: `POST /v1/me/totp-enrollment` (a v1 replacement) and
+//! `POST /v1/me/factors` (one more factor, §10), and their confirmations — an attempt through
+//! the gate whose acceptance activates the factor and mints a token carrying `otp`.
+
+use chrono::Duration;
+use diesel_async::AsyncConnection;
+
+use super::{Activation, EnrollmentMaterial, NewFactor};
+use crate::accepted;
+use crate::crypto::jwt::AccessClaims;
+use crate::db::{self, audit::AuditCtx, factors::FactorRow};
+use crate::domain::factor::FactorName;
+use crate::domain::ids::{FactorId, FactorStatus};
+use crate::error::ApiError;
+use crate::services::attempt::{self, Against, Attempt, Proof, Verdict};
+use crate::services::{amr, audit_ctx, mint, step_up, surface_of, ClientMeta, Minted, Subject};
+use crate::state::AppState;
+
+fn audit_of(state: &AppState, claims: &AccessClaims, meta: &ClientMeta) -> AuditCtx {
+    let surface = Some(surface_of(state, claims));
+    audit_ctx(
+        &claims.tid,
+        Some(&claims.sub),
+        Some(claims.sub.as_str()),
+        surface,
+        meta,
+    )
+}
+
+/// A new pending factor of the signed-in user: a replacement (no limit) or an addition
+/// (`enforce_limit`). One enrollment of a user at a time; a user who has an active factor
+/// passes step-up first, decided and checked in the transaction that stores the new pending
+/// factor (policy refusals come after it: `factor_limit`, `name_taken`, §21).
+#[tracing::instrument(skip_all, fields(tenant_id = %claims.tid, user_id = %claims.sub))]
+pub async fn start(
+    state: &AppState,
+    claims: &AccessClaims,
+    name: Option<FactorName>,
+    enforce_limit: bool,
+    step_up_code: Option<&str>,
+    meta: &ClientMeta,
+) -> Result<EnrollmentMaterial, ApiError> {
+    let now = state.now();
+    let expires_at = now + Duration::seconds(i64::from(state.settings.login_ttl));
+    let audit = audit_of(state, claims, meta);
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        db::users::lock_for_attempt(conn, &claims.tid, &claims.sub)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let user = db::users::get(conn, &claims.tid, &claims.sub)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let has_factor = !db::factors::active(conn, &claims.tid, &claims.sub)
+            .await?
+            .is_empty();
+        // A first enrollment needs only the access token; another factor needs step-up.
+        if has_factor {
+            accepted!(step_up::require_in(conn, state, claims, step_up_code, meta).await?);
+        }
+        let new = NewFactor {
+            user_id: &user.user_id,
+            email: &user.email,
+            name,
+            enforce_limit,
+            expires_at,
+        };
+        super::start(conn, state, &audit, new, now)
+            .await
+            .map(Verdict::Accepted)
+    })
+    .await?
+    .answer()
+}
+
+/// Which pending factor a confirmation is for.
+#[derive(Clone, Copy)]
+pub enum Pending<'a> {
+    /// `/v1/me/totp-enrollment/confirm`: the user's pending one; it replaces the others.
+    Latest,
+    /// `/v1/me/factors/{factor_id}/confirm`: that one; it is added.
+    Factor(&'a str),
+}
+
+/// A confirmed factor, the recovery codes to show once (if any) and the new token.
+pub struct Confirmed {
+    pub factor: FactorRow,
+    pub recovery_codes: Option<Vec<String>>,
+    pub minted: Minted,
+}
+
+/// Confirms the pending factor with its first code; only that factor's code is checked.
+#[tracing::instrument(skip_all, fields(tenant_id = %claims.tid, user_id = %claims.sub))]
+pub async fn confirm(
+    state: &AppState,
+    claims: &AccessClaims,
+    which: Pending<'_>,
+    code: &str,
+    meta: &ClientMeta,
+) -> Result<Confirmed, ApiError> {
+    let proof = attempt::admit(state, meta, || {
+        attempt::parse_totp("code", code).map(Proof::Totp)
+    })?;
+    let audit = audit_of(state, claims, meta);
+    let (tenant_id, user_id) = (&claims.tid, &claims.sub);
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let attempt = Attempt::lock_user(conn, state, &audit, user_id).await?;
+        let now = attempt.now();
+        let (pending, how) = match which {
+            Pending::Latest => {
+                let p = db::factors::get(conn, tenant_id, user_id, FactorStatus::Pending).await?;
+                let Some(p) = p else {
+                    return Err(ApiError::InvalidState(
+                        "There is no pending enrollment to confirm: start one first.",
+                    ));
+                };
+                (p, Activation::Replace)
+            }
+            Pending::Factor(id) => {
+                let id = FactorId::parse(id).ok_or(ApiError::NotFound)?;
+                let p = db::factors::by_id(conn, tenant_id, user_id, id).await?;
+                let p = p.ok_or(ApiError::NotFound)?;
+                if p.status != FactorStatus::Pending {
+                    return Err(ApiError::InvalidState("This factor is already active."));
+                }
+                (p, Activation::Add)
+            }
+        };
+        if pending.expires_at.is_some_and(|e| e <= now) {
+            return Err(ApiError::InvalidState(
+                "The pending enrollment expired: start a new one.",
+            ));
+        }
+        let secret = pending.secret();
+        let accepted = accepted!(
+            attempt
+                .evaluate(conn, state, &proof, Against::Pending(&secret))
+                .await?
+        );
+        let recovery_codes =
+            super::activate(conn, state, &audit, user_id, accepted, how, now).await?;
+        let user = db::users::get(conn, tenant_id, user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let factor = db::factors::by_id(conn, tenant_id, user_id, pending.factor_id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        let who = Subject {
+            tenant_id,
+            user_id,
+            email: &user.email,
+            roles: &user.roles,
+            idp: user.identity_provider,
+        };
+        let minted = mint(state, &who, surface_of(state, claims), amr::TOTP, now)?;
+        Ok(Verdict::Accepted(Confirmed {
+            factor,
+            recovery_codes,
+            minted,
+        }))
+    })
+    .await?
+    .answer()
+}

@@ -1,0 +1,124 @@
+//! "Set Up Authentication" during a sign-in (`enrollment_required`): the enrollment material,
+//! and its confirmation by the first code — an attempt through the gate whose acceptance
+//! activates the factor and completes the sign-in.
+
+use diesel_async::AsyncConnection;
+
+use super::challenge::{begin_attempt, finish_login, load, login_audit, open_attempt};
+use super::challenge::{require_status, signed_in};
+use super::types::{AuthenticatedStatus, ChallengeStatus, Enrolled, TokenType};
+use crate::accepted;
+use crate::db;
+use crate::domain::factor::FactorName;
+use crate::domain::ids::{FactorStatus, LoginId};
+use crate::error::ApiError;
+use crate::services::attempt::{self, Against, Proof, Verdict};
+use crate::services::devices::{self, RememberRequest};
+use crate::services::enrollment::{self, Activation, EnrollmentMaterial, NewFactor};
+use crate::services::{amr, ClientMeta};
+use crate::state::AppState;
+
+/// `POST /v1/logins/{login_id}/totp-enrollment`, with an optional factor name (§10). It
+/// carries no proof: a lockout does not stop it.
+#[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
+pub async fn start_enrollment(
+    state: &AppState,
+    token: &str,
+    login_id: LoginId,
+    name: Option<FactorName>,
+    meta: &ClientMeta,
+) -> Result<EnrollmentMaterial, ApiError> {
+    let now = state.now();
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let (ctx, _) = load(conn, state, token, login_id, FactorStatus::Active, true).await?;
+        // A password alone never adds a device to an account that has one.
+        let has_active = ctx.factor_id.is_some();
+        require_status(&ctx, has_active, ChallengeStatus::EnrollmentRequired)?;
+        let audit = login_audit(&ctx, meta);
+        let new = NewFactor {
+            user_id: &ctx.user_id,
+            email: &ctx.email,
+            name,
+            enforce_limit: false,
+            expires_at: ctx.expires_at,
+        };
+        enrollment::start(conn, state, &audit, new, now).await
+    })
+    .await
+}
+
+/// `POST /v1/logins/{login_id}/totp-enrollment/confirm`.
+#[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
+pub async fn confirm_enrollment(
+    state: &AppState,
+    token: &str,
+    login_id: LoginId,
+    code: &str,
+    remember: &RememberRequest,
+    meta: &ClientMeta,
+) -> Result<Enrolled, ApiError> {
+    let proof = attempt::admit(state, meta, || {
+        attempt::parse_totp("code", code).map(Proof::Totp)
+    })?;
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let wanted = ChallengeStatus::EnrollmentRequired;
+        let (ctx, audit, pending) = begin_attempt(
+            conn,
+            state,
+            token,
+            login_id,
+            FactorStatus::Pending,
+            wanted,
+            meta,
+        )
+        .await?;
+        // A password alone never adds a device to an account that has one.
+        if !db::factors::active(conn, &ctx.tenant_id, &ctx.user_id)
+            .await?
+            .is_empty()
+        {
+            return Err(ApiError::InvalidState(
+                "The user already has an authenticator app.",
+            ));
+        }
+        let attempt = open_attempt(state, &ctx, &audit)?;
+        let now = attempt.now();
+        let Some(p) = pending.first() else {
+            return Err(ApiError::InvalidState(
+                "There is no pending enrollment to confirm: start one first.",
+            ));
+        };
+        if ctx.factor_expires_at.is_some_and(|e| e <= now) {
+            return Err(ApiError::InvalidState(
+                "The pending enrollment expired: start a new one.",
+            ));
+        }
+        let accepted = accepted!(
+            attempt
+                .evaluate(conn, state, &proof, Against::Pending(p))
+                .await?
+        );
+        let (user_id, how) = (&ctx.user_id, Activation::Replace);
+        let recovery_codes = enrollment::activate(conn, state, &audit, user_id, accepted, how, now)
+            .await?
+            .unwrap_or_default();
+        finish_login(conn, &ctx, &audit, "totp", accepted.factor_id, now).await?;
+        let surface = ctx.surface;
+        let device =
+            devices::remember(conn, state, &audit, user_id, surface, remember, meta, now).await?;
+        let m = signed_in(state, &ctx, amr::TOTP, now)?;
+        Ok(Verdict::Accepted(Enrolled {
+            status: AuthenticatedStatus::Authenticated,
+            access_token: m.token,
+            token_type: TokenType::Bearer,
+            expires_in: m.expires_in,
+            recovery_codes,
+            device_token: device.as_ref().map(|d| d.device_token.clone()),
+            device_expires_at: device.map(|d| d.device_expires_at),
+        }))
+    })
+    .await?
+    .answer()
+}

@@ -1,0 +1,174 @@
+//! A sign-in that waits for a code (`verification_required`): verify with a TOTP code,
+//! recover with a recovery code, resynchronise with two codes (§11). All three are one
+//! attempt through the gate (`services::attempt`) and one completion (`challenge::finish_login`).
+
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+
+use super::challenge::{begin_attempt, finish_login, open_attempt, signed_in};
+use super::types::{AuthenticatedStatus, ChallengeStatus, Recovered, TokenType, Verified};
+use crate::accepted;
+use crate::db::{audit::AuditCtx, logins::LoginCtx};
+use crate::domain::ids::{FactorStatus, LoginId};
+use crate::domain::totp::PERIOD_SECS;
+use crate::error::ApiError;
+use crate::services::attempt::{self, Accepted, Against, Method, Proof, Verdict};
+use crate::services::devices::{self, RememberRequest, RevokeReason};
+use crate::services::resync::ResyncRequest;
+use crate::services::{ClientMeta, Minted};
+use crate::state::AppState;
+
+/// A sign-in completed by a proof: the token, the accepted proof, and the device remembered.
+struct Completed {
+    minted: Minted,
+    accepted: Accepted,
+    device: Option<devices::Remembered>,
+}
+
+/// The attempt of every call on a sign-in that waits for a code, in the gate's order; on
+/// acceptance the sign-in completes in the same transaction.
+async fn attempt(
+    state: &AppState,
+    token: &str,
+    login_id: LoginId,
+    proof: Proof,
+    remember: &RememberRequest,
+    meta: &ClientMeta,
+) -> Result<Completed, ApiError> {
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let wanted = ChallengeStatus::VerificationRequired;
+        let (ctx, audit, factors) = begin_attempt(
+            conn,
+            state,
+            token,
+            login_id,
+            FactorStatus::Active,
+            wanted,
+            meta,
+        )
+        .await?;
+        let attempt = open_attempt(state, &ctx, &audit)?;
+        let against = Against::Active(&factors);
+        let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
+        let now = attempt.now();
+        complete(conn, state, &ctx, &audit, accepted, remember, meta, now)
+            .await
+            .map(Verdict::Accepted)
+    })
+    .await?
+    .answer()
+}
+
+/// The sign-in's completion after an accepted proof. A recovery-code sign-in ends the trust
+/// of every remembered browser and never remembers this one (§12).
+#[allow(clippy::too_many_arguments)]
+async fn complete(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    ctx: &LoginCtx,
+    audit: &AuditCtx,
+    accepted: Accepted,
+    remember: &RememberRequest,
+    meta: &ClientMeta,
+    now: DateTime<Utc>,
+) -> Result<Completed, ApiError> {
+    let (method, factor_id) = (accepted.method, accepted.factor_id);
+    finish_login(conn, ctx, audit, method.as_str(), factor_id, now).await?;
+    let device = if method == Method::RecoveryCode {
+        let reason = RevokeReason::RecoveryCodeSignIn;
+        devices::revoke_all_devices(conn, audit, &ctx.user_id, reason, now).await?;
+        None
+    } else {
+        let (user, surface) = (&ctx.user_id, ctx.surface);
+        devices::remember(conn, state, audit, user, surface, remember, meta, now).await?
+    };
+    let minted = signed_in(state, ctx, method.amr(), now)?;
+    Ok(Completed {
+        minted,
+        accepted,
+        device,
+    })
+}
+
+/// `POST /v1/logins/{login_id}/verify`: the hot path.
+#[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
+pub async fn verify(
+    state: &AppState,
+    token: &str,
+    login_id: LoginId,
+    code: &str,
+    remember: &RememberRequest,
+    meta: &ClientMeta,
+) -> Result<Verified, ApiError> {
+    let proof = attempt::admit(state, meta, || {
+        attempt::parse_totp("code", code).map(Proof::Totp)
+    })?;
+    let done = attempt(state, token, login_id, proof, remember, meta).await?;
+    Ok(Verified {
+        status: AuthenticatedStatus::Authenticated,
+        access_token: done.minted.token,
+        token_type: TokenType::Bearer,
+        expires_in: done.minted.expires_in,
+        device_token: done.device.as_ref().map(|d| d.device_token.clone()),
+        device_expires_at: done.device.map(|d| d.device_expires_at),
+    })
+}
+
+/// `POST /v1/logins/{login_id}/recover`.
+#[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
+pub async fn recover(
+    state: &AppState,
+    token: &str,
+    login_id: LoginId,
+    code: &str,
+    meta: &ClientMeta,
+) -> Result<Recovered, ApiError> {
+    let proof = attempt::admit(state, meta, || {
+        attempt::parse_recovery("recovery_code", code).map(Proof::Recovery)
+    })?;
+    let never = RememberRequest::default();
+    let done = attempt(state, token, login_id, proof, &never, meta).await?;
+    Ok(Recovered {
+        status: AuthenticatedStatus::Authenticated,
+        access_token: done.minted.token,
+        token_type: TokenType::Bearer,
+        expires_in: done.minted.expires_in,
+        recovery_codes_remaining: done.accepted.recovery_codes_remaining.unwrap_or(0),
+    })
+}
+
+/// Signed in after a resynchronisation, with the drift the factor learned.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"status": "authenticated", "access_token": "eyJhbGciOiJFZERTQSJ9...",
+    "token_type": "Bearer", "expires_in": 3600, "drift_seconds": 120}))]
+pub struct Resynced {
+    pub status: AuthenticatedStatus,
+    pub access_token: String,
+    pub token_type: TokenType,
+    pub expires_in: u32,
+    /// The authenticator's learned offset, in seconds (a multiple of 30).
+    pub drift_seconds: i64,
+}
+
+/// `POST /v1/logins/{login_id}/resync` (§11): the sign-in completes with two consecutive
+/// codes, and the factor learns the offset.
+#[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
+pub async fn resync(
+    state: &AppState,
+    token: &str,
+    login_id: LoginId,
+    req: &ResyncRequest,
+    meta: &ClientMeta,
+) -> Result<Resynced, ApiError> {
+    let proof = attempt::admit(state, meta, || req.parse())?;
+    let never = RememberRequest::default();
+    let done = attempt(state, token, login_id, proof, &never, meta).await?;
+    Ok(Resynced {
+        status: AuthenticatedStatus::Authenticated,
+        access_token: done.minted.token,
+        token_type: TokenType::Bearer,
+        expires_in: done.minted.expires_in,
+        drift_seconds: i64::from(done.accepted.drift) * PERIOD_SECS as i64,
+    })
+}
