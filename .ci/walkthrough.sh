@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The README's integration walkthrough, run as written: every ```sh block from "## Integration
-# guide" to the next "## " heading, in order, in one bash session with `set -euo pipefail`,
-# against BINARY on a fresh database. Only three things are changed, so a fresh clone's
-# integrator and CI run the same text: the `cargo build` line is dropped (BINARY is built),
-# `target/release/mspbots-mfa` is BINARY, and port 8080 is a free port (MFA_BIND and the URLs).
+# The integration guide's walkthrough, run as written: every ```sh block of
+# docs/integration.md, in order, in one bash session with `set -euo pipefail`, against BINARY,
+# in a fresh directory and HOME. Only three things are changed, so a newcomer in a fresh clone
+# and CI run the same text: the `cargo build` line is dropped (BINARY is built),
+# `target/release/mspbots-mfa` is BINARY, and the guide's ports 8181 (the service) and 8282
+# (the webhook receiver) are free ports. The guide picks its own fresh database and its last
+# block stops what it started; whatever a failure leaves, the trap below removes.
 #
 #   .ci/walkthrough.sh [BINARY]        (default target/debug/mspbots-mfa)
 #
 # Needs: curl, jq, oathtool (apt-get install jq oathtool), python3, psql, Postgres on
-# 127.0.0.1:5432 trusting user postgres.
+# 127.0.0.1:5432 trusting user postgres; zbarimg (zbar-tools) is used when installed.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -20,41 +22,52 @@ for tool in curl jq oathtool python3 psql; do
 done
 
 tmp=$(mktemp -d)
-db=mfa_walkthrough_$$
 cleanup() {
-  local rc=$?
-  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null || true
+  local rc=$? walk_db
+  # The guide's database, should its own trap not have run (bash -x prints the assignment).
+  walk_db=$(sed -n 's/^+* *WALK_DB=//p' "$tmp/out.log" 2>/dev/null | head -n1)
+  if [[ -n $walk_db ]]; then
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS \"$walk_db\" WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
   rm -rf "$tmp"
   exit "$rc"
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+hook_port=$(free_port)
+guide=docs/integration.md
 awk '
-  /^## / { inside = ($0 ~ /^## Integration guide/) }
-  inside && /^```sh$/ { block = 1; next }
+  /^```sh$/ { block = 1; next }
   block && /^```$/ { block = 0; next }
   block { print }
-' README.md >"$tmp/blocks.sh"
-[[ -s $tmp/blocks.sh ]] || { echo "walkthrough: no sh blocks under '## Integration guide' in README.md" >&2; exit 1; }
+' "$guide" >"$tmp/blocks.sh"
+[[ -s $tmp/blocks.sh ]] || { echo "walkthrough: no sh blocks in $guide" >&2; exit 1; }
 {
   echo 'set -euo pipefail'
-  # The service the walkthrough starts in the background stops with it, whatever happens.
-  echo 'trap '"'"'kill $(jobs -p) 2>/dev/null || true'"'"' EXIT'
-  sed -e '/^cargo build/d' -e "s#target/release/mspbots-mfa#$bin#g" -e "s#127\.0\.0\.1:8080#127.0.0.1:$port#g" "$tmp/blocks.sh"
+  # What the walkthrough starts in the background stops with it, and its database goes,
+  # whatever happens.
+  cat <<'EOF'
+trap 'kill $(jobs -p) 2>/dev/null || true
+[ -z "${WALK_DB:-}" ] || psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS \"$WALK_DB\" WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+EOF
+  sed -e '/^cargo build/d' -e "s#target/release/mspbots-mfa#$bin#g" \
+    -e "s#127\.0\.0\.1:8181#127.0.0.1:$port#g" -e "s#HOOK_PORT=8282#HOOK_PORT=$hook_port#" "$tmp/blocks.sh"
 } >"$tmp/walkthrough.sh"
-echo "walkthrough: $(grep -c '' "$tmp/blocks.sh") lines of README.md against $bin on 127.0.0.1:$port, database $db"
+grep -q "127.0.0.1:$port" "$tmp/walkthrough.sh" && grep -q "HOOK_PORT=$hook_port" "$tmp/walkthrough.sh" \
+  || { echo "walkthrough: $guide no longer uses 127.0.0.1:8181 and HOOK_PORT=8282" >&2; exit 1; }
+echo "walkthrough: $(grep -c '' "$tmp/blocks.sh") lines of $guide against $bin on 127.0.0.1:$port"
 
-# A fresh home for the development keys and a fresh database; nothing else from the caller.
+# A fresh home for the development keys; nothing else from the caller.
 status=0
-(cd "$tmp" && env -u MFA_DATA_DIR -u XDG_DATA_HOME -u MFA_CONFIG HOME="$tmp" MFA_BIND="127.0.0.1:$port" \
-  DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" RUST_LOG=info \
-  timeout 180 bash -x walkthrough.sh) >"$tmp/out.log" 2>&1 || status=$?
+(cd "$tmp" && env -u MFA_DATA_DIR -u XDG_DATA_HOME -u MFA_CONFIG -u DATABASE_URL -u MFA_BIND HOME="$tmp" \
+  RUST_LOG=info timeout 240 bash -x walkthrough.sh) >"$tmp/out.log" 2>&1 || status=$?
 if ((status != 0)); then
   echo "walkthrough: failed ($status):" >&2
   tail -n 40 "$tmp/out.log" >&2
-  echo "--- service log" >&2
-  tail -n 20 "$tmp/mfa.log" >&2 || true
+  echo "--- service log (mfa.log)" >&2
+  tail -n 40 "$tmp/mfa.log" >&2 || true
   exit 1
 fi
-echo "walkthrough: the README's blocks ran as written"
+echo "walkthrough: the blocks of $guide ran as written"

@@ -1,5 +1,6 @@
-//! Files of the repository an integrator or operator reads: the contract, the README,
-//! the Docker files. Checked here so they cannot drift from what they describe.
+//! Files of the repository an integrator or operator reads: the contract, the README and the
+//! guides in `docs/`, the Docker files. Checked here so they cannot drift from what they
+//! describe.
 
 use std::path::Path;
 
@@ -40,9 +41,21 @@ fn the_contract_is_in_the_repository_and_the_same_as_the_callers_copy() {
     }
 }
 
+/// The guides: `docs/*.md` but the contract, which is a verbatim copy.
+fn guides() -> Vec<std::path::PathBuf> {
+    let mut out: Vec<_> = std::fs::read_dir(Path::new(ROOT).join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md") && !p.ends_with("API.md"))
+        .collect();
+    out.sort();
+    out
+}
+
 #[test]
 fn every_reference_to_the_contract_names_its_path_in_the_repository() {
     let mut paths = vec![Path::new(ROOT).join("README.md")];
+    paths.extend(guides());
     files(&Path::new(ROOT).join("src"), ".rs", &mut paths);
     files(&Path::new(ROOT).join("tests"), ".rs", &mut paths);
     let mut bare = vec![];
@@ -79,13 +92,65 @@ fn flows(text: &str, marker: &str) -> Vec<(String, String)> {
 }
 
 #[test]
-fn the_readme_and_docs_number_the_flows_alike() {
-    let readme = flows(&read("README.md"), "### ");
+fn the_integration_guide_and_the_openapi_document_number_the_flows_alike() {
+    let guide = flows(&read("docs/integration.md"), "## ");
     let spec = mspbots_mfa::openapi::document();
     let spec: serde_json::Value = serde_json::from_str(&spec).unwrap();
     let docs = flows(spec["info"]["description"].as_str().unwrap(), "## ");
-    assert_eq!(readme.len(), 3, "{readme:?}");
-    assert_eq!(readme, docs);
+    assert_eq!(guide.len(), 3, "{guide:?}");
+    assert_eq!(guide, docs);
+    // `.ci/walkthrough.sh` runs this guide's blocks, so the guide is what CI exercises.
+    assert!(read(".ci/walkthrough.sh").contains("guide=docs/integration.md"));
+}
+
+#[test]
+fn the_readme_is_a_front_page_with_the_two_commands_and_every_setting() {
+    let readme = read("README.md");
+    let lines = readme.lines().count();
+    assert!(
+        lines <= 300,
+        "README.md has {lines} lines: the details belong in docs/"
+    );
+    for command in ["cargo run --release", "cargo test"] {
+        assert!(readme.contains(command), "README.md lacks `{command}`");
+    }
+    // Every environment variable the service reads is in the configuration table.
+    let config = read("src/config.rs");
+    let vars: Vec<&str> = config
+        .split("env = \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(vars.len() > 30, "{vars:?}");
+    let missing: Vec<_> = vars
+        .iter()
+        .filter(|v| !readme.contains(&format!("| `{v}`")) && !readme.contains(&format!("/ `{v}`")))
+        .collect();
+    assert!(missing.is_empty(), "not in README.md's table: {missing:?}");
+}
+
+#[test]
+fn every_relative_link_of_the_readme_and_the_guides_names_a_file_that_exists() {
+    let mut pages = vec![Path::new(ROOT).join("README.md")];
+    pages.extend(guides());
+    let mut broken = vec![];
+    for page in pages {
+        let text = std::fs::read_to_string(&page).unwrap();
+        for target in text.split("](").skip(1).filter_map(|r| r.split(')').next()) {
+            if target.contains("://") || target.starts_with('#') {
+                continue;
+            }
+            let file = target.split('#').next().unwrap();
+            if !page.parent().unwrap().join(file).exists() {
+                broken.push(format!("{}: {target}", page.display()));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "links to nothing:\n{}",
+        broken.join("\n")
+    );
 }
 
 /// The exec-form command of a health check: a JSON array on the line after `key`.
@@ -132,9 +197,33 @@ fn the_docker_files_check_health_without_a_shell_and_send_no_build_output_or_key
         "no dependency-cache layer"
     );
 
+    // A numeric USER names a group the image created with that id (or the user by name).
+    let user = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER line");
+    if let Some((_, gid)) = user.split_once(':') {
+        assert!(
+            dockerfile.contains(&format!("groupadd --system --gid {gid} ")),
+            "USER {user}: no group with id {gid}"
+        );
+    }
+
     let compose = read("docker/compose.yml");
     assert!(!compose.contains("/dev/tcp"), "the image's /bin/sh is dash");
     let mfa = &compose[compose.find("\n  mfa:").unwrap()..];
+    // Development keys: the port answers on loopback only.
+    let published: Vec<&str> = mfa
+        .lines()
+        .skip_while(|l| l.trim() != "ports:")
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with(['-', '#']))
+        .filter(|l| l.trim_start().starts_with('-'))
+        .collect();
+    assert!(!published.is_empty(), "no published port");
+    for p in published {
+        assert!(p.contains("\"127.0.0.1:"), "published beyond loopback: {p}");
+    }
     let test = exec_form(&mfa[mfa.find("healthcheck:").unwrap()..], "test:");
     assert_eq!(test[0], "CMD", "exec form, no shell: {test:?}");
     check_command_is_accepted(&test[1..]);
