@@ -210,7 +210,7 @@ fn main() -> anyhow::Result<()> {
         Command::SigningKeys(SigningKeys::Generate { out }) => {
             let pem = crypto::jwt::generate_pem();
             match out {
-                Some(path) => mspbots_mfa::config::write_private(&path, pem.trim_end())?,
+                Some(path) => crypto::keys::write_private(&path, pem.trim_end())?,
                 None => print!("{pem}"),
             }
         }

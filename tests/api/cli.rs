@@ -246,7 +246,7 @@ fn processes_starting_together_on_a_new_database_all_succeed() {
     let dir = TempDir::new();
     let mut settings = mspbots_mfa::config::Settings::defaults();
     settings.data_dir = dir.0.clone();
-    mspbots_mfa::config::KeyMaterial::load(&settings).unwrap(); // the keys all of them share
+    mspbots_mfa::crypto::keys::KeyMaterial::load(&settings).unwrap(); // the keys all of them share
     let command = |args: &[&str]| {
         let mut c = at_home(&db, &dir.0, &dir.0);
         c.env("MFA_DATA_DIR", &dir.0).args(args);
