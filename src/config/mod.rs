@@ -1,10 +1,13 @@
-//! Settings from environment variables and flags (docs/API.md §9), and the key material they
-//! point to. Secrets are `SecretString` and never reach `Debug` or a log line.
+//! Settings from flags, environment variables and a `--config` file (docs/API.md §9), in
+//! that order of precedence. Secrets are `SecretString` and never reach `Debug` or a log line.
+
+mod file;
+
+pub use file::{config_path, ConfigFile};
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context;
 use ipnet::IpNet;
 use secrecy::SecretString;
 
@@ -205,6 +208,9 @@ pub struct Settings {
     /// instances split the work).
     #[arg(long, env = "MFA_HOUSEKEEPING", default_value = "true", action = clap::ArgAction::Set, global = true)]
     pub housekeeping: bool,
+    /// Log filter (`info`, `debug`, `mspbots_mfa=debug,info`); JSON lines in production.
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    pub rust_log: String,
 }
 
 /// `./.mfa-dev`, as the contract (docs/API.md §9) says. Only `serve` creates keys there;
@@ -261,59 +267,7 @@ pub fn variables() -> Vec<String> {
     <P as clap::CommandFactory>::command()
         .get_arguments()
         .filter_map(|a| a.get_env().and_then(|e| e.to_str()).map(str::to_owned))
-        .chain(["RUST_LOG".to_owned()])
         .collect()
-}
-
-/// Parses a `--config FILE` TOML whose keys are the environment variables in lower case
-/// (`mfa_bind = "0.0.0.0:8080"`, `mfa_cors_origins = ["https://a", "https://b"]`) into
-/// `(VARIABLE, value)` pairs. An unknown key is an error, so a typo is not silently ignored.
-pub fn config_file_vars(text: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let table: toml::Table = toml::from_str(text).context("not valid TOML")?;
-    let known = variables();
-    let scalar = |v: &toml::Value| match v {
-        toml::Value::String(s) => Some(s.clone()),
-        toml::Value::Integer(i) => Some(i.to_string()),
-        toml::Value::Boolean(b) => Some(b.to_string()),
-        _ => None,
-    };
-    table
-        .iter()
-        .map(|(key, value)| {
-            let var = key.to_ascii_uppercase();
-            anyhow::ensure!(
-                known.contains(&var) && key == &var.to_ascii_lowercase(),
-                "unknown setting {key:?}"
-            );
-            let text = match value {
-                toml::Value::Array(items) => items
-                    .iter()
-                    .map(scalar)
-                    .collect::<Option<Vec<_>>>()
-                    .map(|v| v.join(",")),
-                other => scalar(other),
-            };
-            let text = text.with_context(|| {
-                format!("{key}: must be a string, number, boolean or a list of them")
-            })?;
-            Ok((var, text))
-        })
-        .collect()
-}
-
-/// Loads a config file under the environment: a variable already set (or a flag) wins.
-/// Runs before any thread starts, so setting the process environment is sound.
-pub fn apply_config_file(path: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading --config {}", path.display()))?;
-    for (var, value) in
-        config_file_vars(&text).with_context(|| format!("--config {}", path.display()))?
-    {
-        if std::env::var_os(&var).is_none() {
-            std::env::set_var(var, value);
-        }
-    }
-    Ok(())
 }
 
 impl<'a> From<&'a Settings> for KeySources<'a> {
@@ -389,42 +343,6 @@ mod tests {
         assert_eq!(parse_cidr("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
         assert_eq!(parse_cidr("127.0.0.1").unwrap().to_string(), "127.0.0.1/32");
         assert!(parse_cidr("nope").is_err());
-    }
-
-    #[test]
-    fn config_files_use_the_variable_names_in_lower_case() {
-        let vars = config_file_vars(
-            "mfa_bind = \"0.0.0.0:9000\"\nmfa_totp_skew = 2\nmfa_cors_origins = [\"https://a.example\", \"https://b.example\"]\nrust_log = \"debug\"\n",
-        )
-        .unwrap();
-        assert_eq!(
-            vars,
-            vec![
-                ("MFA_BIND".to_owned(), "0.0.0.0:9000".to_owned()),
-                (
-                    "MFA_CORS_ORIGINS".to_owned(),
-                    "https://a.example,https://b.example".to_owned()
-                ),
-                ("MFA_TOTP_SKEW".to_owned(), "2".to_owned()),
-                ("RUST_LOG".to_owned(), "debug".to_owned()),
-            ]
-        );
-        let err = config_file_vars("mfa_bnid = \"x\"")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("mfa_bnid"), "{err}");
-        assert!(
-            config_file_vars("MFA_BIND = \"x\"").is_err(),
-            "lower case only"
-        );
-        assert!(config_file_vars("mfa_bind = { a = 1 }").is_err());
-        assert!(config_file_vars("not toml").is_err());
-        assert!(variables().contains(&"DATABASE_URL".to_owned()));
-        let vars = config_file_vars(
-            "mfa_db_deadline_ms = 7000\nmfa_lock_timeout_ms = 1000\nmfa_idle_in_transaction_timeout_ms = 9000\nmfa_db_connect_timeout = 3\nmfa_db_startup_timeout = 30\nmfa_body_timeout_ms = 8000\n",
-        )
-        .unwrap();
-        assert_eq!(vars.len(), 6);
     }
 
     #[test]
