@@ -297,3 +297,45 @@ fn processes_starting_together_on_a_new_database_all_succeed() {
         }
     });
 }
+
+/// docs/API.md §9 through the binary's own parsing: a flag beats the environment, which
+/// beats the `--config` file; a bad value's error names the variable, never the flag. An
+/// out-of-range value in each layer shows which one was read.
+#[test]
+fn a_flag_beats_the_environment_which_beats_the_file_and_errors_name_the_variable() {
+    let dir = TempDir::new();
+    let file = dir.0.join("mfa.toml");
+    std::fs::write(&file, "mfa_totp_skew = 7\nmfa_login_ttl = 60\n").unwrap();
+    let serve = |env: Option<&str>, flag: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.env_remove("MFA_TOTP_SKEW").env_remove("MFA_CONFIG");
+        c.arg("serve").arg("--config").arg(&file);
+        if let Some(v) = env {
+            c.env("MFA_TOTP_SKEW", v);
+        }
+        if let Some(v) = flag {
+            c.args(["--totp-skew", v]);
+        }
+        let out = c.output().unwrap();
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(err.contains("MFA_TOTP_SKEW must be 0, 1, 2 or 3"), "{err}");
+        assert!(!err.contains("--totp-skew"), "names the flag: {err}");
+        err
+    };
+    let err = serve(None, None);
+    assert!(
+        err.contains("(got \"7\")") && err.contains("mfa_totp_skew"),
+        "{err}"
+    );
+    assert!(serve(Some("8"), None).contains("(got \"8\")"));
+    assert!(serve(Some("8"), Some("9")).contains("(got \"9\")"));
+    // The file's values are the defaults `serve --help` shows.
+    let out = Command::new(BIN)
+        .args(["serve", "--help", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("[default: 60]"), "{help}");
+}
