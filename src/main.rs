@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use mspbots_mfa::config::{KeyMaterial, Settings};
+use mspbots_mfa::config::{config_path, ConfigFile, KeyMaterial, Settings};
 use mspbots_mfa::domain::ids::TenantId;
 use mspbots_mfa::{crypto, db, openapi, services, startup::Application, telemetry};
 
@@ -24,14 +24,14 @@ struct Cli {
     config: Option<PathBuf>,
 }
 
-/// The settings `serve` would run with from the environment alone (no flags).
-fn settings_from_environment() -> anyhow::Result<Settings> {
+/// The settings `serve` would run with from the environment and the file alone (no flags).
+fn settings_from_environment(file: &ConfigFile) -> Result<Settings, clap::Error> {
     #[derive(Parser)]
     struct FromEnvironment {
         #[command(flatten)]
         s: Settings,
     }
-    Ok(FromEnvironment::try_parse_from(["mspbots-mfa"])?.s)
+    Ok(file.parse_args::<FromEnvironment>(["mspbots-mfa"])?.s)
 }
 
 /// Where an operator command finds the service's data. Keys and `MFA_ENV` are read from
@@ -48,30 +48,14 @@ struct Store {
 
 impl Store {
     /// The settings `serve` would run with, with this command's overrides.
-    fn settings(self) -> anyhow::Result<Settings> {
-        let mut s = settings_from_environment()?;
+    fn settings(self, file: &ConfigFile) -> Result<Settings, clap::Error> {
+        let mut s = settings_from_environment(file)?;
         if let Some(url) = self.database_url {
             s.database_url = url;
         }
         s.data_dir = self.data_dir;
         Ok(s)
     }
-}
-
-/// The `--config` path, found before the real parse so the file can fill in the
-/// environment that the settings read.
-fn config_path() -> Option<PathBuf> {
-    let mut args = std::env::args_os().skip(1);
-    while let Some(a) = args.next() {
-        let a = a.to_string_lossy().into_owned();
-        if a == "--config" {
-            return args.next().map(PathBuf::from);
-        }
-        if let Some(p) = a.strip_prefix("--config=") {
-            return Some(PathBuf::from(p));
-        }
-    }
-    std::env::var_os("MFA_CONFIG").map(PathBuf::from)
 }
 
 #[derive(Subcommand)]
@@ -159,19 +143,22 @@ enum SigningKeys {
 }
 
 fn main() -> anyhow::Result<()> {
-    if let Some(path) = config_path() {
-        mspbots_mfa::config::apply_config_file(&path)?;
-    }
-    let cli = Cli::parse();
+    let file = match config_path(std::env::args_os().skip(1), std::env::var_os("MFA_CONFIG")) {
+        Some(path) => ConfigFile::read(&path)?,
+        None => ConfigFile::default(),
+    };
+    let cli: Cli = file
+        .parse_args(std::env::args_os())
+        .unwrap_or_else(|e| e.exit());
     let command = match cli.command {
         Some(c) => c,
-        None => Command::Serve(settings_from_environment()?),
+        None => Command::Serve(settings_from_environment(&file).unwrap_or_else(|e| e.exit())),
     };
     // The operator commands run on a plain tokio runtime; `serve` on actix's own.
     let rt = tokio::runtime::Runtime::new()?;
     match command {
         Command::Serve(settings) => {
-            telemetry::init(settings.environment);
+            telemetry::init(settings.environment, &settings.rust_log);
             actix_web::rt::System::new().block_on(async move {
                 Application::build(settings)
                     .await?
@@ -181,7 +168,7 @@ fn main() -> anyhow::Result<()> {
             })?
         }
         Command::Migrate(store) => {
-            let settings = operator(store)?;
+            let settings = operator(store, &file)?;
             rt.block_on(async {
                 db::create_database(&settings.database_url, None).await?;
                 let applied = db::migrate(&settings.database_url).await?;
@@ -190,12 +177,14 @@ fn main() -> anyhow::Result<()> {
             })?
         }
         Command::Openapi => print!("{}", openapi::document()),
-        Command::ServiceKeys { cmd, store } => rt.block_on(service_keys(operator(store)?, cmd))?,
+        Command::ServiceKeys { cmd, store } => {
+            rt.block_on(service_keys(operator(store, &file)?, cmd))?
+        }
         Command::EncryptionKeys {
             cmd: EncryptionKeys::Rotate { batch_size },
             store,
         } => {
-            let settings = operator(store)?;
+            let settings = operator(store, &file)?;
             rt.block_on(async {
                 let keys = KeyMaterial::load_existing(&settings)?;
                 let mut conn = connect(&settings).await?;
@@ -210,7 +199,7 @@ fn main() -> anyhow::Result<()> {
         Command::SigningKeys(SigningKeys::Generate { out }) => {
             let pem = crypto::jwt::generate_pem();
             match out {
-                Some(path) => mspbots_mfa::config::write_private(&path, pem.trim_end())?,
+                Some(path) => crypto::keys::write_private(&path, pem.trim_end())?,
                 None => print!("{pem}"),
             }
         }
@@ -224,9 +213,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The settings of an operator command, with logging set up for them.
-fn operator(store: Store) -> anyhow::Result<Settings> {
-    let settings = store.settings()?;
-    telemetry::init(settings.environment);
+fn operator(store: Store, file: &ConfigFile) -> anyhow::Result<Settings> {
+    let settings = store.settings(file).unwrap_or_else(|e| e.exit());
+    telemetry::init(settings.environment, &settings.rust_log);
     Ok(settings)
 }
 

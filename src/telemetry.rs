@@ -42,9 +42,8 @@ pub fn filter_directives(rust_log: Option<&str>) -> String {
 }
 
 /// JSON lines in production, human-readable text in development. `RUST_LOG` filters.
-pub fn init(env: Environment) {
-    let rust_log = std::env::var(EnvFilter::DEFAULT_ENV).ok();
-    let filter = EnvFilter::try_new(filter_directives(rust_log.as_deref()))
+pub fn init(env: Environment, rust_log: &str) {
+    let filter = EnvFilter::try_new(filter_directives(Some(rust_log)))
         .unwrap_or_else(|_| EnvFilter::new(filter_directives(None)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -5,6 +5,7 @@
 pub mod hashing;
 pub mod jwt;
 pub mod keyring;
+pub mod keys;
 pub mod qr;
 pub mod tokens;
 pub mod webhook;

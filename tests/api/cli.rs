@@ -209,3 +209,133 @@ async fn the_healthcheck_command_follows_the_service_and_the_root_points_to_the_
         assert_eq!(r.status(), 200, "{link}");
     }
 }
+
+/// Starts `cmd` and reads its log until it reports ready or exits: (ready, log).
+fn start_and_wait(mut cmd: Command) -> (std::process::Child, bool, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    let mut ready = false;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("listening on http://") {
+            ready = true;
+            break;
+        }
+    }
+    (child, ready, log)
+}
+
+/// docs/API.md §20: instances, `migrate` and `service-keys` started together on a database
+/// that does not exist yet: one creates and migrates it, the others wait and carry on, and
+/// none fails or logs the race as an outage.
+#[test]
+fn processes_starting_together_on_a_new_database_all_succeed() {
+    let name = format!("mfa_test_{}", uuid::Uuid::new_v4().simple());
+    let db = TestDb {
+        url: format!("{}/{name}", crate::helpers::PG),
+        name,
+        owned: true, // dropped at the end; never created here
+    };
+    let dir = TempDir::new();
+    let mut settings = mspbots_mfa::config::Settings::defaults();
+    settings.data_dir = dir.0.clone();
+    mspbots_mfa::crypto::keys::KeyMaterial::load(&settings).unwrap(); // the keys all of them share
+    let command = |args: &[&str]| {
+        let mut c = at_home(&db, &dir.0, &dir.0);
+        c.env("MFA_DATA_DIR", &dir.0).args(args);
+        c
+    };
+    let gate = &std::sync::Barrier::new(7);
+    let outraged = |log: &str| {
+        ["not reachable", "duplicate key", "already exists", "ERROR"]
+            .into_iter()
+            .find(|w| log.contains(w))
+    };
+    std::thread::scope(|s| {
+        let serves: Vec<_> = (0..4)
+            .map(|_| {
+                let c = command(&["serve"]);
+                s.spawn(move || {
+                    gate.wait();
+                    start_and_wait(c)
+                })
+            })
+            .collect();
+        let operators: Vec<_> = [
+            &["service-keys", "create", "--name", "deploy-1"][..],
+            &["service-keys", "create", "--name", "deploy-2"][..],
+            &["migrate"][..],
+        ]
+        .into_iter()
+        .map(|args| {
+            let mut c = command(args);
+            s.spawn(move || {
+                gate.wait();
+                (args, c.output().unwrap())
+            })
+        })
+        .collect();
+        for t in operators {
+            let (args, out) = t.join().unwrap();
+            let log = stderr(&out);
+            assert!(out.status.success(), "{args:?} failed: {log}");
+            assert_eq!(outraged(&log), None, "{args:?}: {log}");
+        }
+        for t in serves {
+            let (mut child, ready, log) = t.join().unwrap();
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(ready, "serve did not become ready: {log}");
+            assert_eq!(outraged(&log), None, "serve: {log}");
+        }
+    });
+}
+
+/// docs/API.md §9 through the binary's own parsing: a flag beats the environment, which
+/// beats the `--config` file; a bad value's error names the variable, never the flag. An
+/// out-of-range value in each layer shows which one was read.
+#[test]
+fn a_flag_beats_the_environment_which_beats_the_file_and_errors_name_the_variable() {
+    let dir = TempDir::new();
+    let file = dir.0.join("mfa.toml");
+    std::fs::write(&file, "mfa_totp_skew = 7\nmfa_login_ttl = 60\n").unwrap();
+    let serve = |env: Option<&str>, flag: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.env_remove("MFA_TOTP_SKEW").env_remove("MFA_CONFIG");
+        c.arg("serve").arg("--config").arg(&file);
+        if let Some(v) = env {
+            c.env("MFA_TOTP_SKEW", v);
+        }
+        if let Some(v) = flag {
+            c.args(["--totp-skew", v]);
+        }
+        let out = c.output().unwrap();
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(err.contains("MFA_TOTP_SKEW must be 0, 1, 2 or 3"), "{err}");
+        assert!(!err.contains("--totp-skew"), "names the flag: {err}");
+        err
+    };
+    let err = serve(None, None);
+    assert!(
+        err.contains("(got \"7\")") && err.contains("mfa_totp_skew"),
+        "{err}"
+    );
+    assert!(serve(Some("8"), None).contains("(got \"8\")"));
+    assert!(serve(Some("8"), Some("9")).contains("(got \"9\")"));
+    // The file's values are the defaults `serve --help` shows.
+    let out = Command::new(BIN)
+        .args(["serve", "--help", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("[default: 60]"), "{help}");
+}

@@ -1,14 +1,19 @@
-//! Settings from environment variables and flags (docs/API.md §9), and the key material they
-//! point to. Secrets are `SecretString` and never reach `Debug` or a log line.
+//! Settings from flags, environment variables and a `--config` file (docs/API.md §9), in
+//! that order of precedence. Secrets are `SecretString` and never reach `Debug` or a log line.
+
+mod file;
+
+pub use file::{config_path, ConfigFile};
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context;
 use ipnet::IpNet;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
-use crate::crypto::{hashing::HashKey, jwt::SigningKeys, keyring::KeyRing};
+/// Where the keys now live; re-exported for the modules that load them with the settings.
+pub use crate::crypto::keys::KeyMaterial;
+use crate::crypto::keys::KeySources;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Environment {
@@ -203,6 +208,9 @@ pub struct Settings {
     /// instances split the work).
     #[arg(long, env = "MFA_HOUSEKEEPING", default_value = "true", action = clap::ArgAction::Set, global = true)]
     pub housekeeping: bool,
+    /// Log filter (`info`, `debug`, `mspbots_mfa=debug,info`); JSON lines in production.
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    pub rust_log: String,
 }
 
 /// `./.mfa-dev`, as the contract (docs/API.md §9) says. Only `serve` creates keys there;
@@ -259,185 +267,19 @@ pub fn variables() -> Vec<String> {
     <P as clap::CommandFactory>::command()
         .get_arguments()
         .filter_map(|a| a.get_env().and_then(|e| e.to_str()).map(str::to_owned))
-        .chain(["RUST_LOG".to_owned()])
         .collect()
 }
 
-/// Parses a `--config FILE` TOML whose keys are the environment variables in lower case
-/// (`mfa_bind = "0.0.0.0:8080"`, `mfa_cors_origins = ["https://a", "https://b"]`) into
-/// `(VARIABLE, value)` pairs. An unknown key is an error, so a typo is not silently ignored.
-pub fn config_file_vars(text: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let table: toml::Table = toml::from_str(text).context("not valid TOML")?;
-    let known = variables();
-    let scalar = |v: &toml::Value| match v {
-        toml::Value::String(s) => Some(s.clone()),
-        toml::Value::Integer(i) => Some(i.to_string()),
-        toml::Value::Boolean(b) => Some(b.to_string()),
-        _ => None,
-    };
-    table
-        .iter()
-        .map(|(key, value)| {
-            let var = key.to_ascii_uppercase();
-            anyhow::ensure!(
-                known.contains(&var) && key == &var.to_ascii_lowercase(),
-                "unknown setting {key:?}"
-            );
-            let text = match value {
-                toml::Value::Array(items) => items
-                    .iter()
-                    .map(scalar)
-                    .collect::<Option<Vec<_>>>()
-                    .map(|v| v.join(",")),
-                other => scalar(other),
-            };
-            let text = text.with_context(|| {
-                format!("{key}: must be a string, number, boolean or a list of them")
-            })?;
-            Ok((var, text))
-        })
-        .collect()
-}
-
-/// Loads a config file under the environment: a variable already set (or a flag) wins.
-/// Runs before any thread starts, so setting the process environment is sound.
-pub fn apply_config_file(path: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading --config {}", path.display()))?;
-    for (var, value) in
-        config_file_vars(&text).with_context(|| format!("--config {}", path.display()))?
-    {
-        if std::env::var_os(&var).is_none() {
-            std::env::set_var(var, value);
+impl<'a> From<&'a Settings> for KeySources<'a> {
+    fn from(s: &'a Settings) -> Self {
+        KeySources {
+            development: s.environment == Environment::Development,
+            data_dir: &s.data_dir,
+            encryption_keys: s.encryption_keys.as_ref(),
+            hash_key: s.hash_key.as_ref(),
+            signing_keys: &s.signing_keys,
         }
     }
-    Ok(())
-}
-
-/// The keys the running service needs, parsed once at start-up.
-pub struct KeyMaterial {
-    pub keyring: KeyRing,
-    pub hash_key: HashKey,
-    pub signing: SigningKeys,
-}
-
-impl std::fmt::Debug for KeyMaterial {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyMaterial")
-            .field("keyring", &self.keyring)
-            .field("hash_key", &"[redacted]")
-            .field("signing", &self.signing)
-            .finish()
-    }
-}
-
-impl KeyMaterial {
-    /// Reads the configured keys. In development a missing key is generated once under the
-    /// data dir and reused (so a restart keeps stored secrets readable); in production it
-    /// is an error naming the variable.
-    pub fn load(s: &Settings) -> anyhow::Result<Self> {
-        Self::load_with(s, true)
-    }
-
-    /// As [`load`](Self::load) but never generates: the operator commands must use the
-    /// keys the service uses, so a missing development key is an error naming where it was
-    /// looked for (a second key set would make keys and secrets the service rejects).
-    pub fn load_existing(s: &Settings) -> anyhow::Result<Self> {
-        Self::load_with(s, false)
-    }
-
-    fn load_with(s: &Settings, generate: bool) -> anyhow::Result<Self> {
-        let dev = s.environment == Environment::Development;
-        let dev_file = |dir: &Path, name: &str, make: fn() -> String| {
-            dev_file(dir, name, generate.then_some(make))
-        };
-        let ring_spec = match (&s.encryption_keys, dev) {
-            (Some(v), _) => v.expose_secret().to_owned(),
-            (None, true) => dev_file(&s.data_dir, "encryption-keys", || {
-                KeyRing::generate_spec("dev1")
-            })?,
-            (None, false) => {
-                anyhow::bail!("MFA_ENCRYPTION_KEYS is required when MFA_ENV=production")
-            }
-        };
-        let keyring =
-            KeyRing::parse(&ring_spec).map_err(|e| anyhow::anyhow!("MFA_ENCRYPTION_KEYS: {e}"))?;
-        let hash_b64 = match (&s.hash_key, dev) {
-            (Some(v), _) => v.expose_secret().to_owned(),
-            (None, true) => dev_file(&s.data_dir, "hash-key", HashKey::generate_b64)?,
-            (None, false) => anyhow::bail!("MFA_HASH_KEY is required when MFA_ENV=production"),
-        };
-        let hash_key =
-            HashKey::parse(hash_b64.trim()).map_err(|e| anyhow::anyhow!("MFA_HASH_KEY: {e}"))?;
-        let paths = match (s.signing_keys.is_empty(), dev) {
-            (false, _) => s.signing_keys.clone(),
-            (true, true) => {
-                dev_file(
-                    &s.data_dir,
-                    "signing-key.pem",
-                    crate::crypto::jwt::generate_pem,
-                )?;
-                vec![s.data_dir.join("signing-key.pem")]
-            }
-            (true, false) => anyhow::bail!("MFA_SIGNING_KEYS is required when MFA_ENV=production"),
-        };
-        let signing = SigningKeys::from_pem_files(&paths).context("MFA_SIGNING_KEYS")?;
-        Ok(Self {
-            keyring,
-            hash_key,
-            signing,
-        })
-    }
-}
-
-/// Returns the content of `dir/name`, creating it (mode 0600) with `make()` the first time;
-/// without `make`, a missing file is an error that says where it looked.
-fn dev_file(
-    dir: &Path,
-    name: &str,
-    make: Option<impl FnOnce() -> String>,
-) -> anyhow::Result<String> {
-    let path = dir.join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(s) => return Ok(s.trim().to_owned()),
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).with_context(|| format!("reading {}", path.display()))
-        }
-        Err(_) => {}
-    }
-    let Some(make) = make else {
-        anyhow::bail!(
-            "no development key at {} (MFA_DATA_DIR={}): start the service once with this \
-             MFA_DATA_DIR (`mspbots-mfa serve` generates the keys), or set MFA_DATA_DIR to the \
-             directory the service uses, or configure the keys (MFA_ENCRYPTION_KEYS, \
-             MFA_HASH_KEY, MFA_SIGNING_KEYS)",
-            std::path::absolute(&path).unwrap_or(path.clone()).display(),
-            dir.display()
-        )
-    };
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let value = make();
-    write_private(&path, &value)?;
-    tracing::warn!(file = %path.display(), "generated a development key; set MFA_ENV=production with real keys in production");
-    Ok(value)
-}
-
-/// Writes a file readable by its owner only; fails if it already exists.
-pub fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(content.as_bytes())?;
-    f.write_all(b"\n")?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -504,83 +346,7 @@ mod tests {
     }
 
     #[test]
-    fn config_files_use_the_variable_names_in_lower_case() {
-        let vars = config_file_vars(
-            "mfa_bind = \"0.0.0.0:9000\"\nmfa_totp_skew = 2\nmfa_cors_origins = [\"https://a.example\", \"https://b.example\"]\nrust_log = \"debug\"\n",
-        )
-        .unwrap();
-        assert_eq!(
-            vars,
-            vec![
-                ("MFA_BIND".to_owned(), "0.0.0.0:9000".to_owned()),
-                (
-                    "MFA_CORS_ORIGINS".to_owned(),
-                    "https://a.example,https://b.example".to_owned()
-                ),
-                ("MFA_TOTP_SKEW".to_owned(), "2".to_owned()),
-                ("RUST_LOG".to_owned(), "debug".to_owned()),
-            ]
-        );
-        let err = config_file_vars("mfa_bnid = \"x\"")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("mfa_bnid"), "{err}");
-        assert!(
-            config_file_vars("MFA_BIND = \"x\"").is_err(),
-            "lower case only"
-        );
-        assert!(config_file_vars("mfa_bind = { a = 1 }").is_err());
-        assert!(config_file_vars("not toml").is_err());
-        assert!(variables().contains(&"DATABASE_URL".to_owned()));
-        let vars = config_file_vars(
-            "mfa_db_deadline_ms = 7000\nmfa_lock_timeout_ms = 1000\nmfa_idle_in_transaction_timeout_ms = 9000\nmfa_db_connect_timeout = 3\nmfa_db_startup_timeout = 30\nmfa_body_timeout_ms = 8000\n",
-        )
-        .unwrap();
-        assert_eq!(vars.len(), 6);
-    }
-
-    #[test]
-    fn production_without_keys_names_the_variable() {
-        let mut s = Settings::defaults();
-        s.environment = Environment::Production;
-        let err = KeyMaterial::load(&s).unwrap_err().to_string();
-        assert!(err.contains("MFA_ENCRYPTION_KEYS"), "{err}");
-    }
-
-    #[test]
-    fn operator_commands_find_the_keys_or_say_where_they_looked() {
-        let dir = std::env::temp_dir().join(format!("mfa-cfg-{}", uuid::Uuid::new_v4()));
-        let mut s = Settings::defaults();
-        s.data_dir = dir.clone();
-        let err = format!("{:#}", KeyMaterial::load_existing(&s).unwrap_err());
-        assert!(err.contains(&dir.display().to_string()), "{err}");
-        assert!(!dir.exists(), "nothing may be generated");
-        let made = KeyMaterial::load(&s).unwrap();
-        let found = KeyMaterial::load_existing(&s).unwrap();
-        assert_eq!(made.signing.active_kid(), found.signing.active_kid());
-        assert_eq!(made.keyring.key_ids(), found.keyring.key_ids());
-        std::fs::remove_dir_all(dir).ok();
-    }
-
-    #[test]
     fn the_default_data_dir_is_the_contracts() {
         assert_eq!(default_data_dir(), PathBuf::from("./.mfa-dev"));
-    }
-
-    #[test]
-    fn development_keys_are_generated_once_and_reused() {
-        let dir = std::env::temp_dir().join(format!("mfa-cfg-{}", uuid::Uuid::new_v4()));
-        let mut s = Settings::defaults();
-        s.data_dir = dir.clone();
-        let a = KeyMaterial::load(&s).unwrap();
-        let b = KeyMaterial::load(&s).unwrap();
-        assert_eq!(a.keyring.key_ids(), b.keyring.key_ids());
-        assert_eq!(a.signing.active_kid(), b.signing.active_kid());
-        let sealed = a.keyring.seal(b"x", b"aad").unwrap();
-        assert!(b
-            .keyring
-            .open(&sealed.key_id, &sealed.nonce, &sealed.ciphertext, b"aad")
-            .is_ok());
-        std::fs::remove_dir_all(dir).ok();
     }
 }
