@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod devices;
 pub mod factors;
+pub mod functions;
 pub mod grace;
 pub mod housekeeping;
 pub mod logins;
@@ -294,7 +295,8 @@ pub async fn migrate(url: &str) -> anyhow::Result<Vec<String>> {
         let applied = conn
             .run_pending_migrations(MIGRATIONS)
             .map(|v| v.iter().map(|m| m.to_string()).collect())
-            .map_err(|e| anyhow::anyhow!("running migrations: {e}"));
+            .map_err(|e| anyhow::anyhow!("running migrations: {e}"))
+            .and_then(|v: Vec<String>| Ok([v, functions::apply(&mut conn)?].concat()));
         diesel::RunQueryDsl::execute(
             diesel::sql_query("SELECT pg_advisory_unlock(8242026)"),
             &mut conn,
