@@ -1,6 +1,9 @@
 //! `audit_events`: append-only, written inside the transaction of the change it records.
 //! The listing is one prepared statement per filter combination (boxed DSL), each served in
 //! order by an index: `audit_events_newest`, `audit_events_by_user`, `audit_events_by_type`.
+//! Inserting an event also enqueues its webhook deliveries: the trigger
+//! `audit_events_webhook_outbox` (`src/db/functions/mfa_webhook_outbox.sql`) inserts one pending
+//! `webhook_deliveries` row per subscribed active webhook, in the same statement and transaction.
 
 use chrono::{DateTime, Utc};
 use diesel::dsl::sql;

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod devices;
 pub mod factors;
+pub mod functions;
 pub mod grace;
 pub mod housekeeping;
 pub mod logins;

@@ -1,7 +1,8 @@
 //! The tables as Diesel sees them, written to match `migrations/`. The test
 //! `schema_rs_matches_the_migrated_catalog` (tests/api/schema.rs) compares every table and
 //! column here (name, type, nullability) with the catalog of a freshly migrated database, so
-//! the two cannot drift apart. The SQL functions the migrations define are declared last.
+//! the two cannot drift apart. The SQL functions (current text in `src/db/functions/`) are
+//! declared last.
 
 diesel::table! {
     tenants (tenant_id) {
@@ -183,8 +184,8 @@ diesel::allow_tables_to_appear_in_same_query!(
 
 use diesel::sql_types::{Bool, Int4, Int8, Text, Timestamptz, Uuid};
 
-// The security rules that live in the database (migrations/2026-11-30-000001_data_layer,
-// with the per-factor drift of 2026-11-30-000004_factors):
+// The security rules that live in the database, today's text in src/db/functions/<name>.sql
+// (mfa_consume_step.sql, mfa_reset_lockout.sql):
 // called through the DSL, so the call is a prepared statement like any other query, and
 // PL/pgSQL caches the plans of the statements inside.
 diesel::define_sql_function! {

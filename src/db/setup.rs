@@ -127,7 +127,9 @@ pub async fn migrate(url: &str) -> anyhow::Result<Vec<String>> {
         let applied = conn
             .run_pending_migrations(MIGRATIONS)
             .map(|v| v.iter().map(|m| m.to_string()).collect())
-            .map_err(|e| anyhow::anyhow!("running migrations: {e}"));
+            .map_err(|e| anyhow::anyhow!("running migrations: {e}"))
+            // Then the current functions and triggers (`db::functions`), under the same lock.
+            .and_then(|v: Vec<String>| Ok([v, super::functions::apply(&mut conn)?].concat()));
         // The lock ends with the session anyway; a failed unlock must not hide the result.
         let _ = diesel::RunQueryDsl::execute(lock("pg_advisory_unlock"), &mut conn);
         applied

@@ -38,6 +38,10 @@ async fn template() -> String {
             for d in dirs {
                 hasher.update(std::fs::read(d.join("up.sql")).unwrap_or_default());
             }
+            // `migrate` applies these after the migrations.
+            for (_, file) in mspbots_mfa::db::functions::FILES {
+                hasher.update(file);
+            }
             let hash = hex(&hasher.finalize()[..6]);
             let name = format!("mfa_test_tpl_{hash}");
             let mut admin = AsyncPgConnection::establish(&format!("{PG}/postgres"))
