@@ -2,12 +2,15 @@
 //! Fault suite: a Postgres cluster of its own (initdb into a temp dir, a free port), two
 //! instances of the real binary on it, a bounded sign-in load from loopback, and Postgres
 //! stopped (`pg_ctl stop -m fast`), restarted, frozen (SIGSTOP of the postmaster and its
-//! children) and thawed under that load. Asserts: no 500 and no dropped request, every 503
-//! has `Retry-After`, no request slower than the deadline plus a margin, `/readyz` follows
-//! Postgres, and the audit trail's `login.succeeded` rows cover every success the clients
-//! saw (and nothing else beyond the answers that were in doubt).
+//! children) and thawed under that load. Asserts: no 500 and no dropped request (nothing
+//! hangs: a client gives up only after [`HANG`]), every 503 has `Retry-After`, requests are
+//! answered `503` while Postgres is still frozen (the service's deadline, not the thaw, ends
+//! them), `/readyz` follows Postgres, and the audit trail's `login.succeeded` rows cover every
+//! success the clients saw (and nothing else beyond the answers that were in doubt). No
+//! assertion is about how long something took: a loaded two-core CI machine makes those flaky.
 //!
-//! Skips, loudly, only when no `initdb` is installed (set `MFA_PG_BINDIR` to point at one).
+//! Needs the Postgres server binaries (`initdb`, `pg_ctl`): without them it fails, saying
+//! what to install (`.ci/run` installs them). `MFA_PG_BINDIR` points at another install.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -20,22 +23,39 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mspbots-mfa");
-/// `MFA_DB_DEADLINE_MS` of the instances under test, and the slack allowed on top of it
-/// (a loaded two-core CI machine, a debug build).
+/// `MFA_DB_DEADLINE_MS` of the instances under test.
 const DEADLINE: Duration = Duration::from_millis(2000);
-const MARGIN: Duration = Duration::from_millis(2000);
+/// How long anything may take before the suite calls it hung: far beyond the deadline, so
+/// a loaded machine cannot trip it. A guard against a hang, never a timing claim.
+const HANG: Duration = Duration::from_secs(30);
 
-fn pg_bindir() -> Option<PathBuf> {
+/// The directory of `initdb` and `pg_ctl`: `MFA_PG_BINDIR`, else the newest
+/// `/usr/lib/postgresql/*/bin`. Fails (never skips) when there is none: a CI run without
+/// them would be green with no fault testing.
+fn pg_bindir() -> PathBuf {
     if let Some(dir) = std::env::var_os("MFA_PG_BINDIR") {
-        return Some(PathBuf::from(dir));
+        let dir = PathBuf::from(dir);
+        assert!(
+            dir.join("initdb").exists(),
+            "MFA_PG_BINDIR={} holds no initdb",
+            dir.display()
+        );
+        return dir;
     }
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
+        .into_iter()
+        .flatten()
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
         .filter(|p| p.join("initdb").exists())
         .collect();
     versions.sort();
-    versions.pop()
+    versions.pop().unwrap_or_else(|| {
+        panic!(
+            "the fault suite needs the Postgres server binaries (initdb, pg_ctl) and found none \
+             in /usr/lib/postgresql/*/bin: install the `postgresql` package \
+             (apt-get install postgresql), or set MFA_PG_BINDIR to the directory holding initdb"
+        )
+    })
 }
 
 fn is_root() -> bool {
@@ -242,7 +262,7 @@ fn start_service(db_url: &str, data_dir: &Path) -> Service {
         }
     });
     let addr = rx
-        .recv_timeout(Duration::from_secs(60))
+        .recv_timeout(2 * HANG)
         .expect("the service becomes ready");
     Service {
         child,
@@ -312,24 +332,23 @@ async fn readyz(client: &reqwest::Client, base: &str) -> (u16, Duration) {
     (status, t.elapsed())
 }
 
-/// Polls `/readyz` of every instance until each answers `want`; returns how long it took.
-async fn readiness_becomes(
-    client: &reqwest::Client,
-    bases: &[String],
-    want: u16,
-    within: Duration,
-) -> Duration {
+/// Polls `/readyz` of every instance until each answers `want` (each poll must be answered:
+/// the client gives up only after [`HANG`]); returns how long it took, for the log.
+async fn readiness_becomes(client: &reqwest::Client, bases: &[String], want: u16) -> Duration {
     let t = Instant::now();
     for base in bases {
         loop {
             let (status, took) = readyz(client, base).await;
-            assert!(took <= DEADLINE + MARGIN, "/readyz took {took:?}");
+            assert_ne!(
+                status, 0,
+                "{base}/readyz gave no answer ({took:?}): it hung"
+            );
             if status == want {
                 break;
             }
             assert!(
-                t.elapsed() < within,
-                "{base}/readyz is still {status}, not {want}, after {within:?}"
+                t.elapsed() < HANG,
+                "{base}/readyz is still {status}, not {want}, after {HANG:?}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -345,13 +364,7 @@ struct LoginId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_frozen_and_restarted_under_load() {
-    let Some(bindir) = pg_bindir() else {
-        eprintln!(
-            "\n!!!!!!!! FAULT SUITE SKIPPED: no initdb found (install the postgresql package or \
-             set MFA_PG_BINDIR) !!!!!!!!\n"
-        );
-        return;
-    };
+    let bindir = pg_bindir();
     let suite = Instant::now();
     let cluster = Cluster::create(bindir);
     let db_url = cluster.url("mfa_fault");
@@ -376,10 +389,7 @@ async fn postgres_stopped_frozen_and_restarted_under_load() {
         );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().timeout(HANG).build().unwrap();
 
     // The load: 4 clients, each one sign-in at a time with a short pause, alternating
     // instances, bounded by the scenario's length.
@@ -417,11 +427,11 @@ async fn postgres_stopped_frozen_and_restarted_under_load() {
     // 1. Postgres stopped (fast shutdown: in-flight transactions are terminated).
     let t = Instant::now();
     cluster.stop_fast();
-    let not_ready_after = readiness_becomes(&client, &bases, 503, Duration::from_secs(10)).await;
+    let not_ready_after = readiness_becomes(&client, &bases, 503).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let during_stop = count(&|s| s.status == 503);
     cluster.start();
-    let ready_after_start = readiness_becomes(&client, &bases, 200, Duration::from_secs(20)).await;
+    let ready_after_start = readiness_becomes(&client, &bases, 200).await;
     eprintln!(
         "stop: /readyz 503 after {not_ready_after:?}; down for {:?}; ready again {ready_after_start:?} after the restart",
         t.elapsed() - ready_after_start
@@ -432,22 +442,24 @@ async fn postgres_stopped_frozen_and_restarted_under_load() {
     );
     tokio::time::sleep(Duration::from_millis(1000)).await;
 
-    // 2. Postgres frozen: connections stay open but nothing answers.
+    // 2. Postgres frozen: connections stay open but nothing answers. The 503s counted
+    // before the thaw were answered while Postgres could not answer anything: by the
+    // service's deadline, not by the thaw.
     let before_freeze = count(&|s| s.status == 503);
     let t = Instant::now();
     cluster.signal("-STOP");
-    let not_ready_after = readiness_becomes(&client, &bases, 503, Duration::from_secs(10)).await;
+    let not_ready_after = readiness_becomes(&client, &bases, 503).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let frozen_for = t.elapsed();
-    cluster.signal("-CONT");
-    let ready_after_thaw = readiness_becomes(&client, &bases, 200, Duration::from_secs(20)).await;
     let during_freeze = count(&|s| s.status == 503) - before_freeze;
+    cluster.signal("-CONT");
+    let ready_after_thaw = readiness_becomes(&client, &bases, 200).await;
     eprintln!(
-        "freeze {frozen_for:?}: /readyz 503 after {not_ready_after:?}; {during_freeze} sign-ins answered 503; ready {ready_after_thaw:?} after the thaw"
+        "freeze {frozen_for:?}: /readyz 503 after {not_ready_after:?}; {during_freeze} sign-ins answered 503 before the thaw; ready {ready_after_thaw:?} after the thaw"
     );
     assert!(
         during_freeze > 0,
-        "requests were refused while Postgres was frozen"
+        "requests were answered 503 while Postgres was still frozen"
     );
 
     // Recovery: sign-ins succeed again on both instances.
@@ -463,7 +475,8 @@ async fn postgres_stopped_frozen_and_restarted_under_load() {
         "sign-ins succeed after the faults"
     );
 
-    // No 500, no lost request, every 503 with Retry-After as problem+json, bounded latency.
+    // No 500, no lost or hung request (the client gives up only after HANG), every 503 with
+    // Retry-After as problem+json. How long each took is printed, not asserted.
     let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
     for s in &samples {
         *by_status.entry(s.status).or_default() += 1;
@@ -482,10 +495,6 @@ async fn postgres_stopped_frozen_and_restarted_under_load() {
         if s.status == 503 {
             assert!(s.retry_after && s.problem_json, "{s:?}");
         }
-        assert!(
-            s.took <= DEADLINE + MARGIN,
-            "slower than the deadline: {s:?}"
-        );
     }
 
     // The audit trail holds every success the clients saw. A 503 may hide a commit that
@@ -524,14 +533,15 @@ async fn postgres_stopped_frozen_and_restarted_under_load() {
     assert_eq!(seen.len(), by_status.get(&201).copied().unwrap_or(0));
 
     // A frozen Postgres at start: the connection is accepted and never answered; the
-    // instance still gives up within its start-up limit, naming host and port.
+    // instance still gives up (start_doomed fails on a hang), saying that Postgres accepted
+    // and did not answer, and naming host, port and its start-up limit.
     cluster.signal("-STOP");
     let (status, log, lived) = start_doomed(&db_url).await;
     cluster.signal("-CONT");
     assert!(!status.success(), "{log}");
     let msg = exit_message(&log, &format!("127.0.0.1:{}", cluster.port));
     eprintln!("frozen at start: exited after {lived:?}: {msg}");
-    assert!(lived < Duration::from_secs(10), "{lived:?}");
+    assert!(msg.contains("did not answer within"), "{msg}");
 
     // Nothing was logged as an internal error.
     for svc in [&a, &b] {
@@ -542,8 +552,9 @@ async fn postgres_stopped_frozen_and_restarted_under_load() {
 }
 
 /// Starts an instance that cannot prepare its database (`MFA_DB_STARTUP_TIMEOUT=3`): checks
-/// `/healthz` 200 and `/readyz` 503 meanwhile, waits (bounded) for it to give up, and
-/// returns its exit status, its log and how long it lived.
+/// `/healthz` 200 and `/readyz` 503 meanwhile, waits for it to give up (failing only if it
+/// is still running after [`HANG`]), and returns its exit status, its log and how long it
+/// lived (for the log).
 async fn start_doomed(db_url: &str) -> (std::process::ExitStatus, String, Duration) {
     let dir = std::env::temp_dir().join(format!("mfa-fault-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -574,9 +585,7 @@ async fn start_doomed(db_url: &str) -> (std::process::ExitStatus, String, Durati
         }
         lines
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("serves /healthz");
+    let addr = rx.recv_timeout(HANG).expect("serves /healthz");
     let client = reqwest::Client::new();
     let health = client
         .get(format!("http://{addr}/healthz"))
@@ -595,9 +604,11 @@ async fn start_doomed(db_url: &str) -> (std::process::ExitStatus, String, Durati
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        if started.elapsed() > Duration::from_secs(20) {
+        if started.elapsed() > HANG {
             let _ = child.kill();
-            panic!("the service did not give up within 20 s");
+            panic!(
+                "the service did not give up within {HANG:?} (MFA_DB_STARTUP_TIMEOUT=3): it hung"
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };

@@ -67,8 +67,7 @@ async fn lock_out(app: &TestApp, u: &User, secret: &str) {
 
 #[tokio::test]
 async fn the_user_list_pages_by_id_without_loss_or_repetition_while_users_are_added() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let token = admin.access_token.as_str();
     // 23 users (ids u-02 .. u-46, even), plus the admin: 24.
     for n in (2..=46).step_by(2) {
@@ -178,8 +177,7 @@ async fn the_user_list_pages_by_id_without_loss_or_repetition_while_users_are_ad
 
 #[tokio::test]
 async fn the_user_list_validates_its_query_filters_on_enrollment_and_shows_every_field() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let token = admin.access_token.as_str();
     let admin_enrolled_at = app.now();
     app.advance(100);
@@ -196,9 +194,7 @@ async fn the_user_list_validates_its_query_filters_on_enrollment_and_shows_every
     signed_in(&app, &User::new("acme", "n2").microsoft()).await;
     // A pending enrollment is not an enrollment.
     let n3 = signed_in(&app, &User::new("acme", "n3")).await;
-    let r = app
-        .post("/v1/me/totp-enrollment", Some(&n3), json!({}))
-        .await;
+    let r = app.me_enroll_start(&n3).await;
     assert_eq!(r.status, 201);
     // Another tenant's users never show.
     app.enroll_via_me(&User::new("other", "e9")).await;
@@ -312,8 +308,7 @@ async fn the_user_list_validates_its_query_filters_on_enrollment_and_shows_every
 
 #[tokio::test]
 async fn an_admin_reset_removes_a_lost_phone_and_its_recovery_codes() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let r = app
         .enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
         .await;
@@ -335,12 +330,10 @@ async fn an_admin_reset_removes_a_lost_phone_and_its_recovery_codes() {
 
     let path = "/v1/tenants/acme/users/u1/totp";
     // A service key may not reset.
-    app.send(Method::DELETE, path, Some(&app.service_key), None, &[])
+    app.delete(path, Some(&app.service_key))
         .await
         .problem(401, "unauthenticated");
-    let r = app
-        .with_code(Method::DELETE, path, &admin.access_token, None)
-        .await;
+    let r = app.delete(path, Some(&admin.access_token)).await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(
         count(
@@ -383,26 +376,19 @@ async fn an_admin_reset_removes_a_lost_phone_and_its_recovery_codes() {
     // Nothing to reset: a user without a factor, an unknown user.
     let n = User::new("acme", "n1").microsoft();
     signed_in(&app, &n).await;
-    app.with_code(
-        Method::DELETE,
-        "/v1/tenants/acme/users/n1/totp",
-        &admin.access_token,
-        None,
-    )
-    .await
-    .problem(404, "not_found");
-    app.with_code(
-        Method::DELETE,
+    app.delete("/v1/tenants/acme/users/n1/totp", Some(&admin.access_token))
+        .await
+        .problem(404, "not_found");
+    app.delete(
         "/v1/tenants/acme/users/nobody/totp",
-        &admin.access_token,
-        None,
+        Some(&admin.access_token),
     )
     .await
     .problem(404, "not_found");
 
     // Step-up: more than 300 s after the admin's own 2FA, a code is needed.
     app.advance(301);
-    app.with_code(Method::DELETE, path, &admin.access_token, None)
+    app.delete(path, Some(&admin.access_token))
         .await
         .problem(403, "step_up_required");
     assert_eq!(
@@ -430,8 +416,7 @@ async fn an_admin_reset_removes_a_lost_phone_and_its_recovery_codes() {
 
 #[tokio::test]
 async fn after_an_admin_reset_with_the_policy_off_the_user_is_not_challenged() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("calm").await;
+    let (app, _, admin) = TestApp::with_admin("calm").await;
     let u = User::new("calm", "u1");
     app.enroll_via_me(&u).await;
     assert_eq!(
@@ -439,12 +424,7 @@ async fn after_an_admin_reset_with_the_policy_off_the_user_is_not_challenged() {
         "verification_required"
     );
     let r = app
-        .with_code(
-            Method::DELETE,
-            "/v1/tenants/calm/users/u1/totp",
-            &admin.access_token,
-            None,
-        )
+        .delete("/v1/tenants/calm/users/u1/totp", Some(&admin.access_token))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     let started = app.start_login(&u).await;
@@ -467,8 +447,7 @@ async fn after_an_admin_reset_with_the_policy_off_the_user_is_not_challenged() {
 
 #[tokio::test]
 async fn an_admin_unlock_ends_a_lockout_and_resets_the_doubling() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let u = User::new("acme", "u1");
     let e = app.enroll_via_me(&u).await;
     app.advance(30);
@@ -597,8 +576,7 @@ async fn an_admin_unlock_ends_a_lockout_and_resets_the_doubling() {
 
 #[tokio::test]
 async fn offboarding_erases_the_user_and_keeps_the_audit_trail() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let u = User::new("acme", "u1");
     let e = app.enroll_via_me(&u).await;
     let open = app.start_login(&u).await;
@@ -624,25 +602,17 @@ async fn offboarding_erases_the_user_and_keeps_the_audit_trail() {
 
     let path = "/v1/tenants/acme/users/u1";
     // Only a service key whose scope covers the tenant.
-    app.send(Method::DELETE, path, Some(&admin.access_token), None, &[])
+    app.delete(path, Some(&admin.access_token))
         .await
         .problem(401, "unauthenticated");
-    app.send(Method::DELETE, path, None, None, &[])
-        .await
-        .problem(401, "unauthenticated");
+    app.delete(path, None).await.problem(401, "unauthenticated");
     let other = app.scoped_key(&["other"]).await;
-    app.send(Method::DELETE, path, Some(&other), None, &[])
+    app.delete(path, Some(&other))
         .await
         .problem(403, "forbidden");
-    app.send(
-        Method::DELETE,
-        "/v1/tenants/acme/users/nobody",
-        Some(&app.service_key),
-        None,
-        &[],
-    )
-    .await
-    .problem(404, "not_found");
+    app.delete("/v1/tenants/acme/users/nobody", Some(&app.service_key))
+        .await
+        .problem(404, "not_found");
     assert_eq!(
         count(&app, &rows("users", "u1")).await,
         1,
@@ -650,9 +620,7 @@ async fn offboarding_erases_the_user_and_keeps_the_audit_trail() {
     );
 
     let scoped = app.scoped_key(&["acme"]).await;
-    let r = app
-        .send(Method::DELETE, path, Some(&scoped), None, &[])
-        .await;
+    let r = app.delete(path, Some(&scoped)).await;
     assert_eq!(r.status, 204, "{}", r.text);
     for table in ["users", "totp_factors", "logins"] {
         assert_eq!(count(&app, &rows(table, "u1")).await, 0, "{table}");
@@ -674,7 +642,7 @@ async fn offboarding_erases_the_user_and_keeps_the_audit_trail() {
         )
         .await;
     assert!(last[0].starts_with("user.deleted service_key:"), "{last:?}");
-    app.send(Method::DELETE, path, Some(&scoped), None, &[])
+    app.delete(path, Some(&scoped))
         .await
         .problem(404, "not_found");
     // Their open sign-in and their tokens died with them.
@@ -703,8 +671,7 @@ async fn offboarding_erases_the_user_and_keeps_the_audit_trail() {
 
 #[tokio::test]
 async fn the_audit_trail_is_newest_first_filtered_and_paged_without_loss() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let token = admin.access_token.as_str();
     // Events at several times: sign-ins of ten users, one with a user agent.
     for n in 0..10 {
@@ -972,15 +939,9 @@ async fn no_tenant_route_lets_another_tenant_in() {
         }
     }
     // Offboarding takes a service key only; a scoped key of A may not touch B.
-    app.send(
-        Method::DELETE,
-        "/v1/tenants/tb/users/b1",
-        Some(&admin_a.access_token),
-        None,
-        &[],
-    )
-    .await
-    .problem(401, "unauthenticated");
+    app.delete("/v1/tenants/tb/users/b1", Some(&admin_a.access_token))
+        .await
+        .problem(401, "unauthenticated");
     for path in [
         "/v1/tenants/tb/policy",
         "/v1/tenants/tb/users",
@@ -994,15 +955,9 @@ async fn no_tenant_route_lets_another_tenant_in() {
             200
         );
     }
-    app.send(
-        Method::DELETE,
-        "/v1/tenants/tb/users/b1",
-        Some(&a_key),
-        None,
-        &[],
-    )
-    .await
-    .problem(403, "forbidden");
+    app.delete("/v1/tenants/tb/users/b1", Some(&a_key))
+        .await
+        .problem(403, "forbidden");
     // A service key is no admin for the sensitive calls.
     for (m, path) in routes("tb", "b1")
         .into_iter()
@@ -1090,13 +1045,7 @@ async fn no_tenant_route_lets_another_tenant_in() {
         200
     );
     let r = app
-        .send(
-            Method::DELETE,
-            "/v1/me/totp",
-            Some(&admin3_e.access_token),
-            None,
-            &[],
-        )
+        .delete("/v1/me/totp", Some(&admin3_e.access_token))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     for (m, path) in routes("ta", "a1") {
@@ -1139,9 +1088,7 @@ async fn key_rotation_re_encrypts_every_secret_and_sign_in_keeps_working() {
     // One enrollment still pending.
     let pending_user = User::new("t2", "p1");
     let pending_token = signed_in(&app, &pending_user).await;
-    let r = app
-        .post("/v1/me/totp-enrollment", Some(&pending_token), json!({}))
-        .await;
+    let r = app.me_enroll_start(&pending_token).await;
     assert_eq!(r.status, 201);
     let pending_secret = r.body["secret"].as_str().unwrap().to_owned();
 
@@ -1217,11 +1164,7 @@ async fn key_rotation_re_encrypts_every_secret_and_sign_in_keeps_working() {
     }
     // The pending enrollment, sealed under the old key and rotated, can be confirmed.
     let r = app2
-        .post(
-            "/v1/me/totp-enrollment/confirm",
-            Some(&pending_token),
-            json!({"code": code_at(&pending_secret, app2.now())}),
-        )
+        .me_enroll_confirm(&pending_token, &code_at(&pending_secret, app2.now()))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(snapshot()
@@ -1242,8 +1185,7 @@ async fn key_rotation_re_encrypts_every_secret_and_sign_in_keeps_working() {
 
 #[tokio::test]
 async fn a_token_minted_before_a_demotion_or_offboarding_administers_nothing() {
-    let app = TestApp::spawn().await;
-    let (admin, enrolled) = app.admin("acme").await;
+    let (app, admin, enrolled) = TestApp::with_admin("acme").await;
     let policy = "/v1/tenants/acme/policy";
     assert_eq!(
         app.get(policy, Some(&enrolled.access_token)).await.status,
@@ -1269,13 +1211,7 @@ async fn a_token_minted_before_a_demotion_or_offboarding_administers_nothing() {
     );
     // Offboarded: the token is worthless for administration.
     let r = app
-        .send(
-            reqwest::Method::DELETE,
-            "/v1/tenants/acme/users/admin-1",
-            Some(&app.service_key),
-            None,
-            &[],
-        )
+        .delete("/v1/tenants/acme/users/admin-1", Some(&app.service_key))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     app.get(policy, Some(&enrolled.access_token))
@@ -1285,8 +1221,7 @@ async fn a_token_minted_before_a_demotion_or_offboarding_administers_nothing() {
 
 #[tokio::test]
 async fn the_v1_1_policy_fields_default_change_one_at_a_time_and_are_audited() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let p = app
         .get("/v1/tenants/acme/policy", Some(&admin.access_token))
         .await;

@@ -86,6 +86,33 @@ async fn remember(app: &TestApp, u: &User, secret: &str) -> String {
         .to_owned()
 }
 
+/// Where most device tests start: `acme` remembers browsers for 30 days (2FA not turned
+/// on); jane has an authenticator and a remembered browser.
+struct Remembered {
+    app: TestApp,
+    admin_user: User,
+    admin: Enrolled,
+    u: User,
+    e: Enrolled,
+    dv: String,
+}
+
+async fn jane_remembered() -> Remembered {
+    let app = TestApp::spawn().await;
+    let (admin_user, admin) = tenant_remembering(&app, "acme", 30, json!({})).await;
+    let u = User::new("acme", "jane");
+    let e = enrolled(&app, &u).await;
+    let dv = remember(&app, &u, &e.secret).await;
+    Remembered {
+        app,
+        admin_user,
+        admin,
+        u,
+        e,
+        dv,
+    }
+}
+
 /// `POST /v1/logins` with a device token.
 async fn start_with(app: &TestApp, u: &User, device_token: &str) -> Resp {
     let mut body = u.login_body();
@@ -329,33 +356,19 @@ async fn a_device_token_dies_when_the_user_revokes_it_or_all() {
         .unwrap()
         .to_owned();
     let r = app
-        .with_code(
-            Method::DELETE,
-            &format!("/v1/me/devices/{first}"),
-            &token,
-            None,
-        )
+        .delete(&format!("/v1/me/devices/{first}"), Some(&token))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert!(!works(&app, &u, &a).await);
     assert!(works(&app, &u, &b).await);
     // Again, or someone else's id, or garbage: 404.
     let r = app
-        .with_code(
-            Method::DELETE,
-            &format!("/v1/me/devices/{first}"),
-            &token,
-            None,
-        )
+        .delete(&format!("/v1/me/devices/{first}"), Some(&token))
         .await;
     r.problem(404, "not_found");
-    let r = app
-        .with_code(Method::DELETE, "/v1/me/devices/not-a-uuid", &token, None)
-        .await;
+    let r = app.delete("/v1/me/devices/not-a-uuid", Some(&token)).await;
     r.problem(404, "not_found");
-    let r = app
-        .with_code(Method::DELETE, "/v1/me/devices", &token, None)
-        .await;
+    let r = app.delete("/v1/me/devices", Some(&token)).await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert!(!works(&app, &u, &b).await);
     assert!(!works(&app, &u, &c).await);
@@ -366,11 +379,14 @@ async fn a_device_token_dies_when_the_user_revokes_it_or_all() {
 
 #[tokio::test]
 async fn a_device_token_dies_when_an_admin_revokes_the_users_devices() {
-    let app = TestApp::spawn().await;
-    let (admin, ae) = tenant_remembering(&app, "acme", 30, json!({})).await;
-    let u = User::new("acme", "jane");
-    let e = enrolled(&app, &u).await;
-    let dv = remember(&app, &u, &e.secret).await;
+    let Remembered {
+        app,
+        admin_user: admin,
+        admin: ae,
+        u,
+        dv,
+        ..
+    } = jane_remembered().await;
     // The admin (or a scoped service key) sees them.
     let key = app.scoped_key(&["acme"]).await;
     let list = app
@@ -390,12 +406,7 @@ async fn a_device_token_dies_when_an_admin_revokes_the_users_devices() {
     let stale = app.sign_in_with_code(&admin, &ae.secret).await;
     app.advance(400);
     let r = app
-        .with_code(
-            Method::DELETE,
-            "/v1/tenants/acme/users/jane/devices",
-            &stale,
-            None,
-        )
+        .delete("/v1/tenants/acme/users/jane/devices", Some(&stale))
         .await;
     r.problem(403, "step_up_required");
     assert!(works(&app, &u, &dv).await);
@@ -415,15 +426,9 @@ async fn a_device_token_dies_when_an_admin_revokes_the_users_devices() {
 
 #[tokio::test]
 async fn a_device_token_dies_when_the_user_removes_the_factor() {
-    let app = TestApp::spawn().await;
-    tenant_remembering(&app, "acme", 30, json!({})).await;
-    let u = User::new("acme", "jane");
-    let e = enrolled(&app, &u).await;
-    let dv = remember(&app, &u, &e.secret).await;
+    let Remembered { app, u, e, dv, .. } = jane_remembered().await;
     let token = app.sign_in_with_code(&u, &e.secret).await;
-    let r = app
-        .with_code(Method::DELETE, "/v1/me/totp", &token, None)
-        .await;
+    let r = app.delete("/v1/me/totp", Some(&token)).await;
     assert_eq!(r.status, 204, "{}", r.text);
     // Enrolled again, the old browser is still not remembered.
     let e2 = app.enroll_via_me(&u).await;
@@ -455,33 +460,26 @@ async fn add_factor(app: &TestApp, token: &str, name: &str, confirm: bool) -> St
 
 #[tokio::test]
 async fn a_device_token_dies_when_any_one_of_several_factors_is_removed_not_when_one_is_added() {
-    let app = TestApp::spawn().await;
-    let (_, ae) = tenant_remembering(&app, "acme", 30, json!({})).await;
-    let u = User::new("acme", "jane");
-    let e = enrolled(&app, &u).await;
-    let dv = remember(&app, &u, &e.secret).await;
+    let Remembered {
+        app,
+        admin: ae,
+        u,
+        e,
+        dv,
+        ..
+    } = jane_remembered().await;
     let token = app.sign_in_with_code(&u, &e.secret).await;
     // Adding an authenticator, or cancelling a pending one, reduces no trust.
     let tablet = add_factor(&app, &token, "Tablet", true).await;
     let spare = add_factor(&app, &token, "Spare", false).await;
     let r = app
-        .with_code(
-            Method::DELETE,
-            &format!("/v1/me/factors/{spare}"),
-            &token,
-            None,
-        )
+        .delete(&format!("/v1/me/factors/{spare}"), Some(&token))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert!(works(&app, &u, &dv).await);
     // Removing one active factor of two (§10) kills every remembered browser (§12).
     let r = app
-        .with_code(
-            Method::DELETE,
-            &format!("/v1/me/factors/{tablet}"),
-            &token,
-            None,
-        )
+        .delete(&format!("/v1/me/factors/{tablet}"), Some(&token))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert!(!works(&app, &u, &dv).await);
@@ -511,11 +509,13 @@ async fn a_device_token_dies_when_any_one_of_several_factors_is_removed_not_when
 
 #[tokio::test]
 async fn a_device_token_dies_when_an_admin_resets_the_factor() {
-    let app = TestApp::spawn().await;
-    let (_, ae) = tenant_remembering(&app, "acme", 30, json!({})).await;
-    let u = User::new("acme", "jane");
-    let e = enrolled(&app, &u).await;
-    let dv = remember(&app, &u, &e.secret).await;
+    let Remembered {
+        app,
+        admin: ae,
+        u,
+        dv,
+        ..
+    } = jane_remembered().await;
     let code = code_at(&ae.secret, app.now());
     let r = app
         .with_code(
@@ -533,25 +533,15 @@ async fn a_device_token_dies_when_an_admin_resets_the_factor() {
 
 #[tokio::test]
 async fn a_device_token_dies_when_the_factor_is_replaced() {
-    let app = TestApp::spawn().await;
-    tenant_remembering(&app, "acme", 30, json!({})).await;
-    let u = User::new("acme", "jane");
-    let e = enrolled(&app, &u).await;
-    let dv = remember(&app, &u, &e.secret).await;
+    let Remembered { app, u, e, dv, .. } = jane_remembered().await;
     let token = app.sign_in_with_code(&u, &e.secret).await;
-    let m = app
-        .post("/v1/me/totp-enrollment", Some(&token), json!({}))
-        .await;
+    let m = app.me_enroll_start(&token).await;
     assert_eq!(m.status, 201, "{}", m.text);
     // Started but not confirmed: nothing is replaced yet.
     assert!(works(&app, &u, &dv).await);
     let secret = m.body["secret"].as_str().unwrap();
     let r = app
-        .post(
-            "/v1/me/totp-enrollment/confirm",
-            Some(&token),
-            json!({"code": code_at(secret, app.now())}),
-        )
+        .me_enroll_confirm(&token, &code_at(secret, app.now()))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(!works(&app, &u, &dv).await);
@@ -560,19 +550,10 @@ async fn a_device_token_dies_when_the_factor_is_replaced() {
 
 #[tokio::test]
 async fn a_device_token_dies_when_the_user_signs_in_with_a_recovery_code() {
-    let app = TestApp::spawn().await;
-    tenant_remembering(&app, "acme", 30, json!({})).await;
-    let u = User::new("acme", "jane");
-    let e = enrolled(&app, &u).await;
-    let dv = remember(&app, &u, &e.secret).await;
+    let Remembered { app, u, e, dv, .. } = jane_remembered().await;
     let (login_id, token) = app.challenge(&u).await;
     let r = app
-        .login_post(
-            &login_id,
-            &token,
-            "recover",
-            json!({"recovery_code": e.recovery_codes[0]}),
-        )
+        .recover_code(&login_id, &token, &e.recovery_codes[0])
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(!works(&app, &u, &dv).await);
@@ -584,11 +565,7 @@ async fn a_device_token_dies_when_the_user_signs_in_with_a_recovery_code() {
 
 #[tokio::test]
 async fn a_device_token_dies_when_the_user_gets_locked_out() {
-    let app = TestApp::spawn().await;
-    tenant_remembering(&app, "acme", 30, json!({})).await;
-    let u = User::new("acme", "jane");
-    let e = enrolled(&app, &u).await;
-    let dv = remember(&app, &u, &e.secret).await;
+    let Remembered { app, u, e, dv, .. } = jane_remembered().await;
     let (login_id, token) = app.challenge(&u).await;
     let bad = wrong_code(&e.secret, app.now());
     for i in 0..5 {
@@ -608,19 +585,9 @@ async fn a_device_token_dies_when_the_user_gets_locked_out() {
 
 #[tokio::test]
 async fn a_device_token_dies_when_the_user_is_deleted() {
-    let app = TestApp::spawn().await;
-    tenant_remembering(&app, "acme", 30, json!({})).await;
-    let u = User::new("acme", "jane");
-    let e = enrolled(&app, &u).await;
-    let dv = remember(&app, &u, &e.secret).await;
+    let Remembered { app, u, dv, .. } = jane_remembered().await;
     let r = app
-        .send(
-            Method::DELETE,
-            "/v1/tenants/acme/users/jane",
-            Some(&app.service_key),
-            None,
-            &[],
-        )
+        .delete("/v1/tenants/acme/users/jane", Some(&app.service_key))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(
@@ -636,11 +603,13 @@ async fn a_device_token_dies_when_the_user_is_deleted() {
 
 #[tokio::test]
 async fn a_device_token_dies_when_the_tenant_stops_remembering_and_stays_dead() {
-    let app = TestApp::spawn().await;
-    let (_, ae) = tenant_remembering(&app, "acme", 30, json!({})).await;
-    let u = User::new("acme", "jane");
-    let e = enrolled(&app, &u).await;
-    let dv = remember(&app, &u, &e.secret).await;
+    let Remembered {
+        app,
+        admin: ae,
+        u,
+        dv,
+        ..
+    } = jane_remembered().await;
     let r = app
         .enforce("acme", &ae.access_token, json!({"remember_device_days": 0}))
         .await;
@@ -688,7 +657,7 @@ async fn the_21st_device_revokes_the_one_created_first() {
 #[tokio::test]
 async fn a_token_of_another_user_surface_or_tenant_is_ignored() {
     let app = TestApp::spawn().await;
-    tenant_remembering(&app, "acme", 30, json!({})).await;
+    let (_, ae) = tenant_remembering(&app, "acme", 30, json!({})).await;
     tenant_remembering(&app, "globex", 30, json!({})).await;
     let jane = User::new("acme", "jane");
     let je = enrolled(&app, &jane).await;
@@ -711,8 +680,38 @@ async fn a_token_of_another_user_surface_or_tenant_is_ignored() {
         let keys: Vec<&String> = r.body.as_object().unwrap().keys().collect();
         assert_eq!(keys, vec!["expires_at", "login_id", "mfa_token", "status"]);
     }
-    // A user without a factor (e.g. after a reset) is not signed in by a device either.
+    // A user without a factor is not signed in by a device either: under enforcement, the
+    // admin removes jane's last factor (§10: she enrolls again at her next sign-in).
+    let r = app
+        .enforce("acme", &ae.access_token, json!({"enforce_mfa": true}))
+        .await;
+    r.enforced();
     assert!(works(&app, &jane, &dv).await, "still good for its own user");
+    let factors = app
+        .get(
+            "/v1/tenants/acme/users/jane/factors",
+            Some(&ae.access_token),
+        )
+        .await;
+    assert_eq!(factors.status, 200, "{}", factors.text);
+    let items = factors.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", factors.text);
+    let code = code_at(&ae.secret, app.now());
+    let r = app
+        .with_code(
+            Method::DELETE,
+            &format!(
+                "/v1/tenants/acme/users/jane/factors/{}",
+                items[0]["factor_id"].as_str().unwrap()
+            ),
+            &ae.access_token,
+            Some(&code),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = start_with(&app, &jane, &dv).await;
+    assert_eq!(r.body["status"], "enrollment_required", "{}", r.text);
+    assert!(r.body.get("access_token").is_none(), "{}", r.text);
     let r = app
         .post(
             "/v1/logins",
@@ -726,11 +725,7 @@ async fn a_token_of_another_user_surface_or_tenant_is_ignored() {
 
 #[tokio::test]
 async fn a_remembered_sign_in_passes_step_up_only_within_5_minutes_of_the_code_typed() {
-    let app = TestApp::spawn().await;
-    tenant_remembering(&app, "acme", 30, json!({})).await;
-    let u = User::new("acme", "jane");
-    let e = enrolled(&app, &u).await;
-    let dv = remember(&app, &u, &e.secret).await;
+    let Remembered { app, u, dv, .. } = jane_remembered().await;
     app.advance(4 * 60);
     let soon = start_with(&app, &u, &dv).await;
     let soon = soon.body["access_token"].as_str().unwrap().to_owned();

@@ -271,6 +271,19 @@ async fn the_three_procedures_through_the_real_binary() {
         b["login_id"].as_str().unwrap().to_owned(),
         b["mfa_token"].as_str().unwrap().to_owned(),
     );
+    // First a wrong code (the invalid_code path logs too): the app's code of an hour ago,
+    // a number no log line holds by chance.
+    let wrong = code_at(&secret, Utc::now() - chrono::Duration::hours(1));
+    let (s, b) = call(
+        &c,
+        post.clone(),
+        url(&format!("/v1/logins/{login}/verify")),
+        &mfa,
+        json!({"code": wrong}),
+        &[],
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_code")), "{b}");
     let next = code_at(&secret, Utc::now() + chrono::Duration::seconds(30));
     let (s, b) = call(
         &c,
@@ -309,19 +322,35 @@ async fn the_three_procedures_through_the_real_binary() {
     );
     let (s, b) = call(&c, post.clone(), url("/v1/logins"), key, user.clone(), &[]).await;
     assert_eq!(s, 201, "{b}");
+    let recover = url(&format!(
+        "/v1/logins/{}/recover",
+        b["login_id"].as_str().unwrap()
+    ));
+    let recover_token = b["mfa_token"].as_str().unwrap().to_owned();
+    // A wrong recovery code first (one of another user's: well-formed, never issued here),
+    // then a right one typed in lower case.
+    let wrong_recovery = "7k3mq-x9d2p".to_owned();
     let (s, b) = call(
         &c,
         post.clone(),
-        url(&format!(
-            "/v1/logins/{}/recover",
-            b["login_id"].as_str().unwrap()
-        )),
-        b["mfa_token"].as_str().unwrap(),
-        json!({"recovery_code": recovery_codes[0]}),
+        recover.clone(),
+        &recover_token,
+        json!({"recovery_code": wrong_recovery}),
+        &[],
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_code")), "{b}");
+    let (s, b) = call(
+        &c,
+        post.clone(),
+        recover,
+        &recover_token,
+        json!({"recovery_code": recovery_codes[0].to_lowercase()}),
         &[],
     )
     .await;
     assert_eq!(s, 200, "{b}");
+    recovery_codes.push(wrong_recovery);
 
     // Nothing secret reached a log line, even at debug level.
     let log = svc.log_text();
@@ -342,12 +371,17 @@ async fn the_three_procedures_through_the_real_binary() {
     for s in secrets {
         assert!(!log.contains(s), "a secret, code or token was logged");
     }
+    // Recovery codes in every form they could be logged in: as issued, without the dash,
+    // in upper or lower case (searched in the log folded to lower case).
+    let folded = log.to_lowercase();
     for rc in &recovery_codes {
-        assert!(!log.contains(rc.as_str()), "a recovery code was logged");
-        assert!(
-            !log.contains(&rc.replace('-', "")),
-            "a recovery code was logged"
-        );
+        let rc = rc.to_lowercase();
+        for form in [rc.clone(), rc.replace('-', "")] {
+            assert!(
+                !folded.contains(&form),
+                "a recovery code was logged: {form}"
+            );
+        }
     }
     // Six-digit codes: looked for as whole numbers after each line's leading timestamp (whose
     // microseconds could match by chance).
@@ -362,6 +396,7 @@ async fn the_three_procedures_through_the_real_binary() {
     for (what, code) in [
         ("the admin's confirmation code", &admin_code),
         ("the user's confirmation code", &jane_code),
+        ("the wrong code", &wrong),
         ("the sign-in code", &next),
         ("the X-MFA-Code value", &step_up),
     ] {
@@ -627,4 +662,187 @@ async fn a_config_file_fills_in_settings_the_environment_leaves_out() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("mfa_bnid"));
+}
+
+/// A service key made by the CLI against the running service's database and keys.
+fn cli_service_key(db: &TestDb, dir: &TempDir) -> String {
+    let out = command(db, dir)
+        .args(["service-keys", "create", "--name", "k"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A user of a tenant without 2FA signs in and sets up an authenticator through `/v1/me`:
+/// `(secret, fresh otp token)`.
+async fn enrolled_via_me(
+    c: &reqwest::Client,
+    base: &str,
+    key: &str,
+    user: &Value,
+) -> (String, String) {
+    let post = reqwest::Method::POST;
+    let url = |p: &str| format!("{base}{p}");
+    let (s, b) = call(c, post.clone(), url("/v1/logins"), key, user.clone(), &[]).await;
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (201, Some("authenticated")),
+        "{b}"
+    );
+    let token = b["access_token"].as_str().unwrap().to_owned();
+    let (s, m) = call(
+        c,
+        post.clone(),
+        url("/v1/me/totp-enrollment"),
+        &token,
+        json!({}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 201, "{m}");
+    let secret = m["secret"].as_str().unwrap().to_owned();
+    let code = code_at(&secret, Utc::now());
+    let (s, b) = call(
+        c,
+        post,
+        url("/v1/me/totp-enrollment/confirm"),
+        &token,
+        json!({ "code": code }),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    (secret, b["access_token"].as_str().unwrap().to_owned())
+}
+
+/// A webhook receiver that holds its first request until told: says when the request has
+/// arrived, answers `200` once released.
+async fn held_receiver() -> (
+    String,
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (arrived_tx, arrived) = tokio::sync::oneshot::channel();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        // The whole request: headers, then Content-Length bytes of body.
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = sock.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the request ended early");
+            req.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if req.len() >= end + 4 + length {
+                    break;
+                }
+            }
+        }
+        let _ = arrived_tx.send(());
+        let _ = released.await;
+        sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let _ = sock.shutdown().await;
+    });
+    (url, arrived, release)
+}
+
+/// The worker every instance runs (`MFA_WEBHOOK_DELIVERY`, on by default) is started with
+/// the server, delivers without being asked, and stops with it: on SIGTERM the process
+/// waits for the delivery in flight, records it, and only then exits 0. The delivery is held
+/// in flight by the receiver, so nothing depends on timing.
+#[tokio::test]
+async fn the_webhook_worker_stops_with_the_server_after_recording_the_delivery_in_flight() {
+    use diesel_async::SimpleAsyncConnection;
+    let db = TestDb::new().await;
+    let dir = TempDir::new();
+    let mut svc = spawn({
+        let mut cmd = command(&db, &dir);
+        cmd.env("MFA_HOUSEKEEPING", "false");
+        cmd
+    });
+    let key = cli_service_key(&db, &dir);
+    let c = reqwest::Client::new();
+    let admin = json!({"tenant_id": "acme", "user_id": "admin", "email": "admin@acme.example",
+        "identity_provider": "local", "roles": ["admin"], "surface": "app"});
+    let (_, admin_token) = enrolled_via_me(&c, &svc.base, &key, &admin).await;
+    let (hook, arrived, release) = held_receiver().await;
+    let (s, b) = call(
+        &c,
+        reqwest::Method::POST,
+        format!("{}/v1/tenants/acme/webhooks", svc.base),
+        &admin_token,
+        json!({"url": hook, "event_types": ["user.unlocked"]}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+
+    // An event, as the services write them: the worker delivers it unasked.
+    let mut conn = db.connect().await;
+    conn.batch_execute(&format!(
+        "INSERT INTO audit_events (tenant_id, type, at, details) \
+         VALUES ('acme', 'user.unlocked', '{}', '{{}}')",
+        Utc::now().to_rfc3339()
+    ))
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(60), arrived)
+        .await
+        .expect("the worker delivers without being asked (no request after 60 s)")
+        .unwrap();
+
+    // Stop the server while the delivery is in flight.
+    sigterm(&svc);
+    let started = Instant::now();
+    while reqwest::get(format!("{}/healthz", svc.base)).await.is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still accepting after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        svc.child.try_wait().unwrap().is_none(),
+        "must wait for the delivery in flight"
+    );
+    release.send(()).unwrap();
+    assert!(wait_exit(&mut svc).await.success(), "{}", svc.log_text());
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        state: String,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        attempts: i32,
+    }
+    let rows: Vec<Row> = diesel_async::RunQueryDsl::load(
+        diesel::sql_query("SELECT state, attempts FROM webhook_deliveries"),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    let rows: Vec<(&str, i32)> = rows
+        .iter()
+        .map(|r| (r.state.as_str(), r.attempts))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![("succeeded", 1)],
+        "the round in flight was finished and recorded before the exit"
+    );
 }

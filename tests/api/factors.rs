@@ -283,9 +283,7 @@ async fn the_factor_limit_and_names() {
     let me = app.get("/v1/me", Some(t)).await;
     assert_eq!(me.body["mfa"]["factors"], 5, "{}", me.text);
     // Removing one frees its name again (the token is recent: no code needed).
-    let r = app
-        .send(reqwest::Method::DELETE, &path, Some(t), None, &[])
-        .await;
+    let r = app.delete(&path, Some(t)).await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(factor_ids_of(&app, "totp.removed").await, vec![third]);
     add_factor(&app, t, Some("Authenticator 2")).await;
@@ -400,8 +398,7 @@ async fn a_drifted_phone_is_resynchronised_then_accepted_at_its_offset() {
 
 #[tokio::test]
 async fn removing_the_last_factor_follows_the_enforcement_rule_and_takes_the_recovery_codes() {
-    let app = TestApp::spawn().await;
-    let (admin, ae) = app.admin("acme").await;
+    let (app, admin, ae) = TestApp::with_admin("acme").await;
     // Recovery codes come with the first factor only and survive its removal.
     let (u, a) = one_factor(&app, "jane").await;
     assert_eq!(recovery_left(&app, "jane").await, 10);
@@ -412,12 +409,7 @@ async fn removing_the_last_factor_follows_the_enforcement_rule_and_takes_the_rec
         .unwrap()
         .to_owned();
     let r = app
-        .with_code(
-            reqwest::Method::DELETE,
-            &format!("/v1/me/factors/{a_id}"),
-            &a.access_token,
-            None,
-        )
+        .delete(&format!("/v1/me/factors/{a_id}"), Some(&a.access_token))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(recovery_left(&app, "jane").await, 10);
@@ -429,7 +421,7 @@ async fn removing_the_last_factor_follows_the_enforcement_rule_and_takes_the_rec
         .await
         .enforced();
     let path = format!("/v1/me/factors/{b_id}");
-    app.with_code(reqwest::Method::DELETE, &path, &jane, None)
+    app.delete(&path, Some(&jane))
         .await
         .problem(409, "mfa_enforced");
     let admin_path = format!("/v1/tenants/acme/users/jane/factors/{b_id}");
@@ -455,12 +447,10 @@ async fn removing_the_last_factor_follows_the_enforcement_rule_and_takes_the_rec
         (row["mfa_enrolled"].clone(), row["mfa_factors"].clone()),
         (json!(true), json!(1))
     );
-    let r = app
-        .with_code(reqwest::Method::DELETE, &admin_path, &ae.access_token, None)
-        .await;
+    let r = app.delete(&admin_path, Some(&ae.access_token)).await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(recovery_left(&app, "jane").await, 0);
-    app.with_code(reqwest::Method::DELETE, &admin_path, &ae.access_token, None)
+    app.delete(&admin_path, Some(&ae.access_token))
         .await
         .problem(404, "not_found");
     let started = app.start_login(&u).await;
@@ -495,11 +485,7 @@ async fn a_v1_re_enrollment_replaces_every_factor_only_at_its_confirmation() {
     // Until the confirmation, the old factors still sign in.
     app.sign_in_with_code(&u, &b_secret).await;
     let done = app
-        .post(
-            "/v1/me/totp-enrollment/confirm",
-            Some(&a.access_token),
-            json!({"code": code_at(&c_secret, app.now())}),
-        )
+        .me_enroll_confirm(&a.access_token, &code_at(&c_secret, app.now()))
         .await;
     assert_eq!(done.status, 200, "{}", done.text);
     assert_eq!(done.body["recovery_codes"].as_array().unwrap().len(), 10);
@@ -511,14 +497,9 @@ async fn a_v1_re_enrollment_replaces_every_factor_only_at_its_confirmation() {
     app.verify_code(&l, &t, &code_at(&b_secret, app.now()))
         .await
         .problem(400, "invalid_code");
-    app.login_post(
-        &l,
-        &t,
-        "recover",
-        json!({"recovery_code": a.recovery_codes[0]}),
-    )
-    .await
-    .problem(400, "invalid_code");
+    app.recover_code(&l, &t, &a.recovery_codes[0])
+        .await
+        .problem(400, "invalid_code");
     let r = app
         .verify_code(&l, &t, &code_at(&c_secret, app.now()))
         .await;
@@ -526,9 +507,7 @@ async fn a_v1_re_enrollment_replaces_every_factor_only_at_its_confirmation() {
     // DELETE /v1/me/totp removes every factor.
     let t2 = r.body["access_token"].as_str().unwrap().to_owned();
     add_factor(&app, &t2, None).await;
-    let r = app
-        .with_code(reqwest::Method::DELETE, "/v1/me/totp", &t2, None)
-        .await;
+    let r = app.delete("/v1/me/totp", Some(&t2)).await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert!(factors(&app, &t2).await.is_empty());
     assert_eq!(recovery_left(&app, "jane").await, 0);

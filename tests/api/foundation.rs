@@ -58,7 +58,7 @@ async fn request_ids_are_echoed_when_sane_and_replaced_when_not() {
 async fn unknown_routes_and_wrong_methods_are_problems() {
     let app = TestApp::spawn().await;
     app.get("/nope", None).await.problem(404, "not_found");
-    let r = app.send(Method::DELETE, "/healthz", None, None, &[]).await;
+    let r = app.delete("/healthz", None).await;
     r.problem(405, "method_not_allowed");
     assert_eq!(r.headers["allow"], "GET, HEAD");
     let r = app

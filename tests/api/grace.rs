@@ -3,7 +3,6 @@
 //! after an admin reset, and the summary agreeing with the filtered listings at each point.
 
 use chrono::{DateTime, Duration, Utc};
-use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{claims_of, code_at, login_of, wrong_code, Enrolled, Resp, TestApp, User};
@@ -158,12 +157,7 @@ async fn day_0_skip_is_allowed_and_day_8_of_7_is_refused() {
         .await;
     let secret = m.body["secret"].as_str().unwrap();
     let done = app
-        .login_post(
-            &login_id,
-            &token,
-            "totp-enrollment/confirm",
-            json!({"code": code_at(secret, app.now())}),
-        )
+        .confirm_at_login(&login_id, &token, &code_at(secret, app.now()))
         .await;
     assert_eq!(done.status, 200, "{}", done.text);
     let s = agree(&app, "acme").await;
@@ -199,8 +193,12 @@ async fn lowering_the_grace_ends_it_at_once() {
     let app = TestApp::spawn().await;
     let (admin, ae) = enforcing(&app, "acme", 7).await;
     let u = User::new("acme", "jane");
+    let grace_start = app.now();
     let started = app.start_login(&u).await;
-    assert!(started.body["grace_ends_at"].is_string());
+    assert_eq!(
+        ts(&started.body["grace_ends_at"]),
+        grace_start + Duration::days(7)
+    );
     app.advance(2 * DAY);
     assert_eq!(listed(&app, "acme", "in_grace").await, vec!["jane"]);
     let fresh = app.sign_in_with_code(&admin, &ae.secret).await;
@@ -222,9 +220,10 @@ async fn lowering_the_grace_ends_it_at_once() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let started = app.start_login(&u).await;
-    assert!(
-        started.body["grace_ends_at"].is_string(),
-        "{}",
+    assert_eq!(
+        ts(&started.body["grace_ends_at"]),
+        grace_start + Duration::days(3),
+        "from the first start, not from now: {}",
         started.text
     );
 }
@@ -237,17 +236,11 @@ async fn voluntary_enrollment_inside_grace_works() {
     let started = app.start_login(&u).await;
     let r = skip(&app, &started).await;
     let token = r.body["access_token"].as_str().unwrap().to_owned();
-    let m = app
-        .post("/v1/me/totp-enrollment", Some(&token), json!({}))
-        .await;
+    let m = app.me_enroll_start(&token).await;
     assert_eq!(m.status, 201, "{}", m.text);
     let secret = m.body["secret"].as_str().unwrap().to_owned();
     let done = app
-        .post(
-            "/v1/me/totp-enrollment/confirm",
-            Some(&token),
-            json!({"code": code_at(&secret, app.now())}),
-        )
+        .me_enroll_confirm(&token, &code_at(&secret, app.now()))
         .await;
     assert_eq!(done.status, 200, "{}", done.text);
     assert!(listed(&app, "acme", "in_grace").await.is_empty());
@@ -270,12 +263,7 @@ async fn grace_starts_afresh_after_an_admin_removes_all_factors() {
     let _ = e;
     let fresh = app.sign_in_with_code(&admin, &ae.secret).await;
     let r = app
-        .with_code(
-            Method::DELETE,
-            "/v1/tenants/acme/users/jane/totp",
-            &fresh,
-            None,
-        )
+        .delete("/v1/tenants/acme/users/jane/totp", Some(&fresh))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     let t = app.now();

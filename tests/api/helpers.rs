@@ -356,6 +356,12 @@ impl TestApp {
         Resp::from(r.send().await.expect("request")).await
     }
 
+    /// `DELETE path`, no body.
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
+        self.send(reqwest::Method::DELETE, path, token, None, &[])
+            .await
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
         self.send(reqwest::Method::POST, path, token, Some(body), &[])
             .await
@@ -416,16 +422,7 @@ impl TestApp {
             )
             .await;
         assert_eq!(done.status, 200, "{}", done.body);
-        Enrolled {
-            secret,
-            access_token: done.body["access_token"].as_str().unwrap().to_owned(),
-            recovery_codes: done.body["recovery_codes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c.as_str().unwrap().to_owned())
-                .collect(),
-        }
+        Enrolled::from(secret, &done)
     }
 
     /// A user who has no factor enrolls voluntarily through `/v1/me` (e.g. an admin before
@@ -433,30 +430,27 @@ impl TestApp {
     pub async fn enroll_via_me(&self, u: &User) -> Enrolled {
         let started = self.start_login(u).await;
         assert_eq!(started.body["status"], "authenticated", "{}", started.body);
-        let token = started.body["access_token"].as_str().unwrap().to_owned();
+        self.enroll_with_token(started.body["access_token"].as_str().unwrap())
+            .await
+    }
+
+    /// `POST /v1/me/totp-enrollment` and its confirmation with the app's code, as the
+    /// holder of `token`: the secret, the new `otp` token and the recovery codes.
+    pub async fn enroll_with_token(&self, token: &str) -> Enrolled {
         let material = self
-            .post("/v1/me/totp-enrollment", Some(&token), json!({}))
+            .post("/v1/me/totp-enrollment", Some(token), json!({}))
             .await;
         assert_eq!(material.status, 201, "{}", material.body);
         let secret = material.body["secret"].as_str().unwrap().to_owned();
         let done = self
             .post(
                 "/v1/me/totp-enrollment/confirm",
-                Some(&token),
+                Some(token),
                 json!({"code": code_at(&secret, self.now())}),
             )
             .await;
         assert_eq!(done.status, 200, "{}", done.body);
-        Enrolled {
-            secret,
-            access_token: done.body["access_token"].as_str().unwrap().to_owned(),
-            recovery_codes: done.body["recovery_codes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c.as_str().unwrap().to_owned())
-                .collect(),
-        }
+        Enrolled::from(secret, &done)
     }
 
     /// Signs in with a TOTP code (moving the clock one step first so the code is fresh).
@@ -478,6 +472,20 @@ impl TestApp {
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
         r.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A new app with an admin of `tenant` who has a factor (2FA not turned on).
+    pub async fn with_admin(tenant: &str) -> (Self, User, Enrolled) {
+        let app = Self::spawn().await;
+        let (u, e) = app.admin(tenant).await;
+        (app, u, e)
+    }
+
+    /// A new app whose `tenant` enforces 2FA ([`Self::enforced_tenant`]), with its admin.
+    pub async fn with_enforced_tenant(tenant: &str) -> (Self, User, Enrolled) {
+        let app = Self::spawn().await;
+        let (u, e) = app.enforced_tenant(tenant).await;
+        (app, u, e)
     }
 
     /// An admin of `tenant` with an active factor and a fresh `otp` token.
@@ -551,6 +559,26 @@ pub struct Enrolled {
     pub secret: String,
     pub access_token: String,
     pub recovery_codes: Vec<String>,
+}
+
+impl Enrolled {
+    /// The secret and the answer of a confirmed enrollment.
+    pub fn from(secret: String, done: &Resp) -> Self {
+        Enrolled {
+            secret,
+            access_token: done.body["access_token"].as_str().unwrap().to_owned(),
+            recovery_codes: strings(&done.body["recovery_codes"]),
+        }
+    }
+}
+
+/// The strings of a JSON array.
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("an array: {v}"))
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// A user as the primary login describes them.
@@ -765,6 +793,32 @@ impl TestApp {
     /// `POST /v1/logins/{login_id}/verify` with `code`.
     pub async fn verify_code(&self, login_id: &str, token: &str, code: &str) -> Resp {
         self.login_post(login_id, token, "verify", json!({ "code": code }))
+            .await
+    }
+
+    /// `POST /v1/logins/{login_id}/recover` with a recovery code.
+    pub async fn recover_code(&self, login_id: &str, token: &str, code: &str) -> Resp {
+        self.login_post(login_id, token, "recover", json!({ "recovery_code": code }))
+            .await
+    }
+
+    /// `POST /v1/logins/{login_id}/totp-enrollment/confirm` with `code`.
+    pub async fn confirm_at_login(&self, login_id: &str, token: &str, code: &str) -> Resp {
+        let body = json!({ "code": code });
+        self.login_post(login_id, token, "totp-enrollment/confirm", body)
+            .await
+    }
+
+    /// `POST /v1/me/totp-enrollment` (no name) as the holder of `token`.
+    pub async fn me_enroll_start(&self, token: &str) -> Resp {
+        self.post("/v1/me/totp-enrollment", Some(token), json!({}))
+            .await
+    }
+
+    /// `POST /v1/me/totp-enrollment/confirm` with `code`.
+    pub async fn me_enroll_confirm(&self, token: &str, code: &str) -> Resp {
+        let body = json!({ "code": code });
+        self.post("/v1/me/totp-enrollment/confirm", Some(token), body)
             .await
     }
 

@@ -133,13 +133,7 @@ async fn ids_made_of_dots_are_rejected() {
         .await
         .problem(404, "not_found");
     let r = app
-        .send(
-            Method::DELETE,
-            "/v1/tenants/acme/users/...",
-            Some(&app.service_key),
-            None,
-            &[],
-        )
+        .delete("/v1/tenants/acme/users/...", Some(&app.service_key))
         .await;
     r.problem(404, "not_found");
     assert_eq!(app.sql_count("SELECT count(*) AS n FROM tenants").await, 0);
@@ -158,8 +152,7 @@ async fn put_policy(app: &TestApp, token: &str, body: Value, if_match: &str) -> 
 
 #[tokio::test]
 async fn who_may_call_is_checked_before_the_body_is_judged() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let member = app.start_login(&User::new("acme", "u-2")).await;
     let member = member.body["access_token"].as_str().unwrap().to_owned();
     let (_, other_admin) = app.admin("other").await;
@@ -214,8 +207,7 @@ async fn who_may_call_is_checked_before_the_body_is_judged() {
 
 #[tokio::test]
 async fn if_match_empty_is_missing_unquoted_is_ours_and_weak_is_explained() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let t = &admin.access_token;
     let on = json!({"enforce_mfa": true});
     put_policy(&app, t, on.clone(), "")
@@ -317,8 +309,7 @@ async fn docs_carry_a_content_security_policy_and_cannot_be_framed() {
 
 #[tokio::test]
 async fn every_bad_field_is_named_unknown_ones_included() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let r = app
         .enforce(
             "acme",
@@ -391,8 +382,7 @@ async fn every_bad_field_is_named_unknown_ones_included() {
 
 #[tokio::test]
 async fn a_policy_put_that_changes_nothing_keeps_the_version() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let t = &admin.access_token;
     let first = app.enforce("acme", t, json!({"enforce_mfa": true})).await;
     assert_eq!(first.headers["etag"], "\"v2\"", "{}", first.text);

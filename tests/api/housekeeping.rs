@@ -24,6 +24,15 @@ fn deleted(swept: &[(Sweepable, u64)], what: Sweepable) -> u64 {
         .unwrap_or_else(|| panic!("{what:?} not swept: {swept:?}"))
 }
 
+/// Asserts a sweep that reached every table and deleted nothing. A table whose sweep
+/// failed is missing from the result (its error is only a warning), so "every count is 0"
+/// would pass then: this wants each table, in order, with 0.
+#[track_caller]
+fn assert_nothing_swept(swept: &[(Sweepable, u64)]) {
+    let nothing: Vec<(Sweepable, u64)> = Sweepable::ALL.iter().map(|w| (*w, 0)).collect();
+    assert_eq!(swept, nothing, "every table swept, nothing deleted");
+}
+
 /// Rows of each swept table, and of the audit trail.
 async fn counts(app: &TestApp) -> [i64; 5] {
     [
@@ -104,7 +113,7 @@ async fn housekeeping_deletes_what_nobody_can_use_once_past_retention_and_keeps_
     // A minute short of 30 days after the first of them: nothing goes.
     app.advance(30 * DAY - 90);
     let before = counts(&app).await;
-    assert!(sweep(&app).await.iter().all(|(_, n)| *n == 0));
+    assert_nothing_swept(&sweep(&app).await);
     assert_eq!(counts(&app).await, before);
 
     // A day later the device, expired on day 1, is past retention too. Fresh rows of
@@ -182,7 +191,7 @@ async fn housekeeping_deletes_what_nobody_can_use_once_past_retention_and_keeps_
 
     // A second sweep finds nothing left to do.
     app.advance(60);
-    assert!(sweep(&app).await.iter().all(|(_, n)| *n == 0));
+    assert_nothing_swept(&sweep(&app).await);
 }
 
 /// `count` sign-ins of jane that expired 40 days ago.
@@ -208,6 +217,21 @@ async fn app_with_expired_logins(count: usize) -> TestApp {
     app
 }
 
+/// Which transaction deleted each expired sign-in, and on which page the row was: read in a
+/// snapshot taken before the sweep, where the deleted rows are still visible with the
+/// deleting transaction's id as `xmax`.
+#[derive(diesel::QueryableByName)]
+struct Deleter {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    xmax: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    first_page: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    last_page: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    rows: i64,
+}
+
 #[tokio::test]
 async fn housekeeping_walks_a_backlog_window_by_window() {
     let app = app_with_expired_logins(12_000).await;
@@ -219,12 +243,62 @@ async fn housekeeping_walks_a_backlog_window_by_window() {
         .await
         .unwrap();
     assert!(pages > 2 * WINDOW_PAGES, "{pages} pages: several windows");
+    // A snapshot from before the sweep keeps the deleted rows in view.
+    let mut before = app.db.connect().await;
+    before
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM logins")
+        .await
+        .unwrap();
     let swept = sweep(&app).await;
     assert_eq!(deleted(&swept, Sweepable::Logins), 12_000);
     assert_eq!(
         app.sql_count("SELECT count(*) AS n FROM logins").await,
         2,
         "today's sign-ins stay"
+    );
+    // One transaction per window: each deleter's rows lie on the pages of one window, and
+    // every window with expired rows had its own (a single DELETE would be one deleter).
+    let deleters: Vec<Deleter> = diesel_async::RunQueryDsl::load(
+        diesel::sql_query(
+            "SELECT xmax::text::bigint AS xmax, \
+                    min((ctid::text::point)[0])::bigint AS first_page, \
+                    max((ctid::text::point)[0])::bigint AS last_page, count(*) AS rows \
+               FROM logins WHERE expires_at < now() - interval '30 days' \
+              GROUP BY 1 ORDER BY 2",
+        ),
+        &mut before,
+    )
+    .await
+    .unwrap();
+    before.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        deleters.iter().map(|d| d.rows).sum::<i64>(),
+        12_000,
+        "the snapshot sees every deleted row"
+    );
+    let windows: Vec<i64> = deleters
+        .iter()
+        .map(|d| d.first_page / WINDOW_PAGES)
+        .collect();
+    for d in &deleters {
+        assert_ne!(d.xmax, 0, "row deleted");
+        assert_eq!(
+            d.first_page / WINDOW_PAGES,
+            d.last_page / WINDOW_PAGES,
+            "transaction {} deleted pages {}..={}: more than one window",
+            d.xmax,
+            d.first_page,
+            d.last_page
+        );
+    }
+    assert!(
+        windows.windows(2).all(|w| w[0] < w[1]),
+        "one transaction per window: {windows:?}"
+    );
+    assert!(
+        deleters.len() as i64 > 2,
+        "{} transactions for {pages} pages",
+        deleters.len()
     );
 }
 

@@ -7,7 +7,6 @@
 //! `NOWAIT`, which rows the waiting request already holds.
 
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
-use reqwest::Method;
 
 use crate::helpers::{code_at, login_of, Resp, TestApp, User};
 use crate::resilience::{eventually, lock_waiters};
@@ -73,8 +72,7 @@ async fn probe_while_queued<T>(
 
 #[actix_web::test]
 async fn a_code_is_checked_with_the_users_row_locked_before_the_logins() {
-    let app = TestApp::spawn().await;
-    let (_admin, _) = app.admin("acme").await;
+    let (app, _admin, _) = TestApp::with_admin("acme").await;
     let u = User::new("acme", "u1");
     let e = app.enroll_via_me(&u).await;
     app.advance(30);
@@ -102,8 +100,7 @@ async fn a_code_is_checked_with_the_users_row_locked_before_the_logins() {
 
 #[actix_web::test]
 async fn an_admin_reset_locks_the_users_row_before_their_factors_and_logins() {
-    let app = TestApp::spawn().await;
-    let (_admin_user, admin) = app.admin("acme").await;
+    let (app, _admin_user, admin) = TestApp::with_admin("acme").await;
     let u = User::new("acme", "u1");
     app.enroll_via_me(&u).await;
     app.advance(30);
@@ -123,12 +120,7 @@ async fn an_admin_reset_locks_the_users_row_before_their_factors_and_logins() {
     let (r, (factors_free, login_free)) = probe_while_queued(
         &app,
         held,
-        app.with_code(
-            Method::DELETE,
-            "/v1/tenants/acme/users/u1/totp",
-            &admin.access_token,
-            None,
-        ),
+        app.delete("/v1/tenants/acme/users/u1/totp", Some(&admin.access_token)),
         others,
     )
     .await;
@@ -151,8 +143,7 @@ async fn an_admin_reset_locks_the_users_row_before_their_factors_and_logins() {
 
 #[actix_web::test]
 async fn deleting_a_user_locks_their_row_before_their_remembered_browsers() {
-    let app = TestApp::spawn().await;
-    let (_admin_user, admin) = app.admin("acme").await;
+    let (app, _admin_user, admin) = TestApp::with_admin("acme").await;
     let policy = app
         .enforce(
             "acme",
@@ -180,13 +171,7 @@ async fn deleting_a_user_locks_their_row_before_their_remembered_browsers() {
     let (r, devices_free) = probe_while_queued(
         &app,
         held,
-        app.send(
-            Method::DELETE,
-            "/v1/tenants/acme/users/u1",
-            Some(&app.service_key),
-            None,
-            &[],
-        ),
+        app.delete("/v1/tenants/acme/users/u1", Some(&app.service_key)),
         rows_free(&app, "remembered_devices"),
     )
     .await;

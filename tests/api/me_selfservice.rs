@@ -83,18 +83,12 @@ async fn me_shows_the_user_and_the_tenant_before_and_after_enrollment() {
     );
 
     // Voluntary enrollment: the factor is active from the confirmation on.
-    let material = app
-        .post("/v1/me/totp-enrollment", Some(&pwd_token), json!({}))
-        .await;
+    let material = app.me_enroll_start(&pwd_token).await;
     assert_eq!(material.status, 201, "{}", material.text);
     let secret = material.body["secret"].as_str().unwrap().to_owned();
     let enrolled_at = app.now();
     let done = app
-        .post(
-            "/v1/me/totp-enrollment/confirm",
-            Some(&pwd_token),
-            json!({"code": code_at(&secret, enrolled_at)}),
-        )
+        .me_enroll_confirm(&pwd_token, &code_at(&secret, enrolled_at))
         .await;
     assert_eq!(done.status, 200, "{}", done.text);
     let otp_token = done.body["access_token"].as_str().unwrap().to_owned();
@@ -286,9 +280,7 @@ async fn voluntary_enrollment_needs_no_step_up_and_mints_an_otp_token() {
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(failed_attempts(&app, &u).await, 0);
-    let material = app
-        .post("/v1/me/totp-enrollment", Some(&token), json!({}))
-        .await;
+    let material = app.me_enroll_start(&token).await;
     assert_eq!(material.status, 201, "{}", material.text);
     for field in ["secret", "otpauth_uri", "qr_svg", "qr_png", "expires_at"] {
         assert!(material.body[field].is_string(), "{field}");
@@ -296,13 +288,7 @@ async fn voluntary_enrollment_needs_no_step_up_and_mints_an_otp_token() {
     assert_eq!(material.body["account_name"], "u1@t1.example");
     let secret = material.body["secret"].as_str().unwrap();
     let confirming = code_at(secret, app.now());
-    let done = app
-        .post(
-            "/v1/me/totp-enrollment/confirm",
-            Some(&token),
-            json!({"code": confirming}),
-        )
-        .await;
+    let done = app.me_enroll_confirm(&token, &confirming).await;
     assert_eq!(done.status, 200, "{}", done.text);
     assert_eq!(done.body["token_type"], "Bearer");
     assert_eq!(done.body["expires_in"], 3600);
@@ -365,7 +351,7 @@ async fn re_enrollment_needs_step_up_and_replaces_the_factor_only_once_confirmed
 
     // More than 300 s after the second factor: the token no longer counts as recent.
     app.advance(301);
-    app.post("/v1/me/totp-enrollment", Some(&e.access_token), json!({}))
+    app.me_enroll_start(&e.access_token)
         .await
         .problem(403, "step_up_required");
     assert_eq!(
@@ -403,25 +389,15 @@ async fn re_enrollment_needs_step_up_and_replaces_the_factor_only_once_confirmed
     assert_eq!(r.body["recovery_codes_remaining"], 9);
 
     // A fresh otp token is step-up enough; a new start discards the previous pending one.
-    let r = app
-        .post("/v1/me/totp-enrollment", Some(&fresh), json!({}))
-        .await;
+    let r = app.me_enroll_start(&fresh).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let new_secret = r.body["secret"].as_str().unwrap().to_owned();
-    app.post(
-        "/v1/me/totp-enrollment/confirm",
-        Some(&fresh),
-        json!({"code": code_at(&pending_secret, app.now())}),
-    )
-    .await
-    .problem(400, "invalid_code");
+    app.me_enroll_confirm(&fresh, &code_at(&pending_secret, app.now()))
+        .await
+        .problem(400, "invalid_code");
     let confirmed_at = app.now();
     let done = app
-        .post(
-            "/v1/me/totp-enrollment/confirm",
-            Some(&fresh),
-            json!({"code": code_at(&new_secret, confirmed_at)}),
-        )
+        .me_enroll_confirm(&fresh, &code_at(&new_secret, confirmed_at))
         .await;
     assert_eq!(done.status, 200, "{}", done.text);
     let new_codes = codes(&done);
@@ -475,65 +451,39 @@ async fn confirm_without_a_pending_enrollment_is_invalid_state_and_wrong_codes_c
     let u = User::new("t1", "u1");
     let started = app.start_login(&u).await;
     let token = started.body["access_token"].as_str().unwrap().to_owned();
-    app.post(
-        "/v1/me/totp-enrollment/confirm",
-        Some(&token),
-        json!({"code": "123456"}),
-    )
-    .await
-    .problem(409, "invalid_state");
+    app.me_enroll_confirm(&token, "123456")
+        .await
+        .problem(409, "invalid_state");
     assert_eq!(failed_attempts(&app, &u).await, 0, "nothing was checked");
 
-    let material = app
-        .post("/v1/me/totp-enrollment", Some(&token), json!({}))
-        .await;
+    let material = app.me_enroll_start(&token).await;
     let secret = material.body["secret"].as_str().unwrap().to_owned();
     let wrong = wrong_code(&secret, app.now());
-    app.post(
-        "/v1/me/totp-enrollment/confirm",
-        Some(&token),
-        json!({"code": wrong}),
-    )
-    .await
-    .problem(400, "invalid_code");
+    app.me_enroll_confirm(&token, &wrong)
+        .await
+        .problem(400, "invalid_code");
     assert_eq!(failed_attempts(&app, &u).await, 1);
     assert_eq!(count_events(&app, &u, "totp.verify_failed").await, 1);
     // Not six digits: refused without being counted.
-    app.post(
-        "/v1/me/totp-enrollment/confirm",
-        Some(&token),
-        json!({"code": "12ab"}),
-    )
-    .await
-    .problem(400, "invalid_request");
+    app.me_enroll_confirm(&token, "12ab")
+        .await
+        .problem(400, "invalid_request");
     assert_eq!(failed_attempts(&app, &u).await, 1);
     // Four more wrong codes lock the user: then even the right code is not evaluated.
     for _ in 0..4 {
-        app.post(
-            "/v1/me/totp-enrollment/confirm",
-            Some(&token),
-            json!({"code": wrong}),
-        )
-        .await
-        .problem(400, "invalid_code");
+        app.me_enroll_confirm(&token, &wrong)
+            .await
+            .problem(400, "invalid_code");
     }
     assert_eq!(count_events(&app, &u, "user.locked").await, 1);
     let r = app
-        .post(
-            "/v1/me/totp-enrollment/confirm",
-            Some(&token),
-            json!({"code": code_at(&secret, app.now())}),
-        )
+        .me_enroll_confirm(&token, &code_at(&secret, app.now()))
         .await;
     r.problem(429, "too_many_attempts");
     assert!(r.headers.contains_key("retry-after"));
     app.advance(61);
     let r = app
-        .post(
-            "/v1/me/totp-enrollment/confirm",
-            Some(&token),
-            json!({"code": code_at(&secret, app.now())}),
-        )
+        .me_enroll_confirm(&token, &code_at(&secret, app.now()))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
@@ -549,15 +499,9 @@ async fn removing_the_factor_needs_step_up_and_ends_the_challenge() {
     let u = User::new("t1", "u1");
     let e = app.enroll_via_me(&u).await;
     app.advance(301);
-    app.send(
-        Method::DELETE,
-        "/v1/me/totp",
-        Some(&e.access_token),
-        None,
-        &[],
-    )
-    .await
-    .problem(403, "step_up_required");
+    app.delete("/v1/me/totp", Some(&e.access_token))
+        .await
+        .problem(403, "step_up_required");
     assert_eq!(me(&app, &e.access_token).await["mfa"]["enrolled"], true);
 
     let code = code_at(&e.secret, app.now());
@@ -596,25 +540,18 @@ async fn removing_the_factor_needs_step_up_and_ends_the_challenge() {
     assert_eq!(started.body["mfa"], "not_required");
     // Nothing left to remove, for this user or one who never enrolled.
     let fresh = started.body["access_token"].as_str().unwrap().to_owned();
-    app.send(Method::DELETE, "/v1/me/totp", Some(&fresh), None, &[])
+    app.delete("/v1/me/totp", Some(&fresh))
         .await
         .problem(404, "not_found");
     let never = app.start_login(&User::new("t1", "u2")).await;
-    app.send(
-        Method::DELETE,
-        "/v1/me/totp",
-        never.body["access_token"].as_str(),
-        None,
-        &[],
-    )
-    .await
-    .problem(404, "not_found");
+    app.delete("/v1/me/totp", never.body["access_token"].as_str())
+        .await
+        .problem(404, "not_found");
 }
 
 #[tokio::test]
 async fn the_factor_the_tenant_requires_cannot_be_removed_but_an_exempt_one_can() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("t1").await;
+    let (app, _, admin) = TestApp::with_admin("t1").await;
     // A Microsoft user who enrolled voluntarily before 2FA was turned on.
     let ms = User::new("t1", "ms1").microsoft();
     let ms_e = app.enroll_via_me(&ms).await;
@@ -625,15 +562,9 @@ async fn the_factor_the_tenant_requires_cannot_be_removed_but_an_exempt_one_can(
 
     let local = User::new("t1", "u1");
     let e = app.enroll_at_login(&local).await;
-    app.send(
-        Method::DELETE,
-        "/v1/me/totp",
-        Some(&e.access_token),
-        None,
-        &[],
-    )
-    .await
-    .problem(409, "mfa_enforced");
+    app.delete("/v1/me/totp", Some(&e.access_token))
+        .await
+        .problem(409, "mfa_enforced");
     // Refused before any code is spent.
     let code = code_at(&e.secret, app.now() + chrono::Duration::seconds(30));
     app.with_code(Method::DELETE, "/v1/me/totp", &e.access_token, Some(&code))
@@ -661,26 +592,12 @@ async fn the_factor_the_tenant_requires_cannot_be_removed_but_an_exempt_one_can(
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    app.send(
-        Method::DELETE,
-        "/v1/me/totp",
-        Some(&e.access_token),
-        None,
-        &[],
-    )
-    .await
-    .problem(409, "mfa_enforced");
+    app.delete("/v1/me/totp", Some(&e.access_token))
+        .await
+        .problem(409, "mfa_enforced");
 
     // Microsoft users are exempt by default: they may remove theirs.
-    let r = app
-        .send(
-            Method::DELETE,
-            "/v1/me/totp",
-            Some(&ms_e.access_token),
-            None,
-            &[],
-        )
-        .await;
+    let r = app.delete("/v1/me/totp", Some(&ms_e.access_token)).await;
     assert_eq!(r.status, 204, "{}", r.text);
     // No longer challenged; on the portal, where 2FA is enforced, exempt.
     let started = app.start_login(&ms.clone().portal()).await;
@@ -696,15 +613,7 @@ async fn the_factor_the_tenant_requires_cannot_be_removed_but_an_exempt_one_can(
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let r = app
-        .send(
-            Method::DELETE,
-            "/v1/me/totp",
-            Some(&e.access_token),
-            None,
-            &[],
-        )
-        .await;
+    let r = app.delete("/v1/me/totp", Some(&e.access_token)).await;
     assert_eq!(r.status, 204, "{}", r.text);
 }
 
@@ -811,8 +720,7 @@ async fn new_recovery_codes_replace_the_old_ones() {
 
 #[tokio::test]
 async fn step_up_codes_are_always_checked_and_counted() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("t1").await;
+    let (app, _, admin) = TestApp::with_admin("t1").await;
     let u = User::new("t1", "u1");
     let e = app.enroll_via_me(&u).await;
     let path = "/v1/me/recovery-codes";
@@ -932,22 +840,11 @@ async fn removing_the_factor_ends_sign_ins_started_against_it() {
         started.body
     );
     let (login_id, mfa) = login_of(&started);
-    assert_eq!(
-        app.get(&format!("/v1/logins/{login_id}"), Some(&mfa))
-            .await
-            .status,
-        200
-    );
     let fresh = app.sign_in_with_code(&u, &e.secret).await;
-    let r = app
-        .send(
-            reqwest::Method::DELETE,
-            "/v1/me/totp",
-            Some(&fresh),
-            None,
-            &[],
-        )
-        .await;
+    // Alive right before the removal (after the other sign-in too): the 401 below can only
+    // come from the removal.
+    assert_eq!(app.attempts_left(&login_id, &mfa).await, 5);
+    let r = app.delete("/v1/me/totp", Some(&fresh)).await;
     assert_eq!(r.status, 204, "{}", r.text);
     app.get(&format!("/v1/logins/{login_id}"), Some(&mfa))
         .await

@@ -102,8 +102,7 @@ async fn a_used_code_or_an_earlier_one_is_code_reused_and_not_counted() {
 /// The code that confirmed an enrollment counts as used: it cannot sign in.
 #[tokio::test]
 async fn the_code_that_confirmed_an_enrollment_cannot_sign_in() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.enforced_tenant("acme").await;
+    let (app, _, admin) = TestApp::with_enforced_tenant("acme").await;
     let u = User::new("acme", "jane");
     let e = app.enroll_at_login(&u).await;
     let confirming = code_at(&e.secret, app.now());
@@ -491,8 +490,7 @@ async fn lockouts_double_up_to_fifteen_minutes_without_a_success() {
 /// An admin with fresh 2FA ends a lockout, and the doubling starts over.
 #[tokio::test]
 async fn admin_unlock_ends_a_lockout_and_resets_the_doubling() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let (u, e) = enrolled(&app, "acme", "jane").await;
     let unlock = "/v1/tenants/acme/users/jane/unlock";
 
@@ -549,7 +547,7 @@ async fn wrong_recovery_codes_count_and_a_lock_gates_recover_and_step_up() {
             .problem(400, "invalid_code");
     }
     for bad in ["zzzzz-zzzzz", "yyyyy-yyyyy"] {
-        app.login_post(&l, &t, "recover", json!({"recovery_code": bad}))
+        app.recover_code(&l, &t, bad)
             .await
             .problem(400, "invalid_code");
     }
@@ -562,14 +560,7 @@ async fn wrong_recovery_codes_count_and_a_lock_gates_recover_and_step_up() {
 
     // Locked: a valid recovery code is not evaluated (and not used up).
     let (l, t) = app.challenge(&u).await;
-    let r = app
-        .login_post(
-            &l,
-            &t,
-            "recover",
-            json!({"recovery_code": e.recovery_codes[0]}),
-        )
-        .await;
+    let r = app.recover_code(&l, &t, &e.recovery_codes[0]).await;
     r.problem(429, "too_many_attempts");
     assert!((1..=60).contains(&retry_after(&r)));
     // Step-up with a code (TOTP or recovery) on a sensitive call: 429 as well.
@@ -592,14 +583,7 @@ async fn wrong_recovery_codes_count_and_a_lock_gates_recover_and_step_up() {
     );
 
     app.advance(61);
-    let r = app
-        .login_post(
-            &l,
-            &t,
-            "recover",
-            json!({"recovery_code": e.recovery_codes[0]}),
-        )
-        .await;
+    let r = app.recover_code(&l, &t, &e.recovery_codes[0]).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
         r.body["recovery_codes_remaining"], 9,
@@ -640,22 +624,16 @@ async fn wrong_recovery_codes_count_and_a_lock_gates_recover_and_step_up() {
 /// Wrong codes at the sign-in's enrollment count too, and a lock stops the confirmation.
 #[tokio::test]
 async fn wrong_confirm_codes_count_and_a_lock_gates_confirm() {
-    let app = TestApp::spawn().await;
-    app.enforced_tenant("acme").await;
+    let (app, _, _) = TestApp::with_enforced_tenant("acme").await;
     let u = User::new("acme", "jane");
     let started = app.start_login(&u).await;
     let (l, t) = login_of(&started);
     let m = app.login_post(&l, &t, "totp-enrollment", json!({})).await;
     let secret = m.body["secret"].as_str().unwrap().to_owned();
     for _ in 0..5 {
-        app.login_post(
-            &l,
-            &t,
-            "totp-enrollment/confirm",
-            json!({"code": wrong_code(&secret, app.now())}),
-        )
-        .await
-        .problem(400, "invalid_code");
+        app.confirm_at_login(&l, &t, &wrong_code(&secret, app.now()))
+            .await
+            .problem(400, "invalid_code");
     }
     app.get(&format!("/v1/logins/{l}"), Some(&t))
         .await
@@ -669,23 +647,13 @@ async fn wrong_confirm_codes_count_and_a_lock_gates_confirm() {
     assert_eq!(m.status, 201, "{}", m.text);
     let secret = m.body["secret"].as_str().unwrap().to_owned();
     let r = app
-        .login_post(
-            &l,
-            &t,
-            "totp-enrollment/confirm",
-            json!({"code": code_at(&secret, app.now())}),
-        )
+        .confirm_at_login(&l, &t, &code_at(&secret, app.now()))
         .await;
     r.problem(429, "too_many_attempts");
     assert_eq!(retry_after(&r), 60);
     app.advance(60);
     let r = app
-        .login_post(
-            &l,
-            &t,
-            "totp-enrollment/confirm",
-            json!({"code": code_at(&secret, app.now())}),
-        )
+        .confirm_at_login(&l, &t, &code_at(&secret, app.now()))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(app.user_failures("acme", "jane").await, 0);
@@ -707,7 +675,7 @@ async fn the_per_ip_limit_counts_code_carrying_requests_per_minute() {
     app.verify_code(&l, &t, &wrong_code(&e.secret, app.now()))
         .await
         .problem(400, "invalid_code");
-    app.login_post(&l, &t, "recover", json!({"recovery_code": "zzzzz-zzzzz"}))
+    app.recover_code(&l, &t, "zzzzz-zzzzz")
         .await
         .problem(400, "invalid_code");
     app.send(
@@ -731,14 +699,7 @@ async fn the_per_ip_limit_counts_code_carrying_requests_per_minute() {
         50,
         "the first attempt leaves the window in 50 s"
     );
-    let r = app
-        .login_post(
-            &l,
-            &t,
-            "recover",
-            json!({"recovery_code": e.recovery_codes[0]}),
-        )
-        .await;
+    let r = app.recover_code(&l, &t, &e.recovery_codes[0]).await;
     r.problem(429, "too_many_attempts");
     assert!((1..=60).contains(&retry_after(&r)));
     // Requests without a code pass.

@@ -25,17 +25,11 @@ async fn a_recent_password_only_token_of_an_enrolled_user_is_refused_for_step_up
     assert_eq!(started.body["status"], "authenticated", "{}", started.text);
     let pwd = started.body["access_token"].as_str().unwrap().to_owned();
     assert_eq!(claims_of(&pwd)["amr"], json!(["pwd"]));
-    let m = app
-        .post("/v1/me/totp-enrollment", Some(&pwd), json!({}))
-        .await;
+    let m = app.me_enroll_start(&pwd).await;
     assert_eq!(m.status, 201, "{}", m.text);
     let secret = m.body["secret"].as_str().unwrap().to_owned();
     let done = app
-        .post(
-            "/v1/me/totp-enrollment/confirm",
-            Some(&pwd),
-            json!({"code": code_at(&secret, app.now())}),
-        )
+        .me_enroll_confirm(&pwd, &code_at(&secret, app.now()))
         .await;
     assert_eq!(done.status, 200, "{}", done.text);
 
@@ -59,19 +53,13 @@ async fn a_recent_password_only_token_of_an_enrolled_user_is_refused_for_step_up
 /// recent 2FA sign-in for step-up, as §6 says of any token whose `amr` holds `mfa`.
 #[tokio::test]
 async fn a_recovery_code_sign_in_counts_for_step_up() {
-    let app = TestApp::spawn().await;
-    app.enforced_tenant("acme").await;
+    let (app, _, _) = TestApp::with_enforced_tenant("acme").await;
     let u = User::new("acme", "jane");
     let e = app.enroll_at_login(&u).await;
     app.advance(30);
     let (login_id, token) = app.challenge(&u).await;
     let r = app
-        .login_post(
-            &login_id,
-            &token,
-            "recover",
-            json!({"recovery_code": e.recovery_codes[0]}),
-        )
+        .recover_code(&login_id, &token, &e.recovery_codes[0])
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let rc = r.body["access_token"].as_str().unwrap();
@@ -83,8 +71,7 @@ async fn a_recovery_code_sign_in_counts_for_step_up() {
 /// "auth_time at most 5 min old": exactly 300 s is recent, 301 s is not.
 #[tokio::test]
 async fn the_step_up_max_age_is_inclusive_to_the_second() {
-    let app = TestApp::spawn().await;
-    let (u, admin) = app.admin("acme").await;
+    let (app, u, admin) = TestApp::with_admin("acme").await;
     let token = app.sign_in_with_code(&u, &admin.secret).await;
     let auth_time = claims_of(&token)["auth_time"].as_i64().unwrap();
     app.advance(300);
@@ -183,8 +170,7 @@ async fn twenty_wrong_codes_at_once_on_two_instances_lock_the_user_once() {
 /// the change is not made either, and the code it used is not used up.
 #[tokio::test]
 async fn a_change_whose_audit_event_fails_is_rolled_back() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let mut conn = app.db.connect().await;
     conn.batch_execute(
         "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \

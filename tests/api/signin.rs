@@ -290,8 +290,7 @@ async fn policy_off_signs_in_with_the_password_alone() {
 /// enter a code at every later sign-in.
 #[tokio::test]
 async fn admin_turns_2fa_on_then_a_local_user_enrolls_and_later_verifies() {
-    let app = TestApp::spawn().await;
-    let (_admin, admin_e) = app.admin("acme").await;
+    let (app, _admin, admin_e) = TestApp::with_admin("acme").await;
     let admin_claims = jwks_claims(&app, &admin_e.access_token, "mspbots-app").await;
     assert_eq!(amr(&admin_claims), ["pwd", "otp", "mfa"]);
     assert_eq!(admin_e.recovery_codes.len(), 10);
@@ -331,12 +330,7 @@ async fn admin_turns_2fa_on_then_a_local_user_enrolls_and_later_verifies() {
 
     // Confirm with the first code: signed in, recovery codes shown once.
     let done = app
-        .login_post(
-            &login_id,
-            &token,
-            "totp-enrollment/confirm",
-            json!({"code": code_at(&secret, app.now())}),
-        )
+        .confirm_at_login(&login_id, &token, &code_at(&secret, app.now()))
         .await;
     assert_eq!(done.status, 200, "{}", done.text);
     assert_eq!(done.body["status"], "authenticated");
@@ -414,8 +408,7 @@ async fn admin_turns_2fa_on_then_a_local_user_enrolls_and_later_verifies() {
 /// and its codes no longer confirm.
 #[tokio::test]
 async fn each_enrollment_call_makes_a_new_secret_and_the_old_one_stops_confirming() {
-    let app = TestApp::spawn().await;
-    app.enforced_tenant("acme").await;
+    let (app, _, _) = TestApp::with_enforced_tenant("acme").await;
     let u = User::new("acme", "jane");
     let started = app.start_login(&u).await;
     let (login_id, token) = login_of(&started);
@@ -443,22 +436,12 @@ async fn each_enrollment_call_makes_a_new_secret_and_the_old_one_stops_confirmin
         !new_window.contains(&old_code),
         "the two secrets happen to share a code (p ≈ 3e-6); rerun"
     );
-    app.login_post(
-        &login_id,
-        &token,
-        "totp-enrollment/confirm",
-        json!({"code": old_code}),
-    )
-    .await
-    .problem(400, "invalid_code");
+    app.confirm_at_login(&login_id, &token, &old_code)
+        .await
+        .problem(400, "invalid_code");
     assert_eq!(app.attempts_left(&login_id, &token).await, 4, "counted");
     let ok = app
-        .login_post(
-            &login_id,
-            &token,
-            "totp-enrollment/confirm",
-            json!({"code": code_at(&new, app.now())}),
-        )
+        .confirm_at_login(&login_id, &token, &code_at(&new, app.now()))
         .await;
     assert_eq!(ok.status, 200, "{}", ok.text);
     assert_eq!(recovery_codes(&ok).len(), 10);
@@ -475,8 +458,7 @@ async fn each_enrollment_call_makes_a_new_secret_and_the_old_one_stops_confirmin
 /// in both QR codes), and the codes of that secret confirm.
 #[tokio::test]
 async fn a_custom_issuer_and_odd_email_are_percent_encoded_in_the_material() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let r = app
         .enforce(
             "acme",
@@ -503,12 +485,7 @@ async fn a_custom_issuer_and_odd_email_are_percent_encoded_in_the_material() {
         m.body["otpauth_uri"]
     );
     let r = app
-        .login_post(
-            &login_id,
-            &token,
-            "totp-enrollment/confirm",
-            json!({"code": code_at(&secret, app.now())}),
-        )
+        .confirm_at_login(&login_id, &token, &code_at(&secret, app.now()))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
@@ -516,8 +493,7 @@ async fn a_custom_issuer_and_odd_email_are_percent_encoded_in_the_material() {
 /// Access tokens are verifiable by anyone with the JWKS alone; their claims follow §2.
 #[tokio::test]
 async fn access_tokens_verify_with_the_published_jwks_alone() {
-    let app = TestApp::spawn().await;
-    app.enforced_tenant("acme").await;
+    let (app, _, _) = TestApp::with_enforced_tenant("acme").await;
     let u = User::new("acme", "jane").roles(&["viewer", "editor"]);
     let enrolled = app.enroll_at_login(&u).await;
     let enrolled_at = app.now().timestamp();
@@ -573,12 +549,7 @@ async fn access_tokens_verify_with_the_published_jwks_alone() {
     app.advance(30);
     let (login_id, token) = app.challenge(&u).await;
     let r = app
-        .login_post(
-            &login_id,
-            &token,
-            "recover",
-            json!({"recovery_code": enrolled.recovery_codes[0]}),
-        )
+        .recover_code(&login_id, &token, &enrolled.recovery_codes[0])
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let c = jwks_claims(
@@ -614,8 +585,7 @@ async fn access_tokens_verify_with_the_published_jwks_alone() {
 /// exemption list they must enroll like everyone else.
 #[tokio::test]
 async fn microsoft_users_are_exempt_until_the_policy_removes_the_exemption() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.enforced_tenant("acme").await;
+    let (app, _, admin) = TestApp::with_enforced_tenant("acme").await;
     let ms = User::new("acme", "bob").microsoft();
     let r = app.start_login(&ms).await;
     assert_eq!(r.status, 201);
@@ -699,8 +669,7 @@ async fn an_enrolled_microsoft_user_is_always_challenged() {
 /// Enforcing 2FA on the portal only leaves MSPbots app sign-ins as they were.
 #[tokio::test]
 async fn enforcing_only_the_portal_leaves_app_sign_ins_alone() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let r = app
         .enforce(
             "acme",
@@ -739,14 +708,7 @@ async fn recovery_codes_sign_in_once_whatever_their_case_or_hyphen() {
     assert_ne!(typed, code);
 
     let (login_id, token) = app.challenge(&u).await;
-    let r = app
-        .login_post(
-            &login_id,
-            &token,
-            "recover",
-            json!({"recovery_code": typed}),
-        )
-        .await;
+    let r = app.recover_code(&login_id, &token, &typed).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["status"], "authenticated");
     assert_eq!(r.body["token_type"], "Bearer");
@@ -767,26 +729,16 @@ async fn recovery_codes_sign_in_once_whatever_their_case_or_hyphen() {
     // Used up, in any spelling.
     for again in [code.clone(), typed.clone(), code.replace('-', " ")] {
         let (login_id, token) = app.challenge(&u).await;
-        app.login_post(
-            &login_id,
-            &token,
-            "recover",
-            json!({"recovery_code": again}),
-        )
-        .await
-        .problem(400, "invalid_code");
+        app.recover_code(&login_id, &token, &again)
+            .await
+            .problem(400, "invalid_code");
         assert_eq!(app.attempts_left(&login_id, &token).await, 4, "counted");
     }
     assert_eq!(app.audit_count("acme", "recovery_code.failed").await, 3);
     // Another code still works, and the count goes down.
     let (login_id, token) = app.challenge(&u).await;
     let r = app
-        .login_post(
-            &login_id,
-            &token,
-            "recover",
-            json!({"recovery_code": e.recovery_codes[4]}),
-        )
+        .recover_code(&login_id, &token, &e.recovery_codes[4])
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["recovery_codes_remaining"], 8);
@@ -891,21 +843,15 @@ async fn login_resource_shows_progress_only_to_its_own_live_token() {
     app.get(&format!("/v1/logins/{login_id}"), Some(&token))
         .await
         .problem(401, "unauthenticated");
-    app.login_post(
-        &login_id,
-        &token,
-        "recover",
-        json!({"recovery_code": e.recovery_codes[0]}),
-    )
-    .await
-    .problem(401, "unauthenticated");
+    app.recover_code(&login_id, &token, &e.recovery_codes[0])
+        .await
+        .problem(401, "unauthenticated");
 }
 
 /// Each step only in its state: `409 invalid_state` otherwise.
 #[tokio::test]
 async fn steps_out_of_order_are_invalid_state() {
-    let app = TestApp::spawn().await;
-    app.enforced_tenant("acme").await;
+    let (app, _, _) = TestApp::with_enforced_tenant("acme").await;
 
     // enrollment_required: no verify, no recover, no confirm before an enrollment.
     let u = User::new("acme", "jane");
@@ -915,22 +861,10 @@ async fn steps_out_of_order_are_invalid_state() {
     app.verify_code(&login_id, &token, "123456")
         .await
         .problem(409, "invalid_state");
-    app.login_post(
-        &login_id,
-        &token,
-        "recover",
-        json!({"recovery_code": "abcde-fghjk"}),
-    )
-    .await
-    .problem(409, "invalid_state");
-    let r = app
-        .login_post(
-            &login_id,
-            &token,
-            "totp-enrollment/confirm",
-            json!({"code": "123456"}),
-        )
-        .await;
+    app.recover_code(&login_id, &token, "abcde-fghjk")
+        .await
+        .problem(409, "invalid_state");
+    let r = app.confirm_at_login(&login_id, &token, "123456").await;
     r.problem(409, "invalid_state");
     assert!(
         r.body["detail"].as_str().unwrap().contains("pending"),
@@ -951,14 +885,9 @@ async fn steps_out_of_order_are_invalid_state() {
         .login_post(&login_id, &token, "totp-enrollment", json!({}))
         .await;
     r.problem(409, "invalid_state");
-    app.login_post(
-        &login_id,
-        &token,
-        "totp-enrollment/confirm",
-        json!({"code": "123456"}),
-    )
-    .await
-    .problem(409, "invalid_state");
+    app.confirm_at_login(&login_id, &token, "123456")
+        .await
+        .problem(409, "invalid_state");
     assert_eq!(app.attempts_left(&login_id, &token).await, 5);
     assert_eq!(
         app.sql_count("SELECT count(*) AS n FROM totp_factors WHERE user_id = 'admin-1'")
@@ -1031,7 +960,7 @@ async fn malformed_codes_are_invalid_requests_and_not_counted() {
     Resp::from(r).await.problem(400, "invalid_request");
     // Recovery codes of the wrong shape.
     for rc in ["", "abc", "abcde-fghjk-mnpqr", "!!!!!-!!!!!"] {
-        app.login_post(&login_id, &token, "recover", json!({"recovery_code": rc}))
+        app.recover_code(&login_id, &token, rc)
             .await
             .problem(400, "invalid_request");
     }
@@ -1071,12 +1000,7 @@ async fn malformed_codes_are_invalid_requests_and_not_counted() {
     // And the login still works with a good code.
     let secret = m.body["secret"].as_str().unwrap();
     let ok = app
-        .login_post(
-            &bob_login,
-            &bob_token,
-            "totp-enrollment/confirm",
-            json!({"code": code_at(secret, app.now())}),
-        )
+        .confirm_at_login(&bob_login, &bob_token, &code_at(secret, app.now()))
         .await;
     assert_eq!(ok.status, 200, "{}", ok.text);
 }
@@ -1086,8 +1010,7 @@ async fn malformed_codes_are_invalid_requests_and_not_counted() {
 
 #[tokio::test]
 async fn tenant_policy_is_isolated_and_guarded_by_admin_2fa_if_match_and_step_up() {
-    let app = TestApp::spawn().await;
-    let (_, a) = app.admin("ta").await;
+    let (app, _, a) = TestApp::with_admin("ta").await;
     let (_, b) = app.admin("tb").await;
     let a_token = a.access_token.clone();
 
@@ -1416,24 +1339,12 @@ async fn flows_are_audited_and_no_secret_code_or_token_is_stored_in_clear() {
         .await;
     let secret = m.body["secret"].as_str().unwrap().to_owned();
     secrets.push(secret.clone());
-    app.login_post(
-        &login_id,
-        &token,
-        "totp-enrollment/confirm",
-        json!({"code": wrong_code(&secret, app.now())}),
-    )
-    .await
-    .problem(400, "invalid_code");
+    app.confirm_at_login(&login_id, &token, &wrong_code(&secret, app.now()))
+        .await
+        .problem(400, "invalid_code");
     let code = code_at(&secret, app.now());
     totp_codes.push(code.clone());
-    let done = app
-        .login_post(
-            &login_id,
-            &token,
-            "totp-enrollment/confirm",
-            json!({"code": code}),
-        )
-        .await;
+    let done = app.confirm_at_login(&login_id, &token, &code).await;
     assert_eq!(done.status, 200, "{}", done.text);
     codes.extend(recovery_codes(&done));
     access.push(done.body["access_token"].as_str().unwrap().to_owned());
@@ -1449,22 +1360,10 @@ async fn flows_are_audited_and_no_secret_code_or_token_is_stored_in_clear() {
     access.push(r.body["access_token"].as_str().unwrap().to_owned());
     let (login_id, token) = app.challenge(&u).await;
     mfa_tokens.push(token.clone());
-    app.login_post(
-        &login_id,
-        &token,
-        "recover",
-        json!({"recovery_code": "zzzzz-zzzzz"}),
-    )
-    .await
-    .problem(400, "invalid_code");
-    let r = app
-        .login_post(
-            &login_id,
-            &token,
-            "recover",
-            json!({"recovery_code": codes[12]}),
-        )
-        .await;
+    app.recover_code(&login_id, &token, "zzzzz-zzzzz")
+        .await
+        .problem(400, "invalid_code");
+    let r = app.recover_code(&login_id, &token, &codes[12]).await;
     assert_eq!(r.status, 200, "{}", r.text);
     access.push(r.body["access_token"].as_str().unwrap().to_owned());
     let (open_id, open_token) = app.challenge(&u).await;
