@@ -69,6 +69,8 @@ pub enum ApiError {
     FactorLimit,
     #[error("the user already has a factor of that name")]
     NameTaken,
+    #[error("the tenant has as many webhooks as allowed")]
+    WebhookLimit,
     #[error("precondition failed")]
     PreconditionFailed,
     #[error("precondition required")]
@@ -115,6 +117,7 @@ impl ApiError {
             ApiError::MfaEnforced => "mfa_enforced",
             ApiError::FactorLimit => "factor_limit",
             ApiError::NameTaken => "name_taken",
+            ApiError::WebhookLimit => "webhook_limit",
             ApiError::PreconditionFailed => "precondition_failed",
             ApiError::PreconditionRequired => "precondition_required",
             ApiError::PayloadTooLarge => "payload_too_large",
@@ -141,6 +144,7 @@ impl ApiError {
             ApiError::MfaEnforced => ("Two-factor authentication enforced", "The tenant requires two-factor authentication for this user; the factor cannot be removed."),
             ApiError::FactorLimit => ("Too many authenticators", "The user already has as many authenticator apps as the tenant allows (max_factors_per_user). Remove one first."),
             ApiError::NameTaken => ("Name taken", "The user already has an authenticator app of that name (names are compared ignoring case)."),
+            ApiError::WebhookLimit => ("Too many webhooks", "The tenant already has 20 webhooks, disabled ones included. Delete one first."),
             ApiError::PreconditionFailed => ("Precondition failed", "The resource changed since it was read (If-Match is stale). Read it again."),
             ApiError::PreconditionRequired => ("Precondition required", "Send If-Match with the ETag of the resource as last read."),
             ApiError::PayloadTooLarge => ("Payload too large", "The request body is larger than 16 KiB."),
@@ -185,7 +189,8 @@ impl ResponseError for ApiError {
             ApiError::InvalidState(_)
             | ApiError::MfaEnforced
             | ApiError::FactorLimit
-            | ApiError::NameTaken => StatusCode::CONFLICT,
+            | ApiError::NameTaken
+            | ApiError::WebhookLimit => StatusCode::CONFLICT,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -340,7 +345,7 @@ mod tests {
     /// them, not as the code computes them.
     #[test]
     fn every_variant_maps_to_its_row_of_the_contract_table() {
-        let table: [(ApiError, u16, &str); 21] = [
+        let table: [(ApiError, u16, &str); 22] = [
             (ApiError::field("x", "bad"), 400, "invalid_request"),
             (ApiError::InvalidCode, 400, "invalid_code"),
             (ApiError::CodeReused, 400, "code_reused"),
@@ -360,6 +365,7 @@ mod tests {
             (ApiError::MfaEnforced, 409, "mfa_enforced"),
             (ApiError::FactorLimit, 409, "factor_limit"),
             (ApiError::NameTaken, 409, "name_taken"),
+            (ApiError::WebhookLimit, 409, "webhook_limit"),
             (ApiError::PreconditionFailed, 412, "precondition_failed"),
             (ApiError::PreconditionRequired, 428, "precondition_required"),
             (ApiError::PayloadTooLarge, 413, "payload_too_large"),

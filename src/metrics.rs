@@ -30,6 +30,8 @@ pub struct Metrics {
     pub webhook_deliveries: IntCounterVec,
     /// Pending webhook deliveries, as last counted by this instance's worker.
     pub webhook_queue_depth: IntGauge,
+    /// Webhook deliveries this instance is sending now (no webhook label: §20).
+    pub webhook_in_flight: IntGauge,
     /// Seconds from sending a delivery to its answer (or its failure).
     pub webhook_latency: Histogram,
     /// Rows deleted by housekeeping, by table (`services::housekeeping`).
@@ -115,6 +117,10 @@ impl Metrics {
             "mfa_webhook_queue_depth",
             "Pending webhook deliveries (due or waiting for a retry)",
         )?;
+        let webhook_in_flight = IntGauge::new(
+            "mfa_webhook_deliveries_in_flight",
+            "Webhook deliveries this instance is sending now",
+        )?;
         let webhook_latency = Histogram::with_opts(
             HistogramOpts::new(
                 "mfa_webhook_delivery_duration_seconds",
@@ -124,6 +130,7 @@ impl Metrics {
         )?;
         registry.register(Box::new(webhook_deliveries.clone()))?;
         registry.register(Box::new(webhook_queue_depth.clone()))?;
+        registry.register(Box::new(webhook_in_flight.clone()))?;
         registry.register(Box::new(webhook_latency.clone()))?;
         let housekeeping_deleted = IntCounterVec::new(
             Opts::new(
@@ -147,6 +154,7 @@ impl Metrics {
             deadline_exceeded,
             webhook_deliveries,
             webhook_queue_depth,
+            webhook_in_flight,
             webhook_latency,
             housekeeping_deleted,
         })

@@ -87,7 +87,7 @@ after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h (±10 %); receiver
 Every error is `application/problem+json` (RFC 9457) with a stable `code`: `invalid_request`,
 `invalid_code`, `code_reused`, `unauthenticated`, `forbidden`, `mfa_required_for_admin`,
 `step_up_required`, `not_found`, `method_not_allowed`, `invalid_state`, `mfa_enforced`,
-`factor_limit` (enrolling past the tenant's `max_factors_per_user`), `name_taken` (a factor name
+`factor_limit` (enrolling past the tenant's `max_factors_per_user`), `webhook_limit` (a tenant's 21st webhook), `name_taken` (a factor name
 the user already uses, ignoring case), `precondition_failed`, `precondition_required`, `request_timeout` (the body did not arrive in
 time), `payload_too_large`, `unsupported_media_type`, `too_many_attempts` (with `Retry-After`),
 `unavailable` (with `Retry-After`: the database failed or missed the deadline), `internal`.

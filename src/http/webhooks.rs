@@ -42,6 +42,7 @@ fn delivery(s: &str) -> Result<DeliveryId, ApiError> {
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`webhook_limit`: the tenant has 20 webhooks, disabled ones included", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
@@ -216,7 +217,9 @@ pub async fn rotate(
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`invalid_state`: the webhook is disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state`: the webhook is disabled (checked before the 429)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`: a test of this webhook was accepted less than 10 s ago; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub async fn test(
     state: Data,

@@ -23,6 +23,8 @@ mod security_rules;
 mod signin;
 mod templates;
 mod totp_vectors;
+mod webhook_fairness;
+mod webhook_limits;
 mod webhook_plans;
 mod webhook_receiver;
 mod webhooks;

@@ -97,11 +97,28 @@ async fn webhook_statements_use_keys_and_order_without_statistics() {
     let claim = uuid::Uuid::new_v4();
     let claimed = conn
         .transaction::<_, diesel::result::Error, _>(async |c| {
-            db::webhooks::claim(c, now, now + chrono::Duration::seconds(60), claim, 20).await
+            let in_flight = std::collections::HashMap::new();
+            let mut r = db::webhooks::ClaimRequest {
+                now,
+                lease_until: now + chrono::Duration::seconds(60),
+                claim,
+                limit: 20,
+                per_webhook: 2,
+                in_flight: &in_flight,
+                after: None,
+            };
+            let first = db::webhooks::claim(c, &r).await?;
+            // The next claim starts after where this one ended, and wraps around.
+            let last = first.last.clone();
+            r.after = last.as_ref();
+            db::webhooks::claim(c, &r).await?;
+            Ok(first.rows)
         })
         .await
         .unwrap();
     assert_eq!(claimed.len(), 20);
+    let hooks: std::collections::HashSet<_> = claimed.iter().map(|d| d.webhook_id).collect();
+    assert_eq!(hooks.len(), 10, "two of each webhook in turn");
     let d = &claimed[0];
     let outcome = db::webhooks::Outcome {
         state: DeliveryState::Pending,

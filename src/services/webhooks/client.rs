@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use super::worker::TIMEOUT;
-use crate::domain::webhooks::is_forbidden;
+use crate::domain::webhooks::{is_forbidden, TIMEOUT};
 
 /// Why a delivery did not connect, as the delivery's `last_error` says it.
 pub const FORBIDDEN: &str =

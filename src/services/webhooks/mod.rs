@@ -3,7 +3,9 @@
 //! scoped service key) is checked by the caller; each change writes its audit event in its
 //! transaction. The delivery worker is in [`worker`].
 
+mod attempt;
 pub mod client;
+mod outcome;
 pub mod views;
 pub mod worker;
 
@@ -24,6 +26,11 @@ use crate::state::AppState;
 
 /// How long the previous secret keeps signing after a rotation.
 pub const ROTATION_OVERLAP_HOURS: i64 = 24;
+/// Webhooks a tenant may have, disabled ones included (§20).
+pub const MAX_PER_TENANT: i64 = 20;
+/// `POST …/test` at most once per this many seconds per webhook, from the last accepted
+/// one (§20).
+pub const TEST_INTERVAL_SECS: i64 = 10;
 
 fn ctx(tenant_id: &TenantId, actor: &str, meta: &ClientMeta) -> AuditCtx {
     audit_ctx(tenant_id, None, Some(actor), None, meta)
@@ -54,6 +61,7 @@ fn parse_description(d: Option<&str>) -> Result<Option<String>, ApiError> {
 }
 
 /// `POST …/webhooks`: the secret is shown in this answer only.
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant_id))]
 pub async fn create(
     state: &AppState,
     tenant_id: &TenantId,
@@ -76,8 +84,11 @@ pub async fn create(
     let mut conn = state.pool.get().await?;
     let row = conn
         .transaction::<_, ApiError, _>(async |conn| {
-            if db::tenants::get(conn, tenant_id).await?.is_none() {
+            if !db::webhooks::lock_tenant(conn, tenant_id).await? {
                 return Err(ApiError::NotFound);
+            }
+            if db::webhooks::count(conn, tenant_id).await? >= MAX_PER_TENANT {
+                return Err(ApiError::WebhookLimit);
             }
             let row = db::webhooks::insert(
                 conn,
@@ -104,6 +115,7 @@ pub async fn create(
     })
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant_id))]
 pub async fn list(
     state: &AppState,
     tenant_id: &TenantId,
@@ -124,6 +136,7 @@ pub async fn list(
     })
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant_id, webhook_id = %id))]
 pub async fn get(
     state: &AppState,
     tenant_id: &TenantId,
@@ -135,6 +148,7 @@ pub async fn get(
 }
 
 /// `PATCH …/webhooks/{id}`, checked (the caller asks for step-up when `url` is present).
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant_id, webhook_id = %id))]
 pub async fn update(
     state: &AppState,
     tenant_id: &TenantId,
@@ -200,6 +214,7 @@ pub async fn update(
     Ok(view(row))
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant_id, webhook_id = %id))]
 pub async fn delete(
     state: &AppState,
     tenant_id: &TenantId,
@@ -222,6 +237,7 @@ pub async fn delete(
 }
 
 /// `rotate-secret`: a new secret; the old one keeps signing for 24 h.
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant_id, webhook_id = %id))]
 pub async fn rotate(
     state: &AppState,
     tenant_id: &TenantId,
@@ -256,6 +272,7 @@ pub async fn rotate(
 }
 
 /// `test`: a `webhook.test` delivery to this webhook only (no audit event).
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant_id, webhook_id = %id))]
 pub async fn test(
     state: &AppState,
     tenant_id: &TenantId,
@@ -271,12 +288,23 @@ pub async fn test(
         if current.status != WebhookStatus::Active {
             return Err(ApiError::InvalidState("the webhook is disabled"));
         }
+        // Under the webhook's row lock: two tests at once are one after the other here.
+        if let Some(last) = db::webhooks::last_test_at(conn, tenant_id, id).await? {
+            let wait = (last + Duration::seconds(TEST_INTERVAL_SECS) - now).num_milliseconds();
+            if wait > 0 {
+                let secs = u64::try_from(wait).map_or(1, |ms| ms.div_ceil(1000));
+                return Err(ApiError::TooManyAttempts {
+                    retry_after_secs: secs.clamp(1, TEST_INTERVAL_SECS as u64),
+                });
+            }
+        }
         let delivery_id = db::webhooks::insert_test(conn, tenant_id, id, actor, now).await?;
         Ok(TestQueued { delivery_id })
     })
     .await
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant_id, webhook_id = %id))]
 pub async fn list_deliveries(
     state: &AppState,
     tenant_id: &TenantId,
@@ -317,6 +345,7 @@ pub async fn list_deliveries(
 }
 
 /// `retry`: a pending or failed delivery is due now (`409` when it already succeeded).
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant_id, webhook_id = %id, delivery_id = %delivery))]
 pub async fn retry(
     state: &AppState,
     tenant_id: &TenantId,

@@ -44,7 +44,8 @@ pub struct CreateWebhook {
     /// `MFA_WEBHOOK_ALLOW_PRIVATE=true`); at most 2048 characters; no credentials, no
     /// fragment. The pattern shows the usual form, a DNS name: labels of 1–63 letters, digits
     /// and hyphens, no hyphen at either end nor in both the third and fourth places (reserved
-    /// for IDNs). Also accepted: an IDN (stored as punycode), a public IP literal, a query.
+    /// for IDNs). Also accepted: an IDN, a public IP literal, a query. Stored exactly as sent;
+    /// whitespace and control characters are refused, never rewritten.
     #[schema(
         max_length = 2048,
         pattern = r"^https?://(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]?[A-Za-z0-9])?|[A-Za-z0-9][A-Za-z0-9-][A-Za-z0-9-][A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-](?:[A-Za-z0-9][A-Za-z0-9-]|-[A-Za-z0-9])[A-Za-z0-9-]{0,58}[A-Za-z0-9])\.)*(?:[A-Za-z](?:[A-Za-z0-9-]?[A-Za-z0-9])?|[A-Za-z][A-Za-z0-9-][A-Za-z0-9-][A-Za-z0-9]|[A-Za-z][A-Za-z0-9-](?:[A-Za-z0-9][A-Za-z0-9-]|-[A-Za-z0-9])[A-Za-z0-9-]{0,58}[A-Za-z0-9])(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$",

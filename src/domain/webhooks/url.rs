@@ -1,100 +1,10 @@
-//! Webhooks (docs/API.md §14) as pure rules: the retry schedule, which event types a webhook
-//! takes, what a webhook URL may be, and which addresses a delivery may never reach.
-//!
-//! A delivery's life:
-//!
-//! ```text
-//!   pending --2xx--> succeeded
-//!      |  \--other / timeout--> pending (next attempt after SCHEDULE[n] ± 10 %, or later
-//!      |                        when Retry-After says so, at most 24 h)
-//!      \--10th failure--> failed        410 Gone: the webhook is disabled at once
-//! ```
+//! What a webhook URL may be, and which addresses a delivery may never reach (the SSRF
+//! guard's rules; the resolver applies them to every address a name resolves to).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
 
-use super::audit::AuditType;
-use super::ids::ParseError;
+use crate::domain::ids::ParseError;
 
-/// The waits after the 1st, 2nd, … failed attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h,
-/// 20 h, 24 h. After the 10th attempt fails the delivery is `failed`.
-pub const SCHEDULE_SECS: [u64; 9] = [5, 300, 1_800, 7_200, 18_000, 36_000, 50_400, 72_000, 86_400];
-
-/// The longest `Retry-After` honoured.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
-
-/// Failures of every delivery for this long disable the webhook.
-pub const FAILING_DISABLES_AFTER: Duration = Duration::from_secs(3 * 86_400);
-
-/// When to try again after `attempts` attempts (the one that just failed included), or
-/// `None` when the delivery has failed for good. `jitter` in [-1, 1] spreads the wait by
-/// ±10 %; a `Retry-After` (capped at 24 h) only ever moves the attempt later.
-pub fn next_retry(attempts: u32, jitter: f64, retry_after: Option<Duration>) -> Option<Duration> {
-    let idx = usize::try_from(attempts.checked_sub(1)?).ok()?;
-    let base = *SCHEDULE_SECS.get(idx)? as f64;
-    let spread = base * (1.0 + 0.1 * jitter.clamp(-1.0, 1.0));
-    let scheduled = Duration::from_millis((spread * 1000.0).round() as u64);
-    Some(match retry_after {
-        Some(ra) => scheduled.max(ra.min(MAX_RETRY_AFTER)),
-        None => scheduled,
-    })
-}
-
-/// The value of a `Retry-After` header: delay-seconds, or an HTTP date relative to `now`
-/// (unix seconds). Anything else is ignored.
-pub fn parse_retry_after(value: &str, now_unix: i64) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?.timestamp();
-    u64::try_from(at - now_unix).ok().map(Duration::from_secs)
-}
-
-/// What a webhook subscribes to: every type (now and future), or a list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventTypes {
-    All,
-    Only(Vec<AuditType>),
-}
-
-impl EventTypes {
-    /// The stored and shown form: `["*"]` or the type names.
-    pub fn to_strings(&self) -> Vec<String> {
-        match self {
-            EventTypes::All => vec!["*".to_owned()],
-            EventTypes::Only(v) => v.iter().map(|t| t.as_str().to_owned()).collect(),
-        }
-    }
-
-    /// A list holding `"*"` is every type; otherwise 1–50 known audit types, duplicates
-    /// dropped.
-    pub fn parse(items: &[String]) -> Result<Self, ParseError> {
-        if !items.is_empty() && items.len() <= 50 && items.iter().any(|s| s == "*") {
-            return Ok(EventTypes::All);
-        }
-        if items.is_empty() || items.len() > 50 {
-            return Err(ParseError("must hold 1-50 audit event types, or [\"*\"]"));
-        }
-        let mut out: Vec<AuditType> = Vec::new();
-        for s in items {
-            let t = AuditType::parse(s).ok_or(ParseError("holds an unknown event type"))?;
-            if !out.contains(&t) {
-                out.push(t);
-            }
-        }
-        Ok(EventTypes::Only(out))
-    }
-
-    pub fn matches(&self, t: AuditType) -> bool {
-        match self {
-            EventTypes::All => true,
-            EventTypes::Only(v) => v.contains(&t),
-        }
-    }
-}
-
-/// A host name a resolver looks up: dot-separated labels of ASCII letters, digits and
 /// hyphens, 1–63 bytes each, not starting or ending with a hyphen, hyphens in both the third
 /// and fourth places only in an IDN's `xn--` label (which the URL parser has decoded and
 /// checked; others are reserved, RFC 5891 §4.2.3.1); a trailing dot allowed.
@@ -120,12 +30,24 @@ fn is_dns_name(host: &str) -> bool {
 /// fragment, at most 2048 bytes; an IP literal is refused here already when delivery to it
 /// would be.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookUrl(url::Url);
+pub struct WebhookUrl {
+    /// Exactly as sent, and so stored (§20).
+    text: String,
+    /// As parsed, to send to.
+    url: url::Url,
+}
 
 impl WebhookUrl {
     pub fn parse(s: &str, allow_private: bool) -> Result<Self, ParseError> {
         if s.len() > 2048 {
             return Err(ParseError("must be at most 2048 characters"));
+        }
+        // The URL parser would drop or encode these silently; the URL is stored as sent.
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ParseError("must not hold whitespace or control characters"));
+        }
+        if authority_is_empty(s) {
+            return Err(ParseError("must name a host"));
         }
         let u = url::Url::parse(s).map_err(|_| ParseError("must be an absolute URL"))?;
         match u.scheme() {
@@ -148,11 +70,10 @@ impl WebhookUrl {
             }
             Some(_) => {}
         }
-        // Normalisation may lengthen it a little (a path "/" added): the column takes 2100.
-        if u.as_str().len() > 2100 {
-            return Err(ParseError("must be at most 2048 characters"));
-        }
-        let url = Self(u);
+        let url = Self {
+            text: s.to_owned(),
+            url: u,
+        };
         if url.forbidden_literal(allow_private) {
             return Err(ParseError(
                 "must not point to a loopback, private, link-local or metadata address",
@@ -164,7 +85,7 @@ impl WebhookUrl {
     /// Whether the host is an IP literal delivery must not reach: checked here on the way
     /// in and again before each send (a name's addresses are checked by the resolver).
     pub fn forbidden_literal(&self, allow_private: bool) -> bool {
-        let ip = match self.0.host() {
+        let ip = match self.url.host() {
             Some(url::Host::Ipv4(a)) => IpAddr::V4(a),
             Some(url::Host::Ipv6(a)) => IpAddr::V6(a),
             _ => return false,
@@ -174,15 +95,32 @@ impl WebhookUrl {
 
     /// A URL the database holds (parsed on the way in).
     pub fn from_stored(s: &str) -> Option<Self> {
-        url::Url::parse(s).ok().map(Self)
+        url::Url::parse(s).ok().map(|url| Self {
+            text: s.to_owned(),
+            url,
+        })
     }
 
+    /// As sent and stored.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        &self.text
     }
 
     pub fn url(&self) -> &url::Url {
-        &self.0
+        &self.url
+    }
+}
+
+/// Whether nothing stands between `scheme://` and the path: the URL parser would take the
+/// path's first segment as the host (`https:///x` is `https://x/`).
+fn authority_is_empty(s: &str) -> bool {
+    match s.split_once("://") {
+        Some((_, rest)) => {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            let host = authority.rsplit('@').next().unwrap_or_default();
+            host.is_empty() || host.starts_with(':')
+        }
+        None => false,
     }
 }
 
@@ -266,90 +204,6 @@ mod tests {
             assert!(WebhookUrl::parse(good, false).is_ok(), "{good}");
         }
     }
-
-    fn secs(d: Option<Duration>) -> Option<f64> {
-        d.map(|d| d.as_secs_f64())
-    }
-
-    #[test]
-    fn the_schedule_is_the_documented_one_and_ends_in_failed() {
-        let expected = [
-            5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0,
-        ];
-        for (i, want) in expected.iter().enumerate() {
-            let n = u32::try_from(i + 1).unwrap();
-            assert_eq!(
-                secs(next_retry(n, 0.0, None)),
-                Some(*want),
-                "after attempt {n}"
-            );
-        }
-        assert_eq!(
-            next_retry(10, 0.0, None),
-            None,
-            "failed after the 10th attempt"
-        );
-        assert_eq!(next_retry(0, 0.0, None), None);
-    }
-
-    #[test]
-    fn jitter_spreads_by_ten_percent_at_most() {
-        assert_eq!(secs(next_retry(2, 1.0, None)), Some(330.0));
-        assert_eq!(secs(next_retry(2, -1.0, None)), Some(270.0));
-        assert_eq!(secs(next_retry(2, 7.0, None)), Some(330.0), "clamped");
-    }
-
-    #[test]
-    fn retry_after_only_moves_later_and_at_most_a_day() {
-        let ra = |s| Some(Duration::from_secs(s));
-        assert_eq!(secs(next_retry(1, 0.0, ra(120))), Some(120.0));
-        assert_eq!(
-            secs(next_retry(2, 0.0, ra(10))),
-            Some(300.0),
-            "never earlier"
-        );
-        assert_eq!(secs(next_retry(1, 0.0, ra(10 * 86_400))), Some(86_400.0));
-        assert_eq!(
-            next_retry(10, 0.0, ra(5)),
-            None,
-            "no attempt after the last"
-        );
-    }
-
-    #[test]
-    fn retry_after_parses_seconds_and_dates() {
-        assert_eq!(
-            parse_retry_after(" 120 ", 0),
-            Some(Duration::from_secs(120))
-        );
-        let now = 1_614_265_330;
-        assert_eq!(
-            parse_retry_after("Thu, 25 Feb 2021 15:12:10 GMT", now),
-            Some(Duration::from_secs(600))
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(
-            parse_retry_after("Thu, 25 Feb 2021 14:00:00 GMT", now),
-            None
-        );
-    }
-
-    #[test]
-    fn event_types_are_all_or_known_types() {
-        assert_eq!(EventTypes::parse(&["*".into()]), Ok(EventTypes::All));
-        let one = EventTypes::parse(&["login.succeeded".into(), "login.succeeded".into()]).unwrap();
-        assert_eq!(one, EventTypes::Only(vec![AuditType::LoginSucceeded]));
-        assert!(one.matches(AuditType::LoginSucceeded) && !one.matches(AuditType::UserLocked));
-        assert!(EventTypes::All.matches(AuditType::WebhookDisabled));
-        assert!(EventTypes::parse(&["login.nope".into()]).is_err());
-        assert!(EventTypes::parse(&[]).is_err());
-        assert_eq!(
-            EventTypes::parse(&["*".into(), "user.locked".into()]),
-            Ok(EventTypes::All)
-        );
-        assert_eq!(EventTypes::All.to_strings(), vec!["*"]);
-    }
-
     #[test]
     fn urls_are_https_without_credentials() {
         assert!(WebhookUrl::parse("https://hooks.example.com/x?y=1", false).is_ok());
@@ -372,18 +226,35 @@ mod tests {
         assert!(
             WebhookUrl::parse(&format!("https://a.example/{}", "x".repeat(2048)), true).is_err()
         );
-        // 2048 bytes as sent; the space is percent-encoded when normalised.
-        let long = format!(
-            "https://a.example/{} {}",
-            "x".repeat(1014),
-            "x".repeat(1015)
-        );
+        // 2048 bytes as sent, stored as sent.
+        let long = format!("https://a.example/{}", "x".repeat(2048 - 18));
         assert_eq!(long.len(), 2048);
-        assert_eq!(
-            WebhookUrl::parse(&long, true).unwrap().as_str().len(),
-            2050,
-            "normalised"
-        );
+        assert_eq!(WebhookUrl::parse(&long, true).unwrap().as_str(), long);
+    }
+
+    #[test]
+    fn a_url_is_kept_as_sent_or_refused() {
+        for kept in [
+            "https://Hooks.Example.com",
+            "https://bücher.example/x?a=%41",
+        ] {
+            assert_eq!(WebhookUrl::parse(kept, false).unwrap().as_str(), kept);
+        }
+        for bad in [
+            " https://hooks.example.com/",
+            "https://hooks.example.com/ ",
+            "https://hooks.example.com/a b",
+            "https://hooks.exa\tmple.com/",
+            "https://hooks.example.com/\n",
+            "https://hooks.example.com/\u{7f}",
+            "https://hooks.example.com/\u{a0}",
+            "https:///hooks.example.com",
+            "https://:443/x",
+            "https://user@/x",
+            "https://",
+        ] {
+            assert!(WebhookUrl::parse(bad, true).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
