@@ -260,6 +260,3 @@ pub fn document() -> String {
     s.push('\n');
     s
 }
-
-/// The rendered document, shared by all workers.
-pub struct Document(pub String);
