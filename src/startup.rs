@@ -97,6 +97,10 @@ impl Application {
         }
         state.ready.store(true, Ordering::Release);
         tracing::info!("listening on http://{addr}");
+        let browse = browsable(&addr);
+        tracing::info!(
+            "API reference: http://{browse}/docs; next step: mint a service key for your backend with `mspbots-mfa service-keys create --name <backend>`"
+        );
         let worker = state
             .settings
             .webhook_delivery
@@ -200,6 +204,16 @@ async fn tcp_cause(target: &str) -> Option<String> {
 fn listener_addr(bind: &str, port: u16) -> String {
     let host = bind.rsplit_once(':').map_or(bind, |(h, _)| h);
     format!("{host}:{port}")
+}
+
+/// `addr` as a browser can open it: an unspecified bind address (`0.0.0.0`, `[::]`) is
+/// reachable as localhost.
+fn browsable(addr: &str) -> String {
+    match addr.rsplit_once(':') {
+        Some(("0.0.0.0", port)) => format!("127.0.0.1:{port}"),
+        Some(("[::]", port)) => format!("[::1]:{port}"),
+        _ => addr.to_owned(),
+    }
 }
 
 fn cors(origins: &[String]) -> Cors {
