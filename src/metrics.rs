@@ -1,20 +1,12 @@
-//! Prometheus metrics: requests by route, method and status with latency histograms (the
-//! [`record`] middleware), second-factor outcomes, lockouts, the drift of accepted codes,
-//! database pool use and missed database deadlines.
+//! The Prometheus registry: requests by route, method and status with latency histograms
+//! (counted by `http::middleware::metrics`), second-factor outcomes, lockouts, the drift of
+//! accepted codes, database pool use, missed database deadlines, webhook deliveries and
+//! housekeeping.
 
-use std::time::Instant;
-
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
-use actix_web::middleware::Next;
-use actix_web::web;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry,
 };
-
-use crate::state::AppState;
 
 pub struct Metrics {
     pub registry: Registry,
@@ -195,69 +187,13 @@ impl Metrics {
             .with_label_values(&["waiting"])
             .set(i64::try_from(status.waiting).unwrap_or(i64::MAX));
     }
-}
 
-/// The label of an unmatched path: any path may be requested, so none becomes a label.
-pub const UNMATCHED: &str = "UNKNOWN";
-
-/// The `method` label: the standard methods by name, every other token as `OTHER` (a method
-/// is any token a client sends; copying it would let anyone add series).
-pub fn method_label(m: &Method) -> &'static str {
-    match *m {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::OPTIONS => "OPTIONS",
-        Method::TRACE => "TRACE",
-        Method::CONNECT => "CONNECT",
-        _ => "OTHER",
-    }
-}
-
-impl Metrics {
-    /// Counts one request. `endpoint` is the route pattern (one of ours), never the path.
-    pub fn request(&self, endpoint: Option<&str>, method: &Method, status: u16, secs: f64) {
+    /// Counts one request. `endpoint` is a route pattern (one of ours) and `method` one of a
+    /// fixed set of labels, never what the client sent: anyone could add series otherwise.
+    pub fn request(&self, endpoint: &str, method: &str, status: u16, secs: f64) {
         let status = status.to_string();
-        let labels = [endpoint.unwrap_or(UNMATCHED), method_label(method), &status];
+        let labels = [endpoint, method, &status];
         self.http_requests.with_label_values(&labels).inc();
         self.http_duration.with_label_values(&labels).observe(secs);
-    }
-}
-
-/// Middleware: counts every request under its route pattern, method label and status.
-pub async fn record(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let method = req.method().clone();
-    let res = next.call(req).await?;
-    if let Some(state) = state {
-        let endpoint = res.request().match_pattern();
-        let status = res.status().as_u16();
-        let secs = started.elapsed().as_secs_f64();
-        state
-            .metrics
-            .request(endpoint.as_deref(), &method, status, secs);
-    }
-    Ok(res)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn methods_outside_the_standard_set_share_one_label() {
-        assert_eq!(method_label(&Method::GET), "GET");
-        assert_eq!(method_label(&Method::DELETE), "DELETE");
-        for m in ["FOO", "get", &"X".repeat(3000)] {
-            let m = Method::from_bytes(m.as_bytes()).unwrap();
-            assert_eq!(method_label(&m), "OTHER");
-        }
     }
 }

@@ -91,7 +91,11 @@ Every error is `application/problem+json` (RFC 9457) with a stable `code`: `inva
 the user already uses, ignoring case), `precondition_failed`, `precondition_required`, `request_timeout` (the body did not arrive in
 time), `payload_too_large`, `unsupported_media_type`, `too_many_attempts` (with `Retry-After`),
 `unavailable` (with `Retry-After`: the database failed or missed the deadline), `internal`.
-Every response carries `X-Request-Id`.
+Every response carries `X-Request-Id`. Requests are judged by this document's schemas: an
+`X-MFA-Code` not of the documented form is `400 invalid_request` wherever it is sent (also
+where no step-up is needed), an empty listing `cursor` is `400`, an empty `If-Match` is `428`,
+and a request body is `application/json` (parameters such as `charset` allowed), anything
+else `415`.
 "#;
 
 struct SecuritySchemes;
@@ -197,6 +201,37 @@ impl Modify for CommonErrors {
     }
 }
 
+/// Every listing's `cursor` is what an earlier page's `next_cursor` held, never empty: the
+/// schema says so (`minLength: 1`) and an empty `cursor=` is `400 invalid_request`, as the
+/// service has always answered. (Here rather than on each query struct, once for all four.)
+struct NonEmptyCursor;
+
+impl Modify for NonEmptyCursor {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        for item in openapi.paths.paths.values_mut() {
+            let Some(op) = item.get.as_mut() else {
+                continue;
+            };
+            for p in op.parameters.iter_mut().flatten() {
+                let RefOr::T(p) = p else {
+                    continue;
+                };
+                if p.name != "cursor" || !matches!(p.parameter_in, ParameterIn::Query) {
+                    continue;
+                }
+                if let Some(RefOr::T(utoipa::openapi::Schema::Object(o))) = p.schema.as_mut() {
+                    o.min_length = Some(1);
+                }
+                p.description = Some(
+                    "`next_cursor` of the previous page; leave it out for the first page (an empty value is `400`)."
+                        .to_owned(),
+                );
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -206,7 +241,7 @@ impl Modify for CommonErrors {
         contact(name = "MSPbots", url = "https://www.mspbots.ai"),
     ),
     servers((url = "http://127.0.0.1:8080", description = "Local development")),
-    modifiers(&SecuritySchemes, &CommonErrors),
+    modifiers(&SecuritySchemes, &CommonErrors, &NonEmptyCursor),
     tags(
         (name = "Sign-in", description = "The second factor of a sign-in: enrollment, verification, recovery."),
         (name = "Me", description = "The signed-in user's own authenticator apps, recovery codes and remembered browsers."),
@@ -260,6 +295,3 @@ pub fn document() -> String {
     s.push('\n');
     s
 }
-
-/// The rendered document, shared by all workers.
-pub struct Document(pub String);

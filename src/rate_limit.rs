@@ -1,5 +1,10 @@
-//! Per-client-IP limit on requests that carry a code, over a sliding minute, per instance
-//! (docs/API.md §6). A sliding log: each IP keeps the times of its recent attempts.
+//! Limits one instance keeps in memory: per client IP, requests that carry a code over a
+//! sliding minute (docs/API.md §6; a sliding log of each IP's recent attempts); per user,
+//! requests at once ([`UserGate`]).
+
+mod user_gate;
+
+pub use user_gate::{GateKey, Turn, UserGate, PER_USER};
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;

@@ -17,13 +17,14 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::config::{KeyMaterial, Settings};
 use crate::domain::clock::{Clock, SystemClock};
-use crate::metrics::{self, Metrics};
-use crate::openapi::{document, Document};
+use crate::http::middleware::{self, request::REQUEST_ID};
+use crate::http::ops::ApiDocument;
+use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::services::background::Background;
 use crate::services::{housekeeping, webhooks};
 use crate::state::AppState;
-use crate::{db, http, telemetry};
+use crate::{db, http, openapi};
 
 pub struct Application {
     port: u16,
@@ -96,6 +97,10 @@ impl Application {
         }
         state.ready.store(true, Ordering::Release);
         tracing::info!("listening on http://{addr}");
+        let browse = browsable(&addr);
+        tracing::info!(
+            "API reference: http://{browse}/docs; next step: mint a service key for your backend with `mspbots-mfa service-keys create --name <backend>`"
+        );
         let worker = state
             .settings
             .webhook_delivery
@@ -201,6 +206,16 @@ fn listener_addr(bind: &str, port: u16) -> String {
     format!("{host}:{port}")
 }
 
+/// `addr` as a browser can open it: an unspecified bind address (`0.0.0.0`, `[::]`) is
+/// reachable as localhost.
+fn browsable(addr: &str) -> String {
+    match addr.rsplit_once(':') {
+        Some(("0.0.0.0", port)) => format!("127.0.0.1:{port}"),
+        Some(("[::]", port)) => format!("[::1]:{port}"),
+        _ => addr.to_owned(),
+    }
+}
+
 fn cors(origins: &[String]) -> Cors {
     origins
         .iter()
@@ -211,14 +226,15 @@ fn cors(origins: &[String]) -> Cors {
             header::CONTENT_TYPE,
             header::IF_MATCH,
             header::HeaderName::from_static("x-mfa-code"),
-            telemetry::REQUEST_ID,
+            REQUEST_ID,
         ])
-        .expose_headers([header::ETAG, header::RETRY_AFTER, telemetry::REQUEST_ID])
+        .expose_headers([header::ETAG, header::RETRY_AFTER, REQUEST_ID])
         .max_age(600)
 }
 
 fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
-    let doc = web::Data::new(Document(document()));
+    // The routes serve the document as data: `http` does not reach up into `openapi`.
+    let doc = web::Data::new(ApiDocument(openapi::document()));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -226,7 +242,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
             .configure(http::routes)
             .service(SwaggerUi::new("/docs/{_:.*}").config(Config::from("/openapi.json")))
             .default_service(http::fallback())
-            .wrap(from_fn(metrics::record))
+            .wrap(from_fn(middleware::metrics::record))
             .wrap(cors(&state.settings.cors_origins))
             // Tokens, secrets and codes must never sit in a cache.
             .wrap(
@@ -234,8 +250,8 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
                     .add((header::CACHE_CONTROL, "no-store"))
                     .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
             )
-            .wrap(from_fn(http::edge::head_and_docs))
-            .wrap(from_fn(telemetry::request_context))
+            .wrap(from_fn(middleware::edge::head_and_docs))
+            .wrap(from_fn(middleware::request::request_context))
     })
     .listen(listener)?
     .shutdown_timeout(30)

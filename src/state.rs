@@ -8,7 +8,7 @@ use crate::config::{KeyMaterial, Settings};
 use crate::db::Pool;
 use crate::domain::clock::Clock;
 use crate::metrics::Metrics;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{RateLimiter, UserGate};
 
 pub struct AppState {
     pub settings: Settings,
@@ -20,7 +20,8 @@ pub struct AppState {
     /// Set once the database is created and migrated; until then `/v1` and `/readyz`
     /// answer 503.
     pub ready: AtomicBool,
-    pub user_gate: crate::http::limits::UserGate,
+    /// Per-user turns (`rate_limit::UserGate`): one stuck user cannot take the pool.
+    pub user_gate: UserGate,
     /// The webhook worker's HTTP client (`services::webhooks::client`): one per app, so
     /// deliveries to a receiver reuse its connections.
     pub webhook_client: reqwest::Client,

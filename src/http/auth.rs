@@ -129,7 +129,10 @@ impl AdminOrService {
     }
 }
 
-/// The `X-MFA-Code` header, if sent.
+/// The `X-MFA-Code` header, if sent. Its form is checked here, whether or not the call turns
+/// out to need step-up: a header that is not a six-digit code or a recovery code (the
+/// pattern of the OpenAPI document) is `400 invalid_request`, never silently ignored, and
+/// not counted as a wrong code.
 pub struct StepUpCode(pub Option<String>);
 
 impl FromRequest for StepUpCode {
@@ -137,14 +140,59 @@ impl FromRequest for StepUpCode {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let bad = || ApiError::field(step_up::HEADER, "must be a 6-digit code or a recovery code");
         ready(match req.headers().get(step_up::HEADER) {
             None => Ok(StepUpCode(None)),
-            Some(v) => v
-                .to_str()
-                .map(|s| StepUpCode(Some(s.trim().to_owned())))
-                .map_err(|_| {
-                    ApiError::field(step_up::HEADER, "must be a 6-digit code or a recovery code")
-                }),
+            Some(v) => match v.to_str().map(str::trim) {
+                Ok(code) if is_code_shaped(code) => Ok(StepUpCode(Some(code.to_owned()))),
+                _ => Err(bad()),
+            },
         })
+    }
+}
+
+/// `^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$`: six digits, or ten
+/// Crockford base32 characters (any case, no `U`) with spaces or hyphens between them.
+fn is_code_shaped(code: &str) -> bool {
+    let b = code.as_bytes();
+    if b.len() == 6 && b.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    let crockford = |c: &u8| c.is_ascii_alphanumeric() && !c.eq_ignore_ascii_case(&b'u');
+    let separator = |c: &u8| matches!(c, b'-' | b' ');
+    b.first().is_some_and(crockford)
+        && b.last().is_some_and(crockford)
+        && b.iter().all(|c| crockford(c) || separator(c))
+        && b.iter().filter(|c| crockford(c)).count() == 10
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_code_shaped;
+
+    #[test]
+    fn step_up_codes_have_the_documented_shape() {
+        for ok in [
+            "123456",
+            "abcde-fghjk",
+            "ABCDE FGHJK",
+            "a-b-c-d-e-f-g-h-j-k",
+            "0123456789",
+        ] {
+            assert!(is_code_shaped(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "12345",
+            "1234567",
+            "12345a",
+            "-abcdefghjk",
+            "abcdefghjk-",
+            "abcdeufghj",
+            "abcde_fghjk",
+            "abcdefghjkm",
+        ] {
+            assert!(!is_code_shaped(bad), "{bad}");
+        }
     }
 }

@@ -1,25 +1,25 @@
-//! The HTTP surface: thin handlers per resource, the extractors, and the route table (with
-//! 404/405 problems for everything actix would otherwise answer by itself).
+//! The HTTP surface: thin handlers per resource, the extractors, the middleware, and the
+//! route table (with 404/405 problems for everything actix would otherwise answer by itself).
 
 pub mod auth;
 pub mod devices;
-pub mod edge;
 pub mod extract;
 pub mod factors;
-pub mod limits;
 pub mod logins;
 pub mod me;
+pub mod middleware;
 pub mod ops;
 pub mod tenants;
 pub mod webhooks;
 
 use actix_web::http::Method;
+use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, Route};
 
 use crate::error::ApiError;
 
 /// A resource whose other methods get `405` with `Allow`. `HEAD` is served by the `GET`
-/// route (see `edge`), so it is allowed wherever `GET` is.
+/// route (see `middleware::edge`), so it is allowed wherever `GET` is.
 fn resource(path: &str, routes: Vec<(Method, Route)>) -> impl actix_web::dev::HttpServiceFactory {
     let mut allow: Vec<&str> = routes.iter().map(|(m, _)| m.as_str()).collect();
     if let Some(get) = allow.iter().position(|m| *m == "GET") {
@@ -27,10 +27,8 @@ fn resource(path: &str, routes: Vec<(Method, Route)>) -> impl actix_web::dev::Ht
     }
     let allow = allow.join(", ");
     let mut r = web::resource(path)
-        .wrap(actix_web::middleware::from_fn(limits::time_limits))
-        .wrap(actix_web::middleware::from_fn(
-            crate::telemetry::panic_guard,
-        ));
+        .wrap(from_fn(middleware::limits::time_limits))
+        .wrap(from_fn(middleware::request::panic_guard));
     for (method, route) in routes {
         r = r.route(route.method(method));
     }

@@ -12,6 +12,10 @@ use crate::state::AppState;
 
 type Data = web::Data<AppState>;
 
+/// The rendered OpenAPI document, handed to the routes as app data by `startup` (which
+/// renders it from `crate::openapi`), shared by all workers.
+pub struct ApiDocument(pub String);
+
 #[derive(Serialize, ToSchema)]
 pub struct Health {
     #[schema(example = "ok")]
@@ -66,7 +70,7 @@ pub async fn jwks(state: Data) -> HttpResponse {
 /// This document (OpenAPI 3.1).
 #[utoipa::path(get, path = "/openapi.json", tag = "Operations", operation_id = "openapi",
     responses((status = 200, description = "The OpenAPI document", body = Object)))]
-pub async fn openapi(doc: web::Data<crate::openapi::Document>) -> HttpResponse {
+pub async fn openapi(doc: web::Data<ApiDocument>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(doc.0.clone())

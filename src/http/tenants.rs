@@ -63,7 +63,7 @@ pub async fn get_policy(
 #[utoipa::path(put, path = "/v1/tenants/{tenant_id}/policy", tag = "Tenant administration", operation_id = "updatePolicy",
     security(("access_token" = [])),
     params(("tenant_id" = TenantId, Path),
-        ("If-Match" = String, Header, description = "The ETag of the policy as last read, e.g. `\"v3\"` (`v3` without quotes is accepted too), or `*`. Missing or empty: `428`; stale: `412`; a weak tag (`W/\"v3\"`, never matched by If-Match) or a value that is no entity tag: `400`"),
+        ("If-Match" = String, Header, min_length = 1, description = "The ETag of the policy as last read, e.g. `\"v3\"` (`v3` without quotes is accepted too), or `*`. Required and never empty: missing or empty is `428` (an empty value names no entity tag, so the service treats it as missing); stale: `412`; a weak tag (`W/\"v3\"`, never matched by If-Match) or a value that is no entity tag: `400`"),
         ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
     request_body = PolicyChange,
     responses(

@@ -1296,3 +1296,34 @@ async fn the_v1_1_policy_fields_default_change_one_at_a_time_and_are_audited() {
     assert_eq!(newest["after"]["remember_device_days"], 30);
     assert_eq!(newest["after"]["enrollment_grace_days"], 7);
 }
+
+/// The schema's form of `X-MFA-Code` holds wherever it is sent: a user without a factor needs
+/// no step-up, and a malformed code is still `400`, never silently ignored (issue 23 §4).
+#[tokio::test]
+async fn a_malformed_step_up_code_is_refused_even_where_no_step_up_is_needed() {
+    let app = TestApp::spawn().await;
+    let token = signed_in(&app, &User::new("acme", "n1")).await;
+    for path in ["/v1/me/totp-enrollment", "/v1/me/factors"] {
+        for bad in ["", "12ab", "1234567"] {
+            app.send(
+                Method::POST,
+                path,
+                Some(&token),
+                Some(Value::Null),
+                &[("X-MFA-Code", bad)],
+            )
+            .await
+            .problem(400, "invalid_request");
+        }
+    }
+    let r = app
+        .send(
+            Method::POST,
+            "/v1/me/factors",
+            Some(&token),
+            Some(Value::Null),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}

@@ -109,6 +109,36 @@ async fn oversized_and_non_json_bodies_are_refused_before_anything_else() {
         .problem(400, "invalid_request");
 }
 
+/// docs/API.md §20: `application/json` with parameters only; `+json` suffixes are `415` too.
+#[tokio::test]
+async fn request_bodies_are_application_json_with_parameters_only() {
+    let app = TestApp::spawn().await;
+    let post = |content_type: &'static str| {
+        app.client
+            .post(app.url("/v1/logins"))
+            .bearer_auth(&app.service_key)
+            .header("content-type", content_type)
+            .body("{}")
+            .send()
+    };
+    // Read as JSON: the body is then judged (missing fields).
+    for ok in ["application/json; charset=utf-8", "Application/JSON"] {
+        crate::helpers::Resp::from(post(ok).await.unwrap())
+            .await
+            .problem(400, "invalid_request");
+    }
+    for refused in [
+        "application/merge-patch+json",
+        "application/vnd.api+json",
+        "text/json",
+        "text/plain",
+    ] {
+        crate::helpers::Resp::from(post(refused).await.unwrap())
+            .await
+            .problem(415, "unsupported_media_type");
+    }
+}
+
 #[tokio::test]
 async fn malformed_json_and_bad_fields_name_what_is_wrong() {
     let app = TestApp::spawn().await;

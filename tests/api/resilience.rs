@@ -220,7 +220,7 @@ async fn fifty_requests_for_one_stuck_user_leave_other_users_and_readiness_alone
     for _ in 0..5 {
         let waiting = lock_waiters(&app).await;
         assert!(
-            waiting <= mspbots_mfa::http::limits::PER_USER as i64,
+            waiting <= mspbots_mfa::rate_limit::PER_USER as i64,
             "{waiting} connections wait on the stuck user's row"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;

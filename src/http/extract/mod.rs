@@ -1,0 +1,14 @@
+//! Request extractors that answer in problem+json: the JSON body (`body`: read, 16 KiB,
+//! `application/json` only; `fields`: parsed, every bad or unknown field named), query
+//! strings (`query`), and who is calling (`client`: address, user agent, bearer credential).
+
+mod body;
+mod client;
+mod fields;
+mod query;
+
+pub use body::{body_guard, JsonBody, RawJson, MAX_BODY};
+pub use client::bearer;
+pub use query::Query;
+
+pub use crate::services::ClientMeta;

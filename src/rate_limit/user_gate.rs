@@ -1,0 +1,134 @@
+//! Per-user turns on one instance: at most [`PER_USER`] requests of one user (or of one
+//! sign-in) run at once, so a user whose row is held elsewhere ties up at most that many
+//! pooled connections while the rest of that user's requests wait without one.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Requests of one key that may run at once on an instance. Each may hold a pooled
+/// connection for up to `MFA_LOCK_TIMEOUT_MS` when the user's row is stuck.
+pub const PER_USER: usize = 2;
+
+/// Whose turn a request waits for. Build it from the same ids wherever it is taken, so the
+/// HTTP layer and a service agree on one user's key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GateKey(String);
+
+impl GateKey {
+    /// One user of one tenant.
+    pub fn user(tenant_id: impl Display, user_id: impl Display) -> Self {
+        Self(format!("user:{tenant_id}/{user_id}"))
+    }
+
+    /// One sign-in (its requests reach the user's row through the login).
+    pub fn login(login_id: impl Display) -> Self {
+        Self(format!("login:{login_id}"))
+    }
+
+    /// The bearer credential of a self-service call, hashed: the key never holds it.
+    pub fn credential(authorization: &[u8]) -> Self {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        authorization.hash(&mut h);
+        Self(format!("me:{:x}", h.finish()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+type Slots = Arc<Mutex<HashMap<GateKey, Arc<Semaphore>>>>;
+
+/// Per-key turns: a semaphore per key while someone holds or waits for it.
+#[derive(Default)]
+pub struct UserGate {
+    slots: Slots,
+}
+
+/// A turn; frees the key's entry when the last holder leaves.
+pub struct Turn {
+    slots: Slots,
+    key: GateKey,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl UserGate {
+    /// Waits for a turn of `key`, holding nothing else meanwhile (take it before the pool's
+    /// connection). `None` (no gating) only if the map is poisoned. Turns do not nest: a
+    /// request that holds a turn must not wait for another of the same key, or two such
+    /// requests wait for each other.
+    pub async fn enter(&self, key: GateKey) -> Option<Turn> {
+        let sem = {
+            let mut slots = self.slots.lock().ok()?;
+            slots
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(PER_USER)))
+                .clone()
+        };
+        let permit = sem.acquire_owned().await.ok()?;
+        Some(Turn {
+            slots: self.slots.clone(),
+            key,
+            _permit: permit,
+        })
+    }
+
+    /// Keys with a holder or a waiter (for tests).
+    pub fn len(&self) -> usize {
+        self.slots.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Ok(mut slots) = self.slots.lock() {
+            // The map's reference and this turn's permit: nobody else holds or waits.
+            if slots
+                .get(&self.key)
+                .is_some_and(|s| Arc::strong_count(s) <= 2)
+            {
+                slots.remove(&self.key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_user_gets_at_most_per_user_turns_and_the_entry_goes_with_the_last() {
+        let gate = UserGate::default();
+        let u = || GateKey::user("acme", "jane");
+        let a = gate.enter(u()).await.unwrap();
+        let b = gate.enter(u()).await.unwrap();
+        let third = tokio::time::timeout(Duration::from_millis(50), gate.enter(u())).await;
+        assert!(third.is_err(), "a third turn waits");
+        let other = gate.enter(GateKey::user("acme", "joe")).await.unwrap();
+        drop(a);
+        let c = gate.enter(u()).await.unwrap();
+        assert_eq!(gate.len(), 2);
+        drop((b, c, other));
+        assert!(gate.is_empty());
+    }
+
+    #[test]
+    fn keys_name_their_kind_and_never_hold_the_credential() {
+        assert_eq!(GateKey::user("acme", "jane").as_str(), "user:acme/jane");
+        assert_eq!(GateKey::login("L1").as_str(), "login:L1");
+        assert_ne!(GateKey::user("a", "b"), GateKey::login("a/b"));
+        let a = GateKey::credential(b"Bearer a");
+        assert_ne!(a, GateKey::credential(b"Bearer b"));
+        assert!(!a.as_str().contains("Bearer"));
+    }
+}
