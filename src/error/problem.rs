@@ -186,7 +186,7 @@ mod tests {
     /// them, not as the code computes them.
     #[test]
     fn every_variant_maps_to_its_row_of_the_contract_table() {
-        let table: [(ApiError, u16, &str); 21] = [
+        let table: [(ApiError, u16, &str); 22] = [
             (ApiError::field("x", "bad"), 400, "invalid_request"),
             (ApiError::InvalidCode, 400, "invalid_code"),
             (ApiError::CodeReused, 400, "code_reused"),

@@ -194,7 +194,6 @@ async fn function_differences(conn: &mut diesel_async::AsyncPgConnection) -> Vec
     .load(conn)
     .await
     .unwrap();
-    functions.retain(|f| f.name != "mfa_complete_login_totp"); // removed by the lead's migration; delete this line after the merge
     let mut out = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for f in &functions {
