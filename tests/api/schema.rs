@@ -172,7 +172,7 @@ struct CatalogTrigger {
 /// (signature, return type, body, and its triggers'), and every file's function exists.
 async fn function_differences(conn: &mut diesel_async::AsyncPgConnection) -> Vec<String> {
     let files = function_files();
-    let mut functions: Vec<CatalogFunction> = diesel::sql_query(
+    let functions: Vec<CatalogFunction> = diesel::sql_query(
         "SELECT p.proname::text AS name, pg_get_function_identity_arguments(p.oid) AS arguments, \
                 pg_get_function_result(p.oid) AS result, p.prosrc AS body, \
                 pg_get_functiondef(p.oid) AS definition \
