@@ -115,7 +115,7 @@ fn the_readme_is_a_front_page_with_the_two_commands_and_every_setting() {
         assert!(readme.contains(command), "README.md lacks `{command}`");
     }
     // Every environment variable the service reads is in the configuration table.
-    let config = read("src/config.rs");
+    let config = read("src/config/mod.rs");
     let vars: Vec<&str> = config
         .split("env = \"")
         .skip(1)
