@@ -105,6 +105,7 @@ pub struct UserPage {
 }
 
 /// `GET /v1/tenants/{tenant_id}/users`, ordered by user id (stable under inserts).
+#[tracing::instrument(skip_all)]
 pub async fn list_users(
     state: &AppState,
     tenant_id: &TenantId,
@@ -185,6 +186,7 @@ fn admin_ctx(tenant_id: &TenantId, user_id: &UserId, actor: &str, meta: &ClientM
 /// `DELETE /v1/tenants/{tenant_id}/users/{user_id}/totp`: lost phone. All the user's
 /// factors and recovery codes go, half-finished sign-ins die; the user enrolls again next
 /// time.
+#[tracing::instrument(skip_all)]
 pub async fn reset_factor(
     state: &AppState,
     tenant_id: &TenantId,
@@ -230,6 +232,7 @@ pub async fn reset_factor(
 }
 
 /// `POST /v1/tenants/{tenant_id}/users/{user_id}/unlock`: ends a lockout (idempotent).
+#[tracing::instrument(skip_all)]
 pub async fn unlock(
     state: &AppState,
     tenant_id: &TenantId,
@@ -259,6 +262,7 @@ pub async fn unlock(
 
 /// `DELETE /v1/tenants/{tenant_id}/users/{user_id}`: offboarding. The user's factor,
 /// recovery codes and logins are erased; the audit trail stays.
+#[tracing::instrument(skip_all)]
 pub async fn delete_user(
     state: &AppState,
     tenant_id: &TenantId,
@@ -352,6 +356,7 @@ fn decode_audit_cursor(c: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
 }
 
 /// `GET /v1/tenants/{tenant_id}/audit-events`, newest first.
+#[tracing::instrument(skip_all)]
 pub async fn list_events(
     state: &AppState,
     tenant_id: &TenantId,

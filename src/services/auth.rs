@@ -41,6 +41,7 @@ impl ServiceKey {
 
 /// Looks a service key up by its keyed hash. The lookup is by hash, so its timing says
 /// nothing about any stored key.
+#[tracing::instrument(skip_all)]
 pub async fn service_key(state: &AppState, key: &str) -> Result<ServiceKey, ApiError> {
     if !key.starts_with("sk_") || key.len() > 100 {
         return Err(ApiError::Unauthenticated);
@@ -84,6 +85,7 @@ pub fn access_token(state: &AppState, token: &str) -> Result<AccessClaims, ApiEr
 /// `forbidden`) who signed in with a second factor and still has one (else 403
 /// `mfa_required_for_admin`). Roles are read from the user's current record too, so a token
 /// minted before a demotion or an offboarding no longer administers anything.
+#[tracing::instrument(skip_all)]
 pub async fn require_admin(
     state: &AppState,
     claims: &AccessClaims,

@@ -25,6 +25,7 @@ impl Background {
     }
 
     /// Signals the task and waits until it has finished what it was doing.
+    #[tracing::instrument(skip_all)]
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;

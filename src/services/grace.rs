@@ -31,6 +31,7 @@ pub fn running(
 
 /// A sign-in answered `enrollment_required`: starts the user's grace if it has not started
 /// (the user row is written only then) and returns its end while it runs.
+#[tracing::instrument(skip_all)]
 pub async fn on_enrollment_required(
     conn: &mut AsyncPgConnection,
     tenant_id: &TenantId,
@@ -78,6 +79,7 @@ pub struct MfaSummary {
 
 /// `GET /v1/tenants/{tenant_id}/mfa-summary` (authorization is the caller's): one
 /// aggregate statement after the tenant's policy.
+#[tracing::instrument(skip_all)]
 pub async fn summary(state: &AppState, tenant_id: &TenantId) -> Result<MfaSummary, ApiError> {
     let now = state.now();
     let mut conn = state.pool.get().await?;

@@ -24,6 +24,7 @@ pub type Swept = Vec<(Sweepable, u64)>;
 /// One sweep: every kind, its table a window of pages at a time. Tests call it directly with
 /// the injected clock. Does nothing when retention is 0 (keep forever). A kind whose
 /// statement fails is logged and left for the next sweep; the others are still swept.
+#[tracing::instrument(skip_all)]
 pub async fn sweep(state: &AppState) -> Result<Swept, ApiError> {
     sweep_until(state, || false).await
 }

@@ -88,6 +88,7 @@ fn ctx(state: &AppState, claims: &AccessClaims, meta: &ClientMeta) -> AuditCtx {
 }
 
 /// `GET /v1/me`.
+#[tracing::instrument(skip_all)]
 pub async fn show(state: &AppState, claims: &AccessClaims) -> Result<MeView, ApiError> {
     let mut conn = state.pool.get().await?;
     let user = db::users::get(&mut conn, &claims.tid, &claims.sub)
@@ -157,6 +158,7 @@ pub async fn confirm_enrollment(
 /// `DELETE /v1/me/totp`: removes all the user's factors; refused while the tenant requires this user's factor (checked
 /// first, so no code is spent on a call that cannot succeed), all in the transaction that
 /// removes it.
+#[tracing::instrument(skip_all)]
 pub async fn remove_factor(
     state: &AppState,
     claims: &AccessClaims,
@@ -218,6 +220,7 @@ pub async fn remove_factor(
 }
 
 /// `POST /v1/me/recovery-codes`: ten new codes; the old ones stop working.
+#[tracing::instrument(skip_all)]
 pub async fn regenerate_codes(
     state: &AppState,
     claims: &AccessClaims,

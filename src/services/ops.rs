@@ -13,6 +13,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// query within [`READY_TIMEOUT`]. Any failure is `503`: the question is only whether the
 /// database can be reached now. A connection that did not answer in time is closed rather
 /// than returned to the pool.
+#[tracing::instrument(skip_all)]
 pub async fn ready(state: &AppState) -> Result<(), ApiError> {
     if !state.is_ready() {
         return Err(ApiError::Unavailable(

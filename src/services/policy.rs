@@ -102,6 +102,7 @@ fn audit_view(p: &TenantPolicy) -> serde_json::Value {
 }
 
 /// `GET /v1/tenants/{tenant_id}/policy` (authorization is the caller's).
+#[tracing::instrument(skip_all)]
 pub async fn get(state: &AppState, tenant_id: &TenantId) -> Result<PolicyView, ApiError> {
     let mut conn = state.pool.get().await?;
     let row = db::tenants::get(&mut conn, tenant_id)
@@ -144,6 +145,7 @@ pub fn parse_if_match(header: Option<&str>) -> Result<Vec<Option<i64>>, ApiError
 }
 
 /// `PUT /v1/tenants/{tenant_id}/policy`: the caller passed the admin and step-up checks.
+#[tracing::instrument(skip_all)]
 pub async fn update(
     state: &AppState,
     claims: &AccessClaims,

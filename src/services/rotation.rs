@@ -10,6 +10,7 @@ use crate::crypto::webhook::secret_aad;
 use crate::db;
 
 /// Returns how many secrets were re-encrypted.
+#[tracing::instrument(skip_all)]
 pub async fn rotate(
     conn: &mut AsyncPgConnection,
     ring: &KeyRing,

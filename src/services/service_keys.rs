@@ -9,6 +9,7 @@ use crate::db::{self, service_keys::ServiceKeyRow, PgConn};
 use crate::domain::ids::TenantId;
 
 /// Creates a key and returns it: the only time it is seen in clear.
+#[tracing::instrument(skip_all)]
 pub async fn create(
     conn: &mut PgConn,
     hash_key: &HashKey,
@@ -28,10 +29,12 @@ pub async fn create(
     Ok((id, key))
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn list(conn: &mut PgConn) -> anyhow::Result<Vec<ServiceKeyRow>> {
     Ok(db::service_keys::list(conn).await?)
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn revoke(conn: &mut PgConn, id: Uuid) -> anyhow::Result<bool> {
     Ok(db::service_keys::revoke(conn, id, Utc::now()).await?)
 }

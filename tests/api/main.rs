@@ -9,6 +9,7 @@ mod devices;
 pub mod e2e;
 mod factors;
 mod foundation;
+mod gate;
 mod grace;
 mod hostile;
 mod housekeeping;

@@ -45,6 +45,7 @@ pub(super) enum Found {
     Wrong(AuditType),
 }
 
+#[tracing::instrument(skip_all)]
 pub(super) async fn check(
     conn: &mut AsyncPgConnection,
     state: &AppState,

@@ -94,6 +94,7 @@ impl<'a> Attempt<'a> {
 
     /// Steps 3 and 4 for a signed-in user (no sign-in in progress): locks the user's row,
     /// then [`Attempt::open`].
+    #[tracing::instrument(skip_all)]
     pub async fn lock_user(
         conn: &mut AsyncPgConnection,
         state: &AppState,
@@ -108,6 +109,7 @@ impl<'a> Attempt<'a> {
 
     /// Step 6: evaluates `proof` against `factors` and leaves through exactly one door —
     /// accepted (replay guard, lockout reset) or refused (recorded, to be committed).
+    #[tracing::instrument(skip_all)]
     pub async fn evaluate(
         &self,
         conn: &mut AsyncPgConnection,

@@ -14,6 +14,7 @@ use crate::services::devices::{self, RevokeReason};
 use crate::state::AppState;
 
 /// A code of a step already used (§6): `totp.code_reused` naming the factor; not counted.
+#[tracing::instrument(skip_all)]
 pub(super) async fn reused(
     conn: &mut AsyncPgConnection,
     attempt: &Attempt<'_>,
@@ -31,6 +32,7 @@ pub(super) async fn reused(
 /// A wrong proof: the user's lockout counters (`domain::lockout`, applied to the state read
 /// under the row lock), the sign-in's attempts (if any), the failure event and, when this
 /// failure locks the user, `user.locked` with every remembered browser revoked (§12).
+#[tracing::instrument(skip_all)]
 pub(super) async fn wrong(
     conn: &mut AsyncPgConnection,
     state: &AppState,

@@ -42,6 +42,7 @@ pub struct DeviceList {
 }
 
 /// `404` unless the user exists (the admin's device calls).
+#[tracing::instrument(skip_all)]
 pub async fn require_user(
     state: &AppState,
     tenant_id: &TenantId,
@@ -55,6 +56,7 @@ pub async fn require_user(
 }
 
 /// `GET /v1/me/devices` and the admin's `GET …/users/{user_id}/devices`.
+#[tracing::instrument(skip_all)]
 pub async fn list(
     state: &AppState,
     tenant_id: &TenantId,
@@ -88,6 +90,7 @@ pub async fn list(
 
 /// `DELETE /v1/me/devices[/{device_id}]`: no step-up (it only reduces trust). One unknown
 /// or already dead device is `404`.
+#[tracing::instrument(skip_all)]
 pub async fn revoke_mine(
     state: &AppState,
     claims: &AccessClaims,
@@ -125,6 +128,7 @@ pub async fn revoke_mine(
 
 /// `DELETE /v1/tenants/{tenant_id}/users/{user_id}/devices` (admin, step-up checked by the
 /// caller): every device of the user. `404` for an unknown user.
+#[tracing::instrument(skip_all)]
 pub async fn revoke_by_admin(
     state: &AppState,
     tenant_id: &TenantId,

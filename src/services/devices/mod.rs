@@ -109,6 +109,7 @@ pub struct Remembered {
 /// browser when asked and the tenant allows it, in the caller's transaction. The 21st live
 /// device revokes the oldest.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(skip_all)]
 pub async fn remember(
     conn: &mut AsyncPgConnection,
     state: &AppState,
@@ -176,6 +177,7 @@ pub async fn remember(
 /// The live device of a `device_token` sent with `POST /v1/logins`, for this tenant, user
 /// and surface under the tenant's current days; `None` for anything else (no oracle: the
 /// caller goes on with the normal flow).
+#[tracing::instrument(skip_all)]
 pub async fn live_device(
     conn: &mut AsyncPgConnection,
     state: &AppState,
@@ -220,6 +222,7 @@ async fn audit_revoked(
 /// a `device.revoked` event per device (`audit` is the cause's; its user is set to `user_id`).
 /// Every path that removes, resets or replaces a factor, a recovery-code sign-in, a lockout
 /// and offboarding call it. Returns how many were revoked.
+#[tracing::instrument(skip_all)]
 pub async fn revoke_all_devices(
     conn: &mut AsyncPgConnection,
     audit: &AuditCtx,
@@ -234,6 +237,7 @@ pub async fn revoke_all_devices(
 
 /// The tenant set `remember_device_days` to 0: every device of it is revoked, in the policy
 /// change's transaction.
+#[tracing::instrument(skip_all)]
 pub async fn revoke_tenant_devices(
     conn: &mut AsyncPgConnection,
     audit: &AuditCtx,

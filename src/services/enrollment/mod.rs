@@ -77,6 +77,7 @@ pub struct NewFactor<'a> {
 /// material: `409 factor_limit` when the limit applies and the user has as many active
 /// factors as the tenant allows, `409 name_taken` for a name the user already uses. The
 /// caller owns the transaction (and holds the user's row locked).
+#[tracing::instrument(skip_all)]
 pub async fn start(
     conn: &mut AsyncPgConnection,
     state: &AppState,
@@ -159,6 +160,7 @@ pub async fn start(
 /// through `factors::removal`), stores ten new recovery codes when the activation calls for
 /// them and writes `totp.enrolled`. (The gate that accepted the code cleared the lockout.) Returns the codes to show
 /// once (`None`: the user's existing codes stay valid).
+#[tracing::instrument(skip_all)]
 pub async fn activate(
     conn: &mut AsyncPgConnection,
     state: &AppState,

@@ -42,6 +42,7 @@ fn factor_id(s: &str) -> Result<FactorId, ApiError> {
 
 /// `GET /v1/me/factors` and the admin's `GET …/users/{user_id}/factors` (`404` for a user
 /// this service has not seen).
+#[tracing::instrument(skip_all)]
 pub async fn list(
     state: &AppState,
     tenant_id: &TenantId,
@@ -90,6 +91,7 @@ pub async fn confirm(
 }
 
 /// `PATCH /v1/me/factors/{factor_id}`: no step-up.
+#[tracing::instrument(skip_all)]
 pub async fn rename(
     state: &AppState,
     claims: &AccessClaims,
@@ -135,6 +137,7 @@ pub async fn rename(
 
 /// `DELETE /v1/me/factors/{factor_id}`: step-up for an active factor (none to cancel a
 /// pending one); the last active factor follows v1's rule (`409 mfa_enforced`).
+#[tracing::instrument(skip_all)]
 pub async fn remove(
     state: &AppState,
     claims: &AccessClaims,

@@ -19,6 +19,7 @@ use crate::state::AppState;
 /// recovery codes go with it and their half-finished sign-ins die; when any active factor
 /// goes, every remembered device of the user dies (§12, `device.revoked` with `reason`,
 /// in `audit`'s name). Returns what went. Whatever else must die with a factor belongs here.
+#[tracing::instrument(skip_all)]
 pub async fn remove_factors(
     conn: &mut AsyncPgConnection,
     audit: &AuditCtx,
@@ -50,6 +51,7 @@ pub async fn remove_factors(
 
 /// The admin's `DELETE …/users/{user_id}/factors/{factor_id}` (authorization and step-up
 /// checked by the caller); an admin may remove a user's last factor.
+#[tracing::instrument(skip_all)]
 pub async fn admin_remove(
     state: &AppState,
     tenant_id: &TenantId,

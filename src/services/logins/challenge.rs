@@ -21,6 +21,7 @@ pub fn parse_login_id(s: &str) -> Result<LoginId, ApiError> {
 
 /// The login of this mfa token, if it is alive and the one in the path, with the user's
 /// factors in `factor_status`.
+#[tracing::instrument(skip_all)]
 pub(super) async fn load(
     conn: &mut AsyncPgConnection,
     state: &AppState,
@@ -90,6 +91,7 @@ pub(super) fn login_audit(ctx: &LoginCtx, meta: &ClientMeta) -> AuditCtx {
 /// Steps 3 and 4 of the attempt gate on a sign-in: the token's live login, locked with its
 /// user until the transaction ends, waiting for `wanted`, then the lockout. Returns the login,
 /// its audit context and the user's factors in `factor_status`.
+#[tracing::instrument(skip_all)]
 pub(super) async fn begin_attempt(
     conn: &mut AsyncPgConnection,
     state: &AppState,
@@ -141,6 +143,7 @@ pub(super) fn signed_in(
 /// The one completion of a sign-in: the login ends as authenticated (its token dies) and
 /// `login.succeeded` names how and, for a code, the factor. (The user's sign-in time was
 /// stored by the gate's acceptance, or by the caller for a sign-in without a proof.)
+#[tracing::instrument(skip_all)]
 pub(super) async fn finish_login(
     conn: &mut AsyncPgConnection,
     ctx: &LoginCtx,
@@ -161,6 +164,7 @@ pub(super) async fn finish_login(
 pub(super) const FACTOR_REMOVED: &str = "The user's authenticator app was removed: sign in again.";
 
 /// `GET /v1/logins/{login_id}`.
+#[tracing::instrument(skip_all)]
 pub async fn get(state: &AppState, token: &str, login_id: LoginId) -> Result<LoginView, ApiError> {
     let mut conn = state.pool.get().await?;
     let (ctx, _) = load(

@@ -16,6 +16,7 @@ use crate::services::{amr, grace, ClientMeta};
 use crate::state::AppState;
 
 /// `POST /v1/logins/{login_id}/skip-enrollment`: the login ends (its mfa token dies).
+#[tracing::instrument(skip_all)]
 pub async fn skip_enrollment(
     state: &AppState,
     token: &str,

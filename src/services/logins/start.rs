@@ -39,6 +39,7 @@ fn parse_roles(roles: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
 }
 
 /// `POST /v1/logins`.
+#[tracing::instrument(skip_all)]
 pub async fn start(
     state: &AppState,
     key: &ServiceKey,

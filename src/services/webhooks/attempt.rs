@@ -35,6 +35,7 @@ impl Attempt {
 }
 
 /// Sends one delivery; `None` when its webhook is gone (and its deliveries with it).
+#[tracing::instrument(skip_all)]
 pub(super) async fn attempt(
     state: &AppState,
     row: &DeliveryRow,

@@ -20,6 +20,7 @@ fn jitter() -> f64 {
 }
 
 /// Records an attempt (and disables the webhook on `410` or after 3 days of failures).
+#[tracing::instrument(skip_all)]
 pub(super) async fn record(
     state: &AppState,
     claim_id: uuid::Uuid,

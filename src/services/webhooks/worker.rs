@@ -42,6 +42,7 @@ const QUEUE_EVERY: Duration = Duration::from_secs(5);
 /// Claims up to `limit` due deliveries for this instance, in turn and at most
 /// [`PER_WEBHOOK`] of each webhook: `(claim id, rows)`. Tests use it to play a claim whose
 /// instance dies.
+#[tracing::instrument(skip_all)]
 pub async fn claim(
     state: &AppState,
     limit: i64,
