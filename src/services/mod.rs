@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod attempt;
+pub mod audit_trail;
 pub mod auth;
 pub mod background;
 pub mod devices;
