@@ -123,14 +123,23 @@ def enforce(tenant: str, admin_token: str, **more) -> dict:
 
 
 def webhook(tenant: str, admin_token: str) -> dict:
-    """A new webhook of the tenant with two test deliveries: `{webhook_id, delivery_id}`.
+    """A new webhook of the tenant with a test delivery: `{webhook_id, delivery_id}`.
 
     The conformance run starts the service with MFA_WEBHOOK_DELIVERY=false: nothing is sent
-    anywhere, the deliveries stay pending (so they can be retried)."""
+    anywhere, the delivery stays pending (so it can be retried). A tenant keeps at most 20
+    webhooks (§20): at the limit the oldest is deleted first (the admin token is fresh, so
+    recent enough for that step-up). `/test` is once per 10 s per webhook, so once here."""
     base = f"/v1/tenants/{tenant}/webhooks"
-    hook = call("POST", base, admin_token, 201, json={"url": "https://hooks.example.invalid/mfa"}).json()
-    for _ in range(2):
-        delivery = call("POST", f"{base}/{hook['webhook_id']}/test", admin_token, 202).json()
+    body = {"url": "https://hooks.example.invalid/mfa"}
+    r = _http.post(BASE + base, headers={"Authorization": f"Bearer {admin_token}"}, json=body, timeout=10)
+    if r.status_code == 409 and r.json().get("code") == "webhook_limit":
+        oldest = call("GET", f"{base}?limit=1", admin_token, 200).json()["items"][0]
+        call("DELETE", f"{base}/{oldest['webhook_id']}", admin_token, 204)
+        r = _http.post(BASE + base, headers={"Authorization": f"Bearer {admin_token}"}, json=body, timeout=10)
+    if r.status_code != 201:
+        raise RuntimeError(f"POST {base}: expected 201, got {r.status_code}: {r.text}")
+    hook = r.json()
+    delivery = call("POST", f"{base}/{hook['webhook_id']}/test", admin_token, 202).json()
     return {"webhook_id": hook["webhook_id"], "delivery_id": delivery["delivery_id"]}
 
 
