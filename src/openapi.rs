@@ -2,13 +2,12 @@
 //! and an overview of the flows. `openapi/openapi.json` is this, printed by
 //! `mspbots-mfa openapi` and compared by a test.
 
-use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, KnownFormat, ObjectBuilder, Ref, RefOr, SchemaFormat, Type};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::http;
+use crate::http::problems::{problem, retry_after};
 use crate::services;
 
 const DESCRIPTION: &str = r#"Two-factor authentication (TOTP) for MSPbots.
@@ -139,7 +138,8 @@ impl Modify for SecuritySchemes {
 /// The errors any operation can return, whatever its handler does: `413`/`415` from the body
 /// guard that runs before routing, `500` (a panic or a bug), and `503` where the operation
 /// uses the database. Shared as `components/responses` and added to every operation that
-/// does not document the status itself.
+/// does not document the status itself. Every operation that takes a credential can also
+/// answer `401 unauthenticated`: added in those words unless the handler words it otherwise.
 struct CommonErrors;
 
 /// Operations that never touch the database, so never answer `503`.
@@ -147,28 +147,12 @@ const NO_DATABASE: &[&str] = &["healthz", "metrics", "jwks", "openapi"];
 
 impl Modify for CommonErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let problem = |description: &str| {
-            ResponseBuilder::new().description(description).content(
-                "application/problem+json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
-        };
-        let seconds = ObjectBuilder::new()
-            .schema_type(Type::Integer)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-            .minimum(Some(0));
-        let retry_after = HeaderBuilder::new()
-            .schema(Some(seconds))
-            .description(Some("Seconds to wait"))
-            .build();
         let common = [
             ("408", "RequestTimeout", problem("`request_timeout`: the request body did not arrive in time").build()),
             ("413", "PayloadTooLarge", problem("`payload_too_large`: a request body over 16 KiB").build()),
             ("415", "UnsupportedMediaType", problem("`unsupported_media_type`: a request body that is not `application/json`").build()),
             ("500", "Internal", problem("`internal`: an unexpected error, logged with the request id; the body says nothing more").build()),
-            ("503", "Unavailable", problem("`unavailable`: the database does not answer, or not within the deadline").header("Retry-After", retry_after).build()),
+            ("503", "Unavailable", problem("`unavailable`: the database does not answer, or not within the deadline").header("Retry-After", retry_after()).build()),
         ];
         let components = openapi.components.get_or_insert_with(Default::default);
         for (_, name, response) in &common {
@@ -186,6 +170,13 @@ impl Modify for CommonErrors {
             ];
             for op in operations.into_iter().flatten() {
                 let uses_db = !NO_DATABASE.contains(&op.operation_id.as_deref().unwrap_or(""));
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    let unauthenticated = problem("`unauthenticated`").build();
+                    op.responses
+                        .responses
+                        .entry("401".to_owned())
+                        .or_insert(RefOr::T(unauthenticated));
+                }
                 for (status, name, _) in &common {
                     if *status == "503" && !uses_db {
                         continue;

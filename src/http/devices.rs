@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::auth::{AdminOrService, StepUpCode, UserAuth};
 use super::extract::ClientMeta;
+use super::problems::{AdminForbidden, StepUpHeader, TooManyAttempts};
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
 use crate::services::devices::{self, DeviceList};
@@ -32,7 +33,6 @@ fn device(s: &str) -> Result<Uuid, ApiError> {
     security(("access_token" = [])),
     responses(
         (status = 200, description = "Live remembered devices", body = DeviceList),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_mine(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError> {
     let out = devices::list(&state, &user.0.tid, &user.0.sub).await?;
@@ -45,7 +45,6 @@ pub async fn list_mine(state: Data, user: UserAuth) -> Result<HttpResponse, ApiE
     params(("device_id" = Uuid, Path)),
     responses(
         (status = 204, description = "Revoked, for good"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such live device of this user", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn revoke_mine(
@@ -64,7 +63,6 @@ pub async fn revoke_mine(
     security(("access_token" = [])),
     responses(
         (status = 204, description = "All revoked (also when there were none)"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn revoke_all_mine(
     state: Data,
@@ -81,8 +79,7 @@ pub async fn revoke_all_mine(
     params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path)),
     responses(
         (status = 200, description = "Live remembered devices, oldest first", body = DeviceList),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        AdminForbidden,
         (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_for_user(
@@ -100,15 +97,13 @@ pub async fn list_for_user(
 #[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/users/{user_id}/devices", tag = "Tenant administration", operation_id = "revokeUserDevices",
     security(("access_token" = [])),
     params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path),
-        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+        StepUpHeader),
     responses(
         (status = 204, description = "All revoked (also when there were none)"),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        TooManyAttempts,
     ))]
 pub async fn revoke_for_user(
     state: Data,
@@ -134,8 +129,7 @@ pub async fn revoke_for_user(
     params(("tenant_id" = TenantId, Path)),
     responses(
         (status = 200, description = "The counts", body = MfaSummary),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        AdminForbidden,
         (status = 404, description = "`not_found`: no such tenant", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn summary(

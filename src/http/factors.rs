@@ -5,6 +5,7 @@ use actix_web::{web, HttpResponse};
 
 use super::auth::{AdminOrService, StepUpCode, UserAuth};
 use super::extract::{ClientMeta, JsonBody};
+use super::problems::{AdminForbidden, NotFound, StepUpHeader, TooManyAttempts};
 use super::tenants::{admin_with_step_up, tenant, user};
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
@@ -23,7 +24,6 @@ type Data = web::Data<AppState>;
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The factors", body = FactorList),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError> {
     let c = &user.0;
@@ -48,11 +48,9 @@ pub async fn list(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError>
     responses(
         (status = 201, description = "The enrollment material, with `factor_id` and `name`", body = EnrollmentMaterial),
         (status = 400, description = "`invalid_request` (e.g. a name with control characters), `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`step_up_required`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`factor_limit`: as many active factors as the tenant allows; `name_taken`: a name the user already uses (ignoring case)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        TooManyAttempts,
     ))]
 pub async fn add(
     state: Data,
@@ -77,11 +75,9 @@ pub async fn add(
     responses(
         (status = 200, description = "The factor is active", body = FactorConfirmed),
         (status = 400, description = "`invalid_request` (not six digits; not counted) or `invalid_code` (counted)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: unknown or discarded factor", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_state`: already active, or the enrollment expired", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        TooManyAttempts,
     ))]
 pub async fn confirm(
     state: Data,
@@ -102,8 +98,7 @@ pub async fn confirm(
     responses(
         (status = 200, description = "The factor", body = FactorView),
         (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 409, description = "`name_taken`: another factor of the user has this name (ignoring case)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn rename(
@@ -124,16 +119,14 @@ pub async fn rename(
 #[utoipa::path(delete, path = "/v1/me/factors/{factor_id}", tag = "Me", operation_id = "removeMyFactorById",
     security(("access_token" = [])),
     params(("factor_id" = uuid::Uuid, Path),
-        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+        StepUpHeader),
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`step_up_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 409, description = "`mfa_enforced`: the last factor, and the tenant requires 2FA of this user", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        TooManyAttempts,
     ))]
 pub async fn remove(
     state: Data,
@@ -156,11 +149,9 @@ pub async fn remove(
     responses(
         (status = 200, description = "The factor with its new `drift_seconds`", body = FactorView),
         (status = 400, description = "`invalid_request` (not six digits; not counted) or `invalid_code` (counted once)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 409, description = "`invalid_state`: the factor is still pending", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        TooManyAttempts,
     ))]
 pub async fn resync(
     state: Data,
@@ -179,8 +170,7 @@ pub async fn resync(
     params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path)),
     responses(
         (status = 200, description = "The factors, active and pending, oldest first", body = FactorList),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        AdminForbidden,
         (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn admin_list(
@@ -198,15 +188,13 @@ pub async fn admin_list(
 #[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/users/{user_id}/factors/{factor_id}", tag = "Tenant administration", operation_id = "removeUserFactor",
     security(("access_token" = [])),
     params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path), ("factor_id" = uuid::Uuid, Path),
-        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+        StepUpHeader),
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such user or factor", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        TooManyAttempts,
     ))]
 pub async fn admin_remove(
     state: Data,

@@ -4,6 +4,7 @@ use actix_web::{web, HttpResponse};
 
 use super::auth::{MfaAuth, ServiceAuth};
 use super::extract::{ClientMeta, RawJson};
+use super::problems::{NotFound, TooManyAttempts};
 use crate::error::{ApiError, Problem};
 use crate::services::devices::RememberRequest;
 use crate::services::enrollment::EnrollmentMaterial;
@@ -96,8 +97,7 @@ pub async fn get(
     responses(
         (status = 201, description = "The enrollment material", body = EnrollmentMaterial),
         (status = 400, description = "`invalid_request`: a body that is not JSON or has other fields, or a `name` that is not 1-64 visible characters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 409, description = "`invalid_state`: the sign-in is not `enrollment_required`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn start_enrollment(
@@ -125,8 +125,7 @@ pub async fn start_enrollment(
     responses(
         (status = 200, description = "Signed in; recovery codes shown once", body = Enrolled),
         (status = 400, description = "`invalid_request` (not six digits, or a bad `device_name`; not counted) or `invalid_code` (counted)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 409, description = "`invalid_state`: no pending enrollment, or not `enrollment_required`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`too_many_attempts`: locked out or per-IP limit; see `Retry-After`", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -155,7 +154,7 @@ pub async fn confirm_enrollment(
         (status = 200, description = "Signed in", body = Verified),
         (status = 400, description = "`invalid_request` (not six digits, or a bad `device_name`; not counted), `invalid_code` (counted) or `code_reused` (not counted)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or dead (5 wrong codes) mfa token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 409, description = "`invalid_state`: the sign-in needs an enrollment", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`too_many_attempts`: locked out or per-IP limit; see `Retry-After`", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -182,11 +181,9 @@ pub async fn verify(
     responses(
         (status = 200, description = "Signed in", body = Recovered),
         (status = 400, description = "`invalid_request` (not shaped like a recovery code; not counted) or `invalid_code` (counted)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 409, description = "`invalid_state`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        TooManyAttempts,
     ))]
 pub async fn recover(
     state: Data,
@@ -212,8 +209,7 @@ pub async fn recover(
     responses(
         (status = 200, description = "Signed in without a second factor, enrollment postponed", body = Skipped),
         (status = 400, description = "`invalid_request`: a body that is not JSON (any JSON body is ignored)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 409, description = "`invalid_state`: not `enrollment_required`, or the grace is over (the user must enroll)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn skip_enrollment(
@@ -240,8 +236,7 @@ pub async fn skip_enrollment(
     responses(
         (status = 200, description = "Signed in; the factor's new drift", body = Resynced),
         (status = 400, description = "`invalid_request` (not six digits; not counted) or `invalid_code` (counted once)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 409, description = "`invalid_state`: the sign-in needs an enrollment", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`too_many_attempts`: locked out or per-IP limit; see `Retry-After`", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),

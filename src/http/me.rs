@@ -4,6 +4,7 @@ use actix_web::{web, HttpResponse};
 
 use super::auth::{StepUpCode, UserAuth};
 use super::extract::{ClientMeta, JsonBody};
+use super::problems::TooManyAttempts;
 use crate::error::{ApiError, Problem};
 use crate::services::enrollment::EnrollmentMaterial;
 use crate::services::factors::NewFactorRequest;
@@ -18,7 +19,6 @@ type Data = web::Data<AppState>;
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The user", body = MeView),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn show(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(me::show(&state, &user.0).await?))
@@ -38,11 +38,9 @@ pub async fn show(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError>
     responses(
         (status = 201, description = "The enrollment material", body = EnrollmentMaterial),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`name_taken`: a name one of the user's factors has (they are replaced only at the confirmation)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`step_up_required`: re-enrollment without recent 2FA or a code", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        TooManyAttempts,
     ))]
 pub async fn start_enrollment(
     state: Data,
@@ -63,10 +61,8 @@ pub async fn start_enrollment(
     responses(
         (status = 200, description = "Enrolled; recovery codes shown once", body = MeEnrolled),
         (status = 400, description = "`invalid_request` or `invalid_code`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_state`: no pending enrollment", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        TooManyAttempts,
     ))]
 pub async fn confirm_enrollment(
     state: Data,
@@ -87,12 +83,10 @@ pub async fn confirm_enrollment(
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`step_up_required`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no authenticator app", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`mfa_enforced`: the tenant requires it for this user", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        TooManyAttempts,
     ))]
 pub async fn remove_factor(
     state: Data,
@@ -111,11 +105,9 @@ pub async fn remove_factor(
     responses(
         (status = 200, description = "The new codes, shown once", body = RecoveryCodes),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`step_up_required`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_state`: no authenticator app", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        TooManyAttempts,
     ))]
 pub async fn regenerate_codes(
     state: Data,

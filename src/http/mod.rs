@@ -9,6 +9,7 @@ pub mod logins;
 pub mod me;
 pub mod middleware;
 pub mod ops;
+pub mod problems;
 pub mod tenants;
 pub mod webhooks;
 

@@ -5,6 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::auth::{AdminOrService, ServiceAuth, StepUpCode, UserAuth};
 use super::extract::{ClientMeta, Query, RawJson};
+use super::problems::{AdminForbidden, NotFound, StepUpHeader, TooManyAttempts};
 use crate::crypto::jwt::AccessClaims;
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
@@ -42,8 +43,7 @@ pub(super) async fn admin_with_step_up(
     params(("tenant_id" = TenantId, Path)),
     responses(
         (status = 200, description = "The policy", body = PolicyView, headers(("ETag" = String, description = "`\"v<version>\"`, for If-Match"))),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        AdminForbidden,
         (status = 404, description = "`not_found`: no such tenant", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_policy(
@@ -64,18 +64,16 @@ pub async fn get_policy(
     security(("access_token" = [])),
     params(("tenant_id" = TenantId, Path),
         ("If-Match" = String, Header, min_length = 1, description = "The ETag of the policy as last read, e.g. `\"v3\"` (`v3` without quotes is accepted too), or `*`. Required and never empty: missing or empty is `428` (an empty value names no entity tag, so the service treats it as missing); stale: `412`; a weak tag (`W/\"v3\"`, never matched by If-Match) or a value that is no entity tag: `400`"),
-        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+        StepUpHeader),
     request_body = PolicyChange,
     responses(
         (status = 200, description = "The new policy", body = PolicyView, headers(("ETag" = String, description = "The new ETag"))),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 412, description = "`precondition_failed`: If-Match is stale", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "`precondition_required`: no If-Match", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        TooManyAttempts,
     ))]
 pub async fn put_policy(
     state: Data,
@@ -115,8 +113,7 @@ pub async fn put_policy(
     responses(
         (status = 200, description = "A page of users, by user id", body = UserPage),
         (status = 400, description = "`invalid_request`: bad `mfa`, `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        AdminForbidden,
         (status = 404, description = "`not_found`: `tenant_id` is not a tenant id", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_users(
@@ -134,15 +131,13 @@ pub async fn list_users(
 #[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/users/{user_id}/totp", tag = "Tenant administration", operation_id = "resetUserFactor",
     security(("access_token" = [])),
     params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path),
-        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+        StepUpHeader),
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such user, or no authenticator app", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        TooManyAttempts,
     ))]
 pub async fn reset_factor(
     state: Data,
@@ -161,15 +156,13 @@ pub async fn reset_factor(
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/users/{user_id}/unlock", tag = "Tenant administration", operation_id = "unlockUser",
     security(("access_token" = [])),
     params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path),
-        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+        StepUpHeader),
     responses(
         (status = 204, description = "Unlocked (also when the user was not locked)"),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        TooManyAttempts,
     ))]
 pub async fn unlock(
     state: Data,
@@ -219,8 +212,7 @@ pub async fn delete_user(
     responses(
         (status = 200, description = "A page of events", body = AuditPage),
         (status = 400, description = "`invalid_request`: bad `type`, `user_id`, `since`, `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        AdminForbidden,
         (status = 404, description = "`not_found`: `tenant_id` is not a tenant id", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_events(

@@ -6,6 +6,7 @@ use actix_web::{web, HttpResponse};
 
 use super::auth::{AdminOrService, StepUpCode, UserAuth};
 use super::extract::{ClientMeta, Query, RawJson};
+use super::problems::{AdminForbidden, AdminStepUp, NotFound, StepUpHeader, TooManyAttempts};
 use crate::domain::ids::{DeliveryId, TenantId, WebhookId};
 use crate::error::{ApiError, Problem};
 use crate::services::webhooks::{
@@ -34,17 +35,15 @@ fn delivery(s: &str) -> Result<DeliveryId, ApiError> {
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/webhooks", tag = "Webhooks", operation_id = "createWebhook",
     security(("access_token" = [])),
     params(("tenant_id" = TenantId, Path),
-        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+        StepUpHeader),
     request_body = CreateWebhook,
     responses(
         (status = 201, description = "The webhook and its secret (shown once)", body = WebhookCreated),
         (status = 400, description = "`invalid_request` (a URL that is not https or points to a private address, an unknown event type), `invalid_code` or `code_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 409, description = "`webhook_limit`: the tenant has 20 webhooks, disabled ones included", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        TooManyAttempts,
     ))]
 pub async fn create(
     state: Data,
@@ -70,9 +69,8 @@ pub async fn create(
     responses(
         (status = 200, description = "A page of webhooks", body = WebhookPage),
         (status = 400, description = "`invalid_request`: bad `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        AdminForbidden,
+        NotFound,
     ))]
 pub async fn list(
     state: Data,
@@ -91,9 +89,8 @@ pub async fn list(
     params(("tenant_id" = TenantId, Path), ("webhook_id" = uuid::Uuid, Path)),
     responses(
         (status = 200, description = "The webhook", body = WebhookView),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        AdminForbidden,
+        NotFound,
     ))]
 pub async fn get(
     state: Data,
@@ -115,11 +112,9 @@ pub async fn get(
     responses(
         (status = 200, description = "The webhook", body = WebhookView),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        NotFound,
+        TooManyAttempts,
     ))]
 pub async fn update(
     state: Data,
@@ -154,12 +149,7 @@ pub async fn update(
         ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminStepUp,
     ))]
 pub async fn delete(
     state: Data,
@@ -183,12 +173,7 @@ pub async fn delete(
         ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code")),
     responses(
         (status = 200, description = "The new secret (shown once)", body = RotatedSecret),
-        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        AdminStepUp,
     ))]
 pub async fn rotate(
     state: Data,
@@ -214,9 +199,8 @@ pub async fn rotate(
     responses(
         (status = 202, description = "Queued", body = TestQueued),
         (status = 400, description = "`invalid_request`: a body that is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        AdminForbidden,
+        NotFound,
         (status = 409, description = "`invalid_state`: the webhook is disabled (checked before the 429)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`too_many_attempts`: a test of this webhook was accepted less than 10 s ago; see `Retry-After`", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -245,9 +229,8 @@ pub async fn test(
     responses(
         (status = 200, description = "A page of deliveries", body = DeliveryPage),
         (status = 400, description = "`invalid_request`: bad `state`, `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        AdminForbidden,
+        NotFound,
     ))]
 pub async fn deliveries(
     state: Data,
@@ -268,8 +251,7 @@ pub async fn deliveries(
     responses(
         (status = 202, description = "Due now"),
         (status = 400, description = "`invalid_request`: a body that is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden` or `mfa_required_for_admin`", body = Problem, content_type = "application/problem+json"),
+        AdminForbidden,
         (status = 404, description = "`not_found` (also a finished delivery housekeeping deleted, `MFA_RETENTION_DAYS` after its creation)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_state`: the delivery already succeeded", body = Problem, content_type = "application/problem+json"),
     ))]

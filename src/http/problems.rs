@@ -1,0 +1,110 @@
+//! Error responses and the step-up header that many operations document in the same words,
+//! as utoipa types: one name in a handler's `responses(…)` or `params(…)` instead of a copied
+//! tuple. The OpenAPI document is the same as if each handler wrote the tuple itself (the
+//! drift test compares it). `401 unauthenticated` is not here: `openapi.rs` adds it to every
+//! operation that takes a credential and does not word it otherwise.
+
+use std::collections::BTreeMap;
+
+use utoipa::openapi::header::{Header, HeaderBuilder};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::{
+    ContentBuilder, KnownFormat, ObjectBuilder, Ref, RefOr, Required, SchemaFormat, Type,
+};
+
+/// A problem+json response with this description.
+pub fn problem(description: &str) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        "application/problem+json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build(),
+    )
+}
+
+/// The `Retry-After` header of a `429` or `503`.
+pub fn retry_after() -> Header {
+    let seconds = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(0));
+    HeaderBuilder::new()
+        .schema(Some(seconds))
+        .description(Some("Seconds to wait"))
+        .build()
+}
+
+fn build(list: &[(&str, &str, bool)]) -> BTreeMap<String, RefOr<Response>> {
+    list.iter()
+        .map(|(status, description, retry)| {
+            let mut r = problem(description);
+            if *retry {
+                r = r.header("Retry-After", retry_after());
+            }
+            ((*status).to_owned(), RefOr::T(r.build()))
+        })
+        .collect()
+}
+
+macro_rules! problem_set {
+    ($(#[$m:meta])* $name:ident = [$(($status:literal, $desc:literal $(, $retry:ident)?)),+ $(,)?]) => {
+        $(#[$m])*
+        pub struct $name;
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                build(&[$(($status, $desc, problem_set!(@retry $($retry)?))),+])
+            }
+        }
+    };
+    (@retry) => { false };
+    (@retry retry) => { true };
+}
+
+problem_set!(
+    /// `404 not_found`.
+    NotFound = [("404", "`not_found`")]
+);
+problem_set!(
+    /// `429 too_many_attempts` with `Retry-After`.
+    TooManyAttempts = [("429", "`too_many_attempts`; see `Retry-After`", retry)]
+);
+problem_set!(
+    /// `403` of an admin call without step-up.
+    AdminForbidden = [("403", "`forbidden` or `mfa_required_for_admin`")]
+);
+problem_set!(
+    /// The refusals of an admin call that needs step-up (`X-MFA-Code`), on a resource that
+    /// may not exist.
+    AdminStepUp = [
+        ("400", "`invalid_request`, `invalid_code` or `code_reused` (step-up code)"),
+        ("403", "`forbidden`, `mfa_required_for_admin` or `step_up_required`"),
+        ("404", "`not_found`"),
+        ("429", "`too_many_attempts`; see `Retry-After`", retry),
+    ]
+);
+
+/// The optional `X-MFA-Code` header of a call that needs step-up.
+pub struct StepUpHeader;
+
+/// What `StepUpCode` accepts: six digits, or a recovery code (ten Crockford base32
+/// characters with optional spaces and hyphens).
+pub const CODE_PATTERN: &str = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$";
+
+impl utoipa::IntoParams for StepUpHeader {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(CODE_PATTERN));
+        vec![ParameterBuilder::new()
+            .name("X-MFA-Code")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford \
+                 base32 characters; case, spaces and hyphens do not matter)",
+            ))
+            .schema(Some(schema))
+            .build()]
+    }
+}
