@@ -89,6 +89,7 @@ impl Lookups {
     }
 
     /// `host`'s addresses, or why not, within the deadline (waiting for a turn included).
+    #[tracing::instrument(skip_all)]
     pub async fn resolve(&self, host: &str) -> Result<Vec<SocketAddr>, LookupError> {
         let work = async {
             let turn = self.host_turn(host).await.ok_or(LookupError::NoAnswer)?;
