@@ -152,7 +152,7 @@ impl Modify for CommonErrors {
             ("413", "PayloadTooLarge", problem("`payload_too_large`: a request body over 16 KiB").build()),
             ("415", "UnsupportedMediaType", problem("`unsupported_media_type`: a request body that is not `application/json`").build()),
             ("500", "Internal", problem("`internal`: an unexpected error, logged with the request id; the body says nothing more").build()),
-            ("503", "Unavailable", problem("`unavailable`: the database does not answer, or not within the deadline").header("Retry-After", retry_after()).build()),
+            ("503", "Unavailable", problem("`unavailable`: the database does not answer, or not within the deadline (waiting for a turn included: at most 2 requests of one user run at once per instance)").header("Retry-After", retry_after()).build()),
         ];
         let components = openapi.components.get_or_insert_with(Default::default);
         for (_, name, response) in &common {

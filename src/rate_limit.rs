@@ -4,7 +4,7 @@
 
 mod user_gate;
 
-pub use user_gate::{GateKey, Turn, UserGate, PER_USER};
+pub use user_gate::{GateKey, Turn, UserGate, Whose, PER_USER};
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;

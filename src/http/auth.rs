@@ -3,7 +3,7 @@
 //! `401 unauthenticated`, like a missing one.
 
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 
 use super::extract::bearer;
@@ -36,6 +36,12 @@ fn kind(req: &HttpRequest) -> Result<Kind, ApiError> {
     })
 }
 
+/// The service key of this request, if the per-user limits (`middleware::limits`) already
+/// looked it up to take the user's turn: it is not looked up twice.
+fn checked_service_key(req: &HttpRequest) -> Option<ServiceKey> {
+    req.extensions().get::<ServiceKey>().cloned()
+}
+
 /// A trusted backend's service key.
 pub struct ServiceAuth(pub ServiceKey);
 
@@ -44,6 +50,9 @@ impl FromRequest for ServiceAuth {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if let Some(k) = checked_service_key(req) {
+            return Box::pin(ready(Ok(ServiceAuth(k))));
+        }
         let found = kind(req).and_then(|k| Ok((state(req)?, k)));
         Box::pin(async move {
             match found? {
@@ -98,6 +107,9 @@ impl FromRequest for AdminOrService {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if let Some(k) = checked_service_key(req) {
+            return Box::pin(ready(Ok(AdminOrService::Service(k))));
+        }
         let found = kind(req).and_then(|k| Ok((state(req)?, k)));
         Box::pin(async move {
             match found? {

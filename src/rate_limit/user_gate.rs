@@ -1,10 +1,11 @@
-//! Per-user turns on one instance: at most [`PER_USER`] requests of one user (or of one
-//! sign-in) run at once, so a user whose row is held elsewhere ties up at most that many
-//! pooled connections while the rest of that user's requests wait without one.
+//! Per-user turns on one instance: at most [`PER_USER`] requests of one user run at once,
+//! whichever routes they came by (a sign-in start, a step of a sign-in, self-service, an
+//! admin action on the user), so a user whose row is held elsewhere ties up at most that
+//! many pooled connections while the rest of that user's requests wait without one.
 
 use std::collections::HashMap;
 use std::fmt::Display;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -13,8 +14,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// connection for up to `MFA_LOCK_TIMEOUT_MS` when the user's row is stuck.
 pub const PER_USER: usize = 2;
 
-/// Whose turn a request waits for. Build it from the same ids wherever it is taken, so the
-/// HTTP layer and a service agree on one user's key.
+/// Whose turn a request waits for: always one user of one tenant, however the request
+/// names them (see [`Whose`]), so every route that waits on a user's row shares the
+/// user's [`PER_USER`] turns.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GateKey(String);
 
@@ -24,21 +26,26 @@ impl GateKey {
         Self(format!("user:{tenant_id}/{user_id}"))
     }
 
-    /// One sign-in (its requests reach the user's row through the login).
-    pub fn login(login_id: impl Display) -> Self {
-        Self(format!("login:{login_id}"))
-    }
-
-    /// The bearer credential of a self-service call, hashed: the key never holds it.
-    pub fn credential(authorization: &[u8]) -> Self {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        authorization.hash(&mut h);
-        Self(format!("me:{:x}", h.finish()))
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// How a request names the user whose row it will wait on, before the user is resolved
+/// into a [`GateKey`] (`services::turns`), the cheapest way its route allows: in its path or
+/// a sign-in start's body, taken only once the request's credential checks out for that
+/// tenant (so a caller without one cannot queue in a user's turns); in its access token (a
+/// signature check); or through its sign-in's mfa token (one indexed read of `logins`,
+/// which never waits on a row lock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Whose {
+    Named {
+        tenant_id: String,
+        user_id: String,
+        credential: Option<String>,
+    },
+    AccessToken(String),
+    MfaToken(String),
 }
 
 type Slots = Arc<Mutex<HashMap<GateKey, Arc<Semaphore>>>>;
@@ -123,12 +130,11 @@ mod tests {
     }
 
     #[test]
-    fn keys_name_their_kind_and_never_hold_the_credential() {
+    fn a_key_names_one_user_of_one_tenant() {
         assert_eq!(GateKey::user("acme", "jane").as_str(), "user:acme/jane");
-        assert_eq!(GateKey::login("L1").as_str(), "login:L1");
-        assert_ne!(GateKey::user("a", "b"), GateKey::login("a/b"));
-        let a = GateKey::credential(b"Bearer a");
-        assert_ne!(a, GateKey::credential(b"Bearer b"));
-        assert!(!a.as_str().contains("Bearer"));
+        assert_ne!(
+            GateKey::user("acme", "jane"),
+            GateKey::user("globex", "jane")
+        );
     }
 }

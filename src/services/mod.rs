@@ -20,6 +20,7 @@ pub mod rotation;
 pub mod service_keys;
 pub mod step_up;
 pub mod tenant;
+pub mod turns;
 pub mod webhooks;
 
 use std::net::IpAddr;

@@ -22,6 +22,7 @@ mod resilience;
 mod schema;
 mod security_rules;
 mod signin;
+mod stuck_user;
 mod templates;
 mod totp_vectors;
 mod webhook_fairness;

@@ -12,7 +12,7 @@ use crate::helpers::{retry_after, Resp, TestApp, User};
 
 /// A raw session holding `u`'s row (`SELECT … FOR UPDATE` in an open transaction), as a
 /// stuck instance would.
-async fn hold_row(app: &TestApp, u: &User) -> AsyncPgConnection {
+pub(crate) async fn hold_row(app: &TestApp, u: &User) -> AsyncPgConnection {
     let started = app.start_login(u).await;
     assert_eq!(started.status, 201, "{}", started.text);
     let mut conn = app.db.connect().await;
@@ -26,7 +26,7 @@ async fn hold_row(app: &TestApp, u: &User) -> AsyncPgConnection {
 }
 
 #[track_caller]
-fn assert_unavailable(r: &Resp) {
+pub(crate) fn assert_unavailable(r: &Resp) {
     r.problem(503, "unavailable");
     assert!(retry_after(r) >= 1, "{:?}", r.headers);
 }

@@ -14,8 +14,10 @@ use actix_web::{HttpMessage, ResponseError};
 use futures_util::StreamExt;
 
 use crate::error::ApiError;
+use crate::http::extract::bearer;
 use crate::http::extract::MAX_BODY;
-use crate::rate_limit::GateKey;
+use crate::rate_limit::Whose;
+use crate::services;
 use crate::state::AppState;
 
 /// Middleware (per resource): reads the body first, under its own timeout, so a slow client
@@ -44,25 +46,37 @@ pub async fn time_limits(
         Ok(body) => body,
         Err(e) => return Ok(ServiceResponse::new(http_req, e.error_response())),
     };
-    let key = gate_key(
+    let whose = gate_subject(
         req.path(),
         |name| req.match_info().get(name).map(str::to_owned),
-        req.headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes()),
+        bearer(req.request()),
         &body,
     );
     req.set_payload(Payload::from(body));
     let work = async {
-        // Waiting for a turn holds no database connection, and counts against the deadline.
-        let _turn = match key {
+        // Resolving the user and waiting for their turn hold no database connection (an mfa
+        // token's read gives its connection back first), and count against the deadline.
+        let resolved = match whose {
+            Some(w) => match services::turns::key(&state, w).await {
+                Ok(r) => r,
+                Err(e) => return Ok(req.into_response(e.error_response())),
+            },
+            None => Default::default(),
+        };
+        if let Some(k) = resolved.service_key {
+            // Checked once: `http::auth::ServiceAuth` takes it from here.
+            req.extensions_mut().insert(k);
+        }
+        let _turn = match resolved.key {
             Some(k) => state.user_gate.enter(k).await,
             None => None,
         };
-        next.call(req).await
+        next.call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body)
     };
     match tokio::time::timeout(deadline, work).await {
-        Ok(res) => res.map(ServiceResponse::map_into_boxed_body),
+        Ok(res) => res,
         Err(_) => {
             state.metrics.deadline_exceeded.inc();
             let e = ApiError::Unavailable(format!(
@@ -93,27 +107,41 @@ async fn read_body(mut payload: Payload, limit: Duration) -> Result<Bytes, ApiEr
         .unwrap_or(Err(ApiError::RequestTimeout))
 }
 
-/// Whose request this is, for `rate_limit::UserGate`: the sign-in in the path, the user in
-/// the path or in a sign-in start's body, or the bearer credential of `/v1/me`.
-pub fn gate_key(
+/// Whose row this request will wait on, for `rate_limit::UserGate` (one key per user,
+/// `services::turns` resolves it): the user in the path (admin actions on a user) or in a
+/// sign-in start's body, with the request's credential; the user of the mfa token of a step of a sign-in (any route under
+/// `/v1/logins/{login_id}`); the user of the access token of a `/v1/me` call.
+pub fn gate_subject(
     path: &str,
     param: impl Fn(&str) -> Option<String>,
-    authorization: Option<&[u8]>,
+    bearer: Option<&str>,
     body: &[u8],
-) -> Option<GateKey> {
-    if let Some(login) = param("login_id") {
-        return Some(GateKey::login(login));
+) -> Option<Whose> {
+    if param("login_id").is_some() {
+        // The mfa token's length is checked as `http::auth::MfaAuth` does.
+        let token = bearer.filter(|t| t.starts_with("mfa_") && t.len() <= 100)?;
+        return Some(Whose::MfaToken(token.to_owned()));
     }
-    if let (Some(t), Some(u)) = (param("tenant_id"), param("user_id")) {
-        return Some(GateKey::user(t, u));
+    let credential = bearer.map(str::to_owned);
+    if let (Some(tenant_id), Some(user_id)) = (param("tenant_id"), param("user_id")) {
+        return Some(Whose::Named {
+            tenant_id,
+            user_id,
+            credential,
+        });
     }
     if path == "/v1/logins" {
         let v: serde_json::Value = serde_json::from_slice(body).ok()?;
         let (t, u) = (v["tenant_id"].as_str()?, v["user_id"].as_str()?);
-        return Some(GateKey::user(t, u));
+        return Some(Whose::Named {
+            tenant_id: t.to_owned(),
+            user_id: u.to_owned(),
+            credential,
+        });
     }
-    if path.starts_with("/v1/me") {
-        return Some(GateKey::credential(authorization?));
+    if path == "/v1/me" || path.starts_with("/v1/me/") {
+        let token = bearer.filter(|t| !t.starts_with("sk_") && !t.starts_with("mfa_"))?;
+        return Some(Whose::AccessToken(token.to_owned()));
     }
     None
 }
@@ -126,34 +154,55 @@ mod tests {
         None
     }
 
+    fn user(t: &str, u: &str, credential: Option<&str>) -> Option<Whose> {
+        Some(Whose::Named {
+            tenant_id: t.into(),
+            user_id: u.into(),
+            credential: credential.map(str::to_owned),
+        })
+    }
+
     #[test]
-    fn requests_are_keyed_by_user_or_sign_in() {
+    fn every_route_that_waits_on_a_user_names_the_user() {
         let login = |n: &str| (n == "login_id").then(|| "L1".to_owned());
         assert_eq!(
-            gate_key("/v1/logins/L1/verify", login, None, b""),
-            Some(GateKey::login("L1"))
+            gate_subject("/v1/logins/L1/verify", login, Some("mfa_x"), b""),
+            Some(Whose::MfaToken("mfa_x".into()))
         );
-        let user = |n: &str| match n {
+        assert_eq!(gate_subject("/v1/logins/L1/verify", login, None, b""), None);
+        assert_eq!(
+            gate_subject("/v1/logins/L1/verify", login, Some("sk_x"), b""),
+            None
+        );
+        let path_user = |n: &str| match n {
             "tenant_id" => Some("acme".to_owned()),
             "user_id" => Some("jane".to_owned()),
             _ => None,
         };
         assert_eq!(
-            gate_key("/v1/tenants/acme/users/jane/unlock", user, None, b""),
-            Some(GateKey::user("acme", "jane"))
+            gate_subject(
+                "/v1/tenants/acme/users/jane/unlock",
+                path_user,
+                Some("eyJ"),
+                b""
+            ),
+            user("acme", "jane", Some("eyJ"))
         );
         let body = br#"{"tenant_id":"acme","user_id":"jane","email":"j@a.example"}"#;
         assert_eq!(
-            gate_key("/v1/logins", none, None, body),
-            Some(GateKey::user("acme", "jane"))
+            gate_subject("/v1/logins", none, Some("sk_x"), body),
+            user("acme", "jane", Some("sk_x"))
         );
-        assert_eq!(gate_key("/v1/logins", none, None, b"not json"), None);
-        let a = gate_key("/v1/me", none, Some(b"Bearer a"), b"");
-        let b = gate_key("/v1/me/totp", none, Some(b"Bearer b"), b"");
-        assert!(a.is_some() && b.is_some() && a != b);
-        assert_eq!(gate_key("/readyz", none, None, b""), None);
+        assert_eq!(gate_subject("/v1/logins", none, None, b"not json"), None);
         assert_eq!(
-            gate_key(
+            gate_subject("/v1/me/factors", none, Some("eyJ.a.b"), b""),
+            Some(Whose::AccessToken("eyJ.a.b".into()))
+        );
+        assert_eq!(gate_subject("/v1/me", none, Some("mfa_x"), b""), None);
+        assert_eq!(gate_subject("/v1/mexico", none, Some("eyJ"), b""), None);
+        assert_eq!(gate_subject("/readyz", none, None, b""), None);
+        assert_eq!(
+            gate_subject(
                 "/v1/tenants/acme/policy",
                 |n| (n == "tenant_id").then(|| "acme".to_owned()),
                 None,

@@ -8,7 +8,7 @@ use super::types::{ChallengeStatus, LoginView};
 use crate::crypto::hashing::HashPurpose;
 use crate::db::{self, audit::AuditCtx, factors::FactorSecret, logins::LoginCtx};
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{FactorId, FactorStatus, LoginId};
+use crate::domain::ids::{FactorId, FactorStatus, LoginId, TenantId, UserId};
 use crate::error::ApiError;
 use crate::services::attempt::Attempt;
 use crate::services::{audit_ctx, mint, ClientMeta, Minted, Subject};
@@ -33,6 +33,15 @@ pub(super) async fn load(
     let hash = mfa_token_hash(state, token);
     let found = db::logins::by_token(conn, &hash, factor_status, lock).await?;
     found_login(state, found, login_id)
+}
+
+/// The tenant and user of the sign-in of an mfa token (alive or not), read without a lock:
+/// the key of the user's turn for a sign-in step (`services::turns`).
+#[tracing::instrument(skip_all)]
+pub async fn owner(state: &AppState, token: &str) -> Result<Option<(TenantId, UserId)>, ApiError> {
+    let hash = mfa_token_hash(state, token);
+    let mut conn = state.pool.get().await?;
+    Ok(db::logins::owner_by_token(&mut conn, &hash).await?)
 }
 
 fn mfa_token_hash(state: &AppState, token: &str) -> [u8; 32] {

@@ -8,7 +8,7 @@ mod start;
 mod types;
 mod verify;
 
-pub use challenge::{get, parse_login_id};
+pub use challenge::{get, owner, parse_login_id};
 pub use enroll::{confirm_enrollment, start_enrollment};
 pub use skip::skip_enrollment;
 pub use start::start;

@@ -3,15 +3,17 @@
 //! a forbidden address: host names go through [`GuardedResolver`], which refuses an answer
 //! holding any loopback, private, link-local or metadata address (the addresses it returns
 //! are the ones connected to, so a second lookup cannot swap them); IP literals are checked
-//! by the caller (`WebhookUrl::forbidden_literal`). No proxy, no redirects, 10 s per request.
+//! by the caller (`WebhookUrl::forbidden_literal`). Names are looked up within the deadline
+//! on a bounded set of threads (`resolver`). No proxy, no redirects, 10 s per request.
 
 use std::error::Error;
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+pub use super::resolver::NO_ANSWER_IN_TIME;
+use super::resolver::{LookupError, Lookups};
 use crate::domain::webhooks::{is_forbidden, TIMEOUT};
 
 /// Why a delivery did not connect, as the delivery's `last_error` says it.
@@ -31,23 +33,22 @@ impl fmt::Display for Refused {
 
 impl Error for Refused {}
 
-/// Resolves with the system resolver and refuses forbidden answers (unless private
-/// addresses are allowed: development, or `MFA_WEBHOOK_ALLOW_PRIVATE=true`).
+/// Resolves through [`Lookups`] (within the deadline, on bounded threads) and refuses
+/// forbidden answers (unless private addresses are allowed: development, or
+/// `MFA_WEBHOOK_ALLOW_PRIVATE=true`).
 struct GuardedResolver {
     allow_private: bool,
+    lookups: Arc<Lookups>,
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let allow_private = self.allow_private;
+        let (allow_private, lookups) = (self.allow_private, self.lookups.clone());
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
-                .await
-                .map_err(|_| Refused(NO_ANSWER))?
-                .collect();
-            if addrs.is_empty() {
-                return Err(Refused(NO_ANSWER).into());
-            }
+            let addrs = lookups.resolve(name.as_str()).await.map_err(|e| match e {
+                LookupError::NoAnswer => Refused(NO_ANSWER),
+                LookupError::Deadline => Refused(NO_ANSWER_IN_TIME),
+            })?;
             if !allow_private && addrs.iter().any(|a| is_forbidden(a.ip())) {
                 return Err(Refused(FORBIDDEN).into());
             }
@@ -56,14 +57,22 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// The worker's client.
+/// The worker's client, with the system resolver.
 pub fn build(allow_private: bool) -> reqwest::Result<reqwest::Client> {
+    build_with(allow_private, Arc::new(Lookups::system()))
+}
+
+/// The worker's client with these lookups (a test's resolver).
+pub fn build_with(allow_private: bool, lookups: Arc<Lookups>) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .timeout(TIMEOUT)
         .user_agent("mspbots-mfa-webhooks/1")
-        .dns_resolver(Arc::new(GuardedResolver { allow_private }))
+        .dns_resolver(Arc::new(GuardedResolver {
+            allow_private,
+            lookups,
+        }))
         .build()
 }
 

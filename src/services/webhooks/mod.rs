@@ -6,6 +6,7 @@
 mod attempt;
 pub mod client;
 mod outcome;
+pub mod resolver;
 pub mod views;
 pub mod worker;
 

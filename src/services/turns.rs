@@ -1,0 +1,66 @@
+//! Whose turn a request takes (`rate_limit::UserGate`): the user named by the request,
+//! resolved the cheapest way its route allows. A request that names nobody, or whose
+//! credential does not check out, takes no turn: its handler refuses it before it touches a
+//! row.
+
+use crate::error::ApiError;
+use crate::rate_limit::{GateKey, Whose};
+use crate::services::auth::{self, ServiceKey};
+use crate::services::logins;
+use crate::state::AppState;
+
+/// A request's turn key, and the service key it was checked with (the handler takes it
+/// from there instead of looking it up again).
+#[derive(Default)]
+pub struct Resolved {
+    pub key: Option<GateKey>,
+    pub service_key: Option<ServiceKey>,
+}
+
+/// Resolves `whose`. A user named in the path or a start's body counts only for a service
+/// key that covers the tenant or an access token of that tenant; an mfa token costs one
+/// indexed read that never waits on a row lock, on a connection given back before the turn
+/// is taken, so a request holds at most one connection and one turn at a time. Errors are
+/// the database's (`503`).
+#[tracing::instrument(skip_all)]
+pub async fn key(state: &AppState, whose: Whose) -> Result<Resolved, ApiError> {
+    let user = |t: &dyn std::fmt::Display, u: &dyn std::fmt::Display| GateKey::user(t, u);
+    Ok(match whose {
+        Whose::Named {
+            tenant_id,
+            user_id,
+            credential: Some(cred),
+        } if cred.starts_with("sk_") => match auth::service_key(state, &cred).await {
+            Ok(k) => Resolved {
+                key: k.covers(&tenant_id).then(|| user(&tenant_id, &user_id)),
+                service_key: Some(k),
+            },
+            Err(ApiError::Unauthenticated) => Resolved::default(),
+            Err(e) => return Err(e),
+        },
+        Whose::Named {
+            tenant_id,
+            user_id,
+            credential: Some(cred),
+        } => Resolved {
+            key: auth::access_token(state, &cred)
+                .ok()
+                .filter(|c| c.tid.as_str() == tenant_id)
+                .map(|_| user(&tenant_id, &user_id)),
+            service_key: None,
+        },
+        Whose::Named { .. } => Resolved::default(),
+        Whose::AccessToken(token) => Resolved {
+            key: auth::access_token(state, &token)
+                .ok()
+                .map(|c| user(&c.tid, &c.sub)),
+            service_key: None,
+        },
+        Whose::MfaToken(token) => Resolved {
+            key: logins::owner(state, &token)
+                .await?
+                .map(|(t, u)| user(&t, &u)),
+            service_key: None,
+        },
+    })
+}
