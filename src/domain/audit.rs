@@ -48,6 +48,7 @@ audit_types! {
     WebhookDeleted => "webhook.deleted",
     WebhookSecretRotated => "webhook.secret_rotated",
     WebhookDisabled => "webhook.disabled",
+    UserReauthenticated => "user.reauthenticated",
 }
 
 #[cfg(test)]
@@ -56,7 +57,7 @@ mod tests {
 
     #[test]
     fn every_type_round_trips_and_serializes_as_its_name() {
-        assert_eq!(AuditType::ALL.len(), 24);
+        assert_eq!(AuditType::ALL.len(), 25);
         for t in AuditType::ALL {
             assert_eq!(AuditType::parse(t.as_str()), Some(*t));
             assert_eq!(

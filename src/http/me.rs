@@ -10,6 +10,7 @@ use crate::services::enrollment::EnrollmentMaterial;
 use crate::services::factors::NewFactorRequest;
 use crate::services::logins::CodeRequest;
 use crate::services::me::{self, MeEnrolled, MeView, RecoveryCodes};
+use crate::services::reauth::{self, ReauthRequest, Reauthenticated};
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
@@ -118,4 +119,34 @@ pub async fn regenerate_codes(
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()
         .json(me::regenerate_codes(&state, &user.0, code.0.as_deref(), &meta).await?))
+}
+
+/// Prove a factor again and get a fresh access token (§17).
+///
+/// Send exactly one of `code` (a current code of any of the user's authenticator apps) or
+/// `recovery_code` (used up). The new token carries the `amr` of that factor
+/// (`["pwd","otp","mfa"]` or `["pwd","mfa","rc"]`) and `auth_time` now, so for
+/// `MFA_STEP_UP_MAX_AGE` seconds it passes every sensitive call without `X-MFA-Code`: a page
+/// asks for step-up once, then makes several calls. The old token stays valid until it
+/// expires (and is not made recent). Checked, counted and locked out like a sign-in's code;
+/// audited as `user.reauthenticated`. Remembered browsers are kept, even after a recovery code.
+#[utoipa::path(post, path = "/v1/me/reauthenticate", tag = "Me", operation_id = "reauthenticate",
+    security(("access_token" = [])),
+    request_body = ReauthRequest,
+    responses(
+        (status = 200, description = "A fresh, recent access token", body = Reauthenticated),
+        (status = 400, description = "`invalid_request` (no proof, more than one, or a malformed one; not counted), `invalid_code` (counted) or `code_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state`: the user has no active factor", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts` (the user is locked out, or the per-IP limit); see `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn reauthenticate(
+    state: Data,
+    user: UserAuth,
+    meta: ClientMeta,
+    body: JsonBody<ReauthRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let done: Reauthenticated = reauth::reauthenticate(&state, &user.0, &body.0, &meta).await?;
+    Ok(HttpResponse::Ok().json(done))
 }

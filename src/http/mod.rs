@@ -131,6 +131,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             vec![(M::GET, to().to(devices::summary))],
         ))
         .service(resource(
+            "/v1/me/reauthenticate",
+            vec![(M::POST, to().to(me::reauthenticate))],
+        ))
+        .service(resource(
             "/v1/me/recovery-codes",
             vec![(M::POST, to().to(me::regenerate_codes))],
         ))

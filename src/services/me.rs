@@ -44,13 +44,16 @@ pub struct MfaStatus {
 pub struct TenantMfa {
     pub enforce_mfa: bool,
     pub surfaces: Vec<Surface>,
+    /// How long "Don't ask again on this browser" lasts (§12); 0 when the tenant does not
+    /// offer it.
+    pub remember_device_days: i32,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"tenant_id": "acme", "user_id": "u-1001", "email": "jane@acme.example",
     "identity_provider": "local", "mfa": {"enrolled": true, "enrolled_at": "2026-11-28T09:00:00Z",
     "last_used_at": "2026-11-28T09:30:00Z", "recovery_codes_remaining": 9, "factors": 1},
-    "tenant": {"enforce_mfa": true, "surfaces": ["app", "portal"]}}))]
+    "tenant": {"enforce_mfa": true, "surfaces": ["app", "portal"], "remember_device_days": 30}}))]
 pub struct MeView {
     pub tenant_id: TenantId,
     pub user_id: UserId,
@@ -119,6 +122,7 @@ pub async fn show(state: &AppState, claims: &AccessClaims) -> Result<MeView, Api
         tenant: TenantMfa {
             enforce_mfa: policy.enforce_mfa,
             surfaces: policy.surfaces,
+            remember_device_days: policy.remember_device_days.get(),
         },
     })
 }

@@ -15,6 +15,7 @@ pub mod logins;
 pub mod me;
 pub mod ops;
 pub mod policy;
+pub mod reauth;
 pub mod resync;
 pub mod rotation;
 pub mod service_keys;

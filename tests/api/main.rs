@@ -16,6 +16,7 @@ mod housekeeping;
 mod lock_order;
 mod me_selfservice;
 mod pipelined;
+mod reauth;
 mod replay_lockout;
 mod repo_files;
 mod resilience;

@@ -79,7 +79,8 @@ async fn me_shows_the_user_and_the_tenant_before_and_after_enrollment() {
                "identity_provider": "local",
                "mfa": {"enrolled": false, "enrolled_at": null, "last_used_at": null,
                        "recovery_codes_remaining": 0, "factors": 0},
-               "tenant": {"enforce_mfa": false, "surfaces": ["app", "portal"]}})
+               "tenant": {"enforce_mfa": false, "surfaces": ["app", "portal"],
+                          "remember_device_days": 0}})
     );
 
     // Voluntary enrollment: the factor is active from the confirmation on.
@@ -112,13 +113,13 @@ async fn me_shows_the_user_and_the_tenant_before_and_after_enrollment() {
         .enforce(
             "t1",
             &admin.access_token,
-            json!({"enforce_mfa": true, "surfaces": ["portal"]}),
+            json!({"enforce_mfa": true, "surfaces": ["portal"], "remember_device_days": 0}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
         me(&app, &otp_token).await["tenant"],
-        json!({"enforce_mfa": true, "surfaces": ["portal"]})
+        json!({"enforce_mfa": true, "surfaces": ["portal"], "remember_device_days": 0})
     );
 
     // A TOTP sign-in moves last_used_at; a recovery sign-in uses one code up.
@@ -588,7 +589,7 @@ async fn the_factor_the_tenant_requires_cannot_be_removed_but_an_exempt_one_can(
         .enforce(
             "t1",
             &admin.access_token,
-            json!({"enforce_mfa": true, "surfaces": ["portal"]}),
+            json!({"enforce_mfa": true, "surfaces": ["portal"], "remember_device_days": 0}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);

@@ -74,5 +74,8 @@ mod tests {
             Ok(EventTypes::Only(AuditType::ALL.to_vec()))
         );
         assert_eq!(EventTypes::All.to_strings(), vec!["*"]);
+        // §21: the v1.2 types among them.
+        let reauth = EventTypes::parse(&["user.reauthenticated".into()]).unwrap();
+        assert!(reauth.matches(AuditType::UserReauthenticated));
     }
 }

@@ -11,7 +11,8 @@ use crate::domain::audit::AuditType;
 use crate::domain::ids::{FactorId, FactorStatus, LoginId, TenantId, UserId};
 use crate::error::ApiError;
 use crate::services::attempt::Attempt;
-use crate::services::{audit_ctx, mint, ClientMeta, Minted, Subject};
+use crate::services::tenant::policy_of;
+use crate::services::{audit_ctx, grace, mint, ClientMeta, Minted, Subject};
 use crate::state::AppState;
 
 /// Parses the path's login id; anything malformed is simply not found.
@@ -172,7 +173,7 @@ pub(super) async fn finish_login(
 
 pub(super) const FACTOR_REMOVED: &str = "The user's authenticator app was removed: sign in again.";
 
-/// `GET /v1/logins/{login_id}`.
+/// `GET /v1/logins/{login_id}`, with what the pages need of the tenant's policy (§21).
 #[tracing::instrument(skip_all)]
 pub async fn get(state: &AppState, token: &str, login_id: LoginId) -> Result<LoginView, ApiError> {
     let mut conn = state.pool.get().await?;
@@ -186,13 +187,27 @@ pub async fn get(state: &AppState, token: &str, login_id: LoginId) -> Result<Log
     )
     .await?;
     let status = ChallengeStatus::of(ctx.status, ctx.factor_id.is_some());
+    let status = crate::services::stored(status, "login status")?;
+    let tenant = db::tenants::get(&mut conn, &ctx.tenant_id)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    let policy = policy_of(&tenant)?;
+    let grace_ends_at = match status {
+        ChallengeStatus::EnrollmentRequired => {
+            let started = db::grace::started_at(&mut conn, &ctx.tenant_id, &ctx.user_id).await?;
+            grace::running(started, policy.enrollment_grace_days, state.now())
+        }
+        ChallengeStatus::VerificationRequired => None,
+    };
     Ok(LoginView {
         login_id: ctx.login_id.0,
-        status: crate::services::stored(status, "login status")?,
+        status,
         expires_at: ctx.expires_at,
         tenant_id: ctx.tenant_id,
         user_id: ctx.user_id,
         surface: ctx.surface,
         attempts_left: crate::domain::lockout::MAX_FAILURES - ctx.login_failures,
+        remember_device_days: policy.remember_device_days.get(),
+        grace_ends_at,
     })
 }

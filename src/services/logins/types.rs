@@ -130,6 +130,14 @@ pub struct LoginView {
     pub surface: Surface,
     /// Wrong codes this mfa token may still take.
     pub attempts_left: i32,
+    /// The tenant's `remember_device_days` (§12): how long "Don't ask again on this
+    /// browser" lasts; 0 when the tenant does not offer it.
+    pub remember_device_days: i32,
+    /// While `enrollment_required` inside the user's enrollment grace (§13): when it ends
+    /// (until then the sign-in may `skip-enrollment`). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub grace_ends_at: Option<DateTime<Utc>>,
 }
 
 /// A code from the authenticator app.

@@ -127,6 +127,8 @@ export async function setUpAtSignIn(loginId: string, mfaToken: string, code: str
   const state = await mfa.GET("/v1/logins/{login_id}", { params: { path }, headers: bearer(mfaToken) });
   if (state.error) fail(state.error, state.response);
   const attemptsLeft: number = state.data.attempts_left;
+  const rememberDays: number = state.data.remember_device_days; // 0: no "don't ask again"
+  const graceEndsAt: string | undefined = state.data.grace_ends_at; // "Set up later" until then
   const material = await mfa.POST("/v1/logins/{login_id}/totp-enrollment", {
     params: { path },
     headers: bearer(mfaToken),
@@ -140,7 +142,7 @@ export async function setUpAtSignIn(loginId: string, mfaToken: string, code: str
   });
   if (done.error) fail(done.error, done.response);
   const recoveryCodes: string[] = done.data.recovery_codes;
-  return { attemptsLeft, qr, accessToken: done.data.access_token, recoveryCodes };
+  return { attemptsLeft, rememberDays, graceEndsAt, qr, accessToken: done.data.access_token, recoveryCodes };
 }
 
 /** "Lost your phone?": sign in with a recovery code instead. */
@@ -153,6 +155,23 @@ export async function recover(loginId: string, mfaToken: string, recoveryCode: s
   if (error) fail(error, response);
   const left: number = data.recovery_codes_remaining;
   return { accessToken: data.access_token, left };
+}
+
+/** Step-up once, then several sensitive calls with the fresh token (no X-MFA-Code). */
+export async function stepUpOnce(accessToken: string, code: string) {
+  const fresh = await mfa.POST("/v1/me/reauthenticate", {
+    headers: bearer(accessToken),
+    body: { code },
+  });
+  if (fresh.error) fail(fresh.error, fresh.response); // invalid_code, code_reused, too_many_attempts
+  const token: string = fresh.data.access_token;
+  const expiresIn: number = fresh.data.expires_in;
+  const me = await mfa.GET("/v1/me", { headers: bearer(token) });
+  if (me.error) fail(me.error, me.response);
+  const rememberDays: number = me.data.tenant.remember_device_days;
+  const codes = await mfa.POST("/v1/me/recovery-codes", { headers: bearer(token) });
+  if (codes.error) fail(codes.error, codes.response);
+  return { token, expiresIn, rememberDays, codes: codes.data.recovery_codes };
 }
 
 /** The user's own security page: status, (re-)enrollment, new recovery codes, removal. */

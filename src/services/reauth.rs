@@ -1,0 +1,141 @@
+//! Re-authentication in one call (docs/API.md §17): a signed-in user proves a factor again
+//! and gets a fresh access token, recent for step-up, so a page asks once and then makes
+//! several sensitive calls. One attempt through the gate (`services::attempt`) in §21's
+//! order; the old token stays valid; remembered devices are left alone, whatever the proof.
+
+use diesel_async::AsyncConnection;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::attempt::{self, Against, Attempt, Proof, Verdict};
+use super::logins::TokenType;
+use super::{audit_ctx, mint, surface_of, ClientMeta, Subject};
+use crate::accepted;
+use crate::crypto::jwt::AccessClaims;
+use crate::db::{self, factors::FactorSecret};
+use crate::domain::audit::AuditType;
+use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
+
+/// Exactly one proof of a factor (§17, §21): a body with none, or with more than one, is
+/// `400 invalid_request`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"code": "123456"}))]
+#[serde(deny_unknown_fields)]
+pub struct ReauthRequest {
+    /// A current code of any of the user's active authenticator apps: exactly six digits.
+    #[schema(pattern = "^[0-9]{6}$")]
+    pub code: Option<String>,
+    /// An unused recovery code; it is used up.
+    pub recovery_code: Option<String>,
+}
+
+/// The names of the proof fields, for the shape error.
+const PROOFS: &[&str] = &["code", "recovery_code"];
+
+impl ReauthRequest {
+    /// The one proof this body carries, parsed (§21 step 2; not counted). A new kind of
+    /// proof is one field above, one name in [`PROOFS`] and one line here.
+    pub fn parse(&self) -> Result<Proof, ApiError> {
+        let given = [
+            self.code
+                .as_deref()
+                .map(|c| attempt::parse_totp("code", c).map(Proof::Totp)),
+            self.recovery_code
+                .as_deref()
+                .map(|c| attempt::parse_recovery("recovery_code", c).map(Proof::Recovery)),
+        ];
+        let mut given = given.into_iter().flatten();
+        match (given.next(), given.next()) {
+            (Some(proof), None) => proof,
+            _ => Err(one_proof()),
+        }
+    }
+}
+
+fn one_proof() -> ApiError {
+    let message = format!("send exactly one of: {}", PROOFS.join(", "));
+    ApiError::InvalidRequest {
+        detail: message.clone(),
+        errors: PROOFS
+            .iter()
+            .map(|f| FieldError {
+                field: (*f).to_owned(),
+                message: message.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// A fresh access token with the `amr` of the factor just proven and `auth_time` now.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"access_token": "eyJhbGciOiJFZERTQSJ9...", "token_type": "Bearer",
+    "expires_in": 3600}))]
+pub struct Reauthenticated {
+    pub access_token: String,
+    pub token_type: TokenType,
+    pub expires_in: u32,
+}
+
+/// `POST /v1/me/reauthenticate`: the per-IP limit and the shape, then under the user's row
+/// lock the lockout, the user's active factors (none: `409 invalid_state`) and the
+/// evaluation; on acceptance `user.reauthenticated` and the new token, in one transaction.
+#[tracing::instrument(skip_all, fields(tenant_id = %claims.tid, user_id = %claims.sub))]
+pub async fn reauthenticate(
+    state: &AppState,
+    claims: &AccessClaims,
+    req: &ReauthRequest,
+    meta: &ClientMeta,
+) -> Result<Reauthenticated, ApiError> {
+    let proof = attempt::admit(state, meta, || req.parse())?;
+    let (tenant_id, user_id) = (&claims.tid, &claims.sub);
+    let surface = surface_of(state, claims);
+    let audit = audit_ctx(
+        tenant_id,
+        Some(user_id),
+        Some(user_id.as_str()),
+        Some(surface),
+        meta,
+    );
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let attempt = Attempt::lock_user(conn, state, &audit, user_id).await?;
+        let factors: Vec<FactorSecret> = db::factors::active(conn, tenant_id, user_id)
+            .await?
+            .iter()
+            .map(|f| f.secret())
+            .collect();
+        if factors.is_empty() {
+            return Err(ApiError::InvalidState(
+                "The user has no active factor to re-authenticate with.",
+            ));
+        }
+        let against = Against::Active(&factors);
+        let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
+        let now = attempt.now();
+        let mut details = serde_json::json!({"method": accepted.method.as_str()});
+        if let Some(id) = accepted.factor_id {
+            details["factor_id"] = serde_json::json!(id);
+        }
+        let kind = AuditType::UserReauthenticated;
+        db::audit::insert(conn, &audit, kind, now, details).await?;
+        let user = db::users::get(conn, tenant_id, user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let who = Subject {
+            tenant_id,
+            user_id,
+            email: &user.email,
+            roles: &user.roles,
+            idp: user.identity_provider,
+        };
+        let minted = mint(state, &who, surface, accepted.method.amr(), now)?;
+        Ok(Verdict::Accepted(Reauthenticated {
+            access_token: minted.token,
+            token_type: TokenType::Bearer,
+            expires_in: minted.expires_in,
+        }))
+    })
+    .await?
+    .answer()
+}
