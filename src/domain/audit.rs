@@ -48,6 +48,11 @@ audit_types! {
     WebhookDeleted => "webhook.deleted",
     WebhookSecretRotated => "webhook.secret_rotated",
     WebhookDisabled => "webhook.disabled",
+    WebauthnEnrollmentStarted => "webauthn.enrollment_started",
+    WebauthnEnrolled => "webauthn.enrolled",
+    WebauthnVerifyFailed => "webauthn.verify_failed",
+    WebauthnCounterRegressed => "webauthn.counter_regressed",
+    WebauthnRemoved => "webauthn.removed",
 }
 
 #[cfg(test)]
@@ -56,7 +61,7 @@ mod tests {
 
     #[test]
     fn every_type_round_trips_and_serializes_as_its_name() {
-        assert_eq!(AuditType::ALL.len(), 24);
+        assert_eq!(AuditType::ALL.len(), 29);
         for t in AuditType::ALL {
             assert_eq!(AuditType::parse(t.as_str()), Some(*t));
             assert_eq!(

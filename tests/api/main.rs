@@ -15,6 +15,7 @@ mod hostile;
 mod housekeeping;
 mod lock_order;
 mod me_selfservice;
+mod passkeys;
 mod pipelined;
 mod replay_lockout;
 mod repo_files;

@@ -105,7 +105,9 @@ pub(super) async fn begin_attempt(
     // With the pending factor loaded nothing is known of an active one; confirm checks.
     let has_active = factor_status == FactorStatus::Active && ctx.factor_id.is_some();
     require_status(&ctx, has_active, wanted)?;
-    if wanted == ChallengeStatus::VerificationRequired && factors.is_empty() {
+    // Any active factor, of any type (`factors` holds the TOTP ones only: a code sent by a
+    // passkey-only user is a wrong code, §21).
+    if wanted == ChallengeStatus::VerificationRequired && ctx.factor_id.is_none() {
         return Err(ApiError::InvalidState(FACTOR_REMOVED));
     }
     let audit = login_audit(&ctx, meta);
@@ -177,7 +179,27 @@ pub async fn get(state: &AppState, token: &str, login_id: LoginId) -> Result<Log
     )
     .await?;
     let status = ChallengeStatus::of(ctx.status, ctx.factor_id.is_some());
+    let (mut factor_types, mut allowed_factor_types, mut webauthn_available) = (None, None, None);
+    match status {
+        Some(ChallengeStatus::VerificationRequired) => {
+            let (t, u, s) = (&ctx.tenant_id, &ctx.user_id, ctx.surface);
+            factor_types =
+                Some(crate::services::webauthn::factor_types(&mut conn, state, t, u, s).await?);
+        }
+        Some(ChallengeStatus::EnrollmentRequired) => {
+            let tenant = db::tenants::get(&mut conn, &ctx.tenant_id)
+                .await?
+                .ok_or(ApiError::Unauthenticated)?;
+            let policy = crate::services::tenant::policy_of(&tenant)?;
+            allowed_factor_types = Some(policy.allowed_factor_types);
+            webauthn_available = Some(state.webauthn.get(ctx.surface).is_some());
+        }
+        None => {}
+    }
     Ok(LoginView {
+        factor_types,
+        allowed_factor_types,
+        webauthn_available,
         login_id: ctx.login_id.0,
         status: crate::services::stored(status, "login status")?,
         expires_at: ctx.expires_at,
