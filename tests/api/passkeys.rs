@@ -431,3 +431,86 @@ async fn audit_events_hold_no_challenge_key_signature_or_full_credential_id() {
     }
     assert!(all.contains(&raw_id[..8]), "the short id is shown: {all}");
 }
+
+#[tokio::test]
+async fn a_passkey_instead_of_an_app_at_first_sign_in() {
+    let app = TestApp::spawn().await;
+    let (_, _admin) = app.enforced_tenant("acme").await;
+    let u = User::new("acme", "pk-7");
+    let started = app.start_login(&u).await;
+    assert_eq!(
+        started.body["status"], "enrollment_required",
+        "{}",
+        started.text
+    );
+    let (login_id, token) = login_of(&started);
+    let view = app
+        .get(&format!("/v1/logins/{login_id}"), Some(&token))
+        .await;
+    assert_eq!(
+        view.body["allowed_factor_types"],
+        json!(["totp", "webauthn"]),
+        "{}",
+        view.text
+    );
+    assert_eq!(view.body["webauthn_available"], true);
+    let r = app
+        .login_post(&login_id, &token, "webauthn-enrollment", json!({}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        (r.body["type"].as_str(), r.body["name"].as_str()),
+        (Some("webauthn"), Some("Passkey"))
+    );
+    // A code sent to a passkey enrollment is refused without being counted.
+    let code = app.confirm_at_login(&login_id, &token, "123456").await;
+    code.problem(409, "invalid_state");
+    let mut key = Key::new(&app);
+    let credential = key.create(&r.body["public_key"]);
+    let done = app
+        .login_post(
+            &login_id,
+            &token,
+            "webauthn-enrollment/confirm",
+            json!({ "credential": credential }),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.text);
+    assert_eq!(done.body["recovery_codes"].as_array().unwrap().len(), 10);
+    let claims = claims_of(done.body["access_token"].as_str().unwrap());
+    assert_eq!(claims["amr"], json!(["pwd", "hwk", "mfa"]));
+    // Next time: only a passkey (and recovery codes).
+    app.advance(60);
+    let again = app.start_login(&u).await;
+    assert_eq!(
+        again.body["factor_types"],
+        json!(["webauthn"]),
+        "{}",
+        again.text
+    );
+    let (l2, t2) = login_of(&again);
+    // A code from a user with no app is a wrong code, counted.
+    app.verify_code(&l2, &t2, "123456")
+        .await
+        .problem(400, "invalid_code");
+    let a = key.get(&challenge(&app, &l2, &t2).await);
+    let ok = answer(&app, &l2, &t2, &a).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    // Removing it writes webauthn.removed, not totp.removed.
+    let t = ok.body["access_token"].as_str().unwrap();
+    let factors = app.get("/v1/me/factors", Some(t)).await;
+    let id = factors.body["items"][0]["factor_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let removed = app
+        .delete(
+            &format!("/v1/tenants/acme/users/{}/factors/{id}", u.id),
+            Some(&_admin.access_token),
+        )
+        .await;
+    assert_eq!(removed.status, 204, "{}", removed.text);
+    let types = app.audit_types("acme").await;
+    assert!(types.iter().any(|t| t == "webauthn.removed"), "{types:?}");
+    assert!(!types.iter().any(|t| t == "totp.removed"), "{types:?}");
+}
