@@ -41,7 +41,7 @@ pub struct WebauthnEnrollment {
     pub kind: FactorType,
     pub name: FactorName,
     /// `PublicKeyCredentialCreationOptionsJSON` (WebAuthn Level 3).
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub public_key: serde_json::Value,
     /// The challenge, and the pending factor, end at this time.
     pub expires_at: DateTime<Utc>,

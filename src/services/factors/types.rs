@@ -134,7 +134,7 @@ pub struct ConfirmFactorRequest {
     pub code: Option<String>,
     /// WebAuthn: `RegistrationResponseJSON`, what `PublicKeyCredential.toJSON()` returns.
     #[serde(default)]
-    #[schema(nullable = false, value_type = Object)]
+    #[schema(nullable = false, value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub credential: Option<serde_json::Value>,
 }
 

@@ -24,7 +24,7 @@ use crate::state::AppState;
     "allowCredentials": [{"type": "public-key", "id": "…", "transports": ["internal"]}]}}))]
 pub struct WebauthnChallenge {
     /// `PublicKeyCredentialRequestOptionsJSON` (WebAuthn Level 3).
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub public_key: serde_json::Value,
     /// The challenge must be answered before this.
     pub expires_at: DateTime<Utc>,
@@ -103,7 +103,7 @@ pub async fn challenge(
 pub struct WebauthnSignInRequest {
     /// `AuthenticationResponseJSON`: what `PublicKeyCredential.toJSON()` returns.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub credential: Option<serde_json::Value>,
     /// As `verify`'s (§12).
     pub remember_device: Option<bool>,
