@@ -16,6 +16,7 @@ mod housekeeping;
 mod lock_order;
 mod me_selfservice;
 mod passkeys;
+mod passkeys_more;
 mod pipelined;
 mod replay_lockout;
 mod repo_files;
