@@ -36,6 +36,8 @@ pub enum ApiError {
     InvalidCode,
     #[error("code reused")]
     CodeReused,
+    #[error("a WebAuthn response that does not verify")]
+    InvalidCredential,
     #[error("unauthenticated")]
     Unauthenticated,
     #[error("forbidden")]
@@ -56,6 +58,10 @@ pub enum ApiError {
     FactorLimit,
     #[error("the user already has a factor of that name")]
     NameTaken,
+    #[error("WebAuthn is not configured on this surface")]
+    WebauthnUnavailable,
+    #[error("the tenant does not allow this factor type")]
+    FactorTypeNotAllowed,
     #[error("the tenant has as many webhooks as allowed")]
     WebhookLimit,
     #[error("precondition failed")]
@@ -94,6 +100,9 @@ impl ApiError {
             ApiError::InvalidRequest { .. } => "invalid_request",
             ApiError::InvalidCode => "invalid_code",
             ApiError::CodeReused => "code_reused",
+            ApiError::InvalidCredential => "invalid_credential",
+            ApiError::WebauthnUnavailable => "webauthn_unavailable",
+            ApiError::FactorTypeNotAllowed => "factor_type_not_allowed",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::Forbidden => "forbidden",
             ApiError::MfaRequiredForAdmin => "mfa_required_for_admin",

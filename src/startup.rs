@@ -16,7 +16,9 @@ use anyhow::Context;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::config::{KeyMaterial, Settings};
+use crate::crypto::webauthn::{RelyingParties, SurfaceSettings};
 use crate::domain::clock::{Clock, SystemClock};
+use crate::domain::ids::Surface;
 use crate::http::middleware::{self, request::REQUEST_ID};
 use crate::http::ops::ApiDocument;
 use crate::metrics::Metrics;
@@ -33,6 +35,26 @@ pub struct Application {
     /// This instance's webhook delivery worker (`MFA_WEBHOOK_DELIVERY`) and housekeeping
     /// (`MFA_HOUSEKEEPING`, `MFA_RETENTION_DAYS`), when they run.
     background: Vec<Background>,
+}
+
+/// The WebAuthn relying parties from the settings, or the §21 start-up error.
+fn relying_parties(s: &Settings) -> anyhow::Result<RelyingParties> {
+    let surface = |surface| match surface {
+        Surface::App => SurfaceSettings {
+            rp_id: s.webauthn_rp_id_app.as_deref(),
+            origins: &s.webauthn_origins_app,
+        },
+        Surface::Portal => SurfaceSettings {
+            rp_id: s.webauthn_rp_id_portal.as_deref(),
+            origins: &s.webauthn_origins_portal,
+        },
+    };
+    RelyingParties::new(
+        &s.webauthn_rp_name,
+        s.environment == crate::config::Environment::Development,
+        surface(Surface::App),
+        surface(Surface::Portal),
+    )
 }
 
 impl Application {
@@ -62,6 +84,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let webhook_client = webhooks::client::build(settings.webhooks_allow_private())
             .context("building the webhook HTTP client")?;
+        let webauthn = relying_parties(&settings)?;
         let state = web::Data::new(AppState {
             rate_limiter: RateLimiter::new(settings.rate_limit_per_minute),
             metrics: Metrics::new()?,
@@ -72,6 +95,7 @@ impl Application {
             ready: AtomicBool::new(false),
             user_gate: Default::default(),
             webhook_client,
+            webauthn,
         });
         // Serve first: while the database is prepared /healthz is 200 and /readyz 503,
         // so an orchestrator sees a live process that is not ready yet.

@@ -25,6 +25,8 @@ pub struct AppState {
     /// The webhook worker's HTTP client (`services::webhooks::client`): one per app, so
     /// deliveries to a receiver reuse its connections.
     pub webhook_client: reqwest::Client,
+    /// The WebAuthn relying party of each surface (§16), `None` where it is unavailable.
+    pub webauthn: crate::crypto::webauthn::RelyingParties,
 }
 
 impl AppState {

@@ -10,19 +10,39 @@ use crate::config::Environment;
 /// parameters (ciphertexts, nonces, token hashes).
 const DRIVER_TARGETS: &[&str] = &["tokio_postgres", "diesel", "diesel_async"];
 
+/// The WebAuthn verifier's targets: at debug they print credential data (§21), so they stay
+/// at `warn` whatever `RUST_LOG` says, even when it names them.
+const VERIFIER_TARGETS: &[&str] = &["webauthn_rs_core", "webauthn_rs"];
+
+/// The first target of a directive (`tokio_postgres::query=debug` -> `tokio_postgres::query`).
+fn target_of(d: &str) -> &str {
+    d.split(['=', '[']).next().unwrap_or("").trim()
+}
+
+/// Whether a directive's target is `target` or inside it.
+fn names(d: &str, target: &str) -> bool {
+    let t = target_of(d);
+    t == target || t.starts_with(&format!("{target}::"))
+}
+
 /// The filter for a `RUST_LOG` value: as given, except that the driver's targets stay at
-/// `info` at most unless the value names them itself (`RUST_LOG=debug,tokio_postgres=debug`).
+/// `info` at most unless the value names them itself (`RUST_LOG=debug,tokio_postgres=debug`),
+/// and the verifier's at `warn` always.
 pub fn filter_directives(rust_log: Option<&str>) -> String {
     let given = rust_log.map(str::trim).filter(|s| !s.is_empty());
-    let mut directives = given.unwrap_or("info").to_owned();
+    let given = given.unwrap_or("info");
+    let mut directives = given
+        .split(',')
+        .filter(|d| !VERIFIER_TARGETS.iter().any(|t| names(d, t)))
+        .collect::<Vec<_>>()
+        .join(",");
     for target in DRIVER_TARGETS {
-        let named = directives.split(',').any(|d| {
-            let t = d.split(['=', '[']).next().unwrap_or("").trim();
-            t == *target || t.starts_with(&format!("{target}::"))
-        });
-        if !named {
+        if !directives.split(',').any(|d| names(d, target)) {
             directives.push_str(&format!(",{target}=info"));
         }
+    }
+    for target in VERIFIER_TARGETS {
+        directives.push_str(&format!(",{target}=warn"));
     }
     directives
 }
@@ -95,11 +115,29 @@ mod tests {
         assert!(!out.contains("our own debug line"), "{out}");
         assert_eq!(
             filter_directives(None),
-            "info,tokio_postgres=info,diesel=info,diesel_async=info"
+            "info,tokio_postgres=info,diesel=info,diesel_async=info,webauthn_rs_core=warn,webauthn_rs=warn"
         );
         assert_eq!(
             filter_directives(Some("warn,diesel::pg=debug")),
-            "warn,diesel::pg=debug,tokio_postgres=info,diesel_async=info"
+            "warn,diesel::pg=debug,tokio_postgres=info,diesel_async=info,webauthn_rs_core=warn,webauthn_rs=warn"
         );
+    }
+
+    #[test]
+    fn the_verifier_logs_warnings_only_even_when_named() {
+        let emit = || {
+            tracing::debug!(target: "webauthn_rs_core::core", "credential secret-cred-data");
+            tracing::info!(target: "webauthn_rs::interface", "state secret-state");
+            tracing::warn!(target: "webauthn_rs_core::core", "a warning");
+        };
+        for rust_log in [
+            "trace",
+            "debug,webauthn_rs_core=trace",
+            "webauthn_rs=debug,webauthn_rs_core::core=debug",
+        ] {
+            let out = logged(rust_log, emit);
+            assert!(!out.contains("secret-"), "{rust_log}: {out}");
+            assert!(out.contains("a warning"), "{rust_log}: {out}");
+        }
     }
 }

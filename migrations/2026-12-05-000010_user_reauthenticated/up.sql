@@ -9,5 +9,6 @@ ALTER DOMAIN mfa_audit_type ADD CONSTRAINT mfa_audit_type_known CHECK (VALUE IN 
     'totp.reset_by_admin', 'policy.updated', 'user.deleted', 'factor.renamed',
     'device.remembered', 'device.revoked', 'totp.enrollment_skipped', 'webhook.created',
     'webhook.updated', 'webhook.deleted', 'webhook.secret_rotated', 'webhook.disabled',
-    'user.reauthenticated'
+    'webauthn.enrollment_started', 'webauthn.enrolled', 'webauthn.verify_failed',
+    'webauthn.counter_regressed', 'webauthn.removed', 'user.reauthenticated'
 ));

@@ -208,6 +208,38 @@ pub struct Settings {
     /// instances split the work).
     #[arg(long, env = "MFA_HOUSEKEEPING", default_value = "true", action = clap::ArgAction::Set, global = true)]
     pub housekeeping: bool,
+    /// The relying party name authenticators show for passkeys and security keys.
+    #[arg(
+        long,
+        env = "MFA_WEBAUTHN_RP_NAME",
+        default_value = "MSPbots",
+        global = true
+    )]
+    pub webauthn_rp_name: String,
+    /// The WebAuthn RP ID of the MSPbots app (a registrable domain suffix of its origins);
+    /// without it and its origins, WebAuthn is off on the app (`localhost` in development).
+    #[arg(long, env = "MFA_WEBAUTHN_RP_ID_APP", global = true)]
+    pub webauthn_rp_id_app: Option<String>,
+    /// The WebAuthn RP ID of the Client Portal (`localhost` in development).
+    #[arg(long, env = "MFA_WEBAUTHN_RP_ID_PORTAL", global = true)]
+    pub webauthn_rp_id_portal: Option<String>,
+    /// Web origins allowed to use the app's RP ID, comma separated, matched exactly
+    /// (any `http://localhost` port in development).
+    #[arg(
+        long,
+        env = "MFA_WEBAUTHN_ORIGINS_APP",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub webauthn_origins_app: Vec<String>,
+    /// Web origins allowed to use the portal's RP ID, comma separated.
+    #[arg(
+        long,
+        env = "MFA_WEBAUTHN_ORIGINS_PORTAL",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub webauthn_origins_portal: Vec<String>,
     /// Log filter (`info`, `debug`, `mspbots_mfa=debug,info`); JSON lines in production.
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub rust_log: String,
@@ -316,6 +348,8 @@ mod tests {
         );
         assert_eq!((s.db_startup_timeout, s.body_timeout_ms), (60, 10000));
         assert!(s.encryption_keys.is_none() && s.hash_key.is_none() && s.signing_keys.is_empty());
+        assert_eq!(s.webauthn_rp_name, "MSPbots");
+        assert!(s.webauthn_rp_id_app.is_none() && s.webauthn_origins_portal.is_empty());
     }
 
     #[test]

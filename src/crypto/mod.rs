@@ -8,6 +8,7 @@ pub mod keyring;
 pub mod keys;
 pub mod qr;
 pub mod tokens;
+pub mod webauthn;
 pub mod webhook;
 
 /// Failures of cryptographic operations. Messages never contain key material,

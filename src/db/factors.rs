@@ -1,4 +1,5 @@
-//! `totp_factors`: encrypted TOTP secrets, pending until confirmed, then active; several
+//! `totp_factors`: every factor of every type (§16: a WebAuthn factor has no secret; its
+//! credential is `db::webauthn`); for TOTP, encrypted secrets, pending until confirmed, then active; several
 //! active ones per user (§10), each named and with its own replay guard and drift (§11).
 //! Every lookup names the tenant and the user (index `totp_factors_by_user`), and the replay
 //! guard is `mfa_consume_step` (one conditional UPDATE, defined once in the migrations).
@@ -11,7 +12,7 @@ use super::schema::{mfa_consume_step, totp_factors};
 use crate::crypto::keyring::Sealed;
 use crate::domain::drift::FactorClock;
 use crate::domain::factor::FactorName;
-use crate::domain::ids::{FactorId, FactorStatus, TenantId, UserId};
+use crate::domain::ids::{FactorId, FactorStatus, FactorType, TenantId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = totp_factors, check_for_backend(diesel::pg::Pg))]
@@ -19,9 +20,9 @@ pub struct FactorRow {
     pub factor_id: FactorId,
     pub tenant_id: TenantId,
     pub user_id: UserId,
-    pub key_id: String,
-    pub nonce: Vec<u8>,
-    pub ciphertext: Vec<u8>,
+    pub key_id: Option<String>,
+    pub nonce: Option<Vec<u8>>,
+    pub ciphertext: Option<Vec<u8>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub activated_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -30,21 +31,28 @@ pub struct FactorRow {
     pub created_at: DateTime<Utc>,
     pub last_used_step: Option<i64>,
     pub drift_steps: i32,
+    #[diesel(column_name = type_)]
+    pub factor_type: FactorType,
 }
 
 impl FactorRow {
-    /// What a code check needs of this factor.
-    pub fn secret(&self) -> FactorSecret {
-        FactorSecret {
+    /// What a code check needs of this factor; `None` for a WebAuthn factor (no secret).
+    pub fn secret(&self) -> Option<FactorSecret> {
+        let (Some(key_id), Some(nonce), Some(ciphertext)) =
+            (&self.key_id, &self.nonce, &self.ciphertext)
+        else {
+            return None;
+        };
+        Some(FactorSecret {
             factor_id: self.factor_id,
-            key_id: self.key_id.clone(),
-            nonce: self.nonce.clone(),
-            ciphertext: self.ciphertext.clone(),
+            key_id: key_id.clone(),
+            nonce: nonce.clone(),
+            ciphertext: ciphertext.clone(),
             clock: FactorClock {
                 last_used_step: self.last_used_step,
                 drift_steps: self.drift_steps,
             },
-        }
+        })
     }
 }
 
@@ -235,6 +243,52 @@ pub async fn consume_step(
     .await
 }
 
+/// A WebAuthn factor used now (a TOTP factor's use is recorded by its replay guard).
+pub async fn mark_used(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+    factor_id: FactorId,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(
+        totp_factors::table
+            .filter(of_user(tenant_id, user_id))
+            .filter(totp_factors::factor_id.eq(factor_id)),
+    )
+    .set(totp_factors::last_used_at.eq(now))
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Stores a new pending WebAuthn factor (no secret); the caller discarded the previous
+/// pending one and checked the name.
+pub async fn insert_pending_webauthn(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+    factor_id: FactorId,
+    name: &FactorName,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(totp_factors::table)
+        .values((
+            totp_factors::tenant_id.eq(tenant_id),
+            totp_factors::factor_id.eq(factor_id),
+            totp_factors::user_id.eq(user_id),
+            totp_factors::status.eq(FactorStatus::Pending),
+            totp_factors::name.eq(name.as_str()),
+            totp_factors::type_.eq(FactorType::Webauthn),
+            totp_factors::created_at.eq(now),
+            totp_factors::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
 /// Renames a factor; `None` when the user has no such factor.
 pub async fn rename(
     conn: &mut AsyncPgConnection,
@@ -263,9 +317,13 @@ pub async fn delete(
     tenant_id: &TenantId,
     user_id: &UserId,
     which: Removal,
-) -> QueryResult<Vec<(FactorId, FactorStatus)>> {
+) -> QueryResult<Vec<(FactorId, FactorStatus, FactorType)>> {
     let q = totp_factors::table.filter(of_user(tenant_id, user_id));
-    let out = (totp_factors::factor_id, totp_factors::status);
+    let out = (
+        totp_factors::factor_id,
+        totp_factors::status,
+        totp_factors::type_,
+    );
     match which {
         Removal::All => diesel::delete(q).returning(out).get_results(conn).await,
         Removal::One(id) => {

@@ -18,6 +18,7 @@ pub mod setup;
 pub mod tenants;
 pub mod types;
 pub mod users;
+pub mod webauthn;
 pub mod webhooks;
 
 use std::time::Duration;

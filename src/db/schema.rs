@@ -18,6 +18,8 @@ diesel::table! {
         max_factors_per_user -> Int4,
         remember_device_days -> Int4,
         enrollment_grace_days -> Int4,
+        allowed_factor_types -> Array<Text>,
+        webauthn_user_verification -> Text,
     }
 }
 
@@ -35,6 +37,7 @@ diesel::table! {
         lockout_count -> Int4,
         locked_until -> Nullable<Timestamptz>,
         grace_started_at -> Nullable<Timestamptz>,
+        webauthn_user_handle -> Nullable<Bytea>,
     }
 }
 
@@ -44,9 +47,9 @@ diesel::table! {
         factor_id -> Uuid,
         user_id -> Text,
         status -> Text,
-        key_id -> Text,
-        nonce -> Bytea,
-        ciphertext -> Bytea,
+        key_id -> Nullable<Text>,
+        nonce -> Nullable<Bytea>,
+        ciphertext -> Nullable<Bytea>,
         last_used_step -> Nullable<Int8>,
         created_at -> Timestamptz,
         expires_at -> Nullable<Timestamptz>,
@@ -54,6 +57,8 @@ diesel::table! {
         last_used_at -> Nullable<Timestamptz>,
         name -> Text,
         drift_steps -> Int4,
+        #[sql_name = "type"]
+        type_ -> Text,
     }
 }
 
@@ -169,7 +174,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webauthn_credentials (tenant_id, factor_id) {
+        tenant_id -> Text,
+        factor_id -> Uuid,
+        user_id -> Text,
+        rp_id -> Text,
+        credential_id -> Nullable<Bytea>,
+        credential -> Nullable<Jsonb>,
+        counter -> Int8,
+        backup_eligible -> Bool,
+        backed_up -> Bool,
+        transports -> Array<Text>,
+        user_verified -> Bool,
+    }
+}
+
+diesel::table! {
+    webauthn_challenges (tenant_id, user_id, purpose) {
+        tenant_id -> Text,
+        user_id -> Text,
+        purpose -> Text,
+        rp_id -> Text,
+        login_id -> Nullable<Uuid>,
+        factor_id -> Nullable<Uuid>,
+        state -> Jsonb,
+        expires_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    webauthn_credentials,
+    webauthn_challenges,
     tenants,
     users,
     totp_factors,

@@ -23,6 +23,8 @@ pub struct TenantRow {
     pub max_factors_per_user: i32,
     pub remember_device_days: i32,
     pub enrollment_grace_days: i32,
+    pub allowed_factor_types: Vec<String>,
+    pub webauthn_user_verification: String,
 }
 
 /// The tenant with the default policy, created on first sight. A plain read when it exists
@@ -75,6 +77,8 @@ pub struct PolicyUpdate<'a> {
     pub max_factors_per_user: i32,
     pub remember_device_days: i32,
     pub enrollment_grace_days: i32,
+    pub allowed_factor_types: &'a [String],
+    pub webauthn_user_verification: &'a str,
 }
 
 /// Writes the policy only if it is still at `expected_version` (optimistic concurrency in

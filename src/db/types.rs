@@ -10,8 +10,8 @@ use diesel::sql_types::{Text, Uuid as SqlUuid};
 
 use crate::domain::audit::AuditType;
 use crate::domain::ids::{
-    DeliveryId, DeliveryState, FactorId, FactorStatus, IdentityProvider, LoginId, LoginStatus,
-    Surface, TenantId, UserId, WebhookId, WebhookStatus,
+    DeliveryId, DeliveryState, FactorId, FactorStatus, FactorType, IdentityProvider, LoginId,
+    LoginStatus, Surface, TenantId, UserId, UserVerification, WebhookId, WebhookStatus,
 };
 
 macro_rules! text_id {
@@ -67,6 +67,8 @@ text_enum!(
     Surface => Surface::from_db,
     IdentityProvider => IdentityProvider::from_db,
     FactorStatus => FactorStatus::from_db,
+    FactorType => FactorType::from_db,
+    UserVerification => UserVerification::from_db,
     LoginStatus => LoginStatus::from_db,
     WebhookStatus => WebhookStatus::from_db,
     DeliveryState => DeliveryState::from_db,

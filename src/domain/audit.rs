@@ -49,6 +49,11 @@ audit_types! {
     WebhookSecretRotated => "webhook.secret_rotated",
     WebhookDisabled => "webhook.disabled",
     UserReauthenticated => "user.reauthenticated",
+    WebauthnEnrollmentStarted => "webauthn.enrollment_started",
+    WebauthnEnrolled => "webauthn.enrolled",
+    WebauthnVerifyFailed => "webauthn.verify_failed",
+    WebauthnCounterRegressed => "webauthn.counter_regressed",
+    WebauthnRemoved => "webauthn.removed",
 }
 
 #[cfg(test)]
@@ -57,7 +62,7 @@ mod tests {
 
     #[test]
     fn every_type_round_trips_and_serializes_as_its_name() {
-        assert_eq!(AuditType::ALL.len(), 25);
+        assert_eq!(AuditType::ALL.len(), 30);
         for t in AuditType::ALL {
             assert_eq!(AuditType::parse(t.as_str()), Some(*t));
             assert_eq!(

@@ -52,18 +52,29 @@ impl<'de> Deserialize<'de> for FactorName {
     }
 }
 
+/// The first default name of a WebAuthn factor (§21): "Passkey", "Passkey 2"…
+pub const DEFAULT_WEBAUTHN_NAME: &str = "Passkey";
+
 /// The lowest free of "Authenticator", "Authenticator 2", "Authenticator 3"… among `taken`.
 pub fn default_name<'a>(taken: impl IntoIterator<Item = &'a str> + Clone) -> FactorName {
+    default_name_from(DEFAULT_NAME, taken)
+}
+
+/// The lowest free of `base`, "`base` 2", "`base` 3"… among `taken`.
+pub fn default_name_from<'a>(
+    base: &str,
+    taken: impl IntoIterator<Item = &'a str> + Clone,
+) -> FactorName {
     (1..)
         .map(|n| {
             FactorName(if n == 1 {
-                DEFAULT_NAME.to_owned()
+                base.to_owned()
             } else {
-                format!("{DEFAULT_NAME} {n}")
+                format!("{base} {n}")
             })
         })
         .find(|candidate| !taken.clone().into_iter().any(|t| candidate.clashes(t)))
-        .unwrap_or_else(|| FactorName(DEFAULT_NAME.to_owned()))
+        .unwrap_or_else(|| FactorName(base.to_owned()))
 }
 
 #[cfg(test)]
@@ -98,5 +109,14 @@ mod tests {
             "Authenticator 3"
         );
         assert!(FactorName::parse("Phone").unwrap().clashes("pHONE"));
+        let taken = ["Passkey", "Authenticator"];
+        assert_eq!(
+            default_name_from(DEFAULT_WEBAUTHN_NAME, taken).as_str(),
+            "Passkey 2"
+        );
+        assert_eq!(
+            default_name_from(DEFAULT_WEBAUTHN_NAME, []).as_str(),
+            "Passkey"
+        );
     }
 }

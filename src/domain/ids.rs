@@ -199,6 +199,14 @@ string_enum!(
     FactorStatus { Pending => "pending", Active => "active" }
 );
 string_enum!(
+    /// What kind of second factor a factor is (§16).
+    FactorType { Totp => "totp", Webauthn => "webauthn" }
+);
+string_enum!(
+    /// A tenant's WebAuthn user-verification policy (§16, §21).
+    UserVerification { Preferred => "preferred", Required => "required" }
+);
+string_enum!(
     /// Whether a webhook receives deliveries.
     WebhookStatus { Active => "active", Disabled => "disabled" }
 );

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod device_name;
 pub mod drift;
 pub mod factor;
+pub mod factor_types;
 pub mod ids;
 pub mod lockout;
 pub mod policy;

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ids::{IdentityProvider, ParseError, Surface};
+use super::factor_types::AllowedFactorTypes;
+use super::ids::{IdentityProvider, ParseError, Surface, UserVerification};
 use super::text::is_hidden;
 
 /// The name shown above the code in the authenticator app: 1-64 characters without `:`,
@@ -114,6 +115,9 @@ pub struct TenantPolicy {
     pub max_factors_per_user: FactorLimit,
     pub remember_device_days: Days,
     pub enrollment_grace_days: Days,
+    /// Which factor types may be enrolled (§16).
+    pub allowed_factor_types: AllowedFactorTypes,
+    pub webauthn_user_verification: UserVerification,
 }
 
 impl Default for TenantPolicy {
@@ -126,6 +130,8 @@ impl Default for TenantPolicy {
             max_factors_per_user: FactorLimit::default(),
             remember_device_days: Days::default(),
             enrollment_grace_days: Days::default(),
+            allowed_factor_types: AllowedFactorTypes::default(),
+            webauthn_user_verification: UserVerification::Preferred,
         }
     }
 }
@@ -153,6 +159,11 @@ pub enum SignInDecision {
 }
 
 impl TenantPolicy {
+    /// Whether 2FA is enforced on `surface`.
+    pub fn enforces_on(&self, surface: Surface) -> bool {
+        self.enforced_on(surface)
+    }
+
     fn enforced_on(&self, surface: Surface) -> bool {
         self.enforce_mfa && self.surfaces.contains(&surface)
     }

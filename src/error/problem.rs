@@ -34,6 +34,9 @@ impl ApiError {
         let (t, d): (&str, &str) = match self {
             ApiError::InvalidRequest { detail, .. } => return ("Invalid request", detail.clone()),
             ApiError::InvalidCode => ("Invalid code", "The code is not valid. Check your authenticator app and try again."),
+            ApiError::InvalidCredential => ("Invalid credential", "The passkey or security key response did not verify. Start again with a new challenge."),
+            ApiError::WebauthnUnavailable => ("Passkeys unavailable", "Passkeys and security keys are not configured for this surface."),
+            ApiError::FactorTypeNotAllowed => ("Factor type not allowed", "The tenant does not allow new factors of this type (allowed_factor_types)."),
             ApiError::CodeReused => ("Code already used", "This code was already used. Wait for the next code in your authenticator app."),
             ApiError::Unauthenticated => ("Unauthenticated", "A valid credential of the kind this endpoint takes is required."),
             ApiError::Forbidden => ("Forbidden", "The credential is valid but not allowed to do this."),
@@ -78,9 +81,10 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::InvalidRequest { .. } | ApiError::InvalidCode | ApiError::CodeReused => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::InvalidRequest { .. }
+            | ApiError::InvalidCode
+            | ApiError::CodeReused
+            | ApiError::InvalidCredential => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::MfaRequiredForAdmin | ApiError::StepUpRequired => {
                 StatusCode::FORBIDDEN
@@ -91,6 +95,8 @@ impl ResponseError for ApiError {
             | ApiError::MfaEnforced
             | ApiError::FactorLimit
             | ApiError::NameTaken
+            | ApiError::WebauthnUnavailable
+            | ApiError::FactorTypeNotAllowed
             | ApiError::WebhookLimit => StatusCode::CONFLICT,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
@@ -186,7 +192,7 @@ mod tests {
     /// them, not as the code computes them.
     #[test]
     fn every_variant_maps_to_its_row_of_the_contract_table() {
-        let table: [(ApiError, u16, &str); 22] = [
+        let table: [(ApiError, u16, &str); 25] = [
             (ApiError::field("x", "bad"), 400, "invalid_request"),
             (ApiError::InvalidCode, 400, "invalid_code"),
             (ApiError::CodeReused, 400, "code_reused"),
@@ -206,6 +212,13 @@ mod tests {
             (ApiError::MfaEnforced, 409, "mfa_enforced"),
             (ApiError::FactorLimit, 409, "factor_limit"),
             (ApiError::NameTaken, 409, "name_taken"),
+            (ApiError::InvalidCredential, 400, "invalid_credential"),
+            (ApiError::WebauthnUnavailable, 409, "webauthn_unavailable"),
+            (
+                ApiError::FactorTypeNotAllowed,
+                409,
+                "factor_type_not_allowed",
+            ),
             (ApiError::WebhookLimit, 409, "webhook_limit"),
             (ApiError::PreconditionFailed, 412, "precondition_failed"),
             (ApiError::PreconditionRequired, 428, "precondition_required"),

@@ -9,11 +9,10 @@ use super::problems::{AdminForbidden, NotFound, StepUpHeader, TooManyAttempts};
 use super::tenants::{admin_with_step_up, tenant, user};
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
-use crate::services::enrollment::EnrollmentMaterial;
 use crate::services::factors::{
-    self, FactorConfirmed, FactorList, FactorView, NewFactorRequest, RenameRequest,
+    self, ConfirmFactorRequest, FactorConfirmed, FactorList, FactorView, NewFactor,
+    NewFactorRequest, RenameRequest,
 };
-use crate::services::logins::CodeRequest;
 use crate::services::resync::{self, ResyncRequest};
 use crate::state::AppState;
 
@@ -46,10 +45,10 @@ pub async fn list(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError>
     params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
     request_body(content = Option<NewFactorRequest>, description = "Optional: the new factor's name (default: the lowest free of \"Authenticator\", \"Authenticator 2\"…)"),
     responses(
-        (status = 201, description = "The enrollment material, with `factor_id` and `name`", body = EnrollmentMaterial),
+        (status = 201, description = "An authenticator app's enrollment material with `factor_id` and `name`, or (`type: \"webauthn\"`) a passkey's `public_key` creation options (§16)", body = NewFactor),
         (status = 400, description = "`invalid_request` (e.g. a name with control characters), `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`step_up_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`factor_limit`: as many active factors as the tenant allows; `name_taken`: a name the user already uses (ignoring case)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`factor_type_not_allowed`, `webauthn_unavailable` (no RP ID on this surface), `factor_limit`: as many active factors as the tenant allows; `name_taken`: a name the user already uses (ignoring case)", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
     ))]
 pub async fn add(
@@ -61,6 +60,7 @@ pub async fn add(
 ) -> Result<HttpResponse, ApiError> {
     let req = body.0.unwrap_or_default();
     let m = factors::add(&state, &user.0, req, code.0.as_deref(), &meta).await?;
+    // `Created` either way: the material of an app, or a passkey's creation options.
     Ok(HttpResponse::Created().json(m))
 }
 
@@ -71,10 +71,10 @@ pub async fn add(
 #[utoipa::path(post, path = "/v1/me/factors/{factor_id}/confirm", tag = "Me", operation_id = "confirmMyFactor",
     security(("access_token" = [])),
     params(("factor_id" = uuid::Uuid, Path)),
-    request_body = CodeRequest,
+    request_body = ConfirmFactorRequest,
     responses(
         (status = 200, description = "The factor is active", body = FactorConfirmed),
-        (status = 400, description = "`invalid_request` (not six digits; not counted) or `invalid_code` (counted)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_request` (not six digits, not a registration response; not counted), `invalid_code` or `invalid_credential` (counted)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: unknown or discarded factor", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_state`: already active, or the enrollment expired", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
@@ -84,9 +84,9 @@ pub async fn confirm(
     user: UserAuth,
     meta: ClientMeta,
     path: web::Path<String>,
-    body: JsonBody<CodeRequest>,
+    body: JsonBody<ConfirmFactorRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let done = factors::confirm(&state, &user.0, &path, &body.0.code, &meta).await?;
+    let done = factors::confirm(&state, &user.0, &path, &body.0, &meta).await?;
     Ok(HttpResponse::Ok().json(done))
 }
 

@@ -21,7 +21,7 @@ type Data = web::Data<AppState>;
 /// The body, judged only once the mfa token is known to be good for this login: without a
 /// valid token an invalid body is `401`/`404`, never a list of fields. (The token is
 /// checked here only on that path; the service checks it again on the happy path.)
-async fn body_of<T: serde::de::DeserializeOwned>(
+pub(super) async fn body_of<T: serde::de::DeserializeOwned>(
     state: &AppState,
     token: &MfaAuth,
     login_id: crate::domain::ids::LoginId,

@@ -136,7 +136,6 @@ pub async fn regenerate_codes(
     responses(
         (status = 200, description = "A fresh, recent access token", body = Reauthenticated),
         (status = 400, description = "`invalid_request` (no proof, more than one, or a malformed one; not counted), `invalid_code` (counted) or `code_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_state`: the user has no active factor", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`too_many_attempts` (the user is locked out, or the per-IP limit); see `Retry-After`", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),

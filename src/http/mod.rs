@@ -9,6 +9,7 @@ pub mod logins;
 pub mod me;
 pub mod middleware;
 pub mod ops;
+pub mod passkeys;
 pub mod problems;
 pub mod tenants;
 pub mod webhooks;
@@ -90,6 +91,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource(
             "/v1/logins/{login_id}/resync",
             vec![(M::POST, to().to(logins::resync))],
+        ))
+        .service(resource(
+            "/v1/logins/{login_id}/webauthn-challenge",
+            vec![(M::POST, to().to(passkeys::challenge))],
+        ))
+        .service(resource(
+            "/v1/logins/{login_id}/webauthn",
+            vec![(M::POST, to().to(passkeys::sign_in))],
+        ))
+        .service(resource(
+            "/v1/logins/{login_id}/webauthn-enrollment",
+            vec![(M::POST, to().to(passkeys::start_enrollment))],
+        ))
+        .service(resource(
+            "/v1/logins/{login_id}/webauthn-enrollment/confirm",
+            vec![(M::POST, to().to(passkeys::confirm_enrollment))],
         ))
         .service(resource("/v1/me", vec![(M::GET, to().to(me::show))]))
         .service(resource(

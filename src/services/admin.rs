@@ -210,8 +210,8 @@ pub async fn reset_factor(
         .await?;
         let removed: Vec<_> = gone
             .iter()
-            .filter(|(_, s)| *s == FactorStatus::Active)
-            .map(|(id, _)| *id)
+            .filter(|(_, s, _)| *s == FactorStatus::Active)
+            .map(|(id, _, _)| *id)
             .collect();
         if removed.is_empty() {
             return Err(ApiError::NotFound);

@@ -20,7 +20,8 @@ use crate::db::factors::Removal;
 use crate::db::{self, audit::AuditCtx};
 use crate::domain::audit::AuditType;
 use crate::domain::factor::FactorName;
-use crate::domain::ids::{FactorId, FactorStatus, IdentityProvider, Surface, TenantId, UserId};
+use crate::domain::factor_types::AllowedFactorTypes;
+use crate::domain::ids::{FactorStatus, FactorType, IdentityProvider, Surface, TenantId, UserId};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -47,6 +48,10 @@ pub struct TenantMfa {
     /// How long "Don't ask again on this browser" lasts (§12); 0 when the tenant does not
     /// offer it.
     pub remember_device_days: i32,
+    /// The factor types users may enroll (§16).
+    pub allowed_factor_types: AllowedFactorTypes,
+    /// Whether passkeys work on the surface of this token (it has an RP ID).
+    pub webauthn_available: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -123,6 +128,8 @@ pub async fn show(state: &AppState, claims: &AccessClaims) -> Result<MeView, Api
             enforce_mfa: policy.enforce_mfa,
             surfaces: policy.surfaces,
             remember_device_days: policy.remember_device_days.get(),
+            allowed_factor_types: policy.allowed_factor_types,
+            webauthn_available: state.webauthn.get(surface_of(state, claims)).is_some(),
         },
     })
 }
@@ -199,14 +206,14 @@ pub async fn remove_factor(
             now,
         )
         .await?;
-        let ids: Vec<FactorId> = gone
-            .iter()
-            .filter(|(_, s)| *s == FactorStatus::Active)
-            .map(|(id, _)| *id)
-            .collect();
-        if ids.is_empty() {
+        if !gone.iter().any(|(_, s, _)| *s == FactorStatus::Active) {
             return Err(ApiError::NotFound);
         }
+        // WebAuthn factors wrote `webauthn.removed` as they went.
+        let ids = gone
+            .iter()
+            .filter(|(_, s, t)| *s == FactorStatus::Active && *t == FactorType::Totp)
+            .map(|(id, _, _)| *id);
         for factor_id in ids {
             db::audit::insert(
                 conn,

@@ -22,6 +22,7 @@ pub mod service_keys;
 pub mod step_up;
 pub mod tenant;
 pub mod turns;
+pub mod webauthn;
 pub mod webhooks;
 
 use std::net::IpAddr;
@@ -58,6 +59,10 @@ pub mod amr {
     pub const RECOVERY_CODE: &[&str] = &["pwd", "mfa", "rc"];
     /// A remembered browser stood in for the code (§12).
     pub const REMEMBERED: &[&str] = &["pwd", "mfa"];
+    /// A WebAuthn credential that is not backup-eligible (a security key), §16.
+    pub const HARDWARE_KEY: &[&str] = &["pwd", "hwk", "mfa"];
+    /// A synced passkey (backup-eligible).
+    pub const SOFTWARE_KEY: &[&str] = &["pwd", "swk", "mfa"];
 }
 
 /// The subject of a new access token.

@@ -11,7 +11,8 @@ use super::{audit_ctx, surface_of, ClientMeta};
 use crate::crypto::jwt::AccessClaims;
 use crate::db::{self, tenants::TenantRow};
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{IdentityProvider, Surface, TenantId};
+use crate::domain::factor_types::AllowedFactorTypes;
+use crate::domain::ids::{FactorType, IdentityProvider, Surface, TenantId, UserVerification};
 use crate::domain::policy::{normalized, Days, FactorLimit, Issuer, TenantPolicy};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -38,6 +39,10 @@ pub struct PolicyView {
     pub remember_device_days: Days,
     /// Days a user may postpone setting up an authenticator; 0 = enroll at once (§13).
     pub enrollment_grace_days: Days,
+    /// Which factor types users may enroll (§16); existing factors keep working.
+    pub allowed_factor_types: AllowedFactorTypes,
+    /// Whether a passkey or security key must verify the user (PIN, biometrics) (§16).
+    pub webauthn_user_verification: UserVerification,
     /// Increases with every change; the ETag is `"v<version>"`.
     pub version: i64,
     pub updated_at: DateTime<Utc>,
@@ -69,6 +74,8 @@ pub struct PolicyChange {
     pub max_factors_per_user: Option<FactorLimit>,
     pub remember_device_days: Option<Days>,
     pub enrollment_grace_days: Option<Days>,
+    pub allowed_factor_types: Option<AllowedFactorTypes>,
+    pub webauthn_user_verification: Option<UserVerification>,
 }
 
 pub fn view(t: TenantRow) -> Result<PolicyView, ApiError> {
@@ -82,6 +89,8 @@ pub fn view(t: TenantRow) -> Result<PolicyView, ApiError> {
         max_factors_per_user: p.max_factors_per_user,
         remember_device_days: p.remember_device_days,
         enrollment_grace_days: p.enrollment_grace_days,
+        allowed_factor_types: p.allowed_factor_types,
+        webauthn_user_verification: p.webauthn_user_verification,
         version: t.version,
         updated_at: t.updated_at,
         updated_by: t.updated_by,
@@ -98,6 +107,8 @@ fn audit_view(p: &TenantPolicy) -> serde_json::Value {
         "max_factors_per_user": p.max_factors_per_user,
         "remember_device_days": p.remember_device_days,
         "enrollment_grace_days": p.enrollment_grace_days,
+        "allowed_factor_types": p.allowed_factor_types,
+        "webauthn_user_verification": p.webauthn_user_verification,
     })
 }
 
@@ -195,7 +206,22 @@ pub async fn update(
             enrollment_grace_days: change
                 .enrollment_grace_days
                 .unwrap_or(old.enrollment_grace_days),
+            allowed_factor_types: change
+                .allowed_factor_types
+                .unwrap_or_else(|| old.allowed_factor_types.clone()),
+            webauthn_user_verification: change
+                .webauthn_user_verification
+                .unwrap_or(old.webauthn_user_verification),
         };
+        // Only passkeys allowed where a surface it enforces has none (§21).
+        if !new.allowed_factor_types.allows(FactorType::Totp)
+            && new
+                .surfaces
+                .iter()
+                .any(|s| new.enforces_on(*s) && state.webauthn.get(*s).is_none())
+        {
+            return Err(ApiError::WebauthnUnavailable);
+        }
         // A change that changes nothing keeps the version, so the ETag other editors hold
         // stays valid, and writes no audit event: nothing happened.
         let unchanged = TenantPolicy {
@@ -212,6 +238,7 @@ pub async fn update(
             .iter()
             .map(|s| s.as_str().to_owned())
             .collect();
+        let allowed = new.allowed_factor_types.to_db();
         let update = db::tenants::PolicyUpdate {
             enforce_mfa: new.enforce_mfa,
             surfaces: &surfaces,
@@ -221,6 +248,8 @@ pub async fn update(
             max_factors_per_user: new.max_factors_per_user.get(),
             remember_device_days: new.remember_device_days.get(),
             enrollment_grace_days: new.enrollment_grace_days.get(),
+            allowed_factor_types: &allowed,
+            webauthn_user_verification: new.webauthn_user_verification.as_str(),
         };
         // The version check is repeated in the UPDATE itself, so a concurrent change
         // between the read and the write still gets 412.

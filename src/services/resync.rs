@@ -70,7 +70,12 @@ pub async fn for_me(
                 "Only an active factor can be resynchronised: confirm it first.",
             ));
         }
-        let secrets = [f.secret()];
+        let Some(secret) = f.secret() else {
+            return Err(ApiError::InvalidState(
+                "A passkey or security key has no clock to resynchronise.",
+            ));
+        };
+        let secrets = [secret];
         let against = Against::Active(&secrets);
         accepted!(attempt.evaluate(conn, state, &proof, against).await?);
         let row = db::factors::by_id(conn, tenant_id, user_id, factor_id)

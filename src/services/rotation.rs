@@ -25,19 +25,23 @@ pub async fn rotate(
             return Ok(done + rotate_webhooks(conn, ring, limit).await?);
         }
         for f in batch {
+            // A WebAuthn factor has no secret (and `not_under_key` finds none).
+            let (Some(key_id), Some(nonce), Some(ciphertext)) =
+                (&f.key_id, &f.nonce, &f.ciphertext)
+            else {
+                continue;
+            };
             let aad = totp_secret_aad(f.tenant_id.as_str(), f.user_id.as_str(), f.factor_id.0);
-            let secret = ring
-                .open(&f.key_id, &f.nonce, &f.ciphertext, &aad)
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "factor {} of tenant {}: {e} (is key {:?} in MFA_ENCRYPTION_KEYS?)",
-                        f.factor_id,
-                        f.tenant_id,
-                        f.key_id
-                    )
-                })?;
+            let secret = ring.open(key_id, nonce, ciphertext, &aad).map_err(|e| {
+                anyhow::anyhow!(
+                    "factor {} of tenant {}: {e} (is key {:?} in MFA_ENCRYPTION_KEYS?)",
+                    f.factor_id,
+                    f.tenant_id,
+                    key_id
+                )
+            })?;
             let sealed = ring.seal(secrecy::ExposeSecret::expose_secret(&secret), &aad)?;
-            if db::factors::reseal(conn, &f.tenant_id, f.factor_id, &f.key_id, &sealed).await? {
+            if db::factors::reseal(conn, &f.tenant_id, f.factor_id, key_id, &sealed).await? {
                 done += 1;
             }
         }

@@ -79,15 +79,14 @@ pub async fn require_in(
         meta,
     );
     let attempt = Attempt::lock_user(conn, state, &audit, user_id).await?;
-    let factors: Vec<FactorSecret> = db::factors::active(conn, tenant_id, user_id)
-        .await?
-        .iter()
-        .map(|f| f.secret())
-        .collect();
-    if factors.is_empty() {
+    let active = db::factors::active(conn, tenant_id, user_id).await?;
+    if active.is_empty() {
         // No factor to check the code against.
         return Err(ApiError::StepUpRequired);
     }
+    // A code is checked against the TOTP factors (none for a passkey-only user: a wrong
+    // code, counted, §21); a recovery code against the user's codes.
+    let factors: Vec<FactorSecret> = active.iter().filter_map(|f| f.secret()).collect();
     let verdict = attempt
         .evaluate(conn, state, &proof, Against::Active(&factors))
         .await?;

@@ -3,7 +3,8 @@
 
 use super::stored;
 use crate::db::tenants::TenantRow;
-use crate::domain::ids::{parse_db_list, IdentityProvider, Surface};
+use crate::domain::factor_types::AllowedFactorTypes;
+use crate::domain::ids::{parse_db_list, IdentityProvider, Surface, UserVerification};
 use crate::domain::policy::{Days, FactorLimit, Issuer, TenantPolicy};
 use crate::error::ApiError;
 
@@ -27,6 +28,14 @@ pub fn policy_of(t: &TenantRow) -> Result<TenantPolicy, ApiError> {
         enrollment_grace_days: stored(
             Days::parse(t.enrollment_grace_days.into()).ok(),
             "enrollment_grace_days",
+        )?,
+        allowed_factor_types: stored(
+            AllowedFactorTypes::from_db(&t.allowed_factor_types),
+            "allowed_factor_types",
+        )?,
+        webauthn_user_verification: stored(
+            UserVerification::from_db(&t.webauthn_user_verification),
+            "webauthn_user_verification",
         )?,
     })
 }

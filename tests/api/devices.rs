@@ -678,7 +678,16 @@ async fn a_token_of_another_user_surface_or_tenant_is_ignored() {
         let r = start_with(&app, who, token).await;
         assert_eq!(r.body["status"], "verification_required", "{}", r.text);
         let keys: Vec<&String> = r.body.as_object().unwrap().keys().collect();
-        assert_eq!(keys, vec!["expires_at", "login_id", "mfa_token", "status"]);
+        assert_eq!(
+            keys,
+            vec![
+                "expires_at",
+                "factor_types",
+                "login_id",
+                "mfa_token",
+                "status"
+            ]
+        );
     }
     // A user without a factor is not signed in by a device either: under enforcement, the
     // admin removes jane's last factor (§10: she enrolls again at her next sign-in).

@@ -15,6 +15,8 @@ mod hostile;
 mod housekeeping;
 mod lock_order;
 mod me_selfservice;
+mod passkeys;
+mod passkeys_more;
 mod pipelined;
 mod reauth;
 mod replay_lockout;

@@ -80,7 +80,8 @@ async fn me_shows_the_user_and_the_tenant_before_and_after_enrollment() {
                "mfa": {"enrolled": false, "enrolled_at": null, "last_used_at": null,
                        "recovery_codes_remaining": 0, "factors": 0},
                "tenant": {"enforce_mfa": false, "surfaces": ["app", "portal"],
-                          "remember_device_days": 0}})
+                          "remember_device_days": 0,
+                          "allowed_factor_types": ["totp", "webauthn"], "webauthn_available": true}})
     );
 
     // Voluntary enrollment: the factor is active from the confirmation on.
@@ -119,7 +120,8 @@ async fn me_shows_the_user_and_the_tenant_before_and_after_enrollment() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
         me(&app, &otp_token).await["tenant"],
-        json!({"enforce_mfa": true, "surfaces": ["portal"], "remember_device_days": 0})
+        json!({"enforce_mfa": true, "surfaces": ["portal"], "remember_device_days": 0,
+               "allowed_factor_types": ["totp", "webauthn"], "webauthn_available": true})
     );
 
     // A TOTP sign-in moves last_used_at; a recovery sign-in uses one code up.

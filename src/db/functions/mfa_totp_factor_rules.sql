@@ -7,7 +7,10 @@
 -- Unlike a CHECK it is skipped under session_replication_role = replica or DISABLE TRIGGER
 -- (the service uses neither), and a unique violation of the same row may be reported first.
 --
--- History: 2026-12-01-000001_cheaper_sign_in_writes.
+-- Since v1.2 (§16) also: a TOTP factor has its sealed secret (key id, nonce, ciphertext) and
+-- a WebAuthn one none.
+--
+-- History: 2026-12-01-000001_cheaper_sign_in_writes, 2026-12-05-000001_webauthn.
 
 CREATE OR REPLACE FUNCTION public.mfa_totp_factor_rules()
  RETURNS trigger
@@ -24,6 +27,11 @@ BEGIN
         RAISE EXCEPTION 'new row for relation "totp_factors" violates check constraint "totp_factors_check1"'
               USING ERRCODE = 'check_violation', TABLE = 'totp_factors',
                     CONSTRAINT = 'totp_factors_check1';
+    END IF;
+    IF NOT ((NEW.type = 'totp') = (NEW.ciphertext IS NOT NULL AND NEW.nonce IS NOT NULL AND NEW.key_id IS NOT NULL)) THEN
+        RAISE EXCEPTION 'new row for relation "totp_factors" violates check constraint "totp_factors_secret_of_type"'
+              USING ERRCODE = 'check_violation', TABLE = 'totp_factors',
+                    CONSTRAINT = 'totp_factors_secret_of_type';
     END IF;
     RETURN NULL;
 END $function$;

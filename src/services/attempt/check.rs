@@ -4,13 +4,12 @@
 
 use diesel_async::AsyncPgConnection;
 
-use super::types::{failed_kind, Accepted, Against, Attempt, Method, Proof};
+use super::types::{failed_kind, Accepted, Against, Attempt, Found, Method, Proof};
 use crate::crypto::hashing::{ct_eq, HashPurpose};
 use crate::crypto::tokens;
 use crate::db::{self, factors::FactorSecret};
 use crate::domain::audit::AuditType;
 use crate::domain::drift::{self, Check, FactorClock};
-use crate::domain::ids::FactorId;
 use crate::domain::totp::{time_step, TotpCode};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -33,16 +32,6 @@ pub fn parse_any(field: &str, code: &str) -> Result<Proof, ApiError> {
     tokens::normalize_recovery_code(code)
         .map(Proof::Recovery)
         .ok_or_else(|| ApiError::field(field, "must be a 6-digit code or a recovery code"))
-}
-
-/// What a proof matched.
-pub(super) enum Found {
-    Accepted(Accepted),
-    /// A code of a step already used (`code_reused`, not counted), naming the factor whose
-    /// replay guard refused it (none for a recovery code used meanwhile).
-    Reused(Option<FactorId>),
-    /// A wrong proof, counted, audited as this type.
-    Wrong(AuditType),
 }
 
 #[tracing::instrument(skip_all)]
@@ -90,9 +79,21 @@ pub(super) async fn check(
             Ok(wrong)
         }
         (Proof::Recovery(code), Against::Active(_)) => recovery(conn, state, attempt, code).await,
-        (Proof::Recovery(_) | Proof::Resync(..), Against::Pending(_)) => Err(ApiError::Internal(
-            anyhow::anyhow!("only a TOTP code confirms an enrollment"),
-        )),
+        (Proof::Webauthn(response, purpose), Against::Active(_)) => {
+            super::webauthn::assertion(conn, state, attempt, response, *purpose).await
+        }
+        (Proof::WebauthnRegistration(response), Against::PendingWebauthn(factor_id)) => {
+            super::webauthn::registration(conn, state, attempt, response, factor_id).await
+        }
+        (Proof::Totp(_), Against::PendingWebauthn(_))
+        | (Proof::WebauthnRegistration(_), Against::Pending(_) | Against::Active(_))
+        | (Proof::Webauthn(..), Against::Pending(_) | Against::PendingWebauthn(_))
+        | (
+            Proof::Recovery(_) | Proof::Resync(..),
+            Against::Pending(_) | Against::PendingWebauthn(_),
+        ) => Err(ApiError::Internal(anyhow::anyhow!(
+            "a proof checked against factors of another kind"
+        ))),
     }
 }
 

@@ -14,15 +14,18 @@
 //!    - refuse: the wrong code counted (or the reuse recorded), its audit event, and
 //!      [`Verdict::Refused`]: the transaction *commits*, then the request fails.
 //!
-//! Adding a kind of proof is one [`Proof`] variant and its check in [`check`].
+//! Adding a kind of proof is one [`Proof`] variant and its check in [`check`] (WebAuthn's:
+//! `webauthn`, §16 — a WebAuthn refusal is `invalid_credential`, counted like a wrong code).
 
 pub mod check;
 mod record;
 mod types;
+mod webauthn;
 
 use diesel_async::AsyncPgConnection;
 
 use crate::db::{self, audit::AuditCtx};
+use crate::domain::audit::AuditType;
 use crate::domain::ids::{LoginId, UserId};
 use crate::domain::lockout::LockoutState;
 use crate::error::ApiError;
@@ -119,20 +122,23 @@ impl<'a> Attempt<'a> {
     ) -> Result<Verdict<Accepted>, ApiError> {
         let found = check::check(conn, state, self, proof, factors).await?;
         let verdict = match found {
-            check::Found::Accepted(a) => {
+            types::Found::Accepted(a) => {
                 self.accept(conn, state, &a).await?;
                 Verdict::Accepted(a)
             }
-            check::Found::Reused(factor_id) => {
+            types::Found::Reused(factor_id) => {
                 if let Some(factor_id) = factor_id {
                     record::reused(conn, self, factor_id).await?;
                 }
                 state.metrics.outcome(Outcome::Reused);
                 Verdict::Refused(ApiError::CodeReused)
             }
-            check::Found::Wrong(kind) => {
+            types::Found::Wrong(kind) => {
                 record::wrong(conn, state, self, kind).await?;
-                Verdict::Refused(ApiError::InvalidCode)
+                Verdict::Refused(match kind {
+                    AuditType::WebauthnVerifyFailed => ApiError::InvalidCredential,
+                    _ => ApiError::InvalidCode,
+                })
             }
         };
         Ok(verdict)

@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::crypto::webauthn::{PublicKeyCredential, RegisterPublicKeyCredential};
+use crate::db::webauthn::Purpose;
 use crate::db::{audit::AuditCtx, factors::FactorSecret};
 use crate::domain::audit::AuditType;
 use crate::domain::ids::{FactorId, LoginId, UserId};
@@ -18,6 +20,12 @@ pub enum Proof {
     Recovery(String),
     /// Two codes of consecutive steps of one factor (§11).
     Resync(TotpCode, TotpCode),
+    /// A WebAuthn assertion answering the user's live challenge of this purpose (§16): a
+    /// sign-in's (the attempt's login) or a re-authentication's (§17). Checked against the
+    /// user's active WebAuthn factors of the surface's RP ID.
+    Webauthn(Box<PublicKeyCredential>, Purpose),
+    /// A WebAuthn registration response confirming a pending WebAuthn factor.
+    WebauthnRegistration(Box<RegisterPublicKeyCredential>),
 }
 
 /// The factors a proof is checked against.
@@ -29,6 +37,8 @@ pub enum Against<'f> {
     /// A pending enrollment's factor: the enrollment window (`MFA_TOTP_ENROLL_SKEW`); its
     /// activation records the step.
     Pending(&'f FactorSecret),
+    /// A pending WebAuthn factor, confirmed by a registration response.
+    PendingWebauthn(FactorId),
 }
 
 /// What a transaction that evaluated a proof decided. Both commit: a refusal must be
@@ -73,6 +83,10 @@ pub struct Accepted {
 pub enum Method {
     Totp,
     RecoveryCode,
+    /// A WebAuthn credential; `synced` when it is backup-eligible (a passkey).
+    Webauthn {
+        synced: bool,
+    },
 }
 
 impl Method {
@@ -81,6 +95,7 @@ impl Method {
         match self {
             Method::Totp => "totp",
             Method::RecoveryCode => "recovery_code",
+            Method::Webauthn { .. } => "webauthn",
         }
     }
 
@@ -89,6 +104,8 @@ impl Method {
         match self {
             Method::Totp => amr::TOTP,
             Method::RecoveryCode => amr::RECOVERY_CODE,
+            Method::Webauthn { synced: false } => amr::HARDWARE_KEY,
+            Method::Webauthn { synced: true } => amr::SOFTWARE_KEY,
         }
     }
 }
@@ -123,5 +140,16 @@ pub(super) fn failed_kind(proof: &Proof) -> AuditType {
     match proof {
         Proof::Recovery(_) => AuditType::RecoveryCodeFailed,
         Proof::Totp(_) | Proof::Resync(..) => AuditType::TotpVerifyFailed,
+        Proof::Webauthn(..) | Proof::WebauthnRegistration(_) => AuditType::WebauthnVerifyFailed,
     }
+}
+
+/// What a proof matched.
+pub(super) enum Found {
+    Accepted(Accepted),
+    /// A code of a step already used (`code_reused`, not counted), naming the factor whose
+    /// replay guard refused it (none for a recovery code used meanwhile).
+    Reused(Option<FactorId>),
+    /// A wrong proof, counted, audited as this type.
+    Wrong(AuditType),
 }

@@ -14,7 +14,7 @@ use crate::domain::factor::{self, FactorName};
 use crate::domain::ids::{FactorId, UserId};
 use crate::domain::totp;
 use crate::error::ApiError;
-use crate::services::attempt::Accepted;
+use crate::services::attempt::{Accepted, Method};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
@@ -174,6 +174,7 @@ pub async fn activate(
         factor_id: Some(factor_id),
         step,
         drift,
+        method,
         ..
     } = accepted
     else {
@@ -209,10 +210,14 @@ pub async fn activate(
     } else {
         None
     };
+    let kind = match method {
+        Method::Webauthn { .. } => AuditType::WebauthnEnrolled,
+        Method::Totp | Method::RecoveryCode => AuditType::TotpEnrolled,
+    };
     db::audit::insert(
         conn,
         ctx,
-        AuditType::TotpEnrolled,
+        kind,
         now,
         serde_json::json!({"factor_id": factor_id, "replaced": replaced}),
     )

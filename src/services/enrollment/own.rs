@@ -132,7 +132,12 @@ pub async fn confirm(
                 "The pending enrollment expired: start a new one.",
             ));
         }
-        let secret = pending.secret();
+        let Some(secret) = pending.secret() else {
+            return Err(ApiError::field(
+                "code",
+                "this enrollment is a passkey or security key: confirm it with `credential`",
+            ));
+        };
         let accepted = accepted!(
             attempt
                 .evaluate(conn, state, &proof, Against::Pending(&secret))

@@ -12,7 +12,7 @@ use diesel_async::AsyncConnection;
 
 use super::attempt::Verdict;
 use super::devices::RevokeReason;
-use super::enrollment::{own, EnrollmentMaterial};
+use super::enrollment::own;
 use super::logins::TokenType;
 use super::tenant::policy_of;
 use super::{audit_ctx, step_up, surface_of, ClientMeta};
@@ -21,7 +21,7 @@ use crate::crypto::jwt::AccessClaims;
 use crate::db::{self, audit::AuditCtx, factors::Removal};
 use crate::domain::audit::AuditType;
 use crate::domain::factor::FactorName;
-use crate::domain::ids::{FactorId, FactorStatus, TenantId, UserId};
+use crate::domain::ids::{FactorId, FactorStatus, FactorType, TenantId, UserId};
 use crate::error::ApiError;
 use crate::state::AppState;
 use removal::remove_factors;
@@ -53,8 +53,15 @@ pub async fn list(
         .await?
         .ok_or(ApiError::NotFound)?;
     let rows = db::factors::list(&mut conn, tenant_id, user_id).await?;
+    let creds = db::webauthn::of_user(&mut conn, tenant_id, user_id).await?;
     Ok(FactorList {
-        items: rows.into_iter().map(FactorView::from).collect(),
+        items: rows
+            .into_iter()
+            .map(|f| {
+                let c = creds.iter().find(|c| c.factor_id == f.factor_id);
+                FactorView::with_credential(f, c)
+            })
+            .collect(),
     })
 }
 
@@ -67,8 +74,17 @@ pub async fn add(
     req: NewFactorRequest,
     step_up_code: Option<&str>,
     meta: &ClientMeta,
-) -> Result<EnrollmentMaterial, ApiError> {
-    own::start(state, claims, req.name, true, step_up_code, meta).await
+) -> Result<NewFactor, ApiError> {
+    match req.kind.unwrap_or(FactorType::Totp) {
+        FactorType::Totp => own::start(state, claims, req.name, true, step_up_code, meta)
+            .await
+            .map(NewFactor::Totp),
+        FactorType::Webauthn => {
+            super::webauthn::start_own(state, claims, req.name, step_up_code, meta)
+                .await
+                .map(NewFactor::Webauthn)
+        }
+    }
 }
 
 /// `POST /v1/me/factors/{factor_id}/confirm`: only the new factor's code is checked.
@@ -77,12 +93,29 @@ pub async fn confirm(
     state: &AppState,
     claims: &AccessClaims,
     factor: &str,
-    code: &str,
+    req: &ConfirmFactorRequest,
     meta: &ClientMeta,
 ) -> Result<FactorConfirmed, ApiError> {
-    let done = own::confirm(state, claims, own::Pending::Factor(factor), code, meta).await?;
+    let done = match (&req.code, &req.credential) {
+        (Some(code), None) => {
+            own::confirm(state, claims, own::Pending::Factor(factor), code, meta).await?
+        }
+        (None, credential @ Some(_)) => {
+            super::webauthn::confirm_own(state, claims, factor, credential.as_ref(), meta).await?
+        }
+        _ => {
+            return Err(ApiError::field(
+                "code",
+                "send exactly one of `code` (authenticator app) and `credential` (passkey)",
+            ))
+        }
+    };
+    let mut conn = state.pool.get().await?;
+    let creds = db::webauthn::of_user(&mut conn, &claims.tid, &claims.sub).await?;
+    let id = done.factor.factor_id;
+    let cred = creds.iter().find(|c| c.factor_id == id);
     Ok(FactorConfirmed {
-        factor: done.factor.into(),
+        factor: FactorView::with_credential(done.factor, cred),
         access_token: done.minted.token,
         token_type: TokenType::Bearer,
         expires_in: done.minted.expires_in,
@@ -183,7 +216,7 @@ pub async fn remove(
         if gone.is_empty() {
             return Err(ApiError::NotFound);
         }
-        if f.status == FactorStatus::Active {
+        if f.status == FactorStatus::Active && f.factor_type == FactorType::Totp {
             db::audit::insert(
                 conn,
                 &audit,

@@ -7,7 +7,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use crate::db::{self, audit::AuditCtx, factors::Removal};
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{FactorId, FactorStatus, TenantId, UserId};
+use crate::domain::ids::{FactorId, FactorStatus, FactorType, TenantId, UserId};
 use crate::error::ApiError;
 use crate::services::devices::{revoke_all_devices, RevokeReason};
 use crate::services::{audit_ctx, ClientMeta};
@@ -27,16 +27,24 @@ pub async fn remove_factors(
     which: Removal,
     reason: RevokeReason,
     now: DateTime<Utc>,
-) -> Result<Vec<(FactorId, FactorStatus)>, ApiError> {
+) -> Result<Vec<(FactorId, FactorStatus, FactorType)>, ApiError> {
     let tenant_id = &audit.tenant_id;
     // The user's row before their factors and logins, the order a sign-in takes them in
     // (`db::logins::by_token`): otherwise a sign-in holding the login and waiting for the
     // factor, and this holding the factor and waiting for the login, deadlock.
     db::users::lock_for_attempt(conn, tenant_id, user_id).await?;
     let gone = db::factors::delete(conn, tenant_id, user_id, which).await?;
-    let active_gone = gone.iter().any(|(_, s)| *s == FactorStatus::Active);
+    let active_gone = gone.iter().any(|(_, s, _)| *s == FactorStatus::Active);
     if active_gone {
         revoke_all_devices(conn, audit, user_id, reason, now).await?;
+    }
+    // Each removed WebAuthn factor writes `webauthn.removed` (§21), whoever removed it.
+    for (factor_id, _, _) in gone
+        .iter()
+        .filter(|(_, s, t)| *s == FactorStatus::Active && *t == FactorType::Webauthn)
+    {
+        let details = serde_json::json!({"factor_id": factor_id});
+        db::audit::insert(conn, audit, AuditType::WebauthnRemoved, now, details).await?;
     }
     if active_gone
         && db::factors::active(conn, tenant_id, user_id)
@@ -74,7 +82,7 @@ pub async fn admin_remove(
             now,
         )
         .await?;
-        let Some((_, status)) = gone.first() else {
+        let Some((_, status, kind)) = gone.first() else {
             return Err(ApiError::NotFound);
         };
         if *status == FactorStatus::Active {
@@ -86,6 +94,8 @@ pub async fn admin_remove(
             {
                 db::grace::restart(conn, tenant_id, user_id).await?;
             }
+        }
+        if *status == FactorStatus::Active && *kind == FactorType::Totp {
             db::audit::insert(
                 conn,
                 &audit,

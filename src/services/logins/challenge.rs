@@ -115,7 +115,9 @@ pub(super) async fn begin_attempt(
     // With the pending factor loaded nothing is known of an active one; confirm checks.
     let has_active = factor_status == FactorStatus::Active && ctx.factor_id.is_some();
     require_status(&ctx, has_active, wanted)?;
-    if wanted == ChallengeStatus::VerificationRequired && factors.is_empty() {
+    // Any active factor, of any type (`factors` holds the TOTP ones only: a code sent by a
+    // passkey-only user is a wrong code, §21).
+    if wanted == ChallengeStatus::VerificationRequired && ctx.factor_id.is_none() {
         return Err(ApiError::InvalidState(FACTOR_REMOVED));
     }
     let audit = login_audit(&ctx, meta);
@@ -192,14 +194,25 @@ pub async fn get(state: &AppState, token: &str, login_id: LoginId) -> Result<Log
         .await?
         .ok_or(ApiError::Unauthenticated)?;
     let policy = policy_of(&tenant)?;
+    let (mut factor_types, mut allowed_factor_types, mut webauthn_available) = (None, None, None);
     let grace_ends_at = match status {
         ChallengeStatus::EnrollmentRequired => {
+            allowed_factor_types = Some(policy.allowed_factor_types.clone());
+            webauthn_available = Some(state.webauthn.get(ctx.surface).is_some());
             let started = db::grace::started_at(&mut conn, &ctx.tenant_id, &ctx.user_id).await?;
             grace::running(started, policy.enrollment_grace_days, state.now())
         }
-        ChallengeStatus::VerificationRequired => None,
+        ChallengeStatus::VerificationRequired => {
+            let (t, u, s) = (&ctx.tenant_id, &ctx.user_id, ctx.surface);
+            factor_types =
+                Some(crate::services::webauthn::factor_types(&mut conn, state, t, u, s).await?);
+            None
+        }
     };
     Ok(LoginView {
+        factor_types,
+        allowed_factor_types,
+        webauthn_available,
         login_id: ctx.login_id.0,
         status,
         expires_at: ctx.expires_at,

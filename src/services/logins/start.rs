@@ -208,6 +208,14 @@ pub async fn start(
                 login_id: login_id.0,
                 mfa_token,
                 expires_at,
+                factor_types: crate::services::webauthn::factor_types(
+                    conn,
+                    state,
+                    tenant_id,
+                    user_id,
+                    req.surface,
+                )
+                .await?,
             }),
             (_, None) => Err(ApiError::Internal(anyhow::anyhow!(
                 "challenge without an mfa token"

@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::ids::{Email, IdentityProvider, LoginStatus, Surface, TenantId, UserId};
+use crate::domain::factor_types::AllowedFactorTypes;
+use crate::domain::ids::{
+    Email, FactorType, IdentityProvider, LoginStatus, Surface, TenantId, UserId,
+};
 use crate::domain::policy::MfaRequirement;
 
 /// `POST /v1/logins`: the primary login has checked the password (or Microsoft sign-in).
@@ -74,11 +77,14 @@ pub enum LoginStarted {
         #[schema(nullable = false)]
         grace_ends_at: Option<DateTime<Utc>>,
     },
-    /// The user must enter a code from their authenticator app.
+    /// The user must prove a factor: a code from their authenticator app, or a passkey.
     VerificationRequired {
         login_id: Uuid,
         mfa_token: String,
         expires_at: DateTime<Utc>,
+        /// The factor types the user can use on this surface (§16, §21), in the order
+        /// `["totp","webauthn"]`; `[]`: only a recovery code works.
+        factor_types: Vec<FactorType>,
     },
 }
 
@@ -138,6 +144,18 @@ pub struct LoginView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub grace_ends_at: Option<DateTime<Utc>>,
+    /// While `verification_required`: the factor types the user can use here (§21).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub factor_types: Option<Vec<FactorType>>,
+    /// While `enrollment_required`: the factor types the tenant lets users enroll.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub allowed_factor_types: Option<AllowedFactorTypes>,
+    /// While `enrollment_required`: whether passkeys can be registered on this surface.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub webauthn_available: Option<bool>,
 }
 
 /// A code from the authenticator app.

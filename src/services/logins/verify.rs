@@ -8,7 +8,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use super::challenge::{begin_attempt, finish_login, open_attempt, signed_in};
 use super::types::{AuthenticatedStatus, ChallengeStatus, Recovered, TokenType, Verified};
 use crate::accepted;
-use crate::db::{audit::AuditCtx, logins::LoginCtx};
+use crate::db::{audit::AuditCtx, logins::LoginCtx, webauthn::Purpose};
 use crate::domain::ids::{FactorStatus, LoginId};
 use crate::domain::totp::PERIOD_SECS;
 use crate::error::ApiError;
@@ -48,6 +48,9 @@ async fn attempt(
             meta,
         )
         .await?;
+        if matches!(proof, Proof::Webauthn(..)) && state.webauthn.get(ctx.surface).is_none() {
+            return Err(ApiError::WebauthnUnavailable);
+        }
         let attempt = open_attempt(state, &ctx, &audit)?;
         let against = Against::Active(&factors);
         let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
@@ -103,6 +106,39 @@ pub async fn verify(
 ) -> Result<Verified, ApiError> {
     let proof = attempt::admit(state, meta, || {
         attempt::parse_totp("code", code).map(Proof::Totp)
+    })?;
+    let done = attempt(state, token, login_id, proof, remember, meta).await?;
+    Ok(Verified {
+        status: AuthenticatedStatus::Authenticated,
+        access_token: done.minted.token,
+        token_type: TokenType::Bearer,
+        expires_in: done.minted.expires_in,
+        device_token: done.device.as_ref().map(|d| d.device_token.clone()),
+        device_expires_at: done.device.map(|d| d.device_expires_at),
+    })
+}
+
+/// `POST /v1/logins/{login_id}/webauthn` (§16): an assertion answering the sign-in's live
+/// challenge, through the same gate and completion as a code.
+#[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
+pub async fn webauthn(
+    state: &AppState,
+    token: &str,
+    login_id: LoginId,
+    credential: Option<&serde_json::Value>,
+    remember: &RememberRequest,
+    meta: &ClientMeta,
+) -> Result<Verified, ApiError> {
+    let proof = attempt::admit(state, meta, || {
+        credential
+            .and_then(crate::crypto::webauthn::parse_assertion)
+            .map(|r| Proof::Webauthn(Box::new(r), Purpose::SignIn))
+            .ok_or_else(|| {
+                ApiError::field(
+                    "credential",
+                    "must be an AuthenticationResponseJSON (PublicKeyCredential.toJSON())",
+                )
+            })
     })?;
     let done = attempt(state, token, login_id, proof, remember, meta).await?;
     Ok(Verified {

@@ -344,6 +344,7 @@ export async function secondAuthenticator(accessToken: string, name: string, cod
   });
   if (material.error) fail(material.error, material.response); // factor_limit, name_taken, step_up_required
   const factorId: string = material.data.factor_id;
+  if (!("qr_svg" in material.data)) throw new Error("an app's material was expected");
   const qr: string = material.data.qr_svg;
   const confirmed = await mfa.POST("/v1/me/factors/{factor_id}/confirm", {
     params: { path: { factor_id: factorId } },
@@ -354,7 +355,7 @@ export async function secondAuthenticator(accessToken: string, name: string, cod
   const firstCodes: string[] | undefined = confirmed.data.recovery_codes; // only for a first factor
   const listed = await mfa.GET("/v1/me/factors", { headers: bearer(accessToken) });
   if (listed.error) fail(listed.error, listed.response);
-  const drifts: number[] = listed.data.items.map((f) => f.drift_seconds);
+  const drifts: number[] = listed.data.items.map((f) => f.drift_seconds ?? 0);
   const renamed = await mfa.PATCH("/v1/me/factors/{factor_id}", {
     params: { path: { factor_id: factorId } },
     headers: bearer(accessToken),
@@ -455,4 +456,62 @@ export async function adminWebhooks(accessToken: string, tenantId: string, url: 
   });
   if (removed.error) fail(removed.error, removed.response);
   return { secret, status, count: listed.data.items.length, test: test.data.delivery_id, newSecret: rotated.data.secret };
+}
+
+/** A passkey (§16): add one from the security page, then sign in with it. The browser's
+ * `navigator.credentials` calls are passed in, as `create`/`get` returning `toJSON()`. */
+export async function passkeys(
+  accessToken: string,
+  create: (publicKey: Record<string, unknown>) => Promise<Record<string, unknown>>,
+  stepUpCode?: string,
+) {
+  const started = await mfa.POST("/v1/me/factors", {
+    params: { header: stepUp(stepUpCode) },
+    headers: bearer(accessToken),
+    body: { type: "webauthn", name: "Laptop" },
+  });
+  if (started.error) fail(started.error, started.response); // factor_type_not_allowed, webauthn_unavailable
+  if (!("public_key" in started.data)) throw new Error("creation options were expected");
+  const credential = await create(started.data.public_key);
+  const confirmed = await mfa.POST("/v1/me/factors/{factor_id}/confirm", {
+    params: { path: { factor_id: started.data.factor_id } },
+    headers: bearer(accessToken),
+    body: { credential },
+  });
+  if (confirmed.error) fail(confirmed.error, confirmed.response); // invalid_credential, counted
+  return { token: confirmed.data.access_token, factor: confirmed.data.factor };
+}
+
+/** Sign in with a passkey when `factor_types` holds "webauthn", or register one at "Setup MFA". */
+export async function passkeySignIn(
+  loginId: string,
+  mfaToken: string,
+  get: (publicKey: Record<string, unknown>) => Promise<Record<string, unknown>>,
+  create: (publicKey: Record<string, unknown>) => Promise<Record<string, unknown>>,
+) {
+  const path = { login_id: loginId };
+  const view = await mfa.GET("/v1/logins/{login_id}", { params: { path }, headers: bearer(mfaToken) });
+  if (view.error) fail(view.error, view.response);
+  if (view.data.status === "enrollment_required") {
+    const started = await mfa.POST("/v1/logins/{login_id}/webauthn-enrollment", {
+      params: { path }, headers: bearer(mfaToken), body: {},
+    });
+    if (started.error) fail(started.error, started.response);
+    const credential = await create(started.data.public_key);
+    const done = await mfa.POST("/v1/logins/{login_id}/webauthn-enrollment/confirm", {
+      params: { path }, headers: bearer(mfaToken), body: { credential },
+    });
+    if (done.error) fail(done.error, done.response);
+    return { accessToken: done.data.access_token, recoveryCodes: done.data.recovery_codes };
+  }
+  const challenge = await mfa.POST("/v1/logins/{login_id}/webauthn-challenge", {
+    params: { path }, headers: bearer(mfaToken),
+  });
+  if (challenge.error) fail(challenge.error, challenge.response);
+  const credential = await get(challenge.data.public_key);
+  const done = await mfa.POST("/v1/logins/{login_id}/webauthn", {
+    params: { path }, headers: bearer(mfaToken), body: { credential, remember_device: true },
+  });
+  if (done.error) fail(done.error, done.response); // invalid_credential, counted
+  return { accessToken: done.data.access_token, recoveryCodes: [] as string[] };
 }

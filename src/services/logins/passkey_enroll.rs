@@ -1,0 +1,145 @@
+//! "Setup MFA" with a passkey instead of an app (docs/API.md §16, §21): `POST
+//! /v1/logins/{login_id}/webauthn-enrollment` (no proof: a lockout does not stop it) and its
+//! confirm, an attempt through the gate whose acceptance activates the factor, issues the
+//! recovery codes and completes the sign-in.
+
+use chrono::Duration;
+use diesel_async::AsyncConnection;
+
+use super::challenge::{begin_attempt, finish_login, load, login_audit, open_attempt};
+use super::challenge::{require_status, signed_in};
+use super::types::{AuthenticatedStatus, ChallengeStatus, Enrolled, TokenType};
+use crate::accepted;
+use crate::crypto::webauthn::CHALLENGE_SECONDS;
+use crate::db;
+use crate::domain::factor::FactorName;
+use crate::domain::ids::{FactorStatus, LoginId};
+use crate::error::ApiError;
+use crate::services::attempt::{self, Against, Verdict};
+use crate::services::devices::{self, RememberRequest};
+use crate::services::enrollment::{self, Activation};
+use crate::services::tenant::policy_of;
+use crate::services::webauthn::{self, Start, WebauthnEnrollment};
+use crate::services::ClientMeta;
+use crate::state::AppState;
+
+/// `POST /v1/logins/{login_id}/webauthn-enrollment`.
+#[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
+pub async fn start_webauthn_enrollment(
+    state: &AppState,
+    token: &str,
+    login_id: LoginId,
+    name: Option<FactorName>,
+    meta: &ClientMeta,
+) -> Result<WebauthnEnrollment, ApiError> {
+    let now = state.now();
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let (ctx, _) = load(conn, state, token, login_id, FactorStatus::Active, true).await?;
+        // A password alone never adds a device to an account that has one.
+        let has_active = ctx.factor_id.is_some();
+        require_status(&ctx, has_active, ChallengeStatus::EnrollmentRequired)?;
+        let tenant = db::tenants::get(conn, &ctx.tenant_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let policy = policy_of(&tenant)?;
+        let rp = webauthn::preflight(state, &policy, ctx.surface)?;
+        let user = db::users::get(conn, &ctx.tenant_id, &ctx.user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let audit = login_audit(&ctx, meta);
+        let s = Start {
+            user: &user,
+            rp,
+            uv: policy.webauthn_user_verification,
+            name,
+            login_id: Some(ctx.login_id),
+            expires_at: (now + Duration::seconds(CHALLENGE_SECONDS)).min(ctx.expires_at),
+        };
+        webauthn::start(conn, &audit, &policy, s, now).await
+    })
+    .await
+}
+
+/// `POST /v1/logins/{login_id}/webauthn-enrollment/confirm`.
+#[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
+pub async fn confirm_webauthn_enrollment(
+    state: &AppState,
+    token: &str,
+    login_id: LoginId,
+    credential: Option<&serde_json::Value>,
+    remember: &RememberRequest,
+    meta: &ClientMeta,
+) -> Result<Enrolled, ApiError> {
+    let proof = attempt::admit(state, meta, || webauthn::parse_registration(credential))?;
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let wanted = ChallengeStatus::EnrollmentRequired;
+        let (ctx, audit, _) = begin_attempt(
+            conn,
+            state,
+            token,
+            login_id,
+            FactorStatus::Pending,
+            wanted,
+            meta,
+        )
+        .await?;
+        if !db::factors::active(conn, &ctx.tenant_id, &ctx.user_id)
+            .await?
+            .is_empty()
+        {
+            return Err(ApiError::InvalidState(
+                "The user already has an authenticator app.",
+            ));
+        }
+        if state.webauthn.get(ctx.surface).is_none() {
+            return Err(ApiError::WebauthnUnavailable);
+        }
+        let attempt = open_attempt(state, &ctx, &audit)?;
+        let now = attempt.now();
+        let pending = match ctx.factor_id {
+            Some(id) => db::factors::by_id(conn, &ctx.tenant_id, &ctx.user_id, id).await?,
+            None => None,
+        };
+        let Some(p) = pending.filter(|p| p.status == FactorStatus::Pending) else {
+            return Err(ApiError::InvalidState(
+                "There is no pending enrollment to confirm: start one first.",
+            ));
+        };
+        if p.factor_type != crate::domain::ids::FactorType::Webauthn {
+            return Err(ApiError::field(
+                "credential",
+                "this enrollment is an authenticator app: confirm it with `code`",
+            ));
+        }
+        if p.expires_at.is_some_and(|e| e <= now) {
+            return Err(ApiError::InvalidState(
+                "The pending enrollment expired: start a new one.",
+            ));
+        }
+        let against = Against::PendingWebauthn(p.factor_id);
+        let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
+        let (user_id, how) = (&ctx.user_id, Activation::Replace);
+        let recovery_codes = enrollment::activate(conn, state, &audit, user_id, accepted, how, now)
+            .await?
+            .unwrap_or_default();
+        let method = accepted.method;
+        finish_login(conn, &ctx, &audit, method.as_str(), accepted.factor_id, now).await?;
+        let surface = ctx.surface;
+        let device =
+            devices::remember(conn, state, &audit, user_id, surface, remember, meta, now).await?;
+        let m = signed_in(state, &ctx, method.amr(), now)?;
+        Ok(Verdict::Accepted(Enrolled {
+            status: AuthenticatedStatus::Authenticated,
+            access_token: m.token,
+            token_type: TokenType::Bearer,
+            expires_in: m.expires_in,
+            recovery_codes,
+            device_token: device.as_ref().map(|d| d.device_token.clone()),
+            device_expires_at: device.map(|d| d.device_expires_at),
+        }))
+    })
+    .await?
+    .answer()
+}
