@@ -10,6 +10,7 @@ pub mod me;
 pub mod middleware;
 pub mod ops;
 pub mod tenants;
+pub mod ui;
 pub mod webhooks;
 
 use actix_web::http::Method;
@@ -62,6 +63,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/docs",
             vec![(M::GET, to().to(ops::docs_redirect))],
         ))
+        .service(resource("/ui", vec![(M::GET, to().to(ui::redirect))]))
+        .service(resource("/ui/", vec![(M::GET, to().to(ui::index))]))
+        .service(resource("/ui/{file}", vec![(M::GET, to().to(ui::asset))]))
         .service(resource(
             "/v1/logins",
             vec![(M::POST, to().to(logins::start))],

@@ -24,6 +24,7 @@ mod security_rules;
 mod signin;
 mod templates;
 mod totp_vectors;
+mod ui;
 mod webhook_fairness;
 mod webhook_limits;
 mod webhook_plans;
