@@ -216,27 +216,10 @@ fn browsable(addr: &str) -> String {
     }
 }
 
-/// Whether `origin` names the host the request was sent to (`http(s)://` + `Host`).
-fn same_origin(origin: &header::HeaderValue, head: &actix_web::dev::RequestHead) -> bool {
-    let (Ok(origin), Some(Ok(host))) = (
-        origin.to_str(),
-        head.headers().get(header::HOST).map(|h| h.to_str()),
-    ) else {
-        return false;
-    };
-    origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .is_some_and(|authority| authority.eq_ignore_ascii_case(host))
-}
-
 fn cors(origins: &[String]) -> Cors {
     origins
         .iter()
         .fold(Cors::default(), |c, o| c.allowed_origin(o))
-        // The pages under /ui/ call the API from its own origin; browsers send `Origin` on
-        // such POSTs too, and a same-origin request is never a CORS question.
-        .allowed_origin_fn(same_origin)
         .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
         .allowed_headers([
             header::AUTHORIZATION,

@@ -97,7 +97,8 @@ async fn a_same_origin_call_from_the_page_passes_cors() {
             &[("Origin", origin.as_str())],
         )
         .await;
-    // The API's own answer (not actix-cors' 400 for an unknown origin).
+    // The API's own answer: the CORS layer (actix-cors 0.7, which does not block on an origin
+    // it does not list) lets the page's same-origin calls through untouched.
     r.problem(401, "unauthenticated");
     let other = app
         .send(
