@@ -107,7 +107,7 @@ async function users(ctx, box) {
   if (ctx.filter) q.set('mfa', ctx.filter);
   const list = await call('GET', `/v1/tenants/${encodeURIComponent(ctx.tenant)}/users?${q}`, ctx.accessToken);
   return card(h('h2', { text: 'Users' }), h('div', { class: 'field' }, h('label', { for: id, text: 'Show' }), sel),
-    h('div', { class: 'scroll' }, h('table', {}, h('caption', { class: 'sr-only', text: 'Users and their 2FA' }),
+    h('div', { class: 'scroll', tabindex: '0', role: 'region', 'aria-label': 'Users and their 2FA' }, h('table', {}, h('caption', { class: 'sr-only', text: 'Users and their 2FA' }),
       h('thead', {}, h('tr', {}, ['E-mail', 'Sign-in', '2FA', 'Last sign-in', 'Actions'].map((t) => h('th', { scope: 'col', text: t })))),
       h('tbody', {}, (list.items || []).map((u) => userRow(ctx, u, box))))));
 }

@@ -106,7 +106,7 @@ export async function security(ctx) {
     })));
   }
   const table = items.length
-    ? h('div', { class: 'scroll' }, h('table', {},
+    ? h('div', { class: 'scroll', tabindex: '0', role: 'region', 'aria-label': 'Your authenticators' }, h('table', {},
       h('caption', { class: 'sr-only', text: 'Your authenticators' }),
       h('thead', {}, h('tr', {}, ['Name', 'Type', 'Added', 'Last used', 'Actions'].map((t) => h('th', { scope: 'col', text: t })))),
       h('tbody', {}, items.map((f) => factorRow(ctx, f, box)))))

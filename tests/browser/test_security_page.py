@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flows import qr_secret, wait_next_step
+from flows import confirm_if_asked, qr_secret, wait_next_step
 
 
 def test_security_page_rename_add_remove_and_revoke(tab, svc):
@@ -50,3 +50,14 @@ def test_security_page_rename_add_remove_and_revoke(tab, svc):
     assert [f["name"] for f in factors] == ["Work phone"]
 
     tab.check("security-after")
+
+    # New recovery codes: the old ones stop working.
+    page.get_by_role("button", name="Make new recovery codes").click()
+    confirm_if_asked(page, u["totp"], {code})
+    page.get_by_role("heading", name="New recovery codes").wait_for()
+    fresh = page.locator(".codes li").all_inner_texts()
+    assert len(fresh) == 10 and u["recovery_codes"][0] not in fresh
+    tab.check("security-new-recovery-codes")
+    page.get_by_label("I have saved these codes").check()
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_text("10 unused recovery codes left.").wait_for()
