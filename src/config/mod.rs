@@ -2,8 +2,10 @@
 //! that order of precedence. Secrets are `SecretString` and never reach `Debug` or a log line.
 
 mod file;
+mod origin;
 
 pub use file::{config_path, ConfigFile};
+pub use origin::parse_origin;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -240,6 +242,15 @@ pub struct Settings {
         global = true
     )]
     pub webauthn_origins_portal: Vec<String>,
+    /// Serve the reference sign-in and settings pages under `/ui/` (false: `404`).
+    #[arg(long = "ui", env = "MFA_UI", default_value = "true", action = clap::ArgAction::Set, global = true)]
+    pub ui: bool,
+    /// Bare origins that may frame `/ui/` and receive its `postMessage`, comma separated.
+    #[arg(long, env = "MFA_UI_EMBED_ORIGINS", value_delimiter = ',', value_parser = parse_origin, global = true)]
+    pub ui_embed_origins: Vec<String>,
+    /// Bare origins `/ui/` may send the browser back to with the result, comma separated.
+    #[arg(long, env = "MFA_UI_RETURN_ORIGINS", value_delimiter = ',', value_parser = parse_origin, global = true)]
+    pub ui_return_origins: Vec<String>,
     /// Log filter (`info`, `debug`, `mspbots_mfa=debug,info`); JSON lines in production.
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub rust_log: String,

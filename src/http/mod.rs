@@ -12,6 +12,7 @@ pub mod ops;
 pub mod passkeys;
 pub mod problems;
 pub mod tenants;
+pub mod ui;
 pub mod webhooks;
 
 use actix_web::http::Method;
@@ -64,6 +65,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/docs",
             vec![(M::GET, to().to(ops::docs_redirect))],
         ))
+        .service(resource("/ui", vec![(M::GET, to().to(ui::redirect))]))
+        .service(resource("/ui/", vec![(M::GET, to().to(ui::index))]))
+        .service(resource("/ui/{file}", vec![(M::GET, to().to(ui::asset))]))
         .service(resource(
             "/v1/logins",
             vec![(M::POST, to().to(logins::start))],

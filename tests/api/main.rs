@@ -28,6 +28,7 @@ mod signin;
 mod stuck_user;
 mod templates;
 mod totp_vectors;
+mod ui;
 mod webhook_fairness;
 mod webhook_limits;
 mod webhook_plans;

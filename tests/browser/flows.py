@@ -1,0 +1,57 @@
+"""Steps shared by the tests: what a person does on the pages."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from urllib.parse import parse_qs, quote, urlsplit
+
+import pyotp
+
+
+def fragment(login: dict, return_to: str | None) -> str:
+    f = f"mfa_token={quote(login['mfa_token'], safe='')}&login_id={login['login_id']}"
+    return f + (f"&return_to={quote(return_to, safe='')}" if return_to else "")
+
+
+def wait_next_step(totp: pyotp.TOTP, used: str) -> str:
+    """The next code the app shows, once the current one was used (at most 30 s)."""
+    while totp.now() == used:
+        time.sleep(0.5)
+    return totp.now()
+
+
+def qr_secret(page) -> pyotp.TOTP:
+    """Reads the QR code from a screenshot of the page, as a phone's camera does."""
+    with tempfile.NamedTemporaryFile(suffix=".png") as f:
+        page.locator("img.qr").screenshot(path=f.name)
+        out = subprocess.run(["zbarimg", "--quiet", "--raw", f.name], capture_output=True, text=True, check=True).stdout.strip()
+    assert out.startswith("otpauth://totp/"), out
+    return pyotp.parse_uri(out)
+
+
+def returned(page, helper: str) -> dict:
+    """Waits for the browser to be sent back to return_to; the values of its fragment."""
+    page.wait_for_url(f"{helper}/**", timeout=10000)
+    values = {k: v[0] for k, v in parse_qs(urlsplit(page.url).fragment).items()}
+    assert values["type"] == "mspbots-mfa:done" and values["status"] == "authenticated", values
+    return values
+
+
+def confirm_if_asked(page, totp: pyotp.TOTP, used: set[str]) -> None:
+    """Answers "Confirm it's you" when the page asks (it asks once, then a fresh token from
+    docs/API.md §17 covers a few minutes; without §17 each action carries its own code)."""
+    dialog = page.get_by_role("dialog", name="Confirm it's you")
+    try:
+        dialog.wait_for(timeout=3000)
+    except Exception:  # noqa: BLE001 - not asked: the earlier confirmation still covers it
+        return
+    code = totp.now()
+    while code in used:
+        time.sleep(0.5)
+        code = totp.now()
+    used.add(code)
+    dialog.get_by_label("6-digit code from your authenticator app").fill(code)
+    dialog.get_by_role("button", name="Confirm").click()
+    dialog.wait_for(state="detached")

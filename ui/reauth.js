@@ -1,0 +1,67 @@
+// "Confirm it's you": one re-authentication (§17) before the first sensitive action of a
+// page; the fresh token then covers the next few minutes of actions.
+import { h, field, codeField, button, linkButton, alertBox, notice } from './dom.js';
+import { call, showError } from './api.js';
+import { passkeysUsable, reauthWithPasskey } from './passkey.js';
+
+const FRESH_MS = 4 * 60 * 1000;
+
+// Resolves to the headers a sensitive call needs (none after §17), or null when cancelled.
+export function confirmIdentity(ctx) {
+  if (ctx.freshUntil && Date.now() < ctx.freshUntil) return Promise.resolve({});
+  return new Promise((resolve) => {
+    let mode = 'code';
+    const box = alertBox();
+    const code = codeField('6-digit code from your authenticator app');
+    const rc = field('Recovery code', { autocomplete: 'off', spellcheck: 'false' });
+    rc.wrap.hidden = true;
+    const ok = h('button', { type: 'submit', class: 'primary' }, 'Confirm');
+    const dialog = h('dialog', { class: 'dialog', 'aria-labelledby': 'reauth-title' });
+    const close = (value) => { dialog.close(); dialog.remove(); resolve(value); };
+    const switcher = linkButton('Use a recovery code', () => {
+      mode = mode === 'code' ? 'recovery' : 'code';
+      code.wrap.hidden = mode !== 'code';
+      rc.wrap.hidden = mode === 'code';
+      switcher.textContent = mode === 'code' ? 'Use a recovery code' : 'Use a code from your app';
+      (mode === 'code' ? code.input : rc.input).focus();
+    });
+    const done = (res) => {
+      if (res && res.access_token) ctx.accessToken = res.access_token;
+      ctx.freshUntil = Date.now() + FRESH_MS;
+      close({});
+    };
+    const passkey = ctx.hasPasskey && passkeysUsable()
+      ? linkButton('Use a passkey', async () => {
+        try { done(await reauthWithPasskey(ctx.accessToken)); } catch (err) { showError(box, err, [ok]); }
+      })
+      : null;
+    const form = h('form', { novalidate: true }, code.wrap, rc.wrap, box,
+      h('div', { class: 'actions' }, ok, button('Cancel', () => close(null))));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const value = (mode === 'code' ? code.input : rc.input).value.trim();
+      if (!value) { notice(box, 'Fill in the code first.'); return; }
+      const body = mode === 'code' ? { code: value } : { recovery_code: value };
+      ok.disabled = true;
+      try {
+        done(await call('POST', '/v1/me/reauthenticate', ctx.accessToken, body));
+      } catch (err) {
+        if (err.code === 'not_found' || err.code === 'method_not_allowed') {
+          // A service without §17: the code goes with the action itself (v1 step-up).
+          close({ 'X-MFA-Code': value });
+          return;
+        }
+        showError(box, err, [ok]);
+        if (err.code !== 'too_many_attempts') ok.disabled = false;
+      }
+    });
+    dialog.append(
+      h('h2', { id: 'reauth-title', text: "Confirm it's you" }),
+      h('p', { text: 'Enter a code from your authenticator app to continue.' }),
+      form, h('div', { class: 'others' }, switcher, passkey));
+    dialog.addEventListener('cancel', (ev) => { ev.preventDefault(); close(null); });
+    document.body.append(dialog);
+    dialog.showModal();
+    code.input.focus();
+  });
+}
