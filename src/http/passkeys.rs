@@ -6,6 +6,7 @@ use actix_web::{web, HttpResponse};
 use super::auth::MfaAuth;
 use super::extract::{ClientMeta, RawJson};
 use super::logins::body_of;
+use super::problems::{NotFound, TooManyAttempts};
 use crate::error::{ApiError, Problem};
 use crate::services::devices::RememberRequest;
 use crate::services::logins::{

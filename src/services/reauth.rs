@@ -100,12 +100,11 @@ pub async fn reauthenticate(
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
         let attempt = Attempt::lock_user(conn, state, &audit, user_id).await?;
-        let factors: Vec<FactorSecret> = db::factors::active(conn, tenant_id, user_id)
-            .await?
-            .iter()
-            .map(|f| f.secret())
-            .collect();
-        if factors.is_empty() {
+        // Any active factor, of either type, makes a re-authentication possible; only TOTP
+        // factors have a secret for a code (a passkey-only user's code is a wrong code, §21).
+        let active = db::factors::active(conn, tenant_id, user_id).await?;
+        let factors: Vec<FactorSecret> = active.iter().filter_map(|f| f.secret()).collect();
+        if active.is_empty() {
             return Err(ApiError::InvalidState(
                 "The user has no active factor to re-authenticate with.",
             ));
