@@ -11,23 +11,29 @@ use crate::domain::audit::AuditType;
 use crate::domain::ids::{DeliveryId, DeliveryState, WebhookId, WebhookStatus};
 use crate::error::ApiError;
 
-/// `event_types`: audit type names, or `"*"` for every type now and future.
-fn event_types_schema() -> utoipa::openapi::schema::Array {
-    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
-    let mut names = vec!["*"];
-    names.extend(AuditType::ALL.iter().map(|t| t.as_str()));
-    ArrayBuilder::new()
-        .items(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some(names)),
-        )
-        .min_items(Some(1))
-        .max_items(Some(50))
+/// `event_types`: audit type names, or `["*"]` alone for every type now and future (§20: a
+/// `"*"` beside other names is `400`, so the schema offers the two forms apart).
+fn event_types_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+    let names: Vec<&str> = AuditType::ALL.iter().map(|t| t.as_str()).collect();
+    let list = |values: Vec<&str>, max: usize| {
+        ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(values)),
+            )
+            .min_items(Some(1))
+            .max_items(Some(max))
+    };
+    let one_of = OneOfBuilder::new()
+        .item(list(vec!["*"], 1).description(Some("every type, now and future")))
+        .item(list(names, 50).description(Some("these audit event types")))
         .description(Some(
-            "Audit event types (docs/API.md §6 and v1.1); `\"*\"` (or absent): every type, now and future",
+            "Audit event types (docs/API.md §6, §14, §16, §17), or `[\"*\"]` alone (or absent): every type, now and future",
         ))
-        .build()
+        .build();
+    Schema::OneOf(one_of)
 }
 
 /// `POST /v1/tenants/{tenant_id}/webhooks`.
