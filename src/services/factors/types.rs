@@ -107,11 +107,21 @@ pub struct FactorList {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewFactorRequest {
-    #[serde(default, rename = "type")]
+    // Absent means TOTP (§21); `null` is not a type, so it is refused like any other.
+    #[serde(default, rename = "type", deserialize_with = "present")]
     #[schema(nullable = false)]
     pub kind: Option<FactorType>,
     #[serde(default)]
     pub name: Option<FactorName>,
+}
+
+/// A field that may be absent (`None` by `#[serde(default)]`) but not `null`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// A new pending factor: an authenticator app's material, or a passkey's creation options.
