@@ -163,7 +163,8 @@ pub async fn discard_pending(
     .map(|_| ())
 }
 
-/// Stores a new pending factor; the caller discarded the previous pending one
+/// Stores a new pending factor: an authenticator app's with its sealed secret, or a WebAuthn
+/// one (no secret) when `sealed` is `None`. The caller discarded the previous pending one
 /// (`discard_pending`) and checked the name.
 #[allow(clippy::too_many_arguments)]
 pub async fn insert_pending(
@@ -172,10 +173,15 @@ pub async fn insert_pending(
     user_id: &UserId,
     factor_id: FactorId,
     name: &FactorName,
-    sealed: &Sealed,
+    sealed: Option<&Sealed>,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> QueryResult<()> {
+    let kind = if sealed.is_some() {
+        FactorType::Totp
+    } else {
+        FactorType::Webauthn
+    };
     diesel::insert_into(totp_factors::table)
         .values((
             totp_factors::tenant_id.eq(tenant_id),
@@ -183,9 +189,10 @@ pub async fn insert_pending(
             totp_factors::user_id.eq(user_id),
             totp_factors::status.eq(FactorStatus::Pending),
             totp_factors::name.eq(name.as_str()),
-            totp_factors::key_id.eq(&sealed.key_id),
-            totp_factors::nonce.eq(&sealed.nonce),
-            totp_factors::ciphertext.eq(&sealed.ciphertext),
+            totp_factors::type_.eq(kind),
+            totp_factors::key_id.eq(sealed.map(|s| &s.key_id)),
+            totp_factors::nonce.eq(sealed.map(|s| &s.nonce)),
+            totp_factors::ciphertext.eq(sealed.map(|s| &s.ciphertext)),
             totp_factors::created_at.eq(now),
             totp_factors::expires_at.eq(expires_at),
         ))
@@ -260,33 +267,6 @@ pub async fn mark_used(
     .execute(conn)
     .await
     .map(|_| ())
-}
-
-/// Stores a new pending WebAuthn factor (no secret); the caller discarded the previous
-/// pending one and checked the name.
-pub async fn insert_pending_webauthn(
-    conn: &mut AsyncPgConnection,
-    tenant_id: &TenantId,
-    user_id: &UserId,
-    factor_id: FactorId,
-    name: &FactorName,
-    now: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-) -> QueryResult<()> {
-    diesel::insert_into(totp_factors::table)
-        .values((
-            totp_factors::tenant_id.eq(tenant_id),
-            totp_factors::factor_id.eq(factor_id),
-            totp_factors::user_id.eq(user_id),
-            totp_factors::status.eq(FactorStatus::Pending),
-            totp_factors::name.eq(name.as_str()),
-            totp_factors::type_.eq(FactorType::Webauthn),
-            totp_factors::created_at.eq(now),
-            totp_factors::expires_at.eq(expires_at),
-        ))
-        .execute(conn)
-        .await
-        .map(|_| ())
 }
 
 /// Renames a factor; `None` when the user has no such factor.

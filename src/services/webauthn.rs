@@ -111,12 +111,13 @@ pub async fn start(
         s.rp.start_registration(&handle, &s.user.email, display, exclude, s.uv)
             .map_err(ApiError::Internal)?;
     let factor_id = FactorId::new();
-    db::factors::insert_pending_webauthn(
+    db::factors::insert_pending(
         conn,
         tenant_id,
         user_id,
         factor_id,
         &name,
+        None,
         now,
         s.expires_at,
     )

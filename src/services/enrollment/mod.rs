@@ -114,7 +114,7 @@ pub async fn start(
         user_id,
         factor_id,
         &name,
-        &sealed,
+        Some(&sealed),
         now,
         expires_at,
     )
