@@ -73,10 +73,17 @@ impl FromRequest for MfaAuth {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(match kind(req) {
+        ready(MfaAuth::of(req))
+    }
+}
+
+impl MfaAuth {
+    /// The request's mfa token, or `401`.
+    pub fn of(req: &HttpRequest) -> Result<Self, ApiError> {
+        match kind(req) {
             Ok(Kind::Mfa(t)) if t.len() <= 100 => Ok(MfaAuth(t)),
             Ok(_) | Err(_) => Err(ApiError::Unauthenticated),
-        })
+        }
     }
 }
 

@@ -5,7 +5,10 @@ use uuid::Uuid;
 
 use super::auth::{AdminOrService, StepUpCode, UserAuth};
 use super::extract::ClientMeta;
-use super::problems::{AdminForbidden, StepUpHeader, TooManyAttempts};
+use super::problems::{
+    AdminForbidden, NoSuchTenant, NoSuchUser, StepUpCodeRefused, StepUpForbidden, StepUpHeader,
+    TooManyAttempts,
+};
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
 use crate::services::devices::{self, DeviceList};
@@ -80,7 +83,7 @@ pub async fn revoke_all_mine(
     responses(
         (status = 200, description = "Live remembered devices, oldest first", body = DeviceList),
         AdminForbidden,
-        (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
+        NoSuchUser,
     ))]
 pub async fn list_for_user(
     state: Data,
@@ -100,9 +103,9 @@ pub async fn list_for_user(
         StepUpHeader),
     responses(
         (status = 204, description = "All revoked (also when there were none)"),
-        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
+        StepUpCodeRefused,
+        StepUpForbidden,
+        NoSuchUser,
         TooManyAttempts,
     ))]
 pub async fn revoke_for_user(
@@ -130,7 +133,7 @@ pub async fn revoke_for_user(
     responses(
         (status = 200, description = "The counts", body = MfaSummary),
         AdminForbidden,
-        (status = 404, description = "`not_found`: no such tenant", body = Problem, content_type = "application/problem+json"),
+        NoSuchTenant,
     ))]
 pub async fn summary(
     state: Data,

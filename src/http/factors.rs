@@ -5,7 +5,10 @@ use actix_web::{web, HttpResponse};
 
 use super::auth::{AdminOrService, StepUpCode, UserAuth};
 use super::extract::{ClientMeta, JsonBody};
-use super::problems::{AdminForbidden, NotFound, StepUpHeader, TooManyAttempts};
+use super::problems::{
+    AdminForbidden, NoSuchUser, NotFound, StepUpCodeRefused, StepUpForbidden, StepUpHeader,
+    StepUpRequired, TooManyAttempts,
+};
 use super::tenants::{admin_with_step_up, tenant, user};
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
@@ -47,7 +50,7 @@ pub async fn list(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError>
     responses(
         (status = 201, description = "An authenticator app's enrollment material with `factor_id` and `name`, or (`type: \"webauthn\"`) a passkey's `public_key` creation options (§16)", body = NewFactor),
         (status = 400, description = "`invalid_request` (e.g. a name with control characters), `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`step_up_required`", body = Problem, content_type = "application/problem+json"),
+        StepUpRequired,
         (status = 409, description = "`factor_type_not_allowed`, `webauthn_unavailable` (no RP ID on this surface), `factor_limit`: as many active factors as the tenant allows; `name_taken`: a name the user already uses (ignoring case)", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
     ))]
@@ -122,8 +125,8 @@ pub async fn rename(
         StepUpHeader),
     responses(
         (status = 204, description = "Removed"),
-        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`step_up_required`", body = Problem, content_type = "application/problem+json"),
+        StepUpCodeRefused,
+        StepUpRequired,
         NotFound,
         (status = 409, description = "`mfa_enforced`: the last factor, and the tenant requires 2FA of this user", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
@@ -171,7 +174,7 @@ pub async fn resync(
     responses(
         (status = 200, description = "The factors, active and pending, oldest first", body = FactorList),
         AdminForbidden,
-        (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
+        NoSuchUser,
     ))]
 pub async fn admin_list(
     state: Data,
@@ -191,8 +194,8 @@ pub async fn admin_list(
         StepUpHeader),
     responses(
         (status = 204, description = "Removed"),
-        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        StepUpCodeRefused,
+        StepUpForbidden,
         (status = 404, description = "`not_found`: no such user or factor", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
     ))]

@@ -1,10 +1,16 @@
 //! Handlers of the sign-in resource (docs/API.md §3). Thin: extract, call the service, answer.
 
-use actix_web::{web, HttpResponse};
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use futures_util::future::{ready, LocalBoxFuture, Ready};
+use serde::de::DeserializeOwned;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{KnownFormat, ObjectBuilder, Required, SchemaFormat, Type};
 
 use super::auth::{MfaAuth, ServiceAuth};
 use super::extract::{ClientMeta, RawJson};
-use super::problems::{NotFound, TooManyAttempts};
+use super::problems::{Locked, NotFound, TooManyAttempts};
+use crate::domain::ids::LoginId;
 use crate::error::{ApiError, Problem};
 use crate::services::devices::RememberRequest;
 use crate::services::enrollment::EnrollmentMaterial;
@@ -18,21 +24,84 @@ use crate::state::AppState;
 
 type Data = web::Data<AppState>;
 
-/// The body, judged only once the mfa token is known to be good for this login: without a
-/// valid token an invalid body is `401`/`404`, never a list of fields. (The token is
-/// checked here only on that path; the service checks it again on the happy path.)
-pub(super) async fn body_of<T: serde::de::DeserializeOwned>(
-    state: &AppState,
-    token: &MfaAuth,
-    login_id: crate::domain::ids::LoginId,
-    body: &RawJson,
-) -> Result<T, ApiError> {
-    match body.parse() {
-        Ok(b) => Ok(b),
-        Err(e) => {
-            logins::get(state, &token.0, login_id).await?;
-            Err(e)
-        }
+/// What every step of a sign-in starts from: the mfa token (`401`) and the `login_id` of
+/// the path (`404` when it is not one; the service checks that it is this token's).
+pub struct SignInLogin {
+    pub token: MfaAuth,
+    pub login_id: LoginId,
+}
+
+impl SignInLogin {
+    fn of(req: &HttpRequest) -> Result<Self, ApiError> {
+        let token = MfaAuth::of(req)?;
+        let login_id = logins::parse_login_id(req.match_info().get("login_id").unwrap_or(""))?;
+        Ok(SignInLogin { token, login_id })
+    }
+}
+
+/// The path parameter, documented once for every sign-in step.
+impl utoipa::IntoParams for SignInLogin {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let uuid = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
+        vec![ParameterBuilder::new()
+            .name("login_id")
+            .parameter_in(ParameterIn::Path)
+            .description(Some("The `login_id` of this mfa token's sign-in"))
+            .required(Required::True)
+            .schema(Some(uuid))
+            .build()]
+    }
+}
+
+impl FromRequest for SignInLogin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(SignInLogin::of(req))
+    }
+}
+
+/// A sign-in step with its body. The body is judged only once the mfa token is known to be
+/// good for this login: without a valid token an invalid body is `401`/`404`, never a list
+/// of fields. (The token is checked here only on that path; the service checks it again on
+/// the happy path.)
+pub struct SignInStep<T> {
+    pub token: MfaAuth,
+    pub login_id: LoginId,
+    pub body: T,
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for SignInStep<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let token = MfaAuth::of(req);
+        let raw = RawJson::from_request(req, payload);
+        let login = SignInLogin::of(req);
+        let state = req.app_data::<Data>().cloned();
+        Box::pin(async move {
+            token?;
+            let raw = raw.await?;
+            let SignInLogin { token, login_id } = login?;
+            match raw.parse() {
+                Ok(body) => Ok(SignInStep {
+                    token,
+                    login_id,
+                    body,
+                }),
+                Err(e) => {
+                    let state = state.ok_or_else(|| {
+                        ApiError::Internal(anyhow::anyhow!("application state missing"))
+                    })?;
+                    logins::get(&state, &token.0, login_id).await?;
+                    Err(e)
+                }
+            }
+        })
     }
 }
 
@@ -69,18 +138,14 @@ pub async fn start(
 /// The state of a sign-in in progress.
 #[utoipa::path(get, path = "/v1/logins/{login_id}", tag = "Sign-in", operation_id = "getLogin",
     security(("mfa_token" = [])),
-    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
+    params(SignInLogin),
     responses(
         (status = 200, description = "The sign-in", body = LoginView),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or dead mfa token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: not this token's login", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get(
-    state: Data,
-    token: MfaAuth,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let login_id = logins::parse_login_id(&path)?;
+pub async fn get(state: Data, at: SignInLogin) -> Result<HttpResponse, ApiError> {
+    let SignInLogin { token, login_id } = at;
     Ok(HttpResponse::Ok().json(logins::get(&state, &token.0, login_id).await?))
 }
 
@@ -92,7 +157,7 @@ pub async fn get(
 /// "Authenticator"); an empty body or `{}` is fine.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/totp-enrollment", tag = "Sign-in", operation_id = "startLoginEnrollment",
     security(("mfa_token" = [])),
-    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
+    params(SignInLogin),
     request_body(content = Option<NewFactorRequest>, description = "Optional: the new factor's name"),
     responses(
         (status = 201, description = "The enrollment material", body = EnrollmentMaterial),
@@ -102,13 +167,14 @@ pub async fn get(
     ))]
 pub async fn start_enrollment(
     state: Data,
-    token: MfaAuth,
+    step: SignInStep<Option<NewFactorRequest>>,
     meta: ClientMeta,
-    path: web::Path<String>,
-    body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let login_id = logins::parse_login_id(&path)?;
-    let body: Option<NewFactorRequest> = body_of(&state, &token, login_id, &body).await?;
+    let SignInStep {
+        token,
+        login_id,
+        body,
+    } = step;
     let name = body.and_then(|b| b.name);
     Ok(HttpResponse::Created()
         .json(logins::start_enrollment(&state, &token.0, login_id, name, &meta).await?))
@@ -120,25 +186,25 @@ pub async fn start_enrollment(
 /// confirming code counts as used.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/totp-enrollment/confirm", tag = "Sign-in", operation_id = "confirmLoginEnrollment",
     security(("mfa_token" = [])),
-    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
+    params(SignInLogin),
     request_body = SignInCodeRequest,
     responses(
         (status = 200, description = "Signed in; recovery codes shown once", body = Enrolled),
         (status = 400, description = "`invalid_request` (not six digits, or a bad `device_name`; not counted) or `invalid_code` (counted)", body = Problem, content_type = "application/problem+json"),
         NotFound,
         (status = 409, description = "`invalid_state`: no pending enrollment, or not `enrollment_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`: locked out or per-IP limit; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        Locked,
     ))]
 pub async fn confirm_enrollment(
     state: Data,
-    token: MfaAuth,
+    step: SignInStep<SignInCodeRequest>,
     meta: ClientMeta,
-    path: web::Path<String>,
-    body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let login_id = logins::parse_login_id(&path)?;
-    let body: SignInCodeRequest = body_of(&state, &token, login_id, &body).await?;
+    let SignInStep {
+        token,
+        login_id,
+        body,
+    } = step;
     let remember = RememberRequest::parse(body.remember_device, body.device_name.as_deref())?;
     let out = logins::confirm_enrollment(&state, &token.0, login_id, &body.code, &remember, &meta)
         .await?;
@@ -148,7 +214,7 @@ pub async fn confirm_enrollment(
 /// Finish the sign-in with a code from the authenticator app.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/verify", tag = "Sign-in", operation_id = "verifyLogin",
     security(("mfa_token" = [])),
-    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
+    params(SignInLogin),
     request_body = SignInCodeRequest,
     responses(
         (status = 200, description = "Signed in", body = Verified),
@@ -156,18 +222,18 @@ pub async fn confirm_enrollment(
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or dead (5 wrong codes) mfa token", body = Problem, content_type = "application/problem+json"),
         NotFound,
         (status = 409, description = "`invalid_state`: the sign-in needs an enrollment", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`: locked out or per-IP limit; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        Locked,
     ))]
 pub async fn verify(
     state: Data,
-    token: MfaAuth,
+    step: SignInStep<SignInCodeRequest>,
     meta: ClientMeta,
-    path: web::Path<String>,
-    body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let login_id = logins::parse_login_id(&path)?;
-    let body: SignInCodeRequest = body_of(&state, &token, login_id, &body).await?;
+    let SignInStep {
+        token,
+        login_id,
+        body,
+    } = step;
     let remember = RememberRequest::parse(body.remember_device, body.device_name.as_deref())?;
     Ok(HttpResponse::Ok()
         .json(logins::verify(&state, &token.0, login_id, &body.code, &remember, &meta).await?))
@@ -176,7 +242,7 @@ pub async fn verify(
 /// Finish the sign-in with a recovery code (lost phone). The code is used up.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/recover", tag = "Sign-in", operation_id = "recoverLogin",
     security(("mfa_token" = [])),
-    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
+    params(SignInLogin),
     request_body = RecoverRequest,
     responses(
         (status = 200, description = "Signed in", body = Recovered),
@@ -187,13 +253,14 @@ pub async fn verify(
     ))]
 pub async fn recover(
     state: Data,
-    token: MfaAuth,
+    step: SignInStep<RecoverRequest>,
     meta: ClientMeta,
-    path: web::Path<String>,
-    body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let login_id = logins::parse_login_id(&path)?;
-    let body: RecoverRequest = body_of(&state, &token, login_id, &body).await?;
+    let SignInStep {
+        token,
+        login_id,
+        body,
+    } = step;
     Ok(HttpResponse::Ok()
         .json(logins::recover(&state, &token.0, login_id, &body.recovery_code, &meta).await?))
 }
@@ -205,7 +272,7 @@ pub async fn recover(
 /// with `amr: ["pwd"]`; the mfa token dies. The body, if any, is ignored.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/skip-enrollment", tag = "Sign-in", operation_id = "skipLoginEnrollment",
     security(("mfa_token" = [])),
-    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
+    params(SignInLogin),
     responses(
         (status = 200, description = "Signed in without a second factor, enrollment postponed", body = Skipped),
         (status = 400, description = "`invalid_request`: a body that is not JSON (any JSON body is ignored)", body = Problem, content_type = "application/problem+json"),
@@ -214,13 +281,12 @@ pub async fn recover(
     ))]
 pub async fn skip_enrollment(
     state: Data,
-    token: MfaAuth,
+    step: SignInStep<serde_json::Value>,
     meta: ClientMeta,
-    path: web::Path<String>,
-    body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let login_id = logins::parse_login_id(&path)?;
-    body_of::<serde_json::Value>(&state, &token, login_id, &body).await?;
+    let SignInStep {
+        token, login_id, ..
+    } = step;
     Ok(HttpResponse::Ok().json(logins::skip_enrollment(&state, &token.0, login_id, &meta).await?))
 }
 
@@ -231,24 +297,24 @@ pub async fn skip_enrollment(
 /// factor then learns the offset. Anything else is one wrong code.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/resync", tag = "Sign-in", operation_id = "resyncLogin",
     security(("mfa_token" = [])),
-    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
+    params(SignInLogin),
     request_body = ResyncRequest,
     responses(
         (status = 200, description = "Signed in; the factor's new drift", body = Resynced),
         (status = 400, description = "`invalid_request` (not six digits; not counted) or `invalid_code` (counted once)", body = Problem, content_type = "application/problem+json"),
         NotFound,
         (status = 409, description = "`invalid_state`: the sign-in needs an enrollment", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`: locked out or per-IP limit; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        Locked,
     ))]
 pub async fn resync(
     state: Data,
-    token: MfaAuth,
+    step: SignInStep<ResyncRequest>,
     meta: ClientMeta,
-    path: web::Path<String>,
-    body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let login_id = logins::parse_login_id(&path)?;
-    let body: ResyncRequest = body_of(&state, &token, login_id, &body).await?;
+    let SignInStep {
+        token,
+        login_id,
+        body,
+    } = step;
     Ok(HttpResponse::Ok().json(logins::resync(&state, &token.0, login_id, &body, &meta).await?))
 }

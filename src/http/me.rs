@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 
 use super::auth::{StepUpCode, UserAuth};
 use super::extract::{ClientMeta, JsonBody};
-use super::problems::TooManyAttempts;
+use super::problems::{StepUpCodeRefused, StepUpRequired, TooManyAttempts};
 use crate::error::{ApiError, Problem};
 use crate::services::enrollment::EnrollmentMaterial;
 use crate::services::factors::NewFactorRequest;
@@ -38,7 +38,7 @@ pub async fn show(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError>
     request_body(content = Option<NewFactorRequest>, description = "Optional: the new factor's name"),
     responses(
         (status = 201, description = "The enrollment material", body = EnrollmentMaterial),
-        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
+        StepUpCodeRefused,
         (status = 409, description = "`name_taken`: a name one of the user's factors has (they are replaced only at the confirmation)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`step_up_required`: re-enrollment without recent 2FA or a code", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
@@ -83,8 +83,8 @@ pub async fn confirm_enrollment(
     params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`step_up_required`", body = Problem, content_type = "application/problem+json"),
+        StepUpCodeRefused,
+        StepUpRequired,
         (status = 404, description = "`not_found`: no authenticator app", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`mfa_enforced`: the tenant requires it for this user", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
@@ -105,8 +105,8 @@ pub async fn remove_factor(
     params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
     responses(
         (status = 200, description = "The new codes, shown once", body = RecoveryCodes),
-        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`step_up_required`", body = Problem, content_type = "application/problem+json"),
+        StepUpCodeRefused,
+        StepUpRequired,
         (status = 409, description = "`invalid_state`: no authenticator app", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
     ))]

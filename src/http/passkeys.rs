@@ -3,10 +3,9 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::auth::MfaAuth;
-use super::extract::{ClientMeta, RawJson};
-use super::logins::body_of;
-use super::problems::{NotFound, TooManyAttempts};
+use super::extract::ClientMeta;
+use super::logins::{SignInLogin, SignInStep};
+use super::problems::{Locked, NotFound, TooManyAttempts};
 use crate::error::{ApiError, Problem};
 use crate::services::devices::RememberRequest;
 use crate::services::logins::{
@@ -25,18 +24,14 @@ type Data = web::Data<AppState>;
 /// counted, and a lockout does not stop it.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/webauthn-challenge", tag = "Sign-in", operation_id = "webauthnChallenge",
     security(("mfa_token" = [])),
-    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
+    params(SignInLogin),
     responses(
         (status = 200, description = "The request options", body = WebauthnChallenge),
         NotFound,
         (status = 409, description = "`invalid_state`: the sign-in needs an enrollment, or the user has no passkey for this surface; `webauthn_unavailable`: no RP ID on this surface", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn challenge(
-    state: Data,
-    token: MfaAuth,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let login_id = logins::parse_login_id(&path)?;
+pub async fn challenge(state: Data, at: SignInLogin) -> Result<HttpResponse, ApiError> {
+    let SignInLogin { token, login_id } = at;
     Ok(HttpResponse::Ok().json(logins::webauthn_challenge(&state, &token.0, login_id).await?))
 }
 
@@ -47,25 +42,25 @@ pub async fn challenge(
 /// code, and uses the challenge up.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/webauthn", tag = "Sign-in", operation_id = "webauthnLogin",
     security(("mfa_token" = [])),
-    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
+    params(SignInLogin),
     request_body = WebauthnSignInRequest,
     responses(
         (status = 200, description = "Signed in", body = Verified),
         (status = 400, description = "`invalid_request` (not a response's shape; not counted) or `invalid_credential` (counted)", body = Problem, content_type = "application/problem+json"),
         NotFound,
         (status = 409, description = "`invalid_state`: the sign-in needs an enrollment; `webauthn_unavailable`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`: locked out or per-IP limit; see `Retry-After`", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        Locked,
     ))]
 pub async fn sign_in(
     state: Data,
-    token: MfaAuth,
+    step: SignInStep<WebauthnSignInRequest>,
     meta: ClientMeta,
-    path: web::Path<String>,
-    body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let login_id = logins::parse_login_id(&path)?;
-    let body: WebauthnSignInRequest = body_of(&state, &token, login_id, &body).await?;
+    let SignInStep {
+        token,
+        login_id,
+        body,
+    } = step;
     let remember = RememberRequest::parse(body.remember_device, body.device_name.as_deref())?;
     let credential = body.credential.as_ref();
     let out = logins::webauthn(&state, &token.0, login_id, credential, &remember, &meta).await?;
@@ -79,7 +74,7 @@ pub async fn sign_in(
 /// proof: a lockout does not stop it.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/webauthn-enrollment", tag = "Sign-in", operation_id = "startLoginWebauthnEnrollment",
     security(("mfa_token" = [])),
-    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
+    params(SignInLogin),
     request_body(content = Option<WebauthnEnrollRequest>, description = "Optional: the new factor's name (default \"Passkey\")"),
     responses(
         (status = 201, description = "The pending factor and its creation options", body = WebauthnEnrollment),
@@ -89,13 +84,14 @@ pub async fn sign_in(
     ))]
 pub async fn start_enrollment(
     state: Data,
-    token: MfaAuth,
+    step: SignInStep<Option<WebauthnEnrollRequest>>,
     meta: ClientMeta,
-    path: web::Path<String>,
-    body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let login_id = logins::parse_login_id(&path)?;
-    let body: Option<WebauthnEnrollRequest> = body_of(&state, &token, login_id, &body).await?;
+    let SignInStep {
+        token,
+        login_id,
+        body,
+    } = step;
     let name = body.unwrap_or_default().name;
     let out = logins::start_webauthn_enrollment(&state, &token.0, login_id, name, &meta).await?;
     Ok(HttpResponse::Created().json(out))
@@ -107,7 +103,7 @@ pub async fn start_enrollment(
 /// enrollment confirm: the access token and, for the user's first factor, recovery codes.
 #[utoipa::path(post, path = "/v1/logins/{login_id}/webauthn-enrollment/confirm", tag = "Sign-in", operation_id = "confirmLoginWebauthnEnrollment",
     security(("mfa_token" = [])),
-    params(("login_id" = uuid::Uuid, Path, description = "The `login_id` of this mfa token's sign-in")),
+    params(SignInLogin),
     request_body = WebauthnSignInRequest,
     responses(
         (status = 200, description = "Enrolled and signed in", body = Enrolled),
@@ -118,13 +114,14 @@ pub async fn start_enrollment(
     ))]
 pub async fn confirm_enrollment(
     state: Data,
-    token: MfaAuth,
+    step: SignInStep<WebauthnSignInRequest>,
     meta: ClientMeta,
-    path: web::Path<String>,
-    body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let login_id = logins::parse_login_id(&path)?;
-    let body: WebauthnSignInRequest = body_of(&state, &token, login_id, &body).await?;
+    let SignInStep {
+        token,
+        login_id,
+        body,
+    } = step;
     let remember = RememberRequest::parse(body.remember_device, body.device_name.as_deref())?;
     let credential = body.credential.as_ref();
     let out = logins::confirm_webauthn_enrollment(

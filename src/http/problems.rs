@@ -84,6 +84,31 @@ problem_set!(
     ]
 );
 
+problem_set!(
+    /// `400` of a refused step-up code in `X-MFA-Code`.
+    StepUpCodeRefused = [("400", "`invalid_request`, `invalid_code` or `code_reused` (step-up code)")]
+);
+problem_set!(
+    /// `403` of an admin call that needs step-up.
+    StepUpForbidden = [("403", "`forbidden`, `mfa_required_for_admin` or `step_up_required`")]
+);
+problem_set!(
+    /// `403` of a user's own call that needs step-up.
+    StepUpRequired = [("403", "`step_up_required`")]
+);
+problem_set!(
+    /// `404` of a call on a user.
+    NoSuchUser = [("404", "`not_found`: no such user")]
+);
+problem_set!(
+    /// `404` of a call on a tenant.
+    NoSuchTenant = [("404", "`not_found`: no such tenant")]
+);
+problem_set!(
+    /// `429` of a call that takes a proof: the user's lockout or the per-IP limit.
+    Locked = [("429", "`too_many_attempts`: locked out or per-IP limit; see `Retry-After`", retry)]
+);
+
 /// The optional `X-MFA-Code` header of a call that needs step-up.
 pub struct StepUpHeader;
 

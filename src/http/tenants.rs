@@ -5,7 +5,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::auth::{AdminOrService, ServiceAuth, StepUpCode, UserAuth};
 use super::extract::{ClientMeta, Query, RawJson};
-use super::problems::{AdminForbidden, NotFound, StepUpHeader, TooManyAttempts};
+use super::problems::{
+    AdminForbidden, NoSuchTenant, NoSuchUser, NotFound, StepUpCodeRefused, StepUpForbidden,
+    StepUpHeader, TooManyAttempts,
+};
 use crate::crypto::jwt::AccessClaims;
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
@@ -44,7 +47,7 @@ pub(super) async fn admin_with_step_up(
     responses(
         (status = 200, description = "The policy", body = PolicyView, headers(("ETag" = String, description = "`\"v<version>\"`, for If-Match"))),
         AdminForbidden,
-        (status = 404, description = "`not_found`: no such tenant", body = Problem, content_type = "application/problem+json"),
+        NoSuchTenant,
     ))]
 pub async fn get_policy(
     state: Data,
@@ -69,7 +72,7 @@ pub async fn get_policy(
     responses(
         (status = 200, description = "The new policy", body = PolicyView, headers(("ETag" = String, description = "The new ETag"))),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        StepUpForbidden,
         NotFound,
         (status = 412, description = "`precondition_failed`: If-Match is stale", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "`precondition_required`: no If-Match", body = Problem, content_type = "application/problem+json"),
@@ -134,8 +137,8 @@ pub async fn list_users(
         StepUpHeader),
     responses(
         (status = 204, description = "Removed"),
-        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        StepUpCodeRefused,
+        StepUpForbidden,
         (status = 404, description = "`not_found`: no such user, or no authenticator app", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
     ))]
@@ -159,9 +162,9 @@ pub async fn reset_factor(
         StepUpHeader),
     responses(
         (status = 204, description = "Unlocked (also when the user was not locked)"),
-        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused` (step-up code)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
+        StepUpCodeRefused,
+        StepUpForbidden,
+        NoSuchUser,
         TooManyAttempts,
     ))]
 pub async fn unlock(
@@ -190,7 +193,7 @@ pub async fn unlock(
         (status = 204, description = "Erased"),
         (status = 401, description = "`unauthenticated` (also for an access token)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the key's scope does not cover the tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
+        NoSuchUser,
     ))]
 pub async fn delete_user(
     state: Data,

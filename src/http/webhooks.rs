@@ -6,7 +6,9 @@ use actix_web::{web, HttpResponse};
 
 use super::auth::{AdminOrService, StepUpCode, UserAuth};
 use super::extract::{ClientMeta, Query, RawJson};
-use super::problems::{AdminForbidden, AdminStepUp, NotFound, StepUpHeader, TooManyAttempts};
+use super::problems::{
+    AdminForbidden, AdminStepUp, NotFound, StepUpForbidden, StepUpHeader, TooManyAttempts,
+};
 use crate::domain::ids::{DeliveryId, TenantId, WebhookId};
 use crate::error::{ApiError, Problem};
 use crate::services::webhooks::{
@@ -40,7 +42,7 @@ fn delivery(s: &str) -> Result<DeliveryId, ApiError> {
     responses(
         (status = 201, description = "The webhook and its secret (shown once)", body = WebhookCreated),
         (status = 400, description = "`invalid_request` (a URL that is not https or points to a private address, an unknown event type), `invalid_code` or `code_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        StepUpForbidden,
         NotFound,
         (status = 409, description = "`webhook_limit`: the tenant has 20 webhooks, disabled ones included", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
@@ -112,7 +114,7 @@ pub async fn get(
     responses(
         (status = 200, description = "The webhook", body = WebhookView),
         (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`, `mfa_required_for_admin` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        StepUpForbidden,
         NotFound,
         TooManyAttempts,
     ))]

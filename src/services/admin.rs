@@ -16,6 +16,7 @@ use crate::domain::ids::{FactorStatus, IdentityProvider, TenantId, UserId};
 use crate::domain::policy::TenantPolicy;
 use crate::error::ApiError;
 use crate::services::devices::{self, RevokeReason};
+use crate::services::factors::removal::{remove_factors, Why};
 use crate::services::grace;
 use crate::services::tenant::policy_of;
 use crate::services::ClientMeta;
@@ -199,15 +200,8 @@ pub async fn reset_factor(
     let audit = admin_ctx(tenant_id, user_id, actor, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let gone = super::factors::removal::remove_factors(
-            conn,
-            &audit,
-            user_id,
-            Removal::All,
-            RevokeReason::FactorReset,
-            now,
-        )
-        .await?;
+        let (all, why) = (Removal::All, Why::AdminReset);
+        let gone = remove_factors(conn, &audit, user_id, all, why, now).await?;
         let removed: Vec<_> = gone
             .iter()
             .filter(|(_, s, _)| *s == FactorStatus::Active)
@@ -217,8 +211,6 @@ pub async fn reset_factor(
             return Err(ApiError::NotFound);
         }
         db::users::reset_lockout(conn, tenant_id, user_id, now, false).await?;
-        // All factors gone: the user's enrollment grace starts afresh (§13).
-        db::grace::restart(conn, tenant_id, user_id).await?;
         db::audit::insert(
             conn,
             &audit,

@@ -7,9 +7,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::attempt::Verdict;
-use super::devices::RevokeReason;
 use super::enrollment::{self, own, EnrollmentMaterial};
-use super::factors::removal::remove_factors;
+use super::factors::removal::{remove_factors, Why};
 use super::logins::TokenType;
 use super::step_up;
 use super::tenant::policy_of;
@@ -21,7 +20,7 @@ use crate::db::{self, audit::AuditCtx};
 use crate::domain::audit::AuditType;
 use crate::domain::factor::FactorName;
 use crate::domain::factor_types::AllowedFactorTypes;
-use crate::domain::ids::{FactorStatus, FactorType, IdentityProvider, Surface, TenantId, UserId};
+use crate::domain::ids::{FactorStatus, IdentityProvider, Surface, TenantId, UserId};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -197,32 +196,10 @@ pub async fn remove_factor(
         }
         accepted!(step_up::require_in(conn, state, claims, step_up_code, meta).await?);
         // Sign-ins started against the removed factors cannot finish; they end with them.
-        let gone = remove_factors(
-            conn,
-            &audit,
-            &claims.sub,
-            Removal::All,
-            RevokeReason::FactorRemoved,
-            now,
-        )
-        .await?;
+        let (all, why) = (Removal::All, Why::ByUser);
+        let gone = remove_factors(conn, &audit, &claims.sub, all, why, now).await?;
         if !gone.iter().any(|(_, s, _)| *s == FactorStatus::Active) {
             return Err(ApiError::NotFound);
-        }
-        // WebAuthn factors wrote `webauthn.removed` as they went.
-        let ids = gone
-            .iter()
-            .filter(|(_, s, t)| *s == FactorStatus::Active && *t == FactorType::Totp)
-            .map(|(id, _, _)| *id);
-        for factor_id in ids {
-            db::audit::insert(
-                conn,
-                &audit,
-                AuditType::TotpRemoved,
-                now,
-                serde_json::json!({"factor_id": factor_id}),
-            )
-            .await?;
         }
         Ok(Verdict::Accepted(()))
     })

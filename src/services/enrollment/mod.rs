@@ -15,6 +15,7 @@ use crate::domain::ids::{FactorId, UserId};
 use crate::domain::totp;
 use crate::error::ApiError;
 use crate::services::attempt::{Accepted, Method};
+use crate::services::factors::removal::{remove_factors, Why};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
@@ -192,15 +193,8 @@ pub async fn activate(
     }
     let mut replaced = false;
     if how == Activation::Replace {
-        let gone = super::factors::removal::remove_factors(
-            conn,
-            ctx,
-            user_id,
-            Removal::ActiveExcept(factor_id),
-            super::devices::RevokeReason::FactorReplaced,
-            now,
-        )
-        .await?;
+        let others = Removal::ActiveExcept(factor_id);
+        let gone = remove_factors(conn, ctx, user_id, others, Why::Replaced, now).await?;
         replaced = !gone.is_empty();
     }
     let codes = if how == Activation::Replace || !had_active {

@@ -11,7 +11,6 @@ pub use types::*;
 use diesel_async::AsyncConnection;
 
 use super::attempt::Verdict;
-use super::devices::RevokeReason;
 use super::enrollment::own;
 use super::logins::TokenType;
 use super::tenant::policy_of;
@@ -24,7 +23,7 @@ use crate::domain::factor::FactorName;
 use crate::domain::ids::{FactorId, FactorStatus, FactorType, TenantId, UserId};
 use crate::error::ApiError;
 use crate::state::AppState;
-use removal::remove_factors;
+use removal::{remove_factors, Why};
 
 fn ctx(state: &AppState, claims: &AccessClaims, meta: &ClientMeta) -> AuditCtx {
     audit_ctx(
@@ -204,27 +203,10 @@ pub async fn remove(
             }
             accepted!(step_up::require_in(conn, state, claims, step_up_code, meta).await?);
         }
-        let gone = remove_factors(
-            conn,
-            &audit,
-            user_id,
-            Removal::One(factor_id),
-            RevokeReason::FactorRemoved,
-            now,
-        )
-        .await?;
+        let one = Removal::One(factor_id);
+        let gone = remove_factors(conn, &audit, user_id, one, Why::ByUser, now).await?;
         if gone.is_empty() {
             return Err(ApiError::NotFound);
-        }
-        if f.status == FactorStatus::Active && f.factor_type == FactorType::Totp {
-            db::audit::insert(
-                conn,
-                &audit,
-                AuditType::TotpRemoved,
-                now,
-                serde_json::json!({"factor_id": factor_id}),
-            )
-            .await?;
         }
         Ok(Verdict::Accepted(()))
     })

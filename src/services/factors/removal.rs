@@ -18,14 +18,16 @@ use crate::state::AppState;
 /// replacement at its confirmation). When the user's last active factor goes, their
 /// recovery codes go with it and their half-finished sign-ins die; when any active factor
 /// goes, every remembered device of the user dies (§12, `device.revoked` with `reason`,
-/// in `audit`'s name). Returns what went. Whatever else must die with a factor belongs here.
+/// in `audit`'s name). Each removed active factor writes its event (`totp.removed` or
+/// `webauthn.removed`) unless `why` says the caller writes one for all of them. Returns what
+/// went. Whatever else must die with a factor belongs here.
 #[tracing::instrument(skip_all)]
 pub async fn remove_factors(
     conn: &mut AsyncPgConnection,
     audit: &AuditCtx,
     user_id: &UserId,
     which: Removal,
-    reason: RevokeReason,
+    why: Why,
     now: DateTime<Utc>,
 ) -> Result<Vec<(FactorId, FactorStatus, FactorType)>, ApiError> {
     let tenant_id = &audit.tenant_id;
@@ -36,15 +38,20 @@ pub async fn remove_factors(
     let gone = db::factors::delete(conn, tenant_id, user_id, which).await?;
     let active_gone = gone.iter().any(|(_, s, _)| *s == FactorStatus::Active);
     if active_gone {
-        revoke_all_devices(conn, audit, user_id, reason, now).await?;
+        revoke_all_devices(conn, audit, user_id, why.revoke_reason(), now).await?;
     }
-    // Each removed WebAuthn factor writes `webauthn.removed` (§21), whoever removed it.
-    for (factor_id, _, _) in gone
-        .iter()
-        .filter(|(_, s, t)| *s == FactorStatus::Active && *t == FactorType::Webauthn)
-    {
-        let details = serde_json::json!({"factor_id": factor_id});
-        db::audit::insert(conn, audit, AuditType::WebauthnRemoved, now, details).await?;
+    for (factor_id, _, kind) in gone.iter().filter(|(_, s, _)| *s == FactorStatus::Active) {
+        // Each removed WebAuthn factor writes `webauthn.removed` (§21), whoever removed it.
+        let event = match (kind, why) {
+            (FactorType::Webauthn, _) => AuditType::WebauthnRemoved,
+            (FactorType::Totp, Why::ByUser | Why::ByAdmin) => AuditType::TotpRemoved,
+            (FactorType::Totp, Why::AdminReset | Why::Replaced) => continue,
+        };
+        let mut details = serde_json::json!({"factor_id": factor_id});
+        if why == Why::ByAdmin && *kind == FactorType::Totp {
+            details["by_admin"] = true.into();
+        }
+        db::audit::insert(conn, audit, event, now, details).await?;
     }
     if active_gone
         && db::factors::active(conn, tenant_id, user_id)
@@ -53,8 +60,36 @@ pub async fn remove_factors(
     {
         db::recovery::delete_all(conn, tenant_id, user_id).await?;
         db::logins::kill_open(conn, tenant_id, user_id, now).await?;
+        // An admin removed the user's last factor: their enrollment grace starts afresh (§13).
+        if matches!(why, Why::ByAdmin | Why::AdminReset) {
+            db::grace::restart(conn, tenant_id, user_id).await?;
+        }
     }
     Ok(gone)
+}
+
+/// Who removes factors and why: decides the remembered devices' revoke reason, the events
+/// written per factor, and whether the user's enrollment grace restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// The user, from `/v1/me`.
+    ByUser,
+    /// An admin, one factor.
+    ByAdmin,
+    /// An admin, all of them (lost phone); the caller writes `totp.reset_by_admin`.
+    AdminReset,
+    /// A v1 enrollment replacing the active factors; its `totp.enrolled` says `replaced`.
+    Replaced,
+}
+
+impl Why {
+    fn revoke_reason(self) -> RevokeReason {
+        match self {
+            Self::ByUser | Self::ByAdmin => RevokeReason::FactorRemoved,
+            Self::AdminReset => RevokeReason::FactorReset,
+            Self::Replaced => RevokeReason::FactorReplaced,
+        }
+    }
 }
 
 /// The admin's `DELETE …/users/{user_id}/factors/{factor_id}` (authorization and step-up
@@ -73,37 +108,10 @@ pub async fn admin_remove(
     let audit = audit_ctx(tenant_id, Some(user_id), Some(actor), None, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let gone = remove_factors(
-            conn,
-            &audit,
-            user_id,
-            Removal::One(factor_id),
-            RevokeReason::FactorRemoved,
-            now,
-        )
-        .await?;
-        let Some((_, status, kind)) = gone.first() else {
+        let one = Removal::One(factor_id);
+        let gone = remove_factors(conn, &audit, user_id, one, Why::ByAdmin, now).await?;
+        if gone.is_empty() {
             return Err(ApiError::NotFound);
-        };
-        if *status == FactorStatus::Active {
-            // An admin removed the user's last factor: their enrollment grace starts afresh
-            // (§13), as after a reset of all of them.
-            if db::factors::active(conn, tenant_id, user_id)
-                .await?
-                .is_empty()
-            {
-                db::grace::restart(conn, tenant_id, user_id).await?;
-            }
-        }
-        if *status == FactorStatus::Active && *kind == FactorType::Totp {
-            db::audit::insert(
-                conn,
-                &audit,
-                AuditType::TotpRemoved,
-                now,
-                serde_json::json!({"factor_id": factor_id, "by_admin": true}),
-            )
-            .await?;
         }
         Ok(())
     })
