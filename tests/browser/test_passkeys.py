@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import subprocess
 
-from flows import Authenticator, amr, fragment, returned
+from flows import Authenticator, amr, confirm_if_asked, fragment, returned
 
 SENTENCE = "Your passkey or security key was not accepted. Try again, or use a code instead."
 
@@ -98,3 +98,29 @@ def test_a_passkey_that_is_not_accepted_is_explained(tab, svc, helper):
     tab.check("sign-in-passkey-not-accepted")
     now = svc.call("GET", f"/v1/logins/{login['login_id']}", login["mfa_token"], 200).json()["attempts_left"]
     assert now == left - 1
+
+
+def test_security_page_adds_a_passkey_beside_an_app_and_removes_it(tab, svc):
+    svc.enforced_tenant("t-pk-sec")
+    u = svc.enrolled_user("t-pk-sec", "both")
+    page = tab.page
+    key = Authenticator(page)
+    tab.open(f"access_token={u['access_token']}&view=security")
+    page.get_by_role("heading", name="Security", exact=True).wait_for()
+    page.get_by_role("button", name="Add a passkey").click()
+    # "Confirm it's you" with the app's code, then the browser creates the passkey.
+    confirm_if_asked(page, u["totp"], set())
+    page.get_by_text("Passkey added.").wait_for()
+    page.get_by_role("cell", name="Passkey or security key").wait_for()
+    assert len(key.credentials()) == 1
+    factors = svc.call("GET", "/v1/me/factors", u["access_token"], 200).json()["items"]
+    assert sorted((f["type"], f["name"], f["status"]) for f in factors) == [
+        ("totp", "Authenticator", "active"), ("webauthn", "Passkey", "active")]
+    tab.check("security-passkey")
+
+    # Remove it: the confirmation above still covers this.
+    page.get_by_role("button", name="Remove Passkey", exact=True).click()
+    page.get_by_text("Passkey was removed.").wait_for()
+    factors = svc.call("GET", "/v1/me/factors", u["access_token"], 200).json()["items"]
+    assert [f["type"] for f in factors] == ["totp"]
+    assert page.get_by_role("cell", name="Passkey or security key").count() == 0
