@@ -5,6 +5,9 @@
 # with npm) and fails, never skips, when Chromium is still missing.
 #
 #   .ci/browser.sh [BINARY [PYTEST ARGS]]        (default target/debug/mspbots-mfa)
+#
+# Every run takes each screen's screenshots at 390 and 1280 px into a temporary directory;
+# MFA_UI_SCREENSHOTS=docs/ui .ci/browser.sh rewrites the ones in docs/ui (and the README's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD

@@ -3,6 +3,7 @@
 import { h, mount, card, button, alertBox, notice, field, checkbox, formatDate, nextId } from './dom.js';
 import { call, showError } from './api.js';
 import { confirmIdentity } from './reauth.js';
+import { paged } from './more.js';
 
 const FILTERS = [['', 'All users'], ['enrolled', 'Set up'], ['not_enrolled', 'Not set up'], ['in_grace', 'In grace period'], ['overdue', 'Overdue']];
 const SUMMARY = [['users', 'Users'], ['enrolled', 'Set up 2FA'], ['not_enrolled', 'Not set up'], ['exempt', 'Exempt (Microsoft)'],
@@ -103,19 +104,21 @@ async function users(ctx, box) {
   const id = nextId('filter');
   const sel = h('select', { id }, FILTERS.map(([v, t]) => h('option', { value: v, selected: (ctx.filter || '') === v }, t)));
   sel.addEventListener('change', () => { ctx.filter = sel.value; admin(ctx); });
-  const q = new URLSearchParams({ limit: '50' });
-  if (ctx.filter) q.set('mfa', ctx.filter);
-  const list = await call('GET', `/v1/tenants/${encodeURIComponent(ctx.tenant)}/users?${q}`, ctx.accessToken);
+  const q = { limit: '50' };
+  if (ctx.filter) q.mfa = ctx.filter;
+  const rows = h('tbody');
+  const more = await paged(ctx, `/v1/tenants/${encodeURIComponent(ctx.tenant)}/users`, q, rows, (u) => userRow(ctx, u, box), ['user', 'users'], box);
   return card(h('h2', { text: 'Users' }), h('div', { class: 'field' }, h('label', { for: id, text: 'Show' }), sel),
     h('div', { class: 'scroll', tabindex: '0', role: 'region', 'aria-label': 'Users and their 2FA' }, h('table', {}, h('caption', { class: 'sr-only', text: 'Users and their 2FA' }),
       h('thead', {}, h('tr', {}, ['E-mail', 'Sign-in', '2FA', 'Last sign-in', 'Actions'].map((t) => h('th', { scope: 'col', text: t })))),
-      h('tbody', {}, (list.items || []).map((u) => userRow(ctx, u, box))))));
+      rows)), more);
 }
 
-async function audit(ctx) {
-  const list = await call('GET', `/v1/tenants/${encodeURIComponent(ctx.tenant)}/audit-events?limit=20`, ctx.accessToken);
-  return card(h('h2', { text: 'Audit trail' }), h('ul', { class: 'list audit' }, (list.items || []).map((e) => h('li', {},
-    h('span', { class: 'mono', text: e.type }), h('span', { text: ` ${e.user_id || ''} — ${formatDate(e.at)}` })))));
+async function audit(ctx, box) {
+  const list = h('ul', { class: 'list audit' });
+  const more = await paged(ctx, `/v1/tenants/${encodeURIComponent(ctx.tenant)}/audit-events`, { limit: '20' }, list, (e) => h('li', {},
+    h('span', { class: 'mono', text: e.type }), h('span', { text: ` ${e.user_id || ''} — ${formatDate(e.at)}` })), ['event', 'events'], box);
+  return card(h('h2', { text: 'Audit trail' }), list, more);
 }
 
 export async function admin(ctx) {
@@ -124,13 +127,17 @@ export async function admin(ctx) {
   try {
     if (!ctx.tenant) ctx.tenant = (await call('GET', '/v1/me', ctx.accessToken)).tenant_id;
     const base = `/v1/tenants/${encodeURIComponent(ctx.tenant)}`;
-    ctx.hasPasskey = false;
-    const [policy, summary] = await Promise.all([call('GET', `${base}/policy`, ctx.accessToken), call('GET', `${base}/mfa-summary`, ctx.accessToken)]);
+    const [policy, summary, mine] = await Promise.all([call('GET', `${base}/policy`, ctx.accessToken),
+      call('GET', `${base}/mfa-summary`, ctx.accessToken), call('GET', '/v1/me/factors', ctx.accessToken)]);
+    // Which proofs "Confirm it's you" offers: an admin may hold only a passkey.
+    const active = (mine.items || []).filter((f) => f.status === 'active');
+    ctx.hasPasskey = active.some((f) => f.type === 'webauthn');
+    ctx.hasApp = active.some((f) => f.type !== 'webauthn');
     ctx.policy = policy;
     if (ctx.flash) { notice(box, ctx.flash, 'ok'); ctx.flash = null; }
     const sum = card(h('h2', { text: 'Summary' }), h('dl', { class: 'summary' }, SUMMARY.map(([k, t]) => h('div', {}, h('dt', { text: t }), h('dd', { text: String(summary[k] ?? 0) })))));
     mount(card(title, box, toggle(ctx, box), h('p', { class: 'hint', text: 'When on, every user who signs in with an MSPbots password must set up an authenticator app.' })),
-      card(h('h2', { text: 'Policy' }), policyForm(ctx, box)), sum, await users(ctx, box), await audit(ctx));
+      card(h('h2', { text: 'Policy' }), policyForm(ctx, box)), sum, await users(ctx, box), await audit(ctx, box));
   } catch (err) {
     mount(card(title, box));
     showError(box, err);

@@ -2,7 +2,7 @@
 import { h, mount, card } from './dom.js';
 import { call, ApiError } from './api.js';
 import { codesPanel } from './setup.js';
-import { finish, fail } from './app.js';
+import { finish } from './app.js';
 
 export function passkeysUsable() {
   return Boolean(window.PublicKeyCredential
@@ -29,17 +29,15 @@ export async function getAssertion(publicKey) {
   }
 }
 
-// "Use a passkey or security key instead" during "Setup MFA".
+// "Use a passkey or security key instead" during "Setup MFA". Errors go back to the caller,
+// so a cancelled or refused passkey leaves the user on the setup screen to try again.
 export async function enrollPasskeyAtLogin(ctx) {
-  try {
-    const started = await call('POST', `/v1/logins/${ctx.loginId}/webauthn-enrollment`, ctx.mfaToken, {});
-    const credential = await create(started.public_key);
-    const res = await call('POST', `/v1/logins/${ctx.loginId}/webauthn-enrollment/confirm`, ctx.mfaToken, { credential });
-    mount(card(h('h1', { text: 'Set Up Authentication' }),
-      codesPanel(res.recovery_codes || [], () => finish(ctx, res))));
-  } catch (err) {
-    fail(ctx, err);
-  }
+  const started = await call('POST', `/v1/logins/${ctx.loginId}/webauthn-enrollment`, ctx.mfaToken, {});
+  const credential = await create(started.public_key);
+  const res = await call('POST', `/v1/logins/${ctx.loginId}/webauthn-enrollment/confirm`, ctx.mfaToken, { credential });
+  mount(card(h('h1', { text: 'Set Up Authentication' }),
+    h('p', { text: 'Your passkey is set up.' }),
+    codesPanel(res.recovery_codes || [], () => finish(ctx, res))));
 }
 
 // "Use a passkey" at sign-in.

@@ -10,35 +10,43 @@ const FRESH_MS = 4 * 60 * 1000;
 export function confirmIdentity(ctx) {
   if (ctx.freshUntil && Date.now() < ctx.freshUntil) return Promise.resolve({});
   return new Promise((resolve) => {
-    let mode = 'code';
+    // A user without an app is asked for a passkey first (§17's {credential}); a recovery
+    // code remains for everyone.
+    const keyFirst = ctx.hasPasskey && ctx.hasApp === false && passkeysUsable();
+    let mode = keyFirst ? 'passkey' : 'code';
     const box = alertBox();
     const code = codeField('6-digit code from your authenticator app');
     const rc = field('Recovery code', { autocomplete: 'off', spellcheck: 'false' });
+    code.wrap.hidden = mode !== 'code';
     rc.wrap.hidden = true;
-    const ok = h('button', { type: 'submit', class: 'primary' }, 'Confirm');
+    const ok = h('button', { type: 'submit', class: 'primary', hidden: mode === 'passkey' }, 'Confirm');
     const dialog = h('dialog', { class: 'dialog', 'aria-labelledby': 'reauth-title' });
     const close = (value) => { dialog.close(); dialog.remove(); resolve(value); };
+    const back = keyFirst ? 'passkey' : 'code';
     const switcher = linkButton('Use a recovery code', () => {
-      mode = mode === 'code' ? 'recovery' : 'code';
+      mode = mode === 'recovery' ? back : 'recovery';
       code.wrap.hidden = mode !== 'code';
-      rc.wrap.hidden = mode === 'code';
-      switcher.textContent = mode === 'code' ? 'Use a recovery code' : 'Use a code from your app';
-      (mode === 'code' ? code.input : rc.input).focus();
+      rc.wrap.hidden = mode !== 'recovery';
+      ok.hidden = mode === 'passkey';
+      switcher.textContent = mode === 'recovery' ? (keyFirst ? 'Use your passkey' : 'Use a code from your app') : 'Use a recovery code';
+      if (mode !== 'passkey') (mode === 'code' ? code.input : rc.input).focus();
     });
     const done = (res) => {
       if (res && res.access_token) ctx.accessToken = res.access_token;
       ctx.freshUntil = Date.now() + FRESH_MS;
       close({});
     };
+    const usePasskey = async () => {
+      try { done(await reauthWithPasskey(ctx.accessToken)); } catch (err) { showError(box, err, [ok]); }
+    };
     const passkey = ctx.hasPasskey && passkeysUsable()
-      ? linkButton('Use a passkey', async () => {
-        try { done(await reauthWithPasskey(ctx.accessToken)); } catch (err) { showError(box, err, [ok]); }
-      })
+      ? (keyFirst ? button('Use a passkey', usePasskey, 'primary') : linkButton('Use a passkey', usePasskey))
       : null;
     const form = h('form', { novalidate: true }, code.wrap, rc.wrap, box,
-      h('div', { class: 'actions' }, ok, button('Cancel', () => close(null))));
+      h('div', { class: 'actions' }, keyFirst ? passkey : null, ok, button('Cancel', () => close(null))));
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
+      if (mode === 'passkey') return;
       const value = (mode === 'code' ? code.input : rc.input).value.trim();
       if (!value) { notice(box, 'Fill in the code first.'); return; }
       const body = mode === 'code' ? { code: value } : { recovery_code: value };
@@ -57,11 +65,12 @@ export function confirmIdentity(ctx) {
     });
     dialog.append(
       h('h2', { id: 'reauth-title', text: "Confirm it's you" }),
-      h('p', { text: 'Enter a code from your authenticator app to continue.' }),
-      form, h('div', { class: 'others' }, switcher, passkey));
+      h('p', { text: keyFirst ? 'Use your passkey or security key to continue.' : 'Enter a code from your authenticator app to continue.' }),
+      form, h('div', { class: 'others' }, switcher, keyFirst ? null : passkey));
     dialog.addEventListener('cancel', (ev) => { ev.preventDefault(); close(null); });
     document.body.append(dialog);
     dialog.showModal();
-    code.input.focus();
+    if (mode === 'code') code.input.focus();
+    else if (passkey) passkey.focus();
   });
 }

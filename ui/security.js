@@ -91,6 +91,7 @@ export async function security(ctx) {
   const items = factors.items || [];
   const active = items.some((f) => f.status === 'active');
   ctx.hasPasskey = items.some((f) => f.type === 'webauthn' && f.status === 'active');
+  ctx.hasApp = items.some((f) => f.type !== 'webauthn' && f.status === 'active');
   // Passkeys only where the service says this tenant and surface can have them (§16, §21).
   const tenant = me.tenant || {};
   const canPasskey = (tenant.allowed_factor_types || []).includes('webauthn')

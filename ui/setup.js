@@ -108,10 +108,18 @@ export async function setup(ctx) {
   };
   const allowed = ctx.login.allowed_factor_types || ['totp'];
   let passkey = null;
+  const box = alertBox();
   if (allowed.includes('webauthn') && ctx.login.webauthn_available && passkeysUsable()) {
     passkey = framed()
       ? h('p', { class: 'hint', text: 'To use a passkey or security key instead, set up 2FA here, then add one on your Security page.' })
-      : linkButton('Use a passkey or security key instead', () => enrollPasskeyAtLogin(ctx));
+      : linkButton('Use a passkey or security key instead', async () => {
+        try {
+          await enrollPasskeyAtLogin(ctx);
+        } catch (err) {
+          if (err.code === 'unauthenticated' || err.code === 'not_found') fail(ctx, err);
+          else showError(box, err);
+        }
+      });
   }
-  mount(card(title(), h('p', { text: 'Step 1 of 2' }), qrPanel(material, stepTwo), passkey));
+  mount(card(title(), h('p', { text: 'Step 1 of 2' }), qrPanel(material, stepTwo), box, passkey));
 }

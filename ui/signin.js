@@ -9,13 +9,15 @@ function ends(err) {
   return err.code === 'unauthenticated' || err.code === 'not_found';
 }
 
-export function signIn(ctx, mode = 'code') {
+export function signIn(ctx, start) {
   const login = ctx.login;
   const types = login.factor_types || ['totp'];
+  // A user with only passkeys is asked for one, not for a code they cannot have.
+  const mode = start || (types.includes('totp') || !passkeysUsable() ? 'code' : 'passkey');
   const days = login.remember_device_days || 0;
   const box = alertBox();
   const remember = days > 0 && mode !== 'recovery' ? checkbox(`Remember this browser for ${days} days`) : null;
-  const submit = h('button', { type: 'submit', class: 'primary' }, 'Verify');
+  const submit = h('button', { type: 'submit', class: 'primary' }, mode === 'passkey' ? 'Use a passkey' : 'Verify');
   const base = `/v1/logins/${ctx.loginId}`;
   let inputs;
   let heading;
@@ -32,6 +34,10 @@ export function signIn(ctx, mode = 'code') {
     const b = codeField('Next code (wait until the app shows a new one)');
     inputs = [a, b];
     send = () => call('POST', `${base}/resync`, ctx.mfaToken, { code1: a.input.value.trim(), code2: b.input.value.trim() });
+  } else if (mode === 'passkey') {
+    heading = 'Sign in with your passkey';
+    inputs = [];
+    send = () => signInWithPasskey(ctx, remember && remember.input.checked);
   } else {
     heading = 'Enter the 2FA code from your authenticator app';
     const c = codeField('6-digit code');
@@ -59,12 +65,12 @@ export function signIn(ctx, mode = 'code') {
       if (ends(err)) { fail(ctx, err); return; }
       showError(box, err, [submit]);
       if (err.code !== 'too_many_attempts') submit.disabled = false;
-      inputs[0].input.select();
+      if (inputs.length) inputs[0].input.select();
     }
   });
   const other = [];
   if (mode !== 'code' && types.includes('totp')) other.push(linkButton('Use a code from your app', () => signIn(ctx, 'code')));
-  if (types.includes('webauthn') && passkeysUsable()) {
+  if (mode !== 'passkey' && types.includes('webauthn') && passkeysUsable()) {
     other.push(linkButton('Use a passkey', async () => {
       try {
         finish(ctx, await signInWithPasskey(ctx, remember && remember.input.checked));
@@ -76,9 +82,11 @@ export function signIn(ctx, mode = 'code') {
   }
   if (mode !== 'recovery') other.push(linkButton('Use a recovery code', () => signIn(ctx, 'recovery')));
   if (mode === 'code' && types.includes('totp')) other.push(linkButton('Codes keep failing?', () => signIn(ctx, 'resync')));
-  const intro = mode === 'resync'
-    ? h('p', { text: "If your phone's clock is off, your codes stop working. Enter two codes in a row from your app: the one shown now, then the next one." })
-    : null;
+  const intros = {
+    resync: "If your phone's clock is off, your codes stop working. Enter two codes in a row from your app: the one shown now, then the next one.",
+    passkey: 'Use the passkey or security key you set up for MSPbots: your device asks for your fingerprint, face, PIN or a touch of the key.',
+  };
+  const intro = intros[mode] ? h('p', { text: intros[mode] }) : null;
   mount(card(h('h1', { text: heading }), intro, form, h('div', { class: 'others' }, other)));
-  inputs[0].input.focus();
+  if (inputs.length) inputs[0].input.focus();
 }

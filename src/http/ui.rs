@@ -27,6 +27,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("reauth.js", JS, include_str!("../../ui/reauth.js")),
     ("security.js", JS, include_str!("../../ui/security.js")),
     ("admin.js", JS, include_str!("../../ui/admin.js")),
+    ("more.js", JS, include_str!("../../ui/more.js")),
 ];
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";

@@ -3,10 +3,13 @@ framing, Debian's Chromium through Playwright, axe-core, screenshots and console
 
 from __future__ import annotations
 
+import atexit
 import http.server
 import json
 import os
+import shutil
 import socket
+import tempfile
 import threading
 from pathlib import Path
 
@@ -17,7 +20,14 @@ from mfa import ROOT, Service
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 BINARY = os.environ.get("MFA_BINARY", str(ROOT / "target/debug/mspbots-mfa"))
-SHOTS = ROOT / "docs/ui"
+# Screenshots are taken on every run (so each screen is rendered at both widths), but kept in
+# the repository only when asked: MFA_UI_SCREENSHOTS=docs/ui (relative to the repository's
+# root) rewrites docs/ui/*.png; otherwise they go to a temporary directory.
+if os.environ.get("MFA_UI_SCREENSHOTS"):
+    SHOTS = ROOT / os.environ["MFA_UI_SCREENSHOTS"]
+else:
+    SHOTS = Path(tempfile.mkdtemp(prefix="mfa-browser-shots-"))
+    atexit.register(shutil.rmtree, SHOTS, ignore_errors=True)
 AXE = Path(__file__).with_name("node_modules") / "axe-core" / "axe.min.js"
 
 
@@ -104,7 +114,7 @@ class Page:
         assert violations == [], f"{name}: {json.dumps(violations, indent=1)}"
 
     def shot(self, name: str) -> None:
-        """docs/ui/NAME-390.png and NAME-1280.png, then back to the desktop width."""
+        """SHOTS/NAME-390.png and NAME-1280.png, then back to the desktop width."""
         SHOTS.mkdir(parents=True, exist_ok=True)
         for width in (390, 1280):
             self.page.set_viewport_size({"width": width, "height": 844 if width == 390 else 900})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import tempfile
 import time
@@ -55,3 +57,29 @@ def confirm_if_asked(page, totp: pyotp.TOTP, used: set[str]) -> None:
     dialog.get_by_label("6-digit code from your authenticator app").fill(code)
     dialog.get_by_role("button", name="Confirm").click()
     dialog.wait_for(state="detached")
+
+
+class Authenticator:
+    """Chromium's virtual authenticator (DevTools WebAuthn domain) in one tab: a platform
+    passkey with user verification, not backup-eligible (so its tokens say `hwk`)."""
+
+    OPTIONS = {"protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+               "hasUserVerification": True, "isUserVerified": True}
+
+    def __init__(self, page):
+        self.cdp = page.context.new_cdp_session(page)
+        self.cdp.send("WebAuthn.enable")
+        self.id = self.cdp.send("WebAuthn.addVirtualAuthenticator", {"options": self.OPTIONS})["authenticatorId"]
+
+    def credentials(self) -> list[dict]:
+        return self.cdp.send("WebAuthn.getCredentials", {"authenticatorId": self.id})["credentials"]
+
+    def remove(self) -> None:
+        self.cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": self.id})
+
+
+def amr(access_token: str) -> list[str]:
+    """The `amr` claim of an access token (its payload, read without checking the signature:
+    the service's own /v1/me call in the tests checks the token)."""
+    payload = access_token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["amr"]
