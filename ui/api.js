@@ -57,7 +57,7 @@ const SENTENCES = {
   internal: 'Something went wrong on our side. Try again; if it keeps happening, contact your administrator.',
   factor_limit: 'You already have as many authenticators as your organisation allows. Remove one first.',
   name_taken: 'You already use that name for another authenticator. Pick a different name.',
-  invalid_credential: 'Your passkey or security key was not accepted. Try again, or use a code instead.',
+  invalid_credential: 'Your passkey or security key was not accepted. Try again, or use another way to sign in.',
   webauthn_unavailable: 'Passkeys are not available here. Use an authenticator app instead.',
   factor_type_not_allowed: 'Your organisation does not allow this kind of authenticator.',
   webhook_limit: 'This organisation already has the most webhooks allowed.',

@@ -74,7 +74,7 @@ export function codesPanel(codes, onContinue) {
   }, 'Download codes');
   return h('div', {},
     h('h2', { text: 'Save your recovery codes' }),
-    h('p', { text: 'If you lose your phone, each of these codes signs you in once. They are shown only now: keep them somewhere safe.' }),
+    h('p', { text: 'If you lose your phone or your passkey, each of these codes signs you in once. They are shown only now: keep them somewhere safe.' }),
     h('ul', { class: 'codes', 'aria-label': 'Recovery codes' }, codes.map((c) => h('li', { text: c }))),
     h('div', { class: 'actions' }, copyButton('Copy codes', () => text, status), download),
     status, saved.wrap,

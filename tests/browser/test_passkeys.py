@@ -9,7 +9,7 @@ import subprocess
 
 from flows import Authenticator, amr, confirm_if_asked, fragment, returned
 
-SENTENCE = "Your passkey or security key was not accepted. Try again, or use a code instead."
+SENTENCE = "Your passkey or security key was not accepted. Try again, or use another way to sign in."
 
 
 def test_new_user_sets_up_a_passkey_then_signs_in_with_it(tab, svc, helper):
