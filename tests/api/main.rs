@@ -18,7 +18,7 @@ mod lock_order;
 mod me_selfservice;
 mod passkeys;
 mod passkeys_more;
-mod passkeys_rules;
+pub mod passkeys_rules;
 mod pipelined;
 mod reauth;
 mod reauth_passkey;

@@ -12,6 +12,18 @@ fn origin(app: &TestApp) -> String {
     format!("http://localhost:{}", app.port)
 }
 
+/// In production, an RP ID (`localhost`, one exact origin, returned) on the app surface and
+/// none on the portal.
+pub async fn app_rp_only() -> (TestApp, &'static str) {
+    let origin = "http://localhost:4444";
+    let app = TestApp::spawn_production(|s| {
+        s.webauthn_rp_id_app = Some("localhost".into());
+        s.webauthn_origins_app = vec![origin.into()];
+    })
+    .await;
+    (app, origin)
+}
+
 async fn failures(app: &TestApp, u: &User) -> i64 {
     app.user_failures(&u.tenant, &u.id).await
 }
@@ -78,12 +90,7 @@ async fn a_proof_of_the_other_type_for_a_pending_enrollment_is_invalid_request_n
 
 #[tokio::test]
 async fn a_registration_confirmed_on_a_surface_without_an_rp_id_is_webauthn_unavailable() {
-    let origin = "http://localhost:4444";
-    let app = TestApp::spawn_production(|s| {
-        s.webauthn_rp_id_app = Some("localhost".into());
-        s.webauthn_origins_app = vec![origin.into()];
-    })
-    .await;
+    let (app, origin) = app_rp_only().await;
     // No 2FA in the tenant: both surfaces sign the user in at once.
     let u = User::new("acme", "pr-3");
     let signed = |r: crate::helpers::Resp| r.body["access_token"].as_str().unwrap().to_owned();

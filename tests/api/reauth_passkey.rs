@@ -187,12 +187,7 @@ async fn one_live_challenge_per_user_shapes_not_counted_expiry_counted_locked_is
 #[tokio::test]
 async fn no_passkey_on_this_rp_id_is_invalid_state_and_no_rp_id_is_webauthn_unavailable() {
     // The app surface has an RP ID (one exact origin), the portal none.
-    let origin = "http://localhost:4444";
-    let app = TestApp::spawn_production(|s| {
-        s.webauthn_rp_id_app = Some("localhost".into());
-        s.webauthn_origins_app = vec![origin.into()];
-    })
-    .await;
+    let (app, origin) = crate::passkeys_rules::app_rp_only().await;
     let u = User::new("acme", "rk-3");
     let e = app.enroll_via_me(&u).await;
     // An app user with no passkey: never an empty allowCredentials.
