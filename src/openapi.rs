@@ -246,7 +246,7 @@ impl Modify for NonEmptyCursor {
         http::passkeys::challenge, http::passkeys::sign_in, http::passkeys::start_enrollment,
         http::passkeys::confirm_enrollment,
         http::me::show, http::me::start_enrollment, http::me::confirm_enrollment, http::me::remove_factor,
-        http::me::regenerate_codes, http::me::reauthenticate,
+        http::me::regenerate_codes, http::me::reauthenticate, http::me::reauthenticate_challenge,
         http::factors::list, http::factors::add, http::factors::confirm, http::factors::rename,
         http::factors::remove, http::factors::resync, http::factors::admin_list, http::factors::admin_remove,
         http::devices::list_mine, http::devices::revoke_mine, http::devices::revoke_all_mine,

@@ -2,7 +2,7 @@
 //! credential (created with the pending factor, filled in at its confirmation, its counter and
 //! backup flags kept current), a user's live challenges (one per purpose, taken — deleted — by
 //! the transaction that checks the answer), and the user's WebAuthn user handle. Every lookup
-//! names the tenant first.
+//! names the tenant first but `id_taken`, which must see every tenant.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -90,16 +90,16 @@ pub async fn insert_pending(
         .map(|_| ())
 }
 
-/// Whether a credential id is registered under `rp_id` in the tenant already.
+/// Whether a credential id is registered under `rp_id` already, by anyone, in any tenant
+/// (§21): the one lookup that does not name a tenant, through
+/// `webauthn_credentials_by_credential_id`.
 pub async fn id_taken(
     conn: &mut AsyncPgConnection,
-    tenant_id: &TenantId,
     rp_id: &str,
     credential_id: &[u8],
 ) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         webauthn_credentials::table
-            .filter(webauthn_credentials::tenant_id.eq(tenant_id))
             .filter(webauthn_credentials::rp_id.eq(rp_id))
             .filter(webauthn_credentials::credential_id.eq(credential_id)),
     ))

@@ -6,6 +6,7 @@ use super::auth::{StepUpCode, UserAuth};
 use super::extract::{ClientMeta, JsonBody};
 use super::problems::{StepUpCodeRefused, StepUpRequired, TooManyAttempts};
 use crate::error::{ApiError, Problem};
+use crate::services::assertion::WebauthnChallenge;
 use crate::services::enrollment::EnrollmentMaterial;
 use crate::services::factors::NewFactorRequest;
 use crate::services::logins::CodeRequest;
@@ -123,20 +124,25 @@ pub async fn regenerate_codes(
 
 /// Prove a factor again and get a fresh access token (§17).
 ///
-/// Send exactly one of `code` (a current code of any of the user's authenticator apps) or
-/// `recovery_code` (used up). The new token carries the `amr` of that factor
-/// (`["pwd","otp","mfa"]` or `["pwd","mfa","rc"]`) and `auth_time` now, so for
-/// `MFA_STEP_UP_MAX_AGE` seconds it passes every sensitive call without `X-MFA-Code`: a page
-/// asks for step-up once, then makes several calls. The old token stays valid until it
-/// expires (and is not made recent). Checked, counted and locked out like a sign-in's code;
-/// audited as `user.reauthenticated`. Remembered browsers are kept, even after a recovery code.
+/// Send exactly one of `code` (a current code of any of the user's authenticator apps),
+/// `recovery_code` (used up) or `credential` (a passkey's or security key's answer to the
+/// challenge from `POST /v1/me/reauthenticate/webauthn-challenge`). The new token carries the
+/// `amr` a sign-in with that factor gets (`["pwd","otp","mfa"]`, `["pwd","mfa","rc"]`,
+/// `["pwd","hwk","mfa"]`, or `["pwd","swk","mfa"]` for a backup-eligible passkey) and
+/// `auth_time` now, so for `MFA_STEP_UP_MAX_AGE` seconds it passes every sensitive call
+/// without `X-MFA-Code`: a page asks for step-up once, then makes several calls. The old token
+/// stays valid until it expires (and is not made recent). Checked, counted and locked out like
+/// a sign-in's code; a passkey's response uses its challenge up whatever comes of it, so it
+/// succeeds once. Audited as `user.reauthenticated` with `details.method` (`totp`,
+/// `recovery_code`, `webauthn`) and `details.factor_id`. Remembered browsers are kept, even
+/// after a recovery code.
 #[utoipa::path(post, path = "/v1/me/reauthenticate", tag = "Me", operation_id = "reauthenticate",
     security(("access_token" = [])),
     request_body = ReauthRequest,
     responses(
         (status = 200, description = "A fresh, recent access token", body = Reauthenticated),
-        (status = 400, description = "`invalid_request` (no proof, more than one, or a malformed one; not counted), `invalid_code` (counted) or `code_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`invalid_state`: the user has no active factor", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_request` (no proof, more than one, or a malformed one — a `credential` that is not an object or lacks `id`/`rawId`/`type`/`response` or holds bad base64url; not counted, the challenge stays alive), `invalid_code` or `invalid_credential` (counted; a response to an expired, replaced or used challenge included) or `code_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state`: the user has no active factor; `webauthn_unavailable`: a `credential` on a surface without an RP ID (not counted)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`too_many_attempts` (the user is locked out, or the per-IP limit); see `Retry-After`", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
@@ -148,4 +154,25 @@ pub async fn reauthenticate(
 ) -> Result<HttpResponse, ApiError> {
     let done: Reauthenticated = reauth::reauthenticate(&state, &user.0, &body.0, &meta).await?;
     Ok(HttpResponse::Ok().json(done))
+}
+
+/// Get a WebAuthn challenge to re-authenticate with a passkey (§17).
+///
+/// Request options for `PublicKeyCredential.parseRequestOptionsFromJSON()`: a fresh challenge,
+/// `rpId` this surface's, and `allowCredentials` the user's active passkeys and security keys
+/// of that RP ID (with their transports). Answer it with `{credential}` to `POST
+/// /v1/me/reauthenticate` before `expires_at` (5 minutes). One live challenge per user: each
+/// call replaces the previous one, whose answer is then refused. Carries no proof: not
+/// counted, and a lockout does not stop it.
+#[utoipa::path(post, path = "/v1/me/reauthenticate/webauthn-challenge", tag = "Me", operation_id = "reauthenticateWebauthnChallenge",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The request options", body = WebauthnChallenge),
+        (status = 409, description = "`invalid_state`: the user has no passkey or security key of this surface's RP ID; `webauthn_unavailable`: no RP ID on this surface", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn reauthenticate_challenge(
+    state: Data,
+    user: UserAuth,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(reauth::webauthn_challenge(&state, &user.0).await?))
 }

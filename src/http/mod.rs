@@ -156,6 +156,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             vec![(M::POST, to().to(me::reauthenticate))],
         ))
         .service(resource(
+            "/v1/me/reauthenticate/webauthn-challenge",
+            vec![(M::POST, to().to(me::reauthenticate_challenge))],
+        ))
+        .service(resource(
             "/v1/me/recovery-codes",
             vec![(M::POST, to().to(me::regenerate_codes))],
         ))

@@ -2,6 +2,7 @@
 //! `crypto`, and writes its audit event inside the same transaction.
 
 pub mod admin;
+pub mod assertion;
 pub mod attempt;
 pub mod audit_trail;
 pub mod auth;

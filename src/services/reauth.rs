@@ -2,17 +2,21 @@
 //! and gets a fresh access token, recent for step-up, so a page asks once and then makes
 //! several sensitive calls. One attempt through the gate (`services::attempt`) in §21's
 //! order; the old token stays valid; remembered devices are left alone, whatever the proof.
+//! A passkey answers the user's one live §17 challenge (`webauthn_challenge`).
 
+use chrono::Duration;
 use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::assertion::{self, assertion_challenge, Ask, WebauthnChallenge};
 use super::attempt::{self, Against, Attempt, Proof, Verdict};
 use super::logins::TokenType;
 use super::{audit_ctx, mint, surface_of, ClientMeta, Subject};
 use crate::accepted;
 use crate::crypto::jwt::AccessClaims;
-use crate::db::{self, factors::FactorSecret};
+use crate::crypto::webauthn::CHALLENGE_SECONDS;
+use crate::db::{self, factors::FactorSecret, webauthn::Purpose};
 use crate::domain::audit::AuditType;
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
@@ -28,10 +32,19 @@ pub struct ReauthRequest {
     pub code: Option<String>,
     /// An unused recovery code; it is used up.
     pub recovery_code: Option<String>,
+    /// A passkey's or security key's answer to the user's live challenge from `POST
+    /// /v1/me/reauthenticate/webauthn-challenge`: `AuthenticationResponseJSON`, what
+    /// `PublicKeyCredential.toJSON()` returns. Missing members or bad base64url are
+    /// `invalid_request` (not counted; the challenge stays alive); a response that does not
+    /// verify, an expired challenge or one since replaced is `invalid_credential`, counted,
+    /// and uses the challenge up.
+    #[serde(default)]
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
+    pub credential: Option<serde_json::Value>,
 }
 
 /// The names of the proof fields, for the shape error.
-const PROOFS: &[&str] = &["code", "recovery_code"];
+const PROOFS: &[&str] = &["code", "recovery_code", "credential"];
 
 impl ReauthRequest {
     /// The one proof this body carries, parsed (§21 step 2; not counted). A new kind of
@@ -44,6 +57,9 @@ impl ReauthRequest {
             self.recovery_code
                 .as_deref()
                 .map(|c| attempt::parse_recovery("recovery_code", c).map(Proof::Recovery)),
+            self.credential
+                .as_ref()
+                .map(|c| assertion::parse_assertion(Some(c), Purpose::Reauthentication)),
         ];
         let mut given = given.into_iter().flatten();
         match (given.next(), given.next()) {
@@ -90,6 +106,10 @@ pub async fn reauthenticate(
     let proof = attempt::admit(state, meta, || req.parse())?;
     let (tenant_id, user_id) = (&claims.tid, &claims.sub);
     let surface = surface_of(state, claims);
+    // §21 step 3, before the lockout.
+    if matches!(proof, Proof::Webauthn(..)) && state.webauthn.get(surface).is_none() {
+        return Err(ApiError::WebauthnUnavailable);
+    }
     let audit = audit_ctx(
         tenant_id,
         Some(user_id),
@@ -137,4 +157,37 @@ pub async fn reauthenticate(
     })
     .await?
     .answer()
+}
+
+/// `POST /v1/me/reauthenticate/webauthn-challenge`: request options for the user's active
+/// WebAuthn credentials of the token's surface's RP ID, stored as the user's one live §17
+/// challenge (each call replaces it), 5 min. No proof: not counted, no lockout.
+#[tracing::instrument(skip_all, fields(tenant_id = %claims.tid, user_id = %claims.sub))]
+pub async fn webauthn_challenge(
+    state: &AppState,
+    claims: &AccessClaims,
+) -> Result<WebauthnChallenge, ApiError> {
+    let rp = state
+        .webauthn
+        .get(surface_of(state, claims))
+        .ok_or(ApiError::WebauthnUnavailable)?;
+    let expires_at = state.now() + Duration::seconds(CHALLENGE_SECONDS);
+    let (tenant_id, user_id) = (&claims.tid, &claims.sub);
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        // The user's row lock orders a new challenge with a response being checked.
+        db::users::lock_for_attempt(conn, tenant_id, user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let ask = Ask {
+            tenant_id,
+            user_id,
+            rp,
+            purpose: Purpose::Reauthentication,
+            login_id: None,
+            expires_at,
+        };
+        assertion_challenge(conn, ask).await
+    })
+    .await
 }

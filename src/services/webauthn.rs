@@ -263,6 +263,10 @@ pub async fn confirm_own(
     meta: &ClientMeta,
 ) -> Result<Confirmed, ApiError> {
     let proof = attempt::admit(state, meta, || parse_registration(credential))?;
+    // §21 step 3, before the lockout: not counted.
+    if state.webauthn.get(surface_of(state, claims)).is_none() {
+        return Err(ApiError::WebauthnUnavailable);
+    }
     let audit = ctx_of(state, claims, meta);
     let (tenant_id, user_id) = (&claims.tid, &claims.sub);
     let mut conn = state.pool.get().await?;
@@ -275,17 +279,7 @@ pub async fn confirm_own(
         if p.status != FactorStatus::Pending {
             return Err(ApiError::InvalidState("This factor is already active."));
         }
-        if p.factor_type != FactorType::Webauthn {
-            return Err(ApiError::field(
-                "credential",
-                "this enrollment is an authenticator app: confirm it with `code`",
-            ));
-        }
-        if p.expires_at.is_some_and(|e| e <= now) {
-            return Err(ApiError::InvalidState(
-                "The pending enrollment expired: start a new one.",
-            ));
-        }
+        enrollment::pending_of_type(Some(p), FactorType::Webauthn, now)?;
         let against = Against::PendingWebauthn(id);
         let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
         let how = Activation::Add;

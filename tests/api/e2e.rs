@@ -83,7 +83,7 @@ pub fn spawn(mut cmd: Command) -> Service {
     }
 }
 
-async fn call(
+pub async fn call(
     c: &reqwest::Client,
     method: reqwest::Method,
     url: String,
@@ -665,7 +665,7 @@ async fn a_config_file_fills_in_settings_the_environment_leaves_out() {
 }
 
 /// A service key made by the CLI against the running service's database and keys.
-fn cli_service_key(db: &TestDb, dir: &TempDir) -> String {
+pub fn cli_service_key(db: &TestDb, dir: &TempDir) -> String {
     let out = command(db, dir)
         .args(["service-keys", "create", "--name", "k"])
         .output()

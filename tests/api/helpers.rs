@@ -262,6 +262,23 @@ impl TestApp {
         Self::spawn_in(TestDb::new().await, configure).await
     }
 
+    /// `production`: the keys given (made here), none of development's defaults (no
+    /// WebAuthn RP ID unless `configure` sets one), then `configure`.
+    pub async fn spawn_production(configure: impl FnOnce(&mut Settings)) -> Self {
+        use mspbots_mfa::crypto::{hashing::HashKey, jwt, keyring::KeyRing};
+        use secrecy::SecretString;
+        Self::spawn_with(|s| {
+            let pem = s.data_dir.join("signing.pem");
+            std::fs::write(&pem, jwt::generate_pem()).unwrap();
+            s.environment = mspbots_mfa::config::Environment::Production;
+            s.encryption_keys = Some(SecretString::from(KeyRing::generate_spec("p1")));
+            s.hash_key = Some(SecretString::from(HashKey::generate_b64()));
+            s.signing_keys = vec![pem];
+            configure(s);
+        })
+        .await
+    }
+
     /// A second instance on an existing database (which this app does not drop);
     /// `configure` typically sets the keys the first instance used.
     pub async fn spawn_on(db_url: &str, configure: impl FnOnce(&mut Settings)) -> Self {

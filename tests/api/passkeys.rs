@@ -26,10 +26,14 @@ impl Key {
     }
 
     pub fn with_uv(app: &TestApp, uv: bool) -> Self {
-        let origin = url::Url::parse(&format!("http://localhost:{}", app.port)).unwrap();
+        Self::at(&format!("http://localhost:{}", app.port), uv)
+    }
+
+    /// A key whose browser reports `origin`.
+    pub fn at(origin: &str, uv: bool) -> Self {
         Self {
             inner: SoftPasskey::new(uv),
-            origin,
+            origin: url::Url::parse(origin).unwrap(),
         }
     }
 

@@ -36,9 +36,9 @@ async fn a_passkey_instead_of_an_app_at_first_sign_in() {
         (r.body["type"].as_str(), r.body["name"].as_str()),
         (Some("webauthn"), Some("Passkey"))
     );
-    // A code sent to a passkey enrollment is refused without being counted.
+    // A code sent to a passkey enrollment is refused without being counted (§21).
     let code = app.confirm_at_login(&login_id, &token, "123456").await;
-    code.problem(409, "invalid_state");
+    code.problem(400, "invalid_request");
     let mut key = Key::new(&app);
     let credential = key.create(&r.body["public_key"]);
     let done = app

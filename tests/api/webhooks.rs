@@ -548,20 +548,7 @@ async fn mine_listing_lacks(app: &TestApp, token: &str, id: &str) -> bool {
 
 #[tokio::test]
 async fn webhook_private_addresses_are_refused_in_production() {
-    let keys = crate::helpers::TempDir::new();
-    let pem = keys.0.join("signing.pem");
-    std::fs::write(&pem, mspbots_mfa::crypto::jwt::generate_pem()).unwrap();
-    let app = TestApp::spawn_with(|s| {
-        s.environment = mspbots_mfa::config::Environment::Production;
-        s.encryption_keys = Some(SecretString::from(
-            mspbots_mfa::crypto::keyring::KeyRing::generate_spec("p1"),
-        ));
-        s.hash_key = Some(SecretString::from(
-            mspbots_mfa::crypto::hashing::HashKey::generate_b64(),
-        ));
-        s.signing_keys = vec![pem.clone()];
-    })
-    .await;
+    let app = TestApp::spawn_production(|_| {}).await;
     let rx = Receiver::start().await;
     let (_, admin) = app.admin("acme").await;
     let t = &admin.access_token;

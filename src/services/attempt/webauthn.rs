@@ -64,7 +64,9 @@ pub(super) async fn registration(
     if uv == UserVerification::Required && !credential.user_verified {
         return Ok(WRONG);
     }
-    if db::webauthn::id_taken(conn, tenant_id, rp.rp_id(), &credential.cred_id).await? {
+    // Registered under this RP ID by anyone, in any tenant (§21): one authenticator's
+    // credential is one account's.
+    if db::webauthn::id_taken(conn, rp.rp_id(), &credential.cred_id).await? {
         return Ok(WRONG);
     }
     let transports = transports_text(&credential.transports);

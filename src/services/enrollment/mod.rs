@@ -7,11 +7,11 @@ pub mod own;
 
 use crate::crypto::hashing::HashPurpose;
 use crate::crypto::{keyring::totp_secret_aad, qr, tokens};
-use crate::db::factors::Removal;
+use crate::db::factors::{FactorRow, Removal};
 use crate::db::{self, audit::AuditCtx};
 use crate::domain::audit::AuditType;
 use crate::domain::factor::{self, FactorName};
-use crate::domain::ids::{FactorId, UserId};
+use crate::domain::ids::{FactorId, FactorStatus, FactorType, UserId};
 use crate::domain::totp;
 use crate::error::ApiError;
 use crate::services::attempt::{Accepted, Method};
@@ -63,6 +63,37 @@ pub enum Activation {
     Replace,
     /// §10: one more factor; recovery codes only if it is the user's first.
     Add,
+}
+
+pub const NO_PENDING: &str = "There is no pending enrollment to confirm: start one first.";
+
+/// §21 step 5 of every confirm: a pending enrollment (`409 invalid_state`), not expired
+/// (`409`), of the type the proof is for — `{code}` to a passkey's enrollment or
+/// `{credential}` to an app's is `400 invalid_request`, not counted.
+pub fn pending_of_type(
+    p: Option<FactorRow>,
+    wanted: FactorType,
+    now: DateTime<Utc>,
+) -> Result<FactorRow, ApiError> {
+    let Some(p) = p.filter(|p| p.status == FactorStatus::Pending) else {
+        return Err(ApiError::InvalidState(NO_PENDING));
+    };
+    if p.expires_at.is_some_and(|e| e <= now) {
+        return Err(ApiError::InvalidState(
+            "The pending enrollment expired: start a new one.",
+        ));
+    }
+    match (p.factor_type, wanted) {
+        (FactorType::Webauthn, FactorType::Totp) => Err(ApiError::field(
+            "code",
+            "this enrollment is a passkey or security key: confirm it with `credential`",
+        )),
+        (FactorType::Totp, FactorType::Webauthn) => Err(ApiError::field(
+            "credential",
+            "this enrollment is an authenticator app: confirm it with `code`",
+        )),
+        _ => Ok(p),
+    }
 }
 
 /// The start of an enrollment: a name, and whether the tenant's factor limit applies.

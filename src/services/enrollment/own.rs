@@ -10,7 +10,7 @@ use crate::accepted;
 use crate::crypto::jwt::AccessClaims;
 use crate::db::{self, audit::AuditCtx, factors::FactorRow};
 use crate::domain::factor::FactorName;
-use crate::domain::ids::{FactorId, FactorStatus};
+use crate::domain::ids::{FactorId, FactorStatus, FactorType};
 use crate::error::ApiError;
 use crate::services::attempt::{self, Against, Attempt, Proof, Verdict};
 use crate::services::{amr, audit_ctx, mint, step_up, surface_of, ClientMeta, Minted, Subject};
@@ -110,11 +110,6 @@ pub async fn confirm(
         let (pending, how) = match which {
             Pending::Latest => {
                 let p = db::factors::get(conn, tenant_id, user_id, FactorStatus::Pending).await?;
-                let Some(p) = p else {
-                    return Err(ApiError::InvalidState(
-                        "There is no pending enrollment to confirm: start one first.",
-                    ));
-                };
                 (p, Activation::Replace)
             }
             Pending::Factor(id) => {
@@ -124,20 +119,13 @@ pub async fn confirm(
                 if p.status != FactorStatus::Pending {
                     return Err(ApiError::InvalidState("This factor is already active."));
                 }
-                (p, Activation::Add)
+                (Some(p), Activation::Add)
             }
         };
-        if pending.expires_at.is_some_and(|e| e <= now) {
-            return Err(ApiError::InvalidState(
-                "The pending enrollment expired: start a new one.",
-            ));
-        }
-        let Some(secret) = pending.secret() else {
-            return Err(ApiError::field(
-                "code",
-                "this enrollment is a passkey or security key: confirm it with `credential`",
-            ));
-        };
+        let pending = super::pending_of_type(pending, FactorType::Totp, now)?;
+        let secret = pending
+            .secret()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a TOTP factor without a secret")))?;
         let accepted = accepted!(
             attempt
                 .evaluate(conn, state, &proof, Against::Pending(&secret))

@@ -10,7 +10,7 @@ use super::types::{AuthenticatedStatus, ChallengeStatus, Enrolled, TokenType};
 use crate::accepted;
 use crate::db;
 use crate::domain::factor::FactorName;
-use crate::domain::ids::{FactorStatus, LoginId};
+use crate::domain::ids::{FactorStatus, FactorType, LoginId};
 use crate::error::ApiError;
 use crate::services::attempt::{self, Against, Proof, Verdict};
 use crate::services::devices::{self, RememberRequest};
@@ -86,9 +86,13 @@ pub async fn confirm_enrollment(
         let attempt = open_attempt(state, &ctx, &audit)?;
         let now = attempt.now();
         let Some(p) = pending.first() else {
-            return Err(ApiError::InvalidState(
-                "There is no pending enrollment to confirm: start one first.",
-            ));
+            // No app's enrollment: a passkey's (`400`, §21) or none.
+            let other = match ctx.factor_id {
+                Some(id) => db::factors::by_id(conn, &ctx.tenant_id, &ctx.user_id, id).await?,
+                None => None,
+            };
+            enrollment::pending_of_type(other, FactorType::Totp, now)?;
+            return Err(ApiError::InvalidState(enrollment::NO_PENDING));
         };
         if ctx.factor_expires_at.is_some_and(|e| e <= now) {
             return Err(ApiError::InvalidState(

@@ -13,7 +13,7 @@ use crate::accepted;
 use crate::crypto::webauthn::CHALLENGE_SECONDS;
 use crate::db;
 use crate::domain::factor::FactorName;
-use crate::domain::ids::{FactorStatus, LoginId};
+use crate::domain::ids::{FactorStatus, FactorType, LoginId};
 use crate::error::ApiError;
 use crate::services::attempt::{self, Against, Verdict};
 use crate::services::devices::{self, RememberRequest};
@@ -102,22 +102,7 @@ pub async fn confirm_webauthn_enrollment(
             Some(id) => db::factors::by_id(conn, &ctx.tenant_id, &ctx.user_id, id).await?,
             None => None,
         };
-        let Some(p) = pending.filter(|p| p.status == FactorStatus::Pending) else {
-            return Err(ApiError::InvalidState(
-                "There is no pending enrollment to confirm: start one first.",
-            ));
-        };
-        if p.factor_type != crate::domain::ids::FactorType::Webauthn {
-            return Err(ApiError::field(
-                "credential",
-                "this enrollment is an authenticator app: confirm it with `code`",
-            ));
-        }
-        if p.expires_at.is_some_and(|e| e <= now) {
-            return Err(ApiError::InvalidState(
-                "The pending enrollment expired: start a new one.",
-            ));
-        }
+        let p = enrollment::pending_of_type(pending, FactorType::Webauthn, now)?;
         let against = Against::PendingWebauthn(p.factor_id);
         let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
         let (user_id, how) = (&ctx.user_id, Activation::Replace);

@@ -130,15 +130,7 @@ pub async fn webauthn(
     meta: &ClientMeta,
 ) -> Result<Verified, ApiError> {
     let proof = attempt::admit(state, meta, || {
-        credential
-            .and_then(crate::crypto::webauthn::parse_assertion)
-            .map(|r| Proof::Webauthn(Box::new(r), Purpose::SignIn))
-            .ok_or_else(|| {
-                ApiError::field(
-                    "credential",
-                    "must be an AuthenticationResponseJSON (PublicKeyCredential.toJSON())",
-                )
-            })
+        crate::services::assertion::parse_assertion(credential, Purpose::SignIn)
     })?;
     let done = attempt(state, token, login_id, proof, remember, meta).await?;
     Ok(Verified {

@@ -3,32 +3,19 @@
 //! does not stop it. Each call replaces the user's live sign-in challenge; it lives 5 min and
 //! never past the login. The answer goes through the gate (`verify::webauthn`).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use diesel_async::AsyncConnection;
-use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::challenge::{load, require_status};
 use super::types::ChallengeStatus;
-use crate::crypto::webauthn::{transports_from_text, Credential, CHALLENGE_SECONDS};
-use crate::db::{self, webauthn::Purpose};
-use crate::domain::ids::{FactorStatus, FactorType, LoginId};
+use crate::crypto::webauthn::CHALLENGE_SECONDS;
+use crate::db::webauthn::Purpose;
+use crate::domain::ids::{FactorStatus, LoginId};
 use crate::error::ApiError;
-use crate::services::tenant::policy_of;
+pub use crate::services::assertion::WebauthnChallenge;
+use crate::services::assertion::{assertion_challenge, Ask};
 use crate::state::AppState;
-
-/// Request options for `PublicKeyCredential.parseRequestOptionsFromJSON()`.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"expires_at": "2026-11-28T10:05:00Z", "public_key": {
-    "challenge": "…", "timeout": 300000, "rpId": "mspbots.ai", "userVerification": "preferred",
-    "allowCredentials": [{"type": "public-key", "id": "…", "transports": ["internal"]}]}}))]
-pub struct WebauthnChallenge {
-    /// `PublicKeyCredentialRequestOptionsJSON` (WebAuthn Level 3).
-    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
-    pub public_key: serde_json::Value,
-    /// The challenge must be answered before this.
-    pub expires_at: DateTime<Utc>,
-}
 
 /// `POST /v1/logins/{login_id}/webauthn-challenge`.
 #[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
@@ -46,53 +33,16 @@ pub async fn challenge(
             .webauthn
             .get(ctx.surface)
             .ok_or(ApiError::WebauthnUnavailable)?;
-        let (tenant_id, user_id) = (&ctx.tenant_id, &ctx.user_id);
-        let active = db::factors::active(conn, tenant_id, user_id).await?;
-        let rows = db::webauthn::of_user(conn, tenant_id, user_id).await?;
-        let mut credentials = Vec::new();
-        for row in rows.into_iter().filter(|c| c.rp_id == rp.rp_id()) {
-            let is_active = active
-                .iter()
-                .any(|f| f.factor_id == row.factor_id && f.factor_type == FactorType::Webauthn);
-            let Some(stored) = row.credential.filter(|_| is_active) else {
-                continue;
-            };
-            let mut c: Credential = serde_json::from_value(stored)
-                .map_err(|e| ApiError::Internal(anyhow::anyhow!("a stored credential: {e}")))?;
-            c.transports = transports_from_text(&row.transports);
-            credentials.push(c);
-        }
-        if credentials.is_empty() {
-            // Never an empty allowCredentials (§21).
-            return Err(ApiError::InvalidState(
-                "The user has no passkey or security key for this surface.",
-            ));
-        }
-        let tenant = db::tenants::get(conn, tenant_id)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        let uv = policy_of(&tenant)?.webauthn_user_verification;
-        let (public_key, rp_state) = rp
-            .start_authentication(credentials, uv)
-            .map_err(ApiError::Internal)?;
         let now = state.now();
-        let expires_at = (now + Duration::seconds(CHALLENGE_SECONDS)).min(ctx.expires_at);
-        db::webauthn::put_challenge(
-            conn,
-            tenant_id,
-            user_id,
-            Purpose::SignIn,
-            rp.rp_id(),
-            Some(ctx.login_id),
-            None,
-            &rp_state,
-            expires_at,
-        )
-        .await?;
-        Ok(WebauthnChallenge {
-            public_key,
-            expires_at,
-        })
+        let ask = Ask {
+            tenant_id: &ctx.tenant_id,
+            user_id: &ctx.user_id,
+            rp,
+            purpose: Purpose::SignIn,
+            login_id: Some(ctx.login_id),
+            expires_at: (now + Duration::seconds(CHALLENGE_SECONDS)).min(ctx.expires_at),
+        };
+        assertion_challenge(conn, ask).await
     })
     .await
 }

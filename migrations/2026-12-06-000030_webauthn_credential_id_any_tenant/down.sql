@@ -1,0 +1,1 @@
+DROP INDEX webauthn_credentials_by_credential_id;
