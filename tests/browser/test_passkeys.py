@@ -4,10 +4,7 @@ not accepted."""
 
 from __future__ import annotations
 
-import base64
-import subprocess
-
-from flows import Authenticator, amr, confirm_if_asked, fragment, returned
+from flows import Authenticator, amr, confirm_if_asked, fragment, p256_private_key, returned, set_up_passkey
 
 SENTENCE = "Your passkey or security key was not accepted. Try again, or use another way to sign in."
 
@@ -49,31 +46,8 @@ def test_new_user_sets_up_a_passkey_then_signs_in_with_it(tab, svc, helper):
     assert later["mfa_token"] not in svc.server_log()
 
 
-def set_up_passkey(tab, svc, helper, tenant: str, user: str) -> Authenticator:
-    """A new user who picks a passkey at "Setup MFA"; the authenticator that holds it."""
-    svc.enforced_tenant(tenant)
-    login = svc.start_login(tenant, user)
-    page = tab.page
-    key = Authenticator(page)
-    tab.open(fragment(login, helper + "/"))
-    page.get_by_role("button", name="Setup MFA").click()
-    page.get_by_role("button", name="Use a passkey or security key instead").click()
-    page.get_by_label("I have saved these codes").check()
-    page.get_by_role("button", name="Continue").click()
-    returned(page, helper)
-    return key
-
-
-def p256_private_key() -> str:
-    """A fresh P-256 key, PKCS#8 DER in base64, as WebAuthn.addCredential takes it."""
-    pem = subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
-                         capture_output=True, check=True).stdout
-    der = subprocess.run(["openssl", "pkcs8", "-topk8", "-nocrypt", "-outform", "DER"], input=pem, capture_output=True, check=True).stdout
-    return base64.b64encode(der).decode()
-
-
 def test_a_passkey_that_is_not_accepted_is_explained(tab, svc, helper):
-    key = set_up_passkey(tab, svc, helper, "t-pk-bad", "unlucky")
+    key = set_up_passkey(tab, svc, helper, "t-pk-bad", "unlucky")["key"]
     [cred] = key.credentials()
     login = svc.start_login("t-pk-bad", "unlucky")
     page = tab.page
