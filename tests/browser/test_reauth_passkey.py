@@ -25,7 +25,7 @@ def passkey_first(tab, name: str):
     expect(dialog.get_by_role("button", name="Confirm")).to_be_hidden()
     use = dialog.get_by_role("button", name="Use a passkey")
     expect(use).to_be_focused()
-    tab.check(name)
+    tab.axe(name)
     return dialog, use
 
 
@@ -42,6 +42,7 @@ def test_passkey_only_user_confirms_with_the_passkey_and_makes_new_recovery_code
     page.get_by_role("heading", name="Security", exact=True).wait_for()
     page.get_by_role("button", name="Make new recovery codes").click()
     dialog, use = passkey_first(tab, "confirm-identity-passkey")
+    tab.shot("confirm-identity-passkey")
     with page.expect_response(is_reauth) as answer:
         use.click()
     assert answer.value.status == 200
