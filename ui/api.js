@@ -43,7 +43,7 @@ const SENTENCES = {
   unauthenticated: 'Your session has ended. Sign in again.',
   forbidden: 'You are not allowed to do this.',
   mfa_required_for_admin: 'Only an administrator who has set up 2FA can change these settings. Set up 2FA first.',
-  step_up_required: 'Please confirm it is you with a code from your authenticator app, then try again.',
+  step_up_required: 'Please confirm it is you with your authenticator app or passkey, then try again.',
   not_found: 'This item no longer exists. Reload the page.',
   method_not_allowed: 'This action is not available.',
   invalid_state: 'This step is not possible right now. Start again from the beginning.',

@@ -36,8 +36,15 @@ export function confirmIdentity(ctx) {
       ctx.freshUntil = Date.now() + FRESH_MS;
       close({});
     };
+    // One ceremony at a time; after a refusal the button is back for another try.
     const usePasskey = async () => {
-      try { done(await reauthWithPasskey(ctx.accessToken)); } catch (err) { showError(box, err, [ok]); }
+      passkey.disabled = true;
+      try {
+        done(await reauthWithPasskey(ctx.accessToken));
+      } catch (err) {
+        showError(box, err, [ok, passkey]);
+        if (err.code !== 'too_many_attempts') { passkey.disabled = false; passkey.focus(); }
+      }
     };
     const passkey = ctx.hasPasskey && passkeysUsable()
       ? (keyFirst ? button('Use a passkey', usePasskey, 'primary') : linkButton('Use a passkey', usePasskey))

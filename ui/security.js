@@ -8,9 +8,10 @@ import { framed } from './handoff.js';
 
 const TYPE = { totp: 'Authenticator app', webauthn: 'Passkey or security key' };
 
-// Runs a sensitive action after "Confirm it's you"; errors go to box.
-async function sensitive(ctx, box, action) {
-  const headers = await confirmIdentity(ctx);
+// Runs a sensitive action after "Confirm it's you"; errors go to box. Adding the first
+// factor needs no step-up (§16): there is nothing to confirm with yet.
+async function sensitive(ctx, box, action, first = false) {
+  const headers = first ? {} : await confirmIdentity(ctx);
   if (!headers) return;
   try {
     await action(headers);
@@ -68,8 +69,7 @@ function addApp(ctx, box, hasActive) {
     };
     mount(card(title, qrPanel(material, stepTwo), button('Cancel', () => security(ctx))));
   };
-  if (hasActive) sensitive(ctx, box, go);
-  else go({}).catch((err) => showError(box, err));
+  sensitive(ctx, box, go, !hasActive);
 }
 
 export async function security(ctx) {
@@ -104,7 +104,7 @@ export async function security(ctx) {
       ctx.flash = 'Passkey added.';
       if (res.recovery_codes) mount(card(h('h1', { text: 'Passkey added' }), codesPanel(res.recovery_codes, () => security(ctx))));
       else security(ctx);
-    })));
+    }, !active)));
   }
   const table = items.length
     ? h('div', { class: 'scroll', tabindex: '0', role: 'region', 'aria-label': 'Your authenticators' }, h('table', {},

@@ -83,3 +83,34 @@ def amr(access_token: str) -> list[str]:
     the service's own /v1/me call in the tests checks the token)."""
     payload = access_token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["amr"]
+
+
+def set_up_passkey(tab, svc, helper, tenant: str, user: str, roles: list[str] | None = None, shot: str | None = None) -> dict:
+    """A new user of an enforcing tenant who picks a passkey at "Setup MFA": the authenticator
+    that holds it, the access token and recovery codes the pages handed out, and the tenant's
+    first admin (who has an app). `shot` checks the recovery codes' screen under that name."""
+    admin = svc.enforced_tenant(tenant)
+    login = svc.start_login(tenant, user, roles)
+    assert login["status"] == "enrollment_required"
+    page = tab.page
+    key = Authenticator(page)
+    tab.open(fragment(login, helper + "/"))
+    page.get_by_role("button", name="Setup MFA").click()
+    page.get_by_role("heading", name="Set Up Authentication").wait_for()
+    page.get_by_role("button", name="Use a passkey or security key instead").click()
+    page.get_by_role("heading", name="Save your recovery codes").wait_for()
+    codes = page.locator(".codes li").all_inner_texts()
+    if shot:
+        tab.check(shot)
+    page.get_by_label("I have saved these codes").check()
+    page.get_by_role("button", name="Continue").click()
+    values = returned(page, helper)
+    return {"key": key, "access_token": values["access_token"], "recovery_codes": codes, "admin": admin}
+
+
+def p256_private_key() -> str:
+    """A fresh P-256 key, PKCS#8 DER in base64, as WebAuthn.addCredential takes it."""
+    pem = subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                         capture_output=True, check=True).stdout
+    der = subprocess.run(["openssl", "pkcs8", "-topk8", "-nocrypt", "-outform", "DER"], input=pem, capture_output=True, check=True).stdout
+    return base64.b64encode(der).decode()

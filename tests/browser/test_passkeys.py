@@ -4,36 +4,21 @@ not accepted."""
 
 from __future__ import annotations
 
-import base64
-import subprocess
-
-from flows import Authenticator, amr, confirm_if_asked, fragment, returned
+from flows import Authenticator, amr, confirm_if_asked, fragment, p256_private_key, returned, set_up_passkey
 
 SENTENCE = "Your passkey or security key was not accepted. Try again, or use another way to sign in."
 
 
 def test_new_user_sets_up_a_passkey_then_signs_in_with_it(tab, svc, helper):
-    svc.enforced_tenant("t-pk")
-    login = svc.start_login("t-pk", "keyholder")
-    assert login["status"] == "enrollment_required"
+    u = set_up_passkey(tab, svc, helper, "t-pk", "keyholder", shot="passkey-recovery-codes")
     page = tab.page
-    key = Authenticator(page)
-    tab.open(fragment(login, helper + "/"))
-    page.get_by_role("button", name="Setup MFA").click()
-    page.get_by_role("heading", name="Set Up Authentication").wait_for()
-    page.get_by_role("button", name="Use a passkey or security key instead").click()
-    page.get_by_role("heading", name="Save your recovery codes").wait_for()
-    assert len(key.credentials()) == 1
-    assert len(page.locator(".codes li").all_inner_texts()) == 10
-    tab.check("passkey-recovery-codes")
-    page.get_by_label("I have saved these codes").check()
-    page.get_by_role("button", name="Continue").click()
-    values = returned(page, helper)
+    assert len(u["key"].credentials()) == 1
+    assert len(u["recovery_codes"]) == 10
     # A virtual authenticator is not backup-eligible: a hardware key (RFC 8176 hwk).
-    assert amr(values["access_token"]) == ["pwd", "hwk", "mfa"]
-    me = svc.call("GET", "/v1/me", values["access_token"], 200).json()
+    assert amr(u["access_token"]) == ["pwd", "hwk", "mfa"]
+    me = svc.call("GET", "/v1/me", u["access_token"], 200).json()
     assert me["user_id"] == "keyholder" and me["mfa"]["enrolled"] is True
-    factors = svc.call("GET", "/v1/me/factors", values["access_token"], 200).json()["items"]
+    factors = svc.call("GET", "/v1/me/factors", u["access_token"], 200).json()["items"]
     assert [(f["type"], f["status"], f["backup_eligible"]) for f in factors] == [("webauthn", "active", False)]
 
     # A later sign-in: the user has only a passkey, so the page asks for it, not for a code.
@@ -49,31 +34,8 @@ def test_new_user_sets_up_a_passkey_then_signs_in_with_it(tab, svc, helper):
     assert later["mfa_token"] not in svc.server_log()
 
 
-def set_up_passkey(tab, svc, helper, tenant: str, user: str) -> Authenticator:
-    """A new user who picks a passkey at "Setup MFA"; the authenticator that holds it."""
-    svc.enforced_tenant(tenant)
-    login = svc.start_login(tenant, user)
-    page = tab.page
-    key = Authenticator(page)
-    tab.open(fragment(login, helper + "/"))
-    page.get_by_role("button", name="Setup MFA").click()
-    page.get_by_role("button", name="Use a passkey or security key instead").click()
-    page.get_by_label("I have saved these codes").check()
-    page.get_by_role("button", name="Continue").click()
-    returned(page, helper)
-    return key
-
-
-def p256_private_key() -> str:
-    """A fresh P-256 key, PKCS#8 DER in base64, as WebAuthn.addCredential takes it."""
-    pem = subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
-                         capture_output=True, check=True).stdout
-    der = subprocess.run(["openssl", "pkcs8", "-topk8", "-nocrypt", "-outform", "DER"], input=pem, capture_output=True, check=True).stdout
-    return base64.b64encode(der).decode()
-
-
 def test_a_passkey_that_is_not_accepted_is_explained(tab, svc, helper):
-    key = set_up_passkey(tab, svc, helper, "t-pk-bad", "unlucky")
+    key = set_up_passkey(tab, svc, helper, "t-pk-bad", "unlucky")["key"]
     [cred] = key.credentials()
     login = svc.start_login("t-pk-bad", "unlucky")
     page = tab.page
