@@ -9,7 +9,7 @@ use super::ids::{FactorType, ParseError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(transparent)]
-#[schema(value_type = Vec<FactorType>, min_items = 1, max_items = 2,
+#[schema(value_type = std::collections::BTreeSet<FactorType>, min_items = 1, max_items = 2,
     example = json!(["totp", "webauthn"]))]
 pub struct AllowedFactorTypes(Vec<FactorType>);
 
