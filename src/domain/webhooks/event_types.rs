@@ -19,11 +19,11 @@ impl EventTypes {
         }
     }
 
-    /// `["*"]` is every type (a `"*"` beside anything else is refused, §20); otherwise 1–50
-    /// known audit types, duplicates dropped.
+    /// `["*"]` is every type (a `"*"` beside anything else, itself included, is refused, §20:
+    /// the schema says `maxItems: 1`); otherwise 1–50 known audit types, duplicates dropped.
     pub fn parse(items: &[String]) -> Result<Self, ParseError> {
         if items.iter().any(|s| s == "*") {
-            return match items.iter().all(|s| s == "*") && items.len() <= 50 {
+            return match items.len() == 1 {
                 true => Ok(EventTypes::All),
                 false => Err(ParseError("\"*\" must be the only entry")),
             };
@@ -64,6 +64,8 @@ mod tests {
         assert!(EventTypes::parse(&[]).is_err());
         assert!(EventTypes::parse(&["*".into(), "user.locked".into()]).is_err());
         assert!(EventTypes::parse(&["user.locked".into(), "*".into()]).is_err());
+        // Conformance found `["*", "*"]` accepted while the schema says one item.
+        assert!(EventTypes::parse(&["*".into(), "*".into()]).is_err());
         // Every current audit type may be subscribed to.
         let all: Vec<String> = AuditType::ALL
             .iter()

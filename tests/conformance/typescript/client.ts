@@ -515,3 +515,22 @@ export async function passkeySignIn(
   if (done.error) fail(done.error, done.response); // invalid_credential, counted
   return { accessToken: done.data.access_token, recoveryCodes: [] as string[] };
 }
+
+/** "Confirm it's you" with a passkey: a challenge, the browser's assertion, a fresh token. */
+export async function stepUpWithPasskey(
+  accessToken: string,
+  get: (publicKey: Record<string, unknown>) => Promise<Record<string, unknown>>,
+) {
+  const challenge = await mfa.POST("/v1/me/reauthenticate/webauthn-challenge", {
+    headers: bearer(accessToken),
+  });
+  if (challenge.error) fail(challenge.error, challenge.response); // invalid_state: no passkey
+  const credential = await get(challenge.data.public_key);
+  const fresh = await mfa.POST("/v1/me/reauthenticate", {
+    headers: bearer(accessToken),
+    body: { credential },
+  });
+  if (fresh.error) fail(fresh.error, fresh.response); // invalid_credential, counted
+  const token: string = fresh.data.access_token;
+  return { token, expiresIn: fresh.data.expires_in };
+}
