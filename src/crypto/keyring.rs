@@ -190,16 +190,9 @@ fn decode_b64(s: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
-/// AAD binding a sealed TOTP secret to its owner and factor, so a ciphertext
-/// copied to another row fails to decrypt. Every field is length-prefixed
-/// (u32 big-endian) so no two distinct tuples encode the same bytes.
-pub fn totp_secret_aad(tenant_id: &str, user_id: &str, factor_id: uuid::Uuid) -> Vec<u8> {
-    let fields: [&[u8]; 4] = [
-        TOTP_AAD_PREFIX,
-        tenant_id.as_bytes(),
-        user_id.as_bytes(),
-        factor_id.as_bytes(),
-    ];
+/// Additional authenticated data made of `fields`, each length-prefixed (u32 big-endian) so
+/// that no two distinct tuples encode the same bytes. Every sealed value's AAD is built here.
+pub fn aad(fields: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::with_capacity(fields.iter().map(|f| f.len() + 4).sum());
     for field in fields {
         // Inputs are ids far below 4 GiB; saturate rather than panic.
@@ -208,6 +201,17 @@ pub fn totp_secret_aad(tenant_id: &str, user_id: &str, factor_id: uuid::Uuid) ->
         out.extend_from_slice(field);
     }
     out
+}
+
+/// AAD binding a sealed TOTP secret to its owner and factor, so a ciphertext
+/// copied to another row fails to decrypt.
+pub fn totp_secret_aad(tenant_id: &str, user_id: &str, factor_id: uuid::Uuid) -> Vec<u8> {
+    aad(&[
+        TOTP_AAD_PREFIX,
+        tenant_id.as_bytes(),
+        user_id.as_bytes(),
+        factor_id.as_bytes(),
+    ])
 }
 
 #[cfg(test)]

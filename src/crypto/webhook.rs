@@ -45,14 +45,7 @@ pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
 
 /// AAD binding a sealed webhook secret to its tenant and webhook (length-prefixed fields).
 pub fn secret_aad(tenant_id: &str, webhook_id: uuid::Uuid) -> Vec<u8> {
-    let fields: [&[u8]; 3] = [AAD_PREFIX, tenant_id.as_bytes(), webhook_id.as_bytes()];
-    let mut out = Vec::new();
-    for field in fields {
-        let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(field);
-    }
-    out
+    super::keyring::aad(&[AAD_PREFIX, tenant_id.as_bytes(), webhook_id.as_bytes()])
 }
 
 #[cfg(test)]
