@@ -79,21 +79,26 @@ impl FromRequest for RawJson {
             if declared.is_some_and(|n| n > MAX_BODY) {
                 return Err(ApiError::PayloadTooLarge);
             }
-            let mut body = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk =
-                    chunk.map_err(|_| ApiError::field("", "the request body could not be read"))?;
-                if body.len() + chunk.len() > MAX_BODY {
-                    return Err(ApiError::PayloadTooLarge);
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_capped(&mut payload).await?;
             if !body.is_empty() && !json {
                 return Err(ApiError::UnsupportedMediaType);
             }
             Ok(RawJson(body))
         })
     }
+}
+
+/// The whole body, at most [`MAX_BODY`] (`413` as soon as it is more), however it is sent.
+pub async fn read_capped(payload: &mut Payload) -> Result<BytesMut, ApiError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::field("", "the request body could not be read"))?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Checks every request before routing (and before authentication): a declared body over

@@ -11,11 +11,10 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{HttpMessage, ResponseError};
-use futures_util::StreamExt;
 
 use crate::error::ApiError;
 use crate::http::extract::bearer;
-use crate::http::extract::MAX_BODY;
+use crate::http::extract::read_capped;
 use crate::rate_limit::Whose;
 use crate::services;
 use crate::state::AppState;
@@ -88,20 +87,9 @@ pub async fn time_limits(
     }
 }
 
-/// The whole body (at most [`MAX_BODY`]), or `408` if it does not arrive within `limit`.
+/// The whole body (at most `MAX_BODY`), or `408` if it does not arrive within `limit`.
 async fn read_body(mut payload: Payload, limit: Duration) -> Result<Bytes, ApiError> {
-    let read = async {
-        let mut body = BytesMut::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk =
-                chunk.map_err(|_| ApiError::field("", "the request body could not be read"))?;
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(ApiError::PayloadTooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body.freeze())
-    };
+    let read = async { read_capped(&mut payload).await.map(BytesMut::freeze) };
     tokio::time::timeout(limit, read)
         .await
         .unwrap_or(Err(ApiError::RequestTimeout))
