@@ -6,7 +6,7 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 
-use super::extract::bearer;
+use super::extract::{bearer, ClientMeta};
 use crate::crypto::jwt::AccessClaims;
 use crate::domain::ids::TenantId;
 use crate::error::ApiError;
@@ -145,6 +145,67 @@ impl AdminOrService {
             }
             AdminOrService::Service(key) => key.require(tenant_id.as_str()),
         }
+    }
+}
+
+/// The caller of an admin call that changes something: the access token, the `X-MFA-Code`
+/// header and the client, extracted in that order (the order the handlers listed them in).
+/// The handler parses the path, then asks [`AdminCall::admin`] and, where the call needs it,
+/// [`AdminCall::step_up`] — the request's form is judged between the two, so that a caller
+/// who may not call learns nothing from it and a malformed request never uses up a code.
+pub struct AdminCall {
+    /// The caller's access token.
+    pub claims: AccessClaims,
+    /// The step-up code of the header, if sent (its form already checked).
+    pub code: StepUpCode,
+    /// Who is calling, for the audit trail and the per-IP limit.
+    pub meta: ClientMeta,
+}
+
+impl FromRequest for AdminCall {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let mut all = || -> Result<Self, ApiError> {
+            let user = UserAuth::from_request(req, payload).into_inner()?;
+            let code = StepUpCode::from_request(req, payload).into_inner()?;
+            let meta = ClientMeta::from_request(req, payload).into_inner()?;
+            Ok(AdminCall {
+                claims: user.0,
+                code,
+                meta,
+            })
+        };
+        ready(all())
+    }
+}
+
+impl AdminCall {
+    /// `403` unless the caller is an admin of the tenant (with 2FA).
+    pub async fn admin(&self, state: &AppState, tenant_id: &TenantId) -> Result<(), ApiError> {
+        services::auth::require_admin(state, &self.claims, tenant_id).await
+    }
+
+    /// Step-up with the header's code (`403 step_up_required` without a recent one).
+    pub async fn step_up(&self, state: &AppState) -> Result<(), ApiError> {
+        step_up::require(state, &self.claims, self.code.0.as_deref(), &self.meta).await
+    }
+
+    /// Admin, then step-up: the gate of every sensitive admin call whose request has no
+    /// form to judge in between.
+    pub async fn admin_with_step_up(
+        &self,
+        state: &AppState,
+        tenant_id: &TenantId,
+    ) -> Result<(), ApiError> {
+        self.admin(state, tenant_id).await?;
+        self.step_up(state).await
+    }
+
+    /// The actor the audit trail names: the caller's user id.
+    pub fn actor(&self) -> &str {
+        self.claims.sub.as_str()
     }
 }
 

@@ -1,10 +1,9 @@
 //! Handlers of remembered devices (docs/API.md §12) and the tenant's 2FA summary (§13).
 
 use actix_web::{web, HttpResponse};
-use uuid::Uuid;
 
-use super::auth::{AdminOrService, StepUpCode, UserAuth};
-use super::extract::ClientMeta;
+use super::auth::{AdminCall, AdminOrService, UserAuth};
+use super::extract::{path_id, ClientMeta};
 use super::problems::{
     AdminForbidden, NoSuchTenant, NoSuchUser, StepUpCodeRefused, StepUpForbidden, StepUpHeader,
     TooManyAttempts,
@@ -13,23 +12,9 @@ use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
 use crate::services::devices::{self, DeviceList};
 use crate::services::grace::{self, MfaSummary};
-use crate::services::{auth, step_up};
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
-
-/// Ids in the path that cannot exist are simply not found.
-fn tenant(s: &str) -> Result<TenantId, ApiError> {
-    TenantId::parse(s).map_err(|_| ApiError::NotFound)
-}
-
-fn user(s: &str) -> Result<UserId, ApiError> {
-    UserId::parse(s).map_err(|_| ApiError::NotFound)
-}
-
-fn device(s: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(s).map_err(|_| ApiError::NotFound)
-}
 
 /// The browsers the signed-in user asked to remember, still live, oldest first.
 #[utoipa::path(get, path = "/v1/me/devices", tag = "Me", operation_id = "listMyDevices",
@@ -56,7 +41,7 @@ pub async fn revoke_mine(
     meta: ClientMeta,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = device(&path)?;
+    let id = path_id::uuid(&path)?;
     devices::revoke_mine(&state, &user.0, Some(id), &meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -90,7 +75,7 @@ pub async fn list_for_user(
     caller: AdminOrService,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
+    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
     caller.require_read(&state, &tenant_id).await?;
     devices::require_user(&state, &tenant_id, &user_id).await?;
     Ok(HttpResponse::Ok().json(devices::list(&state, &tenant_id, &user_id).await?))
@@ -110,15 +95,12 @@ pub async fn list_for_user(
     ))]
 pub async fn revoke_for_user(
     state: Data,
-    caller: UserAuth,
-    code: StepUpCode,
-    meta: ClientMeta,
+    caller: AdminCall,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
-    auth::require_admin(&state, &caller.0, &tenant_id).await?;
-    step_up::require(&state, &caller.0, code.0.as_deref(), &meta).await?;
-    devices::revoke_by_admin(&state, &tenant_id, &user_id, caller.0.sub.as_str(), &meta).await?;
+    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
+    caller.admin_with_step_up(&state, &tenant_id).await?;
+    devices::revoke_by_admin(&state, &tenant_id, &user_id, caller.actor(), &caller.meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -140,7 +122,7 @@ pub async fn summary(
     caller: AdminOrService,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant_id = tenant(&path)?;
+    let tenant_id = path_id::tenant(&path)?;
     caller.require_read(&state, &tenant_id).await?;
     Ok(HttpResponse::Ok().json(grace::summary(&state, &tenant_id).await?))
 }

@@ -3,13 +3,12 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::auth::{AdminOrService, StepUpCode, UserAuth};
-use super::extract::{ClientMeta, JsonBody};
+use super::auth::{AdminCall, AdminOrService, StepUpCode, UserAuth};
+use super::extract::{path_id, ClientMeta, JsonBody};
 use super::problems::{
     AdminForbidden, NoSuchUser, NotFound, StepUpCodeRefused, StepUpForbidden, StepUpHeader,
     StepUpRequired, TooManyAttempts,
 };
-use super::tenants::{admin_with_step_up, tenant, user};
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
 use crate::services::factors::{
@@ -181,7 +180,7 @@ pub async fn admin_list(
     caller: AdminOrService,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
+    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
     caller.require_read(&state, &tenant_id).await?;
     Ok(HttpResponse::Ok().json(factors::list(&state, &tenant_id, &user_id).await?))
 }
@@ -201,14 +200,12 @@ pub async fn admin_list(
     ))]
 pub async fn admin_remove(
     state: Data,
-    caller: super::auth::UserAuth,
-    code: StepUpCode,
-    meta: ClientMeta,
+    caller: AdminCall,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
-    admin_with_step_up(&state, &caller.0, &tenant_id, &code, &meta).await?;
-    let actor = caller.0.sub.as_str();
-    factors::admin_remove(&state, &tenant_id, &user_id, &path.2, actor, &meta).await?;
+    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
+    caller.admin_with_step_up(&state, &tenant_id).await?;
+    let (actor, meta) = (caller.actor(), &caller.meta);
+    factors::admin_remove(&state, &tenant_id, &user_id, &path.2, actor, meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,42 +3,19 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::auth::{AdminOrService, ServiceAuth, StepUpCode, UserAuth};
-use super::extract::{ClientMeta, Query, RawJson};
+use super::auth::{AdminCall, AdminOrService, ServiceAuth};
+use super::extract::{path_id, ClientMeta, Query, RawJson};
 use super::problems::{
     AdminForbidden, NoSuchTenant, NoSuchUser, NotFound, StepUpCodeRefused, StepUpForbidden,
     StepUpHeader, TooManyAttempts,
 };
-use crate::crypto::jwt::AccessClaims;
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
 use crate::services::admin::{self, AuditPage, AuditQuery, UserListQuery, UserPage};
 use crate::services::policy::{self, PolicyChange, PolicyView};
-use crate::services::{auth, step_up};
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
-
-/// Ids in the path that cannot exist are simply not found.
-pub(super) fn tenant(s: &str) -> Result<TenantId, ApiError> {
-    TenantId::parse(s).map_err(|_| ApiError::NotFound)
-}
-
-pub(super) fn user(s: &str) -> Result<UserId, ApiError> {
-    UserId::parse(s).map_err(|_| ApiError::NotFound)
-}
-
-/// Admin, then step-up: the gate of every sensitive admin call.
-pub(super) async fn admin_with_step_up(
-    state: &AppState,
-    claims: &AccessClaims,
-    tenant_id: &TenantId,
-    code: &StepUpCode,
-    meta: &ClientMeta,
-) -> Result<(), ApiError> {
-    auth::require_admin(state, claims, tenant_id).await?;
-    step_up::require(state, claims, code.0.as_deref(), meta).await
-}
 
 /// The tenant's 2FA policy.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/policy", tag = "Tenant administration", operation_id = "getPolicy",
@@ -54,7 +31,7 @@ pub async fn get_policy(
     caller: AdminOrService,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant_id = tenant(&path)?;
+    let tenant_id = path_id::tenant(&path)?;
     caller.require_read(&state, &tenant_id).await?;
     let p = policy::get(&state, &tenant_id).await?;
     Ok(HttpResponse::Ok()
@@ -80,14 +57,12 @@ pub async fn get_policy(
     ))]
 pub async fn put_policy(
     state: Data,
-    user: UserAuth,
-    code: StepUpCode,
-    meta: ClientMeta,
+    caller: AdminCall,
     req: HttpRequest,
     path: web::Path<String>,
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant_id = tenant(&path)?;
+    let tenant_id = path_id::tenant(&path)?;
     // A value that is not visible ASCII is no entity tag (400), not a missing one.
     let if_match = req
         .headers()
@@ -95,15 +70,23 @@ pub async fn put_policy(
         .map(|v| v.to_str().unwrap_or("?"));
     // Who may call comes first; then the request's form; the step-up code last, so that a
     // malformed request never uses up a code.
-    auth::require_admin(&state, &user.0, &tenant_id).await?;
+    caller.admin(&state, &tenant_id).await?;
     policy::parse_if_match(if_match)?;
     // Every field is optional (`{}` changes nothing), but the body itself is required.
     if body.is_empty() {
         return Err(ApiError::field("", "a JSON body is required"));
     }
     let change: PolicyChange = body.parse()?;
-    step_up::require(&state, &user.0, code.0.as_deref(), &meta).await?;
-    let p = policy::update(&state, &user.0, &tenant_id, if_match, change, &meta).await?;
+    caller.step_up(&state).await?;
+    let p = policy::update(
+        &state,
+        &caller.claims,
+        &tenant_id,
+        if_match,
+        change,
+        &caller.meta,
+    );
+    let p = p.await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, p.etag()))
         .json(p))
@@ -125,7 +108,7 @@ pub async fn list_users(
     path: web::Path<String>,
     q: Query<UserListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant_id = tenant(&path)?;
+    let tenant_id = path_id::tenant(&path)?;
     caller.require_read(&state, &tenant_id).await?;
     Ok(HttpResponse::Ok().json(admin::list_users(&state, &tenant_id, q.0).await?))
 }
@@ -144,14 +127,12 @@ pub async fn list_users(
     ))]
 pub async fn reset_factor(
     state: Data,
-    caller: UserAuth,
-    code: StepUpCode,
-    meta: ClientMeta,
+    caller: AdminCall,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
-    admin_with_step_up(&state, &caller.0, &tenant_id, &code, &meta).await?;
-    admin::reset_factor(&state, &tenant_id, &user_id, caller.0.sub.as_str(), &meta).await?;
+    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
+    caller.admin_with_step_up(&state, &tenant_id).await?;
+    admin::reset_factor(&state, &tenant_id, &user_id, caller.actor(), &caller.meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -169,18 +150,16 @@ pub async fn reset_factor(
     ))]
 pub async fn unlock(
     state: Data,
-    caller: UserAuth,
-    code: StepUpCode,
-    meta: ClientMeta,
+    caller: AdminCall,
     path: web::Path<(String, String)>,
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
+    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
     // Any JSON body is ignored, but a malformed one is judged only after the caller's rights.
-    auth::require_admin(&state, &caller.0, &tenant_id).await?;
+    caller.admin(&state, &tenant_id).await?;
     body.parse::<serde_json::Value>()?;
-    admin_with_step_up(&state, &caller.0, &tenant_id, &code, &meta).await?;
-    admin::unlock(&state, &tenant_id, &user_id, caller.0.sub.as_str(), &meta).await?;
+    caller.step_up(&state).await?;
+    admin::unlock(&state, &tenant_id, &user_id, caller.actor(), &caller.meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -201,7 +180,7 @@ pub async fn delete_user(
     meta: ClientMeta,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, user_id) = (tenant(&path.0)?, user(&path.1)?);
+    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
     key.0.require(tenant_id.as_str())?;
     let actor = format!("service_key:{}", key.0.key_id);
     admin::delete_user(&state, &tenant_id, &user_id, &actor, &meta).await?;
@@ -224,7 +203,7 @@ pub async fn list_events(
     path: web::Path<String>,
     q: Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant_id = tenant(&path)?;
+    let tenant_id = path_id::tenant(&path)?;
     caller.require_read(&state, &tenant_id).await?;
     Ok(HttpResponse::Ok().json(admin::list_events(&state, &tenant_id, q.0).await?))
 }

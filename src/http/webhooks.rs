@@ -4,33 +4,21 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::auth::{AdminOrService, StepUpCode, UserAuth};
-use super::extract::{ClientMeta, Query, RawJson};
+use super::auth::{AdminCall, AdminOrService, UserAuth};
+use super::extract::{path_id, Query, RawJson};
 use super::problems::{
     AdminForbidden, AdminStepUp, NotFound, StepUpForbidden, StepUpHeader, TooManyAttempts,
 };
-use crate::domain::ids::{DeliveryId, TenantId, WebhookId};
+use crate::domain::ids::TenantId;
 use crate::error::{ApiError, Problem};
+use crate::services::auth;
 use crate::services::webhooks::{
     self, CreateWebhook, DeliveryListQuery, DeliveryPage, RotatedSecret, TestQueued, UpdateWebhook,
     WebhookCreated, WebhookListQuery, WebhookPage, WebhookView,
 };
-use crate::services::{auth, step_up};
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
-
-fn tenant(s: &str) -> Result<TenantId, ApiError> {
-    TenantId::parse(s).map_err(|_| ApiError::NotFound)
-}
-
-fn hook(s: &str) -> Result<WebhookId, ApiError> {
-    WebhookId::parse(s).ok_or(ApiError::NotFound)
-}
-
-fn delivery(s: &str) -> Result<DeliveryId, ApiError> {
-    DeliveryId::parse(s).ok_or(ApiError::NotFound)
-}
 
 /// Subscribe an endpoint to the tenant's audit events (admin, step-up). The secret is shown
 /// only in this answer.
@@ -49,18 +37,16 @@ fn delivery(s: &str) -> Result<DeliveryId, ApiError> {
     ))]
 pub async fn create(
     state: Data,
-    user: UserAuth,
-    code: StepUpCode,
-    meta: ClientMeta,
+    caller: AdminCall,
     path: web::Path<String>,
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant_id = tenant(&path)?;
-    auth::require_admin(&state, &user.0, &tenant_id).await?;
+    let tenant_id = path_id::tenant(&path)?;
+    caller.admin(&state, &tenant_id).await?;
     let req: CreateWebhook = body.parse()?;
     webhooks::parse_url(&state, &req.url)?;
-    step_up::require(&state, &user.0, code.0.as_deref(), &meta).await?;
-    let created = webhooks::create(&state, &tenant_id, req, user.0.sub.as_str(), &meta).await?;
+    caller.step_up(&state).await?;
+    let created = webhooks::create(&state, &tenant_id, req, caller.actor(), &caller.meta).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -80,7 +66,7 @@ pub async fn list(
     path: web::Path<String>,
     q: Query<WebhookListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant_id = tenant(&path)?;
+    let tenant_id = path_id::tenant(&path)?;
     caller.require_read(&state, &tenant_id).await?;
     Ok(HttpResponse::Ok().json(webhooks::list(&state, &tenant_id, q.0).await?))
 }
@@ -99,9 +85,9 @@ pub async fn get(
     caller: AdminOrService,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant_id = tenant(&path.0)?;
+    let tenant_id = path_id::tenant(&path.0)?;
     caller.require_read(&state, &tenant_id).await?;
-    let id = hook(&path.1)?;
+    let id = path_id::webhook(&path.1)?;
     Ok(HttpResponse::Ok().json(webhooks::get(&state, &tenant_id, id).await?))
 }
 
@@ -120,15 +106,13 @@ pub async fn get(
     ))]
 pub async fn update(
     state: Data,
-    user: UserAuth,
-    code: StepUpCode,
-    meta: ClientMeta,
+    caller: AdminCall,
     path: web::Path<(String, String)>,
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant_id = tenant(&path.0)?;
-    auth::require_admin(&state, &user.0, &tenant_id).await?;
-    let id = hook(&path.1)?;
+    let tenant_id = path_id::tenant(&path.0)?;
+    caller.admin(&state, &tenant_id).await?;
+    let id = path_id::webhook(&path.1)?;
     if body.is_empty() {
         return Err(ApiError::field("", "a JSON body is required"));
     }
@@ -137,11 +121,11 @@ pub async fn update(
         webhooks::parse_url(&state, url)?;
     }
     // A new URL needs step-up; a code that is sent is always checked (docs/API.md §6).
-    if req.url.is_some() || code.0.is_some() {
-        step_up::require(&state, &user.0, code.0.as_deref(), &meta).await?;
+    if req.url.is_some() || caller.code.0.is_some() {
+        caller.step_up(&state).await?;
     }
-    let actor = user.0.sub.as_str();
-    Ok(HttpResponse::Ok().json(webhooks::update(&state, &tenant_id, id, req, actor, &meta).await?))
+    let (actor, meta) = (caller.actor(), &caller.meta);
+    Ok(HttpResponse::Ok().json(webhooks::update(&state, &tenant_id, id, req, actor, meta).await?))
 }
 
 /// Delete a webhook and its deliveries (step-up).
@@ -155,16 +139,14 @@ pub async fn update(
     ))]
 pub async fn delete(
     state: Data,
-    user: UserAuth,
-    code: StepUpCode,
-    meta: ClientMeta,
+    caller: AdminCall,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant_id = tenant(&path.0)?;
-    auth::require_admin(&state, &user.0, &tenant_id).await?;
-    let id = hook(&path.1)?;
-    step_up::require(&state, &user.0, code.0.as_deref(), &meta).await?;
-    webhooks::delete(&state, &tenant_id, id, user.0.sub.as_str(), &meta).await?;
+    let tenant_id = path_id::tenant(&path.0)?;
+    caller.admin(&state, &tenant_id).await?;
+    let id = path_id::webhook(&path.1)?;
+    caller.step_up(&state).await?;
+    webhooks::delete(&state, &tenant_id, id, caller.actor(), &caller.meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -179,18 +161,16 @@ pub async fn delete(
     ))]
 pub async fn rotate(
     state: Data,
-    user: UserAuth,
-    code: StepUpCode,
-    meta: ClientMeta,
+    caller: AdminCall,
     path: web::Path<(String, String)>,
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant_id = tenant(&path.0)?;
-    auth::require_admin(&state, &user.0, &tenant_id).await?;
-    let id = hook(&path.1)?;
+    let tenant_id = path_id::tenant(&path.0)?;
+    caller.admin(&state, &tenant_id).await?;
+    let id = path_id::webhook(&path.1)?;
     body.parse::<serde_json::Value>()?;
-    step_up::require(&state, &user.0, code.0.as_deref(), &meta).await?;
-    let rotated = webhooks::rotate(&state, &tenant_id, id, user.0.sub.as_str(), &meta).await?;
+    caller.step_up(&state).await?;
+    let rotated = webhooks::rotate(&state, &tenant_id, id, caller.actor(), &caller.meta).await?;
     Ok(HttpResponse::Ok().json(rotated))
 }
 
@@ -213,9 +193,9 @@ pub async fn test(
     path: web::Path<(String, String)>,
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant_id = tenant(&path.0)?;
+    let tenant_id = path_id::tenant(&path.0)?;
     auth::require_admin(&state, &user.0, &tenant_id).await?;
-    let id = hook(&path.1)?;
+    let id = path_id::webhook(&path.1)?;
     body.parse::<serde_json::Value>()?;
     let queued = webhooks::test(&state, &tenant_id, id, user.0.sub.as_str()).await?;
     Ok(HttpResponse::Accepted().json(queued))
@@ -240,9 +220,9 @@ pub async fn deliveries(
     path: web::Path<(String, String)>,
     q: Query<DeliveryListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant_id = tenant(&path.0)?;
+    let tenant_id = path_id::tenant(&path.0)?;
     caller.require_read(&state, &tenant_id).await?;
-    let id = hook(&path.1)?;
+    let id = path_id::webhook(&path.1)?;
     Ok(HttpResponse::Ok().json(webhooks::list_deliveries(&state, &tenant_id, id, q.0).await?))
 }
 
@@ -263,9 +243,9 @@ pub async fn retry(
     path: web::Path<(String, String, String)>,
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant_id = tenant(&path.0)?;
+    let tenant_id = path_id::tenant(&path.0)?;
     auth::require_admin(&state, &user.0, &tenant_id).await?;
-    let (id, d) = (hook(&path.1)?, delivery(&path.2)?);
+    let (id, d) = (path_id::webhook(&path.1)?, path_id::delivery(&path.2)?);
     body.parse::<serde_json::Value>()?;
     webhooks::retry(&state, &tenant_id, id, d).await?;
     Ok(HttpResponse::Accepted().finish())
