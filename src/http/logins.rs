@@ -74,6 +74,20 @@ pub struct SignInStep<T> {
     pub body: T,
 }
 
+impl<T> SignInStep<T> {
+    /// The mfa token of the sign-in.
+    fn mfa(&self) -> &str {
+        &self.token.0
+    }
+}
+
+impl SignInStep<SignInCodeRequest> {
+    /// "Don't ask again on this browser", as the code's request asks.
+    fn remember(&self) -> Result<RememberRequest, ApiError> {
+        RememberRequest::parse(self.body.remember_device, self.body.device_name.as_deref())
+    }
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for SignInStep<T> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -170,14 +184,9 @@ pub async fn start_enrollment(
     step: SignInStep<Option<NewFactorRequest>>,
     meta: ClientMeta,
 ) -> Result<HttpResponse, ApiError> {
-    let SignInStep {
-        token,
-        login_id,
-        body,
-    } = step;
-    let name = body.and_then(|b| b.name);
+    let name = step.body.as_ref().and_then(|b| b.name.clone());
     Ok(HttpResponse::Created()
-        .json(logins::start_enrollment(&state, &token.0, login_id, name, &meta).await?))
+        .json(logins::start_enrollment(&state, step.mfa(), step.login_id, name, &meta).await?))
 }
 
 /// Confirm the authenticator app with its first code and finish the sign-in.
@@ -200,15 +209,10 @@ pub async fn confirm_enrollment(
     step: SignInStep<SignInCodeRequest>,
     meta: ClientMeta,
 ) -> Result<HttpResponse, ApiError> {
-    let SignInStep {
-        token,
-        login_id,
-        body,
-    } = step;
-    let remember = RememberRequest::parse(body.remember_device, body.device_name.as_deref())?;
-    let out = logins::confirm_enrollment(&state, &token.0, login_id, &body.code, &remember, &meta)
-        .await?;
-    Ok(HttpResponse::Ok().json(out))
+    let remember = step.remember()?;
+    let (mfa, code) = (step.mfa(), &step.body.code);
+    let out = logins::confirm_enrollment(&state, mfa, step.login_id, code, &remember, &meta);
+    Ok(HttpResponse::Ok().json(out.await?))
 }
 
 /// Finish the sign-in with a code from the authenticator app.
@@ -229,14 +233,10 @@ pub async fn verify(
     step: SignInStep<SignInCodeRequest>,
     meta: ClientMeta,
 ) -> Result<HttpResponse, ApiError> {
-    let SignInStep {
-        token,
-        login_id,
-        body,
-    } = step;
-    let remember = RememberRequest::parse(body.remember_device, body.device_name.as_deref())?;
-    Ok(HttpResponse::Ok()
-        .json(logins::verify(&state, &token.0, login_id, &body.code, &remember, &meta).await?))
+    let remember = step.remember()?;
+    let (mfa, code) = (step.mfa(), &step.body.code);
+    let out = logins::verify(&state, mfa, step.login_id, code, &remember, &meta);
+    Ok(HttpResponse::Ok().json(out.await?))
 }
 
 /// Finish the sign-in with a recovery code (lost phone). The code is used up.
@@ -256,13 +256,9 @@ pub async fn recover(
     step: SignInStep<RecoverRequest>,
     meta: ClientMeta,
 ) -> Result<HttpResponse, ApiError> {
-    let SignInStep {
-        token,
-        login_id,
-        body,
-    } = step;
-    Ok(HttpResponse::Ok()
-        .json(logins::recover(&state, &token.0, login_id, &body.recovery_code, &meta).await?))
+    let (mfa, code) = (step.mfa(), &step.body.recovery_code);
+    let out = logins::recover(&state, mfa, step.login_id, code, &meta);
+    Ok(HttpResponse::Ok().json(out.await?))
 }
 
 /// "Set up later (N days left)": postpone enrollment inside the user's grace (§13).
@@ -284,10 +280,8 @@ pub async fn skip_enrollment(
     step: SignInStep<serde_json::Value>,
     meta: ClientMeta,
 ) -> Result<HttpResponse, ApiError> {
-    let SignInStep {
-        token, login_id, ..
-    } = step;
-    Ok(HttpResponse::Ok().json(logins::skip_enrollment(&state, &token.0, login_id, &meta).await?))
+    Ok(HttpResponse::Ok()
+        .json(logins::skip_enrollment(&state, step.mfa(), step.login_id, &meta).await?))
 }
 
 /// Finish the sign-in with two consecutive codes when the phone's clock drifted (§11).
@@ -311,10 +305,6 @@ pub async fn resync(
     step: SignInStep<ResyncRequest>,
     meta: ClientMeta,
 ) -> Result<HttpResponse, ApiError> {
-    let SignInStep {
-        token,
-        login_id,
-        body,
-    } = step;
-    Ok(HttpResponse::Ok().json(logins::resync(&state, &token.0, login_id, &body, &meta).await?))
+    Ok(HttpResponse::Ok()
+        .json(logins::resync(&state, step.mfa(), step.login_id, &step.body, &meta).await?))
 }
