@@ -12,11 +12,11 @@ use super::factors::removal::{remove_factors, Why};
 use super::logins::TokenType;
 use super::step_up;
 use super::tenant::policy_of;
-use super::{audit_ctx, surface_of, ClientMeta};
+use super::{own_audit_ctx, surface_of, ClientMeta};
 use crate::accepted;
 use crate::crypto::jwt::AccessClaims;
+use crate::db;
 use crate::db::factors::Removal;
-use crate::db::{self, audit::AuditCtx};
 use crate::domain::audit::AuditType;
 use crate::domain::factor::FactorName;
 use crate::domain::factor_types::AllowedFactorTypes;
@@ -82,16 +82,6 @@ pub struct MeEnrolled {
 pub struct RecoveryCodes {
     #[schema(example = json!(["7kq2m-x9d4t", "3hv8p-c2w6z"]))]
     pub recovery_codes: Vec<String>,
-}
-
-fn ctx(state: &AppState, claims: &AccessClaims, meta: &ClientMeta) -> AuditCtx {
-    audit_ctx(
-        &claims.tid,
-        Some(&claims.sub),
-        Some(claims.sub.as_str()),
-        Some(surface_of(state, claims)),
-        meta,
-    )
 }
 
 /// `GET /v1/me`.
@@ -176,7 +166,7 @@ pub async fn remove_factor(
     meta: &ClientMeta,
 ) -> Result<(), ApiError> {
     let now = state.now();
-    let audit = ctx(state, claims, meta);
+    let audit = own_audit_ctx(state, claims, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
         let user = db::users::get(conn, &claims.tid, &claims.sub)
@@ -216,7 +206,7 @@ pub async fn regenerate_codes(
     meta: &ClientMeta,
 ) -> Result<RecoveryCodes, ApiError> {
     let now = state.now();
-    let audit = ctx(state, claims, meta);
+    let audit = own_audit_ctx(state, claims, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
         accepted!(step_up::require_in(conn, state, claims, step_up_code, meta).await?);

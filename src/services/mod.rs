@@ -143,6 +143,31 @@ pub fn audit_ctx(
     }
 }
 
+/// The audit context of a signed-in user acting on their own account, on the surface their
+/// token was minted for.
+pub fn own_audit_ctx(state: &AppState, claims: &AccessClaims, meta: &ClientMeta) -> AuditCtx {
+    audit_ctx(
+        &claims.tid,
+        Some(&claims.sub),
+        Some(claims.sub.as_str()),
+        Some(surface_of(state, claims)),
+        meta,
+    )
+}
+
+/// Locks the signed-in user's row (the one lock order) in the caller's transaction; a user
+/// whose row is gone is no longer signed in (`401`).
+#[tracing::instrument(skip_all)]
+pub async fn lock_own_row(
+    conn: &mut diesel_async::AsyncPgConnection,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+) -> Result<crate::domain::lockout::LockoutState, ApiError> {
+    crate::db::users::lock_for_attempt(conn, tenant_id, user_id)
+        .await?
+        .ok_or(ApiError::Unauthenticated)
+}
+
 /// Parses a value the database constrains; a mismatch is a bug, not bad input.
 pub fn stored<T>(value: Option<T>, what: &str) -> Result<T, ApiError> {
     value.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unexpected stored {what}")))

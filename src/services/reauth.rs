@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::assertion::{self, assertion_challenge, Ask, WebauthnChallenge};
 use super::attempt::{self, Against, Attempt, Proof, Verdict};
 use super::logins::TokenType;
-use super::{audit_ctx, mint, surface_of, ClientMeta, Subject};
+use super::{audit_ctx, lock_own_row, mint, surface_of, ClientMeta, Subject};
 use crate::accepted;
 use crate::crypto::jwt::AccessClaims;
 use crate::crypto::webauthn::CHALLENGE_SECONDS;
@@ -176,9 +176,7 @@ pub async fn webauthn_challenge(
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
         // The user's row lock orders a new challenge with a response being checked.
-        db::users::lock_for_attempt(conn, tenant_id, user_id)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
+        lock_own_row(conn, tenant_id, user_id).await?;
         let ask = Ask {
             tenant_id,
             user_id,

@@ -5,7 +5,7 @@
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use super::attempt::{self, Against, Attempt, Verdict};
-use super::{audit_ctx, surface_of, ClientMeta};
+use super::{audit_ctx, lock_own_row, surface_of, ClientMeta};
 use crate::crypto::jwt::AccessClaims;
 use crate::db::{self, factors::FactorSecret};
 use crate::error::ApiError;
@@ -64,9 +64,7 @@ pub async fn require_in(
     let (tenant_id, user_id) = (&claims.tid, &claims.sub);
     let Some(raw) = code else {
         require_token(state, claims)?;
-        db::users::lock_for_attempt(conn, tenant_id, user_id)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
+        lock_own_row(conn, tenant_id, user_id).await?;
         return Ok(Verdict::Accepted(()));
     };
     let proof = attempt::admit(state, meta, || attempt::parse_any(HEADER, raw))?;

@@ -14,26 +14,16 @@ use super::attempt::Verdict;
 use super::enrollment::own;
 use super::logins::TokenType;
 use super::tenant::policy_of;
-use super::{audit_ctx, step_up, surface_of, ClientMeta};
+use super::{lock_own_row, own_audit_ctx, step_up, ClientMeta};
 use crate::accepted;
 use crate::crypto::jwt::AccessClaims;
-use crate::db::{self, audit::AuditCtx, factors::Removal};
+use crate::db::{self, factors::Removal};
 use crate::domain::audit::AuditType;
 use crate::domain::factor::FactorName;
 use crate::domain::ids::{FactorId, FactorStatus, FactorType, TenantId, UserId};
 use crate::error::ApiError;
 use crate::state::AppState;
 use removal::{remove_factors, Why};
-
-fn ctx(state: &AppState, claims: &AccessClaims, meta: &ClientMeta) -> AuditCtx {
-    audit_ctx(
-        &claims.tid,
-        Some(&claims.sub),
-        Some(claims.sub.as_str()),
-        Some(surface_of(state, claims)),
-        meta,
-    )
-}
 
 fn factor_id(s: &str) -> Result<FactorId, ApiError> {
     FactorId::parse(s).ok_or(ApiError::NotFound)
@@ -133,13 +123,11 @@ pub async fn rename(
 ) -> Result<FactorView, ApiError> {
     let factor_id = factor_id(factor)?;
     let now = state.now();
-    let audit = ctx(state, claims, meta);
+    let audit = own_audit_ctx(state, claims, meta);
     let (tenant_id, user_id) = (&claims.tid, &claims.sub);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        db::users::lock_for_attempt(conn, tenant_id, user_id)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
+        lock_own_row(conn, tenant_id, user_id).await?;
         let all = db::factors::list(conn, tenant_id, user_id).await?;
         let Some(old) = all.iter().find(|f| f.factor_id == factor_id) else {
             return Err(ApiError::NotFound);
@@ -179,14 +167,12 @@ pub async fn remove(
 ) -> Result<(), ApiError> {
     let factor_id = factor_id(factor)?;
     let now = state.now();
-    let audit = ctx(state, claims, meta);
+    let audit = own_audit_ctx(state, claims, meta);
     let (tenant_id, user_id) = (&claims.tid, &claims.sub);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
         // Two removals at once must not both see "not the last one".
-        db::users::lock_for_attempt(conn, tenant_id, user_id)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
+        lock_own_row(conn, tenant_id, user_id).await?;
         let user = db::users::get(conn, tenant_id, user_id)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
