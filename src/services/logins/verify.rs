@@ -94,6 +94,18 @@ async fn complete(
     })
 }
 
+/// The answer of a sign-in completed by a code or a passkey.
+fn verified(done: Completed) -> Verified {
+    Verified {
+        status: AuthenticatedStatus::Authenticated,
+        access_token: done.minted.token,
+        token_type: TokenType::Bearer,
+        expires_in: done.minted.expires_in,
+        device_token: done.device.as_ref().map(|d| d.device_token.clone()),
+        device_expires_at: done.device.map(|d| d.device_expires_at),
+    }
+}
+
 /// `POST /v1/logins/{login_id}/verify`: the hot path.
 #[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
 pub async fn verify(
@@ -108,14 +120,7 @@ pub async fn verify(
         attempt::parse_totp("code", code).map(Proof::Totp)
     })?;
     let done = attempt(state, token, login_id, proof, remember, meta).await?;
-    Ok(Verified {
-        status: AuthenticatedStatus::Authenticated,
-        access_token: done.minted.token,
-        token_type: TokenType::Bearer,
-        expires_in: done.minted.expires_in,
-        device_token: done.device.as_ref().map(|d| d.device_token.clone()),
-        device_expires_at: done.device.map(|d| d.device_expires_at),
-    })
+    Ok(verified(done))
 }
 
 /// `POST /v1/logins/{login_id}/webauthn` (§16): an assertion answering the sign-in's live
@@ -133,14 +138,7 @@ pub async fn webauthn(
         crate::services::assertion::parse_assertion(credential, Purpose::SignIn)
     })?;
     let done = attempt(state, token, login_id, proof, remember, meta).await?;
-    Ok(Verified {
-        status: AuthenticatedStatus::Authenticated,
-        access_token: done.minted.token,
-        token_type: TokenType::Bearer,
-        expires_in: done.minted.expires_in,
-        device_token: done.device.as_ref().map(|d| d.device_token.clone()),
-        device_expires_at: done.device.map(|d| d.device_expires_at),
-    })
+    Ok(verified(done))
 }
 
 /// `POST /v1/logins/{login_id}/recover`.

@@ -12,10 +12,12 @@ pub mod worker;
 
 use chrono::Duration;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use secrecy::zeroize::Zeroizing;
 
 pub use self::views::*;
 use super::admin::page_limit;
 use super::{audit_ctx, ClientMeta};
+use crate::crypto::keyring::Sealed;
 use crate::crypto::webhook::{generate_key, secret_aad, secret_text};
 use crate::db::{self, audit::AuditCtx, webhooks::WebhookChange};
 use crate::domain::audit::AuditType;
@@ -35,6 +37,22 @@ pub const TEST_INTERVAL_SECS: i64 = 10;
 
 fn ctx(tenant_id: &TenantId, actor: &str, meta: &ClientMeta) -> AuditCtx {
     audit_ctx(tenant_id, None, Some(actor), None, meta)
+}
+
+/// A new signing secret for webhook `id`, and the same sealed (its AAD names the tenant and
+/// the webhook).
+fn new_secret(
+    state: &AppState,
+    tenant_id: &TenantId,
+    id: WebhookId,
+) -> Result<(Zeroizing<Vec<u8>>, Sealed), ApiError> {
+    let key = generate_key();
+    let sealed = state
+        .keys
+        .keyring
+        .seal(&key, &secret_aad(tenant_id.as_str(), id.0))
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("sealing a webhook secret: {e}")))?;
+    Ok((key, sealed))
 }
 
 pub fn parse_url(state: &AppState, s: &str) -> Result<WebhookUrl, ApiError> {
@@ -74,12 +92,7 @@ pub async fn create(
     let types = parse_types(body.event_types.as_deref())?.to_strings();
     let description = parse_description(body.description.as_deref())?;
     let id = WebhookId::new();
-    let key = generate_key();
-    let sealed = state
-        .keys
-        .keyring
-        .seal(&key, &secret_aad(tenant_id.as_str(), id.0))
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("sealing a webhook secret: {e}")))?;
+    let (key, sealed) = new_secret(state, tenant_id, id)?;
     let now = state.now();
     let audit = ctx(tenant_id, actor, meta);
     let mut conn = state.pool.get().await?;
@@ -246,12 +259,7 @@ pub async fn rotate(
     actor: &str,
     meta: &ClientMeta,
 ) -> Result<RotatedSecret, ApiError> {
-    let key = generate_key();
-    let sealed = state
-        .keys
-        .keyring
-        .seal(&key, &secret_aad(tenant_id.as_str(), id.0))
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("sealing a webhook secret: {e}")))?;
+    let (key, sealed) = new_secret(state, tenant_id, id)?;
     let now = state.now();
     let until = now + Duration::hours(ROTATION_OVERLAP_HOURS);
     let audit = ctx(tenant_id, actor, meta);
