@@ -32,6 +32,14 @@ fn user_ids(r: &Resp) -> Vec<String> {
         .collect()
 }
 
+/// `path` (with its query) for the page after `cursor`, or the first page.
+fn page(path: &str, cursor: &Option<String>) -> String {
+    match cursor {
+        None => path.to_owned(),
+        Some(c) => format!("{path}&cursor={c}"),
+    }
+}
+
 fn next_cursor(r: &Resp) -> Option<String> {
     match r.body.get("next_cursor") {
         None => None,
@@ -82,13 +90,9 @@ async fn the_user_list_pages_by_id_without_loss_or_repetition_while_users_are_ad
     expected.insert("admin-1".into());
 
     let mut seen: Vec<String> = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut pages = 0;
+    let (mut cursor, mut pages) = (None, 0);
     loop {
-        let path = match &cursor {
-            None => "/v1/tenants/acme/users?limit=5".to_owned(),
-            Some(c) => format!("/v1/tenants/acme/users?limit=5&cursor={c}"),
-        };
+        let path = page("/v1/tenants/acme/users?limit=5", &cursor);
         let r = app.get(&path, Some(token)).await;
         let page = user_ids(&r);
         pages += 1;
@@ -762,13 +766,9 @@ async fn the_audit_trail_is_newest_first_filtered_and_paged_without_loss() {
 
     // Pages of 7, while new events are written between pages.
     let mut seen: Vec<Value> = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut pages = 0;
+    let (mut cursor, mut pages) = (None, 0);
     loop {
-        let path = match &cursor {
-            None => "/v1/tenants/acme/audit-events?limit=7".to_owned(),
-            Some(c) => format!("/v1/tenants/acme/audit-events?limit=7&cursor={c}"),
-        };
+        let path = page("/v1/tenants/acme/audit-events?limit=7", &cursor);
         let r = app.get(&path, Some(token)).await;
         seen.extend(items(&r));
         pages += 1;

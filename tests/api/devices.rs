@@ -3,43 +3,14 @@
 //! test each), foreign tokens ignored, the 20-device cap, clipping by the current policy, and
 //! step-up judged by the moment the code was typed. Real Postgres, injected clock.
 
-use chrono::{DateTime, Duration, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use chrono::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{code_at, login_of, wrong_code, Enrolled, Resp, TestApp, User};
+use crate::tokens::{jwks_claims, ts};
 
 const DAY: i64 = 86_400;
-
-fn ts(v: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(v.as_str().expect("timestamp string"))
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
-}
-
-/// The claims of an access token verified with the published JWKS alone.
-async fn jwks_claims(app: &TestApp, token: &str, audience: &str) -> Value {
-    let jwks = app.get("/.well-known/jwks.json", None).await;
-    let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
-    let jwk = jwks.body["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == kid.as_str())
-        .expect("published kid")
-        .clone();
-    let key = DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
-    let mut v = Validation::new(Algorithm::EdDSA);
-    v.set_audience(&[audience]);
-    v.set_issuer(&["mspbots-mfa"]);
-    v.validate_exp = false; // by the test clock, below
-    let claims = jsonwebtoken::decode::<Value>(token, &key, &v)
-        .expect("verifies with the JWKS")
-        .claims;
-    assert!(claims["exp"].as_i64().unwrap() > app.now().timestamp());
-    claims
-}
 
 /// A tenant whose admin turned remembering on for `days` (2FA not enforced, so users may
 /// also remove their factor), with the admin; `body` adds policy fields.

@@ -100,23 +100,59 @@ pub async fn call(
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+/// A client of one running service.
+#[derive(Clone)]
+pub struct Api {
+    c: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Self {
+        Api {
+            c: reqwest::Client::new(),
+            base: base.to_owned(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `POST path` with `token` and a JSON body: `(status, body)`.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.post_with(path, token, body, &[]).await
+    }
+
+    /// `POST path` with extra headers.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let (method, url) = (reqwest::Method::POST, self.url(path));
+        call(&self.c, method, url, token, body, headers).await
+    }
+
+    /// Waits (bounded) until the service refuses new connections, after a SIGTERM.
+    pub async fn wait_refusing(&self) {
+        let started = Instant::now();
+        while reqwest::get(self.url("/healthz")).await.is_ok() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "still accepting after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The claims of a token verified with the JWKS alone, by the wall clock.
 fn verify_with_jwks(token: &str, jwks: &Value, aud: &str) -> Value {
-    let header = jsonwebtoken::decode_header(token).unwrap();
-    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
-    let kid = header.kid.expect("kid");
-    let jwk = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == kid.as_str())
-        .expect("kid published");
-    let key = jsonwebtoken::DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
-    v.set_audience(&[aud]);
-    v.set_issuer(&["mspbots-mfa"]);
-    jsonwebtoken::decode::<Value>(token, &key, &v)
+    crate::tokens::verify(jwks, token, aud, Utc::now().timestamp())
         .expect("valid with the JWKS alone")
-        .claims
 }
 
 #[tokio::test]
@@ -142,8 +178,9 @@ async fn the_three_procedures_through_the_real_binary() {
         "{stdout:?}"
     );
 
-    let c = reqwest::Client::new();
-    let url = |p: &str| format!("{}{p}", svc.base);
+    let api = Api::new(&svc.base);
+    let c = &api.c;
+    let url = |p: &str| api.url(p);
     assert_eq!(c.get(url("/healthz")).send().await.unwrap().status(), 200);
     assert_eq!(c.get(url("/readyz")).send().await.unwrap().status(), 200);
     let jwks: Value = c
@@ -154,41 +191,16 @@ async fn the_three_procedures_through_the_real_binary() {
         .json()
         .await
         .unwrap();
-    let post = reqwest::Method::POST;
 
     // An admin signs in (2FA off), sets up an authenticator app voluntarily, turns 2FA on.
     let admin = json!({"tenant_id": "acme", "user_id": "admin", "email": "admin@acme.example",
         "identity_provider": "microsoft", "roles": ["admin"], "surface": "app"});
-    let (s, b) = call(&c, post.clone(), url("/v1/logins"), key, admin.clone(), &[]).await;
-    assert_eq!(
-        (s, b["status"].as_str()),
-        (201, Some("authenticated")),
-        "{b}"
-    );
-    let pwd_token = b["access_token"].as_str().unwrap().to_owned();
-    let (s, m) = call(
-        &c,
-        post.clone(),
-        url("/v1/me/totp-enrollment"),
-        &pwd_token,
-        json!({}),
-        &[],
-    )
-    .await;
-    assert_eq!(s, 201, "{m}");
-    let admin_secret = m["secret"].as_str().unwrap().to_owned();
-    let admin_code = code_at(&admin_secret, Utc::now());
-    let (s, b) = call(
-        &c,
-        post.clone(),
-        url("/v1/me/totp-enrollment/confirm"),
-        &pwd_token,
-        json!({"code": admin_code}),
-        &[],
-    )
-    .await;
-    assert_eq!(s, 200, "{b}");
-    let admin_token = b["access_token"].as_str().unwrap().to_owned();
+    let ViaMe {
+        pwd_token,
+        secret: admin_secret,
+        code: admin_code,
+        token: admin_token,
+    } = enrolled_via_me(&api, key, &admin).await;
     assert_eq!(
         verify_with_jwks(&admin_token, &jwks, "mspbots-app")["amr"],
         json!(["pwd", "otp", "mfa"])
@@ -201,7 +213,7 @@ async fn the_three_procedures_through_the_real_binary() {
         .unwrap();
     let etag = policy.headers()["etag"].to_str().unwrap().to_owned();
     let (s, b) = call(
-        &c,
+        c,
         reqwest::Method::PUT,
         url("/v1/tenants/acme/policy"),
         &admin_token,
@@ -214,7 +226,7 @@ async fn the_three_procedures_through_the_real_binary() {
     // A local user's first sign-in on the portal: Setup MFA, scan, type the code.
     let user = json!({"tenant_id": "acme", "user_id": "jane", "email": "jane@acme.example",
         "identity_provider": "local", "surface": "portal"});
-    let (s, b) = call(&c, post.clone(), url("/v1/logins"), key, user.clone(), &[]).await;
+    let (s, b) = api.post("/v1/logins", key, user.clone()).await;
     assert_eq!(
         (s, b["status"].as_str()),
         (201, Some("enrollment_required")),
@@ -224,27 +236,23 @@ async fn the_three_procedures_through_the_real_binary() {
         b["login_id"].as_str().unwrap().to_owned(),
         b["mfa_token"].as_str().unwrap().to_owned(),
     );
-    let (s, m) = call(
-        &c,
-        post.clone(),
-        url(&format!("/v1/logins/{login}/totp-enrollment")),
-        &mfa,
-        json!({}),
-        &[],
-    )
-    .await;
+    let (s, m) = api
+        .post(
+            &format!("/v1/logins/{login}/totp-enrollment"),
+            &mfa,
+            json!({}),
+        )
+        .await;
     assert_eq!(s, 201, "{m}");
     let secret = m["secret"].as_str().unwrap().to_owned();
     let jane_code = code_at(&secret, Utc::now());
-    let (s, b) = call(
-        &c,
-        post.clone(),
-        url(&format!("/v1/logins/{login}/totp-enrollment/confirm")),
-        &mfa,
-        json!({"code": jane_code}),
-        &[],
-    )
-    .await;
+    let (s, b) = api
+        .post(
+            &format!("/v1/logins/{login}/totp-enrollment/confirm"),
+            &mfa,
+            json!({"code": jane_code}),
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["recovery_codes"].as_array().unwrap().len(), 10);
     let mut recovery_codes: Vec<String> = b["recovery_codes"]
@@ -261,7 +269,7 @@ async fn the_three_procedures_through_the_real_binary() {
 
     // Every later sign-in asks for a code. The confirming code is used up, so the app's next
     // code (accepted within the default one-step window) signs in, without waiting.
-    let (s, b) = call(&c, post.clone(), url("/v1/logins"), key, user.clone(), &[]).await;
+    let (s, b) = api.post("/v1/logins", key, user.clone()).await;
     assert_eq!(
         (s, b["status"].as_str()),
         (201, Some("verification_required")),
@@ -274,26 +282,22 @@ async fn the_three_procedures_through_the_real_binary() {
     // First a wrong code (the invalid_code path logs too): the app's code of an hour ago,
     // a number no log line holds by chance.
     let wrong = code_at(&secret, Utc::now() - chrono::Duration::hours(1));
-    let (s, b) = call(
-        &c,
-        post.clone(),
-        url(&format!("/v1/logins/{login}/verify")),
-        &mfa,
-        json!({"code": wrong}),
-        &[],
-    )
-    .await;
+    let (s, b) = api
+        .post(
+            &format!("/v1/logins/{login}/verify"),
+            &mfa,
+            json!({"code": wrong}),
+        )
+        .await;
     assert_eq!((s, b["code"].as_str()), (400, Some("invalid_code")), "{b}");
     let next = code_at(&secret, Utc::now() + chrono::Duration::seconds(30));
-    let (s, b) = call(
-        &c,
-        post.clone(),
-        url(&format!("/v1/logins/{login}/verify")),
-        &mfa,
-        json!({"code": next}),
-        &[],
-    )
-    .await;
+    let (s, b) = api
+        .post(
+            &format!("/v1/logins/{login}/verify"),
+            &mfa,
+            json!({"code": next}),
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
     let user_token = b["access_token"].as_str().unwrap().to_owned();
     let claims = verify_with_jwks(&user_token, &jwks, "mspbots-portal");
@@ -303,15 +307,14 @@ async fn the_three_procedures_through_the_real_binary() {
     // A sensitive call with a code in X-MFA-Code (the admin's next code) and a sign-in
     // with a recovery code, so the log below has seen both kinds.
     let step_up = code_at(&admin_secret, Utc::now() + chrono::Duration::seconds(30));
-    let (s, b) = call(
-        &c,
-        post.clone(),
-        url("/v1/me/recovery-codes"),
-        &admin_token,
-        json!({}),
-        &[("X-MFA-Code", step_up.as_str())],
-    )
-    .await;
+    let (s, b) = api
+        .post_with(
+            "/v1/me/recovery-codes",
+            &admin_token,
+            json!({}),
+            &[("X-MFA-Code", step_up.as_str())],
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
     recovery_codes.extend(
         b["recovery_codes"]
@@ -320,35 +323,18 @@ async fn the_three_procedures_through_the_real_binary() {
             .iter()
             .map(|c| c.as_str().unwrap().to_owned()),
     );
-    let (s, b) = call(&c, post.clone(), url("/v1/logins"), key, user.clone(), &[]).await;
+    let (s, b) = api.post("/v1/logins", key, user.clone()).await;
     assert_eq!(s, 201, "{b}");
-    let recover = url(&format!(
-        "/v1/logins/{}/recover",
-        b["login_id"].as_str().unwrap()
-    ));
+    let recover = format!("/v1/logins/{}/recover", b["login_id"].as_str().unwrap());
     let recover_token = b["mfa_token"].as_str().unwrap().to_owned();
     // A wrong recovery code first (one of another user's: well-formed, never issued here),
     // then a right one typed in lower case.
     let wrong_recovery = "7k3mq-x9d2p".to_owned();
-    let (s, b) = call(
-        &c,
-        post.clone(),
-        recover.clone(),
-        &recover_token,
-        json!({"recovery_code": wrong_recovery}),
-        &[],
-    )
-    .await;
+    let body = json!({"recovery_code": wrong_recovery});
+    let (s, b) = api.post(&recover, &recover_token, body).await;
     assert_eq!((s, b["code"].as_str()), (400, Some("invalid_code")), "{b}");
-    let (s, b) = call(
-        &c,
-        post.clone(),
-        recover,
-        &recover_token,
-        json!({"recovery_code": recovery_codes[0].to_lowercase()}),
-        &[],
-    )
-    .await;
+    let body = json!({"recovery_code": recovery_codes[0].to_lowercase()});
+    let (s, b) = api.post(&recover, &recover_token, body).await;
     assert_eq!(s, 200, "{b}");
     recovery_codes.push(wrong_recovery);
 
@@ -441,34 +427,11 @@ async fn sigterm_finishes_the_request_in_flight_then_exits() {
         .output()
         .unwrap();
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let c = reqwest::Client::new();
-    let url = |p: &str| format!("{}{p}", svc.base);
-    let post = reqwest::Method::POST;
+    let api = Api::new(&svc.base);
     let user = json!({"tenant_id": "acme", "user_id": "jane", "email": "jane@acme.example",
         "identity_provider": "local", "surface": "app"});
-    let (_, b) = call(&c, post.clone(), url("/v1/logins"), &key, user.clone(), &[]).await;
-    let token = b["access_token"].as_str().unwrap().to_owned();
-    let (_, m) = call(
-        &c,
-        post.clone(),
-        url("/v1/me/totp-enrollment"),
-        &token,
-        json!({}),
-        &[],
-    )
-    .await;
-    let secret = m["secret"].as_str().unwrap().to_owned();
-    let (s, _) = call(
-        &c,
-        post.clone(),
-        url("/v1/me/totp-enrollment/confirm"),
-        &token,
-        json!({"code": code_at(&secret, Utc::now())}),
-        &[],
-    )
-    .await;
-    assert_eq!(s, 200);
-    let (_, b) = call(&c, post.clone(), url("/v1/logins"), &key, user, &[]).await;
+    let ViaMe { secret, .. } = enrolled_via_me(&api, &key, &user).await;
+    let (_, b) = api.post("/v1/logins", &key, user).await;
     let (login, mfa) = (
         b["login_id"].as_str().unwrap().to_owned(),
         b["mfa_token"].as_str().unwrap().to_owned(),
@@ -483,23 +446,10 @@ async fn sigterm_finishes_the_request_in_flight_then_exits() {
         .await
         .unwrap();
     let in_flight = {
-        let (c, u, mfa) = (
-            c.clone(),
-            url(&format!("/v1/logins/{login}/verify")),
-            mfa.clone(),
-        );
+        let (api, mfa) = (api.clone(), mfa.clone());
         let code = code_at(&secret, Utc::now() + chrono::Duration::seconds(30));
-        tokio::spawn(async move {
-            call(
-                &c,
-                reqwest::Method::POST,
-                u,
-                &mfa,
-                json!({"code": code}),
-                &[],
-            )
-            .await
-        })
+        let path = format!("/v1/logins/{login}/verify");
+        tokio::spawn(async move { api.post(&path, &mfa, json!({"code": code})).await })
     };
     // Wait until Postgres shows the service's statement waiting for the lock.
     let started = Instant::now();
@@ -527,14 +477,7 @@ async fn sigterm_finishes_the_request_in_flight_then_exits() {
 
     sigterm(&svc);
     // New connections are refused once the listener is closed.
-    let started = Instant::now();
-    while reqwest::get(url("/healthz")).await.is_ok() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "still accepting after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    api.wait_refusing().await;
     assert!(
         svc.child.try_wait().unwrap().is_none(),
         "must wait for the request in flight"
@@ -678,46 +621,42 @@ pub fn cli_service_key(db: &TestDb, dir: &TempDir) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-/// A user of a tenant without 2FA signs in and sets up an authenticator through `/v1/me`:
-/// `(secret, fresh otp token)`.
-async fn enrolled_via_me(
-    c: &reqwest::Client,
-    base: &str,
-    key: &str,
-    user: &Value,
-) -> (String, String) {
-    let post = reqwest::Method::POST;
-    let url = |p: &str| format!("{base}{p}");
-    let (s, b) = call(c, post.clone(), url("/v1/logins"), key, user.clone(), &[]).await;
+/// A user enrolled through `/v1/me`: the first token (`amr: ["pwd"]`), the secret, the code
+/// that confirmed it, and the fresh token that confirmation returned.
+struct ViaMe {
+    pwd_token: String,
+    secret: String,
+    code: String,
+    token: String,
+}
+
+/// A user of a tenant without 2FA signs in and sets up an authenticator through `/v1/me`.
+async fn enrolled_via_me(api: &Api, key: &str, user: &Value) -> ViaMe {
+    let (s, b) = api.post("/v1/logins", key, user.clone()).await;
     assert_eq!(
         (s, b["status"].as_str()),
         (201, Some("authenticated")),
         "{b}"
     );
-    let token = b["access_token"].as_str().unwrap().to_owned();
-    let (s, m) = call(
-        c,
-        post.clone(),
-        url("/v1/me/totp-enrollment"),
-        &token,
-        json!({}),
-        &[],
-    )
-    .await;
+    let pwd_token = b["access_token"].as_str().unwrap().to_owned();
+    let (s, m) = api
+        .post("/v1/me/totp-enrollment", &pwd_token, json!({}))
+        .await;
     assert_eq!(s, 201, "{m}");
     let secret = m["secret"].as_str().unwrap().to_owned();
     let code = code_at(&secret, Utc::now());
-    let (s, b) = call(
-        c,
-        post,
-        url("/v1/me/totp-enrollment/confirm"),
-        &token,
-        json!({ "code": code }),
-        &[],
-    )
-    .await;
+    let body = json!({ "code": code });
+    let (s, b) = api
+        .post("/v1/me/totp-enrollment/confirm", &pwd_token, body)
+        .await;
     assert_eq!(s, 200, "{b}");
-    (secret, b["access_token"].as_str().unwrap().to_owned())
+    let token = b["access_token"].as_str().unwrap().to_owned();
+    ViaMe {
+        pwd_token,
+        secret,
+        code,
+        token,
+    }
 }
 
 /// A webhook receiver that holds its first request until told: says when the request has
@@ -777,20 +716,15 @@ async fn the_webhook_worker_stops_with_the_server_after_recording_the_delivery_i
         cmd
     });
     let key = cli_service_key(&db, &dir);
-    let c = reqwest::Client::new();
+    let api = Api::new(&svc.base);
     let admin = json!({"tenant_id": "acme", "user_id": "admin", "email": "admin@acme.example",
         "identity_provider": "local", "roles": ["admin"], "surface": "app"});
-    let (_, admin_token) = enrolled_via_me(&c, &svc.base, &key, &admin).await;
+    let admin_token = enrolled_via_me(&api, &key, &admin).await.token;
     let (hook, arrived, release) = held_receiver().await;
-    let (s, b) = call(
-        &c,
-        reqwest::Method::POST,
-        format!("{}/v1/tenants/acme/webhooks", svc.base),
-        &admin_token,
-        json!({"url": hook, "event_types": ["user.unlocked"]}),
-        &[],
-    )
-    .await;
+    let body = json!({"url": hook, "event_types": ["user.unlocked"]});
+    let (s, b) = api
+        .post("/v1/tenants/acme/webhooks", &admin_token, body)
+        .await;
     assert_eq!(s, 201, "{b}");
 
     // An event, as the services write them: the worker delivers it unasked.
@@ -809,14 +743,7 @@ async fn the_webhook_worker_stops_with_the_server_after_recording_the_delivery_i
 
     // Stop the server while the delivery is in flight.
     sigterm(&svc);
-    let started = Instant::now();
-    while reqwest::get(format!("{}/healthz", svc.base)).await.is_ok() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "still accepting after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    api.wait_refusing().await;
     assert!(
         svc.child.try_wait().unwrap().is_none(),
         "must wait for the delivery in flight"

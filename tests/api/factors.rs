@@ -75,22 +75,18 @@ async fn a_code_of_either_authenticator_signs_in_and_each_has_its_own_replay_gua
 
     app.advance(STEP);
     let (l1, t1) = app.challenge(&u).await;
-    let r = app
-        .verify_code(&l1, &t1, &code_at(&a.secret, app.now()))
-        .await;
+    let r = app.verify_now(&l1, &t1, &a.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
     // The same step on the other factor is not a replay.
     let (l2, t2) = app.challenge(&u).await;
-    let r = app
-        .verify_code(&l2, &t2, &code_at(&b_secret, app.now()))
-        .await;
+    let r = app.verify_now(&l2, &t2, &b_secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
     // But that step again on either factor is.
     let (l3, t3) = app.challenge(&u).await;
-    app.verify_code(&l3, &t3, &code_at(&b_secret, app.now()))
+    app.verify_now(&l3, &t3, &b_secret)
         .await
         .problem(400, "code_reused");
-    app.verify_code(&l3, &t3, &code_at(&a.secret, app.now()))
+    app.verify_now(&l3, &t3, &a.secret)
         .await
         .problem(400, "code_reused");
     assert_eq!(app.attempts_left(&l3, &t3).await, 5, "reuse is not counted");
@@ -119,13 +115,7 @@ async fn a_code_of_either_authenticator_signs_in_and_each_has_its_own_replay_gua
 
 #[tokio::test]
 async fn the_same_code_at_once_to_twenty_sign_ins_over_two_instances_succeeds_once() {
-    let app = TestApp::spawn_with(|s| s.rate_limit_per_minute = 1000).await;
-    let dir = app.data_dir.clone();
-    let app2 = TestApp::spawn_on(&app.db.url, |s| {
-        s.data_dir = dir;
-        s.rate_limit_per_minute = 1000;
-    })
-    .await;
+    let (app, app2) = TestApp::two_instances(|s| s.rate_limit_per_minute = 1000).await;
     let (u, a) = one_factor(&app, "jane").await;
     let (_, b_secret, _) = add_factor(&app, &a.access_token, None).await;
     app.advance(STEP);
@@ -166,9 +156,7 @@ async fn five_wrong_codes_lock_the_user_whatever_factor_they_were_meant_for() {
             .problem(400, "invalid_code");
     }
     assert_eq!(app.user_failures("acme", "jane").await, 4);
-    let r = app
-        .verify_code(&l, &t, &code_at(&b_secret, app.now()))
-        .await;
+    let r = app.verify_now(&l, &t, &b_secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(app.user_failures("acme", "jane").await, 0);
 
@@ -191,7 +179,7 @@ async fn five_wrong_codes_lock_the_user_whatever_factor_they_were_meant_for() {
     .problem(400, "invalid_code");
     let (l, t) = app.challenge(&u).await;
     for secret in [&a.secret, &b_secret] {
-        app.verify_code(&l, &t, &code_at(secret, app.now()))
+        app.verify_now(&l, &t, secret)
             .await
             .problem(429, "too_many_attempts");
     }
@@ -494,15 +482,13 @@ async fn a_v1_re_enrollment_replaces_every_factor_only_at_its_confirmation() {
     assert_eq!(items[0]["name"], "New phone");
     app.advance(STEP);
     let (l, t) = app.challenge(&u).await;
-    app.verify_code(&l, &t, &code_at(&b_secret, app.now()))
+    app.verify_now(&l, &t, &b_secret)
         .await
         .problem(400, "invalid_code");
     app.recover_code(&l, &t, &a.recovery_codes[0])
         .await
         .problem(400, "invalid_code");
-    let r = app
-        .verify_code(&l, &t, &code_at(&c_secret, app.now()))
-        .await;
+    let r = app.verify_now(&l, &t, &c_secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
     // DELETE /v1/me/totp removes every factor.
     let t2 = r.body["access_token"].as_str().unwrap().to_owned();

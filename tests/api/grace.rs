@@ -2,18 +2,13 @@
 //! the end of grace (by time, by a lower policy), voluntary enrollment inside it, the restart
 //! after an admin reset, and the summary agreeing with the filtered listings at each point.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::{claims_of, code_at, login_of, wrong_code, Enrolled, Resp, TestApp, User};
+use crate::tokens::ts;
 
 const DAY: i64 = 86_400;
-
-fn ts(v: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(v.as_str().expect("timestamp string"))
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
-}
 
 /// A tenant enforcing 2FA with `grace` days; its admin.
 async fn enforcing(app: &TestApp, tenant: &str, grace: i64) -> (User, Enrolled) {

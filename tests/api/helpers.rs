@@ -291,6 +291,24 @@ impl TestApp {
         Self::spawn_in(db, configure).await
     }
 
+    /// Another instance on this app's database, with its keys (the same data folder), then
+    /// `configure`.
+    pub async fn second_instance(&self, configure: impl FnOnce(&mut Settings)) -> Self {
+        let dir = self.data_dir.clone();
+        Self::spawn_on(&self.db.url, |s| {
+            s.data_dir = dir;
+            configure(s);
+        })
+        .await
+    }
+
+    /// Two instances on one database with the same keys, both configured by `configure`.
+    pub async fn two_instances(configure: impl Fn(&mut Settings)) -> (Self, Self) {
+        let app = Self::spawn_with(&configure).await;
+        let app2 = app.second_instance(&configure).await;
+        (app, app2)
+    }
+
     async fn spawn_in(db: TestDb, configure: impl FnOnce(&mut Settings)) -> Self {
         let dir = TempDir::new();
         let mut settings = Settings::defaults();
@@ -810,6 +828,12 @@ impl TestApp {
     /// `POST /v1/logins/{login_id}/verify` with `code`.
     pub async fn verify_code(&self, login_id: &str, token: &str, code: &str) -> Resp {
         self.login_post(login_id, token, "verify", json!({ "code": code }))
+            .await
+    }
+
+    /// `POST /v1/logins/{login_id}/verify` with the code of `secret` now (the test's clock).
+    pub async fn verify_now(&self, login_id: &str, token: &str, secret: &str) -> Resp {
+        self.verify_code(login_id, token, &code_at(secret, self.now()))
             .await
     }
 

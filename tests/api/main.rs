@@ -31,6 +31,7 @@ mod signin;
 mod stuck_user;
 mod synced_key;
 mod templates;
+mod tokens;
 mod totp_vectors;
 mod ui;
 mod webhook_fairness;

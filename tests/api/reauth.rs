@@ -3,45 +3,16 @@
 //! for step-up while the old one is not. Also the page-facing fields of §21 (`GET
 //! /v1/logins/{login_id}` and `GET /v1/me`). Real Postgres, injected clock.
 
-use chrono::{DateTime, Duration, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use chrono::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{code_at, login_of, retry_after, wrong_code, Resp, TestApp, User};
+use crate::tokens::{jwks_claims, ts};
 
 const PATH: &str = "/v1/me/reauthenticate";
 /// A sensitive call (step-up) that changes nothing but the recovery codes.
 const SENSITIVE: &str = "/v1/me/recovery-codes";
-
-/// The claims of an access token verified with the published JWKS alone.
-async fn jwks_claims(app: &TestApp, token: &str) -> Value {
-    let jwks = app.get("/.well-known/jwks.json", None).await;
-    let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
-    let jwk = jwks.body["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == kid.as_str())
-        .expect("published kid")
-        .clone();
-    let key = DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
-    let mut v = Validation::new(Algorithm::EdDSA);
-    v.set_audience(&["mspbots-app"]);
-    v.set_issuer(&["mspbots-mfa"]);
-    v.validate_exp = false; // by the test clock, below
-    let claims = jsonwebtoken::decode::<Value>(token, &key, &v)
-        .expect("verifies with the JWKS")
-        .claims;
-    assert!(claims["exp"].as_i64().unwrap() > app.now().timestamp());
-    claims
-}
-
-fn ts(v: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(v.as_str().expect("timestamp string"))
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
-}
 
 async fn reauth(app: &TestApp, token: &str, body: Value) -> Resp {
     app.post(PATH, Some(token), body).await
@@ -88,7 +59,7 @@ async fn a_code_mints_a_recent_otp_token_and_the_old_token_stays_valid_but_not_r
     assert_eq!(r.body["token_type"], "Bearer");
     assert_eq!(r.body["expires_in"], 3600);
     let new = r.body["access_token"].as_str().unwrap().to_owned();
-    let claims = jwks_claims(&app, &new).await;
+    let claims = jwks_claims(&app, &new, "mspbots-app").await;
     assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]));
     assert_eq!(claims["auth_time"], json!(app.now().timestamp()));
     assert_eq!(claims["sub"], "jane");
@@ -151,7 +122,7 @@ async fn a_recovery_code_is_spent_audited_and_leaves_remembered_devices_alone() 
     let r = reauth(&app, &e.access_token, json!({"recovery_code": code})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let new = r.body["access_token"].as_str().unwrap().to_owned();
-    let claims = jwks_claims(&app, &new).await;
+    let claims = jwks_claims(&app, &new, "mspbots-app").await;
     assert_eq!(claims["amr"], json!(["pwd", "mfa", "rc"]));
     assert_eq!(claims["auth_time"], json!(app.now().timestamp()));
     assert_eq!(app.audit_count("acme", "recovery_code.used").await, 1);

@@ -32,13 +32,11 @@ async fn lock_out(app: &TestApp, u: &User, e: &Enrolled) -> u64 {
     app.get(&format!("/v1/logins/{login_id}"), Some(&token))
         .await
         .problem(401, "unauthenticated");
-    app.verify_code(&login_id, &token, &code_at(&e.secret, app.now()))
+    app.verify_now(&login_id, &token, &e.secret)
         .await
         .problem(401, "unauthenticated");
     let (login_id, token) = app.challenge(u).await;
-    let r = app
-        .verify_code(&login_id, &token, &code_at(&e.secret, app.now()))
-        .await;
+    let r = app.verify_now(&login_id, &token, &e.secret).await;
     r.problem(429, "too_many_attempts");
     assert_eq!(
         app.attempts_left(&login_id, &token).await,
@@ -92,9 +90,7 @@ async fn a_used_code_or_an_earlier_one_is_code_reused_and_not_counted() {
         .problem(400, "code_reused");
     // The reused code did not kill the sign-in: a fresh code still works.
     app.advance(60);
-    let r = app
-        .verify_code(&l3, &t3, &code_at(&e.secret, app.now()))
-        .await;
+    let r = app.verify_now(&l3, &t3, &e.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(app.audit_count("acme", "totp.code_reused").await, 8);
 }
@@ -115,7 +111,7 @@ async fn the_code_that_confirmed_an_enrollment_cannot_sign_in() {
     let (login_id, token) = app
         .challenge(&User::new("acme", "admin-1").roles(&["admin"]))
         .await;
-    app.verify_code(&login_id, &token, &code_at(&admin.secret, app.now()))
+    app.verify_now(&login_id, &token, &admin.secret)
         .await
         .problem(400, "code_reused");
     assert_eq!(app.audit_count("acme", "totp.code_reused").await, 2);
@@ -218,13 +214,7 @@ async fn twenty_submissions_on_one_sign_in_succeed_exactly_once() {
 /// exactly once, and wrong codes sent to either count towards one lockout.
 #[tokio::test]
 async fn two_instances_share_the_replay_guard_and_the_lockout() {
-    let app = TestApp::spawn_with(|s| s.rate_limit_per_minute = 1000).await;
-    let dir = app.data_dir.clone();
-    let app2 = TestApp::spawn_on(&app.db.url, |s| {
-        s.data_dir = dir;
-        s.rate_limit_per_minute = 1000;
-    })
-    .await;
+    let (app, app2) = TestApp::two_instances(|s| s.rate_limit_per_minute = 1000).await;
     let (u, e) = enrolled(&app, "acme", "jane").await;
     app2.clock.set(app.now());
     let mut logins = vec![];
@@ -391,18 +381,14 @@ async fn five_wrong_codes_lock_for_a_minute_and_a_success_resets() {
         .await;
     r.problem(429, "too_many_attempts");
     app.advance(30);
-    let r = app
-        .verify_code(&l, &t, &code_at(&e.secret, app.now()))
-        .await;
+    let r = app.verify_now(&l, &t, &e.secret).await;
     r.problem(429, "too_many_attempts");
     assert_eq!(retry_after(&r), 30);
     assert_eq!(app.attempts_left(&l, &t).await, 5);
 
     // The minute is over: a correct code works (and resets the count and the doubling).
     app.advance(31);
-    let r = app
-        .verify_code(&l, &t, &code_at(&e.secret, app.now()))
-        .await;
+    let r = app.verify_now(&l, &t, &e.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(app.user_failures("acme", "jane").await, 0);
     // The same write cleared the doubling and the lock and recorded the sign-in.
@@ -423,9 +409,7 @@ async fn five_wrong_codes_lock_for_a_minute_and_a_success_resets() {
             .await
             .problem(400, "invalid_code");
     }
-    let r = app
-        .verify_code(&l, &t, &code_at(&e.secret, app.now()))
-        .await;
+    let r = app.verify_now(&l, &t, &e.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
     app.advance(30);
     let (l, t) = app.challenge(&u).await;
@@ -442,9 +426,7 @@ async fn five_wrong_codes_lock_for_a_minute_and_a_success_resets() {
         .await
         .problem(400, "invalid_code");
     let (l, t) = app.challenge(&u).await;
-    let r = app
-        .verify_code(&l, &t, &code_at(&e.secret, app.now()))
-        .await;
+    let r = app.verify_now(&l, &t, &e.secret).await;
     r.problem(429, "too_many_attempts");
     assert_eq!(retry_after(&r), 60);
     assert_eq!(app.audit_count("acme", "user.locked").await, 2);
@@ -469,9 +451,7 @@ async fn lockouts_double_up_to_fifteen_minutes_without_a_success() {
         // Just before the end it is still locked; at the end it is open.
         app.advance(ra as i64 - 1);
         let (l, t) = app.challenge(&u).await;
-        let r = app
-            .verify_code(&l, &t, &code_at(&e.secret, app.now()))
-            .await;
+        let r = app.verify_now(&l, &t, &e.secret).await;
         r.problem(429, "too_many_attempts");
         assert_eq!(retry_after(&r), 1);
         app.advance(1);
@@ -479,9 +459,7 @@ async fn lockouts_double_up_to_fifteen_minutes_without_a_success() {
     assert_eq!(app.audit_count("acme", "user.locked").await, 6);
     // Finally a correct code works and resets the doubling.
     let (l, t) = app.challenge(&u).await;
-    let r = app
-        .verify_code(&l, &t, &code_at(&e.secret, app.now()))
-        .await;
+    let r = app.verify_now(&l, &t, &e.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
     app.advance(30);
     assert_eq!(lock_out(&app, &u, &e).await, 60);
@@ -527,9 +505,7 @@ async fn admin_unlock_ends_a_lockout_and_resets_the_doubling() {
     assert_eq!(r.status, 204, "an empty POST reads as {{}}: {}", r.text);
     // And the user signs in at once with a correct code.
     let (l, t) = app.challenge(&u).await;
-    let r = app
-        .verify_code(&l, &t, &code_at(&e.secret, app.now()))
-        .await;
+    let r = app.verify_now(&l, &t, &e.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(app.audit_count("acme", "user.unlocked").await, 2);
 }
@@ -616,7 +592,7 @@ async fn wrong_recovery_codes_count_and_a_lock_gates_recover_and_step_up() {
         .await;
     r.problem(400, "invalid_code");
     assert_eq!(app.audit_count("acme", "user.locked").await, 2);
-    app.verify_code(&l, &t, &code_at(&e.secret, app.now()))
+    app.verify_now(&l, &t, &e.secret)
         .await
         .problem(429, "too_many_attempts");
 }
@@ -690,9 +666,7 @@ async fn the_per_ip_limit_counts_code_carrying_requests_per_minute() {
 
     // The fourth within the minute is refused, correct or not, and not evaluated.
     app.advance(10);
-    let r = app
-        .verify_code(&l, &t, &code_at(&e.secret, app.now()))
-        .await;
+    let r = app.verify_now(&l, &t, &e.secret).await;
     r.problem(429, "too_many_attempts");
     assert_eq!(
         retry_after(&r),
@@ -713,8 +687,6 @@ async fn the_per_ip_limit_counts_code_carrying_requests_per_minute() {
 
     // A minute after the first attempt, it passes.
     app.advance(50);
-    let r = app
-        .verify_code(&l, &t, &code_at(&e.secret, app.now()))
-        .await;
+    let r = app.verify_now(&l, &t, &e.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }

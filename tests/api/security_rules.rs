@@ -125,13 +125,7 @@ async fn one_recovery_code_sent_twice_at_once_signs_in_once() {
 /// event), five codes evaluated, the other fifteen refused unevaluated while locked.
 #[tokio::test]
 async fn twenty_wrong_codes_at_once_on_two_instances_lock_the_user_once() {
-    let app = TestApp::spawn_with(|s| s.rate_limit_per_minute = 1000).await;
-    let dir = app.data_dir.clone();
-    let app2 = TestApp::spawn_on(&app.db.url, |s| {
-        s.data_dir = dir;
-        s.rate_limit_per_minute = 1000;
-    })
-    .await;
+    let (app, app2) = TestApp::two_instances(|s| s.rate_limit_per_minute = 1000).await;
     app.enforced_tenant("acme").await;
     let u = User::new("acme", "jane");
     let e = app.enroll_at_login(&u).await;

@@ -5,75 +5,17 @@
 
 use chrono::{DateTime, Duration, Utc};
 use data_encoding::{BASE64, BASE64URL_NOPAD, HEXLOWER};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{code_at, login_of, wrong_code, Resp, TestApp, User};
+use crate::tokens::{jwks_claims, ts, verifies_for};
 
 const ISSUER: &str = "mspbots-mfa";
 
 // ---------------------------------------------------------------------------------------
 // Local helpers
-
-fn ts(v: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(v.as_str().expect("timestamp string"))
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
-}
-
-/// Verifies an access token the way a relying party does: with the published JWKS only.
-/// Returns the claims; checks the header (`alg: EdDSA`, a published `kid`).
-async fn jwks_claims(app: &TestApp, token: &str, audience: &str) -> Value {
-    let jwks = app.get("/.well-known/jwks.json", None).await;
-    assert_eq!(jwks.status, 200);
-    let header = jsonwebtoken::decode_header(token).expect("JWT header");
-    assert_eq!(header.alg, Algorithm::EdDSA);
-    let kid = header.kid.expect("kid in the header");
-    let jwk = jwks.body["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .find(|k| k["kid"] == kid.as_str())
-        .unwrap_or_else(|| panic!("kid {kid} is published: {}", jwks.body));
-    let key = DecodingKey::from_ed_components(jwk["x"].as_str().expect("x")).expect("Ed25519 x");
-    let mut v = Validation::new(Algorithm::EdDSA);
-    v.set_audience(&[audience]);
-    v.set_issuer(&[ISSUER]);
-    v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-    // Expiry against the test's clock, which the service uses too (not the wall clock).
-    v.validate_exp = false;
-    let claims = jsonwebtoken::decode::<Value>(token, &key, &v)
-        .unwrap_or_else(|e| panic!("token verifies with the JWKS for {audience}: {e}"))
-        .claims;
-    let (exp, now) = (claims["exp"].as_i64().expect("exp"), app.now().timestamp());
-    assert!(exp > now, "expired at {exp} by the test clock (now {now})");
-    claims
-}
-
-/// Does the token verify for this audience (with the JWKS)?
-async fn verifies_for(app: &TestApp, token: &str, audience: &str) -> bool {
-    let jwks = app.get("/.well-known/jwks.json", None).await;
-    let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
-    let jwk = jwks.body["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == kid.as_str())
-        .unwrap()
-        .clone();
-    let key = DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
-    let mut v = Validation::new(Algorithm::EdDSA);
-    v.set_audience(&[audience]);
-    v.set_issuer(&[ISSUER]);
-    v.validate_exp = false; // by the test clock, below
-    jsonwebtoken::decode::<Value>(token, &key, &v).is_ok_and(|d| {
-        d.claims["exp"]
-            .as_i64()
-            .is_some_and(|e| e > app.now().timestamp())
-    })
-}
 
 fn amr(claims: &Value) -> Vec<&str> {
     claims["amr"]
@@ -377,9 +319,7 @@ async fn admin_turns_2fa_on_then_a_local_user_enrolls_and_later_verifies() {
         .get(&format!("/v1/logins/{login_id}"), Some(&token))
         .await;
     assert_eq!(view.body["status"], "verification_required");
-    let ok = app
-        .verify_code(&login_id, &token, &code_at(&secret, app.now()))
-        .await;
+    let ok = app.verify_now(&login_id, &token, &secret).await;
     assert_eq!(ok.status, 200, "{}", ok.text);
     assert_eq!(ok.body["status"], "authenticated");
     assert_eq!(ok.body["token_type"], "Bearer");
@@ -508,9 +448,7 @@ async fn access_tokens_verify_with_the_published_jwks_alone() {
     app.advance(30);
     let p = u.clone().portal();
     let (login_id, token) = app.challenge(&p).await;
-    let r = app
-        .verify_code(&login_id, &token, &code_at(&enrolled.secret, app.now()))
-        .await;
+    let r = app.verify_now(&login_id, &token, &enrolled.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let portal_token = r.body["access_token"].as_str().unwrap().to_owned();
     let c = jwks_claims(&app, &portal_token, "mspbots-portal").await;
@@ -536,9 +474,7 @@ async fn access_tokens_verify_with_the_published_jwks_alone() {
     // A TOTP sign-in on the app.
     app.advance(30);
     let (login_id, token) = app.challenge(&u).await;
-    let r = app
-        .verify_code(&login_id, &token, &code_at(&enrolled.secret, app.now()))
-        .await;
+    let r = app.verify_now(&login_id, &token, &enrolled.secret).await;
     let app_token = r.body["access_token"].as_str().unwrap().to_owned();
     let c = jwks_claims(&app, &app_token, "mspbots-app").await;
     assert_eq!(c["aud"], "mspbots-app");
@@ -617,9 +553,7 @@ async fn microsoft_users_are_exempt_until_the_policy_removes_the_exemption() {
     let e = app.enroll_at_login(&ms).await;
     app.advance(30);
     let (login_id, token) = app.challenge(&ms).await;
-    let r = app
-        .verify_code(&login_id, &token, &code_at(&e.secret, app.now()))
-        .await;
+    let r = app.verify_now(&login_id, &token, &e.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
@@ -632,9 +566,7 @@ async fn an_enrolled_microsoft_user_is_always_challenged() {
     let e = app.enroll_via_me(&ms).await;
     app.advance(30);
     let (login_id, token) = app.challenge(&ms).await; // the policy is off
-    let r = app
-        .verify_code(&login_id, &token, &code_at(&e.secret, app.now()))
-        .await;
+    let r = app.verify_now(&login_id, &token, &e.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
 
     let (_, admin) = app.admin("acme").await;
@@ -789,7 +721,7 @@ async fn login_resource_shows_progress_only_to_its_own_live_token() {
     ] {
         app.get(&path, Some(&token)).await.problem(404, "not_found");
     }
-    app.verify_code(&other_id, &token, &code_at(&e.secret, app.now()))
+    app.verify_now(&other_id, &token, &e.secret)
         .await
         .problem(404, "not_found");
     assert_eq!(
@@ -810,7 +742,7 @@ async fn login_resource_shows_progress_only_to_its_own_live_token() {
         r.problem(401, "unauthenticated");
         assert_eq!(r.headers["www-authenticate"], "Bearer");
     }
-    app.verify_code(&login_id, &e.access_token, &code_at(&e.secret, app.now()))
+    app.verify_now(&login_id, &e.access_token, &e.secret)
         .await
         .problem(401, "unauthenticated");
 
@@ -825,7 +757,7 @@ async fn login_resource_shows_progress_only_to_its_own_live_token() {
     app.get(&path, Some(&token))
         .await
         .problem(401, "unauthenticated");
-    app.verify_code(&login_id, &token, &code_at(&e.secret, app.now()))
+    app.verify_now(&login_id, &token, &e.secret)
         .await
         .problem(401, "unauthenticated");
     assert_eq!(
@@ -836,9 +768,7 @@ async fn login_resource_shows_progress_only_to_its_own_live_token() {
 
     // After success the token is dead.
     let (login_id, token) = app.challenge(&u).await;
-    let r = app
-        .verify_code(&login_id, &token, &code_at(&e.secret, app.now()))
-        .await;
+    let r = app.verify_now(&login_id, &token, &e.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
     app.get(&format!("/v1/logins/{login_id}"), Some(&token))
         .await

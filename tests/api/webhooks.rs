@@ -331,7 +331,7 @@ async fn webhook_the_last_failure_of_the_schedule_is_failed() {
 #[tokio::test]
 async fn webhook_two_instances_deliver_every_event_once_and_take_over_a_dead_claim() {
     let app = TestApp::spawn().await;
-    let app2 = TestApp::spawn_on(&app.db.url, |s| s.data_dir = app.data_dir.clone()).await;
+    let app2 = app.second_instance(|_| {}).await;
     app2.clock.set(app.now());
     let rx = Receiver::start().await;
     subscribed(&app, &rx, Some(&["user.unlocked"])).await;
@@ -414,20 +414,20 @@ async fn webhook_event_type_filters() {
     assert!(r.body["next_cursor"].is_string());
 }
 
+/// Rotates the secret of an acme webhook (the token is recent: no code needed): the new one.
+async fn rotated(app: &TestApp, token: &str, id: &str) -> String {
+    let path = format!("/v1/tenants/acme/webhooks/{id}/rotate-secret");
+    let r = app.post(&path, Some(token), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["secret"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn webhook_rotation_signs_with_both_secrets_for_24_hours_then_the_new_only() {
     let app = TestApp::spawn().await;
     let rx = Receiver::start().await;
     let (token, id, old) = subscribed(&app, &rx, Some(&["user.unlocked"])).await;
-    let r = app
-        .post(
-            &format!("/v1/tenants/acme/webhooks/{id}/rotate-secret"),
-            Some(&token),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let new = r.body["secret"].as_str().unwrap().to_owned();
+    let new = rotated(&app, &token, &id).await;
     assert_ne!(new, old);
     assert_eq!(app.audit_count("acme", "webhook.secret_rotated").await, 1);
     event(&app, "acme", "user.unlocked", 1).await;
@@ -600,14 +600,7 @@ async fn webhook_secrets_follow_an_encryption_key_rotation() {
     let app = TestApp::spawn().await;
     let rx = Receiver::start().await;
     let (token, id, old) = subscribed(&app, &rx, Some(&["user.unlocked"])).await;
-    let r = app
-        .post(
-            &format!("/v1/tenants/acme/webhooks/{id}/rotate-secret"),
-            Some(&token),
-            json!({}),
-        )
-        .await;
-    let new = r.body["secret"].as_str().unwrap().to_owned();
+    let new = rotated(&app, &token, &id).await;
     let dev = std::fs::read_to_string(app.data_dir.join("encryption-keys")).unwrap();
     let spec = format!("{},{}", KeyRing::generate_spec("new"), dev.trim());
     let ring = KeyRing::parse(&spec).unwrap();
@@ -625,11 +618,9 @@ async fn webhook_secrets_follow_an_encryption_key_rotation() {
         )
         .await;
     assert_eq!(resealed, 1);
-    let app2 = TestApp::spawn_on(&app.db.url, |s| {
-        s.data_dir = app.data_dir.clone();
-        s.encryption_keys = Some(SecretString::from(spec.clone()));
-    })
-    .await;
+    let app2 = app
+        .second_instance(|s| s.encryption_keys = Some(SecretString::from(spec.clone())))
+        .await;
     app2.clock.set(app.now());
     event(&app, "acme", "user.unlocked", 1).await;
     assert_eq!(deliver(&app2).await, 1);
