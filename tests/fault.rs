@@ -235,6 +235,16 @@ fn env(cmd: &mut Command, db_url: &str, data_dir: &Path) {
         .env("RUST_LOG", "warn,mspbots_mfa::startup=info");
 }
 
+/// The `host:port` a log line announces right after `marker`, if it does.
+fn address_after(line: &str, marker: &str) -> Option<String> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    Some(
+        rest.chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+            .collect(),
+    )
+}
+
 fn start_service(db_url: &str, data_dir: &Path) -> Service {
     let mut cmd = Command::new(BIN);
     env(&mut cmd, db_url, data_dir);
@@ -249,11 +259,7 @@ fn start_service(db_url: &str, data_dir: &Path) -> Service {
     let sink = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(i) = line.find("listening on http://") {
-                let addr: String = line[i + 20..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                    .collect();
+            if let Some(addr) = address_after(&line, "listening on http://") {
                 let _ = tx.send(addr);
             }
             if let Ok(mut l) = sink.lock() {
@@ -574,11 +580,7 @@ async fn start_doomed(db_url: &str) -> (std::process::ExitStatus, String, Durati
     let reader = std::thread::spawn(move || {
         let mut lines = Vec::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(i) = line.find("serving /healthz on http://") {
-                let addr: String = line[i + 27..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                    .collect();
+            if let Some(addr) = address_after(&line, "serving /healthz on http://") {
                 let _ = tx.send(addr);
             }
             lines.push(line);

@@ -921,6 +921,17 @@ async fn no_tenant_route_lets_another_tenant_in() {
         ]
     };
     let body = |m: &Method| (*m == Method::PUT).then(|| json!({"enforce_mfa": true}));
+    // Every call of `calls` as `token` (with `If-Match: etag`) is refused with `code`.
+    let refused =
+        async |calls: Vec<(Method, String)>, token: &str, etag: &str, code: (u16, &str)| {
+            for (m, path) in calls {
+                let if_match = [("If-Match", etag)];
+                let r = app
+                    .send(m.clone(), &path, Some(token), body(&m), &if_match)
+                    .await;
+                r.problem(code.0, code.1);
+            }
+        };
     for (m, path) in routes("tb", "b1") {
         for code in [None, Some(a_code.as_str())] {
             let mut headers = vec![("If-Match", b_etag.as_str())];
@@ -959,20 +970,9 @@ async fn no_tenant_route_lets_another_tenant_in() {
         .await
         .problem(403, "forbidden");
     // A service key is no admin for the sensitive calls.
-    for (m, path) in routes("tb", "b1")
-        .into_iter()
-        .filter(|(m, _)| *m != Method::GET)
-    {
-        app.send(
-            m.clone(),
-            &path,
-            Some(&app.service_key),
-            body(&m),
-            &[("If-Match", b_etag.as_str())],
-        )
-        .await
-        .problem(401, "unauthenticated");
-    }
+    let mut writes = routes("tb", "b1");
+    writes.retain(|(m, _)| *m != Method::GET);
+    refused(writes, &app.service_key, &b_etag, (401, "unauthenticated")).await;
     // B is untouched: policy, factor, lockout, user, trail.
     let after = app
         .get("/v1/tenants/tb/policy", Some(&admin_b.access_token))
@@ -1010,31 +1010,12 @@ async fn no_tenant_route_lets_another_tenant_in() {
         .unwrap()
         .to_owned();
     for token in [&a1_pwd, &a1_otp] {
-        for (m, path) in routes("ta", "a1") {
-            app.send(
-                m.clone(),
-                &path,
-                Some(token),
-                body(&m),
-                &[("If-Match", a_etag.as_str())],
-            )
-            .await
-            .problem(403, "forbidden");
-        }
+        refused(routes("ta", "a1"), token, &a_etag, (403, "forbidden")).await;
     }
     // An admin of A without a second factor: mfa_required_for_admin everywhere.
     let admin_pwd = signed_in(&app, &User::new("ta", "admin-2").roles(&["admin"])).await;
-    for (m, path) in routes("ta", "a1") {
-        app.send(
-            m.clone(),
-            &path,
-            Some(&admin_pwd),
-            body(&m),
-            &[("If-Match", a_etag.as_str())],
-        )
-        .await
-        .problem(403, "mfa_required_for_admin");
-    }
+    let no_2fa = (403, "mfa_required_for_admin");
+    refused(routes("ta", "a1"), &admin_pwd, &a_etag, no_2fa).await;
     // An admin whose token says `mfa` but whose factor is gone.
     let admin3 = User::new("ta", "admin-3").roles(&["admin"]);
     let admin3_e = app.enroll_via_me(&admin3).await;
@@ -1048,17 +1029,7 @@ async fn no_tenant_route_lets_another_tenant_in() {
         .delete("/v1/me/totp", Some(&admin3_e.access_token))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    for (m, path) in routes("ta", "a1") {
-        app.send(
-            m.clone(),
-            &path,
-            Some(&admin3_e.access_token),
-            body(&m),
-            &[("If-Match", a_etag.as_str())],
-        )
-        .await
-        .problem(403, "mfa_required_for_admin");
-    }
+    refused(routes("ta", "a1"), &admin3_e.access_token, &a_etag, no_2fa).await;
     // And A's own admin is fine on A.
     assert_eq!(
         app.get("/v1/tenants/ta/users", Some(&admin_a.access_token))

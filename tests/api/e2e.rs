@@ -136,6 +136,17 @@ impl Api {
         call(&self.c, method, url, token, body, headers).await
     }
 
+    /// `POST /v1/logins` for `user` with the service key: `201` with this `status`; the login
+    /// id and its mfa token.
+    pub async fn start_login(&self, key: &str, user: &Value, status: &str) -> (String, String) {
+        let (s, b) = self.post("/v1/logins", key, user.clone()).await;
+        assert_eq!((s, b["status"].as_str()), (201, Some(status)), "{b}");
+        (
+            b["login_id"].as_str().unwrap().to_owned(),
+            b["mfa_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
     /// Waits (bounded) until the service refuses new connections, after a SIGTERM.
     pub async fn wait_refusing(&self) {
         let started = Instant::now();
@@ -226,16 +237,7 @@ async fn the_three_procedures_through_the_real_binary() {
     // A local user's first sign-in on the portal: Setup MFA, scan, type the code.
     let user = json!({"tenant_id": "acme", "user_id": "jane", "email": "jane@acme.example",
         "identity_provider": "local", "surface": "portal"});
-    let (s, b) = api.post("/v1/logins", key, user.clone()).await;
-    assert_eq!(
-        (s, b["status"].as_str()),
-        (201, Some("enrollment_required")),
-        "{b}"
-    );
-    let (login, mfa) = (
-        b["login_id"].as_str().unwrap().to_owned(),
-        b["mfa_token"].as_str().unwrap().to_owned(),
-    );
+    let (login, mfa) = api.start_login(key, &user, "enrollment_required").await;
     let (s, m) = api
         .post(
             &format!("/v1/logins/{login}/totp-enrollment"),
@@ -269,16 +271,7 @@ async fn the_three_procedures_through_the_real_binary() {
 
     // Every later sign-in asks for a code. The confirming code is used up, so the app's next
     // code (accepted within the default one-step window) signs in, without waiting.
-    let (s, b) = api.post("/v1/logins", key, user.clone()).await;
-    assert_eq!(
-        (s, b["status"].as_str()),
-        (201, Some("verification_required")),
-        "{b}"
-    );
-    let (login, mfa) = (
-        b["login_id"].as_str().unwrap().to_owned(),
-        b["mfa_token"].as_str().unwrap().to_owned(),
-    );
+    let (login, mfa) = api.start_login(key, &user, "verification_required").await;
     // First a wrong code (the invalid_code path logs too): the app's code of an hour ago,
     // a number no log line holds by chance.
     let wrong = code_at(&secret, Utc::now() - chrono::Duration::hours(1));
@@ -323,10 +316,8 @@ async fn the_three_procedures_through_the_real_binary() {
             .iter()
             .map(|c| c.as_str().unwrap().to_owned()),
     );
-    let (s, b) = api.post("/v1/logins", key, user.clone()).await;
-    assert_eq!(s, 201, "{b}");
-    let recover = format!("/v1/logins/{}/recover", b["login_id"].as_str().unwrap());
-    let recover_token = b["mfa_token"].as_str().unwrap().to_owned();
+    let (login, recover_token) = api.start_login(key, &user, "verification_required").await;
+    let recover = format!("/v1/logins/{login}/recover");
     // A wrong recovery code first (one of another user's: well-formed, never issued here),
     // then a right one typed in lower case.
     let wrong_recovery = "7k3mq-x9d2p".to_owned();

@@ -119,13 +119,7 @@ async fn the_same_code_at_once_to_twenty_sign_ins_over_two_instances_succeeds_on
     let (u, a) = one_factor(&app, "jane").await;
     let (_, b_secret, _) = add_factor(&app, &a.access_token, None).await;
     app.advance(STEP);
-    app2.clock.set(app.now());
-    let mut logins = vec![];
-    for i in 0..20 {
-        let inst = if i % 2 == 0 { &app } else { &app2 };
-        let (id, token) = inst.challenge(&u).await;
-        logins.push((inst, id, token));
-    }
+    let logins = app.alternating_challenges(&app2, &u).await;
     let code = code_at(&b_secret, app.now());
     let results: Vec<Resp> = join_all(
         logins
@@ -151,9 +145,7 @@ async fn five_wrong_codes_lock_the_user_whatever_factor_they_were_meant_for() {
     // Four wrong codes, then a right one of factor B: the count resets.
     let (l, t) = app.challenge(&u).await;
     for secret in [&a.secret, &b_secret, &a.secret, &b_secret] {
-        app.verify_code(&l, &t, &wrong_code(secret, app.now()))
-            .await
-            .problem(400, "invalid_code");
+        app.verify_wrong(&l, &t, secret).await;
     }
     assert_eq!(app.user_failures("acme", "jane").await, 4);
     let r = app.verify_now(&l, &t, &b_secret).await;
@@ -164,9 +156,7 @@ async fn five_wrong_codes_lock_the_user_whatever_factor_they_were_meant_for() {
     app.advance(STEP);
     let (l, t) = app.challenge(&u).await;
     for secret in [&b_secret, &a.secret, &b_secret, &a.secret] {
-        app.verify_code(&l, &t, &wrong_code(secret, app.now()))
-            .await
-            .problem(400, "invalid_code");
+        app.verify_wrong(&l, &t, secret).await;
     }
     app.send(
         reqwest::Method::POST,

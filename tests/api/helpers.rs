@@ -539,6 +539,31 @@ impl TestApp {
         (u, admin)
     }
 
+    /// `admin`, after it has set the tenant's policy to `body` (which must be accepted).
+    pub async fn admin_with_policy(&self, tenant: &str, body: Value) -> Enrolled {
+        let (_, admin) = self.admin(tenant).await;
+        let r = self.enforce(tenant, &admin.access_token, body).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        admin
+    }
+
+    /// Twenty sign-ins of `u` started at once, alternately on `app` and `app2` (whose clock
+    /// follows `app`'s): `(instance, login_id, mfa token)`.
+    pub async fn alternating_challenges<'a>(
+        &'a self,
+        app2: &'a TestApp,
+        u: &User,
+    ) -> Vec<(&'a TestApp, String, String)> {
+        app2.clock.set(self.now());
+        let mut logins = vec![];
+        for i in 0..20 {
+            let inst = if i % 2 == 0 { self } else { app2 };
+            let (id, token) = inst.challenge(u).await;
+            logins.push((inst, id, token));
+        }
+        logins
+    }
+
     /// Turns 2FA on for the tenant as its admin (fresh `otp` token, so no code needed).
     /// The answer must be looked at: `.enforced()` when it is expected to work.
     #[must_use = "assert the answer, e.g. with .enforced()"]
@@ -835,6 +860,13 @@ impl TestApp {
     pub async fn verify_now(&self, login_id: &str, token: &str, secret: &str) -> Resp {
         self.verify_code(login_id, token, &code_at(secret, self.now()))
             .await
+    }
+
+    /// `verify` with a code `secret` does not give now: refused, `400 invalid_code` (counted).
+    pub async fn verify_wrong(&self, login_id: &str, token: &str, secret: &str) {
+        self.verify_code(login_id, token, &wrong_code(secret, self.now()))
+            .await
+            .problem(400, "invalid_code");
     }
 
     /// `POST /v1/logins/{login_id}/recover` with a recovery code.

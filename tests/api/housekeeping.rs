@@ -63,15 +63,8 @@ async fn housekeeping_deletes_what_nobody_can_use_once_past_retention_and_keeps_
     let app = TestApp::spawn().await; // MFA_RETENTION_DAYS: the default, 30
     assert_eq!(app.state.settings.retention_days, 30);
     let rx = Receiver::start().await;
-    let (_, admin) = app.admin("acme").await;
-    let r = app
-        .enforce(
-            "acme",
-            &admin.access_token,
-            json!({"enforce_mfa": false, "remember_device_days": 1}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let body = json!({"enforce_mfa": false, "remember_device_days": 1});
+    let admin = app.admin_with_policy("acme", body).await;
     let r = app
         .post(
             "/v1/tenants/acme/webhooks",

@@ -22,9 +22,7 @@ async fn enrolled(app: &TestApp, tenant: &str, id: &str) -> (User, Enrolled) {
 async fn lock_out(app: &TestApp, u: &User, e: &Enrolled) -> u64 {
     let (login_id, token) = app.challenge(u).await;
     for i in 1..=5 {
-        app.verify_code(&login_id, &token, &wrong_code(&e.secret, app.now()))
-            .await
-            .problem(400, "invalid_code");
+        app.verify_wrong(&login_id, &token, &e.secret).await;
         if i < 5 {
             assert_eq!(app.attempts_left(&login_id, &token).await, 5 - i);
         }
@@ -216,13 +214,7 @@ async fn twenty_submissions_on_one_sign_in_succeed_exactly_once() {
 async fn two_instances_share_the_replay_guard_and_the_lockout() {
     let (app, app2) = TestApp::two_instances(|s| s.rate_limit_per_minute = 1000).await;
     let (u, e) = enrolled(&app, "acme", "jane").await;
-    app2.clock.set(app.now());
-    let mut logins = vec![];
-    for i in 0..20 {
-        let inst = if i % 2 == 0 { &app } else { &app2 };
-        let (id, token) = inst.challenge(&u).await;
-        logins.push((inst, id, token));
-    }
+    let logins = app.alternating_challenges(&app2, &u).await;
     let code = code_at(&e.secret, app.now());
     let results: Vec<Resp> = join_all(
         logins
@@ -251,9 +243,7 @@ async fn two_instances_share_the_replay_guard_and_the_lockout() {
     app2.advance(30);
     let (l1, t1) = app.challenge(&u).await;
     for _ in 0..3 {
-        app.verify_code(&l1, &t1, &wrong_code(&e.secret, app.now()))
-            .await
-            .problem(400, "invalid_code");
+        app.verify_wrong(&l1, &t1, &e.secret).await;
     }
     let (l2, t2) = app2.challenge(&u).await;
     for _ in 0..2 {
@@ -405,26 +395,20 @@ async fn five_wrong_codes_lock_for_a_minute_and_a_success_resets() {
     app.advance(30);
     let (l, t) = app.challenge(&u).await;
     for _ in 0..4 {
-        app.verify_code(&l, &t, &wrong_code(&e.secret, app.now()))
-            .await
-            .problem(400, "invalid_code");
+        app.verify_wrong(&l, &t, &e.secret).await;
     }
     let r = app.verify_now(&l, &t, &e.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
     app.advance(30);
     let (l, t) = app.challenge(&u).await;
     for _ in 0..4 {
-        app.verify_code(&l, &t, &wrong_code(&e.secret, app.now()))
-            .await
-            .problem(400, "invalid_code");
+        app.verify_wrong(&l, &t, &e.secret).await;
     }
     assert_eq!(app.attempts_left(&l, &t).await, 1, "not locked after 4");
     assert_eq!(app.audit_count("acme", "user.locked").await, 1);
 
     // Locked again: one minute, not two, because a success came in between.
-    app.verify_code(&l, &t, &wrong_code(&e.secret, app.now()))
-        .await
-        .problem(400, "invalid_code");
+    app.verify_wrong(&l, &t, &e.secret).await;
     let (l, t) = app.challenge(&u).await;
     let r = app.verify_now(&l, &t, &e.secret).await;
     r.problem(429, "too_many_attempts");
@@ -518,9 +502,7 @@ async fn wrong_recovery_codes_count_and_a_lock_gates_recover_and_step_up() {
     let (u, e) = enrolled(&app, "acme", "jane").await;
     let (l, t) = app.challenge(&u).await;
     for _ in 0..3 {
-        app.verify_code(&l, &t, &wrong_code(&e.secret, app.now()))
-            .await
-            .problem(400, "invalid_code");
+        app.verify_wrong(&l, &t, &e.secret).await;
     }
     for bad in ["zzzzz-zzzzz", "yyyyy-yyyyy"] {
         app.recover_code(&l, &t, bad)
@@ -577,9 +559,7 @@ async fn wrong_recovery_codes_count_and_a_lock_gates_recover_and_step_up() {
     // A wrong step-up code counts towards the same lockout as wrong sign-in codes.
     let (l, t) = app.challenge(&u).await;
     for _ in 0..4 {
-        app.verify_code(&l, &t, &wrong_code(&e.secret, app.now()))
-            .await
-            .problem(400, "invalid_code");
+        app.verify_wrong(&l, &t, &e.secret).await;
     }
     let r = app
         .send(
@@ -648,9 +628,7 @@ async fn the_per_ip_limit_counts_code_carrying_requests_per_minute() {
     let (l, t) = app.challenge(&u).await;
 
     // Three code-carrying requests of three kinds.
-    app.verify_code(&l, &t, &wrong_code(&e.secret, app.now()))
-        .await
-        .problem(400, "invalid_code");
+    app.verify_wrong(&l, &t, &e.secret).await;
     app.recover_code(&l, &t, "zzzzz-zzzzz")
         .await
         .problem(400, "invalid_code");

@@ -722,15 +722,8 @@ async fn sign_in_tables_check_single_columns_through_domains_that_still_refuse()
 async fn a_login_reports_the_users_real_state() {
     use crate::helpers::{login_of, TestApp, User};
     let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
-    let r = app
-        .enforce(
-            "acme",
-            &admin.access_token,
-            serde_json::json!({"enforce_mfa": true}),
-        )
+    app.admin_with_policy("acme", serde_json::json!({"enforce_mfa": true}))
         .await;
-    assert_eq!(r.status, 200, "{}", r.body);
     let u = User::new("acme", "u-2");
     let early = app.start_login(&u).await;
     assert_eq!(early.body["status"], "enrollment_required");

@@ -130,13 +130,7 @@ async fn twenty_wrong_codes_at_once_on_two_instances_lock_the_user_once() {
     let u = User::new("acme", "jane");
     let e = app.enroll_at_login(&u).await;
     app.advance(30);
-    app2.clock.set(app.now());
-    let mut logins = vec![];
-    for i in 0..20 {
-        let inst = if i % 2 == 0 { &app } else { &app2 };
-        let (id, token) = inst.challenge(&u).await;
-        logins.push((inst, id, token));
-    }
+    let logins = app.alternating_challenges(&app2, &u).await;
     let wrong = wrong_code(&e.secret, app.now());
     let results = join_all(
         logins

@@ -704,9 +704,7 @@ async fn login_resource_shows_progress_only_to_its_own_live_token() {
     );
 
     // A wrong code is counted.
-    app.verify_code(&login_id, &token, &wrong_code(&e.secret, app.now()))
-        .await
-        .problem(400, "invalid_code");
+    app.verify_wrong(&login_id, &token, &e.secret).await;
     assert_eq!(app.attempts_left(&login_id, &token).await, 4);
 
     // Another login's id (even a real one), a random id, a malformed id: 404.
@@ -943,6 +941,10 @@ async fn tenant_policy_is_isolated_and_guarded_by_admin_2fa_if_match_and_step_up
     let (app, _, a) = TestApp::with_admin("ta").await;
     let (_, b) = app.admin("tb").await;
     let a_token = a.access_token.clone();
+    // ta's policy, as its admin.
+    let put = async |body: Value, headers: &[(&str, &str)]| {
+        put_policy(&app, "ta", &a_token, body, headers).await
+    };
 
     // Another tenant's admin: forbidden, read or write.
     app.get("/v1/tenants/tb/policy", Some(&a_token))
@@ -997,13 +999,10 @@ async fn tenant_policy_is_isolated_and_guarded_by_admin_2fa_if_match_and_step_up
     // If-Match: required, must be current; success returns the new ETag.
     let etag = policy_etag(&app, "ta", &a_token).await;
     assert_eq!(etag, "\"v1\"");
-    put_policy(&app, "ta", &a_token, json!({"enforce_mfa": true}), &[])
+    put(json!({"enforce_mfa": true}), &[])
         .await
         .problem(428, "precondition_required");
-    let r = put_policy(
-        &app,
-        "ta",
-        &a_token,
+    let r = put(
         json!({"enforce_mfa": true, "surfaces": ["app"]}),
         &[("If-Match", &etag)],
     )
@@ -1020,32 +1019,17 @@ async fn tenant_policy_is_isolated_and_guarded_by_admin_2fa_if_match_and_step_up
     );
     assert_eq!(r.body["updated_by"], "admin-1");
     assert_eq!(policy_etag(&app, "ta", &a_token).await, "\"v2\"");
-    put_policy(
-        &app,
-        "ta",
-        &a_token,
-        json!({"enforce_mfa": false}),
-        &[("If-Match", &etag)],
-    )
-    .await
-    .problem(412, "precondition_failed");
+    put(json!({"enforce_mfa": false}), &[("If-Match", &etag)])
+        .await
+        .problem(412, "precondition_failed");
 
     // Step-up: the admin's 2FA sign-in is older than 5 minutes.
     app.advance(301);
     let etag = policy_etag(&app, "ta", &a_token).await; // reading needs no step-up
-    put_policy(
-        &app,
-        "ta",
-        &a_token,
-        json!({"enforce_mfa": true}),
-        &[("If-Match", &etag)],
-    )
-    .await
-    .problem(403, "step_up_required");
-    put_policy(
-        &app,
-        "ta",
-        &a_token,
+    put(json!({"enforce_mfa": true}), &[("If-Match", &etag)])
+        .await
+        .problem(403, "step_up_required");
+    put(
         json!({"enforce_mfa": true}),
         &[
             ("If-Match", &etag),
@@ -1055,10 +1039,7 @@ async fn tenant_policy_is_isolated_and_guarded_by_admin_2fa_if_match_and_step_up
     .await
     .problem(400, "invalid_code");
     assert_eq!(app.user_failures("ta", "admin-1").await, 1, "counted");
-    put_policy(
-        &app,
-        "ta",
-        &a_token,
+    put(
         json!({"enforce_mfa": true}),
         &[("If-Match", &etag), ("X-MFA-Code", "12ab")],
     )
@@ -1066,10 +1047,7 @@ async fn tenant_policy_is_isolated_and_guarded_by_admin_2fa_if_match_and_step_up
     .problem(400, "invalid_request");
     app.advance(30);
     let code = code_at(&a.secret, app.now());
-    let r = put_policy(
-        &app,
-        "ta",
-        &a_token,
+    let r = put(
         json!({"enforce_mfa": true, "surfaces": ["app", "portal"]}),
         &[("If-Match", &etag), ("X-MFA-Code", &code)],
     )
@@ -1083,10 +1061,7 @@ async fn tenant_policy_is_isolated_and_guarded_by_admin_2fa_if_match_and_step_up
         "a success resets"
     );
     // The step-up code is used up.
-    put_policy(
-        &app,
-        "ta",
-        &a_token,
+    put(
         json!({"enforce_mfa": false}),
         &[("If-Match", "\"v3\""), ("X-MFA-Code", &code)],
     )
