@@ -7,10 +7,10 @@ use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::audit_ctx;
+use super::admin_audit_ctx;
 pub use super::audit_trail::{list_events, AuditEvent, AuditPage, AuditQuery};
 use crate::db::factors::Removal;
-use crate::db::{self, audit::AuditCtx, users::GraceFilter};
+use crate::db::{self, users::GraceFilter};
 use crate::domain::audit::AuditType;
 use crate::domain::ids::{FactorStatus, IdentityProvider, TenantId, UserId};
 use crate::domain::policy::TenantPolicy;
@@ -181,10 +181,6 @@ pub async fn list_users(
     Ok(UserPage { items, next_cursor })
 }
 
-fn admin_ctx(tenant_id: &TenantId, user_id: &UserId, actor: &str, meta: &ClientMeta) -> AuditCtx {
-    audit_ctx(tenant_id, Some(user_id), Some(actor), None, meta)
-}
-
 /// `DELETE /v1/tenants/{tenant_id}/users/{user_id}/totp`: lost phone. All the user's
 /// factors and recovery codes go, half-finished sign-ins die; the user enrolls again next
 /// time.
@@ -197,7 +193,7 @@ pub async fn reset_factor(
     meta: &ClientMeta,
 ) -> Result<(), ApiError> {
     let now = state.now();
-    let audit = admin_ctx(tenant_id, user_id, actor, meta);
+    let audit = admin_audit_ctx(tenant_id, user_id, actor, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
         let (all, why) = (Removal::All, Why::AdminReset);
@@ -234,7 +230,7 @@ pub async fn unlock(
     meta: &ClientMeta,
 ) -> Result<(), ApiError> {
     let now = state.now();
-    let audit = admin_ctx(tenant_id, user_id, actor, meta);
+    let audit = admin_audit_ctx(tenant_id, user_id, actor, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
         let was_locked = db::users::reset_lockout(conn, tenant_id, user_id, now, false)
@@ -264,7 +260,7 @@ pub async fn delete_user(
     meta: &ClientMeta,
 ) -> Result<(), ApiError> {
     let now = state.now();
-    let audit = admin_ctx(tenant_id, user_id, actor, meta);
+    let audit = admin_audit_ctx(tenant_id, user_id, actor, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
         // The user's row first (the one lock order), and against a sign-in's foreign-key

@@ -75,6 +75,23 @@ pub struct Subject<'a> {
     pub idp: IdentityProvider,
 }
 
+impl<'a> Subject<'a> {
+    /// The subject of a token for this user, as their row says.
+    pub fn of(
+        tenant_id: &'a TenantId,
+        user_id: &'a UserId,
+        user: &'a crate::db::users::UserRow,
+    ) -> Self {
+        Subject {
+            tenant_id,
+            user_id,
+            email: &user.email,
+            roles: &user.roles,
+            idp: user.identity_provider,
+        }
+    }
+}
+
 /// An access token and its lifetime in seconds.
 pub struct Minted {
     pub token: String,
@@ -153,6 +170,16 @@ pub fn own_audit_ctx(state: &AppState, claims: &AccessClaims, meta: &ClientMeta)
         Some(surface_of(state, claims)),
         meta,
     )
+}
+
+/// The audit context of a tenant admin (`actor`) acting on one of the tenant's users.
+pub fn admin_audit_ctx(
+    tenant_id: &TenantId,
+    user_id: &UserId,
+    actor: &str,
+    meta: &ClientMeta,
+) -> AuditCtx {
+    audit_ctx(tenant_id, Some(user_id), Some(actor), None, meta)
 }
 
 /// Locks the signed-in user's row (the one lock order) in the caller's transaction; a user

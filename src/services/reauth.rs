@@ -141,13 +141,7 @@ pub async fn reauthenticate(
         let user = db::users::get(conn, tenant_id, user_id)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
-        let who = Subject {
-            tenant_id,
-            user_id,
-            email: &user.email,
-            roles: &user.roles,
-            idp: user.identity_provider,
-        };
+        let who = Subject::of(tenant_id, user_id, &user);
         let minted = mint(state, &who, surface, accepted.method.amr(), now)?;
         Ok(Verdict::Accepted(Reauthenticated {
             access_token: minted.token,

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::attempt::{self, Against, Attempt, Proof, Verdict};
 use super::factors::FactorView;
-use super::{audit_ctx, surface_of, ClientMeta};
+use super::{own_audit_ctx, ClientMeta};
 use crate::accepted;
 use crate::crypto::jwt::AccessClaims;
 use crate::db;
@@ -50,14 +50,7 @@ pub async fn for_me(
 ) -> Result<FactorView, ApiError> {
     let proof = attempt::admit(state, meta, || req.parse())?;
     let (tenant_id, user_id) = (&claims.tid, &claims.sub);
-    let surface = Some(surface_of(state, claims));
-    let audit = audit_ctx(
-        tenant_id,
-        Some(user_id),
-        Some(user_id.as_str()),
-        surface,
-        meta,
-    );
+    let audit = own_audit_ctx(state, claims, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
         let attempt = Attempt::lock_user(conn, state, &audit, user_id).await?;

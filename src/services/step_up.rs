@@ -5,7 +5,7 @@
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use super::attempt::{self, Against, Attempt, Verdict};
-use super::{audit_ctx, lock_own_row, surface_of, ClientMeta};
+use super::{lock_own_row, own_audit_ctx, ClientMeta};
 use crate::crypto::jwt::AccessClaims;
 use crate::db::{self, factors::FactorSecret};
 use crate::error::ApiError;
@@ -68,14 +68,7 @@ pub async fn require_in(
         return Ok(Verdict::Accepted(()));
     };
     let proof = attempt::admit(state, meta, || attempt::parse_any(HEADER, raw))?;
-    let surface = Some(surface_of(state, claims));
-    let audit = audit_ctx(
-        tenant_id,
-        Some(user_id),
-        Some(user_id.as_str()),
-        surface,
-        meta,
-    );
+    let audit = own_audit_ctx(state, claims, meta);
     let attempt = Attempt::lock_user(conn, state, &audit, user_id).await?;
     let active = db::factors::active(conn, tenant_id, user_id).await?;
     if active.is_empty() {

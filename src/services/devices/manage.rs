@@ -13,7 +13,7 @@ use crate::db;
 use crate::domain::ids::{Surface, TenantId, UserId};
 use crate::error::ApiError;
 use crate::services::tenant::policy_of;
-use crate::services::{audit_ctx, surface_of, ClientMeta};
+use crate::services::{admin_audit_ctx, own_audit_ctx, ClientMeta};
 use crate::state::AppState;
 
 /// A remembered device as its owner and the tenant's admins see it.
@@ -98,13 +98,7 @@ pub async fn revoke_mine(
     meta: &ClientMeta,
 ) -> Result<(), ApiError> {
     let now = state.now();
-    let audit = audit_ctx(
-        &claims.tid,
-        Some(&claims.sub),
-        Some(claims.sub.as_str()),
-        Some(surface_of(state, claims)),
-        meta,
-    );
+    let audit = own_audit_ctx(state, claims, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
         let reason = RevokeReason::UserRevoked;
@@ -137,7 +131,7 @@ pub async fn revoke_by_admin(
     meta: &ClientMeta,
 ) -> Result<(), ApiError> {
     let now = state.now();
-    let audit = audit_ctx(tenant_id, Some(user_id), Some(actor), None, meta);
+    let audit = admin_audit_ctx(tenant_id, user_id, actor, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
         if db::users::get(conn, tenant_id, user_id).await?.is_none() {

@@ -10,7 +10,7 @@ use crate::domain::audit::AuditType;
 use crate::domain::ids::{FactorId, FactorStatus, FactorType, TenantId, UserId};
 use crate::error::ApiError;
 use crate::services::devices::{revoke_all_devices, RevokeReason};
-use crate::services::{audit_ctx, ClientMeta};
+use crate::services::{admin_audit_ctx, ClientMeta};
 use crate::state::AppState;
 
 /// Removes factors of a user: the single path every removal takes (`DELETE /v1/me/totp`,
@@ -105,7 +105,7 @@ pub async fn admin_remove(
 ) -> Result<(), ApiError> {
     let factor_id = FactorId::parse(factor).ok_or(ApiError::NotFound)?;
     let now = state.now();
-    let audit = audit_ctx(tenant_id, Some(user_id), Some(actor), None, meta);
+    let audit = admin_audit_ctx(tenant_id, user_id, actor, meta);
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
         let one = Removal::One(factor_id);

@@ -180,13 +180,7 @@ pub async fn start(
                     None => (amr::PASSWORD_ONLY, now),
                 };
                 db::audit::insert(conn, &ctx, AuditType::LoginSucceeded, now, details).await?;
-                let who = Subject {
-                    tenant_id,
-                    user_id,
-                    email: &user.email,
-                    roles: &user.roles,
-                    idp: user.identity_provider,
-                };
+                let who = Subject::of(tenant_id, user_id, &user);
                 let m = mint(state, &who, req.surface, amr, auth_time)?;
                 Ok(LoginStarted::Authenticated {
                     login_id: login_id.0,
