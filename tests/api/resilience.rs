@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use mspbots_mfa::config::Settings;
+use reqwest::Method;
 use serde_json::Value;
 
 use crate::helpers::{retry_after, Resp, TestApp, User};
@@ -30,6 +31,27 @@ pub(crate) async fn hold_row(app: &TestApp, u: &User) -> AsyncPgConnection {
 pub(crate) fn assert_unavailable(r: &Resp) {
     r.problem(503, "unavailable");
     assert!(retry_after(r) >= 1, "{:?}", r.headers);
+}
+
+/// `POST /v1/logins` for `u`, sent on its own task, so that the test acts while it waits.
+pub(crate) fn start_login_spawned(app: &TestApp, u: &User) -> tokio::task::JoinHandle<Resp> {
+    let body = Some(u.login_body());
+    spawn_request(app, Method::POST, "/v1/logins", &app.service_key, body)
+}
+
+/// Sends one request in the background.
+pub(crate) fn spawn_request(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> tokio::task::JoinHandle<Resp> {
+    let mut r = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    tokio::spawn(async move { Resp::from(r.send().await.unwrap()).await })
 }
 
 /// Backends of this test's database waiting on a lock.
@@ -115,26 +137,7 @@ async fn a_backend_terminated_mid_request_is_503_and_the_next_request_succeeds()
     .await;
     let u = User::new("acme", "stuck");
     let mut held = hold_row(&app, &u).await;
-    let request = {
-        let (client, url, key, body) = (
-            app.client.clone(),
-            app.url("/v1/logins"),
-            app.service_key.clone(),
-            u.login_body(),
-        );
-        tokio::spawn(async move {
-            Resp::from(
-                client
-                    .post(url)
-                    .bearer_auth(key)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-        })
-    };
+    let request = start_login_spawned(&app, &u);
     eventually("the request to wait on the row", || async {
         lock_waiters(&app).await == 1
     })
@@ -189,26 +192,7 @@ async fn fifty_requests_for_one_stuck_user_leave_other_users_and_readiness_alone
     .await;
     let stuck = User::new("acme", "stuck");
     let mut held = hold_row(&app, &stuck).await;
-    let send = |u: &User| {
-        let (client, url, key, body) = (
-            app.client.clone(),
-            app.url("/v1/logins"),
-            app.service_key.clone(),
-            u.login_body(),
-        );
-        tokio::spawn(async move {
-            Resp::from(
-                client
-                    .post(url)
-                    .bearer_auth(key)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-        })
-    };
+    let send = |u: &User| start_login_spawned(&app, u);
     let stuck_requests: Vec<_> = (0..50).map(|_| send(&stuck)).collect();
     eventually("the stuck user's requests to queue", || async {
         lock_waiters(&app).await >= 1

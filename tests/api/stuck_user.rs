@@ -7,25 +7,10 @@ use std::time::Duration;
 
 use diesel_async::SimpleAsyncConnection;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::helpers::{Resp, TestApp, User};
-use crate::resilience::{assert_unavailable, eventually, hold_row, lock_waiters};
-
-/// Sends one request in the background.
-fn spawn_request(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> tokio::task::JoinHandle<Resp> {
-    let mut r = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    tokio::spawn(async move { Resp::from(r.send().await.unwrap()).await })
-}
+use crate::helpers::{TestApp, User};
+use crate::resilience::{assert_unavailable, eventually, hold_row, lock_waiters, spawn_request};
 
 #[actix_web::test]
 async fn a_burst_of_every_kind_for_one_stuck_user_leaves_other_users_and_readiness_alone() {
