@@ -159,7 +159,10 @@ opaque_uuid!(
 );
 
 macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? })+) => {
+        $(string_enum!(@one $(#[$meta])* $name { $($variant => $text),+ });)+
+    };
+    (@one $(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
         #[derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
@@ -189,32 +192,18 @@ macro_rules! string_enum {
 string_enum!(
     /// Where the user signs in: the MSPbots app or the Client Portal.
     Surface { App => "app", Portal => "portal" }
-);
-string_enum!(
     /// How the primary login proved the password factor.
     IdentityProvider { Local => "local", Microsoft => "microsoft" }
-);
-string_enum!(
     /// A TOTP factor's life: pending between enrollment and its confirming code, then active.
     FactorStatus { Pending => "pending", Active => "active" }
-);
-string_enum!(
     /// What kind of second factor a factor is (§16).
     FactorType { Totp => "totp", Webauthn => "webauthn" }
-);
-string_enum!(
     /// A tenant's WebAuthn user-verification policy (§16, §21).
     UserVerification { Preferred => "preferred", Required => "required" }
-);
-string_enum!(
     /// Whether a webhook receives deliveries.
     WebhookStatus { Active => "active", Disabled => "disabled" }
-);
-string_enum!(
     /// Where a delivery stands: waiting for (another) attempt, delivered, or given up.
     DeliveryState { Pending => "pending", Succeeded => "succeeded", Failed => "failed" }
-);
-string_enum!(
     /// Where a sign-in stands.
     LoginStatus {
         Authenticated => "authenticated",
