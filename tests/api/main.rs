@@ -16,6 +16,7 @@ mod hostile;
 mod housekeeping;
 mod lock_order;
 mod me_selfservice;
+mod passkey_id_race;
 mod passkeys;
 mod passkeys_more;
 pub mod passkeys_rules;
