@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin;
+mod allowed_types;
 mod cli;
 mod devices;
 pub mod e2e;
