@@ -3,8 +3,10 @@
 # cluster, loopback only. Enrolls USERS users of one tenant through the API, then measures
 # starts/s and verifies/s at CONNECTIONS connections on the database without ANALYZE (phase A)
 # and after it (phase B), with pg_stat_statements per phase, server peak RSS, and pgbench of a
-# minimal verification transaction on the same cluster. Prints figures, asserts nothing about
-# time, stops by itself and cleans up (also on Ctrl-C and errors).
+# minimal verification transaction on the same cluster; then a passkey phase (USERS more users
+# register a passkey and sign in with it: webauthn-challenge + webauthn per sign-in, its p99 and
+# CPU). Prints figures, asserts nothing about time, stops by itself and cleans up (also on
+# Ctrl-C and errors).
 #
 # usage: bench/run.sh [USERS] [CONNECTIONS]          (defaults 20000 and 32)
 # env:   BENCH_BIN=/path/to/mspbots-mfa   benchmark that build of the service instead of this tree's

@@ -25,6 +25,9 @@
 //! server accepts ±1 step of its clock. Enrollment confirmed with the then-current step, so a
 //! verify sends the code of (current step + 1), computed when it is sent; between the phases the
 //! harness waits for the next 30-s boundary so that phase B's steps are later than phase A's.
+//!
+//! Then phase P (`bench/passkeys.rs`): as many users sign in with a passkey (challenge +
+//! assertion per sign-in), after pgbench so that nothing above changes.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,6 +38,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
+
+#[path = "bench/passkeys.rs"]
+mod passkeys;
+/// The tests' software authenticator, shared as it is.
+#[allow(clippy::unwrap_used, dead_code)]
+#[path = "../tests/api/synced_key.rs"]
+mod synced_key;
 
 const TENANT: &str = "bench";
 const STEP_SECS: u64 = 30;
@@ -1005,6 +1015,8 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("pgbench: {e:#}");
     }
 
+    let p = passkeys::phase(&ctx, &pg, &pid, users, bound).await?;
+
     let written = before != after;
     println!("\n== tenants row during the phases");
     println!(
@@ -1046,6 +1058,14 @@ async fn main() -> anyhow::Result<()> {
         fmt_mb(a.peak_rss_mb),
         fmt_mb(b.peak_rss_mb),
         fmt_mb(enroll_rss),
+    );
+    println!(
+        "summary-passkey: users={users} conn={conns} | passkey sign-ins/s={:.0} p50={:.1}ms p99={:.1}ms errors={} | B verifies/passkey sign-ins={}",
+        p.rate,
+        p.p50,
+        p.p99,
+        p.errors,
+        ratio(b.verifies.rate, p.rate),
     );
     if a.verifies.ok == 0 || b.verifies.ok == 0 {
         eprintln!("note: a phase verified nothing; see its error table above");

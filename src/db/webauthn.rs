@@ -2,7 +2,8 @@
 //! credential (created with the pending factor, filled in at its confirmation, its counter and
 //! backup flags kept current), a user's live challenges (one per purpose, taken — deleted — by
 //! the transaction that checks the answer), and the user's WebAuthn user handle. Every lookup
-//! names the tenant first but `id_taken`, which must see every tenant.
+//! names the tenant first. A credential id registers once per RP ID in every tenant: the
+//! unique index `webauthn_credentials_credential_id_key` refuses [`register`] otherwise.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -90,23 +91,6 @@ pub async fn insert_pending(
         .map(|_| ())
 }
 
-/// Whether a credential id is registered under `rp_id` already, by anyone, in any tenant
-/// (§21): the one lookup that does not name a tenant, through
-/// `webauthn_credentials_by_credential_id`.
-pub async fn id_taken(
-    conn: &mut AsyncPgConnection,
-    rp_id: &str,
-    credential_id: &[u8],
-) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        webauthn_credentials::table
-            .filter(webauthn_credentials::rp_id.eq(rp_id))
-            .filter(webauthn_credentials::credential_id.eq(credential_id)),
-    ))
-    .get_result(conn)
-    .await
-}
-
 /// A registered credential, as its registration showed it.
 pub struct Registered<'a> {
     pub credential_id: &'a [u8],
@@ -118,7 +102,8 @@ pub struct Registered<'a> {
     pub user_verified: bool,
 }
 
-/// Fills in the pending factor's credential.
+/// Fills in the pending factor's credential; a unique violation when its id is registered
+/// under this RP ID already (by anyone, in any tenant).
 pub async fn register(
     conn: &mut AsyncPgConnection,
     tenant_id: &TenantId,

@@ -177,7 +177,7 @@ pub async fn get(state: Data, at: SignInLogin) -> Result<HttpResponse, ApiError>
         (status = 201, description = "The enrollment material", body = EnrollmentMaterial),
         (status = 400, description = "`invalid_request`: a body that is not JSON or has other fields, or a `name` that is not 1-64 visible characters", body = Problem, content_type = "application/problem+json"),
         NotFound,
-        (status = 409, description = "`invalid_state`: the sign-in is not `enrollment_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state`: the sign-in is not `enrollment_required`; `factor_type_not_allowed`: the tenant's `allowed_factor_types` has no `totp`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn start_enrollment(
     state: Data,

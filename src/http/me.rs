@@ -40,7 +40,7 @@ pub async fn show(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError>
     responses(
         (status = 201, description = "The enrollment material", body = EnrollmentMaterial),
         StepUpCodeRefused,
-        (status = 409, description = "`name_taken`: a name one of the user's factors has (they are replaced only at the confirmation)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`factor_type_not_allowed`: the tenant's `allowed_factor_types` has no `totp` (checked before step-up); `name_taken`: a name one of the user's factors has (they are replaced only at the confirmation)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`step_up_required`: re-enrollment without recent 2FA or a code", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
     ))]

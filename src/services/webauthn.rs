@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::attempt::{self, Against, Attempt, Proof, Verdict};
 use super::enrollment::{self, own::Confirmed, Activation};
-use super::tenant::policy_of;
+use super::tenant::{allow_new, policy_of};
 use super::{audit_ctx, mint, step_up, surface_of, ClientMeta, Subject};
 use crate::accepted;
 use crate::crypto::jwt::AccessClaims;
@@ -53,9 +53,7 @@ pub fn preflight<'s>(
     policy: &TenantPolicy,
     surface: Surface,
 ) -> Result<&'s RelyingParty, ApiError> {
-    if !policy.allowed_factor_types.allows(FactorType::Webauthn) {
-        return Err(ApiError::FactorTypeNotAllowed);
-    }
+    allow_new(policy, FactorType::Webauthn)?;
     state
         .webauthn
         .get(surface)

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin;
+mod allowed_types;
 mod cli;
 mod devices;
 pub mod e2e;
@@ -16,6 +17,7 @@ mod hostile;
 mod housekeeping;
 mod lock_order;
 mod me_selfservice;
+mod passkey_id_race;
 mod passkeys;
 mod passkeys_more;
 pub mod passkeys_rules;

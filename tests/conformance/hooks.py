@@ -68,6 +68,9 @@ def admin(op: str) -> dict:
         body["code"] = pyotp.TOTP(material["secret"]).now
     if op == "updatePolicy":
         headers["If-Match"] = lambda: mfa.call("GET", f"/v1/tenants/{tenant}/policy", mfa.SERVICE_KEY, 200).headers["ETag"]
+        # Apps stay allowed: every credential of the run is minted through a TOTP enrollment,
+        # which a tenant allowing only `webauthn` refuses (409 factor_type_not_allowed).
+        body["allowed_factor_types"] = ["totp", "webauthn"]
     if op in ("listUsers", "listAuditEvents"):  # a cursor is valid only if the API made it
         listing = "users" if op == "listUsers" else "audit-events"
         page = mfa.call("GET", f"/v1/tenants/{tenant}/{listing}?limit=1", mfa.SERVICE_KEY, 200).json()

@@ -5,7 +5,8 @@
 //! the backup flags are checked against the credential as stored now, not the copy a state
 //! took at the challenge, and written here when the assertion is accepted.
 
-use diesel_async::AsyncPgConnection;
+use diesel::result::{DatabaseErrorKind, Error::DatabaseError};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use webauthn_rs_core::proto::UserVerificationPolicy;
 
 use super::types::{Accepted, Attempt, Found, Method};
@@ -64,11 +65,6 @@ pub(super) async fn registration(
     if uv == UserVerification::Required && !credential.user_verified {
         return Ok(WRONG);
     }
-    // Registered under this RP ID by anyone, in any tenant (§21): one authenticator's
-    // credential is one account's.
-    if db::webauthn::id_taken(conn, rp.rp_id(), &credential.cred_id).await? {
-        return Ok(WRONG);
-    }
     let transports = transports_text(&credential.transports);
     let stored = serde_json::to_value(&credential)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("serialising a credential: {e}")))?;
@@ -81,8 +77,16 @@ pub(super) async fn registration(
         transports: &transports,
         user_verified: credential.user_verified,
     };
-    if !db::webauthn::register(conn, tenant_id, factor_id, registered).await? {
-        return Ok(WRONG);
+    // A credential id registered under this RP ID by anyone, in any tenant (§21), committed
+    // or not yet: the unique index refuses the write, once the other transaction has ended.
+    // In a savepoint, so the refusal is still counted and committed.
+    let written = conn
+        .transaction(async |c| db::webauthn::register(c, tenant_id, factor_id, registered).await)
+        .await;
+    match written {
+        Ok(true) => {}
+        Ok(false) | Err(DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => return Ok(WRONG),
+        Err(e) => return Err(e.into()),
     }
     Ok(Found::Accepted(Accepted {
         factor_id: Some(factor_id),

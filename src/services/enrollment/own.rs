@@ -13,6 +13,7 @@ use crate::domain::factor::FactorName;
 use crate::domain::ids::{FactorId, FactorStatus, FactorType};
 use crate::error::ApiError;
 use crate::services::attempt::{self, Against, Attempt, Proof, Verdict};
+use crate::services::tenant::allow_new_in;
 use crate::services::{amr, audit_ctx, mint, step_up, surface_of, ClientMeta, Minted, Subject};
 use crate::state::AppState;
 
@@ -30,7 +31,7 @@ fn audit_of(state: &AppState, claims: &AccessClaims, meta: &ClientMeta) -> Audit
 /// A new pending factor of the signed-in user: a replacement (no limit) or an addition
 /// (`enforce_limit`). One enrollment of a user at a time; a user who has an active factor
 /// passes step-up first, decided and checked in the transaction that stores the new pending
-/// factor (policy refusals come after it: `factor_limit`, `name_taken`, §21).
+/// factor (§21: `factor_type_not_allowed` before it, `factor_limit` and `name_taken` after).
 #[tracing::instrument(skip_all, fields(tenant_id = %claims.tid, user_id = %claims.sub))]
 pub async fn start(
     state: &AppState,
@@ -51,6 +52,7 @@ pub async fn start(
         let user = db::users::get(conn, &claims.tid, &claims.sub)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
+        allow_new_in(conn, &claims.tid, FactorType::Totp).await?;
         let has_factor = !db::factors::active(conn, &claims.tid, &claims.sub)
             .await?
             .is_empty();

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::services::attempt::{self, Against, Proof, Verdict};
 use crate::services::devices::{self, RememberRequest};
 use crate::services::enrollment::{self, Activation, EnrollmentMaterial, NewFactor};
+use crate::services::tenant::allow_new_in;
 use crate::services::{amr, ClientMeta};
 use crate::state::AppState;
 
@@ -35,6 +36,7 @@ pub async fn start_enrollment(
         // A password alone never adds a device to an account that has one.
         let has_active = ctx.factor_id.is_some();
         require_status(&ctx, has_active, ChallengeStatus::EnrollmentRequired)?;
+        allow_new_in(conn, &ctx.tenant_id, FactorType::Totp).await?;
         let audit = login_audit(&ctx, meta);
         let new = NewFactor {
             user_id: &ctx.user_id,
