@@ -49,6 +49,11 @@ impl WebhookUrl {
         if authority_is_empty(s) {
             return Err(ParseError("must name a host"));
         }
+        if !path_and_query_are_plain(s) {
+            return Err(ParseError(
+                "path and query must hold only RFC 3986 characters (percent-encode others)",
+            ));
+        }
         let u = url::Url::parse(s).map_err(|_| ParseError("must be an absolute URL"))?;
         match u.scheme() {
             "https" => {}
@@ -122,6 +127,37 @@ fn authority_is_empty(s: &str) -> bool {
         }
         None => false,
     }
+}
+
+/// Whether what follows the authority (path and query) holds only what RFC 3986 writes there,
+/// as the schema's `pattern` says: unreserved and sub-delim characters, `:`, `@`, `/`, `?` and
+/// `%` with two hex digits. The URL parser would percent-encode anything else silently (and
+/// read a `\` as a `/`, anywhere), while the URL is stored and shown as sent.
+fn path_and_query_are_plain(s: &str) -> bool {
+    let Some((_, rest)) = s.split_once("://") else {
+        return true; // not a URL with an authority: refused by the parser's checks
+    };
+    if rest.contains('\\') {
+        return false;
+    }
+    let tail = &rest.as_bytes()[rest.find(['/', '?', '#']).unwrap_or(rest.len())..];
+    let mut i = 0;
+    while let Some(&b) = tail.get(i) {
+        if b == b'%' {
+            let hex = |j: usize| tail.get(j).is_some_and(u8::is_ascii_hexdigit);
+            if !(hex(i + 1) && hex(i + 2)) {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        // `#` starts a fragment, refused with its own message.
+        if !(b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?#".contains(&b)) {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Addresses a delivery never reaches unless private targets are allowed: unspecified,
@@ -254,6 +290,32 @@ mod tests {
             "https://",
         ] {
             assert!(WebhookUrl::parse(bad, true).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn path_and_query_are_written_as_rfc_3986_writes_them() {
+        // A fresh conformance seed found `https://cP8N/*` refused by the schema's pattern and
+        // accepted here: path and query now hold exactly the pattern's characters.
+        for good in [
+            "https://cP8N/*",
+            "https://a.example/p;v=1/x:y@z!$&'()*+,=~-._",
+            "https://a.example/%41%7e?x=1&y=%2F/?",
+            "https://a.example?x",
+        ] {
+            assert!(WebhookUrl::parse(good, false).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://a.example/{x}",
+            "https://a.example/%zz",
+            "https://a.example/%4",
+            "https://a.example/x?q=\"a\"",
+            "https://a.example/ü",
+            "https://a.example\\x",
+            "https://a.example/x\\y",
+            "https://a.example/x|y",
+        ] {
+            assert!(WebhookUrl::parse(bad, false).is_err(), "{bad}");
         }
     }
 

@@ -50,11 +50,12 @@ pub struct CreateWebhook {
     /// `MFA_WEBHOOK_ALLOW_PRIVATE=true`); at most 2048 characters; no credentials, no
     /// fragment. The pattern shows the usual form, a DNS name: labels of 1–63 letters, digits
     /// and hyphens, no hyphen at either end nor in both the third and fourth places (reserved
-    /// for IDNs). Also accepted: an IDN, a public IP literal, a query. Stored exactly as sent;
-    /// whitespace and control characters are refused, never rewritten.
+    /// for IDNs); path and query in the characters RFC 3986 writes there (others
+    /// percent-encoded). Also accepted: an IDN, a public IP literal. Stored exactly as sent;
+    /// whitespace, control characters and `\` are refused, never rewritten.
     #[schema(
         max_length = 2048,
-        pattern = r"^https?://(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]?[A-Za-z0-9])?|[A-Za-z0-9][A-Za-z0-9-][A-Za-z0-9-][A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-](?:[A-Za-z0-9][A-Za-z0-9-]|-[A-Za-z0-9])[A-Za-z0-9-]{0,58}[A-Za-z0-9])\.)*(?:[A-Za-z](?:[A-Za-z0-9-]?[A-Za-z0-9])?|[A-Za-z][A-Za-z0-9-][A-Za-z0-9-][A-Za-z0-9]|[A-Za-z][A-Za-z0-9-](?:[A-Za-z0-9][A-Za-z0-9-]|-[A-Za-z0-9])[A-Za-z0-9-]{0,58}[A-Za-z0-9])(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$",
+        pattern = r"^https?://(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]?[A-Za-z0-9])?|[A-Za-z0-9][A-Za-z0-9-][A-Za-z0-9-][A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-](?:[A-Za-z0-9][A-Za-z0-9-]|-[A-Za-z0-9])[A-Za-z0-9-]{0,58}[A-Za-z0-9])\.)*(?:[A-Za-z](?:[A-Za-z0-9-]?[A-Za-z0-9])?|[A-Za-z][A-Za-z0-9-][A-Za-z0-9-][A-Za-z0-9]|[A-Za-z][A-Za-z0-9-](?:[A-Za-z0-9][A-Za-z0-9-]|-[A-Za-z0-9])[A-Za-z0-9-]{0,58}[A-Za-z0-9])(:[1-9][0-9]{0,3})?(/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$",
         example = "https://hooks.example.com/mfa"
     )]
     pub url: String,
@@ -74,10 +75,10 @@ pub struct CreateWebhook {
 #[schema(example = json!({"status": "active"}))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
-    /// A new URL needs step-up.
+    /// A new URL needs step-up; the same rules as at creation.
     #[schema(
         max_length = 2048,
-        pattern = r"^https?://(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]?[A-Za-z0-9])?|[A-Za-z0-9][A-Za-z0-9-][A-Za-z0-9-][A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-](?:[A-Za-z0-9][A-Za-z0-9-]|-[A-Za-z0-9])[A-Za-z0-9-]{0,58}[A-Za-z0-9])\.)*(?:[A-Za-z](?:[A-Za-z0-9-]?[A-Za-z0-9])?|[A-Za-z][A-Za-z0-9-][A-Za-z0-9-][A-Za-z0-9]|[A-Za-z][A-Za-z0-9-](?:[A-Za-z0-9][A-Za-z0-9-]|-[A-Za-z0-9])[A-Za-z0-9-]{0,58}[A-Za-z0-9])(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+        pattern = r"^https?://(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]?[A-Za-z0-9])?|[A-Za-z0-9][A-Za-z0-9-][A-Za-z0-9-][A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-](?:[A-Za-z0-9][A-Za-z0-9-]|-[A-Za-z0-9])[A-Za-z0-9-]{0,58}[A-Za-z0-9])\.)*(?:[A-Za-z](?:[A-Za-z0-9-]?[A-Za-z0-9])?|[A-Za-z][A-Za-z0-9-][A-Za-z0-9-][A-Za-z0-9]|[A-Za-z][A-Za-z0-9-](?:[A-Za-z0-9][A-Za-z0-9-]|-[A-Za-z0-9])[A-Za-z0-9-]{0,58}[A-Za-z0-9])(:[1-9][0-9]{0,3})?(/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
     )]
     pub url: Option<String>,
     #[serde(default, deserialize_with = "present_list")]
