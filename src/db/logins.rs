@@ -233,9 +233,10 @@ pub async fn record_failure(
     Ok(lockout::MAX_FAILURES - failures)
 }
 
-/// Ends the login as authenticated; its token dies.
+/// Ends the login as authenticated; its token dies. Takes the connection shared, so that it
+/// can be pipelined with the login's event.
 pub async fn complete(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     tenant_id: &TenantId,
     login_id: LoginId,
     now: DateTime<Utc>,
@@ -246,7 +247,7 @@ pub async fn complete(
             logins::token_hash.eq(None::<Vec<u8>>),
             logins::completed_at.eq(now),
         ))
-        .execute(conn)
+        .execute(&mut conn)
         .await
         .map(|_| ())
 }

@@ -529,7 +529,7 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
     db::users::reset_lockout(&mut conn, &tenant, &user, now, true)
         .await
         .unwrap();
-    db::logins::complete(&mut conn, &tenant, login, now)
+    db::logins::complete(&conn, &tenant, login, now)
         .await
         .unwrap();
     db::audit::insert(

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
+use futures_util::FutureExt;
 
 use super::types::{ChallengeStatus, LoginView};
 use crate::crypto::hashing::HashPurpose;
@@ -21,19 +22,45 @@ pub fn parse_login_id(s: &str) -> Result<LoginId, ApiError> {
 }
 
 /// The login of this mfa token, if it is alive and the one in the path, with the user's
-/// factors in `factor_status`.
+/// factors in `factor_status`; read without a lock (`GET /v1/logins/{login_id}`).
 #[tracing::instrument(skip_all)]
-pub(super) async fn load(
+async fn peek(
     conn: &mut AsyncPgConnection,
     state: &AppState,
     token: &str,
     login_id: LoginId,
-    factor_status: FactorStatus,
-    lock: bool,
 ) -> Result<(LoginCtx, Vec<FactorSecret>), ApiError> {
     let hash = mfa_token_hash(state, token);
-    let found = db::logins::by_token(conn, &hash, factor_status, lock).await?;
+    let found = db::logins::by_token(conn, &hash, FactorStatus::Active, false).await?;
     found_login(state, found, login_id)
+}
+
+/// The one transaction of every call on a sign-in (its mfa token): the `BEGIN` goes out
+/// together with the read of the token's live login, its user and the user's factors in
+/// `factor_status`, the login and user rows locked until the transaction ends (so one user's
+/// attempts run one at a time on every instance); then `body`. `Ok` commits (a refusal the
+/// gate recorded included, `Verdict::Refused`), `Err` rolls back.
+#[tracing::instrument(skip_all)]
+pub(super) async fn in_sign_in<T>(
+    state: &AppState,
+    token: &str,
+    login_id: LoginId,
+    factor_status: FactorStatus,
+    body: impl AsyncFnOnce(&mut AsyncPgConnection, LoginCtx, Vec<FactorSecret>) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let hash = mfa_token_hash(state, token);
+    let mut pooled = state.pool.get().await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    let found = db::begin_with(conn, |c| {
+        db::logins::by_token(c, &hash, factor_status, true).boxed()
+    })
+    .await;
+    let result = async {
+        let (ctx, factors) = found_login(state, found?, login_id)?;
+        body(conn, ctx, factors).await
+    }
+    .await;
+    db::end_transaction(conn, result).await
 }
 
 /// The tenant and user of the sign-in of an mfa token (alive or not), read without a lock:
@@ -98,30 +125,23 @@ pub(super) fn login_audit(ctx: &LoginCtx, meta: &ClientMeta) -> AuditCtx {
     )
 }
 
-/// Steps 3 and 4 of the attempt gate on a sign-in: the token's live login, locked with its
-/// user until the transaction ends, waiting for `wanted`, then the lockout. Returns the login,
-/// its audit context and the user's factors in `factor_status`.
-#[tracing::instrument(skip_all)]
-pub(super) async fn begin_attempt(
-    conn: &mut AsyncPgConnection,
-    state: &AppState,
-    token: &str,
-    login_id: LoginId,
+/// Step 3 of the attempt gate on a sign-in, on the login [`in_sign_in`] read: it waits for
+/// `wanted` (and, for a code, the user still has an active factor). Returns its audit context.
+pub(super) fn check_attempt(
+    ctx: &LoginCtx,
     factor_status: FactorStatus,
     wanted: ChallengeStatus,
     meta: &ClientMeta,
-) -> Result<(LoginCtx, AuditCtx, Vec<FactorSecret>), ApiError> {
-    let (ctx, factors) = load(conn, state, token, login_id, factor_status, true).await?;
+) -> Result<AuditCtx, ApiError> {
     // With the pending factor loaded nothing is known of an active one; confirm checks.
     let has_active = factor_status == FactorStatus::Active && ctx.factor_id.is_some();
-    require_status(&ctx, has_active, wanted)?;
+    require_status(ctx, has_active, wanted)?;
     // Any active factor, of any type (`factors` holds the TOTP ones only: a code sent by a
     // passkey-only user is a wrong code, §21).
     if wanted == ChallengeStatus::VerificationRequired && ctx.factor_id.is_none() {
         return Err(ApiError::InvalidState(FACTOR_REMOVED));
     }
-    let audit = login_audit(&ctx, meta);
-    Ok((ctx, audit, factors))
+    Ok(login_audit(ctx, meta))
 }
 
 /// Step 4 for a sign-in's attempt: the lockout read under the login's lock, and the
@@ -164,12 +184,17 @@ pub(super) async fn finish_login(
     factor_id: Option<FactorId>,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    db::logins::complete(conn, &ctx.tenant_id, ctx.login_id, now).await?;
     let mut details = serde_json::json!({"login_id": ctx.login_id.0, "method": method});
     if let Some(id) = factor_id {
         details["factor_id"] = serde_json::json!(id);
     }
-    db::audit::insert(conn, audit, AuditType::LoginSucceeded, now, details).await?;
+    // The login's end and its event in one round trip: neither reads the other.
+    let conn: &AsyncPgConnection = conn;
+    db::pipelined(
+        db::logins::complete(conn, &ctx.tenant_id, ctx.login_id, now),
+        db::audit::insert(conn, audit, AuditType::LoginSucceeded, now, details),
+    )
+    .await?;
     Ok(())
 }
 
@@ -179,15 +204,7 @@ pub(super) const FACTOR_REMOVED: &str = "The user's authenticator app was remove
 #[tracing::instrument(skip_all)]
 pub async fn get(state: &AppState, token: &str, login_id: LoginId) -> Result<LoginView, ApiError> {
     let mut conn = state.pool.get().await?;
-    let (ctx, _) = load(
-        &mut conn,
-        state,
-        token,
-        login_id,
-        FactorStatus::Active,
-        false,
-    )
-    .await?;
+    let (ctx, _) = peek(&mut conn, state, token, login_id).await?;
     let status = ChallengeStatus::of(ctx.status, ctx.factor_id.is_some());
     let status = crate::services::stored(status, "login status")?;
     let tenant = db::tenants::get(&mut conn, &ctx.tenant_id)

@@ -2,9 +2,7 @@
 //! and its confirmation by the first code — an attempt through the gate whose acceptance
 //! activates the factor and completes the sign-in.
 
-use diesel_async::AsyncConnection;
-
-use super::challenge::{begin_attempt, finish_login, load, login_audit, open_attempt};
+use super::challenge::{check_attempt, finish_login, in_sign_in, login_audit, open_attempt};
 use super::challenge::{require_status, signed_in};
 use super::types::{AuthenticatedStatus, ChallengeStatus, Enrolled, TokenType};
 use crate::accepted;
@@ -30,9 +28,8 @@ pub async fn start_enrollment(
     meta: &ClientMeta,
 ) -> Result<EnrollmentMaterial, ApiError> {
     let now = state.now();
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let (ctx, _) = load(conn, state, token, login_id, FactorStatus::Active, true).await?;
+    let status = FactorStatus::Active;
+    in_sign_in(state, token, login_id, status, async |conn, ctx, _| {
         // A password alone never adds a device to an account that has one.
         let has_active = ctx.factor_id.is_some();
         require_status(&ctx, has_active, ChallengeStatus::EnrollmentRequired)?;
@@ -63,68 +60,66 @@ pub async fn confirm_enrollment(
     let proof = attempt::admit(state, meta, || {
         attempt::parse_totp("code", code).map(Proof::Totp)
     })?;
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let wanted = ChallengeStatus::EnrollmentRequired;
-        let (ctx, audit, pending) = begin_attempt(
-            conn,
-            state,
-            token,
-            login_id,
-            FactorStatus::Pending,
-            wanted,
-            meta,
-        )
-        .await?;
-        // A password alone never adds a device to an account that has one.
-        if !db::factors::active(conn, &ctx.tenant_id, &ctx.user_id)
-            .await?
-            .is_empty()
-        {
-            return Err(ApiError::InvalidState(
-                "The user already has an authenticator app.",
-            ));
-        }
-        let attempt = open_attempt(state, &ctx, &audit)?;
-        let now = attempt.now();
-        let Some(p) = pending.first() else {
-            // No app's enrollment: a passkey's (`400`, §21) or none.
-            let other = match ctx.factor_id {
-                Some(id) => db::factors::by_id(conn, &ctx.tenant_id, &ctx.user_id, id).await?,
-                None => None,
-            };
-            enrollment::pending_of_type(other, FactorType::Totp, now)?;
-            return Err(ApiError::InvalidState(enrollment::NO_PENDING));
-        };
-        if ctx.factor_expires_at.is_some_and(|e| e <= now) {
-            return Err(ApiError::InvalidState(
-                "The pending enrollment expired: start a new one.",
-            ));
-        }
-        let accepted = accepted!(
-            attempt
-                .evaluate(conn, state, &proof, Against::Pending(p))
+    let (status, wanted) = (FactorStatus::Pending, ChallengeStatus::EnrollmentRequired);
+    in_sign_in(
+        state,
+        token,
+        login_id,
+        status,
+        async |conn, ctx, pending| {
+            let audit = check_attempt(&ctx, status, wanted, meta)?;
+            // A password alone never adds a device to an account that has one.
+            if !db::factors::active(conn, &ctx.tenant_id, &ctx.user_id)
                 .await?
-        );
-        let (user_id, how) = (&ctx.user_id, Activation::Replace);
-        let recovery_codes = enrollment::activate(conn, state, &audit, user_id, accepted, how, now)
-            .await?
-            .unwrap_or_default();
-        finish_login(conn, &ctx, &audit, "totp", accepted.factor_id, now).await?;
-        let surface = ctx.surface;
-        let device =
-            devices::remember(conn, state, &audit, user_id, surface, remember, meta, now).await?;
-        let m = signed_in(state, &ctx, amr::TOTP, now)?;
-        Ok(Verdict::Accepted(Enrolled {
-            status: AuthenticatedStatus::Authenticated,
-            access_token: m.token,
-            token_type: TokenType::Bearer,
-            expires_in: m.expires_in,
-            recovery_codes,
-            device_token: device.as_ref().map(|d| d.device_token.clone()),
-            device_expires_at: device.map(|d| d.device_expires_at),
-        }))
-    })
+                .is_empty()
+            {
+                return Err(ApiError::InvalidState(
+                    "The user already has an authenticator app.",
+                ));
+            }
+            let attempt = open_attempt(state, &ctx, &audit)?;
+            let now = attempt.now();
+            let Some(p) = pending.first() else {
+                // No app's enrollment: a passkey's (`400`, §21) or none.
+                let other = match ctx.factor_id {
+                    Some(id) => db::factors::by_id(conn, &ctx.tenant_id, &ctx.user_id, id).await?,
+                    None => None,
+                };
+                enrollment::pending_of_type(other, FactorType::Totp, now)?;
+                return Err(ApiError::InvalidState(enrollment::NO_PENDING));
+            };
+            if ctx.factor_expires_at.is_some_and(|e| e <= now) {
+                return Err(ApiError::InvalidState(
+                    "The pending enrollment expired: start a new one.",
+                ));
+            }
+            let accepted = accepted!(
+                attempt
+                    .evaluate(conn, state, &proof, Against::Pending(p))
+                    .await?
+            );
+            let (user_id, how) = (&ctx.user_id, Activation::Replace);
+            let recovery_codes =
+                enrollment::activate(conn, state, &audit, user_id, accepted, how, now)
+                    .await?
+                    .unwrap_or_default();
+            finish_login(conn, &ctx, &audit, "totp", accepted.factor_id, now).await?;
+            let surface = ctx.surface;
+            let device =
+                devices::remember(conn, state, &audit, user_id, surface, remember, meta, now)
+                    .await?;
+            let m = signed_in(state, &ctx, amr::TOTP, now)?;
+            Ok(Verdict::Accepted(Enrolled {
+                status: AuthenticatedStatus::Authenticated,
+                access_token: m.token,
+                token_type: TokenType::Bearer,
+                expires_in: m.expires_in,
+                recovery_codes,
+                device_token: device.as_ref().map(|d| d.device_token.clone()),
+                device_expires_at: device.map(|d| d.device_expires_at),
+            }))
+        },
+    )
     .await?
     .answer()
 }

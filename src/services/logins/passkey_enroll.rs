@@ -4,9 +4,8 @@
 //! recovery codes and completes the sign-in.
 
 use chrono::Duration;
-use diesel_async::AsyncConnection;
 
-use super::challenge::{begin_attempt, finish_login, load, login_audit, open_attempt};
+use super::challenge::{check_attempt, finish_login, in_sign_in, login_audit, open_attempt};
 use super::challenge::{require_status, signed_in};
 use super::types::{AuthenticatedStatus, ChallengeStatus, Enrolled, TokenType};
 use crate::accepted;
@@ -33,9 +32,8 @@ pub async fn start_webauthn_enrollment(
     meta: &ClientMeta,
 ) -> Result<WebauthnEnrollment, ApiError> {
     let now = state.now();
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let (ctx, _) = load(conn, state, token, login_id, FactorStatus::Active, true).await?;
+    let status = FactorStatus::Active;
+    in_sign_in(state, token, login_id, status, async |conn, ctx, _| {
         // A password alone never adds a device to an account that has one.
         let has_active = ctx.factor_id.is_some();
         require_status(&ctx, has_active, ChallengeStatus::EnrollmentRequired)?;
@@ -72,19 +70,9 @@ pub async fn confirm_webauthn_enrollment(
     meta: &ClientMeta,
 ) -> Result<Enrolled, ApiError> {
     let proof = attempt::admit(state, meta, || webauthn::parse_registration(credential))?;
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let wanted = ChallengeStatus::EnrollmentRequired;
-        let (ctx, audit, _) = begin_attempt(
-            conn,
-            state,
-            token,
-            login_id,
-            FactorStatus::Pending,
-            wanted,
-            meta,
-        )
-        .await?;
+    let (status, wanted) = (FactorStatus::Pending, ChallengeStatus::EnrollmentRequired);
+    in_sign_in(state, token, login_id, status, async |conn, ctx, _| {
+        let audit = check_attempt(&ctx, status, wanted, meta)?;
         if !db::factors::active(conn, &ctx.tenant_id, &ctx.user_id)
             .await?
             .is_empty()

@@ -3,9 +3,9 @@
 //! attempt through the gate (`services::attempt`) and one completion (`challenge::finish_login`).
 
 use chrono::{DateTime, Utc};
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 
-use super::challenge::{begin_attempt, finish_login, open_attempt, signed_in};
+use super::challenge::{check_attempt, finish_login, in_sign_in, open_attempt, signed_in};
 use super::types::{AuthenticatedStatus, ChallengeStatus, Recovered, TokenType, Verified};
 use crate::accepted;
 use crate::db::{audit::AuditCtx, logins::LoginCtx, webauthn::Purpose};
@@ -35,30 +35,26 @@ async fn attempt(
     remember: &RememberRequest,
     meta: &ClientMeta,
 ) -> Result<Completed, ApiError> {
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let wanted = ChallengeStatus::VerificationRequired;
-        let (ctx, audit, factors) = begin_attempt(
-            conn,
-            state,
-            token,
-            login_id,
-            FactorStatus::Active,
-            wanted,
-            meta,
-        )
-        .await?;
-        if matches!(proof, Proof::Webauthn(..)) && state.webauthn.get(ctx.surface).is_none() {
-            return Err(ApiError::WebauthnUnavailable);
-        }
-        let attempt = open_attempt(state, &ctx, &audit)?;
-        let against = Against::Active(&factors);
-        let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
-        let now = attempt.now();
-        complete(conn, state, &ctx, &audit, accepted, remember, meta, now)
-            .await
-            .map(Verdict::Accepted)
-    })
+    let (status, wanted) = (FactorStatus::Active, ChallengeStatus::VerificationRequired);
+    in_sign_in(
+        state,
+        token,
+        login_id,
+        status,
+        async |conn, ctx, factors| {
+            let audit = check_attempt(&ctx, status, wanted, meta)?;
+            if matches!(proof, Proof::Webauthn(..)) && state.webauthn.get(ctx.surface).is_none() {
+                return Err(ApiError::WebauthnUnavailable);
+            }
+            let attempt = open_attempt(state, &ctx, &audit)?;
+            let against = Against::Active(&factors);
+            let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
+            let now = attempt.now();
+            complete(conn, state, &ctx, &audit, accepted, remember, meta, now)
+                .await
+                .map(Verdict::Accepted)
+        },
+    )
     .await?
     .answer()
 }

@@ -4,10 +4,9 @@
 //! never past the login. The answer goes through the gate (`verify::webauthn`).
 
 use chrono::Duration;
-use diesel_async::AsyncConnection;
 use utoipa::ToSchema;
 
-use super::challenge::{load, require_status};
+use super::challenge::{in_sign_in, require_status};
 use super::types::ChallengeStatus;
 use crate::crypto::webauthn::CHALLENGE_SECONDS;
 use crate::db::webauthn::Purpose;
@@ -24,9 +23,8 @@ pub async fn challenge(
     token: &str,
     login_id: LoginId,
 ) -> Result<WebauthnChallenge, ApiError> {
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let (ctx, _) = load(conn, state, token, login_id, FactorStatus::Active, true).await?;
+    let status = FactorStatus::Active;
+    in_sign_in(state, token, login_id, status, async |conn, ctx, _| {
         let wanted = ChallengeStatus::VerificationRequired;
         require_status(&ctx, ctx.factor_id.is_some(), wanted)?;
         let rp = state
