@@ -233,6 +233,34 @@ pub async fn record_failure(
     Ok(lockout::MAX_FAILURES - failures)
 }
 
+/// Ends a login as authenticated; its token dies. Written out, as [`ByToken`] is, so that it
+/// is a prepared statement cached per connection: Diesel's update DSL is never cached, and
+/// every sign-in would parse and plan it again, in a round trip of its own.
+struct Complete<'a> {
+    tenant_id: &'a TenantId,
+    login_id: LoginId,
+    now: DateTime<Utc>,
+}
+
+impl QueryId for Complete<'_> {
+    type QueryId = Complete<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Pg> for Complete<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("UPDATE logins SET status = ");
+        out.push_bind_param::<Text, _>(&LoginStatus::Authenticated)?;
+        out.push_sql(", token_hash = NULL, completed_at = ");
+        out.push_bind_param::<Timestamptz, _>(&self.now)?;
+        out.push_sql(" WHERE tenant_id = ");
+        out.push_bind_param::<Text, _>(self.tenant_id)?;
+        out.push_sql(" AND login_id = ");
+        out.push_bind_param::<SqlUuid, _>(&self.login_id)?;
+        Ok(())
+    }
+}
+
 /// Ends the login as authenticated; its token dies. Takes the connection shared, so that it
 /// can be pipelined with the login's event.
 pub async fn complete(
@@ -241,15 +269,12 @@ pub async fn complete(
     login_id: LoginId,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(logins::table.filter(key(tenant_id, login_id)))
-        .set((
-            logins::status.eq(LoginStatus::Authenticated),
-            logins::token_hash.eq(None::<Vec<u8>>),
-            logins::completed_at.eq(now),
-        ))
-        .execute(&mut conn)
-        .await
-        .map(|_| ())
+    let q = Complete {
+        tenant_id,
+        login_id,
+        now,
+    };
+    q.execute(&mut conn).await.map(|_| ())
 }
 
 /// Open logins of a user are erased with the user (cascade); this kills them without

@@ -423,6 +423,12 @@ fn assert_keyed(sql: &str, plan: &str) {
 /// own repository functions on a tenant of 20,000 enrolled users that was never analyzed,
 /// then planned again as generic plans (what a prepared statement gets after five runs):
 /// each must reach its rows by a whole unique key.
+#[derive(QueryableByName)]
+struct Prepared {
+    #[diesel(sql_type = Text)]
+    statement: String,
+}
+
 #[tokio::test]
 async fn sign_in_statements_use_whole_keys_without_statistics() {
     let db = TestDb::new().await;
@@ -548,8 +554,19 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
     db::end_transaction(&mut conn, Ok::<_, diesel::result::Error>(()))
         .await
         .unwrap();
-
     let statements: Vec<String> = recorder.0.lock().unwrap().clone();
+    // The login's completion is prepared once per connection, as the rest of the verify is
+    // (Diesel's update DSL never is: every sign-in parsed and planned it again).
+    let prepared: Vec<Prepared> = diesel::sql_query("SELECT statement FROM pg_prepared_statements")
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        prepared.iter().any(|p| p.statement.starts_with("UPDATE logins SET status")),
+        "the completion is not a prepared statement: {:?}",
+        prepared.iter().map(|p| &p.statement).collect::<Vec<_>>()
+    );
+
     assert!(statements.len() >= 9, "{statements:?}");
     // The statements inside the replay guard and lockout reset functions, as written in SQL.
     let inner = [
