@@ -562,7 +562,9 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
         .await
         .unwrap();
     assert!(
-        prepared.iter().any(|p| p.statement.starts_with("UPDATE logins SET status")),
+        prepared
+            .iter()
+            .any(|p| p.statement.starts_with("UPDATE logins SET status")),
         "the completion is not a prepared statement: {:?}",
         prepared.iter().map(|p| &p.statement).collect::<Vec<_>>()
     );
