@@ -2,19 +2,22 @@
 //! and its confirmation by the first code — an attempt through the gate whose acceptance
 //! activates the factor and completes the sign-in.
 
-use super::challenge::{check_attempt, finish_login, in_sign_in, login_audit, open_attempt};
-use super::challenge::{require_status, signed_in};
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
+
+use super::challenge::{check_attempt, in_sign_in, login_audit, open_attempt, require_status};
 use super::types::{AuthenticatedStatus, ChallengeStatus, Enrolled, TokenType};
+use super::verify::complete;
 use crate::accepted;
-use crate::db;
+use crate::db::{self, audit::AuditCtx, logins::LoginCtx};
 use crate::domain::factor::FactorName;
 use crate::domain::ids::{FactorStatus, FactorType, LoginId};
 use crate::error::ApiError;
-use crate::services::attempt::{self, Against, Proof, Verdict};
-use crate::services::devices::{self, RememberRequest};
+use crate::services::attempt::{self, Accepted, Against, Proof, Verdict};
+use crate::services::devices::RememberRequest;
 use crate::services::enrollment::{self, Activation, EnrollmentMaterial, NewFactor};
 use crate::services::tenant::allow_new_in;
-use crate::services::{amr, ClientMeta};
+use crate::services::ClientMeta;
 use crate::state::AppState;
 
 /// `POST /v1/logins/{login_id}/totp-enrollment`, with an optional factor name (§10). It
@@ -98,28 +101,39 @@ pub async fn confirm_enrollment(
                     .evaluate(conn, state, &proof, Against::Pending(p))
                     .await?
             );
-            let (user_id, how) = (&ctx.user_id, Activation::Replace);
-            let recovery_codes =
-                enrollment::activate(conn, state, &audit, user_id, accepted, how, now)
-                    .await?
-                    .unwrap_or_default();
-            finish_login(conn, &ctx, &audit, "totp", accepted.factor_id, now).await?;
-            let surface = ctx.surface;
-            let device =
-                devices::remember(conn, state, &audit, user_id, surface, remember, meta, now)
-                    .await?;
-            let m = signed_in(state, &ctx, amr::TOTP, now)?;
-            Ok(Verdict::Accepted(Enrolled {
-                status: AuthenticatedStatus::Authenticated,
-                access_token: m.token,
-                token_type: TokenType::Bearer,
-                expires_in: m.expires_in,
-                recovery_codes,
-                device_token: device.as_ref().map(|d| d.device_token.clone()),
-                device_expires_at: device.map(|d| d.device_expires_at),
-            }))
+            let done = (&ctx, &audit, accepted);
+            enrolled(conn, state, done, remember, meta, now)
+                .await
+                .map(Verdict::Accepted)
         },
     )
     .await?
     .answer()
+}
+
+/// The end of an enrollment confirmed during a sign-in (an app's first code, a passkey's
+/// registration): the factor becomes active with the first recovery codes, then the sign-in's
+/// one completion (`verify::complete`).
+pub(super) async fn enrolled(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    (ctx, audit, accepted): (&LoginCtx, &AuditCtx, Accepted),
+    remember: &RememberRequest,
+    meta: &ClientMeta,
+    now: DateTime<Utc>,
+) -> Result<Enrolled, ApiError> {
+    let (user_id, how) = (&ctx.user_id, Activation::Replace);
+    let recovery_codes = enrollment::activate(conn, state, audit, user_id, accepted, how, now)
+        .await?
+        .unwrap_or_default();
+    let done = complete(conn, state, ctx, audit, accepted, remember, meta, now).await?;
+    Ok(Enrolled {
+        status: AuthenticatedStatus::Authenticated,
+        access_token: done.minted.token,
+        token_type: TokenType::Bearer,
+        expires_in: done.minted.expires_in,
+        recovery_codes,
+        device_token: done.device.as_ref().map(|d| d.device_token.clone()),
+        device_expires_at: done.device.map(|d| d.device_expires_at),
+    })
 }

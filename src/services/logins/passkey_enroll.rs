@@ -5,9 +5,9 @@
 
 use chrono::Duration;
 
-use super::challenge::{check_attempt, finish_login, in_sign_in, login_audit, open_attempt};
-use super::challenge::{require_status, signed_in};
-use super::types::{AuthenticatedStatus, ChallengeStatus, Enrolled, TokenType};
+use super::challenge::{check_attempt, in_sign_in, login_audit, open_attempt, require_status};
+use super::enroll::enrolled;
+use super::types::{ChallengeStatus, Enrolled};
 use crate::accepted;
 use crate::crypto::webauthn::CHALLENGE_SECONDS;
 use crate::db;
@@ -15,8 +15,8 @@ use crate::domain::factor::FactorName;
 use crate::domain::ids::{FactorStatus, FactorType, LoginId};
 use crate::error::ApiError;
 use crate::services::attempt::{self, Against, Verdict};
-use crate::services::devices::{self, RememberRequest};
-use crate::services::enrollment::{self, Activation};
+use crate::services::devices::RememberRequest;
+use crate::services::enrollment;
 use crate::services::tenant::policy_of;
 use crate::services::webauthn::{self, Start, WebauthnEnrollment};
 use crate::services::ClientMeta;
@@ -93,25 +93,10 @@ pub async fn confirm_webauthn_enrollment(
         let p = enrollment::pending_of_type(pending, FactorType::Webauthn, now)?;
         let against = Against::PendingWebauthn(p.factor_id);
         let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
-        let (user_id, how) = (&ctx.user_id, Activation::Replace);
-        let recovery_codes = enrollment::activate(conn, state, &audit, user_id, accepted, how, now)
-            .await?
-            .unwrap_or_default();
-        let method = accepted.method;
-        finish_login(conn, &ctx, &audit, method.as_str(), accepted.factor_id, now).await?;
-        let surface = ctx.surface;
-        let device =
-            devices::remember(conn, state, &audit, user_id, surface, remember, meta, now).await?;
-        let m = signed_in(state, &ctx, method.amr(), now)?;
-        Ok(Verdict::Accepted(Enrolled {
-            status: AuthenticatedStatus::Authenticated,
-            access_token: m.token,
-            token_type: TokenType::Bearer,
-            expires_in: m.expires_in,
-            recovery_codes,
-            device_token: device.as_ref().map(|d| d.device_token.clone()),
-            device_expires_at: device.map(|d| d.device_expires_at),
-        }))
+        let done = (&ctx, &audit, accepted);
+        enrolled(conn, state, done, remember, meta, now)
+            .await
+            .map(Verdict::Accepted)
     })
     .await?
     .answer()

@@ -19,10 +19,10 @@ use crate::services::{ClientMeta, Minted};
 use crate::state::AppState;
 
 /// A sign-in completed by a proof: the token, the accepted proof, and the device remembered.
-struct Completed {
-    minted: Minted,
-    accepted: Accepted,
-    device: Option<devices::Remembered>,
+pub(super) struct Completed {
+    pub minted: Minted,
+    pub accepted: Accepted,
+    pub device: Option<devices::Remembered>,
 }
 
 /// The attempt of every call on a sign-in that waits for a code, in the gate's order; on
@@ -62,7 +62,7 @@ async fn attempt(
 /// The sign-in's completion after an accepted proof. A recovery-code sign-in ends the trust
 /// of every remembered browser and never remembers this one (§12).
 #[allow(clippy::too_many_arguments)]
-async fn complete(
+pub(super) async fn complete(
     conn: &mut AsyncPgConnection,
     state: &AppState,
     ctx: &LoginCtx,
