@@ -90,14 +90,15 @@ async fn a_passkey_instead_of_an_app_at_first_sign_in() {
 }
 
 #[tokio::test]
-async fn one_assertion_sent_twenty_times_at_once_succeeds_once() {
-    let app = TestApp::spawn().await;
+async fn one_assertion_sent_twenty_times_at_once_to_two_instances_succeeds_once() {
+    let (app, app2) = TestApp::two_instances(|s| s.rate_limit_per_minute = 1000).await;
     let u = User::new("acme", "pk-8");
     let (_e, mut key, _, _) = with_passkey(&app, &u).await;
     app.advance(60);
     let (login_id, token) = app.challenge(&u).await;
     let a = key.get(&challenge(&app, &login_id, &token).await);
-    let sends = (0..20).map(|_| answer(&app, &login_id, &token, &a));
+    let to = |i: usize| if i.is_multiple_of(2) { &app } else { &app2 };
+    let sends = (0..20).map(|i| answer(to(i), &login_id, &token, &a));
     let statuses: Vec<u16> = futures_util::future::join_all(sends)
         .await
         .iter()
