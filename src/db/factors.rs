@@ -2,7 +2,7 @@
 //! credential is `db::webauthn`); for TOTP, encrypted secrets, pending until confirmed, then active; several
 //! active ones per user (§10), each named and with its own replay guard and drift (§11).
 //! Every lookup names the tenant and the user (index `totp_factors_by_user`), and the replay
-//! guard is `mfa_consume_step` (one conditional UPDATE, defined once in the migrations).
+//! guard is `mfa_consume_step` (one conditional UPDATE, defined in `db/functions/`).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -232,7 +232,9 @@ pub async fn activate(
 }
 
 /// The replay guard: records `step` as used (and `drift` as the factor's drift) only if it
-/// is later than the last used step. False means the code (or a later one) was already used.
+/// is later than the last used step, and then clears the user's lockout (`signed_in` as
+/// `users::reset_lockout` takes it) in the same statement. False means the code (or a later
+/// one) was already used, and nothing was written.
 #[allow(clippy::too_many_arguments)]
 pub async fn consume_step(
     conn: &mut AsyncPgConnection,
@@ -242,9 +244,10 @@ pub async fn consume_step(
     step: i64,
     drift: i32,
     now: DateTime<Utc>,
+    signed_in: bool,
 ) -> QueryResult<bool> {
     diesel::select(mfa_consume_step(
-        tenant_id, user_id, factor_id, step, drift, now,
+        tenant_id, user_id, factor_id, step, drift, now, signed_in,
     ))
     .get_result(conn)
     .await

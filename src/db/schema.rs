@@ -226,8 +226,8 @@ use diesel::sql_types::{Bool, Int4, Int8, Text, Timestamptz, Uuid};
 // PL/pgSQL caches the plans of the statements inside.
 diesel::define_sql_function! {
     /// The replay guard: records `step` as the factor's last used step (and `drift` as its
-    /// drift) only if it is later.
-    fn mfa_consume_step(tenant: Text, user: Text, factor: Uuid, step: Int8, drift: Int4, now: Timestamptz) -> Bool;
+    /// drift) only if it is later, and then clears the lockout as `mfa_reset_lockout` does.
+    fn mfa_consume_step(tenant: Text, user: Text, factor: Uuid, step: Int8, drift: Int4, now: Timestamptz, signed_in: Bool) -> Bool;
 }
 diesel::define_sql_function! {
     /// Clears the lockout; with `signed_in`, also stores the sign-in's time (and answers

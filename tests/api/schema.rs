@@ -512,7 +512,11 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
         ip: None,
         user_agent: None,
     };
-    db::users::store_lockout(&mut conn, &tenant, &user, &LockoutState::default())
+    let two_wrong = LockoutState {
+        failed_attempts: 2,
+        ..LockoutState::default()
+    };
+    db::users::store_lockout(&mut conn, &tenant, &user, &two_wrong)
         .await
         .unwrap();
     db::logins::record_failure(&mut conn, &tenant, login, 0, now)
@@ -527,14 +531,19 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
     )
     .await
     .unwrap();
-    // The acceptance and the completion, as the attempt gate and `finish_login` send them.
-    let accepted = db::factors::consume_step(&mut conn, &tenant, &user, f.factor_id, 1, 0, now)
+    // The acceptance (the replay guard, which clears the lockout) and the completion, as the
+    // attempt gate and `finish_login` send them.
+    let consume = db::factors::consume_step;
+    let accepted = consume(&mut conn, &tenant, &user, f.factor_id, 1, 0, now, true)
         .await
         .unwrap();
     assert!(accepted);
-    db::users::reset_lockout(&mut conn, &tenant, &user, now, true)
-        .await
-        .unwrap();
+    let lockout = db::users::lock_for_attempt(&mut conn, &tenant, &user).await;
+    assert_eq!(
+        lockout.unwrap(),
+        Some(LockoutState::default()),
+        "not cleared"
+    );
     db::logins::complete(&conn, &tenant, login, now)
         .await
         .unwrap();
@@ -547,7 +556,7 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
     )
     .await
     .unwrap();
-    let again = db::factors::consume_step(&mut conn, &tenant, &user, f.factor_id, 1, 0, now)
+    let again = consume(&mut conn, &tenant, &user, f.factor_id, 1, 0, now, true)
         .await
         .unwrap();
     assert!(!again, "the replay guard refuses the same step");

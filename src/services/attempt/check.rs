@@ -157,6 +157,7 @@ fn resync(
 
 /// The replay guard of the factor that accepted: one atomic conditional UPDATE, so the same
 /// step is accepted once whatever runs at the same time; `lost` when it was used meanwhile.
+/// An accepted step clears the lockout in the same statement (`Found::Consumed`).
 async fn consume(
     conn: &mut AsyncPgConnection,
     attempt: &Attempt<'_>,
@@ -175,9 +176,10 @@ async fn consume(
         a.step,
         a.drift,
         attempt.now,
+        attempt.login.is_some(),
     )
     .await?;
-    Ok(if fresh { Found::Accepted(a) } else { lost })
+    Ok(if fresh { Found::Consumed(a) } else { lost })
 }
 
 /// A recovery code: compared in constant time with every unused one, then used up.

@@ -123,7 +123,12 @@ impl<'a> Attempt<'a> {
         let found = check::check(conn, state, self, proof, factors).await?;
         let verdict = match found {
             types::Found::Accepted(a) => {
-                self.accept(conn, state, &a).await?;
+                self.reset_lockout(conn).await?;
+                self.accepted(state, &a);
+                Verdict::Accepted(a)
+            }
+            types::Found::Consumed(a) => {
+                self.accepted(state, &a);
                 Verdict::Accepted(a)
             }
             types::Found::Reused(factor_id) => {
@@ -144,27 +149,19 @@ impl<'a> Attempt<'a> {
         Ok(verdict)
     }
 
-    /// A proof accepted: the lockout is cleared (and a sign-in's time stored, in the same
-    /// write), and the outcome counted.
-    async fn accept(
-        &self,
-        conn: &mut AsyncPgConnection,
-        state: &AppState,
-        a: &Accepted,
-    ) -> Result<(), ApiError> {
-        let signed_in = self.login.is_some();
-        db::users::reset_lockout(
-            conn,
-            &self.audit.tenant_id,
-            self.user_id,
-            self.now,
-            signed_in,
-        )
-        .await?;
+    /// A proof accepted by other than a factor's replay guard (which does this itself): the
+    /// lockout is cleared, and a sign-in's time stored in the same write.
+    async fn reset_lockout(&self, conn: &mut AsyncPgConnection) -> Result<(), ApiError> {
+        let (tenant_id, signed_in) = (&self.audit.tenant_id, self.login.is_some());
+        db::users::reset_lockout(conn, tenant_id, self.user_id, self.now, signed_in).await?;
+        Ok(())
+    }
+
+    /// A proof accepted, counted.
+    fn accepted(&self, state: &AppState, a: &Accepted) {
         state.metrics.outcome(Outcome::Success);
         if a.method == Method::Totp {
             state.metrics.drift(a.drift);
         }
-        Ok(())
     }
 }

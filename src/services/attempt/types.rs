@@ -147,6 +147,8 @@ pub(super) fn failed_kind(proof: &Proof) -> AuditType {
 /// What a proof matched.
 pub(super) enum Found {
     Accepted(Accepted),
+    /// Accepted by a factor's replay guard, which cleared the lockout in the same statement.
+    Consumed(Accepted),
     /// A code of a step already used (`code_reused`, not counted), naming the factor whose
     /// replay guard refused it (none for a recovery code used meanwhile).
     Reused(Option<FactorId>),
