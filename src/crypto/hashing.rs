@@ -30,6 +30,8 @@ pub enum HashPurpose {
     ServiceKey,
     /// A remembered device's token (docs/API.md §12).
     DeviceToken,
+    /// The key of a user's turns ([`HashKey::user_turn`]).
+    UserTurn,
 }
 
 impl HashPurpose {
@@ -42,6 +44,7 @@ impl HashPurpose {
             HashPurpose::MfaToken => b"mspbots-mfa/mfa-token/v1\0",
             HashPurpose::ServiceKey => b"mspbots-mfa/service-key/v1\0",
             HashPurpose::DeviceToken => b"mspbots-mfa/device-token/v1\0",
+            HashPurpose::UserTurn => b"mspbots-mfa/user-turn/v1\0",
         }
     }
 }
@@ -90,6 +93,20 @@ impl HashKey {
         mac.update(value);
         mac.finalize().into_bytes().into()
     }
+
+    /// The key of one user's turns (`rate_limit::UserGate`): 128 bits of the keyed hash of
+    /// tenant and user. Every route that names the user computes the same key, and the user's
+    /// mfa tokens carry it (`tokens::new_mfa_token`), so a step of a sign-in finds its turn
+    /// without reading the database. Keyed, so it names the user to no one without the key.
+    pub fn user_turn(&self, tenant_id: &str, user_id: &str) -> [u8; 16] {
+        // The tenant's length first: no two pairs share an encoding, whatever they hold.
+        let len = (tenant_id.len() as u64).to_be_bytes();
+        let value = [&len, tenant_id.as_bytes(), user_id.as_bytes()].concat();
+        let h = self.hash(HashPurpose::UserTurn, &value);
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&h[..16]);
+        key
+    }
 }
 
 /// Constant-time equality for secrets and their hashes (length is not hidden).
@@ -121,6 +138,19 @@ mod tests {
         let c = k.hash(HashPurpose::ServiceKey, v);
         let d = k.hash(HashPurpose::DeviceToken, v);
         assert!(a != b && b != c && a != c && d != a && d != b && d != c);
+        assert!(![a, b, c, d].contains(&k.hash(HashPurpose::UserTurn, v)));
+    }
+
+    #[test]
+    fn a_turn_key_names_one_user_of_one_tenant_under_one_key() {
+        let k = HashKey::parse(&HashKey::generate_b64()).unwrap();
+        let jane = k.user_turn("acme", "jane");
+        assert_eq!(jane, k.user_turn("acme", "jane"));
+        assert_ne!(jane, k.user_turn("globex", "jane"));
+        assert_ne!(jane, k.user_turn("acme", "joe"));
+        assert_ne!(k.user_turn("ab", "c"), k.user_turn("a", "bc"));
+        let other = HashKey::parse(&HashKey::generate_b64()).unwrap();
+        assert_ne!(jane, other.user_turn("acme", "jane"));
     }
 
     #[test]

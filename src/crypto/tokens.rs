@@ -15,9 +15,24 @@ fn random_32() -> [u8; 32] {
     bytes
 }
 
-/// Short-lived bearer token for the second step of a login (256 bits).
-pub fn new_mfa_token() -> String {
-    format!("mfa_{}", BASE64URL_NOPAD.encode(&random_32()))
+/// Short-lived bearer token for the second step of a login: `mfa_<256 random bits>.<owner>`,
+/// the owner being its user's turn key (`HashKey::user_turn`), so a step of the sign-in finds
+/// its turn without a read. The stored hash covers the whole token: a token whose owner was
+/// edited is an unknown token.
+pub fn new_mfa_token(owner: &[u8; 16]) -> String {
+    let (random, owner) = (random_32(), BASE64URL_NOPAD.encode(owner));
+    format!("mfa_{}.{owner}", BASE64URL_NOPAD.encode(&random))
+}
+
+/// The owner an mfa token names (see [`new_mfa_token`]), unchecked: only the token's hash,
+/// looked up under the turn, says whether the token is real.
+pub fn mfa_token_owner(token: &str) -> Option<[u8; 16]> {
+    let (_, owner) = token.strip_prefix("mfa_")?.split_once('.')?;
+    BASE64URL_NOPAD
+        .decode(owner.as_bytes())
+        .ok()?
+        .try_into()
+        .ok()
 }
 
 /// A remembered device's token (256 bits), kept by the login backend in a cookie of its own.
@@ -87,13 +102,30 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn token_formats() {
-        let t = new_mfa_token();
-        assert!(t.starts_with("mfa_"));
+    fn an_mfa_token_without_a_well_formed_owner_names_nobody() {
+        for t in [
+            "mfa_abc",
+            "mfa_abc.",
+            "mfa_abc.AAAA",
+            "mfa_abc.!!!!!!!!!!!!!!!!!!!!!!",
+            "sk_abc.BwcHBwcHBwcHBwcHBwcHBw",
+        ] {
+            assert_eq!(mfa_token_owner(t), None, "{t}");
+        }
         assert_eq!(
-            BASE64URL_NOPAD.decode(&t.as_bytes()[4..]).unwrap().len(),
-            32
+            mfa_token_owner("mfa_abc.BwcHBwcHBwcHBwcHBwcHBw"),
+            Some([7; 16])
         );
+    }
+
+    #[test]
+    fn token_formats() {
+        let owner = [7u8; 16];
+        let t = new_mfa_token(&owner);
+        let (random, _) = t.strip_prefix("mfa_").unwrap().split_once('.').unwrap();
+        assert_eq!(BASE64URL_NOPAD.decode(random.as_bytes()).unwrap().len(), 32);
+        assert_eq!(mfa_token_owner(&t), Some(owner));
+        assert_eq!(t.len(), 4 + 43 + 1 + 22);
         let k = new_service_key();
         assert!(k.starts_with("sk_"));
         assert_eq!(k.len(), 3 + 43);
@@ -101,7 +133,7 @@ mod tests {
             BASE64URL_NOPAD.decode(&k.as_bytes()[3..]).unwrap().len(),
             32
         );
-        assert_ne!(new_mfa_token(), t);
+        assert_ne!(new_mfa_token(&owner), t);
         let d = new_device_token();
         assert!(d.starts_with("dv_"));
         assert_eq!(

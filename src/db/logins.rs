@@ -300,17 +300,3 @@ pub async fn kill_open(
     .await
     .map(|_| ())
 }
-
-/// Whose sign-in an mfa token belongs to, by the token's keyed hash (its unique index). A
-/// plain read: it never waits on a row lock, so it can run before the user's turn.
-pub async fn owner_by_token(
-    conn: &mut AsyncPgConnection,
-    token_hash: &[u8],
-) -> QueryResult<Option<(TenantId, UserId)>> {
-    logins::table
-        .filter(logins::token_hash.eq(token_hash))
-        .select((logins::tenant_id, logins::user_id))
-        .first(conn)
-        .await
-        .optional()
-}

@@ -4,7 +4,6 @@
 //! many pooled connections while the rest of that user's requests wait without one.
 
 use std::collections::HashMap;
-use std::fmt::Display;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
@@ -17,17 +16,13 @@ pub const PER_USER: usize = 2;
 /// Whose turn a request waits for: always one user of one tenant, however the request
 /// names them (see [`Whose`]), so every route that waits on a user's row shares the
 /// user's [`PER_USER`] turns.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct GateKey(String);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GateKey([u8; 16]);
 
 impl GateKey {
-    /// One user of one tenant.
-    pub fn user(tenant_id: impl Display, user_id: impl Display) -> Self {
-        Self(format!("user:{tenant_id}/{user_id}"))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// One user of one tenant, by their turn key (`crypto::hashing::HashKey::user_turn`).
+    pub fn user(turn_key: [u8; 16]) -> Self {
+        Self(turn_key)
     }
 }
 
@@ -35,8 +30,8 @@ impl GateKey {
 /// into a [`GateKey`] (`services::turns`), the cheapest way its route allows: in its path or
 /// a sign-in start's body, taken only once the request's credential checks out for that
 /// tenant (so a caller without one cannot queue in a user's turns); in its access token (a
-/// signature check); or through its sign-in's mfa token (one indexed read of `logins`,
-/// which never waits on a row lock).
+/// signature check); or in its sign-in's mfa token, which carries its user's turn key
+/// (`crypto::tokens::new_mfa_token`; no read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Whose {
     Named {
@@ -72,7 +67,7 @@ impl UserGate {
         let sem = {
             let mut slots = self.slots.lock().ok()?;
             slots
-                .entry(key.clone())
+                .entry(key)
                 .or_insert_with(|| Arc::new(Semaphore::new(PER_USER)))
                 .clone()
         };
@@ -116,25 +111,16 @@ mod tests {
     #[tokio::test]
     async fn a_user_gets_at_most_per_user_turns_and_the_entry_goes_with_the_last() {
         let gate = UserGate::default();
-        let u = || GateKey::user("acme", "jane");
+        let u = || GateKey::user([1; 16]);
         let a = gate.enter(u()).await.unwrap();
         let b = gate.enter(u()).await.unwrap();
         let third = tokio::time::timeout(Duration::from_millis(50), gate.enter(u())).await;
         assert!(third.is_err(), "a third turn waits");
-        let other = gate.enter(GateKey::user("acme", "joe")).await.unwrap();
+        let other = gate.enter(GateKey::user([2; 16])).await.unwrap();
         drop(a);
         let c = gate.enter(u()).await.unwrap();
         assert_eq!(gate.len(), 2);
         drop((b, c, other));
         assert!(gate.is_empty());
-    }
-
-    #[test]
-    fn a_key_names_one_user_of_one_tenant() {
-        assert_eq!(GateKey::user("acme", "jane").as_str(), "user:acme/jane");
-        assert_ne!(
-            GateKey::user("acme", "jane"),
-            GateKey::user("globex", "jane")
-        );
     }
 }

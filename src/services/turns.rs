@@ -3,10 +3,10 @@
 //! credential does not check out, takes no turn: its handler refuses it before it touches a
 //! row.
 
+use crate::crypto::tokens;
 use crate::error::ApiError;
 use crate::rate_limit::{GateKey, Whose};
 use crate::services::auth::{self, ServiceKey};
-use crate::services::logins;
 use crate::state::AppState;
 
 /// A request's turn key, and the service key it was checked with (the handler takes it
@@ -18,13 +18,13 @@ pub struct Resolved {
 }
 
 /// Resolves `whose`. A user named in the path or a start's body counts only for a service
-/// key that covers the tenant or an access token of that tenant; an mfa token costs one
-/// indexed read that never waits on a row lock, on a connection given back before the turn
-/// is taken, so a request holds at most one connection and one turn at a time. Errors are
-/// the database's (`503`).
+/// key that covers the tenant or an access token of that tenant; an mfa token names its
+/// user's turn key itself (checked when its handler looks the token up, under the turn), so
+/// the only read here is a service key's. Errors are the database's (`503`).
 #[tracing::instrument(skip_all)]
 pub async fn key(state: &AppState, whose: Whose) -> Result<Resolved, ApiError> {
-    let user = |t: &dyn std::fmt::Display, u: &dyn std::fmt::Display| GateKey::user(t, u);
+    let hash_key = &state.keys.hash_key;
+    let user = |t: &str, u: &str| GateKey::user(hash_key.user_turn(t, u));
     Ok(match whose {
         Whose::Named {
             tenant_id,
@@ -53,13 +53,11 @@ pub async fn key(state: &AppState, whose: Whose) -> Result<Resolved, ApiError> {
         Whose::AccessToken(token) => Resolved {
             key: auth::access_token(state, &token)
                 .ok()
-                .map(|c| user(&c.tid, &c.sub)),
+                .map(|c| user(c.tid.as_str(), c.sub.as_str())),
             service_key: None,
         },
         Whose::MfaToken(token) => Resolved {
-            key: logins::owner(state, &token)
-                .await?
-                .map(|(t, u)| user(&t, &u)),
+            key: tokens::mfa_token_owner(&token).map(GateKey::user),
             service_key: None,
         },
     })

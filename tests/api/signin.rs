@@ -744,6 +744,21 @@ async fn login_resource_shows_progress_only_to_its_own_live_token() {
         .await
         .problem(401, "unauthenticated");
 
+    // The token names its user's turn after a dot; edited to another user's (or cut off), it
+    // is an unknown token: refused, nothing counted.
+    let (random, owner) = token.split_once('.').expect("mfa_<random>.<owner>");
+    let (_, bobs_owner) = other_token.split_once('.').expect("mfa_<random>.<owner>");
+    assert_ne!(owner, bobs_owner);
+    for edited in [format!("{random}.{bobs_owner}"), random.to_owned()] {
+        app.get(&path, Some(&edited))
+            .await
+            .problem(401, "unauthenticated");
+        app.verify_now(&login_id, &edited, &e.secret)
+            .await
+            .problem(401, "unauthenticated");
+    }
+    assert_eq!(app.attempts_left(&login_id, &token).await, 4);
+
     // Expired after 10 minutes (the clock moves; nothing sleeps).
     app.advance(599);
     assert_eq!(

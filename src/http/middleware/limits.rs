@@ -97,7 +97,7 @@ async fn read_body(mut payload: Payload, limit: Duration) -> Result<Bytes, ApiEr
 
 /// Whose row this request will wait on, for `rate_limit::UserGate` (one key per user,
 /// `services::turns` resolves it): the user in the path (admin actions on a user) or in a
-/// sign-in start's body, with the request's credential; the user of the mfa token of a step of a sign-in (any route under
+/// sign-in start's body, with the request's credential; the user named by the mfa token of a step of a sign-in (any route under
 /// `/v1/logins/{login_id}`); the user of the access token of a `/v1/me` call.
 pub fn gate_subject(
     path: &str,

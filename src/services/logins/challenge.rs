@@ -9,7 +9,7 @@ use super::types::{ChallengeStatus, LoginView};
 use crate::crypto::hashing::HashPurpose;
 use crate::db::{self, audit::AuditCtx, factors::FactorSecret, logins::LoginCtx};
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{FactorId, FactorStatus, LoginId, TenantId, UserId};
+use crate::domain::ids::{FactorId, FactorStatus, LoginId};
 use crate::error::ApiError;
 use crate::services::attempt::Attempt;
 use crate::services::tenant::policy_of;
@@ -61,15 +61,6 @@ pub(super) async fn in_sign_in<T>(
     }
     .await;
     db::end_transaction(conn, result).await
-}
-
-/// The tenant and user of the sign-in of an mfa token (alive or not), read without a lock:
-/// the key of the user's turn for a sign-in step (`services::turns`).
-#[tracing::instrument(skip_all)]
-pub async fn owner(state: &AppState, token: &str) -> Result<Option<(TenantId, UserId)>, ApiError> {
-    let hash = mfa_token_hash(state, token);
-    let mut conn = state.pool.get().await?;
-    Ok(db::logins::owner_by_token(&mut conn, &hash).await?)
 }
 
 fn mfa_token_hash(state: &AppState, token: &str) -> [u8; 32] {

@@ -123,16 +123,19 @@ pub async fn start(
             _ => None,
         };
         let login_id = LoginId::new();
+        let mfa_token = || {
+            let owner = state
+                .keys
+                .hash_key
+                .user_turn(tenant_id.as_str(), user_id.as_str());
+            Some(tokens::new_mfa_token(&owner))
+        };
         let (status, token) = match decision {
             SignInDecision::Authenticated(_) => (LoginStatus::Authenticated, None),
-            SignInDecision::EnrollmentRequired => (
-                LoginStatus::EnrollmentRequired,
-                Some(tokens::new_mfa_token()),
-            ),
-            SignInDecision::VerificationRequired => (
-                LoginStatus::VerificationRequired,
-                Some(tokens::new_mfa_token()),
-            ),
+            SignInDecision::EnrollmentRequired => (LoginStatus::EnrollmentRequired, mfa_token()),
+            SignInDecision::VerificationRequired => {
+                (LoginStatus::VerificationRequired, mfa_token())
+            }
         };
         let token_hash = token.as_ref().map(|t| {
             state
