@@ -2,7 +2,10 @@
 //! sliding minute (docs/API.md §6; a sliding log of each IP's recent attempts); per user,
 //! requests at once ([`UserGate`]).
 
+mod keyed;
 mod user_gate;
+
+pub use keyed::{KeyedTurn, KeyedTurns};
 
 pub use user_gate::{GateKey, Turn, UserGate, Whose, PER_USER};
 

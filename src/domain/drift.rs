@@ -115,62 +115,34 @@ mod tests {
         }
     }
 
+    /// The check of the code `offset` steps from now, skew 1, against this clock.
+    fn checked(offset: i64, last: Option<i64>, drift: i32) -> Check {
+        check(SECRET, &at(offset), NOW, 1, clock(last, drift))
+    }
+
     #[test]
     fn accepts_within_skew_of_now_or_of_now_plus_drift() {
         let now = time_step(NOW);
-        assert_eq!(
-            check(SECRET, &at(1), NOW, 1, clock(None, 0)),
-            Check::Accepted(now + 1)
-        );
-        assert_eq!(
-            check(SECRET, &at(2), NOW, 1, clock(None, 0)),
-            Check::NoMatch
-        );
+        assert_eq!(checked(1, None, 0), Check::Accepted(now + 1));
+        assert_eq!(checked(2, None, 0), Check::NoMatch);
         // A phone 4 steps ahead, once learned.
-        assert_eq!(
-            check(SECRET, &at(4), NOW, 1, clock(None, 4)),
-            Check::Accepted(now + 4)
-        );
-        assert_eq!(
-            check(SECRET, &at(5), NOW, 1, clock(None, 4)),
-            Check::Accepted(now + 5)
-        );
-        assert_eq!(
-            check(SECRET, &at(6), NOW, 1, clock(None, 4)),
-            Check::NoMatch
-        );
+        assert_eq!(checked(4, None, 4), Check::Accepted(now + 4));
+        assert_eq!(checked(5, None, 4), Check::Accepted(now + 5));
+        assert_eq!(checked(6, None, 4), Check::NoMatch);
         // Corrected clock: still accepted around now.
-        assert_eq!(
-            check(SECRET, &at(0), NOW, 1, clock(None, 4)),
-            Check::Accepted(now)
-        );
+        assert_eq!(checked(0, None, 4), Check::Accepted(now));
     }
 
     #[test]
     fn the_replay_guard_is_strict_and_reuse_is_reported() {
         let now = time_step(NOW);
-        assert_eq!(
-            check(SECRET, &at(0), NOW, 1, clock(Some(0), 0)),
-            Check::Reused
-        );
-        assert_eq!(
-            check(SECRET, &at(-1), NOW, 1, clock(Some(0), 0)),
-            Check::Reused
-        );
-        assert_eq!(
-            check(SECRET, &at(1), NOW, 1, clock(Some(0), 0)),
-            Check::Accepted(now + 1)
-        );
+        assert_eq!(checked(0, Some(0), 0), Check::Reused);
+        assert_eq!(checked(-1, Some(0), 0), Check::Reused);
+        assert_eq!(checked(1, Some(0), 0), Check::Accepted(now + 1));
         // A phone corrected after drifting ahead: its codes are older than the last one
         // accepted until the clock catches up.
-        assert_eq!(
-            check(SECRET, &at(0), NOW, 1, clock(Some(4), 4)),
-            Check::Reused
-        );
-        assert_eq!(
-            check(SECRET, &at(9), NOW, 1, clock(Some(4), 4)),
-            Check::NoMatch
-        );
+        assert_eq!(checked(0, Some(4), 4), Check::Reused);
+        assert_eq!(checked(9, Some(4), 4), Check::NoMatch);
     }
 
     #[test]

@@ -210,6 +210,7 @@ pub fn normalized<T: Copy + Eq + Ord>(mut items: Vec<T>) -> Vec<T> {
 mod tests {
     use super::*;
     use IdentityProvider::*;
+    use MfaRequirement::{Exempt, NotRequired};
     use SignInDecision::*;
     use Surface::*;
 
@@ -246,10 +247,7 @@ mod tests {
         let p = TenantPolicy::default();
         for s in [App, Portal] {
             for idp in [Local, Microsoft] {
-                assert_eq!(
-                    p.decide(s, idp, false),
-                    Authenticated(MfaRequirement::NotRequired)
-                );
+                assert_eq!(p.decide(s, idp, false), Authenticated(NotRequired));
             }
         }
     }
@@ -258,10 +256,7 @@ mod tests {
     fn enforced_policy_makes_local_users_enroll_and_exempts_microsoft_by_default() {
         let p = enforcing(vec![App, Portal], vec![Microsoft]);
         assert_eq!(p.decide(App, Local, false), EnrollmentRequired);
-        assert_eq!(
-            p.decide(Portal, Microsoft, false),
-            Authenticated(MfaRequirement::Exempt)
-        );
+        assert_eq!(p.decide(Portal, Microsoft, false), Authenticated(Exempt));
     }
 
     #[test]
@@ -270,7 +265,7 @@ mod tests {
         assert_eq!(p.decide(App, Microsoft, false), EnrollmentRequired);
         assert_eq!(
             p.decide(Portal, Microsoft, false),
-            Authenticated(MfaRequirement::NotRequired)
+            Authenticated(NotRequired)
         );
     }
 

@@ -3,11 +3,7 @@
 //! admin action on the user), so a user whose row is held elsewhere ties up at most that
 //! many pooled connections while the rest of that user's requests wait without one.
 
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::{Arc, Mutex};
-
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use super::keyed::{KeyedTurn, KeyedTurns};
 
 /// Requests of one key that may run at once on an instance. Each may hold a pooled
 /// connection for up to `MFA_LOCK_TIMEOUT_MS` when the user's row is stuck.
@@ -43,20 +39,21 @@ pub enum Whose {
     MfaToken(String),
 }
 
-type Slots = Arc<Mutex<HashMap<GateKey, Arc<Semaphore>>>>;
-
-/// Per-key turns: a semaphore per key while someone holds or waits for it.
-#[derive(Default)]
+/// Per-key turns: [`PER_USER`] of each key at once.
 pub struct UserGate {
-    slots: Slots,
+    turns: KeyedTurns<GateKey>,
+}
+
+impl Default for UserGate {
+    fn default() -> Self {
+        Self {
+            turns: KeyedTurns::new(PER_USER),
+        }
+    }
 }
 
 /// A turn; frees the key's entry when the last holder leaves.
-pub struct Turn {
-    slots: Slots,
-    key: GateKey,
-    _permit: OwnedSemaphorePermit,
-}
+pub type Turn = KeyedTurn<GateKey>;
 
 impl UserGate {
     /// Waits for a turn of `key`, holding nothing else meanwhile (take it before the pool's
@@ -64,42 +61,16 @@ impl UserGate {
     /// request that holds a turn must not wait for another of the same key, or two such
     /// requests wait for each other.
     pub async fn enter(&self, key: GateKey) -> Option<Turn> {
-        let sem = {
-            let mut slots = self.slots.lock().ok()?;
-            slots
-                .entry(key)
-                .or_insert_with(|| Arc::new(Semaphore::new(PER_USER)))
-                .clone()
-        };
-        let permit = sem.acquire_owned().await.ok()?;
-        Some(Turn {
-            slots: self.slots.clone(),
-            key,
-            _permit: permit,
-        })
+        self.turns.enter(key).await
     }
 
     /// Keys with a holder or a waiter (for tests).
     pub fn len(&self) -> usize {
-        self.slots.lock().map(|s| s.len()).unwrap_or(0)
+        self.turns.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl Drop for Turn {
-    fn drop(&mut self) {
-        if let Ok(mut slots) = self.slots.lock() {
-            // The map's reference and this turn's permit: nobody else holds or waits.
-            if slots
-                .get(&self.key)
-                .is_some_and(|s| Arc::strong_count(s) <= 2)
-            {
-                slots.remove(&self.key);
-            }
-        }
+        self.turns.is_empty()
     }
 }
 

@@ -2,13 +2,13 @@
 //! lockouts, offboarding and the audit trail. Authorization is checked by the caller.
 
 use chrono::{DateTime, Duration, Utc};
-use data_encoding::BASE64URL_NOPAD;
 use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::admin_audit_ctx;
 pub use super::audit_trail::{list_events, AuditEvent, AuditPage, AuditQuery};
+use super::paging::{bad_cursor, cut_page, decode_cursor, encode_cursor, page_args};
 use crate::db::factors::Removal;
 use crate::db::{self, users::GraceFilter};
 use crate::domain::audit::AuditType;
@@ -18,33 +18,10 @@ use crate::error::ApiError;
 use crate::services::devices::{self, RevokeReason};
 use crate::services::factors::removal::{remove_factors, Why};
 use crate::services::grace;
+use crate::services::in_transaction;
 use crate::services::tenant::policy_of;
 use crate::services::ClientMeta;
 use crate::state::AppState;
-
-/// Page size: 1-200, default 50.
-pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
-    match limit {
-        None => Ok(50),
-        Some(n @ 1..=200) => Ok(n),
-        Some(_) => Err(ApiError::field("limit", "must be between 1 and 200")),
-    }
-}
-
-pub(crate) fn bad_cursor() -> ApiError {
-    ApiError::field("cursor", "is not a cursor this API returned")
-}
-
-pub(crate) fn decode_cursor(c: &str) -> Result<String, ApiError> {
-    let bytes = BASE64URL_NOPAD
-        .decode(c.as_bytes())
-        .map_err(|_| bad_cursor())?;
-    String::from_utf8(bytes).map_err(|_| bad_cursor())
-}
-
-pub(crate) fn encode_cursor(s: &str) -> String {
-    BASE64URL_NOPAD.encode(s.as_bytes())
-}
 
 /// The users listing's cursor: the last user id of the page, which must parse as one (so a
 /// crafted cursor is a 400, never a value the database cannot hold).
@@ -113,8 +90,7 @@ pub async fn list_users(
     tenant_id: &TenantId,
     q: UserListQuery,
 ) -> Result<UserPage, ApiError> {
-    let limit = page_limit(q.limit)?;
-    let after = q.cursor.as_deref().map(decode_user_cursor).transpose()?;
+    let (limit, after) = page_args(q.limit, q.cursor.as_deref(), decode_user_cursor)?;
     let enrolled = match q.mfa {
         Some(EnrollmentFilter::Enrolled) => Some(true),
         Some(EnrollmentFilter::NotEnrolled) => Some(false),
@@ -148,18 +124,14 @@ pub async fn list_users(
         });
     }
     // One row more than asked tells whether there is a next page.
-    let mut rows = conn
+    let rows = conn
         .transaction::<_, ApiError, _>(async |conn| {
             db::prefer_ordered_scans(conn).await?;
             let after = after.as_ref();
             Ok(db::users::list(conn, tenant_id, enrolled, grace_filter, after, limit + 1).await?)
         })
         .await?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| rows.last().map(|r| encode_cursor(r.user_id.as_str())))
-        .flatten();
+    let (rows, next_cursor) = cut_page(rows, limit, |r| encode_cursor(r.user_id.as_str()));
     let items = rows
         .into_iter()
         .map(|r| UserSummary {
@@ -194,8 +166,7 @@ pub async fn reset_factor(
 ) -> Result<(), ApiError> {
     let now = state.now();
     let audit = admin_audit_ctx(tenant_id, user_id, actor, meta);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    in_transaction(state, async move |conn| {
         let (all, why) = (Removal::All, Why::AdminReset);
         let gone = remove_factors(conn, &audit, user_id, all, why, now).await?;
         let removed: Vec<_> = gone
@@ -207,14 +178,8 @@ pub async fn reset_factor(
             return Err(ApiError::NotFound);
         }
         db::users::reset_lockout(conn, tenant_id, user_id, now, false).await?;
-        db::audit::insert(
-            conn,
-            &audit,
-            AuditType::TotpResetByAdmin,
-            now,
-            serde_json::json!({"factor_ids": removed}),
-        )
-        .await?;
+        let details = serde_json::json!({"factor_ids": removed});
+        db::audit::insert(conn, &audit, AuditType::TotpResetByAdmin, now, details).await?;
         Ok(())
     })
     .await
@@ -231,19 +196,12 @@ pub async fn unlock(
 ) -> Result<(), ApiError> {
     let now = state.now();
     let audit = admin_audit_ctx(tenant_id, user_id, actor, meta);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    in_transaction(state, async move |conn| {
         let was_locked = db::users::reset_lockout(conn, tenant_id, user_id, now, false)
             .await?
             .ok_or(ApiError::NotFound)?;
-        db::audit::insert(
-            conn,
-            &audit,
-            AuditType::UserUnlocked,
-            now,
-            serde_json::json!({"was_locked": was_locked}),
-        )
-        .await?;
+        let details = serde_json::json!({"was_locked": was_locked});
+        db::audit::insert(conn, &audit, AuditType::UserUnlocked, now, details).await?;
         Ok(())
     })
     .await
@@ -261,8 +219,7 @@ pub async fn delete_user(
 ) -> Result<(), ApiError> {
     let now = state.now();
     let audit = admin_audit_ctx(tenant_id, user_id, actor, meta);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    in_transaction(state, async move |conn| {
         // The user's row first (the one lock order), and against a sign-in's foreign-key
         // lock too, which the DELETE would otherwise wait for while holding the devices.
         if !db::users::lock_to_delete(conn, tenant_id, user_id).await? {
@@ -273,14 +230,8 @@ pub async fn delete_user(
         if !db::users::delete(conn, tenant_id, user_id).await? {
             return Err(ApiError::NotFound);
         }
-        db::audit::insert(
-            conn,
-            &audit,
-            AuditType::UserDeleted,
-            now,
-            serde_json::json!({}),
-        )
-        .await?;
+        let (kind, details) = (AuditType::UserDeleted, serde_json::json!({}));
+        db::audit::insert(conn, &audit, kind, now, details).await?;
         Ok(())
     })
     .await
@@ -291,13 +242,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn limits_and_cursors() {
-        assert_eq!(page_limit(None).unwrap(), 50);
-        assert_eq!(page_limit(Some(200)).unwrap(), 200);
-        assert!(page_limit(Some(0)).is_err() && page_limit(Some(201)).is_err());
-        let c = encode_cursor("u-1");
-        assert_eq!(decode_cursor(&c).unwrap(), "u-1");
-        assert!(decode_cursor("!!").is_err());
+    fn user_cursors() {
         // Base64 of a NUL byte, of "a\0", of "\0\x01": not user ids, so 400 (never a 500).
         for crafted in ["AA", "YQA", "AAE"] {
             assert!(decode_user_cursor(crafted).is_err(), "{crafted}");

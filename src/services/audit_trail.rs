@@ -1,16 +1,16 @@
 //! The tenant's audit trail (docs/API.md §5): `GET /v1/tenants/{tenant_id}/audit-events`,
 //! newest first, with its cursor.
 
-use chrono::{DateTime, TimeZone, Utc};
-use diesel_async::AsyncConnection;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::admin::{bad_cursor, decode_cursor, encode_cursor, page_limit};
+use super::paging::{bad_cursor, cut_page, decode_time_cursor, encode_time_cursor, page_args};
 use crate::db;
 use crate::domain::audit::AuditType;
 use crate::domain::ids::{Surface, TenantId, UserId};
 use crate::error::ApiError;
+use crate::services::in_transaction;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -60,15 +60,8 @@ pub struct AuditPage {
 }
 
 fn decode_audit_cursor(c: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
-    let s = decode_cursor(c)?;
-    let (micros, id) = s.split_once(':').ok_or_else(bad_cursor)?;
-    let micros: i64 = micros.parse().map_err(|_| bad_cursor())?;
-    let id: i64 = id.parse().map_err(|_| bad_cursor())?;
-    let at = Utc
-        .timestamp_micros(micros)
-        .single()
-        .ok_or_else(bad_cursor)?;
-    Ok((at, id))
+    let (at, id) = decode_time_cursor(c)?;
+    Ok((at, id.parse().map_err(|_| bad_cursor())?))
 }
 
 /// `GET /v1/tenants/{tenant_id}/audit-events`, newest first.
@@ -78,29 +71,19 @@ pub async fn list_events(
     tenant_id: &TenantId,
     q: AuditQuery,
 ) -> Result<AuditPage, ApiError> {
-    let limit = page_limit(q.limit)?;
-    let before = q.cursor.as_deref().map(decode_audit_cursor).transpose()?;
+    let (limit, before) = page_args(q.limit, q.cursor.as_deref(), decode_audit_cursor)?;
     let filter = db::audit::EventFilter {
         kind: q.kind,
         user_id: q.user_id.as_ref(),
         since: q.since,
         before,
     };
-    let mut conn = state.pool.get().await?;
-    let mut rows = conn
-        .transaction::<_, ApiError, _>(async |conn| {
-            db::prefer_ordered_scans(conn).await?;
-            Ok(db::audit::list(conn, tenant_id, &filter, limit + 1).await?)
-        })
-        .await?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| {
-            rows.last()
-                .map(|r| encode_cursor(&format!("{}:{}", r.at.timestamp_micros(), r.id)))
-        })
-        .flatten();
+    let rows = in_transaction(state, async |conn| {
+        db::prefer_ordered_scans(conn).await?;
+        Ok(db::audit::list(conn, tenant_id, &filter, limit + 1).await?)
+    })
+    .await?;
+    let (rows, next_cursor) = cut_page(rows, limit, |r| encode_time_cursor(r.at, r.id));
     let items = rows
         .into_iter()
         .map(|r| AuditEvent {
@@ -121,12 +104,13 @@ pub async fn list_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     #[test]
     fn audit_cursors() {
         let at = Utc.timestamp_micros(1_700_000_000_123_456).unwrap();
-        let c = encode_cursor(&format!("{}:{}", at.timestamp_micros(), 42));
+        let c = encode_time_cursor(at, 42);
         assert_eq!(decode_audit_cursor(&c).unwrap(), (at, 42));
-        assert!(decode_audit_cursor(&encode_cursor("x:y")).is_err());
+        assert!(decode_audit_cursor(&encode_time_cursor(at, "y")).is_err());
     }
 }

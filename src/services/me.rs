@@ -2,7 +2,6 @@
 //! the factor, new recovery codes.
 
 use chrono::{DateTime, Utc};
-use diesel_async::AsyncConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -22,6 +21,7 @@ use crate::domain::factor::FactorName;
 use crate::domain::factor_types::AllowedFactorTypes;
 use crate::domain::ids::{FactorStatus, IdentityProvider, Surface, TenantId, UserId};
 use crate::error::ApiError;
+use crate::services::in_transaction;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -167,8 +167,7 @@ pub async fn remove_factor(
 ) -> Result<(), ApiError> {
     let now = state.now();
     let audit = own_audit_ctx(state, claims, meta);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    in_transaction(state, async move |conn| {
         let user = db::users::get(conn, &claims.tid, &claims.sub)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
@@ -207,8 +206,7 @@ pub async fn regenerate_codes(
 ) -> Result<RecoveryCodes, ApiError> {
     let now = state.now();
     let audit = own_audit_ctx(state, claims, meta);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    in_transaction(state, async move |conn| {
         accepted!(step_up::require_in(conn, state, claims, step_up_code, meta).await?);
         if db::factors::active(conn, &claims.tid, &claims.sub)
             .await?
@@ -220,14 +218,8 @@ pub async fn regenerate_codes(
         }
         let (codes, hashes) = enrollment::new_recovery_codes(state);
         db::recovery::replace(conn, &claims.tid, &claims.sub, &hashes, now).await?;
-        db::audit::insert(
-            conn,
-            &audit,
-            AuditType::RecoveryCodesRegenerated,
-            now,
-            serde_json::json!({}),
-        )
-        .await?;
+        let (kind, details) = (AuditType::RecoveryCodesRegenerated, serde_json::json!({}));
+        db::audit::insert(conn, &audit, kind, now, details).await?;
         Ok(Verdict::Accepted(RecoveryCodes {
             recovery_codes: codes,
         }))

@@ -15,6 +15,7 @@ pub mod housekeeping;
 pub mod logins;
 pub mod me;
 pub mod ops;
+pub mod paging;
 pub mod policy;
 pub mod reauth;
 pub mod resync;
@@ -29,6 +30,7 @@ pub mod webhooks;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
@@ -182,15 +184,43 @@ pub fn admin_audit_ctx(
     audit_ctx(tenant_id, Some(user_id), Some(actor), None, meta)
 }
 
+/// Runs `work` in one transaction on a pooled connection, as `AsyncConnection::transaction`
+/// does (`Ok` commits, `Err` rolls back); one call instead of the pool-then-transaction pair
+/// every use case opened with.
+#[tracing::instrument(skip_all)]
+pub async fn in_transaction<T>(
+    state: &AppState,
+    work: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    use diesel_async::{AnsiTransactionManager, TransactionManager};
+    let mut pooled = state.pool.get().await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    AnsiTransactionManager::begin_transaction(conn).await?;
+    let result = work(conn).await;
+    crate::db::end_transaction(conn, result).await
+}
+
 /// Locks the signed-in user's row (the one lock order) in the caller's transaction; a user
 /// whose row is gone is no longer signed in (`401`).
 #[tracing::instrument(skip_all)]
 pub async fn lock_own_row(
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &mut AsyncPgConnection,
     tenant_id: &TenantId,
     user_id: &UserId,
 ) -> Result<crate::domain::lockout::LockoutState, ApiError> {
     crate::db::users::lock_for_attempt(conn, tenant_id, user_id)
+        .await?
+        .ok_or(ApiError::Unauthenticated)
+}
+
+/// [`lock_own_row`], then the signed-in user's row itself.
+#[tracing::instrument(skip_all)]
+pub async fn lock_own_user(
+    conn: &mut AsyncPgConnection,
+    claims: &AccessClaims,
+) -> Result<crate::db::users::UserRow, ApiError> {
+    lock_own_row(conn, &claims.tid, &claims.sub).await?;
+    crate::db::users::get(conn, &claims.tid, &claims.sub)
         .await?
         .ok_or(ApiError::Unauthenticated)
 }

@@ -2,7 +2,6 @@
 //! service keys, changed by an admin with step-up and `If-Match`.
 
 use chrono::{DateTime, Utc};
-use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -15,6 +14,7 @@ use crate::domain::factor_types::AllowedFactorTypes;
 use crate::domain::ids::{FactorType, IdentityProvider, Surface, TenantId, UserVerification};
 use crate::domain::policy::{normalized, Days, FactorLimit, Issuer, TenantPolicy};
 use crate::error::ApiError;
+use crate::services::in_transaction;
 use crate::state::AppState;
 
 /// The tenant's 2FA policy.
@@ -174,8 +174,7 @@ pub async fn update(
         Some(surface_of(state, claims)),
         meta,
     );
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    in_transaction(state, async move |conn| {
         let current = db::tenants::get(conn, tenant_id)
             .await?
             .ok_or(ApiError::NotFound)?;

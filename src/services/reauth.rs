@@ -5,20 +5,20 @@
 //! A passkey answers the user's one live §17 challenge (`webauthn_challenge`).
 
 use chrono::Duration;
-use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::assertion::{self, assertion_challenge, Ask, WebauthnChallenge};
 use super::attempt::{self, Against, Attempt, Proof, Verdict};
 use super::logins::TokenType;
-use super::{audit_ctx, lock_own_row, mint, surface_of, ClientMeta, Subject};
+use super::{lock_own_row, mint, own_audit_ctx, surface_of, ClientMeta, Subject};
 use crate::accepted;
 use crate::crypto::jwt::AccessClaims;
 use crate::crypto::webauthn::CHALLENGE_SECONDS;
 use crate::db::{self, factors::FactorSecret, webauthn::Purpose};
 use crate::domain::audit::AuditType;
 use crate::error::{ApiError, FieldError};
+use crate::services::in_transaction;
 use crate::state::AppState;
 
 /// Exactly one proof of a factor (§17, §21): a body with none, or with more than one, is
@@ -110,15 +110,8 @@ pub async fn reauthenticate(
     if matches!(proof, Proof::Webauthn(..)) && state.webauthn.get(surface).is_none() {
         return Err(ApiError::WebauthnUnavailable);
     }
-    let audit = audit_ctx(
-        tenant_id,
-        Some(user_id),
-        Some(user_id.as_str()),
-        Some(surface),
-        meta,
-    );
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    let audit = own_audit_ctx(state, claims, meta);
+    in_transaction(state, async move |conn| {
         let attempt = Attempt::lock_user(conn, state, &audit, user_id).await?;
         // Any active factor, of either type, makes a re-authentication possible; only TOTP
         // factors have a secret for a code (a passkey-only user's code is a wrong code, §21).
@@ -167,8 +160,7 @@ pub async fn webauthn_challenge(
         .ok_or(ApiError::WebauthnUnavailable)?;
     let expires_at = state.now() + Duration::seconds(CHALLENGE_SECONDS);
     let (tenant_id, user_id) = (&claims.tid, &claims.sub);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    in_transaction(state, async move |conn| {
         // The user's row lock orders a new challenge with a response being checked.
         lock_own_row(conn, tenant_id, user_id).await?;
         let ask = Ask {

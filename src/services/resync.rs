@@ -2,7 +2,6 @@
 //! factor its phone's offset. The rule is the attempt gate's (`attempt::check`); this file
 //! holds the request and the signed-in user's call (the sign-in's is `logins::resync`).
 
-use diesel_async::AsyncConnection;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -14,6 +13,7 @@ use crate::crypto::jwt::AccessClaims;
 use crate::db;
 use crate::domain::ids::{FactorId, FactorStatus};
 use crate::error::ApiError;
+use crate::services::in_transaction;
 use crate::state::AppState;
 
 /// Two codes shown one after the other by the same authenticator app.
@@ -51,8 +51,7 @@ pub async fn for_me(
     let proof = attempt::admit(state, meta, || req.parse())?;
     let (tenant_id, user_id) = (&claims.tid, &claims.sub);
     let audit = own_audit_ctx(state, claims, meta);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    in_transaction(state, async move |conn| {
         let attempt = Attempt::lock_user(conn, state, &audit, user_id).await?;
         let factor_id = FactorId::parse(factor).ok_or(ApiError::NotFound)?;
         let Some(f) = db::factors::by_id(conn, tenant_id, user_id, factor_id).await? else {

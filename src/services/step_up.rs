@@ -2,13 +2,14 @@
 //! `auth_time` is recent, or a current code in `X-MFA-Code` (TOTP, or a recovery code that
 //! is then used up), checked through the one attempt gate (`services::attempt`).
 
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 
 use super::attempt::{self, Against, Attempt, Verdict};
 use super::{lock_own_row, own_audit_ctx, ClientMeta};
 use crate::crypto::jwt::AccessClaims;
 use crate::db::{self, factors::FactorSecret};
 use crate::error::ApiError;
+use crate::services::in_transaction;
 use crate::state::AppState;
 
 /// The header that carries a step-up code.
@@ -33,8 +34,7 @@ pub async fn require(
     if code.is_none() {
         return require_token(state, claims);
     }
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    in_transaction(state, async move |conn| {
         require_in(conn, state, claims, code, meta).await
     })
     .await?
@@ -82,4 +82,15 @@ pub async fn require_in(
         .evaluate(conn, state, &proof, Against::Active(&factors))
         .await?;
     Ok(verdict.map(|_| ()))
+}
+
+/// Whether the signed-in user has an active factor: such a user steps up to enroll another,
+/// while a first enrollment needs only the access token.
+#[tracing::instrument(skip_all, fields(tenant_id = %claims.tid, user_id = %claims.sub))]
+pub async fn is_enrolled(
+    conn: &mut AsyncPgConnection,
+    claims: &AccessClaims,
+) -> Result<bool, ApiError> {
+    let active = db::factors::active(conn, &claims.tid, &claims.sub).await?;
+    Ok(!active.is_empty())
 }

@@ -4,23 +4,25 @@
 //! checked by the attempt gate (`attempt::webauthn`); sign-in's calls are `logins::webauthn`.
 
 use chrono::{DateTime, Duration, Utc};
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::attempt::{self, Against, Attempt, Proof, Verdict};
-use super::enrollment::{self, own::Confirmed, Activation};
+use super::enrollment::own::{self, Confirmed};
+use super::enrollment::{self, Activation};
 use super::tenant::{allow_new, policy_of};
-use super::{audit_ctx, mint, step_up, surface_of, ClientMeta, Subject};
+use super::{lock_own_user, own_audit_ctx, step_up, surface_of, ClientMeta};
 use crate::accepted;
 use crate::crypto::jwt::AccessClaims;
 use crate::crypto::webauthn::{self as wa, RelyingParty, CHALLENGE_SECONDS};
 use crate::db::{self, audit::AuditCtx, users::UserRow, webauthn::Purpose};
 use crate::domain::audit::AuditType;
 use crate::domain::factor::{self, FactorName};
-use crate::domain::ids::{FactorId, FactorStatus, FactorType, LoginId, Surface, UserVerification};
+use crate::domain::ids::{FactorId, FactorType, LoginId, Surface, UserVerification};
 use crate::domain::policy::TenantPolicy;
 use crate::error::ApiError;
+use crate::services::in_transaction;
 use crate::state::AppState;
 
 /// A pending WebAuthn factor and the creation options to pass to
@@ -192,16 +194,6 @@ pub fn parse_registration(credential: Option<&serde_json::Value>) -> Result<Proo
         })
 }
 
-fn ctx_of(state: &AppState, claims: &AccessClaims, meta: &ClientMeta) -> AuditCtx {
-    audit_ctx(
-        &claims.tid,
-        Some(&claims.sub),
-        Some(claims.sub.as_str()),
-        Some(surface_of(state, claims)),
-        meta,
-    )
-}
-
 /// `POST /v1/me/factors {type: "webauthn"}`: §21's start checks in order (policy refusals
 /// before step-up), then the pending factor.
 #[tracing::instrument(skip_all, fields(tenant_id = %claims.tid, user_id = %claims.sub))]
@@ -213,25 +205,16 @@ pub async fn start_own(
     meta: &ClientMeta,
 ) -> Result<WebauthnEnrollment, ApiError> {
     let now = state.now();
-    let audit = ctx_of(state, claims, meta);
+    let audit = own_audit_ctx(state, claims, meta);
     let surface = surface_of(state, claims);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        db::users::lock_for_attempt(conn, &claims.tid, &claims.sub)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        let user = db::users::get(conn, &claims.tid, &claims.sub)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
+    in_transaction(state, async move |conn| {
+        let user = lock_own_user(conn, claims).await?;
         let tenant = db::tenants::get(conn, &claims.tid)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
         let policy = policy_of(&tenant)?;
         let rp = preflight(state, &policy, surface)?;
-        let has_factor = !db::factors::active(conn, &claims.tid, &claims.sub)
-            .await?
-            .is_empty();
-        if has_factor {
+        if step_up::is_enrolled(conn, claims).await? {
             accepted!(step_up::require_in(conn, state, claims, step_up_code, meta).await?);
         }
         let s = Start {
@@ -265,44 +248,21 @@ pub async fn confirm_own(
     if state.webauthn.get(surface_of(state, claims)).is_none() {
         return Err(ApiError::WebauthnUnavailable);
     }
-    let audit = ctx_of(state, claims, meta);
+    let audit = own_audit_ctx(state, claims, meta);
     let (tenant_id, user_id) = (&claims.tid, &claims.sub);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    in_transaction(state, async move |conn| {
         let attempt = Attempt::lock_user(conn, state, &audit, user_id).await?;
         let now = attempt.now();
-        let id = FactorId::parse(factor).ok_or(ApiError::NotFound)?;
-        let p = db::factors::by_id(conn, tenant_id, user_id, id).await?;
-        let p = p.ok_or(ApiError::NotFound)?;
-        if p.status != FactorStatus::Pending {
-            return Err(ApiError::InvalidState("This factor is already active."));
-        }
+        let p = own::pending_by_id(conn, tenant_id, user_id, factor).await?;
+        let id = p.factor_id;
         enrollment::pending_of_type(Some(p), FactorType::Webauthn, now)?;
         let against = Against::PendingWebauthn(id);
         let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
         let how = Activation::Add;
+        let amr = accepted.method.amr();
         let recovery_codes =
             enrollment::activate(conn, state, &audit, user_id, accepted, how, now).await?;
-        let user = db::users::get(conn, tenant_id, user_id)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        let factor = db::factors::by_id(conn, tenant_id, user_id, id)
-            .await?
-            .ok_or(ApiError::NotFound)?;
-        let who = Subject {
-            tenant_id,
-            user_id,
-            email: &user.email,
-            roles: &user.roles,
-            idp: user.identity_provider,
-        };
-        let amr = accepted.method.amr();
-        let minted = mint(state, &who, surface_of(state, claims), amr, now)?;
-        Ok(Verdict::Accepted(Confirmed {
-            factor,
-            recovery_codes,
-            minted,
-        }))
+        own::confirmed_own(conn, state, claims, id, recovery_codes, amr, now).await
     })
     .await?
     .answer()

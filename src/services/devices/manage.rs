@@ -2,7 +2,6 @@
 //! revocation.
 
 use chrono::{DateTime, Duration, Utc};
-use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -12,6 +11,7 @@ use crate::crypto::jwt::AccessClaims;
 use crate::db;
 use crate::domain::ids::{Surface, TenantId, UserId};
 use crate::error::ApiError;
+use crate::services::in_transaction;
 use crate::services::tenant::policy_of;
 use crate::services::{admin_audit_ctx, own_audit_ctx, ClientMeta};
 use crate::state::AppState;
@@ -99,8 +99,7 @@ pub async fn revoke_mine(
 ) -> Result<(), ApiError> {
     let now = state.now();
     let audit = own_audit_ctx(state, claims, meta);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    in_transaction(state, async move |conn| {
         let reason = RevokeReason::UserRevoked;
         match device_id {
             None => revoke_all_devices(conn, &audit, &claims.sub, reason, now)
@@ -132,8 +131,7 @@ pub async fn revoke_by_admin(
 ) -> Result<(), ApiError> {
     let now = state.now();
     let audit = admin_audit_ctx(tenant_id, user_id, actor, meta);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    in_transaction(state, async move |conn| {
         if db::users::get(conn, tenant_id, user_id).await?.is_none() {
             return Err(ApiError::NotFound);
         }

@@ -151,14 +151,8 @@ pub async fn start(
         expires_at,
     )
     .await?;
-    db::audit::insert(
-        conn,
-        ctx,
-        AuditType::TotpEnrollmentStarted,
-        now,
-        serde_json::json!({"factor_id": factor_id, "name": name.as_str()}),
-    )
-    .await?;
+    let details = serde_json::json!({"factor_id": factor_id, "name": name.as_str()});
+    db::audit::insert(conn, ctx, AuditType::TotpEnrollmentStarted, now, details).await?;
 
     let uri = totp::otpauth_uri(&tenant.issuer, email, &secret);
     // Rendering a QR code is CPU work: keep it off the async executor.
@@ -239,14 +233,8 @@ pub async fn activate(
         Method::Webauthn { .. } => AuditType::WebauthnEnrolled,
         Method::Totp | Method::RecoveryCode => AuditType::TotpEnrolled,
     };
-    db::audit::insert(
-        conn,
-        ctx,
-        kind,
-        now,
-        serde_json::json!({"factor_id": factor_id, "replaced": replaced}),
-    )
-    .await?;
+    let details = serde_json::json!({"factor_id": factor_id, "replaced": replaced});
+    db::audit::insert(conn, ctx, kind, now, details).await?;
     Ok(codes)
 }
 

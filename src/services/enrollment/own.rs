@@ -2,31 +2,22 @@
 //! `POST /v1/me/factors` (one more factor, §10), and their confirmations — an attempt through
 //! the gate whose acceptance activates the factor and mints a token carrying `otp`.
 
-use chrono::Duration;
-use diesel_async::AsyncConnection;
+use chrono::{DateTime, Duration, Utc};
+use diesel_async::AsyncPgConnection;
 
 use super::{Activation, EnrollmentMaterial, NewFactor};
 use crate::accepted;
 use crate::crypto::jwt::AccessClaims;
-use crate::db::{self, audit::AuditCtx, factors::FactorRow};
+use crate::db::{self, factors::FactorRow};
 use crate::domain::factor::FactorName;
-use crate::domain::ids::{FactorId, FactorStatus, FactorType};
+use crate::domain::ids::{FactorId, FactorStatus, FactorType, TenantId, UserId};
 use crate::error::ApiError;
 use crate::services::attempt::{self, Against, Attempt, Proof, Verdict};
+use crate::services::in_transaction;
 use crate::services::tenant::allow_new_in;
-use crate::services::{amr, audit_ctx, mint, step_up, surface_of, ClientMeta, Minted, Subject};
+use crate::services::{amr, lock_own_user, mint, own_audit_ctx, step_up, surface_of};
+use crate::services::{ClientMeta, Minted, Subject};
 use crate::state::AppState;
-
-fn audit_of(state: &AppState, claims: &AccessClaims, meta: &ClientMeta) -> AuditCtx {
-    let surface = Some(surface_of(state, claims));
-    audit_ctx(
-        &claims.tid,
-        Some(&claims.sub),
-        Some(claims.sub.as_str()),
-        surface,
-        meta,
-    )
-}
 
 /// A new pending factor of the signed-in user: a replacement (no limit) or an addition
 /// (`enforce_limit`). One enrollment of a user at a time; a user who has an active factor
@@ -43,21 +34,11 @@ pub async fn start(
 ) -> Result<EnrollmentMaterial, ApiError> {
     let now = state.now();
     let expires_at = now + Duration::seconds(i64::from(state.settings.login_ttl));
-    let audit = audit_of(state, claims, meta);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        db::users::lock_for_attempt(conn, &claims.tid, &claims.sub)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        let user = db::users::get(conn, &claims.tid, &claims.sub)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
+    let audit = own_audit_ctx(state, claims, meta);
+    in_transaction(state, async move |conn| {
+        let user = lock_own_user(conn, claims).await?;
         allow_new_in(conn, &claims.tid, FactorType::Totp).await?;
-        let has_factor = !db::factors::active(conn, &claims.tid, &claims.sub)
-            .await?
-            .is_empty();
-        // A first enrollment needs only the access token; another factor needs step-up.
-        if has_factor {
+        if step_up::is_enrolled(conn, claims).await? {
             accepted!(step_up::require_in(conn, state, claims, step_up_code, meta).await?);
         }
         let new = NewFactor {
@@ -103,10 +84,9 @@ pub async fn confirm(
     let proof = attempt::admit(state, meta, || {
         attempt::parse_totp("code", code).map(Proof::Totp)
     })?;
-    let audit = audit_of(state, claims, meta);
+    let audit = own_audit_ctx(state, claims, meta);
     let (tenant_id, user_id) = (&claims.tid, &claims.sub);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    in_transaction(state, async move |conn| {
         let attempt = Attempt::lock_user(conn, state, &audit, user_id).await?;
         let now = attempt.now();
         let (pending, how) = match which {
@@ -114,15 +94,10 @@ pub async fn confirm(
                 let p = db::factors::get(conn, tenant_id, user_id, FactorStatus::Pending).await?;
                 (p, Activation::Replace)
             }
-            Pending::Factor(id) => {
-                let id = FactorId::parse(id).ok_or(ApiError::NotFound)?;
-                let p = db::factors::by_id(conn, tenant_id, user_id, id).await?;
-                let p = p.ok_or(ApiError::NotFound)?;
-                if p.status != FactorStatus::Pending {
-                    return Err(ApiError::InvalidState("This factor is already active."));
-                }
-                (Some(p), Activation::Add)
-            }
+            Pending::Factor(id) => (
+                Some(pending_by_id(conn, tenant_id, user_id, id).await?),
+                Activation::Add,
+            ),
         };
         let pending = super::pending_of_type(pending, FactorType::Totp, now)?;
         let secret = pending
@@ -135,26 +110,54 @@ pub async fn confirm(
         );
         let recovery_codes =
             super::activate(conn, state, &audit, user_id, accepted, how, now).await?;
-        let user = db::users::get(conn, tenant_id, user_id)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        let factor = db::factors::by_id(conn, tenant_id, user_id, pending.factor_id)
-            .await?
-            .ok_or(ApiError::NotFound)?;
-        let who = Subject {
-            tenant_id,
-            user_id,
-            email: &user.email,
-            roles: &user.roles,
-            idp: user.identity_provider,
-        };
-        let minted = mint(state, &who, surface_of(state, claims), amr::TOTP, now)?;
-        Ok(Verdict::Accepted(Confirmed {
-            factor,
-            recovery_codes,
-            minted,
-        }))
+        let id = pending.factor_id;
+        confirmed_own(conn, state, claims, id, recovery_codes, amr::TOTP, now).await
     })
     .await?
     .answer()
+}
+
+/// The pending factor `id` of the user (`404` for an unknown id or another user's factor).
+#[tracing::instrument(skip_all)]
+pub async fn pending_by_id(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+    id: &str,
+) -> Result<FactorRow, ApiError> {
+    let id = FactorId::parse(id).ok_or(ApiError::NotFound)?;
+    let p = db::factors::by_id(conn, tenant_id, user_id, id).await?;
+    let p = p.ok_or(ApiError::NotFound)?;
+    if p.status != FactorStatus::Pending {
+        return Err(ApiError::InvalidState("This factor is already active."));
+    }
+    Ok(p)
+}
+
+/// The end of a signed-in user's confirmation, once `factor_id` is active: the factor as
+/// stored now, its recovery codes, and a new token whose `amr` says how it was proved.
+#[tracing::instrument(skip_all)]
+pub async fn confirmed_own(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    claims: &AccessClaims,
+    factor_id: FactorId,
+    recovery_codes: Option<Vec<String>>,
+    amr: &[&str],
+    now: DateTime<Utc>,
+) -> Result<Verdict<Confirmed>, ApiError> {
+    let (tenant_id, user_id) = (&claims.tid, &claims.sub);
+    let user = db::users::get(conn, tenant_id, user_id)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    let factor = db::factors::by_id(conn, tenant_id, user_id, factor_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let who = Subject::of(tenant_id, user_id, &user);
+    let minted = mint(state, &who, surface_of(state, claims), amr, now)?;
+    Ok(Verdict::Accepted(Confirmed {
+        factor,
+        recovery_codes,
+        minted,
+    }))
 }

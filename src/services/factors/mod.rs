@@ -8,13 +8,11 @@ mod types;
 pub use removal::admin_remove;
 pub use types::*;
 
-use diesel_async::AsyncConnection;
-
 use super::attempt::Verdict;
 use super::enrollment::own;
 use super::logins::TokenType;
 use super::tenant::policy_of;
-use super::{lock_own_row, own_audit_ctx, step_up, ClientMeta};
+use super::{lock_own_row, lock_own_user, own_audit_ctx, step_up, ClientMeta};
 use crate::accepted;
 use crate::crypto::jwt::AccessClaims;
 use crate::db::{self, factors::Removal};
@@ -22,6 +20,7 @@ use crate::domain::audit::AuditType;
 use crate::domain::factor::FactorName;
 use crate::domain::ids::{FactorId, FactorStatus, FactorType, TenantId, UserId};
 use crate::error::ApiError;
+use crate::services::in_transaction;
 use crate::state::AppState;
 use removal::{remove_factors, Why};
 
@@ -125,8 +124,7 @@ pub async fn rename(
     let now = state.now();
     let audit = own_audit_ctx(state, claims, meta);
     let (tenant_id, user_id) = (&claims.tid, &claims.sub);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    in_transaction(state, async move |conn| {
         lock_own_row(conn, tenant_id, user_id).await?;
         let all = db::factors::list(conn, tenant_id, user_id).await?;
         let Some(old) = all.iter().find(|f| f.factor_id == factor_id) else {
@@ -142,14 +140,9 @@ pub async fn rename(
         let row = db::factors::rename(conn, tenant_id, user_id, factor_id, &name)
             .await?
             .ok_or(ApiError::NotFound)?;
-        db::audit::insert(
-            conn,
-            &audit,
-            AuditType::FactorRenamed,
-            now,
-            serde_json::json!({"factor_id": factor_id, "from": from, "to": name.as_str()}),
-        )
-        .await?;
+        let details =
+            serde_json::json!({"factor_id": factor_id, "from": from, "to": name.as_str()});
+        db::audit::insert(conn, &audit, AuditType::FactorRenamed, now, details).await?;
         Ok(row.into())
     })
     .await
@@ -169,13 +162,9 @@ pub async fn remove(
     let now = state.now();
     let audit = own_audit_ctx(state, claims, meta);
     let (tenant_id, user_id) = (&claims.tid, &claims.sub);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    in_transaction(state, async move |conn| {
         // Two removals at once must not both see "not the last one".
-        lock_own_row(conn, tenant_id, user_id).await?;
-        let user = db::users::get(conn, tenant_id, user_id)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
+        let user = lock_own_user(conn, claims).await?;
         let Some(f) = db::factors::by_id(conn, tenant_id, user_id, factor_id).await? else {
             return Err(ApiError::NotFound);
         };

@@ -3,13 +3,14 @@
 //! whatever must die with a factor dies in one place.
 
 use chrono::{DateTime, Utc};
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 
 use crate::db::{self, audit::AuditCtx, factors::Removal};
 use crate::domain::audit::AuditType;
 use crate::domain::ids::{FactorId, FactorStatus, FactorType, TenantId, UserId};
 use crate::error::ApiError;
 use crate::services::devices::{revoke_all_devices, RevokeReason};
+use crate::services::in_transaction;
 use crate::services::{admin_audit_ctx, ClientMeta};
 use crate::state::AppState;
 
@@ -106,8 +107,7 @@ pub async fn admin_remove(
     let factor_id = FactorId::parse(factor).ok_or(ApiError::NotFound)?;
     let now = state.now();
     let audit = admin_audit_ctx(tenant_id, user_id, actor, meta);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async move |conn| {
+    in_transaction(state, async move |conn| {
         let one = Removal::One(factor_id);
         let gone = remove_factors(conn, &audit, user_id, one, Why::ByAdmin, now).await?;
         if gone.is_empty() {

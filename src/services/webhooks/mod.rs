@@ -11,11 +11,11 @@ pub mod views;
 pub mod worker;
 
 use chrono::Duration;
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 use secrecy::zeroize::Zeroizing;
 
 pub use self::views::*;
-use super::admin::page_limit;
+use super::paging::{cut_page, page_args};
 use super::{audit_ctx, ClientMeta};
 use crate::crypto::keyring::Sealed;
 use crate::crypto::webhook::{generate_key, secret_aad, secret_text};
@@ -25,6 +25,7 @@ use crate::domain::ids::{DeliveryId, TenantId, WebhookId, WebhookStatus};
 use crate::domain::text::is_hidden;
 use crate::domain::webhooks::{EventTypes, WebhookUrl};
 use crate::error::ApiError;
+use crate::services::in_transaction;
 use crate::state::AppState;
 
 /// How long the previous secret keeps signing after a rotation.
@@ -95,9 +96,7 @@ pub async fn create(
     let (key, sealed) = new_secret(state, tenant_id, id)?;
     let now = state.now();
     let audit = ctx(tenant_id, actor, meta);
-    let mut conn = state.pool.get().await?;
-    let row = conn
-        .transaction::<_, ApiError, _>(async |conn| {
+    let row = in_transaction(state, async |conn| {
             if !db::webhooks::lock_tenant(conn, tenant_id).await? {
                 return Err(ApiError::NotFound);
             }
@@ -135,15 +134,10 @@ pub async fn list(
     tenant_id: &TenantId,
     q: WebhookListQuery,
 ) -> Result<WebhookPage, ApiError> {
-    let limit = page_limit(q.limit)?;
-    let after = q.cursor.as_deref().map(decode_webhook_cursor).transpose()?;
+    let (limit, after) = page_args(q.limit, q.cursor.as_deref(), decode_webhook_cursor)?;
     let mut conn = state.pool.get().await?;
-    let mut rows = db::webhooks::list(&mut conn, tenant_id, after, limit + 1).await?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| rows.last().map(|r| encode_webhook_cursor(r.webhook_id)))
-        .flatten();
+    let rows = db::webhooks::list(&mut conn, tenant_id, after, limit + 1).await?;
+    let (rows, next_cursor) = cut_page(rows, limit, |r| encode_webhook_cursor(r.webhook_id));
     Ok(WebhookPage {
         items: rows.into_iter().map(view).collect(),
         next_cursor,
@@ -186,45 +180,43 @@ pub async fn update(
     };
     let now = state.now();
     let audit = ctx(tenant_id, actor, meta);
-    let mut conn = state.pool.get().await?;
-    let row = conn
-        .transaction::<_, ApiError, _>(async |conn| {
-            let current = db::webhooks::lock(conn, tenant_id, id)
-                .await?
-                .ok_or(ApiError::NotFound)?;
-            let enabling = body.status == Some(WebhookStatus::Active)
-                && current.status == WebhookStatus::Disabled;
-            let change = WebhookChange {
-                url: url.as_ref().map(|u| u.as_str().to_owned()),
-                event_types: types.clone(),
-                description: description.clone(),
-                status: body.status,
-                // Re-enabled: a fresh start for the 3-day rule.
-                failing_since: enabling.then_some(None),
-                updated_at: Some(now),
-            };
-            let row = db::webhooks::update(conn, tenant_id, id, &change).await?;
-            if row.status != current.status {
-                let held = row.status == WebhookStatus::Disabled;
-                db::webhooks::hold_pending(conn, tenant_id, id, held).await?;
+    let row = in_transaction(state, async |conn| {
+        let current = db::webhooks::lock(conn, tenant_id, id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        let enabling =
+            body.status == Some(WebhookStatus::Active) && current.status == WebhookStatus::Disabled;
+        let change = WebhookChange {
+            url: url.as_ref().map(|u| u.as_str().to_owned()),
+            event_types: types.clone(),
+            description: description.clone(),
+            status: body.status,
+            // Re-enabled: a fresh start for the 3-day rule.
+            failing_since: enabling.then_some(None),
+            updated_at: Some(now),
+        };
+        let row = db::webhooks::update(conn, tenant_id, id, &change).await?;
+        if row.status != current.status {
+            let held = row.status == WebhookStatus::Disabled;
+            db::webhooks::hold_pending(conn, tenant_id, id, held).await?;
+        }
+        let mut changed: Vec<&str> = Vec::new();
+        for (name, set) in [
+            ("url", url.is_some()),
+            ("event_types", types.is_some()),
+            ("description", description.is_some()),
+            ("status", body.status.is_some()),
+        ] {
+            if set {
+                changed.push(name);
             }
-            let mut changed: Vec<&str> = Vec::new();
-            for (name, set) in [
-                ("url", url.is_some()),
-                ("event_types", types.is_some()),
-                ("description", description.is_some()),
-                ("status", body.status.is_some()),
-            ] {
-                if set {
-                    changed.push(name);
-                }
-            }
-            let details =
-                serde_json::json!({"webhook_id": id.0, "changed": changed, "status": row.status});
-            db::audit::insert(conn, &audit, AuditType::WebhookUpdated, now, details).await?;
-            Ok(row)
-        })
-        .await?;
+        }
+        let details =
+            serde_json::json!({"webhook_id": id.0, "changed": changed, "status": row.status});
+        db::audit::insert(conn, &audit, AuditType::WebhookUpdated, now, details).await?;
+        Ok(row)
+    })
+    .await?;
     Ok(view(row))
 }
 
@@ -238,8 +230,7 @@ pub async fn delete(
 ) -> Result<(), ApiError> {
     let now = state.now();
     let audit = ctx(tenant_id, actor, meta);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async |conn| {
+    in_transaction(state, async |conn| {
         if !db::webhooks::delete(conn, tenant_id, id).await? {
             return Err(ApiError::NotFound);
         }
@@ -263,8 +254,7 @@ pub async fn rotate(
     let now = state.now();
     let until = now + Duration::hours(ROTATION_OVERLAP_HOURS);
     let audit = ctx(tenant_id, actor, meta);
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async |conn| {
+    in_transaction(state, async |conn| {
         let current = db::webhooks::lock(conn, tenant_id, id)
             .await?
             .ok_or(ApiError::NotFound)?;
@@ -289,8 +279,7 @@ pub async fn test(
     actor: &str,
 ) -> Result<TestQueued, ApiError> {
     let now = state.now();
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async |conn| {
+    in_transaction(state, async |conn| {
         let current = db::webhooks::lock(conn, tenant_id, id)
             .await?
             .ok_or(ApiError::NotFound)?;
@@ -320,33 +309,18 @@ pub async fn list_deliveries(
     id: WebhookId,
     q: DeliveryListQuery,
 ) -> Result<DeliveryPage, ApiError> {
-    let limit = page_limit(q.limit)?;
-    let before = q
-        .cursor
-        .as_deref()
-        .map(decode_delivery_cursor)
-        .transpose()?;
-    let mut conn = state.pool.get().await?;
-    let mut rows = conn
-        .transaction::<_, ApiError, _>(async |conn| {
-            if db::webhooks::get(conn, tenant_id, id).await?.is_none() {
-                return Err(ApiError::NotFound);
-            }
-            db::prefer_ordered_scans(conn).await?;
-            Ok(
-                db::webhooks::list_deliveries(conn, tenant_id, id, q.state, before, limit + 1)
-                    .await?,
-            )
-        })
-        .await?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| {
-            rows.last()
-                .map(|r| encode_delivery_cursor(r.created_at, r.delivery_id))
-        })
-        .flatten();
+    let (limit, before) = page_args(q.limit, q.cursor.as_deref(), decode_delivery_cursor)?;
+    let rows = in_transaction(state, async |conn| {
+        if db::webhooks::get(conn, tenant_id, id).await?.is_none() {
+            return Err(ApiError::NotFound);
+        }
+        db::prefer_ordered_scans(conn).await?;
+        Ok(db::webhooks::list_deliveries(conn, tenant_id, id, q.state, before, limit + 1).await?)
+    })
+    .await?;
+    let (rows, next_cursor) = cut_page(rows, limit, |r| {
+        encode_delivery_cursor(r.created_at, r.delivery_id)
+    });
     Ok(DeliveryPage {
         items: rows.into_iter().map(delivery_view).collect(),
         next_cursor,
@@ -362,8 +336,7 @@ pub async fn retry(
     delivery: DeliveryId,
 ) -> Result<(), ApiError> {
     let now = state.now();
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async |conn| {
+    in_transaction(state, async |conn| {
         retry_in(conn, tenant_id, id, delivery, now).await
     })
     .await

@@ -3,7 +3,7 @@
 //! (`webhook.disabled`), in one transaction that drops the late outcome of a superseded claim.
 
 use chrono::{DateTime, Utc};
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 
 use super::attempt::Attempt;
 use crate::db::{self, audit::AuditCtx, webhooks::DeliveryRow};
@@ -11,6 +11,7 @@ use crate::domain::audit::AuditType;
 use crate::domain::ids::{DeliveryState, WebhookStatus};
 use crate::domain::webhooks::{next_retry, FAILING_DISABLES_AFTER};
 use crate::error::ApiError;
+use crate::services::in_transaction;
 use crate::state::AppState;
 
 fn jitter() -> f64 {
@@ -47,22 +48,18 @@ pub(super) async fn record(
         next_attempt_at: next,
         now,
     };
-    let mut conn = state.pool.get().await?;
-    let recorded = conn
-        .transaction::<_, ApiError, _>(async |conn| {
-            if !db::webhooks::record(conn, &row.tenant_id, row.delivery_id, claim_id, &outcome)
-                .await?
-            {
-                return Ok(false);
-            }
-            if a.ok() {
-                db::webhooks::note_success(conn, &row.tenant_id, row.webhook_id).await?;
-            } else {
-                disable_if_due(conn, row, a.status == Some(410), now).await?;
-            }
-            Ok(true)
-        })
-        .await?;
+    let recorded = in_transaction(state, async |conn| {
+        if !db::webhooks::record(conn, &row.tenant_id, row.delivery_id, claim_id, &outcome).await? {
+            return Ok(false);
+        }
+        if a.ok() {
+            db::webhooks::note_success(conn, &row.tenant_id, row.webhook_id).await?;
+        } else {
+            disable_if_due(conn, row, a.status == Some(410), now).await?;
+        }
+        Ok(true)
+    })
+    .await?;
     if recorded {
         let label = match delivery_state {
             DeliveryState::Succeeded => "succeeded",

@@ -8,13 +8,14 @@
 //! holds one thread however many deliveries go to it, and a slow DNS at most [`THREADS`]
 //! threads in all, never tokio's whole blocking pool.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
+
+use crate::rate_limit::KeyedTurns;
 
 /// Blocking lookups running at once per instance.
 pub const THREADS: usize = 8;
@@ -29,13 +30,12 @@ pub fn system_lookup(host: &str) -> io::Result<Vec<SocketAddr>> {
     (host, 0).to_socket_addrs().map(Iterator::collect)
 }
 
-type Hosts = Arc<Mutex<HashMap<String, Arc<Semaphore>>>>;
-
 /// The resolver's threads and turns.
 pub struct Lookups {
     lookup: Arc<LookupFn>,
     threads: Arc<Semaphore>,
-    hosts: Hosts,
+    /// One lookup of a name at a time.
+    hosts: KeyedTurns<String>,
     deadline: Duration,
 }
 
@@ -48,33 +48,12 @@ pub enum LookupError {
     Deadline,
 }
 
-/// A host's turn; its map entry goes with the last holder.
-struct HostTurn {
-    hosts: Hosts,
-    host: String,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Drop for HostTurn {
-    fn drop(&mut self) {
-        if let Ok(mut hosts) = self.hosts.lock() {
-            // The map's reference and this turn's: nobody else holds or waits.
-            if hosts
-                .get(&self.host)
-                .is_some_and(|s| Arc::strong_count(s) <= 2)
-            {
-                hosts.remove(&self.host);
-            }
-        }
-    }
-}
-
 impl Lookups {
     pub fn new(lookup: Arc<LookupFn>, threads: usize, deadline: Duration) -> Self {
         Self {
             lookup,
             threads: Arc::new(Semaphore::new(threads)),
-            hosts: Hosts::default(),
+            hosts: KeyedTurns::new(1),
             deadline,
         }
     }
@@ -92,7 +71,11 @@ impl Lookups {
     #[tracing::instrument(skip_all)]
     pub async fn resolve(&self, host: &str) -> Result<Vec<SocketAddr>, LookupError> {
         let work = async {
-            let turn = self.host_turn(host).await.ok_or(LookupError::NoAnswer)?;
+            let turn = self
+                .hosts
+                .enter(host.to_owned())
+                .await
+                .ok_or(LookupError::NoAnswer)?;
             let thread = self
                 .threads
                 .clone()
@@ -115,25 +98,9 @@ impl Lookups {
         }
     }
 
-    async fn host_turn(&self, host: &str) -> Option<HostTurn> {
-        let sem = {
-            let mut hosts = self.hosts.lock().ok()?;
-            hosts
-                .entry(host.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(1)))
-                .clone()
-        };
-        let permit = sem.acquire_owned().await.ok()?;
-        Some(HostTurn {
-            hosts: self.hosts.clone(),
-            host: host.to_owned(),
-            _permit: permit,
-        })
-    }
-
     /// Hosts with a lookup running or waiting (for tests).
     pub fn hosts_in_flight(&self) -> usize {
-        self.hosts.lock().map(|h| h.len()).unwrap_or(0)
+        self.hosts.len()
     }
 }
 

@@ -1,6 +1,6 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Condvar;
+use std::sync::{Condvar, Mutex};
 
 use super::*;
 use crate::services::webhooks::client;

@@ -1,8 +1,7 @@
 //! The shapes of the webhook endpoints (docs/API.md §14): request bodies, queries, answers,
 //! and the listings' cursors.
 
-use chrono::{DateTime, TimeZone, Utc};
-use data_encoding::BASE64URL_NOPAD;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -10,6 +9,8 @@ use crate::db::webhooks::{DeliveryRow, WebhookRow};
 use crate::domain::audit::AuditType;
 use crate::domain::ids::{DeliveryId, DeliveryState, WebhookId, WebhookStatus};
 use crate::error::ApiError;
+use crate::services::paging::{bad_cursor, decode_cursor, encode_cursor};
+use crate::services::paging::{decode_time_cursor, encode_time_cursor};
 
 /// `event_types`: audit type names, or `["*"]` alone for every type now and future (§20: a
 /// `"*"` beside other names is `400`, so the schema offers the two forms apart).
@@ -229,44 +230,28 @@ pub fn delivery_view(r: DeliveryRow) -> DeliveryView {
     }
 }
 
-fn bad_cursor() -> ApiError {
-    ApiError::field("cursor", "is not a cursor this API returned")
-}
-
-fn decode(c: &str) -> Result<String, ApiError> {
-    let bytes = BASE64URL_NOPAD
-        .decode(c.as_bytes())
-        .map_err(|_| bad_cursor())?;
-    String::from_utf8(bytes).map_err(|_| bad_cursor())
-}
-
 pub fn encode_webhook_cursor(id: WebhookId) -> String {
-    BASE64URL_NOPAD.encode(id.to_string().as_bytes())
+    encode_cursor(&id.to_string())
 }
 
 pub fn decode_webhook_cursor(c: &str) -> Result<WebhookId, ApiError> {
-    WebhookId::parse(&decode(c)?).ok_or_else(bad_cursor)
+    WebhookId::parse(&decode_cursor(c)?).ok_or_else(bad_cursor)
 }
 
 pub fn encode_delivery_cursor(at: DateTime<Utc>, id: DeliveryId) -> String {
-    BASE64URL_NOPAD.encode(format!("{}:{id}", at.timestamp_micros()).as_bytes())
+    encode_time_cursor(at, id)
 }
 
 pub fn decode_delivery_cursor(c: &str) -> Result<(DateTime<Utc>, DeliveryId), ApiError> {
-    let s = decode(c)?;
-    let (micros, id) = s.split_once(':').ok_or_else(bad_cursor)?;
-    let micros: i64 = micros.parse().map_err(|_| bad_cursor())?;
-    let at = Utc
-        .timestamp_micros(micros)
-        .single()
-        .ok_or_else(bad_cursor)?;
-    Ok((at, DeliveryId::parse(id).ok_or_else(bad_cursor)?))
+    let (at, id) = decode_time_cursor(c)?;
+    Ok((at, DeliveryId::parse(&id).ok_or_else(bad_cursor)?))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     #[test]
     fn cursors_round_trip_and_reject_crafted_values() {

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+use diesel_async::SimpleAsyncConnection;
 use futures_util::StreamExt;
 use tokio::task::JoinSet;
 
@@ -24,6 +24,7 @@ use super::outcome::record;
 use crate::db::{self, webhooks::ClaimRequest, webhooks::DeliveryRow, webhooks::WebhookKey};
 use crate::error::ApiError;
 use crate::services::background::Background;
+use crate::services::in_transaction;
 use crate::state::AppState;
 
 /// How long a claim holds a delivery: well over the 10 s a send may take. A delivery is
@@ -68,10 +69,10 @@ async fn claim_in_turn(
         in_flight,
         after,
     };
-    let mut conn = state.pool.get().await?;
-    let claimed = conn
-        .transaction::<_, ApiError, _>(async |conn| Ok(db::webhooks::claim(conn, &request).await?))
-        .await?;
+    let claimed = in_transaction(state, async |conn| {
+        Ok(db::webhooks::claim(conn, &request).await?)
+    })
+    .await?;
     Ok((request.claim, claimed))
 }
 
@@ -121,13 +122,11 @@ impl<F: FnMut()> Drop for OnDrop<F> {
 /// Counts pending deliveries into the queue-depth gauge.
 #[tracing::instrument(skip(state))]
 pub async fn observe_queue(state: &AppState) -> Result<(), ApiError> {
-    let mut conn = state.pool.get().await?;
-    let n = conn
-        .transaction::<_, ApiError, _>(async |conn| {
-            conn.batch_execute("SET LOCAL enable_seqscan = off").await?;
-            Ok(db::webhooks::pending_count(conn).await?)
-        })
-        .await?;
+    let n = in_transaction(state, async |conn| {
+        conn.batch_execute("SET LOCAL enable_seqscan = off").await?;
+        Ok(db::webhooks::pending_count(conn).await?)
+    })
+    .await?;
     state.metrics.webhook_queue_depth.set(n);
     Ok(())
 }
