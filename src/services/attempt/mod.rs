@@ -69,6 +69,11 @@ pub fn admit<T>(
     parse()
 }
 
+/// [`admit`] for a TOTP code in the field `code` (verify, both confirms).
+pub fn admit_totp(state: &AppState, meta: &ClientMeta, code: &str) -> Result<Proof, ApiError> {
+    admit(state, meta, || parse_totp("code", code).map(Proof::Totp))
+}
+
 impl<'a> Attempt<'a> {
     /// Step 4: while the user is locked out no proof is evaluated. `lockout` must have been
     /// read under the user's row lock, held until the transaction ends.

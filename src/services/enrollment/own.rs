@@ -12,7 +12,7 @@ use crate::db::{self, factors::FactorRow};
 use crate::domain::factor::FactorName;
 use crate::domain::ids::{FactorId, FactorStatus, FactorType, TenantId, UserId};
 use crate::error::ApiError;
-use crate::services::attempt::{self, Against, Attempt, Proof, Verdict};
+use crate::services::attempt::{self, Against, Attempt, Verdict};
 use crate::services::in_transaction;
 use crate::services::tenant::allow_new_in;
 use crate::services::{amr, lock_own_user, mint, own_audit_ctx, step_up, surface_of};
@@ -81,9 +81,7 @@ pub async fn confirm(
     code: &str,
     meta: &ClientMeta,
 ) -> Result<Confirmed, ApiError> {
-    let proof = attempt::admit(state, meta, || {
-        attempt::parse_totp("code", code).map(Proof::Totp)
-    })?;
+    let proof = attempt::admit_totp(state, meta, code)?;
     let audit = own_audit_ctx(state, claims, meta);
     let (tenant_id, user_id) = (&claims.tid, &claims.sub);
     in_transaction(state, async move |conn| {

@@ -9,11 +9,11 @@ use super::challenge::{check_attempt, in_sign_in, login_audit, open_attempt, req
 use super::types::{AuthenticatedStatus, ChallengeStatus, Enrolled, TokenType};
 use super::verify::complete;
 use crate::accepted;
-use crate::db::{self, audit::AuditCtx, logins::LoginCtx};
+use crate::db::{self, audit::AuditCtx, factors::FactorSecret, logins::LoginCtx};
 use crate::domain::factor::FactorName;
 use crate::domain::ids::{FactorStatus, FactorType, LoginId};
 use crate::error::ApiError;
-use crate::services::attempt::{self, Accepted, Against, Proof, Verdict};
+use crate::services::attempt::{self, Accepted, Against, Verdict};
 use crate::services::devices::RememberRequest;
 use crate::services::enrollment::{self, Activation, EnrollmentMaterial, NewFactor};
 use crate::services::tenant::allow_new_in;
@@ -31,11 +31,7 @@ pub async fn start_enrollment(
     meta: &ClientMeta,
 ) -> Result<EnrollmentMaterial, ApiError> {
     let now = state.now();
-    let status = FactorStatus::Active;
-    in_sign_in(state, token, login_id, status, async |conn, ctx, _| {
-        // A password alone never adds a device to an account that has one.
-        let has_active = ctx.factor_id.is_some();
-        require_status(&ctx, has_active, ChallengeStatus::EnrollmentRequired)?;
+    in_enrollment_start(state, token, login_id, async |conn, ctx| {
         allow_new_in(conn, &ctx.tenant_id, FactorType::Totp).await?;
         let audit = login_audit(&ctx, meta);
         let new = NewFactor {
@@ -60,9 +56,75 @@ pub async fn confirm_enrollment(
     remember: &RememberRequest,
     meta: &ClientMeta,
 ) -> Result<Enrolled, ApiError> {
-    let proof = attempt::admit(state, meta, || {
-        attempt::parse_totp("code", code).map(Proof::Totp)
-    })?;
+    let proof = attempt::admit_totp(state, meta, code)?;
+    in_enrollment_confirm(
+        state,
+        token,
+        login_id,
+        meta,
+        async |conn, ctx, audit, pending| {
+            let attempt = open_attempt(state, &ctx, &audit)?;
+            let now = attempt.now();
+            let Some(p) = pending.first() else {
+                // No app's enrollment: a passkey's (`400`, §21) or none.
+                enrollment::pending_of_type(pending_of(conn, &ctx).await?, FactorType::Totp, now)?;
+                return Err(ApiError::InvalidState(enrollment::NO_PENDING));
+            };
+            if ctx.factor_expires_at.is_some_and(|e| e <= now) {
+                return Err(ApiError::InvalidState(
+                    "The pending enrollment expired: start a new one.",
+                ));
+            }
+            let against = Against::Pending(p);
+            let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
+            let done = (&ctx, &audit, accepted);
+            enrolled(conn, state, done, remember, meta, now)
+                .await
+                .map(Verdict::Accepted)
+        },
+    )
+    .await
+}
+
+/// The one transaction of both enrollment starts at sign-in (app, passkey): the sign-in
+/// waits for an enrollment. They carry no proof, so a lockout does not stop them.
+pub(super) async fn in_enrollment_start<T>(
+    state: &AppState,
+    token: &str,
+    login_id: LoginId,
+    body: impl AsyncFnOnce(&mut AsyncPgConnection, LoginCtx) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    in_sign_in(
+        state,
+        token,
+        login_id,
+        FactorStatus::Active,
+        async |conn, ctx, _| {
+            // A password alone never adds a device to an account that has one.
+            let has_active = ctx.factor_id.is_some();
+            require_status(&ctx, has_active, ChallengeStatus::EnrollmentRequired)?;
+            body(conn, ctx).await
+        },
+    )
+    .await
+}
+
+/// The one transaction of both enrollment confirms at sign-in (app, passkey), to the gate's
+/// step 3: the sign-in waits for an enrollment and the user has no active factor yet. `body`
+/// gets the login, its audit context and the pending TOTP factors; a refusal it returns is
+/// committed, then answered.
+pub(super) async fn in_enrollment_confirm<T>(
+    state: &AppState,
+    token: &str,
+    login_id: LoginId,
+    meta: &ClientMeta,
+    body: impl AsyncFnOnce(
+        &mut AsyncPgConnection,
+        LoginCtx,
+        AuditCtx,
+        Vec<FactorSecret>,
+    ) -> Result<Verdict<T>, ApiError>,
+) -> Result<T, ApiError> {
     let (status, wanted) = (FactorStatus::Pending, ChallengeStatus::EnrollmentRequired);
     in_sign_in(
         state,
@@ -80,35 +142,22 @@ pub async fn confirm_enrollment(
                     "The user already has an authenticator app.",
                 ));
             }
-            let attempt = open_attempt(state, &ctx, &audit)?;
-            let now = attempt.now();
-            let Some(p) = pending.first() else {
-                // No app's enrollment: a passkey's (`400`, §21) or none.
-                let other = match ctx.factor_id {
-                    Some(id) => db::factors::by_id(conn, &ctx.tenant_id, &ctx.user_id, id).await?,
-                    None => None,
-                };
-                enrollment::pending_of_type(other, FactorType::Totp, now)?;
-                return Err(ApiError::InvalidState(enrollment::NO_PENDING));
-            };
-            if ctx.factor_expires_at.is_some_and(|e| e <= now) {
-                return Err(ApiError::InvalidState(
-                    "The pending enrollment expired: start a new one.",
-                ));
-            }
-            let accepted = accepted!(
-                attempt
-                    .evaluate(conn, state, &proof, Against::Pending(p))
-                    .await?
-            );
-            let done = (&ctx, &audit, accepted);
-            enrolled(conn, state, done, remember, meta, now)
-                .await
-                .map(Verdict::Accepted)
+            body(conn, ctx, audit, pending).await
         },
     )
     .await?
     .answer()
+}
+
+/// The factor the login's user has pending, of either type, if any.
+pub(super) async fn pending_of(
+    conn: &mut AsyncPgConnection,
+    ctx: &LoginCtx,
+) -> Result<Option<db::factors::FactorRow>, ApiError> {
+    Ok(match ctx.factor_id {
+        Some(id) => db::factors::by_id(conn, &ctx.tenant_id, &ctx.user_id, id).await?,
+        None => None,
+    })
 }
 
 /// The end of an enrollment confirmed during a sign-in (an app's first code, a passkey's

@@ -5,14 +5,14 @@
 
 use chrono::Duration;
 
-use super::challenge::{check_attempt, in_sign_in, login_audit, open_attempt, require_status};
-use super::enroll::enrolled;
-use super::types::{ChallengeStatus, Enrolled};
+use super::challenge::{login_audit, open_attempt};
+use super::enroll::{enrolled, in_enrollment_confirm, in_enrollment_start, pending_of};
+use super::types::Enrolled;
 use crate::accepted;
 use crate::crypto::webauthn::CHALLENGE_SECONDS;
 use crate::db;
 use crate::domain::factor::FactorName;
-use crate::domain::ids::{FactorStatus, FactorType, LoginId};
+use crate::domain::ids::{FactorType, LoginId};
 use crate::error::ApiError;
 use crate::services::attempt::{self, Against, Verdict};
 use crate::services::devices::RememberRequest;
@@ -32,11 +32,7 @@ pub async fn start_webauthn_enrollment(
     meta: &ClientMeta,
 ) -> Result<WebauthnEnrollment, ApiError> {
     let now = state.now();
-    let status = FactorStatus::Active;
-    in_sign_in(state, token, login_id, status, async |conn, ctx, _| {
-        // A password alone never adds a device to an account that has one.
-        let has_active = ctx.factor_id.is_some();
-        require_status(&ctx, has_active, ChallengeStatus::EnrollmentRequired)?;
+    in_enrollment_start(state, token, login_id, async |conn, ctx| {
         let tenant = db::tenants::get(conn, &ctx.tenant_id)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
@@ -70,26 +66,13 @@ pub async fn confirm_webauthn_enrollment(
     meta: &ClientMeta,
 ) -> Result<Enrolled, ApiError> {
     let proof = attempt::admit(state, meta, || webauthn::parse_registration(credential))?;
-    let (status, wanted) = (FactorStatus::Pending, ChallengeStatus::EnrollmentRequired);
-    in_sign_in(state, token, login_id, status, async |conn, ctx, _| {
-        let audit = check_attempt(&ctx, status, wanted, meta)?;
-        if !db::factors::active(conn, &ctx.tenant_id, &ctx.user_id)
-            .await?
-            .is_empty()
-        {
-            return Err(ApiError::InvalidState(
-                "The user already has an authenticator app.",
-            ));
-        }
+    in_enrollment_confirm(state, token, login_id, meta, async |conn, ctx, audit, _| {
         if state.webauthn.get(ctx.surface).is_none() {
             return Err(ApiError::WebauthnUnavailable);
         }
         let attempt = open_attempt(state, &ctx, &audit)?;
         let now = attempt.now();
-        let pending = match ctx.factor_id {
-            Some(id) => db::factors::by_id(conn, &ctx.tenant_id, &ctx.user_id, id).await?,
-            None => None,
-        };
+        let pending = pending_of(conn, &ctx).await?;
         let p = enrollment::pending_of_type(pending, FactorType::Webauthn, now)?;
         let against = Against::PendingWebauthn(p.factor_id);
         let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
@@ -98,6 +81,5 @@ pub async fn confirm_webauthn_enrollment(
             .await
             .map(Verdict::Accepted)
     })
-    .await?
-    .answer()
+    .await
 }

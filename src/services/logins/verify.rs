@@ -112,9 +112,7 @@ pub async fn verify(
     remember: &RememberRequest,
     meta: &ClientMeta,
 ) -> Result<Verified, ApiError> {
-    let proof = attempt::admit(state, meta, || {
-        attempt::parse_totp("code", code).map(Proof::Totp)
-    })?;
+    let proof = attempt::admit_totp(state, meta, code)?;
     let done = attempt(state, token, login_id, proof, remember, meta).await?;
     Ok(verified(done))
 }
