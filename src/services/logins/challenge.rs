@@ -11,7 +11,7 @@ use crate::db::{self, audit::AuditCtx, factors::FactorSecret, logins::LoginCtx};
 use crate::domain::audit::AuditType;
 use crate::domain::ids::{FactorId, FactorStatus, LoginId};
 use crate::error::ApiError;
-use crate::services::attempt::Attempt;
+use crate::services::attempt::{Attempt, Verdict};
 use crate::services::tenant::policy_of;
 use crate::services::{audit_ctx, grace, mint, ClientMeta, Minted, Subject};
 use crate::state::AppState;
@@ -61,6 +61,35 @@ pub(super) async fn in_sign_in<T>(
     }
     .await;
     db::end_transaction(conn, result).await
+}
+
+/// [`in_sign_in`] for a call that carries a proof, through the gate's step 3
+/// ([`check_attempt`]): the login waits for `wanted`. `body` gets the login, its audit context
+/// and the user's factors in `factor_status`; a refusal it returns is committed, then answered.
+pub(super) async fn in_attempt<T>(
+    state: &AppState,
+    (token, login_id): (&str, LoginId),
+    (factor_status, wanted): (FactorStatus, ChallengeStatus),
+    meta: &ClientMeta,
+    body: impl AsyncFnOnce(
+        &mut AsyncPgConnection,
+        LoginCtx,
+        AuditCtx,
+        Vec<FactorSecret>,
+    ) -> Result<Verdict<T>, ApiError>,
+) -> Result<T, ApiError> {
+    in_sign_in(
+        state,
+        token,
+        login_id,
+        factor_status,
+        async |conn, ctx, factors| {
+            let audit = check_attempt(&ctx, factor_status, wanted, meta)?;
+            body(conn, ctx, audit, factors).await
+        },
+    )
+    .await?
+    .answer()
 }
 
 fn mfa_token_hash(state: &AppState, token: &str) -> [u8; 32] {
@@ -118,7 +147,7 @@ pub(super) fn login_audit(ctx: &LoginCtx, meta: &ClientMeta) -> AuditCtx {
 
 /// Step 3 of the attempt gate on a sign-in, on the login [`in_sign_in`] read: it waits for
 /// `wanted` (and, for a code, the user still has an active factor). Returns its audit context.
-pub(super) fn check_attempt(
+fn check_attempt(
     ctx: &LoginCtx,
     factor_status: FactorStatus,
     wanted: ChallengeStatus,

@@ -2,18 +2,17 @@
 //! and its confirmation by the first code — an attempt through the gate whose acceptance
 //! activates the factor and completes the sign-in.
 
-use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 
-use super::challenge::{check_attempt, in_sign_in, login_audit, open_attempt, require_status};
+use super::challenge::{in_attempt, in_sign_in, login_audit, open_attempt, require_status};
 use super::types::{AuthenticatedStatus, ChallengeStatus, Enrolled, TokenType};
 use super::verify::complete;
 use crate::accepted;
-use crate::db::{self, audit::AuditCtx, factors::FactorSecret, logins::LoginCtx};
+use crate::db::{self, audit::AuditCtx, logins::LoginCtx};
 use crate::domain::factor::FactorName;
 use crate::domain::ids::{FactorStatus, FactorType, LoginId};
 use crate::error::ApiError;
-use crate::services::attempt::{self, Accepted, Against, Verdict};
+use crate::services::attempt::{self, Against, Attempt, Proof, Verdict};
 use crate::services::devices::RememberRequest;
 use crate::services::enrollment::{self, Activation, EnrollmentMaterial, NewFactor};
 use crate::services::tenant::allow_new_in;
@@ -57,12 +56,13 @@ pub async fn confirm_enrollment(
     meta: &ClientMeta,
 ) -> Result<Enrolled, ApiError> {
     let proof = attempt::admit_totp(state, meta, code)?;
-    in_enrollment_confirm(
+    in_attempt(
         state,
-        token,
-        login_id,
+        (token, login_id),
+        CONFIRMING,
         meta,
         async |conn, ctx, audit, pending| {
+            no_active_factor(conn, &ctx).await?;
             let attempt = open_attempt(state, &ctx, &audit)?;
             let now = attempt.now();
             let Some(p) = pending.first() else {
@@ -75,12 +75,8 @@ pub async fn confirm_enrollment(
                     "The pending enrollment expired: start a new one.",
                 ));
             }
-            let against = Against::Pending(p);
-            let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
-            let done = (&ctx, &audit, accepted);
-            enrolled(conn, state, done, remember, meta, now)
-                .await
-                .map(Verdict::Accepted)
+            let proof = (&proof, Against::Pending(p));
+            enrolled(conn, state, &attempt, proof, (&ctx, &audit), remember, meta).await
         },
     )
     .await
@@ -109,44 +105,26 @@ pub(super) async fn in_enrollment_start<T>(
     .await
 }
 
-/// The one transaction of both enrollment confirms at sign-in (app, passkey), to the gate's
-/// step 3: the sign-in waits for an enrollment and the user has no active factor yet. `body`
-/// gets the login, its audit context and the pending TOTP factors; a refusal it returns is
-/// committed, then answered.
-pub(super) async fn in_enrollment_confirm<T>(
-    state: &AppState,
-    token: &str,
-    login_id: LoginId,
-    meta: &ClientMeta,
-    body: impl AsyncFnOnce(
-        &mut AsyncPgConnection,
-        LoginCtx,
-        AuditCtx,
-        Vec<FactorSecret>,
-    ) -> Result<Verdict<T>, ApiError>,
-) -> Result<T, ApiError> {
-    let (status, wanted) = (FactorStatus::Pending, ChallengeStatus::EnrollmentRequired);
-    in_sign_in(
-        state,
-        token,
-        login_id,
-        status,
-        async |conn, ctx, pending| {
-            let audit = check_attempt(&ctx, status, wanted, meta)?;
-            // A password alone never adds a device to an account that has one.
-            if !db::factors::active(conn, &ctx.tenant_id, &ctx.user_id)
-                .await?
-                .is_empty()
-            {
-                return Err(ApiError::InvalidState(
-                    "The user already has an authenticator app.",
-                ));
-            }
-            body(conn, ctx, audit, pending).await
-        },
-    )
-    .await?
-    .answer()
+/// What both enrollment confirms at sign-in (app, passkey) read and wait for
+/// (`challenge::in_attempt`): the pending factors, and a sign-in that waits for an enrollment.
+pub(super) const CONFIRMING: (FactorStatus, ChallengeStatus) =
+    (FactorStatus::Pending, ChallengeStatus::EnrollmentRequired);
+
+/// A password alone never adds a device to an account that has one: an enrollment confirmed
+/// at sign-in needs a user without an active factor.
+pub(super) async fn no_active_factor(
+    conn: &mut AsyncPgConnection,
+    ctx: &LoginCtx,
+) -> Result<(), ApiError> {
+    if db::factors::active(conn, &ctx.tenant_id, &ctx.user_id)
+        .await?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    Err(ApiError::InvalidState(
+        "The user already has an authenticator app.",
+    ))
 }
 
 /// The factor the login's user has pending, of either type, if any.
@@ -161,22 +139,25 @@ pub(super) async fn pending_of(
 }
 
 /// The end of an enrollment confirmed during a sign-in (an app's first code, a passkey's
-/// registration): the factor becomes active with the first recovery codes, then the sign-in's
-/// one completion (`verify::complete`).
+/// registration): the proof is evaluated against the pending factor; once accepted the factor
+/// becomes active with the first recovery codes, then the sign-in's one completion
+/// (`verify::complete`).
 pub(super) async fn enrolled(
     conn: &mut AsyncPgConnection,
     state: &AppState,
-    (ctx, audit, accepted): (&LoginCtx, &AuditCtx, Accepted),
+    attempt: &Attempt<'_>,
+    (proof, against): (&Proof, Against<'_>),
+    (ctx, audit): (&LoginCtx, &AuditCtx),
     remember: &RememberRequest,
     meta: &ClientMeta,
-    now: DateTime<Utc>,
-) -> Result<Enrolled, ApiError> {
-    let (user_id, how) = (&ctx.user_id, Activation::Replace);
+) -> Result<Verdict<Enrolled>, ApiError> {
+    let accepted = accepted!(attempt.evaluate(conn, state, proof, against).await?);
+    let (user_id, how, now) = (&ctx.user_id, Activation::Replace, attempt.now());
     let recovery_codes = enrollment::activate(conn, state, audit, user_id, accepted, how, now)
         .await?
         .unwrap_or_default();
     let done = complete(conn, state, ctx, audit, accepted, remember, meta, now).await?;
-    Ok(Enrolled {
+    Ok(Verdict::Accepted(Enrolled {
         status: AuthenticatedStatus::Authenticated,
         access_token: done.minted.token,
         token_type: TokenType::Bearer,
@@ -184,5 +165,5 @@ pub(super) async fn enrolled(
         recovery_codes,
         device_token: done.device.as_ref().map(|d| d.device_token.clone()),
         device_expires_at: done.device.map(|d| d.device_expires_at),
-    })
+    }))
 }

@@ -5,16 +5,15 @@
 
 use chrono::Duration;
 
-use super::challenge::{login_audit, open_attempt};
-use super::enroll::{enrolled, in_enrollment_confirm, in_enrollment_start, pending_of};
+use super::challenge::{in_attempt, login_audit, open_attempt};
+use super::enroll::{enrolled, in_enrollment_start, no_active_factor, pending_of, CONFIRMING};
 use super::types::Enrolled;
-use crate::accepted;
 use crate::crypto::webauthn::CHALLENGE_SECONDS;
 use crate::db;
 use crate::domain::factor::FactorName;
 use crate::domain::ids::{FactorType, LoginId};
 use crate::error::ApiError;
-use crate::services::attempt::{self, Against, Verdict};
+use crate::services::attempt::{self, Against};
 use crate::services::devices::RememberRequest;
 use crate::services::enrollment;
 use crate::services::tenant::policy_of;
@@ -66,20 +65,22 @@ pub async fn confirm_webauthn_enrollment(
     meta: &ClientMeta,
 ) -> Result<Enrolled, ApiError> {
     let proof = attempt::admit(state, meta, || webauthn::parse_registration(credential))?;
-    in_enrollment_confirm(state, token, login_id, meta, async |conn, ctx, audit, _| {
-        if state.webauthn.get(ctx.surface).is_none() {
-            return Err(ApiError::WebauthnUnavailable);
-        }
-        let attempt = open_attempt(state, &ctx, &audit)?;
-        let now = attempt.now();
-        let pending = pending_of(conn, &ctx).await?;
-        let p = enrollment::pending_of_type(pending, FactorType::Webauthn, now)?;
-        let against = Against::PendingWebauthn(p.factor_id);
-        let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
-        let done = (&ctx, &audit, accepted);
-        enrolled(conn, state, done, remember, meta, now)
-            .await
-            .map(Verdict::Accepted)
-    })
+    in_attempt(
+        state,
+        (token, login_id),
+        CONFIRMING,
+        meta,
+        async |conn, ctx, audit, _| {
+            no_active_factor(conn, &ctx).await?;
+            if state.webauthn.get(ctx.surface).is_none() {
+                return Err(ApiError::WebauthnUnavailable);
+            }
+            let attempt = open_attempt(state, &ctx, &audit)?;
+            let pending = pending_of(conn, &ctx).await?;
+            let p = enrollment::pending_of_type(pending, FactorType::Webauthn, attempt.now())?;
+            let proof = (&proof, Against::PendingWebauthn(p.factor_id));
+            enrolled(conn, state, &attempt, proof, (&ctx, &audit), remember, meta).await
+        },
+    )
     .await
 }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 
-use super::challenge::{check_attempt, finish_login, in_sign_in, open_attempt, signed_in};
+use super::challenge::{finish_login, in_attempt, open_attempt, signed_in};
 use super::types::{AuthenticatedStatus, ChallengeStatus, Recovered, TokenType, Verified};
 use crate::accepted;
 use crate::db::{audit::AuditCtx, logins::LoginCtx, webauthn::Purpose};
@@ -35,28 +35,21 @@ async fn attempt(
     remember: &RememberRequest,
     meta: &ClientMeta,
 ) -> Result<Completed, ApiError> {
-    let (status, wanted) = (FactorStatus::Active, ChallengeStatus::VerificationRequired);
-    in_sign_in(
-        state,
-        token,
-        login_id,
-        status,
-        async |conn, ctx, factors| {
-            let audit = check_attempt(&ctx, status, wanted, meta)?;
-            if matches!(proof, Proof::Webauthn(..)) && state.webauthn.get(ctx.surface).is_none() {
-                return Err(ApiError::WebauthnUnavailable);
-            }
-            let attempt = open_attempt(state, &ctx, &audit)?;
-            let against = Against::Active(&factors);
-            let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
-            let now = attempt.now();
-            complete(conn, state, &ctx, &audit, accepted, remember, meta, now)
-                .await
-                .map(Verdict::Accepted)
-        },
-    )
-    .await?
-    .answer()
+    let at = (token, login_id);
+    let waits = (FactorStatus::Active, ChallengeStatus::VerificationRequired);
+    in_attempt(state, at, waits, meta, async |conn, ctx, audit, factors| {
+        if matches!(proof, Proof::Webauthn(..)) && state.webauthn.get(ctx.surface).is_none() {
+            return Err(ApiError::WebauthnUnavailable);
+        }
+        let attempt = open_attempt(state, &ctx, &audit)?;
+        let against = Against::Active(&factors);
+        let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
+        let now = attempt.now();
+        complete(conn, state, &ctx, &audit, accepted, remember, meta, now)
+            .await
+            .map(Verdict::Accepted)
+    })
+    .await
 }
 
 /// The sign-in's completion after an accepted proof. A recovery-code sign-in ends the trust
