@@ -6,8 +6,8 @@ use actix_web::{web, HttpResponse};
 use super::auth::{AdminCall, AdminOrService, StepUpCode, UserAuth};
 use super::extract::{path_id, ClientMeta, JsonBody};
 use super::problems::{
-    AdminForbidden, NoSuchUser, NotFound, StepUpCodeRefused, StepUpForbidden, StepUpHeader,
-    StepUpRequired, TooManyAttempts,
+    AdminForbidden, InvalidRequest, NoSuchUser, NotFound, ResyncRefused, StepUpCodeRefused,
+    StepUpForbidden, StepUpHeader, StepUpRequired, TooManyAttempts,
 };
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
@@ -44,7 +44,7 @@ pub async fn list(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError>
 /// access token). Discards an earlier pending enrollment.
 #[utoipa::path(post, path = "/v1/me/factors", tag = "Me", operation_id = "addMyFactor",
     security(("access_token" = [])),
-    params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+    params(StepUpHeader),
     request_body(content = Option<NewFactorRequest>, description = "Optional: the new factor's name (default: the lowest free of \"Authenticator\", \"Authenticator 2\"…)"),
     responses(
         (status = 201, description = "An authenticator app's enrollment material with `factor_id` and `name`, or (`type: \"webauthn\"`) a passkey's `public_key` creation options (§16)", body = NewFactor),
@@ -99,7 +99,7 @@ pub async fn confirm(
     request_body = RenameRequest,
     responses(
         (status = 200, description = "The factor", body = FactorView),
-        (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
+        InvalidRequest,
         NotFound,
         (status = 409, description = "`name_taken`: another factor of the user has this name (ignoring case)", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -150,7 +150,7 @@ pub async fn remove(
     request_body = ResyncRequest,
     responses(
         (status = 200, description = "The factor with its new `drift_seconds`", body = FactorView),
-        (status = 400, description = "`invalid_request` (not six digits; not counted) or `invalid_code` (counted once)", body = Problem, content_type = "application/problem+json"),
+        ResyncRefused,
         NotFound,
         (status = 409, description = "`invalid_state`: the factor is still pending", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,

@@ -9,7 +9,10 @@ use utoipa::openapi::{KnownFormat, ObjectBuilder, Required, SchemaFormat, Type};
 
 use super::auth::{MfaAuth, ServiceAuth};
 use super::extract::{ClientMeta, RawJson};
-use super::problems::{Locked, NotFound, TooManyAttempts};
+use super::problems::{
+    InvalidRequest, KeyOutOfScope, Locked, NeedsEnrollment, NotFound, ResyncRefused,
+    TooManyAttempts,
+};
 use crate::domain::ids::LoginId;
 use crate::error::{ApiError, Problem};
 use crate::services::devices::RememberRequest;
@@ -131,9 +134,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for SignInStep<T> {
     request_body = StartLogin,
     responses(
         (status = 201, description = "What the sign-in needs next", body = LoginStarted),
-        (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
+        InvalidRequest,
         (status = 401, description = "`unauthenticated`: missing, unknown or revoked service key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the key's scope does not cover the tenant", body = Problem, content_type = "application/problem+json"),
+        KeyOutOfScope,
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
@@ -225,7 +228,7 @@ pub async fn confirm_enrollment(
         (status = 400, description = "`invalid_request` (not six digits, or a bad `device_name`; not counted), `invalid_code` (counted) or `code_reused` (not counted)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or dead (5 wrong codes) mfa token", body = Problem, content_type = "application/problem+json"),
         NotFound,
-        (status = 409, description = "`invalid_state`: the sign-in needs an enrollment", body = Problem, content_type = "application/problem+json"),
+        NeedsEnrollment,
         Locked,
     ))]
 pub async fn verify(
@@ -295,9 +298,9 @@ pub async fn skip_enrollment(
     request_body = ResyncRequest,
     responses(
         (status = 200, description = "Signed in; the factor's new drift", body = Resynced),
-        (status = 400, description = "`invalid_request` (not six digits; not counted) or `invalid_code` (counted once)", body = Problem, content_type = "application/problem+json"),
+        ResyncRefused,
         NotFound,
-        (status = 409, description = "`invalid_state`: the sign-in needs an enrollment", body = Problem, content_type = "application/problem+json"),
+        NeedsEnrollment,
         Locked,
     ))]
 pub async fn resync(

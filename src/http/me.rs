@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 
 use super::auth::{StepUpCode, UserAuth};
 use super::extract::{ClientMeta, JsonBody};
-use super::problems::{StepUpCodeRefused, StepUpRequired, TooManyAttempts};
+use super::problems::{StepUpCodeRefused, StepUpHeader, StepUpRequired, TooManyAttempts};
 use crate::error::{ApiError, Problem};
 use crate::services::assertion::WebauthnChallenge;
 use crate::services::enrollment::EnrollmentMaterial;
@@ -35,7 +35,7 @@ pub async fn show(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError>
 /// second authenticator instead, use `POST /v1/me/factors`.
 #[utoipa::path(post, path = "/v1/me/totp-enrollment", tag = "Me", operation_id = "startMyEnrollment",
     security(("access_token" = [])),
-    params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+    params(StepUpHeader),
     request_body(content = Option<NewFactorRequest>, description = "Optional: the new factor's name"),
     responses(
         (status = 201, description = "The enrollment material", body = EnrollmentMaterial),
@@ -81,7 +81,7 @@ pub async fn confirm_enrollment(
 /// Remove every authenticator app of the user (step-up), and the recovery codes.
 #[utoipa::path(delete, path = "/v1/me/totp", tag = "Me", operation_id = "removeMyFactor",
     security(("access_token" = [])),
-    params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+    params(StepUpHeader),
     responses(
         (status = 204, description = "Removed"),
         StepUpCodeRefused,
@@ -103,7 +103,7 @@ pub async fn remove_factor(
 /// New recovery codes (step-up); the old ones stop working.
 #[utoipa::path(post, path = "/v1/me/recovery-codes", tag = "Me", operation_id = "regenerateMyRecoveryCodes",
     security(("access_token" = [])),
-    params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+    params(StepUpHeader),
     responses(
         (status = 200, description = "The new codes, shown once", body = RecoveryCodes),
         StepUpCodeRefused,

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 
 use super::extract::ClientMeta;
 use super::logins::{SignInLogin, SignInStep};
-use super::problems::{Locked, NotFound, TooManyAttempts};
+use super::problems::{InvalidRequest, Locked, NotFound, TooManyAttempts};
 use crate::error::{ApiError, Problem};
 use crate::services::devices::RememberRequest;
 use crate::services::logins::{
@@ -78,7 +78,7 @@ pub async fn sign_in(
     request_body(content = Option<WebauthnEnrollRequest>, description = "Optional: the new factor's name (default \"Passkey\")"),
     responses(
         (status = 201, description = "The pending factor and its creation options", body = WebauthnEnrollment),
-        (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
+        InvalidRequest,
         NotFound,
         (status = 409, description = "`invalid_state`, `factor_type_not_allowed`, `webauthn_unavailable`", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -6,8 +6,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::auth::{AdminCall, AdminOrService, ServiceAuth};
 use super::extract::{path_id, ClientMeta, Query, RawJson};
 use super::problems::{
-    AdminForbidden, NoSuchTenant, NoSuchUser, NotFound, StepUpCodeRefused, StepUpForbidden,
-    StepUpHeader, TooManyAttempts,
+    AdminForbidden, KeyOutOfScope, NoSuchTenant, NoSuchUser, NotATenantId, NotFound,
+    RequestOrCodeRefused, StepUpCodeRefused, StepUpForbidden, StepUpHeader, TooManyAttempts,
 };
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
@@ -48,7 +48,7 @@ pub async fn get_policy(
     request_body = PolicyChange,
     responses(
         (status = 200, description = "The new policy", body = PolicyView, headers(("ETag" = String, description = "The new ETag"))),
-        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused`", body = Problem, content_type = "application/problem+json"),
+        RequestOrCodeRefused,
         StepUpForbidden,
         NotFound,
         (status = 412, description = "`precondition_failed`: If-Match is stale", body = Problem, content_type = "application/problem+json"),
@@ -100,7 +100,7 @@ pub async fn put_policy(
         (status = 200, description = "A page of users, by user id", body = UserPage),
         (status = 400, description = "`invalid_request`: bad `mfa`, `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
         AdminForbidden,
-        (status = 404, description = "`not_found`: `tenant_id` is not a tenant id", body = Problem, content_type = "application/problem+json"),
+        NotATenantId,
     ))]
 pub async fn list_users(
     state: Data,
@@ -171,7 +171,7 @@ pub async fn unlock(
     responses(
         (status = 204, description = "Erased"),
         (status = 401, description = "`unauthenticated` (also for an access token)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the key's scope does not cover the tenant", body = Problem, content_type = "application/problem+json"),
+        KeyOutOfScope,
         NoSuchUser,
     ))]
 pub async fn delete_user(
@@ -195,7 +195,7 @@ pub async fn delete_user(
         (status = 200, description = "A page of events", body = AuditPage),
         (status = 400, description = "`invalid_request`: bad `type`, `user_id`, `since`, `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
         AdminForbidden,
-        (status = 404, description = "`not_found`: `tenant_id` is not a tenant id", body = Problem, content_type = "application/problem+json"),
+        NotATenantId,
     ))]
 pub async fn list_events(
     state: Data,

@@ -7,7 +7,8 @@ use actix_web::{web, HttpResponse};
 use super::auth::{AdminCall, AdminOrService, UserAuth};
 use super::extract::{path_id, Query, RawJson};
 use super::problems::{
-    AdminForbidden, AdminStepUp, NotFound, StepUpForbidden, StepUpHeader, TooManyAttempts,
+    AdminForbidden, AdminStepUp, BodyNotJson, NotFound, RequestOrCodeRefused, StepUpForbidden,
+    StepUpHeader, TooManyAttempts,
 };
 use crate::domain::ids::TenantId;
 use crate::error::{ApiError, Problem};
@@ -99,7 +100,7 @@ pub async fn get(
     request_body = UpdateWebhook,
     responses(
         (status = 200, description = "The webhook", body = WebhookView),
-        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused`", body = Problem, content_type = "application/problem+json"),
+        RequestOrCodeRefused,
         StepUpForbidden,
         NotFound,
         TooManyAttempts,
@@ -180,7 +181,7 @@ pub async fn rotate(
     params(("tenant_id" = TenantId, Path), ("webhook_id" = uuid::Uuid, Path)),
     responses(
         (status = 202, description = "Queued", body = TestQueued),
-        (status = 400, description = "`invalid_request`: a body that is not JSON", body = Problem, content_type = "application/problem+json"),
+        BodyNotJson,
         AdminForbidden,
         NotFound,
         (status = 409, description = "`invalid_state`: the webhook is disabled (checked before the 429)", body = Problem, content_type = "application/problem+json"),
@@ -232,7 +233,7 @@ pub async fn deliveries(
     params(("tenant_id" = TenantId, Path), ("webhook_id" = uuid::Uuid, Path), ("delivery_id" = uuid::Uuid, Path)),
     responses(
         (status = 202, description = "Due now"),
-        (status = 400, description = "`invalid_request`: a body that is not JSON", body = Problem, content_type = "application/problem+json"),
+        BodyNotJson,
         AdminForbidden,
         (status = 404, description = "`not_found` (also a finished delivery housekeeping deleted, `MFA_RETENTION_DAYS` after its creation)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_state`: the delivery already succeeded", body = Problem, content_type = "application/problem+json"),
