@@ -9,6 +9,7 @@ use super::problems::{
     AdminForbidden, InvalidRequest, NoSuchUser, NotFound, ResyncRefused, StepUpCodeRefused,
     StepUpForbidden, StepUpHeader, StepUpRequired, TooManyAttempts,
 };
+use super::reply::{Data, Reply};
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
 use crate::services::factors::{
@@ -16,9 +17,6 @@ use crate::services::factors::{
     NewFactorRequest, RenameRequest,
 };
 use crate::services::resync::{self, ResyncRequest};
-use crate::state::AppState;
-
-type Data = web::Data<AppState>;
 
 /// The signed-in user's authenticators, active and pending, oldest first.
 #[utoipa::path(get, path = "/v1/me/factors", tag = "Me", operation_id = "listMyFactors",
@@ -26,7 +24,7 @@ type Data = web::Data<AppState>;
     responses(
         (status = 200, description = "The factors", body = FactorList),
     ))]
-pub async fn list(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: Data, user: UserAuth) -> Reply {
     let c = &user.0;
     let list = factors::list(&state, &c.tid, &c.sub)
         .await
@@ -59,7 +57,7 @@ pub async fn add(
     code: StepUpCode,
     meta: ClientMeta,
     body: JsonBody<Option<NewFactorRequest>>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let req = body.0.unwrap_or_default();
     let m = factors::add(&state, &user.0, req, code.0.as_deref(), &meta).await?;
     // `Created` either way: the material of an app, or a passkey's creation options.
@@ -87,7 +85,7 @@ pub async fn confirm(
     meta: ClientMeta,
     path: web::Path<String>,
     body: JsonBody<ConfirmFactorRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let done = factors::confirm(&state, &user.0, &path, &body.0, &meta).await?;
     Ok(HttpResponse::Ok().json(done))
 }
@@ -109,7 +107,7 @@ pub async fn rename(
     meta: ClientMeta,
     path: web::Path<String>,
     body: JsonBody<RenameRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let f = factors::rename(&state, &user.0, &path, body.0.name, &meta).await?;
     Ok(HttpResponse::Ok().json(f))
 }
@@ -136,7 +134,7 @@ pub async fn remove(
     code: StepUpCode,
     meta: ClientMeta,
     path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     factors::remove(&state, &user.0, &path, code.0.as_deref(), &meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -161,7 +159,7 @@ pub async fn resync(
     meta: ClientMeta,
     path: web::Path<String>,
     body: JsonBody<ResyncRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let f = resync::for_me(&state, &user.0, &path, &body.0, &meta).await?;
     Ok(HttpResponse::Ok().json(f))
 }
@@ -179,7 +177,7 @@ pub async fn admin_list(
     state: Data,
     caller: AdminOrService,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
     caller.require_read(&state, &tenant_id).await?;
     Ok(HttpResponse::Ok().json(factors::list(&state, &tenant_id, &user_id).await?))
@@ -202,7 +200,7 @@ pub async fn admin_remove(
     state: Data,
     caller: AdminCall,
     path: web::Path<(String, String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
     caller.admin_with_step_up(&state, &tenant_id).await?;
     let (actor, meta) = (caller.actor(), &caller.meta);

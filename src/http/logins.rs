@@ -1,7 +1,7 @@
 //! Handlers of the sign-in resource (docs/API.md §3). Thin: extract, call the service, answer.
 
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 use serde::de::DeserializeOwned;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
@@ -13,6 +13,7 @@ use super::problems::{
     InvalidRequest, KeyOutOfScope, Locked, NeedsEnrollment, NotFound, ResyncRefused,
     TooManyAttempts,
 };
+use super::reply::{Data, Reply};
 use crate::domain::ids::LoginId;
 use crate::error::{ApiError, Problem};
 use crate::services::devices::RememberRequest;
@@ -23,9 +24,6 @@ use crate::services::logins::{
     SignInCodeRequest, Skipped, StartLogin, Verified,
 };
 use crate::services::resync::ResyncRequest;
-use crate::state::AppState;
-
-type Data = web::Data<AppState>;
 
 /// What every step of a sign-in starts from: the mfa token (`401`) and the `login_id` of
 /// the path (`404` when it is not one; the service checks that it is this token's).
@@ -141,12 +139,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for SignInStep<T> {
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn start(
-    state: Data,
-    key: ServiceAuth,
-    meta: ClientMeta,
-    body: RawJson,
-) -> Result<HttpResponse, ApiError> {
+pub async fn start(state: Data, key: ServiceAuth, meta: ClientMeta, body: RawJson) -> Reply {
     let body: StartLogin = body.parse()?;
     let out = logins::start(&state, &key.0, body, &meta).await?;
     Ok(HttpResponse::Created().json(out))
@@ -161,7 +154,7 @@ pub async fn start(
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or dead mfa token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: not this token's login", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get(state: Data, at: SignInLogin) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: Data, at: SignInLogin) -> Reply {
     let SignInLogin { token, login_id } = at;
     Ok(HttpResponse::Ok().json(logins::get(&state, &token.0, login_id).await?))
 }
@@ -186,7 +179,7 @@ pub async fn start_enrollment(
     state: Data,
     step: SignInStep<Option<NewFactorRequest>>,
     meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let name = step.body.as_ref().and_then(|b| b.name.clone());
     Ok(HttpResponse::Created()
         .json(logins::start_enrollment(&state, step.mfa(), step.login_id, name, &meta).await?))
@@ -211,7 +204,7 @@ pub async fn confirm_enrollment(
     state: Data,
     step: SignInStep<SignInCodeRequest>,
     meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let remember = step.remember()?;
     let (mfa, code) = (step.mfa(), &step.body.code);
     let out = logins::confirm_enrollment(&state, mfa, step.login_id, code, &remember, &meta);
@@ -231,11 +224,7 @@ pub async fn confirm_enrollment(
         NeedsEnrollment,
         Locked,
     ))]
-pub async fn verify(
-    state: Data,
-    step: SignInStep<SignInCodeRequest>,
-    meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
+pub async fn verify(state: Data, step: SignInStep<SignInCodeRequest>, meta: ClientMeta) -> Reply {
     let remember = step.remember()?;
     let (mfa, code) = (step.mfa(), &step.body.code);
     let out = logins::verify(&state, mfa, step.login_id, code, &remember, &meta);
@@ -254,11 +243,7 @@ pub async fn verify(
         (status = 409, description = "`invalid_state`", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
     ))]
-pub async fn recover(
-    state: Data,
-    step: SignInStep<RecoverRequest>,
-    meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
+pub async fn recover(state: Data, step: SignInStep<RecoverRequest>, meta: ClientMeta) -> Reply {
     let (mfa, code) = (step.mfa(), &step.body.recovery_code);
     let out = logins::recover(&state, mfa, step.login_id, code, &meta);
     Ok(HttpResponse::Ok().json(out.await?))
@@ -282,7 +267,7 @@ pub async fn skip_enrollment(
     state: Data,
     step: SignInStep<serde_json::Value>,
     meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     Ok(HttpResponse::Ok()
         .json(logins::skip_enrollment(&state, step.mfa(), step.login_id, &meta).await?))
 }
@@ -303,11 +288,7 @@ pub async fn skip_enrollment(
         NeedsEnrollment,
         Locked,
     ))]
-pub async fn resync(
-    state: Data,
-    step: SignInStep<ResyncRequest>,
-    meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
+pub async fn resync(state: Data, step: SignInStep<ResyncRequest>, meta: ClientMeta) -> Reply {
     Ok(HttpResponse::Ok()
         .json(logins::resync(&state, step.mfa(), step.login_id, &step.body, &meta).await?))
 }

@@ -1,20 +1,18 @@
 //! Handlers of passkeys and security keys at sign-in (docs/API.md §16): the challenge and the
 //! assertion. Thin: extract, call the service, answer.
 
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 
 use super::extract::ClientMeta;
 use super::logins::{SignInLogin, SignInStep};
 use super::problems::{InvalidRequest, Locked, NotFound, TooManyAttempts};
-use crate::error::{ApiError, Problem};
+use super::reply::{Data, Reply};
+use crate::error::Problem;
 use crate::services::devices::RememberRequest;
 use crate::services::logins::{
     self, Enrolled, Verified, WebauthnChallenge, WebauthnEnrollRequest, WebauthnSignInRequest,
 };
 use crate::services::webauthn::WebauthnEnrollment;
-use crate::state::AppState;
-
-type Data = web::Data<AppState>;
 
 /// Get a WebAuthn challenge for this sign-in.
 ///
@@ -30,7 +28,7 @@ type Data = web::Data<AppState>;
         NotFound,
         (status = 409, description = "`invalid_state`: the sign-in needs an enrollment, or the user has no passkey for this surface; `webauthn_unavailable`: no RP ID on this surface", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn challenge(state: Data, at: SignInLogin) -> Result<HttpResponse, ApiError> {
+pub async fn challenge(state: Data, at: SignInLogin) -> Reply {
     let SignInLogin { token, login_id } = at;
     Ok(HttpResponse::Ok().json(logins::webauthn_challenge(&state, &token.0, login_id).await?))
 }
@@ -55,7 +53,7 @@ pub async fn sign_in(
     state: Data,
     step: SignInStep<WebauthnSignInRequest>,
     meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let SignInStep {
         token,
         login_id,
@@ -86,7 +84,7 @@ pub async fn start_enrollment(
     state: Data,
     step: SignInStep<Option<WebauthnEnrollRequest>>,
     meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let SignInStep {
         token,
         login_id,
@@ -116,7 +114,7 @@ pub async fn confirm_enrollment(
     state: Data,
     step: SignInStep<WebauthnSignInRequest>,
     meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let SignInStep {
         token,
         login_id,

@@ -9,13 +9,11 @@ use super::problems::{
     AdminForbidden, KeyOutOfScope, NoSuchTenant, NoSuchUser, NotATenantId, NotFound,
     RequestOrCodeRefused, StepUpCodeRefused, StepUpForbidden, StepUpHeader, TooManyAttempts,
 };
+use super::reply::{Data, Reply};
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
 use crate::services::admin::{self, AuditPage, AuditQuery, UserListQuery, UserPage};
 use crate::services::policy::{self, PolicyChange, PolicyView};
-use crate::state::AppState;
-
-type Data = web::Data<AppState>;
 
 /// The tenant's 2FA policy.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/policy", tag = "Tenant administration", operation_id = "getPolicy",
@@ -26,11 +24,7 @@ type Data = web::Data<AppState>;
         AdminForbidden,
         NoSuchTenant,
     ))]
-pub async fn get_policy(
-    state: Data,
-    caller: AdminOrService,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get_policy(state: Data, caller: AdminOrService, path: web::Path<String>) -> Reply {
     let tenant_id = path_id::tenant(&path)?;
     caller.require_read(&state, &tenant_id).await?;
     let p = policy::get(&state, &tenant_id).await?;
@@ -61,7 +55,7 @@ pub async fn put_policy(
     req: HttpRequest,
     path: web::Path<String>,
     body: RawJson,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let tenant_id = path_id::tenant(&path)?;
     // A value that is not visible ASCII is no entity tag (400), not a missing one.
     let if_match = req
@@ -107,7 +101,7 @@ pub async fn list_users(
     caller: AdminOrService,
     path: web::Path<String>,
     q: Query<UserListQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let tenant_id = path_id::tenant(&path)?;
     caller.require_read(&state, &tenant_id).await?;
     Ok(HttpResponse::Ok().json(admin::list_users(&state, &tenant_id, q.0).await?))
@@ -129,7 +123,7 @@ pub async fn reset_factor(
     state: Data,
     caller: AdminCall,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
     caller.admin_with_step_up(&state, &tenant_id).await?;
     admin::reset_factor(&state, &tenant_id, &user_id, caller.actor(), &caller.meta).await?;
@@ -153,7 +147,7 @@ pub async fn unlock(
     caller: AdminCall,
     path: web::Path<(String, String)>,
     body: RawJson,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
     // Any JSON body is ignored, but a malformed one is judged only after the caller's rights.
     caller.admin(&state, &tenant_id).await?;
@@ -179,7 +173,7 @@ pub async fn delete_user(
     key: ServiceAuth,
     meta: ClientMeta,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
     key.0.require(tenant_id.as_str())?;
     let actor = format!("service_key:{}", key.0.key_id);
@@ -202,7 +196,7 @@ pub async fn list_events(
     caller: AdminOrService,
     path: web::Path<String>,
     q: Query<AuditQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let tenant_id = path_id::tenant(&path)?;
     caller.require_read(&state, &tenant_id).await?;
     Ok(HttpResponse::Ok().json(admin::list_events(&state, &tenant_id, q.0).await?))

@@ -10,6 +10,7 @@ use super::problems::{
     AdminForbidden, AdminStepUp, BodyNotJson, NotFound, RequestOrCodeRefused, StepUpForbidden,
     StepUpHeader, TooManyAttempts,
 };
+use super::reply::{Data, Reply};
 use crate::domain::ids::TenantId;
 use crate::error::{ApiError, Problem};
 use crate::services::auth;
@@ -17,9 +18,6 @@ use crate::services::webhooks::{
     self, CreateWebhook, DeliveryListQuery, DeliveryPage, RotatedSecret, TestQueued, UpdateWebhook,
     WebhookCreated, WebhookListQuery, WebhookPage, WebhookView,
 };
-use crate::state::AppState;
-
-type Data = web::Data<AppState>;
 
 /// Subscribe an endpoint to the tenant's audit events (admin, step-up). The secret is shown
 /// only in this answer.
@@ -41,7 +39,7 @@ pub async fn create(
     caller: AdminCall,
     path: web::Path<String>,
     body: RawJson,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let tenant_id = path_id::tenant(&path)?;
     caller.admin(&state, &tenant_id).await?;
     let req: CreateWebhook = body.parse()?;
@@ -66,7 +64,7 @@ pub async fn list(
     caller: AdminOrService,
     path: web::Path<String>,
     q: Query<WebhookListQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let tenant_id = path_id::tenant(&path)?;
     caller.require_read(&state, &tenant_id).await?;
     Ok(HttpResponse::Ok().json(webhooks::list(&state, &tenant_id, q.0).await?))
@@ -81,11 +79,7 @@ pub async fn list(
         AdminForbidden,
         NotFound,
     ))]
-pub async fn get(
-    state: Data,
-    caller: AdminOrService,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: Data, caller: AdminOrService, path: web::Path<(String, String)>) -> Reply {
     let tenant_id = path_id::tenant(&path.0)?;
     caller.require_read(&state, &tenant_id).await?;
     let id = path_id::webhook(&path.1)?;
@@ -110,7 +104,7 @@ pub async fn update(
     caller: AdminCall,
     path: web::Path<(String, String)>,
     body: RawJson,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let tenant_id = path_id::tenant(&path.0)?;
     caller.admin(&state, &tenant_id).await?;
     let id = path_id::webhook(&path.1)?;
@@ -138,11 +132,7 @@ pub async fn update(
         (status = 204, description = "Deleted"),
         AdminStepUp,
     ))]
-pub async fn delete(
-    state: Data,
-    caller: AdminCall,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn delete(state: Data, caller: AdminCall, path: web::Path<(String, String)>) -> Reply {
     let tenant_id = path_id::tenant(&path.0)?;
     caller.admin(&state, &tenant_id).await?;
     let id = path_id::webhook(&path.1)?;
@@ -165,7 +155,7 @@ pub async fn rotate(
     caller: AdminCall,
     path: web::Path<(String, String)>,
     body: RawJson,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let tenant_id = path_id::tenant(&path.0)?;
     caller.admin(&state, &tenant_id).await?;
     let id = path_id::webhook(&path.1)?;
@@ -193,7 +183,7 @@ pub async fn test(
     user: UserAuth,
     path: web::Path<(String, String)>,
     body: RawJson,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let tenant_id = path_id::tenant(&path.0)?;
     auth::require_admin(&state, &user.0, &tenant_id).await?;
     let id = path_id::webhook(&path.1)?;
@@ -220,7 +210,7 @@ pub async fn deliveries(
     caller: AdminOrService,
     path: web::Path<(String, String)>,
     q: Query<DeliveryListQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let tenant_id = path_id::tenant(&path.0)?;
     caller.require_read(&state, &tenant_id).await?;
     let id = path_id::webhook(&path.1)?;
@@ -243,7 +233,7 @@ pub async fn retry(
     user: UserAuth,
     path: web::Path<(String, String, String)>,
     body: RawJson,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let tenant_id = path_id::tenant(&path.0)?;
     auth::require_admin(&state, &user.0, &tenant_id).await?;
     let (id, d) = (path_id::webhook(&path.1)?, path_id::delivery(&path.2)?);
