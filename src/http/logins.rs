@@ -73,19 +73,23 @@ pub struct SignInStep<T> {
     pub token: MfaAuth,
     pub login_id: LoginId,
     pub body: T,
+    /// The caller's address and user agent, for the per-IP limit and the audit event.
+    pub meta: ClientMeta,
 }
 
 impl<T> SignInStep<T> {
     /// The mfa token of the sign-in.
-    fn mfa(&self) -> &str {
+    pub fn mfa(&self) -> &str {
         &self.token.0
     }
 }
 
 impl SignInStep<SignInCodeRequest> {
-    /// "Don't ask again on this browser", as the code's request asks.
-    fn remember(&self) -> Result<RememberRequest, ApiError> {
-        RememberRequest::parse(self.body.remember_device, self.body.device_name.as_deref())
+    /// The code, and "don't ask again on this browser" as the request asks.
+    fn code(&self) -> Result<(&str, RememberRequest), ApiError> {
+        let b = &self.body;
+        let remember = RememberRequest::parse(b.remember_device, b.device_name.as_deref())?;
+        Ok((b.code.as_str(), remember))
     }
 }
 
@@ -97,16 +101,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for SignInStep<T> {
         let token = MfaAuth::of(req);
         let raw = RawJson::from_request(req, payload);
         let login = SignInLogin::of(req);
+        let meta = ClientMeta::extract(req).into_inner();
         let state = req.app_data::<Data>().cloned();
         Box::pin(async move {
             token?;
             let raw = raw.await?;
             let SignInLogin { token, login_id } = login?;
+            let meta = meta?;
             match raw.parse() {
                 Ok(body) => Ok(SignInStep {
                     token,
                     login_id,
                     body,
+                    meta,
                 }),
                 Err(e) => {
                     let state = state.ok_or_else(|| {
@@ -175,14 +182,10 @@ pub async fn get(state: Data, at: SignInLogin) -> Reply {
         NotFound,
         (status = 409, description = "`invalid_state`: the sign-in is not `enrollment_required`; `factor_type_not_allowed`: the tenant's `allowed_factor_types` has no `totp`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn start_enrollment(
-    state: Data,
-    step: SignInStep<Option<NewFactorRequest>>,
-    meta: ClientMeta,
-) -> Reply {
+pub async fn start_enrollment(state: Data, step: SignInStep<Option<NewFactorRequest>>) -> Reply {
     let name = step.body.as_ref().and_then(|b| b.name.clone());
-    Ok(HttpResponse::Created()
-        .json(logins::start_enrollment(&state, step.mfa(), step.login_id, name, &meta).await?))
+    let out = logins::start_enrollment(&state, step.mfa(), step.login_id, name, &step.meta);
+    Ok(HttpResponse::Created().json(out.await?))
 }
 
 /// Confirm the authenticator app with its first code and finish the sign-in.
@@ -200,14 +203,10 @@ pub async fn start_enrollment(
         (status = 409, description = "`invalid_state`: no pending enrollment, or not `enrollment_required`", body = Problem, content_type = "application/problem+json"),
         Locked,
     ))]
-pub async fn confirm_enrollment(
-    state: Data,
-    step: SignInStep<SignInCodeRequest>,
-    meta: ClientMeta,
-) -> Reply {
-    let remember = step.remember()?;
-    let (mfa, code) = (step.mfa(), &step.body.code);
-    let out = logins::confirm_enrollment(&state, mfa, step.login_id, code, &remember, &meta);
+pub async fn confirm_enrollment(state: Data, step: SignInStep<SignInCodeRequest>) -> Reply {
+    let (code, remember) = step.code()?;
+    let (mfa, meta) = (step.mfa(), &step.meta);
+    let out = logins::confirm_enrollment(&state, mfa, step.login_id, code, &remember, meta);
     Ok(HttpResponse::Ok().json(out.await?))
 }
 
@@ -224,10 +223,16 @@ pub async fn confirm_enrollment(
         NeedsEnrollment,
         Locked,
     ))]
-pub async fn verify(state: Data, step: SignInStep<SignInCodeRequest>, meta: ClientMeta) -> Reply {
-    let remember = step.remember()?;
-    let (mfa, code) = (step.mfa(), &step.body.code);
-    let out = logins::verify(&state, mfa, step.login_id, code, &remember, &meta);
+pub async fn verify(state: Data, step: SignInStep<SignInCodeRequest>) -> Reply {
+    let (code, remember) = step.code()?;
+    let out = logins::verify(
+        &state,
+        step.mfa(),
+        step.login_id,
+        code,
+        &remember,
+        &step.meta,
+    );
     Ok(HttpResponse::Ok().json(out.await?))
 }
 
@@ -243,9 +248,9 @@ pub async fn verify(state: Data, step: SignInStep<SignInCodeRequest>, meta: Clie
         (status = 409, description = "`invalid_state`", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
     ))]
-pub async fn recover(state: Data, step: SignInStep<RecoverRequest>, meta: ClientMeta) -> Reply {
-    let (mfa, code) = (step.mfa(), &step.body.recovery_code);
-    let out = logins::recover(&state, mfa, step.login_id, code, &meta);
+pub async fn recover(state: Data, step: SignInStep<RecoverRequest>) -> Reply {
+    let code = &step.body.recovery_code;
+    let out = logins::recover(&state, step.mfa(), step.login_id, code, &step.meta);
     Ok(HttpResponse::Ok().json(out.await?))
 }
 
@@ -263,13 +268,9 @@ pub async fn recover(state: Data, step: SignInStep<RecoverRequest>, meta: Client
         NotFound,
         (status = 409, description = "`invalid_state`: not `enrollment_required`, or the grace is over (the user must enroll)", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn skip_enrollment(
-    state: Data,
-    step: SignInStep<serde_json::Value>,
-    meta: ClientMeta,
-) -> Reply {
-    Ok(HttpResponse::Ok()
-        .json(logins::skip_enrollment(&state, step.mfa(), step.login_id, &meta).await?))
+pub async fn skip_enrollment(state: Data, step: SignInStep<serde_json::Value>) -> Reply {
+    let out = logins::skip_enrollment(&state, step.mfa(), step.login_id, &step.meta);
+    Ok(HttpResponse::Ok().json(out.await?))
 }
 
 /// Finish the sign-in with two consecutive codes when the phone's clock drifted (§11).
@@ -288,7 +289,7 @@ pub async fn skip_enrollment(
         NeedsEnrollment,
         Locked,
     ))]
-pub async fn resync(state: Data, step: SignInStep<ResyncRequest>, meta: ClientMeta) -> Reply {
-    Ok(HttpResponse::Ok()
-        .json(logins::resync(&state, step.mfa(), step.login_id, &step.body, &meta).await?))
+pub async fn resync(state: Data, step: SignInStep<ResyncRequest>) -> Reply {
+    let out = logins::resync(&state, step.mfa(), step.login_id, &step.body, &step.meta);
+    Ok(HttpResponse::Ok().json(out.await?))
 }

@@ -3,16 +3,24 @@
 
 use actix_web::HttpResponse;
 
-use super::extract::ClientMeta;
 use super::logins::{SignInLogin, SignInStep};
 use super::problems::{InvalidRequest, Locked, NotFound, TooManyAttempts};
 use super::reply::{Data, Reply};
-use crate::error::Problem;
+use crate::error::{ApiError, Problem};
 use crate::services::devices::RememberRequest;
 use crate::services::logins::{
     self, Enrolled, Verified, WebauthnChallenge, WebauthnEnrollRequest, WebauthnSignInRequest,
 };
 use crate::services::webauthn::WebauthnEnrollment;
+
+impl SignInStep<WebauthnSignInRequest> {
+    /// The passkey's answer, and "don't ask again on this browser" as the request asks.
+    fn credential(&self) -> Result<(Option<&serde_json::Value>, RememberRequest), ApiError> {
+        let b = &self.body;
+        let remember = RememberRequest::parse(b.remember_device, b.device_name.as_deref())?;
+        Ok((b.credential.as_ref(), remember))
+    }
+}
 
 /// Get a WebAuthn challenge for this sign-in.
 ///
@@ -49,20 +57,17 @@ pub async fn challenge(state: Data, at: SignInLogin) -> Reply {
         (status = 409, description = "`invalid_state`: the sign-in needs an enrollment; `webauthn_unavailable`", body = Problem, content_type = "application/problem+json"),
         Locked,
     ))]
-pub async fn sign_in(
-    state: Data,
-    step: SignInStep<WebauthnSignInRequest>,
-    meta: ClientMeta,
-) -> Reply {
-    let SignInStep {
-        token,
-        login_id,
-        body,
-    } = step;
-    let remember = RememberRequest::parse(body.remember_device, body.device_name.as_deref())?;
-    let credential = body.credential.as_ref();
-    let out = logins::webauthn(&state, &token.0, login_id, credential, &remember, &meta).await?;
-    Ok(HttpResponse::Ok().json(out))
+pub async fn sign_in(state: Data, step: SignInStep<WebauthnSignInRequest>) -> Reply {
+    let (credential, remember) = step.credential()?;
+    let out = logins::webauthn(
+        &state,
+        step.mfa(),
+        step.login_id,
+        credential,
+        &remember,
+        &step.meta,
+    );
+    Ok(HttpResponse::Ok().json(out.await?))
 }
 
 /// "Setup MFA" with a passkey or security key instead of an app.
@@ -83,16 +88,11 @@ pub async fn sign_in(
 pub async fn start_enrollment(
     state: Data,
     step: SignInStep<Option<WebauthnEnrollRequest>>,
-    meta: ClientMeta,
 ) -> Reply {
-    let SignInStep {
-        token,
-        login_id,
-        body,
-    } = step;
-    let name = body.unwrap_or_default().name;
-    let out = logins::start_webauthn_enrollment(&state, &token.0, login_id, name, &meta).await?;
-    Ok(HttpResponse::Created().json(out))
+    let name = step.body.as_ref().and_then(|b| b.name.clone());
+    let (mfa, meta) = (step.mfa(), &step.meta);
+    let out = logins::start_webauthn_enrollment(&state, mfa, step.login_id, name, meta);
+    Ok(HttpResponse::Created().json(out.await?))
 }
 
 /// Confirm the passkey registered at sign-in; signs in.
@@ -110,21 +110,16 @@ pub async fn start_enrollment(
         (status = 409, description = "`invalid_state`: no pending enrollment, or it expired; `webauthn_unavailable`", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
     ))]
-pub async fn confirm_enrollment(
-    state: Data,
-    step: SignInStep<WebauthnSignInRequest>,
-    meta: ClientMeta,
-) -> Reply {
-    let SignInStep {
-        token,
-        login_id,
-        body,
-    } = step;
-    let remember = RememberRequest::parse(body.remember_device, body.device_name.as_deref())?;
-    let credential = body.credential.as_ref();
+pub async fn confirm_enrollment(state: Data, step: SignInStep<WebauthnSignInRequest>) -> Reply {
+    let (credential, remember) = step.credential()?;
+    let (mfa, meta) = (step.mfa(), &step.meta);
     let out = logins::confirm_webauthn_enrollment(
-        &state, &token.0, login_id, credential, &remember, &meta,
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(out))
+        &state,
+        mfa,
+        step.login_id,
+        credential,
+        &remember,
+        meta,
+    );
+    Ok(HttpResponse::Ok().json(out.await?))
 }
