@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::auth::{AdminCall, AdminOrService, UserAuth};
+use super::auth::{AdminCall, AdminOrService, TenantGate, UserAuth};
 use super::extract::{path_id, ClientMeta};
 use super::problems::{
     AdminForbidden, NoSuchTenant, NoSuchUser, StepUpCodeRefused, StepUpForbidden, StepUpHeader,
@@ -69,8 +69,7 @@ pub async fn list_for_user(
     caller: AdminOrService,
     path: web::Path<(String, String)>,
 ) -> Reply {
-    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
-    caller.require_read(&state, &tenant_id).await?;
+    let (tenant_id, user_id) = caller.allowed_user(&state, &path.0, &path.1).await?;
     devices::require_user(&state, &tenant_id, &user_id).await?;
     Ok(HttpResponse::Ok().json(devices::list(&state, &tenant_id, &user_id).await?))
 }
@@ -92,8 +91,7 @@ pub async fn revoke_for_user(
     caller: AdminCall,
     path: web::Path<(String, String)>,
 ) -> Reply {
-    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
-    caller.admin_with_step_up(&state, &tenant_id).await?;
+    let (tenant_id, user_id) = caller.user_with_step_up(&state, &path.0, &path.1).await?;
     devices::revoke_by_admin(&state, &tenant_id, &user_id, caller.actor(), &caller.meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -112,7 +110,6 @@ pub async fn revoke_for_user(
         NoSuchTenant,
     ))]
 pub async fn summary(state: Data, caller: AdminOrService, path: web::Path<String>) -> Reply {
-    let tenant_id = path_id::tenant(&path)?;
-    caller.require_read(&state, &tenant_id).await?;
+    let tenant_id = caller.allowed_tenant(&state, &path).await?;
     Ok(HttpResponse::Ok().json(grace::summary(&state, &tenant_id).await?))
 }

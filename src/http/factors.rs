@@ -3,8 +3,8 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::auth::{AdminCall, AdminOrService, StepUpCode, UserAuth};
-use super::extract::{path_id, ClientMeta, JsonBody};
+use super::auth::{AdminCall, AdminOrService, StepUpCode, TenantGate, UserAuth};
+use super::extract::{ClientMeta, JsonBody};
 use super::problems::{
     AdminForbidden, InvalidRequest, NoSuchUser, NotFound, ResyncRefused, StepUpCodeRefused,
     StepUpForbidden, StepUpHeader, StepUpRequired, TooManyAttempts,
@@ -178,8 +178,7 @@ pub async fn admin_list(
     caller: AdminOrService,
     path: web::Path<(String, String)>,
 ) -> Reply {
-    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
-    caller.require_read(&state, &tenant_id).await?;
+    let (tenant_id, user_id) = caller.allowed_user(&state, &path.0, &path.1).await?;
     Ok(HttpResponse::Ok().json(factors::list(&state, &tenant_id, &user_id).await?))
 }
 
@@ -201,8 +200,7 @@ pub async fn admin_remove(
     caller: AdminCall,
     path: web::Path<(String, String, String)>,
 ) -> Reply {
-    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
-    caller.admin_with_step_up(&state, &tenant_id).await?;
+    let (tenant_id, user_id) = caller.user_with_step_up(&state, &path.0, &path.1).await?;
     let (actor, meta) = (caller.actor(), &caller.meta);
     factors::admin_remove(&state, &tenant_id, &user_id, &path.2, actor, meta).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -3,7 +3,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::auth::{AdminCall, AdminOrService, ServiceAuth};
+use super::auth::{AdminCall, AdminOrService, ServiceAuth, TenantGate};
 use super::extract::{path_id, ClientMeta, Query, RawJson};
 use super::problems::{
     AdminForbidden, KeyOutOfScope, NoSuchTenant, NoSuchUser, NotATenantId, NotFound,
@@ -25,8 +25,7 @@ use crate::services::policy::{self, PolicyChange, PolicyView};
         NoSuchTenant,
     ))]
 pub async fn get_policy(state: Data, caller: AdminOrService, path: web::Path<String>) -> Reply {
-    let tenant_id = path_id::tenant(&path)?;
-    caller.require_read(&state, &tenant_id).await?;
+    let tenant_id = caller.allowed_tenant(&state, &path).await?;
     let p = policy::get(&state, &tenant_id).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, p.etag()))
@@ -56,15 +55,14 @@ pub async fn put_policy(
     path: web::Path<String>,
     body: RawJson,
 ) -> Reply {
-    let tenant_id = path_id::tenant(&path)?;
+    // Who may call comes first; then the request's form; the step-up code last, so that a
+    // malformed request never uses up a code.
+    let tenant_id = caller.allowed_tenant(&state, &path).await?;
     // A value that is not visible ASCII is no entity tag (400), not a missing one.
     let if_match = req
         .headers()
         .get(header::IF_MATCH)
         .map(|v| v.to_str().unwrap_or("?"));
-    // Who may call comes first; then the request's form; the step-up code last, so that a
-    // malformed request never uses up a code.
-    caller.admin(&state, &tenant_id).await?;
     policy::parse_if_match(if_match)?;
     // Every field is optional (`{}` changes nothing), but the body itself is required.
     if body.is_empty() {
@@ -102,8 +100,7 @@ pub async fn list_users(
     path: web::Path<String>,
     q: Query<UserListQuery>,
 ) -> Reply {
-    let tenant_id = path_id::tenant(&path)?;
-    caller.require_read(&state, &tenant_id).await?;
+    let tenant_id = caller.allowed_tenant(&state, &path).await?;
     Ok(HttpResponse::Ok().json(admin::list_users(&state, &tenant_id, q.0).await?))
 }
 
@@ -124,8 +121,7 @@ pub async fn reset_factor(
     caller: AdminCall,
     path: web::Path<(String, String)>,
 ) -> Reply {
-    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
-    caller.admin_with_step_up(&state, &tenant_id).await?;
+    let (tenant_id, user_id) = caller.user_with_step_up(&state, &path.0, &path.1).await?;
     admin::reset_factor(&state, &tenant_id, &user_id, caller.actor(), &caller.meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -148,9 +144,8 @@ pub async fn unlock(
     path: web::Path<(String, String)>,
     body: RawJson,
 ) -> Reply {
-    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
     // Any JSON body is ignored, but a malformed one is judged only after the caller's rights.
-    caller.admin(&state, &tenant_id).await?;
+    let (tenant_id, user_id) = caller.allowed_user(&state, &path.0, &path.1).await?;
     body.parse::<serde_json::Value>()?;
     caller.step_up(&state).await?;
     admin::unlock(&state, &tenant_id, &user_id, caller.actor(), &caller.meta).await?;
@@ -197,7 +192,6 @@ pub async fn list_events(
     path: web::Path<String>,
     q: Query<AuditQuery>,
 ) -> Reply {
-    let tenant_id = path_id::tenant(&path)?;
-    caller.require_read(&state, &tenant_id).await?;
+    let tenant_id = caller.allowed_tenant(&state, &path).await?;
     Ok(HttpResponse::Ok().json(admin::list_events(&state, &tenant_id, q.0).await?))
 }

@@ -4,7 +4,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::auth::{AdminCall, AdminOrService, UserAuth};
+use super::auth::{AdminCall, AdminOrService, TenantGate, UserAuth};
 use super::extract::{path_id, Query, RawJson};
 use super::problems::{
     AdminForbidden, AdminStepUp, BodyNotJson, NotFound, RequestOrCodeRefused, StepUpForbidden,
@@ -13,7 +13,6 @@ use super::problems::{
 use super::reply::{Data, Reply};
 use crate::domain::ids::TenantId;
 use crate::error::{ApiError, Problem};
-use crate::services::auth;
 use crate::services::webhooks::{
     self, CreateWebhook, DeliveryListQuery, DeliveryPage, RotatedSecret, TestQueued, UpdateWebhook,
     WebhookCreated, WebhookListQuery, WebhookPage, WebhookView,
@@ -40,8 +39,7 @@ pub async fn create(
     path: web::Path<String>,
     body: RawJson,
 ) -> Reply {
-    let tenant_id = path_id::tenant(&path)?;
-    caller.admin(&state, &tenant_id).await?;
+    let tenant_id = caller.allowed_tenant(&state, &path).await?;
     let req: CreateWebhook = body.parse()?;
     webhooks::parse_url(&state, &req.url)?;
     caller.step_up(&state).await?;
@@ -65,8 +63,7 @@ pub async fn list(
     path: web::Path<String>,
     q: Query<WebhookListQuery>,
 ) -> Reply {
-    let tenant_id = path_id::tenant(&path)?;
-    caller.require_read(&state, &tenant_id).await?;
+    let tenant_id = caller.allowed_tenant(&state, &path).await?;
     Ok(HttpResponse::Ok().json(webhooks::list(&state, &tenant_id, q.0).await?))
 }
 
@@ -80,9 +77,7 @@ pub async fn list(
         NotFound,
     ))]
 pub async fn get(state: Data, caller: AdminOrService, path: web::Path<(String, String)>) -> Reply {
-    let tenant_id = path_id::tenant(&path.0)?;
-    caller.require_read(&state, &tenant_id).await?;
-    let id = path_id::webhook(&path.1)?;
+    let (tenant_id, id) = caller.allowed_webhook(&state, &path.0, &path.1).await?;
     Ok(HttpResponse::Ok().json(webhooks::get(&state, &tenant_id, id).await?))
 }
 
@@ -105,9 +100,7 @@ pub async fn update(
     path: web::Path<(String, String)>,
     body: RawJson,
 ) -> Reply {
-    let tenant_id = path_id::tenant(&path.0)?;
-    caller.admin(&state, &tenant_id).await?;
-    let id = path_id::webhook(&path.1)?;
+    let (tenant_id, id) = caller.allowed_webhook(&state, &path.0, &path.1).await?;
     if body.is_empty() {
         return Err(ApiError::field("", "a JSON body is required"));
     }
@@ -133,9 +126,7 @@ pub async fn update(
         AdminStepUp,
     ))]
 pub async fn delete(state: Data, caller: AdminCall, path: web::Path<(String, String)>) -> Reply {
-    let tenant_id = path_id::tenant(&path.0)?;
-    caller.admin(&state, &tenant_id).await?;
-    let id = path_id::webhook(&path.1)?;
+    let (tenant_id, id) = caller.allowed_webhook(&state, &path.0, &path.1).await?;
     caller.step_up(&state).await?;
     webhooks::delete(&state, &tenant_id, id, caller.actor(), &caller.meta).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -156,9 +147,7 @@ pub async fn rotate(
     path: web::Path<(String, String)>,
     body: RawJson,
 ) -> Reply {
-    let tenant_id = path_id::tenant(&path.0)?;
-    caller.admin(&state, &tenant_id).await?;
-    let id = path_id::webhook(&path.1)?;
+    let (tenant_id, id) = caller.allowed_webhook(&state, &path.0, &path.1).await?;
     body.parse::<serde_json::Value>()?;
     caller.step_up(&state).await?;
     let rotated = webhooks::rotate(&state, &tenant_id, id, caller.actor(), &caller.meta).await?;
@@ -184,9 +173,7 @@ pub async fn test(
     path: web::Path<(String, String)>,
     body: RawJson,
 ) -> Reply {
-    let tenant_id = path_id::tenant(&path.0)?;
-    auth::require_admin(&state, &user.0, &tenant_id).await?;
-    let id = path_id::webhook(&path.1)?;
+    let (tenant_id, id) = user.allowed_webhook(&state, &path.0, &path.1).await?;
     body.parse::<serde_json::Value>()?;
     let queued = webhooks::test(&state, &tenant_id, id, user.0.sub.as_str()).await?;
     Ok(HttpResponse::Accepted().json(queued))
@@ -211,9 +198,7 @@ pub async fn deliveries(
     path: web::Path<(String, String)>,
     q: Query<DeliveryListQuery>,
 ) -> Reply {
-    let tenant_id = path_id::tenant(&path.0)?;
-    caller.require_read(&state, &tenant_id).await?;
-    let id = path_id::webhook(&path.1)?;
+    let (tenant_id, id) = caller.allowed_webhook(&state, &path.0, &path.1).await?;
     Ok(HttpResponse::Ok().json(webhooks::list_deliveries(&state, &tenant_id, id, q.0).await?))
 }
 
@@ -234,9 +219,8 @@ pub async fn retry(
     path: web::Path<(String, String, String)>,
     body: RawJson,
 ) -> Reply {
-    let tenant_id = path_id::tenant(&path.0)?;
-    auth::require_admin(&state, &user.0, &tenant_id).await?;
-    let (id, d) = (path_id::webhook(&path.1)?, path_id::delivery(&path.2)?);
+    let (tenant_id, id) = user.allowed_webhook(&state, &path.0, &path.1).await?;
+    let d = path_id::delivery(&path.2)?;
     body.parse::<serde_json::Value>()?;
     webhooks::retry(&state, &tenant_id, id, d).await?;
     Ok(HttpResponse::Accepted().finish())
