@@ -40,101 +40,135 @@ pub enum Outcome {
     RateLimited,
 }
 
+/// `metric`, registered: each metric is made and registered in one statement.
+fn registered<M>(registry: &Registry, metric: M) -> prometheus::Result<M>
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
 impl Metrics {
     pub fn new() -> anyhow::Result<Self> {
         let registry = Registry::new();
+        let r = &registry;
         let labels = &["endpoint", "method", "status"];
-        let http_requests = IntCounterVec::new(
-            Opts::new("mfa_http_requests_total", "HTTP requests"),
-            labels,
+        let http_requests = registered(
+            r,
+            IntCounterVec::new(
+                Opts::new("mfa_http_requests_total", "HTTP requests"),
+                labels,
+            )?,
         )?;
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "mfa_http_requests_duration_seconds",
-                "HTTP request latency until the response head, in seconds",
-            ),
-            labels,
+        let http_duration = registered(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "mfa_http_requests_duration_seconds",
+                    "HTTP request latency until the response head, in seconds",
+                ),
+                labels,
+            )?,
         )?;
-        let second_factor = IntCounterVec::new(
-            Opts::new(
-                "mfa_second_factor_attempts_total",
-                "Second-factor attempts by outcome",
-            ),
-            &["outcome"],
+        let second_factor = registered(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "mfa_second_factor_attempts_total",
+                    "Second-factor attempts by outcome",
+                ),
+                &["outcome"],
+            )?,
         )?;
-        let lockouts = IntCounter::new(
-            "mfa_lockouts_total",
-            "Users locked out after too many wrong codes",
+        let lockouts = registered(
+            r,
+            IntCounter::new(
+                "mfa_lockouts_total",
+                "Users locked out after too many wrong codes",
+            )?,
         )?;
-        let pool = IntGaugeVec::new(
-            Opts::new(
-                "mfa_db_pool_connections",
-                "Database pool connections by state",
-            ),
-            &["state"],
+        let pool = registered(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "mfa_db_pool_connections",
+                    "Database pool connections by state",
+                ),
+                &["state"],
+            )?,
         )?;
-        registry.register(Box::new(http_requests.clone()))?;
-        registry.register(Box::new(http_duration.clone()))?;
-        registry.register(Box::new(second_factor.clone()))?;
-        registry.register(Box::new(lockouts.clone()))?;
-        let drift = Histogram::with_opts(
-            HistogramOpts::new(
-                "mfa_totp_drift_steps",
-                "|drift_steps| of the factor at each accepted TOTP code, in 30-s steps",
-            )
-            .buckets(vec![0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0]),
+        let drift = registered(
+            r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "mfa_totp_drift_steps",
+                    "|drift_steps| of the factor at each accepted TOTP code, in 30-s steps",
+                )
+                .buckets(vec![0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0]),
+            )?,
         )?;
-        registry.register(Box::new(drift.clone()))?;
-        let deadline_exceeded = IntCounter::new(
-            "mfa_db_deadline_exceeded_total",
-            "Requests answered 503 because their database work missed the deadline",
+        let deadline_exceeded = registered(
+            r,
+            IntCounter::new(
+                "mfa_db_deadline_exceeded_total",
+                "Requests answered 503 because their database work missed the deadline",
+            )?,
         )?;
-        registry.register(Box::new(pool.clone()))?;
-        registry.register(Box::new(deadline_exceeded.clone()))?;
         // Every outcome is exported from the start, so rates work before the first event.
         for o in ["success", "invalid", "reused", "locked", "rate_limited"] {
             second_factor.with_label_values(&[o]);
         }
-        let webhook_deliveries = IntCounterVec::new(
-            Opts::new(
-                "mfa_webhook_deliveries_total",
-                "Webhook delivery attempts by outcome: succeeded, retrying (failed, another attempt is scheduled) or failed (given up)",
-            ),
-            &["outcome"],
+        let webhook_deliveries = registered(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "mfa_webhook_deliveries_total",
+                    "Webhook delivery attempts by outcome: succeeded, retrying (failed, another attempt is scheduled) or failed (given up)",
+                ),
+                &["outcome"],
+            )?,
         )?;
         for o in ["succeeded", "retrying", "failed"] {
             webhook_deliveries.with_label_values(&[o]);
         }
-        let webhook_queue_depth = IntGauge::new(
-            "mfa_webhook_queue_depth",
-            "Pending webhook deliveries (due or waiting for a retry)",
+        let webhook_queue_depth = registered(
+            r,
+            IntGauge::new(
+                "mfa_webhook_queue_depth",
+                "Pending webhook deliveries (due or waiting for a retry)",
+            )?,
         )?;
-        let webhook_in_flight = IntGauge::new(
-            "mfa_webhook_deliveries_in_flight",
-            "Webhook deliveries this instance is sending now",
+        let webhook_in_flight = registered(
+            r,
+            IntGauge::new(
+                "mfa_webhook_deliveries_in_flight",
+                "Webhook deliveries this instance is sending now",
+            )?,
         )?;
-        let webhook_latency = Histogram::with_opts(
-            HistogramOpts::new(
-                "mfa_webhook_delivery_duration_seconds",
-                "Webhook delivery latency: from sending to the receiver's answer, in seconds",
-            )
-            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+        let webhook_latency = registered(
+            r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "mfa_webhook_delivery_duration_seconds",
+                    "Webhook delivery latency: from sending to the receiver's answer, in seconds",
+                )
+                .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            )?,
         )?;
-        registry.register(Box::new(webhook_deliveries.clone()))?;
-        registry.register(Box::new(webhook_queue_depth.clone()))?;
-        registry.register(Box::new(webhook_in_flight.clone()))?;
-        registry.register(Box::new(webhook_latency.clone()))?;
-        let housekeeping_deleted = IntCounterVec::new(
-            Opts::new(
-                "mfa_housekeeping_deleted_total",
-                "Rows housekeeping deleted (expired or finished, older than MFA_RETENTION_DAYS), by table",
-            ),
-            &["table"],
+        let housekeeping_deleted = registered(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "mfa_housekeeping_deleted_total",
+                    "Rows housekeeping deleted (expired or finished, older than MFA_RETENTION_DAYS), by table",
+                ),
+                &["table"],
+            )?,
         )?;
         for what in crate::db::housekeeping::Sweepable::ALL {
             housekeeping_deleted.with_label_values(&[what.table()]);
         }
-        registry.register(Box::new(housekeeping_deleted.clone()))?;
         Ok(Self {
             registry,
             http_requests,

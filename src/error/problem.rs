@@ -192,52 +192,38 @@ mod tests {
     /// them, not as the code computes them.
     #[test]
     fn every_variant_maps_to_its_row_of_the_contract_table() {
+        use ApiError as E;
+        let (allow, retry_after_secs) = ("GET".into(), 3);
         let table: [(ApiError, u16, &str); 25] = [
-            (ApiError::field("x", "bad"), 400, "invalid_request"),
-            (ApiError::InvalidCode, 400, "invalid_code"),
-            (ApiError::CodeReused, 400, "code_reused"),
-            (ApiError::Unauthenticated, 401, "unauthenticated"),
-            (ApiError::Forbidden, 403, "forbidden"),
-            (ApiError::MfaRequiredForAdmin, 403, "mfa_required_for_admin"),
-            (ApiError::StepUpRequired, 403, "step_up_required"),
-            (ApiError::NotFound, 404, "not_found"),
+            (E::field("x", "bad"), 400, "invalid_request"),
+            (E::InvalidCode, 400, "invalid_code"),
+            (E::CodeReused, 400, "code_reused"),
+            (E::Unauthenticated, 401, "unauthenticated"),
+            (E::Forbidden, 403, "forbidden"),
+            (E::MfaRequiredForAdmin, 403, "mfa_required_for_admin"),
+            (E::StepUpRequired, 403, "step_up_required"),
+            (E::NotFound, 404, "not_found"),
+            (E::MethodNotAllowed { allow }, 405, "method_not_allowed"),
+            (E::InvalidState("x"), 409, "invalid_state"),
+            (E::MfaEnforced, 409, "mfa_enforced"),
+            (E::FactorLimit, 409, "factor_limit"),
+            (E::NameTaken, 409, "name_taken"),
+            (E::InvalidCredential, 400, "invalid_credential"),
+            (E::WebauthnUnavailable, 409, "webauthn_unavailable"),
+            (E::FactorTypeNotAllowed, 409, "factor_type_not_allowed"),
+            (E::WebhookLimit, 409, "webhook_limit"),
+            (E::PreconditionFailed, 412, "precondition_failed"),
+            (E::PreconditionRequired, 428, "precondition_required"),
+            (E::PayloadTooLarge, 413, "payload_too_large"),
+            (E::UnsupportedMediaType, 415, "unsupported_media_type"),
             (
-                ApiError::MethodNotAllowed {
-                    allow: "GET".into(),
-                },
-                405,
-                "method_not_allowed",
-            ),
-            (ApiError::InvalidState("x"), 409, "invalid_state"),
-            (ApiError::MfaEnforced, 409, "mfa_enforced"),
-            (ApiError::FactorLimit, 409, "factor_limit"),
-            (ApiError::NameTaken, 409, "name_taken"),
-            (ApiError::InvalidCredential, 400, "invalid_credential"),
-            (ApiError::WebauthnUnavailable, 409, "webauthn_unavailable"),
-            (
-                ApiError::FactorTypeNotAllowed,
-                409,
-                "factor_type_not_allowed",
-            ),
-            (ApiError::WebhookLimit, 409, "webhook_limit"),
-            (ApiError::PreconditionFailed, 412, "precondition_failed"),
-            (ApiError::PreconditionRequired, 428, "precondition_required"),
-            (ApiError::PayloadTooLarge, 413, "payload_too_large"),
-            (
-                ApiError::UnsupportedMediaType,
-                415,
-                "unsupported_media_type",
-            ),
-            (
-                ApiError::TooManyAttempts {
-                    retry_after_secs: 3,
-                },
+                E::TooManyAttempts { retry_after_secs },
                 429,
                 "too_many_attempts",
             ),
-            (ApiError::RequestTimeout, 408, "request_timeout"),
-            (ApiError::Unavailable("x".into()), 503, "unavailable"),
-            (ApiError::Internal(anyhow::anyhow!("x")), 500, "internal"),
+            (E::RequestTimeout, 408, "request_timeout"),
+            (E::Unavailable("x".into()), 503, "unavailable"),
+            (E::Internal(anyhow::anyhow!("x")), 500, "internal"),
         ];
         for (e, status, code) in table {
             let p = e.problem();

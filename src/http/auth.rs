@@ -6,9 +6,9 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 
-use super::extract::{bearer, ClientMeta};
+use super::extract::{bearer, path_id, ClientMeta};
 use crate::crypto::jwt::AccessClaims;
-use crate::domain::ids::TenantId;
+use crate::domain::ids::{TenantId, UserId, WebhookId};
 use crate::error::ApiError;
 use crate::services::{self, auth::ServiceKey, step_up};
 use crate::state::AppState;
@@ -150,9 +150,10 @@ impl AdminOrService {
 
 /// The caller of an admin call that changes something: the access token, the `X-MFA-Code`
 /// header and the client, extracted in that order (the order the handlers listed them in).
-/// The handler parses the path, then asks [`AdminCall::admin`] and, where the call needs it,
-/// [`AdminCall::step_up`] — the request's form is judged between the two, so that a caller
-/// who may not call learns nothing from it and a malformed request never uses up a code.
+/// The handler takes the path's ids through `TenantGate` (the admin check), then, where the
+/// call needs it, asks [`AdminCall::step_up`] — the request's form is judged between the two,
+/// so that a caller who may not call learns nothing from it and a malformed request never
+/// uses up a code.
 pub struct AdminCall {
     /// The caller's access token.
     pub claims: AccessClaims,
@@ -192,18 +193,19 @@ impl AdminCall {
         step_up::require(state, &self.claims, self.code.0.as_deref(), &self.meta).await
     }
 
-    /// Admin, then step-up: the gate of every sensitive admin call whose request has no
-    /// form to judge in between.
-    pub async fn admin_with_step_up(
+    /// The path's user once the caller is the tenant's admin, then step-up: the gate of every
+    /// sensitive admin call on a user whose request has no form to judge in between.
+    pub async fn user_with_step_up(
         &self,
         state: &AppState,
-        tenant_id: &TenantId,
-    ) -> Result<(), ApiError> {
-        self.admin(state, tenant_id).await?;
-        self.step_up(state).await
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<(TenantId, UserId), ApiError> {
+        let ids = self.allowed_user(state, tenant_id, user_id).await?;
+        self.step_up(state).await?;
+        Ok(ids)
     }
 
-    /// The actor the audit trail names: the caller's user id.
     pub fn actor(&self) -> &str {
         self.claims.sub.as_str()
     }
@@ -244,6 +246,70 @@ fn is_code_shaped(code: &str) -> bool {
         && b.last().is_some_and(crockford)
         && b.iter().all(|c| crockford(c) || separator(c))
         && b.iter().filter(|c| crockford(c)).count() == 10
+}
+
+/// A caller whose rights on the path's tenant decide the call. The path's ids are parsed
+/// first, so an id that cannot exist is `404` whoever asks; then the caller's `401`/`403`.
+pub(crate) trait TenantGate {
+    /// `403` (or a service key's `forbidden`) unless the caller may make this call on the tenant.
+    async fn allow(&self, state: &AppState, tenant_id: &TenantId) -> Result<(), ApiError>;
+
+    /// The path's `{tenant_id}`, once the caller is allowed on it.
+    async fn allowed_tenant(
+        &self,
+        state: &AppState,
+        tenant_id: &str,
+    ) -> Result<TenantId, ApiError> {
+        let tenant_id = path_id::tenant(tenant_id)?;
+        self.allow(state, &tenant_id).await?;
+        Ok(tenant_id)
+    }
+
+    /// The path's `{tenant_id}` and `{user_id}`, once the caller is allowed on the tenant.
+    async fn allowed_user(
+        &self,
+        state: &AppState,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<(TenantId, UserId), ApiError> {
+        let (tenant_id, user_id) = path_id::tenant_user(tenant_id, user_id)?;
+        self.allow(state, &tenant_id).await?;
+        Ok((tenant_id, user_id))
+    }
+
+    /// The path's `{tenant_id}`, once the caller is allowed on it, and its `{webhook_id}`
+    /// (parsed only then: a caller who may not call learns nothing from it).
+    async fn allowed_webhook(
+        &self,
+        state: &AppState,
+        tenant_id: &str,
+        webhook_id: &str,
+    ) -> Result<(TenantId, WebhookId), ApiError> {
+        let tenant_id = self.allowed_tenant(state, tenant_id).await?;
+        Ok((tenant_id, path_id::webhook(webhook_id)?))
+    }
+}
+
+/// A read: an admin of the tenant, or a service key scoped to it.
+impl TenantGate for AdminOrService {
+    async fn allow(&self, state: &AppState, tenant_id: &TenantId) -> Result<(), ApiError> {
+        self.require_read(state, tenant_id).await
+    }
+}
+
+/// A change: an admin of the tenant (step-up is asked separately).
+impl TenantGate for AdminCall {
+    async fn allow(&self, state: &AppState, tenant_id: &TenantId) -> Result<(), ApiError> {
+        self.admin(state, tenant_id).await
+    }
+}
+
+/// An admin of the tenant, without step-up or client: the webhook calls that change nothing
+/// the tenant relies on (a test delivery, a retry).
+impl TenantGate for UserAuth {
+    async fn allow(&self, state: &AppState, tenant_id: &TenantId) -> Result<(), ApiError> {
+        services::auth::require_admin(state, &self.0, tenant_id).await
+    }
 }
 
 #[cfg(test)]

@@ -2,19 +2,17 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::auth::{AdminCall, AdminOrService, UserAuth};
+use super::auth::{AdminCall, AdminOrService, TenantGate, UserAuth};
 use super::extract::{path_id, ClientMeta};
 use super::problems::{
     AdminForbidden, NoSuchTenant, NoSuchUser, StepUpCodeRefused, StepUpForbidden, StepUpHeader,
     TooManyAttempts,
 };
+use super::reply::{Data, Reply};
 use crate::domain::ids::{TenantId, UserId};
-use crate::error::{ApiError, Problem};
+use crate::error::Problem;
 use crate::services::devices::{self, DeviceList};
 use crate::services::grace::{self, MfaSummary};
-use crate::state::AppState;
-
-type Data = web::Data<AppState>;
 
 /// The browsers the signed-in user asked to remember, still live, oldest first.
 #[utoipa::path(get, path = "/v1/me/devices", tag = "Me", operation_id = "listMyDevices",
@@ -22,7 +20,7 @@ type Data = web::Data<AppState>;
     responses(
         (status = 200, description = "Live remembered devices", body = DeviceList),
     ))]
-pub async fn list_mine(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError> {
+pub async fn list_mine(state: Data, user: UserAuth) -> Reply {
     let out = devices::list(&state, &user.0.tid, &user.0.sub).await?;
     Ok(HttpResponse::Ok().json(out))
 }
@@ -40,7 +38,7 @@ pub async fn revoke_mine(
     user: UserAuth,
     meta: ClientMeta,
     path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let id = path_id::uuid(&path)?;
     devices::revoke_mine(&state, &user.0, Some(id), &meta).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -52,11 +50,7 @@ pub async fn revoke_mine(
     responses(
         (status = 204, description = "All revoked (also when there were none)"),
     ))]
-pub async fn revoke_all_mine(
-    state: Data,
-    user: UserAuth,
-    meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
+pub async fn revoke_all_mine(state: Data, user: UserAuth, meta: ClientMeta) -> Reply {
     devices::revoke_mine(&state, &user.0, None, &meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -74,9 +68,8 @@ pub async fn list_for_user(
     state: Data,
     caller: AdminOrService,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
-    caller.require_read(&state, &tenant_id).await?;
+) -> Reply {
+    let (tenant_id, user_id) = caller.allowed_user(&state, &path.0, &path.1).await?;
     devices::require_user(&state, &tenant_id, &user_id).await?;
     Ok(HttpResponse::Ok().json(devices::list(&state, &tenant_id, &user_id).await?))
 }
@@ -97,9 +90,8 @@ pub async fn revoke_for_user(
     state: Data,
     caller: AdminCall,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
-    caller.admin_with_step_up(&state, &tenant_id).await?;
+) -> Reply {
+    let (tenant_id, user_id) = caller.user_with_step_up(&state, &path.0, &path.1).await?;
     devices::revoke_by_admin(&state, &tenant_id, &user_id, caller.actor(), &caller.meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -117,12 +109,7 @@ pub async fn revoke_for_user(
         AdminForbidden,
         NoSuchTenant,
     ))]
-pub async fn summary(
-    state: Data,
-    caller: AdminOrService,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant_id = path_id::tenant(&path)?;
-    caller.require_read(&state, &tenant_id).await?;
+pub async fn summary(state: Data, caller: AdminOrService, path: web::Path<String>) -> Reply {
+    let tenant_id = caller.allowed_tenant(&state, &path).await?;
     Ok(HttpResponse::Ok().json(grace::summary(&state, &tenant_id).await?))
 }

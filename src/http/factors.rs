@@ -3,12 +3,13 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::auth::{AdminCall, AdminOrService, StepUpCode, UserAuth};
-use super::extract::{path_id, ClientMeta, JsonBody};
+use super::auth::{AdminCall, AdminOrService, StepUpCode, TenantGate, UserAuth};
+use super::extract::{ClientMeta, JsonBody};
 use super::problems::{
-    AdminForbidden, NoSuchUser, NotFound, StepUpCodeRefused, StepUpForbidden, StepUpHeader,
-    StepUpRequired, TooManyAttempts,
+    AdminForbidden, InvalidRequest, NoSuchUser, NotFound, ResyncRefused, StepUpCodeRefused,
+    StepUpForbidden, StepUpHeader, StepUpRequired, TooManyAttempts,
 };
+use super::reply::{Data, Reply};
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
 use crate::services::factors::{
@@ -16,9 +17,6 @@ use crate::services::factors::{
     NewFactorRequest, RenameRequest,
 };
 use crate::services::resync::{self, ResyncRequest};
-use crate::state::AppState;
-
-type Data = web::Data<AppState>;
 
 /// The signed-in user's authenticators, active and pending, oldest first.
 #[utoipa::path(get, path = "/v1/me/factors", tag = "Me", operation_id = "listMyFactors",
@@ -26,7 +24,7 @@ type Data = web::Data<AppState>;
     responses(
         (status = 200, description = "The factors", body = FactorList),
     ))]
-pub async fn list(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: Data, user: UserAuth) -> Reply {
     let c = &user.0;
     let list = factors::list(&state, &c.tid, &c.sub)
         .await
@@ -44,7 +42,7 @@ pub async fn list(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError>
 /// access token). Discards an earlier pending enrollment.
 #[utoipa::path(post, path = "/v1/me/factors", tag = "Me", operation_id = "addMyFactor",
     security(("access_token" = [])),
-    params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+    params(StepUpHeader),
     request_body(content = Option<NewFactorRequest>, description = "Optional: the new factor's name (default: the lowest free of \"Authenticator\", \"Authenticator 2\"…)"),
     responses(
         (status = 201, description = "An authenticator app's enrollment material with `factor_id` and `name`, or (`type: \"webauthn\"`) a passkey's `public_key` creation options (§16)", body = NewFactor),
@@ -59,7 +57,7 @@ pub async fn add(
     code: StepUpCode,
     meta: ClientMeta,
     body: JsonBody<Option<NewFactorRequest>>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let req = body.0.unwrap_or_default();
     let m = factors::add(&state, &user.0, req, code.0.as_deref(), &meta).await?;
     // `Created` either way: the material of an app, or a passkey's creation options.
@@ -87,7 +85,7 @@ pub async fn confirm(
     meta: ClientMeta,
     path: web::Path<String>,
     body: JsonBody<ConfirmFactorRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let done = factors::confirm(&state, &user.0, &path, &body.0, &meta).await?;
     Ok(HttpResponse::Ok().json(done))
 }
@@ -99,7 +97,7 @@ pub async fn confirm(
     request_body = RenameRequest,
     responses(
         (status = 200, description = "The factor", body = FactorView),
-        (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
+        InvalidRequest,
         NotFound,
         (status = 409, description = "`name_taken`: another factor of the user has this name (ignoring case)", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -109,7 +107,7 @@ pub async fn rename(
     meta: ClientMeta,
     path: web::Path<String>,
     body: JsonBody<RenameRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let f = factors::rename(&state, &user.0, &path, body.0.name, &meta).await?;
     Ok(HttpResponse::Ok().json(f))
 }
@@ -136,7 +134,7 @@ pub async fn remove(
     code: StepUpCode,
     meta: ClientMeta,
     path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     factors::remove(&state, &user.0, &path, code.0.as_deref(), &meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -150,7 +148,7 @@ pub async fn remove(
     request_body = ResyncRequest,
     responses(
         (status = 200, description = "The factor with its new `drift_seconds`", body = FactorView),
-        (status = 400, description = "`invalid_request` (not six digits; not counted) or `invalid_code` (counted once)", body = Problem, content_type = "application/problem+json"),
+        ResyncRefused,
         NotFound,
         (status = 409, description = "`invalid_state`: the factor is still pending", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
@@ -161,7 +159,7 @@ pub async fn resync(
     meta: ClientMeta,
     path: web::Path<String>,
     body: JsonBody<ResyncRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let f = resync::for_me(&state, &user.0, &path, &body.0, &meta).await?;
     Ok(HttpResponse::Ok().json(f))
 }
@@ -179,9 +177,8 @@ pub async fn admin_list(
     state: Data,
     caller: AdminOrService,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
-    caller.require_read(&state, &tenant_id).await?;
+) -> Reply {
+    let (tenant_id, user_id) = caller.allowed_user(&state, &path.0, &path.1).await?;
     Ok(HttpResponse::Ok().json(factors::list(&state, &tenant_id, &user_id).await?))
 }
 
@@ -202,9 +199,8 @@ pub async fn admin_remove(
     state: Data,
     caller: AdminCall,
     path: web::Path<(String, String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
-    caller.admin_with_step_up(&state, &tenant_id).await?;
+) -> Reply {
+    let (tenant_id, user_id) = caller.user_with_step_up(&state, &path.0, &path.1).await?;
     let (actor, meta) = (caller.actor(), &caller.meta);
     factors::admin_remove(&state, &tenant_id, &user_id, &path.2, actor, meta).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -1,7 +1,7 @@
 //! Handlers of the sign-in resource (docs/API.md §3). Thin: extract, call the service, answer.
 
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 use serde::de::DeserializeOwned;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
@@ -9,7 +9,11 @@ use utoipa::openapi::{KnownFormat, ObjectBuilder, Required, SchemaFormat, Type};
 
 use super::auth::{MfaAuth, ServiceAuth};
 use super::extract::{ClientMeta, RawJson};
-use super::problems::{Locked, NotFound, TooManyAttempts};
+use super::problems::{
+    InvalidRequest, KeyOutOfScope, Locked, NeedsEnrollment, NotFound, ResyncRefused,
+    TooManyAttempts,
+};
+use super::reply::{Data, Reply};
 use crate::domain::ids::LoginId;
 use crate::error::{ApiError, Problem};
 use crate::services::devices::RememberRequest;
@@ -20,9 +24,6 @@ use crate::services::logins::{
     SignInCodeRequest, Skipped, StartLogin, Verified,
 };
 use crate::services::resync::ResyncRequest;
-use crate::state::AppState;
-
-type Data = web::Data<AppState>;
 
 /// What every step of a sign-in starts from: the mfa token (`401`) and the `login_id` of
 /// the path (`404` when it is not one; the service checks that it is this token's).
@@ -72,19 +73,23 @@ pub struct SignInStep<T> {
     pub token: MfaAuth,
     pub login_id: LoginId,
     pub body: T,
+    /// The caller's address and user agent, for the per-IP limit and the audit event.
+    pub meta: ClientMeta,
 }
 
 impl<T> SignInStep<T> {
     /// The mfa token of the sign-in.
-    fn mfa(&self) -> &str {
+    pub fn mfa(&self) -> &str {
         &self.token.0
     }
 }
 
 impl SignInStep<SignInCodeRequest> {
-    /// "Don't ask again on this browser", as the code's request asks.
-    fn remember(&self) -> Result<RememberRequest, ApiError> {
-        RememberRequest::parse(self.body.remember_device, self.body.device_name.as_deref())
+    /// The code, and "don't ask again on this browser" as the request asks.
+    fn code(&self) -> Result<(&str, RememberRequest), ApiError> {
+        let b = &self.body;
+        let remember = RememberRequest::parse(b.remember_device, b.device_name.as_deref())?;
+        Ok((b.code.as_str(), remember))
     }
 }
 
@@ -96,16 +101,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for SignInStep<T> {
         let token = MfaAuth::of(req);
         let raw = RawJson::from_request(req, payload);
         let login = SignInLogin::of(req);
+        let meta = ClientMeta::extract(req).into_inner();
         let state = req.app_data::<Data>().cloned();
         Box::pin(async move {
             token?;
             let raw = raw.await?;
             let SignInLogin { token, login_id } = login?;
+            let meta = meta?;
             match raw.parse() {
                 Ok(body) => Ok(SignInStep {
                     token,
                     login_id,
                     body,
+                    meta,
                 }),
                 Err(e) => {
                     let state = state.ok_or_else(|| {
@@ -131,19 +139,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for SignInStep<T> {
     request_body = StartLogin,
     responses(
         (status = 201, description = "What the sign-in needs next", body = LoginStarted),
-        (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
+        InvalidRequest,
         (status = 401, description = "`unauthenticated`: missing, unknown or revoked service key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the key's scope does not cover the tenant", body = Problem, content_type = "application/problem+json"),
+        KeyOutOfScope,
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn start(
-    state: Data,
-    key: ServiceAuth,
-    meta: ClientMeta,
-    body: RawJson,
-) -> Result<HttpResponse, ApiError> {
+pub async fn start(state: Data, key: ServiceAuth, meta: ClientMeta, body: RawJson) -> Reply {
     let body: StartLogin = body.parse()?;
     let out = logins::start(&state, &key.0, body, &meta).await?;
     Ok(HttpResponse::Created().json(out))
@@ -158,7 +161,7 @@ pub async fn start(
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or dead mfa token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: not this token's login", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get(state: Data, at: SignInLogin) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: Data, at: SignInLogin) -> Reply {
     let SignInLogin { token, login_id } = at;
     Ok(HttpResponse::Ok().json(logins::get(&state, &token.0, login_id).await?))
 }
@@ -179,14 +182,10 @@ pub async fn get(state: Data, at: SignInLogin) -> Result<HttpResponse, ApiError>
         NotFound,
         (status = 409, description = "`invalid_state`: the sign-in is not `enrollment_required`; `factor_type_not_allowed`: the tenant's `allowed_factor_types` has no `totp`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn start_enrollment(
-    state: Data,
-    step: SignInStep<Option<NewFactorRequest>>,
-    meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
+pub async fn start_enrollment(state: Data, step: SignInStep<Option<NewFactorRequest>>) -> Reply {
     let name = step.body.as_ref().and_then(|b| b.name.clone());
-    Ok(HttpResponse::Created()
-        .json(logins::start_enrollment(&state, step.mfa(), step.login_id, name, &meta).await?))
+    let out = logins::start_enrollment(&state, step.mfa(), step.login_id, name, &step.meta);
+    Ok(HttpResponse::Created().json(out.await?))
 }
 
 /// Confirm the authenticator app with its first code and finish the sign-in.
@@ -204,14 +203,10 @@ pub async fn start_enrollment(
         (status = 409, description = "`invalid_state`: no pending enrollment, or not `enrollment_required`", body = Problem, content_type = "application/problem+json"),
         Locked,
     ))]
-pub async fn confirm_enrollment(
-    state: Data,
-    step: SignInStep<SignInCodeRequest>,
-    meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
-    let remember = step.remember()?;
-    let (mfa, code) = (step.mfa(), &step.body.code);
-    let out = logins::confirm_enrollment(&state, mfa, step.login_id, code, &remember, &meta);
+pub async fn confirm_enrollment(state: Data, step: SignInStep<SignInCodeRequest>) -> Reply {
+    let (code, remember) = step.code()?;
+    let (mfa, meta) = (step.mfa(), &step.meta);
+    let out = logins::confirm_enrollment(&state, mfa, step.login_id, code, &remember, meta);
     Ok(HttpResponse::Ok().json(out.await?))
 }
 
@@ -225,17 +220,19 @@ pub async fn confirm_enrollment(
         (status = 400, description = "`invalid_request` (not six digits, or a bad `device_name`; not counted), `invalid_code` (counted) or `code_reused` (not counted)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or dead (5 wrong codes) mfa token", body = Problem, content_type = "application/problem+json"),
         NotFound,
-        (status = 409, description = "`invalid_state`: the sign-in needs an enrollment", body = Problem, content_type = "application/problem+json"),
+        NeedsEnrollment,
         Locked,
     ))]
-pub async fn verify(
-    state: Data,
-    step: SignInStep<SignInCodeRequest>,
-    meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
-    let remember = step.remember()?;
-    let (mfa, code) = (step.mfa(), &step.body.code);
-    let out = logins::verify(&state, mfa, step.login_id, code, &remember, &meta);
+pub async fn verify(state: Data, step: SignInStep<SignInCodeRequest>) -> Reply {
+    let (code, remember) = step.code()?;
+    let out = logins::verify(
+        &state,
+        step.mfa(),
+        step.login_id,
+        code,
+        &remember,
+        &step.meta,
+    );
     Ok(HttpResponse::Ok().json(out.await?))
 }
 
@@ -251,13 +248,9 @@ pub async fn verify(
         (status = 409, description = "`invalid_state`", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
     ))]
-pub async fn recover(
-    state: Data,
-    step: SignInStep<RecoverRequest>,
-    meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
-    let (mfa, code) = (step.mfa(), &step.body.recovery_code);
-    let out = logins::recover(&state, mfa, step.login_id, code, &meta);
+pub async fn recover(state: Data, step: SignInStep<RecoverRequest>) -> Reply {
+    let code = &step.body.recovery_code;
+    let out = logins::recover(&state, step.mfa(), step.login_id, code, &step.meta);
     Ok(HttpResponse::Ok().json(out.await?))
 }
 
@@ -275,13 +268,9 @@ pub async fn recover(
         NotFound,
         (status = 409, description = "`invalid_state`: not `enrollment_required`, or the grace is over (the user must enroll)", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn skip_enrollment(
-    state: Data,
-    step: SignInStep<serde_json::Value>,
-    meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok()
-        .json(logins::skip_enrollment(&state, step.mfa(), step.login_id, &meta).await?))
+pub async fn skip_enrollment(state: Data, step: SignInStep<serde_json::Value>) -> Reply {
+    let out = logins::skip_enrollment(&state, step.mfa(), step.login_id, &step.meta);
+    Ok(HttpResponse::Ok().json(out.await?))
 }
 
 /// Finish the sign-in with two consecutive codes when the phone's clock drifted (§11).
@@ -295,16 +284,12 @@ pub async fn skip_enrollment(
     request_body = ResyncRequest,
     responses(
         (status = 200, description = "Signed in; the factor's new drift", body = Resynced),
-        (status = 400, description = "`invalid_request` (not six digits; not counted) or `invalid_code` (counted once)", body = Problem, content_type = "application/problem+json"),
+        ResyncRefused,
         NotFound,
-        (status = 409, description = "`invalid_state`: the sign-in needs an enrollment", body = Problem, content_type = "application/problem+json"),
+        NeedsEnrollment,
         Locked,
     ))]
-pub async fn resync(
-    state: Data,
-    step: SignInStep<ResyncRequest>,
-    meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok()
-        .json(logins::resync(&state, step.mfa(), step.login_id, &step.body, &meta).await?))
+pub async fn resync(state: Data, step: SignInStep<ResyncRequest>) -> Reply {
+    let out = logins::resync(&state, step.mfa(), step.login_id, &step.body, &step.meta);
+    Ok(HttpResponse::Ok().json(out.await?))
 }

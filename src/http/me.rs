@@ -1,20 +1,18 @@
 //! Handlers of the signed-in user's resource (docs/API.md §4).
 
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 
 use super::auth::{StepUpCode, UserAuth};
 use super::extract::{ClientMeta, JsonBody};
-use super::problems::{StepUpCodeRefused, StepUpRequired, TooManyAttempts};
-use crate::error::{ApiError, Problem};
+use super::problems::{StepUpCodeRefused, StepUpHeader, StepUpRequired, TooManyAttempts};
+use super::reply::{Data, Reply};
+use crate::error::Problem;
 use crate::services::assertion::WebauthnChallenge;
 use crate::services::enrollment::EnrollmentMaterial;
 use crate::services::factors::NewFactorRequest;
 use crate::services::logins::CodeRequest;
 use crate::services::me::{self, MeEnrolled, MeView, RecoveryCodes};
 use crate::services::reauth::{self, ReauthRequest, Reauthenticated};
-use crate::state::AppState;
-
-type Data = web::Data<AppState>;
 
 /// The signed-in user's 2FA status and their tenant's policy.
 #[utoipa::path(get, path = "/v1/me", tag = "Me", operation_id = "getMe",
@@ -22,7 +20,7 @@ type Data = web::Data<AppState>;
     responses(
         (status = 200, description = "The user", body = MeView),
     ))]
-pub async fn show(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError> {
+pub async fn show(state: Data, user: UserAuth) -> Reply {
     Ok(HttpResponse::Ok().json(me::show(&state, &user.0).await?))
 }
 
@@ -35,7 +33,7 @@ pub async fn show(state: Data, user: UserAuth) -> Result<HttpResponse, ApiError>
 /// second authenticator instead, use `POST /v1/me/factors`.
 #[utoipa::path(post, path = "/v1/me/totp-enrollment", tag = "Me", operation_id = "startMyEnrollment",
     security(("access_token" = [])),
-    params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+    params(StepUpHeader),
     request_body(content = Option<NewFactorRequest>, description = "Optional: the new factor's name"),
     responses(
         (status = 201, description = "The enrollment material", body = EnrollmentMaterial),
@@ -50,7 +48,7 @@ pub async fn start_enrollment(
     code: StepUpCode,
     meta: ClientMeta,
     body: JsonBody<Option<NewFactorRequest>>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let name = body.0.and_then(|b| b.name);
     Ok(HttpResponse::Created()
         .json(me::start_enrollment(&state, &user.0, name, code.0.as_deref(), &meta).await?))
@@ -71,7 +69,7 @@ pub async fn confirm_enrollment(
     user: UserAuth,
     meta: ClientMeta,
     body: JsonBody<CodeRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     Ok(
         HttpResponse::Ok()
             .json(me::confirm_enrollment(&state, &user.0, &body.0.code, &meta).await?),
@@ -81,7 +79,7 @@ pub async fn confirm_enrollment(
 /// Remove every authenticator app of the user (step-up), and the recovery codes.
 #[utoipa::path(delete, path = "/v1/me/totp", tag = "Me", operation_id = "removeMyFactor",
     security(("access_token" = [])),
-    params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+    params(StepUpHeader),
     responses(
         (status = 204, description = "Removed"),
         StepUpCodeRefused,
@@ -95,7 +93,7 @@ pub async fn remove_factor(
     user: UserAuth,
     code: StepUpCode,
     meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     me::remove_factor(&state, &user.0, code.0.as_deref(), &meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -103,7 +101,7 @@ pub async fn remove_factor(
 /// New recovery codes (step-up); the old ones stop working.
 #[utoipa::path(post, path = "/v1/me/recovery-codes", tag = "Me", operation_id = "regenerateMyRecoveryCodes",
     security(("access_token" = [])),
-    params(("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford base32 characters; case, spaces and hyphens do not matter)")),
+    params(StepUpHeader),
     responses(
         (status = 200, description = "The new codes, shown once", body = RecoveryCodes),
         StepUpCodeRefused,
@@ -117,7 +115,7 @@ pub async fn regenerate_codes(
     code: StepUpCode,
     meta: ClientMeta,
     _body: JsonBody<serde_json::Value>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     Ok(HttpResponse::Ok()
         .json(me::regenerate_codes(&state, &user.0, code.0.as_deref(), &meta).await?))
 }
@@ -151,7 +149,7 @@ pub async fn reauthenticate(
     user: UserAuth,
     meta: ClientMeta,
     body: JsonBody<ReauthRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let done: Reauthenticated = reauth::reauthenticate(&state, &user.0, &body.0, &meta).await?;
     Ok(HttpResponse::Ok().json(done))
 }
@@ -170,9 +168,6 @@ pub async fn reauthenticate(
         (status = 200, description = "The request options", body = WebauthnChallenge),
         (status = 409, description = "`invalid_state`: the user has no passkey or security key of this surface's RP ID; `webauthn_unavailable`: no RP ID on this surface", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn reauthenticate_challenge(
-    state: Data,
-    user: UserAuth,
-) -> Result<HttpResponse, ApiError> {
+pub async fn reauthenticate_challenge(state: Data, user: UserAuth) -> Reply {
     Ok(HttpResponse::Ok().json(reauth::webauthn_challenge(&state, &user.0).await?))
 }

@@ -11,6 +11,7 @@ pub mod middleware;
 pub mod ops;
 pub mod passkeys;
 pub mod problems;
+pub mod reply;
 pub mod tenants;
 pub mod ui;
 pub mod webhooks;
@@ -20,6 +21,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, Route};
 
 use crate::error::ApiError;
+use reply::Reply;
 
 /// A resource whose other methods get `405` with `Allow`. `HEAD` is served by the `GET`
 /// route (see `middleware::edge`), so it is allowed wherever `GET` is.
@@ -41,216 +43,85 @@ fn resource(path: &str, routes: Vec<(Method, Route)>) -> impl actix_web::dev::Ht
     }))
 }
 
-async fn not_found(_req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+async fn not_found(_req: HttpRequest) -> Reply {
     Err(ApiError::NotFound)
 }
 
-/// The route table.
+/// The route table, one row per method and path. The rows of a path stand together: they
+/// make one resource, and its `405` lists their methods in this order in `Allow`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    use web::to;
     use Method as M;
-    let to = web::route;
-    cfg.service(resource("/", vec![(M::GET, to().to(ops::index))]))
-        .service(resource("/healthz", vec![(M::GET, to().to(ops::healthz))]))
-        .service(resource("/readyz", vec![(M::GET, to().to(ops::readyz))]))
-        .service(resource("/metrics", vec![(M::GET, to().to(ops::metrics))]))
-        .service(resource(
-            "/.well-known/jwks.json",
-            vec![(M::GET, to().to(ops::jwks))],
-        ))
-        .service(resource(
-            "/openapi.json",
-            vec![(M::GET, to().to(ops::openapi))],
-        ))
-        .service(resource(
-            "/docs",
-            vec![(M::GET, to().to(ops::docs_redirect))],
-        ))
-        .service(resource("/ui", vec![(M::GET, to().to(ui::redirect))]))
-        .service(resource("/ui/", vec![(M::GET, to().to(ui::index))]))
-        .service(resource("/ui/{file}", vec![(M::GET, to().to(ui::asset))]))
-        .service(resource(
-            "/v1/logins",
-            vec![(M::POST, to().to(logins::start))],
-        ))
-        .service(resource(
-            "/v1/logins/{login_id}",
-            vec![(M::GET, to().to(logins::get))],
-        ))
-        .service(resource(
-            "/v1/logins/{login_id}/totp-enrollment",
-            vec![(M::POST, to().to(logins::start_enrollment))],
-        ))
-        .service(resource(
-            "/v1/logins/{login_id}/totp-enrollment/confirm",
-            vec![(M::POST, to().to(logins::confirm_enrollment))],
-        ))
-        .service(resource(
-            "/v1/logins/{login_id}/verify",
-            vec![(M::POST, to().to(logins::verify))],
-        ))
-        .service(resource(
-            "/v1/logins/{login_id}/recover",
-            vec![(M::POST, to().to(logins::recover))],
-        ))
-        .service(resource(
-            "/v1/logins/{login_id}/resync",
-            vec![(M::POST, to().to(logins::resync))],
-        ))
-        .service(resource(
-            "/v1/logins/{login_id}/webauthn-challenge",
-            vec![(M::POST, to().to(passkeys::challenge))],
-        ))
-        .service(resource(
-            "/v1/logins/{login_id}/webauthn",
-            vec![(M::POST, to().to(passkeys::sign_in))],
-        ))
-        .service(resource(
-            "/v1/logins/{login_id}/webauthn-enrollment",
-            vec![(M::POST, to().to(passkeys::start_enrollment))],
-        ))
-        .service(resource(
-            "/v1/logins/{login_id}/webauthn-enrollment/confirm",
-            vec![(M::POST, to().to(passkeys::confirm_enrollment))],
-        ))
-        .service(resource("/v1/me", vec![(M::GET, to().to(me::show))]))
-        .service(resource(
-            "/v1/me/totp-enrollment",
-            vec![(M::POST, to().to(me::start_enrollment))],
-        ))
-        .service(resource(
-            "/v1/me/totp-enrollment/confirm",
-            vec![(M::POST, to().to(me::confirm_enrollment))],
-        ))
-        .service(resource(
-            "/v1/me/totp",
-            vec![(M::DELETE, to().to(me::remove_factor))],
-        ))
-        .service(resource(
-            "/v1/logins/{login_id}/skip-enrollment",
-            vec![(M::POST, to().to(logins::skip_enrollment))],
-        ))
-        .service(resource(
-            "/v1/me/devices",
-            vec![
-                (M::GET, to().to(devices::list_mine)),
-                (M::DELETE, to().to(devices::revoke_all_mine)),
-            ],
-        ))
-        .service(resource(
-            "/v1/me/devices/{device_id}",
-            vec![(M::DELETE, to().to(devices::revoke_mine))],
-        ))
-        .service(resource(
-            "/v1/tenants/{tenant_id}/users/{user_id}/devices",
-            vec![
-                (M::GET, to().to(devices::list_for_user)),
-                (M::DELETE, to().to(devices::revoke_for_user)),
-            ],
-        ))
-        .service(resource(
-            "/v1/tenants/{tenant_id}/mfa-summary",
-            vec![(M::GET, to().to(devices::summary))],
-        ))
-        .service(resource(
-            "/v1/me/reauthenticate",
-            vec![(M::POST, to().to(me::reauthenticate))],
-        ))
-        .service(resource(
-            "/v1/me/reauthenticate/webauthn-challenge",
-            vec![(M::POST, to().to(me::reauthenticate_challenge))],
-        ))
-        .service(resource(
-            "/v1/me/recovery-codes",
-            vec![(M::POST, to().to(me::regenerate_codes))],
-        ))
-        .service(resource(
-            "/v1/me/factors",
-            vec![
-                (M::GET, to().to(factors::list)),
-                (M::POST, to().to(factors::add)),
-            ],
-        ))
-        .service(resource(
-            "/v1/me/factors/{factor_id}",
-            vec![
-                (M::PATCH, to().to(factors::rename)),
-                (M::DELETE, to().to(factors::remove)),
-            ],
-        ))
-        .service(resource(
-            "/v1/me/factors/{factor_id}/confirm",
-            vec![(M::POST, to().to(factors::confirm))],
-        ))
-        .service(resource(
-            "/v1/me/factors/{factor_id}/resync",
-            vec![(M::POST, to().to(factors::resync))],
-        ))
-        .service(resource(
-            "/v1/tenants/{tenant_id}/policy",
-            vec![
-                (M::GET, to().to(tenants::get_policy)),
-                (M::PUT, to().to(tenants::put_policy)),
-            ],
-        ))
-        .service(resource(
-            "/v1/tenants/{tenant_id}/users",
-            vec![(M::GET, to().to(tenants::list_users))],
-        ))
-        .service(resource(
-            "/v1/tenants/{tenant_id}/users/{user_id}",
-            vec![(M::DELETE, to().to(tenants::delete_user))],
-        ))
-        .service(resource(
-            "/v1/tenants/{tenant_id}/users/{user_id}/totp",
-            vec![(M::DELETE, to().to(tenants::reset_factor))],
-        ))
-        .service(resource(
-            "/v1/tenants/{tenant_id}/users/{user_id}/factors",
-            vec![(M::GET, to().to(factors::admin_list))],
-        ))
-        .service(resource(
-            "/v1/tenants/{tenant_id}/users/{user_id}/factors/{factor_id}",
-            vec![(M::DELETE, to().to(factors::admin_remove))],
-        ))
-        .service(resource(
-            "/v1/tenants/{tenant_id}/users/{user_id}/unlock",
-            vec![(M::POST, to().to(tenants::unlock))],
-        ))
-        .service(resource(
-            "/v1/tenants/{tenant_id}/audit-events",
-            vec![(M::GET, to().to(tenants::list_events))],
-        ))
-        .service(resource(
-            "/v1/tenants/{tenant_id}/webhooks",
-            vec![
-                (M::GET, to().to(webhooks::list)),
-                (M::POST, to().to(webhooks::create)),
-            ],
-        ))
-        .service(resource(
-            "/v1/tenants/{tenant_id}/webhooks/{webhook_id}",
-            vec![
-                (M::GET, to().to(webhooks::get)),
-                (M::PATCH, to().to(webhooks::update)),
-                (M::DELETE, to().to(webhooks::delete)),
-            ],
-        ))
-        .service(resource(
-            "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/rotate-secret",
-            vec![(M::POST, to().to(webhooks::rotate))],
-        ))
-        .service(resource(
-            "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/test",
-            vec![(M::POST, to().to(webhooks::test))],
-        ))
-        .service(resource(
-            "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries",
-            vec![(M::GET, to().to(webhooks::deliveries))],
-        ))
-        .service(resource(
-            "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
-            vec![(M::POST, to().to(webhooks::retry))],
-        ));
+    #[rustfmt::skip]
+    let table: Vec<(Method, &str, Route)> = vec![
+        (M::GET,    "/",                                                                            to(ops::index)),
+        (M::GET,    "/healthz",                                                                     to(ops::healthz)),
+        (M::GET,    "/readyz",                                                                      to(ops::readyz)),
+        (M::GET,    "/metrics",                                                                     to(ops::metrics)),
+        (M::GET,    "/.well-known/jwks.json",                                                       to(ops::jwks)),
+        (M::GET,    "/openapi.json",                                                                to(ops::openapi)),
+        (M::GET,    "/docs",                                                                        to(ops::docs_redirect)),
+        (M::GET,    "/ui",                                                                          to(ui::redirect)),
+        (M::GET,    "/ui/",                                                                         to(ui::index)),
+        (M::GET,    "/ui/{file}",                                                                   to(ui::asset)),
+        (M::POST,   "/v1/logins",                                                                   to(logins::start)),
+        (M::GET,    "/v1/logins/{login_id}",                                                        to(logins::get)),
+        (M::POST,   "/v1/logins/{login_id}/totp-enrollment",                                        to(logins::start_enrollment)),
+        (M::POST,   "/v1/logins/{login_id}/totp-enrollment/confirm",                                to(logins::confirm_enrollment)),
+        (M::POST,   "/v1/logins/{login_id}/verify",                                                 to(logins::verify)),
+        (M::POST,   "/v1/logins/{login_id}/recover",                                                to(logins::recover)),
+        (M::POST,   "/v1/logins/{login_id}/resync",                                                 to(logins::resync)),
+        (M::POST,   "/v1/logins/{login_id}/webauthn-challenge",                                     to(passkeys::challenge)),
+        (M::POST,   "/v1/logins/{login_id}/webauthn",                                               to(passkeys::sign_in)),
+        (M::POST,   "/v1/logins/{login_id}/webauthn-enrollment",                                    to(passkeys::start_enrollment)),
+        (M::POST,   "/v1/logins/{login_id}/webauthn-enrollment/confirm",                            to(passkeys::confirm_enrollment)),
+        (M::GET,    "/v1/me",                                                                       to(me::show)),
+        (M::POST,   "/v1/me/totp-enrollment",                                                       to(me::start_enrollment)),
+        (M::POST,   "/v1/me/totp-enrollment/confirm",                                               to(me::confirm_enrollment)),
+        (M::DELETE, "/v1/me/totp",                                                                  to(me::remove_factor)),
+        (M::POST,   "/v1/logins/{login_id}/skip-enrollment",                                        to(logins::skip_enrollment)),
+        (M::GET,    "/v1/me/devices",                                                               to(devices::list_mine)),
+        (M::DELETE, "/v1/me/devices",                                                               to(devices::revoke_all_mine)),
+        (M::DELETE, "/v1/me/devices/{device_id}",                                                   to(devices::revoke_mine)),
+        (M::GET,    "/v1/tenants/{tenant_id}/users/{user_id}/devices",                              to(devices::list_for_user)),
+        (M::DELETE, "/v1/tenants/{tenant_id}/users/{user_id}/devices",                              to(devices::revoke_for_user)),
+        (M::GET,    "/v1/tenants/{tenant_id}/mfa-summary",                                          to(devices::summary)),
+        (M::POST,   "/v1/me/reauthenticate",                                                        to(me::reauthenticate)),
+        (M::POST,   "/v1/me/reauthenticate/webauthn-challenge",                                     to(me::reauthenticate_challenge)),
+        (M::POST,   "/v1/me/recovery-codes",                                                        to(me::regenerate_codes)),
+        (M::GET,    "/v1/me/factors",                                                               to(factors::list)),
+        (M::POST,   "/v1/me/factors",                                                               to(factors::add)),
+        (M::PATCH,  "/v1/me/factors/{factor_id}",                                                   to(factors::rename)),
+        (M::DELETE, "/v1/me/factors/{factor_id}",                                                   to(factors::remove)),
+        (M::POST,   "/v1/me/factors/{factor_id}/confirm",                                           to(factors::confirm)),
+        (M::POST,   "/v1/me/factors/{factor_id}/resync",                                            to(factors::resync)),
+        (M::GET,    "/v1/tenants/{tenant_id}/policy",                                               to(tenants::get_policy)),
+        (M::PUT,    "/v1/tenants/{tenant_id}/policy",                                               to(tenants::put_policy)),
+        (M::GET,    "/v1/tenants/{tenant_id}/users",                                                to(tenants::list_users)),
+        (M::DELETE, "/v1/tenants/{tenant_id}/users/{user_id}",                                      to(tenants::delete_user)),
+        (M::DELETE, "/v1/tenants/{tenant_id}/users/{user_id}/totp",                                 to(tenants::reset_factor)),
+        (M::GET,    "/v1/tenants/{tenant_id}/users/{user_id}/factors",                              to(factors::admin_list)),
+        (M::DELETE, "/v1/tenants/{tenant_id}/users/{user_id}/factors/{factor_id}",                  to(factors::admin_remove)),
+        (M::POST,   "/v1/tenants/{tenant_id}/users/{user_id}/unlock",                               to(tenants::unlock)),
+        (M::GET,    "/v1/tenants/{tenant_id}/audit-events",                                         to(tenants::list_events)),
+        (M::GET,    "/v1/tenants/{tenant_id}/webhooks",                                             to(webhooks::list)),
+        (M::POST,   "/v1/tenants/{tenant_id}/webhooks",                                             to(webhooks::create)),
+        (M::GET,    "/v1/tenants/{tenant_id}/webhooks/{webhook_id}",                                to(webhooks::get)),
+        (M::PATCH,  "/v1/tenants/{tenant_id}/webhooks/{webhook_id}",                                to(webhooks::update)),
+        (M::DELETE, "/v1/tenants/{tenant_id}/webhooks/{webhook_id}",                                to(webhooks::delete)),
+        (M::POST,   "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/rotate-secret",                  to(webhooks::rotate)),
+        (M::POST,   "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/test",                           to(webhooks::test)),
+        (M::GET,    "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries",                     to(webhooks::deliveries)),
+        (M::POST,   "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry", to(webhooks::retry)),
+    ];
+    let mut rows = table.into_iter().peekable();
+    while let Some((method, path, route)) = rows.next() {
+        let mut methods = vec![(method, route)];
+        while let Some((m, _, r)) = rows.next_if(|(_, p, _)| *p == path) {
+            methods.push((m, r));
+        }
+        cfg.service(resource(path, methods));
+    }
 }
 
 /// The app-wide fallback: `404 not_found` as problem+json.

@@ -6,11 +6,9 @@ use prometheus::{Encoder, TextEncoder};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::reply::{Data, Reply};
 use crate::error::{ApiError, Problem};
 use crate::services;
-use crate::state::AppState;
-
-type Data = web::Data<AppState>;
 
 /// The rendered OpenAPI document, handed to the routes as app data by `startup` (which
 /// renders it from `crate::openapi`), shared by all workers.
@@ -36,7 +34,7 @@ pub async fn healthz() -> HttpResponse {
         (status = 503, description = "`unavailable`: the database does not answer", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
-pub async fn readyz(state: Data) -> Result<HttpResponse, ApiError> {
+pub async fn readyz(state: Data) -> Reply {
     services::ops::ready(&state).await?;
     Ok(HttpResponse::Ok().json(Health { status: "ok" }))
 }
@@ -46,7 +44,7 @@ pub async fn readyz(state: Data) -> Result<HttpResponse, ApiError> {
 /// their queue depth and latency.
 #[utoipa::path(get, path = "/metrics", tag = "Operations", operation_id = "metrics",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-pub async fn metrics(state: Data) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(state: Data) -> Reply {
     state.metrics.observe_pool(state.pool.status());
     let mut buf = Vec::new();
     TextEncoder::new()

@@ -1,20 +1,26 @@
 //! Handlers of passkeys and security keys at sign-in (docs/API.md §16): the challenge and the
 //! assertion. Thin: extract, call the service, answer.
 
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 
-use super::extract::ClientMeta;
 use super::logins::{SignInLogin, SignInStep};
-use super::problems::{Locked, NotFound, TooManyAttempts};
+use super::problems::{InvalidRequest, Locked, NotFound, TooManyAttempts};
+use super::reply::{Data, Reply};
 use crate::error::{ApiError, Problem};
 use crate::services::devices::RememberRequest;
 use crate::services::logins::{
     self, Enrolled, Verified, WebauthnChallenge, WebauthnEnrollRequest, WebauthnSignInRequest,
 };
 use crate::services::webauthn::WebauthnEnrollment;
-use crate::state::AppState;
 
-type Data = web::Data<AppState>;
+impl SignInStep<WebauthnSignInRequest> {
+    /// The passkey's answer, and "don't ask again on this browser" as the request asks.
+    fn credential(&self) -> Result<(Option<&serde_json::Value>, RememberRequest), ApiError> {
+        let b = &self.body;
+        let remember = RememberRequest::parse(b.remember_device, b.device_name.as_deref())?;
+        Ok((b.credential.as_ref(), remember))
+    }
+}
 
 /// Get a WebAuthn challenge for this sign-in.
 ///
@@ -30,7 +36,7 @@ type Data = web::Data<AppState>;
         NotFound,
         (status = 409, description = "`invalid_state`: the sign-in needs an enrollment, or the user has no passkey for this surface; `webauthn_unavailable`: no RP ID on this surface", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn challenge(state: Data, at: SignInLogin) -> Result<HttpResponse, ApiError> {
+pub async fn challenge(state: Data, at: SignInLogin) -> Reply {
     let SignInLogin { token, login_id } = at;
     Ok(HttpResponse::Ok().json(logins::webauthn_challenge(&state, &token.0, login_id).await?))
 }
@@ -51,20 +57,17 @@ pub async fn challenge(state: Data, at: SignInLogin) -> Result<HttpResponse, Api
         (status = 409, description = "`invalid_state`: the sign-in needs an enrollment; `webauthn_unavailable`", body = Problem, content_type = "application/problem+json"),
         Locked,
     ))]
-pub async fn sign_in(
-    state: Data,
-    step: SignInStep<WebauthnSignInRequest>,
-    meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
-    let SignInStep {
-        token,
-        login_id,
-        body,
-    } = step;
-    let remember = RememberRequest::parse(body.remember_device, body.device_name.as_deref())?;
-    let credential = body.credential.as_ref();
-    let out = logins::webauthn(&state, &token.0, login_id, credential, &remember, &meta).await?;
-    Ok(HttpResponse::Ok().json(out))
+pub async fn sign_in(state: Data, step: SignInStep<WebauthnSignInRequest>) -> Reply {
+    let (credential, remember) = step.credential()?;
+    let out = logins::webauthn(
+        &state,
+        step.mfa(),
+        step.login_id,
+        credential,
+        &remember,
+        &step.meta,
+    );
+    Ok(HttpResponse::Ok().json(out.await?))
 }
 
 /// "Setup MFA" with a passkey or security key instead of an app.
@@ -78,23 +81,18 @@ pub async fn sign_in(
     request_body(content = Option<WebauthnEnrollRequest>, description = "Optional: the new factor's name (default \"Passkey\")"),
     responses(
         (status = 201, description = "The pending factor and its creation options", body = WebauthnEnrollment),
-        (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
+        InvalidRequest,
         NotFound,
         (status = 409, description = "`invalid_state`, `factor_type_not_allowed`, `webauthn_unavailable`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn start_enrollment(
     state: Data,
     step: SignInStep<Option<WebauthnEnrollRequest>>,
-    meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
-    let SignInStep {
-        token,
-        login_id,
-        body,
-    } = step;
-    let name = body.unwrap_or_default().name;
-    let out = logins::start_webauthn_enrollment(&state, &token.0, login_id, name, &meta).await?;
-    Ok(HttpResponse::Created().json(out))
+) -> Reply {
+    let name = step.body.as_ref().and_then(|b| b.name.clone());
+    let (mfa, meta) = (step.mfa(), &step.meta);
+    let out = logins::start_webauthn_enrollment(&state, mfa, step.login_id, name, meta);
+    Ok(HttpResponse::Created().json(out.await?))
 }
 
 /// Confirm the passkey registered at sign-in; signs in.
@@ -112,21 +110,16 @@ pub async fn start_enrollment(
         (status = 409, description = "`invalid_state`: no pending enrollment, or it expired; `webauthn_unavailable`", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
     ))]
-pub async fn confirm_enrollment(
-    state: Data,
-    step: SignInStep<WebauthnSignInRequest>,
-    meta: ClientMeta,
-) -> Result<HttpResponse, ApiError> {
-    let SignInStep {
-        token,
-        login_id,
-        body,
-    } = step;
-    let remember = RememberRequest::parse(body.remember_device, body.device_name.as_deref())?;
-    let credential = body.credential.as_ref();
+pub async fn confirm_enrollment(state: Data, step: SignInStep<WebauthnSignInRequest>) -> Reply {
+    let (credential, remember) = step.credential()?;
+    let (mfa, meta) = (step.mfa(), &step.meta);
     let out = logins::confirm_webauthn_enrollment(
-        &state, &token.0, login_id, credential, &remember, &meta,
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(out))
+        &state,
+        mfa,
+        step.login_id,
+        credential,
+        &remember,
+        meta,
+    );
+    Ok(HttpResponse::Ok().json(out.await?))
 }

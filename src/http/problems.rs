@@ -105,6 +105,34 @@ problem_set!(
     NoSuchTenant = [("404", "`not_found`: no such tenant")]
 );
 problem_set!(
+    /// `400 invalid_request`, worded no further.
+    InvalidRequest = [("400", "`invalid_request`")]
+);
+problem_set!(
+    /// `400` of a call whose body, if any, is ignored but must be JSON.
+    BodyNotJson = [("400", "`invalid_request`: a body that is not JSON")]
+);
+problem_set!(
+    /// `400` of an admin call whose step-up code is checked with its body.
+    RequestOrCodeRefused = [("400", "`invalid_request`, `invalid_code` or `code_reused`")]
+);
+problem_set!(
+    /// `400` of a resync: two consecutive codes, counted as one wrong code.
+    ResyncRefused = [("400", "`invalid_request` (not six digits; not counted) or `invalid_code` (counted once)")]
+);
+problem_set!(
+    /// `403` of a service key whose scope does not cover the path's tenant.
+    KeyOutOfScope = [("403", "`forbidden`: the key's scope does not cover the tenant")]
+);
+problem_set!(
+    /// `404` of a tenant's listing: a `tenant_id` that cannot be one.
+    NotATenantId = [("404", "`not_found`: `tenant_id` is not a tenant id")]
+);
+problem_set!(
+    /// `409` of a sign-in step that needs the user's factor.
+    NeedsEnrollment = [("409", "`invalid_state`: the sign-in needs an enrollment")]
+);
+problem_set!(
     /// `429` of a call that takes a proof: the user's lockout or the per-IP limit.
     Locked = [("429", "`too_many_attempts`: locked out or per-IP limit; see `Retry-After`", retry)]
 );

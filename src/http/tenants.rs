@@ -3,19 +3,17 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::auth::{AdminCall, AdminOrService, ServiceAuth};
+use super::auth::{AdminCall, AdminOrService, ServiceAuth, TenantGate};
 use super::extract::{path_id, ClientMeta, Query, RawJson};
 use super::problems::{
-    AdminForbidden, NoSuchTenant, NoSuchUser, NotFound, StepUpCodeRefused, StepUpForbidden,
-    StepUpHeader, TooManyAttempts,
+    AdminForbidden, KeyOutOfScope, NoSuchTenant, NoSuchUser, NotATenantId, NotFound,
+    RequestOrCodeRefused, StepUpCodeRefused, StepUpForbidden, StepUpHeader, TooManyAttempts,
 };
+use super::reply::{Data, Reply};
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
 use crate::services::admin::{self, AuditPage, AuditQuery, UserListQuery, UserPage};
 use crate::services::policy::{self, PolicyChange, PolicyView};
-use crate::state::AppState;
-
-type Data = web::Data<AppState>;
 
 /// The tenant's 2FA policy.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/policy", tag = "Tenant administration", operation_id = "getPolicy",
@@ -26,13 +24,8 @@ type Data = web::Data<AppState>;
         AdminForbidden,
         NoSuchTenant,
     ))]
-pub async fn get_policy(
-    state: Data,
-    caller: AdminOrService,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant_id = path_id::tenant(&path)?;
-    caller.require_read(&state, &tenant_id).await?;
+pub async fn get_policy(state: Data, caller: AdminOrService, path: web::Path<String>) -> Reply {
+    let tenant_id = caller.allowed_tenant(&state, &path).await?;
     let p = policy::get(&state, &tenant_id).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, p.etag()))
@@ -48,7 +41,7 @@ pub async fn get_policy(
     request_body = PolicyChange,
     responses(
         (status = 200, description = "The new policy", body = PolicyView, headers(("ETag" = String, description = "The new ETag"))),
-        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused`", body = Problem, content_type = "application/problem+json"),
+        RequestOrCodeRefused,
         StepUpForbidden,
         NotFound,
         (status = 412, description = "`precondition_failed`: If-Match is stale", body = Problem, content_type = "application/problem+json"),
@@ -61,16 +54,15 @@ pub async fn put_policy(
     req: HttpRequest,
     path: web::Path<String>,
     body: RawJson,
-) -> Result<HttpResponse, ApiError> {
-    let tenant_id = path_id::tenant(&path)?;
+) -> Reply {
+    // Who may call comes first; then the request's form; the step-up code last, so that a
+    // malformed request never uses up a code.
+    let tenant_id = caller.allowed_tenant(&state, &path).await?;
     // A value that is not visible ASCII is no entity tag (400), not a missing one.
     let if_match = req
         .headers()
         .get(header::IF_MATCH)
         .map(|v| v.to_str().unwrap_or("?"));
-    // Who may call comes first; then the request's form; the step-up code last, so that a
-    // malformed request never uses up a code.
-    caller.admin(&state, &tenant_id).await?;
     policy::parse_if_match(if_match)?;
     // Every field is optional (`{}` changes nothing), but the body itself is required.
     if body.is_empty() {
@@ -100,16 +92,15 @@ pub async fn put_policy(
         (status = 200, description = "A page of users, by user id", body = UserPage),
         (status = 400, description = "`invalid_request`: bad `mfa`, `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
         AdminForbidden,
-        (status = 404, description = "`not_found`: `tenant_id` is not a tenant id", body = Problem, content_type = "application/problem+json"),
+        NotATenantId,
     ))]
 pub async fn list_users(
     state: Data,
     caller: AdminOrService,
     path: web::Path<String>,
     q: Query<UserListQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant_id = path_id::tenant(&path)?;
-    caller.require_read(&state, &tenant_id).await?;
+) -> Reply {
+    let tenant_id = caller.allowed_tenant(&state, &path).await?;
     Ok(HttpResponse::Ok().json(admin::list_users(&state, &tenant_id, q.0).await?))
 }
 
@@ -129,9 +120,8 @@ pub async fn reset_factor(
     state: Data,
     caller: AdminCall,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
-    caller.admin_with_step_up(&state, &tenant_id).await?;
+) -> Reply {
+    let (tenant_id, user_id) = caller.user_with_step_up(&state, &path.0, &path.1).await?;
     admin::reset_factor(&state, &tenant_id, &user_id, caller.actor(), &caller.meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -153,10 +143,9 @@ pub async fn unlock(
     caller: AdminCall,
     path: web::Path<(String, String)>,
     body: RawJson,
-) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
+) -> Reply {
     // Any JSON body is ignored, but a malformed one is judged only after the caller's rights.
-    caller.admin(&state, &tenant_id).await?;
+    let (tenant_id, user_id) = caller.allowed_user(&state, &path.0, &path.1).await?;
     body.parse::<serde_json::Value>()?;
     caller.step_up(&state).await?;
     admin::unlock(&state, &tenant_id, &user_id, caller.actor(), &caller.meta).await?;
@@ -171,7 +160,7 @@ pub async fn unlock(
     responses(
         (status = 204, description = "Erased"),
         (status = 401, description = "`unauthenticated` (also for an access token)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the key's scope does not cover the tenant", body = Problem, content_type = "application/problem+json"),
+        KeyOutOfScope,
         NoSuchUser,
     ))]
 pub async fn delete_user(
@@ -179,7 +168,7 @@ pub async fn delete_user(
     key: ServiceAuth,
     meta: ClientMeta,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
     key.0.require(tenant_id.as_str())?;
     let actor = format!("service_key:{}", key.0.key_id);
@@ -195,15 +184,14 @@ pub async fn delete_user(
         (status = 200, description = "A page of events", body = AuditPage),
         (status = 400, description = "`invalid_request`: bad `type`, `user_id`, `since`, `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
         AdminForbidden,
-        (status = 404, description = "`not_found`: `tenant_id` is not a tenant id", body = Problem, content_type = "application/problem+json"),
+        NotATenantId,
     ))]
 pub async fn list_events(
     state: Data,
     caller: AdminOrService,
     path: web::Path<String>,
     q: Query<AuditQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant_id = path_id::tenant(&path)?;
-    caller.require_read(&state, &tenant_id).await?;
+) -> Reply {
+    let tenant_id = caller.allowed_tenant(&state, &path).await?;
     Ok(HttpResponse::Ok().json(admin::list_events(&state, &tenant_id, q.0).await?))
 }

@@ -6,31 +6,44 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpResponse};
 
+use super::reply::{Data, Reply};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-type Data = web::Data<AppState>;
-
 const INDEX: &str = include_str!("../../ui/index.html");
 
-/// `(file name, content type, body)` of every asset under `/ui/`.
-const ASSETS: &[(&str, &str, &str)] = &[
-    ("app.css", CSS, include_str!("../../ui/app.css")),
-    ("app.js", JS, include_str!("../../ui/app.js")),
-    ("api.js", JS, include_str!("../../ui/api.js")),
-    ("dom.js", JS, include_str!("../../ui/dom.js")),
-    ("handoff.js", JS, include_str!("../../ui/handoff.js")),
-    ("welcome.js", JS, include_str!("../../ui/welcome.js")),
-    ("setup.js", JS, include_str!("../../ui/setup.js")),
-    ("signin.js", JS, include_str!("../../ui/signin.js")),
-    ("passkey.js", JS, include_str!("../../ui/passkey.js")),
-    ("reauth.js", JS, include_str!("../../ui/reauth.js")),
-    ("security.js", JS, include_str!("../../ui/security.js")),
-    ("admin.js", JS, include_str!("../../ui/admin.js")),
-    ("more.js", JS, include_str!("../../ui/more.js")),
+/// `(file name, body)` of each listed file of the top-level `ui/` folder, compiled in.
+macro_rules! ui_files {
+    ($($name:literal),+ $(,)?) => {
+        &[$(($name, include_str!(concat!("../../ui/", $name)))),+]
+    };
+}
+
+/// Every asset under `/ui/`: the stylesheet, then the scripts.
+const ASSETS: &[(&str, &str)] = ui_files![
+    "app.css",
+    "app.js",
+    "api.js",
+    "dom.js",
+    "handoff.js",
+    "welcome.js",
+    "setup.js",
+    "signin.js",
+    "passkey.js",
+    "reauth.js",
+    "security.js",
+    "admin.js",
+    "more.js",
 ];
-const CSS: &str = "text/css; charset=utf-8";
-const JS: &str = "text/javascript; charset=utf-8";
+
+/// The content type of an asset, by its file name.
+fn content_type(name: &str) -> &'static str {
+    if name.ends_with(".css") {
+        "text/css; charset=utf-8"
+    } else {
+        "text/javascript; charset=utf-8"
+    }
+}
 
 /// The page's policy: only its own files, images also as `data:` URLs (the QR code), no
 /// inline script or style, framed only by the configured embed origins.
@@ -80,7 +93,7 @@ fn secured(mut res: HttpResponse, state: &AppState) -> HttpResponse {
 }
 
 /// `/ui` → `/ui/`.
-pub async fn redirect(state: Data) -> Result<HttpResponse, ApiError> {
+pub async fn redirect(state: Data) -> Reply {
     if !state.settings.ui {
         return Err(ApiError::NotFound);
     }
@@ -90,7 +103,7 @@ pub async fn redirect(state: Data) -> Result<HttpResponse, ApiError> {
 }
 
 /// `GET /ui/`: the page.
-pub async fn index(state: Data) -> Result<HttpResponse, ApiError> {
+pub async fn index(state: Data) -> Reply {
     if !state.settings.ui {
         return Err(ApiError::NotFound);
     }
@@ -103,14 +116,16 @@ pub async fn index(state: Data) -> Result<HttpResponse, ApiError> {
 }
 
 /// `GET /ui/{file}`: a stylesheet or script of the page.
-pub async fn asset(state: Data, file: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn asset(state: Data, file: web::Path<String>) -> Reply {
     if !state.settings.ui {
         return Err(ApiError::NotFound);
     }
-    let (_, mime, body) = ASSETS
+    let (name, body) = ASSETS
         .iter()
-        .find(|(name, _, _)| *name == file.as_str())
+        .find(|(name, _)| *name == file.as_str())
         .ok_or(ApiError::NotFound)?;
-    let res = HttpResponse::Ok().content_type(*mime).body(*body);
+    let res = HttpResponse::Ok()
+        .content_type(content_type(name))
+        .body(*body);
     Ok(secured(res, &state))
 }

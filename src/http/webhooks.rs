@@ -4,21 +4,19 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::auth::{AdminCall, AdminOrService, UserAuth};
+use super::auth::{AdminCall, AdminOrService, TenantGate, UserAuth};
 use super::extract::{path_id, Query, RawJson};
 use super::problems::{
-    AdminForbidden, AdminStepUp, NotFound, StepUpForbidden, StepUpHeader, TooManyAttempts,
+    AdminForbidden, AdminStepUp, BodyNotJson, NotFound, RequestOrCodeRefused, StepUpForbidden,
+    StepUpHeader, TooManyAttempts,
 };
+use super::reply::{Data, Reply};
 use crate::domain::ids::TenantId;
 use crate::error::{ApiError, Problem};
-use crate::services::auth;
 use crate::services::webhooks::{
     self, CreateWebhook, DeliveryListQuery, DeliveryPage, RotatedSecret, TestQueued, UpdateWebhook,
     WebhookCreated, WebhookListQuery, WebhookPage, WebhookView,
 };
-use crate::state::AppState;
-
-type Data = web::Data<AppState>;
 
 /// Subscribe an endpoint to the tenant's audit events (admin, step-up). The secret is shown
 /// only in this answer.
@@ -40,9 +38,8 @@ pub async fn create(
     caller: AdminCall,
     path: web::Path<String>,
     body: RawJson,
-) -> Result<HttpResponse, ApiError> {
-    let tenant_id = path_id::tenant(&path)?;
-    caller.admin(&state, &tenant_id).await?;
+) -> Reply {
+    let tenant_id = caller.allowed_tenant(&state, &path).await?;
     let req: CreateWebhook = body.parse()?;
     webhooks::parse_url(&state, &req.url)?;
     caller.step_up(&state).await?;
@@ -65,9 +62,8 @@ pub async fn list(
     caller: AdminOrService,
     path: web::Path<String>,
     q: Query<WebhookListQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant_id = path_id::tenant(&path)?;
-    caller.require_read(&state, &tenant_id).await?;
+) -> Reply {
+    let tenant_id = caller.allowed_tenant(&state, &path).await?;
     Ok(HttpResponse::Ok().json(webhooks::list(&state, &tenant_id, q.0).await?))
 }
 
@@ -80,14 +76,8 @@ pub async fn list(
         AdminForbidden,
         NotFound,
     ))]
-pub async fn get(
-    state: Data,
-    caller: AdminOrService,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant_id = path_id::tenant(&path.0)?;
-    caller.require_read(&state, &tenant_id).await?;
-    let id = path_id::webhook(&path.1)?;
+pub async fn get(state: Data, caller: AdminOrService, path: web::Path<(String, String)>) -> Reply {
+    let (tenant_id, id) = caller.allowed_webhook(&state, &path.0, &path.1).await?;
     Ok(HttpResponse::Ok().json(webhooks::get(&state, &tenant_id, id).await?))
 }
 
@@ -99,7 +89,7 @@ pub async fn get(
     request_body = UpdateWebhook,
     responses(
         (status = 200, description = "The webhook", body = WebhookView),
-        (status = 400, description = "`invalid_request`, `invalid_code` or `code_reused`", body = Problem, content_type = "application/problem+json"),
+        RequestOrCodeRefused,
         StepUpForbidden,
         NotFound,
         TooManyAttempts,
@@ -109,10 +99,8 @@ pub async fn update(
     caller: AdminCall,
     path: web::Path<(String, String)>,
     body: RawJson,
-) -> Result<HttpResponse, ApiError> {
-    let tenant_id = path_id::tenant(&path.0)?;
-    caller.admin(&state, &tenant_id).await?;
-    let id = path_id::webhook(&path.1)?;
+) -> Reply {
+    let (tenant_id, id) = caller.allowed_webhook(&state, &path.0, &path.1).await?;
     if body.is_empty() {
         return Err(ApiError::field("", "a JSON body is required"));
     }
@@ -137,14 +125,8 @@ pub async fn update(
         (status = 204, description = "Deleted"),
         AdminStepUp,
     ))]
-pub async fn delete(
-    state: Data,
-    caller: AdminCall,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant_id = path_id::tenant(&path.0)?;
-    caller.admin(&state, &tenant_id).await?;
-    let id = path_id::webhook(&path.1)?;
+pub async fn delete(state: Data, caller: AdminCall, path: web::Path<(String, String)>) -> Reply {
+    let (tenant_id, id) = caller.allowed_webhook(&state, &path.0, &path.1).await?;
     caller.step_up(&state).await?;
     webhooks::delete(&state, &tenant_id, id, caller.actor(), &caller.meta).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -164,10 +146,8 @@ pub async fn rotate(
     caller: AdminCall,
     path: web::Path<(String, String)>,
     body: RawJson,
-) -> Result<HttpResponse, ApiError> {
-    let tenant_id = path_id::tenant(&path.0)?;
-    caller.admin(&state, &tenant_id).await?;
-    let id = path_id::webhook(&path.1)?;
+) -> Reply {
+    let (tenant_id, id) = caller.allowed_webhook(&state, &path.0, &path.1).await?;
     body.parse::<serde_json::Value>()?;
     caller.step_up(&state).await?;
     let rotated = webhooks::rotate(&state, &tenant_id, id, caller.actor(), &caller.meta).await?;
@@ -180,7 +160,7 @@ pub async fn rotate(
     params(("tenant_id" = TenantId, Path), ("webhook_id" = uuid::Uuid, Path)),
     responses(
         (status = 202, description = "Queued", body = TestQueued),
-        (status = 400, description = "`invalid_request`: a body that is not JSON", body = Problem, content_type = "application/problem+json"),
+        BodyNotJson,
         AdminForbidden,
         NotFound,
         (status = 409, description = "`invalid_state`: the webhook is disabled (checked before the 429)", body = Problem, content_type = "application/problem+json"),
@@ -192,10 +172,8 @@ pub async fn test(
     user: UserAuth,
     path: web::Path<(String, String)>,
     body: RawJson,
-) -> Result<HttpResponse, ApiError> {
-    let tenant_id = path_id::tenant(&path.0)?;
-    auth::require_admin(&state, &user.0, &tenant_id).await?;
-    let id = path_id::webhook(&path.1)?;
+) -> Reply {
+    let (tenant_id, id) = user.allowed_webhook(&state, &path.0, &path.1).await?;
     body.parse::<serde_json::Value>()?;
     let queued = webhooks::test(&state, &tenant_id, id, user.0.sub.as_str()).await?;
     Ok(HttpResponse::Accepted().json(queued))
@@ -219,10 +197,8 @@ pub async fn deliveries(
     caller: AdminOrService,
     path: web::Path<(String, String)>,
     q: Query<DeliveryListQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant_id = path_id::tenant(&path.0)?;
-    caller.require_read(&state, &tenant_id).await?;
-    let id = path_id::webhook(&path.1)?;
+) -> Reply {
+    let (tenant_id, id) = caller.allowed_webhook(&state, &path.0, &path.1).await?;
     Ok(HttpResponse::Ok().json(webhooks::list_deliveries(&state, &tenant_id, id, q.0).await?))
 }
 
@@ -232,7 +208,7 @@ pub async fn deliveries(
     params(("tenant_id" = TenantId, Path), ("webhook_id" = uuid::Uuid, Path), ("delivery_id" = uuid::Uuid, Path)),
     responses(
         (status = 202, description = "Due now"),
-        (status = 400, description = "`invalid_request`: a body that is not JSON", body = Problem, content_type = "application/problem+json"),
+        BodyNotJson,
         AdminForbidden,
         (status = 404, description = "`not_found` (also a finished delivery housekeeping deleted, `MFA_RETENTION_DAYS` after its creation)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_state`: the delivery already succeeded", body = Problem, content_type = "application/problem+json"),
@@ -242,10 +218,9 @@ pub async fn retry(
     user: UserAuth,
     path: web::Path<(String, String, String)>,
     body: RawJson,
-) -> Result<HttpResponse, ApiError> {
-    let tenant_id = path_id::tenant(&path.0)?;
-    auth::require_admin(&state, &user.0, &tenant_id).await?;
-    let (id, d) = (path_id::webhook(&path.1)?, path_id::delivery(&path.2)?);
+) -> Reply {
+    let (tenant_id, id) = user.allowed_webhook(&state, &path.0, &path.1).await?;
+    let d = path_id::delivery(&path.2)?;
     body.parse::<serde_json::Value>()?;
     webhooks::retry(&state, &tenant_id, id, d).await?;
     Ok(HttpResponse::Accepted().finish())
