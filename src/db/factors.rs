@@ -81,9 +81,25 @@ pub enum Removal {
 /// a tenant of ten users or of a million, with or without planner statistics.
 #[diesel::dsl::auto_type]
 fn of_user<'a>(tenant_id: &'a TenantId, user_id: &'a UserId) -> _ {
-    totp_factors::tenant_id
-        .eq(tenant_id)
-        .and(totp_factors::user_id.eq(user_id))
+    totp_factors::table.filter(
+        totp_factors::tenant_id
+            .eq(tenant_id)
+            .and(totp_factors::user_id.eq(user_id)),
+    )
+}
+
+/// The user's factors in `status`.
+#[diesel::dsl::auto_type]
+fn in_status<'a>(tenant_id: &'a TenantId, user_id: &'a UserId, status: FactorStatus) -> _ {
+    let q: of_user<'a> = of_user(tenant_id, user_id);
+    q.filter(totp_factors::status.eq(status))
+}
+
+/// One factor of the user, whatever its status.
+#[diesel::dsl::auto_type]
+fn one<'a>(tenant_id: &'a TenantId, user_id: &'a UserId, factor_id: FactorId) -> _ {
+    let q: of_user<'a> = of_user(tenant_id, user_id);
+    q.filter(totp_factors::factor_id.eq(factor_id))
 }
 
 /// The user's factor in `status`.
@@ -93,9 +109,7 @@ pub async fn get(
     user_id: &UserId,
     status: FactorStatus,
 ) -> QueryResult<Option<FactorRow>> {
-    totp_factors::table
-        .filter(of_user(tenant_id, user_id))
-        .filter(totp_factors::status.eq(status))
+    in_status(tenant_id, user_id, status)
         .select(FactorRow::as_select())
         .first(conn)
         .await
@@ -108,8 +122,7 @@ pub async fn list(
     tenant_id: &TenantId,
     user_id: &UserId,
 ) -> QueryResult<Vec<FactorRow>> {
-    totp_factors::table
-        .filter(of_user(tenant_id, user_id))
+    of_user(tenant_id, user_id)
         .order((totp_factors::created_at, totp_factors::factor_id))
         .select(FactorRow::as_select())
         .load(conn)
@@ -122,9 +135,7 @@ pub async fn active(
     tenant_id: &TenantId,
     user_id: &UserId,
 ) -> QueryResult<Vec<FactorRow>> {
-    totp_factors::table
-        .filter(of_user(tenant_id, user_id))
-        .filter(totp_factors::status.eq(FactorStatus::Active))
+    in_status(tenant_id, user_id, FactorStatus::Active)
         .order((totp_factors::activated_at, totp_factors::factor_id))
         .select(FactorRow::as_select())
         .load(conn)
@@ -138,9 +149,7 @@ pub async fn by_id(
     user_id: &UserId,
     factor_id: FactorId,
 ) -> QueryResult<Option<FactorRow>> {
-    totp_factors::table
-        .filter(of_user(tenant_id, user_id))
-        .filter(totp_factors::factor_id.eq(factor_id))
+    one(tenant_id, user_id, factor_id)
         .select(FactorRow::as_select())
         .first(conn)
         .await
@@ -153,14 +162,10 @@ pub async fn discard_pending(
     tenant_id: &TenantId,
     user_id: &UserId,
 ) -> QueryResult<()> {
-    diesel::delete(
-        totp_factors::table
-            .filter(of_user(tenant_id, user_id))
-            .filter(totp_factors::status.eq(FactorStatus::Pending)),
-    )
-    .execute(conn)
-    .await
-    .map(|_| ())
+    diesel::delete(in_status(tenant_id, user_id, FactorStatus::Pending))
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// Stores a new pending factor: an authenticator app's with its sealed secret, or a WebAuthn
@@ -212,23 +217,20 @@ pub async fn activate(
     drift: i32,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    diesel::update(
-        totp_factors::table
-            .filter(of_user(tenant_id, user_id))
-            .filter(totp_factors::factor_id.eq(factor_id))
-            .filter(totp_factors::status.eq(FactorStatus::Pending)),
-    )
-    .set((
-        totp_factors::status.eq(FactorStatus::Active),
-        totp_factors::activated_at.eq(now),
-        totp_factors::expires_at.eq(None::<DateTime<Utc>>),
-        totp_factors::last_used_step.eq(step),
-        totp_factors::drift_steps.eq(drift),
-        totp_factors::last_used_at.eq(now),
-    ))
-    .execute(conn)
-    .await
-    .map(|n| n == 1)
+    let pending =
+        one(tenant_id, user_id, factor_id).filter(totp_factors::status.eq(FactorStatus::Pending));
+    diesel::update(pending)
+        .set((
+            totp_factors::status.eq(FactorStatus::Active),
+            totp_factors::activated_at.eq(now),
+            totp_factors::expires_at.eq(None::<DateTime<Utc>>),
+            totp_factors::last_used_step.eq(step),
+            totp_factors::drift_steps.eq(drift),
+            totp_factors::last_used_at.eq(now),
+        ))
+        .execute(conn)
+        .await
+        .map(|n| n == 1)
 }
 
 /// The replay guard: records `step` as used (and `drift` as the factor's drift) only if it
@@ -261,15 +263,11 @@ pub async fn mark_used(
     factor_id: FactorId,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(
-        totp_factors::table
-            .filter(of_user(tenant_id, user_id))
-            .filter(totp_factors::factor_id.eq(factor_id)),
-    )
-    .set(totp_factors::last_used_at.eq(now))
-    .execute(conn)
-    .await
-    .map(|_| ())
+    diesel::update(one(tenant_id, user_id, factor_id))
+        .set(totp_factors::last_used_at.eq(now))
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// Renames a factor; `None` when the user has no such factor.
@@ -280,16 +278,12 @@ pub async fn rename(
     factor_id: FactorId,
     name: &FactorName,
 ) -> QueryResult<Option<FactorRow>> {
-    diesel::update(
-        totp_factors::table
-            .filter(of_user(tenant_id, user_id))
-            .filter(totp_factors::factor_id.eq(factor_id)),
-    )
-    .set(totp_factors::name.eq(name.as_str()))
-    .returning(FactorRow::as_returning())
-    .get_result(conn)
-    .await
-    .optional()
+    diesel::update(one(tenant_id, user_id, factor_id))
+        .set(totp_factors::name.eq(name.as_str()))
+        .returning(FactorRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
 }
 
 /// Deletes the factors `which` names; returns the ones that went with their status. Only
@@ -301,28 +295,24 @@ pub async fn delete(
     user_id: &UserId,
     which: Removal,
 ) -> QueryResult<Vec<(FactorId, FactorStatus, FactorType)>> {
-    let q = totp_factors::table.filter(of_user(tenant_id, user_id));
     let out = (
         totp_factors::factor_id,
         totp_factors::status,
         totp_factors::type_,
     );
     match which {
-        Removal::All => diesel::delete(q).returning(out).get_results(conn).await,
+        Removal::All => {
+            let q = of_user(tenant_id, user_id);
+            diesel::delete(q).returning(out).get_results(conn).await
+        }
         Removal::One(id) => {
-            diesel::delete(q.filter(totp_factors::factor_id.eq(id)))
-                .returning(out)
-                .get_results(conn)
-                .await
+            let q = one(tenant_id, user_id, id);
+            diesel::delete(q).returning(out).get_results(conn).await
         }
         Removal::ActiveExcept(id) => {
-            diesel::delete(
-                q.filter(totp_factors::status.eq(FactorStatus::Active))
-                    .filter(totp_factors::factor_id.ne(id)),
-            )
-            .returning(out)
-            .get_results(conn)
-            .await
+            let q = in_status(tenant_id, user_id, FactorStatus::Active)
+                .filter(totp_factors::factor_id.ne(id));
+            diesel::delete(q).returning(out).get_results(conn).await
         }
     }
 }

@@ -8,11 +8,21 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::schema::recovery_codes;
 use crate::domain::ids::{TenantId, UserId};
 
+/// The user's codes.
 #[diesel::dsl::auto_type]
 fn of_user<'a>(tenant_id: &'a TenantId, user_id: &'a UserId) -> _ {
-    recovery_codes::tenant_id
-        .eq(tenant_id)
-        .and(recovery_codes::user_id.eq(user_id))
+    recovery_codes::table.filter(
+        recovery_codes::tenant_id
+            .eq(tenant_id)
+            .and(recovery_codes::user_id.eq(user_id)),
+    )
+}
+
+/// The user's codes not used yet.
+#[diesel::dsl::auto_type]
+fn unused_of<'a>(tenant_id: &'a TenantId, user_id: &'a UserId) -> _ {
+    let q: of_user<'a> = of_user(tenant_id, user_id);
+    q.filter(recovery_codes::used_at.is_null())
 }
 
 /// Deletes every code of the user (their last factor went).
@@ -21,7 +31,7 @@ pub async fn delete_all(
     tenant_id: &TenantId,
     user_id: &UserId,
 ) -> QueryResult<()> {
-    diesel::delete(recovery_codes::table.filter(of_user(tenant_id, user_id)))
+    diesel::delete(of_user(tenant_id, user_id))
         .execute(conn)
         .await
         .map(|_| ())
@@ -35,9 +45,7 @@ pub async fn replace(
     hashes: &[Vec<u8>],
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::delete(recovery_codes::table.filter(of_user(tenant_id, user_id)))
-        .execute(conn)
-        .await?;
+    delete_all(conn, tenant_id, user_id).await?;
     let rows: Vec<_> = hashes
         .iter()
         .map(|h| {
@@ -62,9 +70,7 @@ pub async fn unused(
     tenant_id: &TenantId,
     user_id: &UserId,
 ) -> QueryResult<Vec<Vec<u8>>> {
-    recovery_codes::table
-        .filter(of_user(tenant_id, user_id))
-        .filter(recovery_codes::used_at.is_null())
+    unused_of(tenant_id, user_id)
         .select(recovery_codes::code_hash)
         .load(conn)
         .await
@@ -89,15 +95,11 @@ pub async fn use_code(
     .map(|n| n == 1)
 }
 
+/// How many of the user's codes are left.
 pub async fn count_unused(
     conn: &mut AsyncPgConnection,
     tenant_id: &TenantId,
     user_id: &UserId,
 ) -> QueryResult<i64> {
-    recovery_codes::table
-        .filter(of_user(tenant_id, user_id))
-        .filter(recovery_codes::used_at.is_null())
-        .count()
-        .get_result(conn)
-        .await
+    unused_of(tenant_id, user_id).count().get_result(conn).await
 }

@@ -47,11 +47,7 @@ pub async fn ensure(
         .on_conflict_do_nothing()
         .execute(conn)
         .await?;
-    tenants::table
-        .find(tenant_id)
-        .select(TenantRow::as_select())
-        .get_result(conn)
-        .await
+    get(conn, tenant_id).await?.ok_or(diesel::NotFound)
 }
 
 pub async fn get(

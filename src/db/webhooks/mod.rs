@@ -10,7 +10,8 @@ mod deliveries;
 mod secrets;
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::sql;
+use diesel::dsl::{sql, AsSelect};
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -73,17 +74,19 @@ pub async fn insert(conn: &mut AsyncPgConnection, n: &NewWebhook<'_>) -> QueryRe
         .await
 }
 
+/// The webhook's row, by its key.
+#[diesel::dsl::auto_type]
+fn row<'a>(tenant_id: &'a TenantId, id: WebhookId) -> _ {
+    let columns: AsSelect<WebhookRow, Pg> = WebhookRow::as_select();
+    w::table.find((tenant_id, id)).select(columns)
+}
+
 pub async fn get(
     conn: &mut AsyncPgConnection,
     tenant_id: &TenantId,
     id: WebhookId,
 ) -> QueryResult<Option<WebhookRow>> {
-    w::table
-        .find((tenant_id, id))
-        .select(WebhookRow::as_select())
-        .first(conn)
-        .await
-        .optional()
+    row(tenant_id, id).first(conn).await.optional()
 }
 
 /// The row locked for an update in the caller's transaction.
@@ -92,13 +95,7 @@ pub async fn lock(
     tenant_id: &TenantId,
     id: WebhookId,
 ) -> QueryResult<Option<WebhookRow>> {
-    w::table
-        .find((tenant_id, id))
-        .select(WebhookRow::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()
+    row(tenant_id, id).for_update().first(conn).await.optional()
 }
 
 /// By webhook id (the primary key's order), after `after`.
