@@ -10,7 +10,7 @@ use super::extract::{bearer, path_id, ClientMeta};
 use crate::crypto::jwt::AccessClaims;
 use crate::domain::ids::{TenantId, UserId, WebhookId};
 use crate::error::ApiError;
-use crate::services::{self, auth::ServiceKey, step_up};
+use crate::services::{self, auth::ServiceKey, step_up, OnUser};
 use crate::state::AppState;
 
 fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
@@ -208,6 +208,16 @@ impl AdminCall {
 
     pub fn actor(&self) -> &str {
         self.claims.sub.as_str()
+    }
+
+    /// This admin's action on the tenant's user `user_id`.
+    pub fn on<'a>(&'a self, tenant_id: &'a TenantId, user_id: &'a UserId) -> OnUser<'a> {
+        OnUser {
+            tenant_id,
+            user_id,
+            actor: self.actor(),
+            meta: &self.meta,
+        }
     }
 }
 

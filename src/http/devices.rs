@@ -92,7 +92,7 @@ pub async fn revoke_for_user(
     path: web::Path<(String, String)>,
 ) -> Reply {
     let (tenant_id, user_id) = caller.user_with_step_up(&state, &path.0, &path.1).await?;
-    devices::revoke_by_admin(&state, &tenant_id, &user_id, caller.actor(), &caller.meta).await?;
+    devices::revoke_by_admin(&state, caller.on(&tenant_id, &user_id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -201,7 +201,6 @@ pub async fn admin_remove(
     path: web::Path<(String, String, String)>,
 ) -> Reply {
     let (tenant_id, user_id) = caller.user_with_step_up(&state, &path.0, &path.1).await?;
-    let (actor, meta) = (caller.actor(), &caller.meta);
-    factors::admin_remove(&state, &tenant_id, &user_id, &path.2, actor, meta).await?;
+    factors::admin_remove(&state, caller.on(&tenant_id, &user_id), &path.2).await?;
     Ok(HttpResponse::NoContent().finish())
 }

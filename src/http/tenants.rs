@@ -14,6 +14,7 @@ use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
 use crate::services::admin::{self, AuditPage, AuditQuery, UserListQuery, UserPage};
 use crate::services::policy::{self, PolicyChange, PolicyView};
+use crate::services::OnUser;
 
 /// The tenant's 2FA policy.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/policy", tag = "Tenant administration", operation_id = "getPolicy",
@@ -122,7 +123,7 @@ pub async fn reset_factor(
     path: web::Path<(String, String)>,
 ) -> Reply {
     let (tenant_id, user_id) = caller.user_with_step_up(&state, &path.0, &path.1).await?;
-    admin::reset_factor(&state, &tenant_id, &user_id, caller.actor(), &caller.meta).await?;
+    admin::reset_factor(&state, caller.on(&tenant_id, &user_id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -148,7 +149,7 @@ pub async fn unlock(
     let (tenant_id, user_id) = caller.allowed_user(&state, &path.0, &path.1).await?;
     body.parse::<serde_json::Value>()?;
     caller.step_up(&state).await?;
-    admin::unlock(&state, &tenant_id, &user_id, caller.actor(), &caller.meta).await?;
+    admin::unlock(&state, caller.on(&tenant_id, &user_id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -172,7 +173,14 @@ pub async fn delete_user(
     let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
     key.0.require(tenant_id.as_str())?;
     let actor = format!("service_key:{}", key.0.key_id);
-    admin::delete_user(&state, &tenant_id, &user_id, &actor, &meta).await?;
+    let (tenant_id, user_id, actor, meta) = (&tenant_id, &user_id, &actor, &meta);
+    let on = OnUser {
+        tenant_id,
+        user_id,
+        actor,
+        meta,
+    };
+    admin::delete_user(&state, on).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -6,7 +6,6 @@ use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::admin_audit_ctx;
 pub use super::audit_trail::{list_events, AuditEvent, AuditPage, AuditQuery};
 use super::paging::{bad_cursor, cut_page, decode_cursor, encode_cursor, page_args};
 use crate::db::factors::Removal;
@@ -18,9 +17,8 @@ use crate::error::ApiError;
 use crate::services::devices::{self, RevokeReason};
 use crate::services::factors::removal::{remove_factors, Why};
 use crate::services::grace;
-use crate::services::in_transaction;
 use crate::services::tenant::policy_of;
-use crate::services::ClientMeta;
+use crate::services::{in_admin_action, OnUser};
 use crate::state::AppState;
 
 /// The users listing's cursor: the last user id of the page, which must parse as one (so a
@@ -156,19 +154,12 @@ pub async fn list_users(
 /// `DELETE /v1/tenants/{tenant_id}/users/{user_id}/totp`: lost phone. All the user's
 /// factors and recovery codes go, half-finished sign-ins die; the user enrolls again next
 /// time.
-#[tracing::instrument(skip_all)]
-pub async fn reset_factor(
-    state: &AppState,
-    tenant_id: &TenantId,
-    user_id: &UserId,
-    actor: &str,
-    meta: &ClientMeta,
-) -> Result<(), ApiError> {
-    let now = state.now();
-    let audit = admin_audit_ctx(tenant_id, user_id, actor, meta);
-    in_transaction(state, async move |conn| {
+#[tracing::instrument(skip_all, fields(tenant_id = %on.tenant_id, user_id = %on.user_id))]
+pub async fn reset_factor(state: &AppState, on: OnUser<'_>) -> Result<(), ApiError> {
+    let (tenant_id, user_id) = (on.tenant_id, on.user_id);
+    in_admin_action(state, &on, async |conn, audit, now| {
         let (all, why) = (Removal::All, Why::AdminReset);
-        let gone = remove_factors(conn, &audit, user_id, all, why, now).await?;
+        let gone = remove_factors(conn, audit, user_id, all, why, now).await?;
         let removed: Vec<_> = gone
             .iter()
             .filter(|(_, s, _)| *s == FactorStatus::Active)
@@ -179,29 +170,21 @@ pub async fn reset_factor(
         }
         db::users::reset_lockout(conn, tenant_id, user_id, now, false).await?;
         let details = serde_json::json!({"factor_ids": removed});
-        db::audit::insert(conn, &audit, AuditType::TotpResetByAdmin, now, details).await?;
+        db::audit::insert(conn, audit, AuditType::TotpResetByAdmin, now, details).await?;
         Ok(())
     })
     .await
 }
 
 /// `POST /v1/tenants/{tenant_id}/users/{user_id}/unlock`: ends a lockout (idempotent).
-#[tracing::instrument(skip_all)]
-pub async fn unlock(
-    state: &AppState,
-    tenant_id: &TenantId,
-    user_id: &UserId,
-    actor: &str,
-    meta: &ClientMeta,
-) -> Result<(), ApiError> {
-    let now = state.now();
-    let audit = admin_audit_ctx(tenant_id, user_id, actor, meta);
-    in_transaction(state, async move |conn| {
-        let was_locked = db::users::reset_lockout(conn, tenant_id, user_id, now, false)
+#[tracing::instrument(skip_all, fields(tenant_id = %on.tenant_id, user_id = %on.user_id))]
+pub async fn unlock(state: &AppState, on: OnUser<'_>) -> Result<(), ApiError> {
+    in_admin_action(state, &on, async |conn, audit, now| {
+        let was_locked = db::users::reset_lockout(conn, on.tenant_id, on.user_id, now, false)
             .await?
             .ok_or(ApiError::NotFound)?;
         let details = serde_json::json!({"was_locked": was_locked});
-        db::audit::insert(conn, &audit, AuditType::UserUnlocked, now, details).await?;
+        db::audit::insert(conn, audit, AuditType::UserUnlocked, now, details).await?;
         Ok(())
     })
     .await
@@ -209,29 +192,22 @@ pub async fn unlock(
 
 /// `DELETE /v1/tenants/{tenant_id}/users/{user_id}`: offboarding. The user's factor,
 /// recovery codes and logins are erased; the audit trail stays.
-#[tracing::instrument(skip_all)]
-pub async fn delete_user(
-    state: &AppState,
-    tenant_id: &TenantId,
-    user_id: &UserId,
-    actor: &str,
-    meta: &ClientMeta,
-) -> Result<(), ApiError> {
-    let now = state.now();
-    let audit = admin_audit_ctx(tenant_id, user_id, actor, meta);
-    in_transaction(state, async move |conn| {
+#[tracing::instrument(skip_all, fields(tenant_id = %on.tenant_id, user_id = %on.user_id))]
+pub async fn delete_user(state: &AppState, on: OnUser<'_>) -> Result<(), ApiError> {
+    let (tenant_id, user_id) = (on.tenant_id, on.user_id);
+    in_admin_action(state, &on, async |conn, audit, now| {
         // The user's row first (the one lock order), and against a sign-in's foreign-key
         // lock too, which the DELETE would otherwise wait for while holding the devices.
         if !db::users::lock_to_delete(conn, tenant_id, user_id).await? {
             return Err(ApiError::NotFound);
         }
         // The rows go with the user (cascade); the trail says which browsers lost trust.
-        devices::revoke_all_devices(conn, &audit, user_id, RevokeReason::UserDeleted, now).await?;
+        devices::revoke_all_devices(conn, audit, user_id, RevokeReason::UserDeleted, now).await?;
         if !db::users::delete(conn, tenant_id, user_id).await? {
             return Err(ApiError::NotFound);
         }
         let (kind, details) = (AuditType::UserDeleted, serde_json::json!({}));
-        db::audit::insert(conn, &audit, kind, now, details).await?;
+        db::audit::insert(conn, audit, kind, now, details).await?;
         Ok(())
     })
     .await

@@ -174,14 +174,32 @@ pub fn own_audit_ctx(state: &AppState, claims: &AccessClaims, meta: &ClientMeta)
     )
 }
 
-/// The audit context of a tenant admin (`actor`) acting on one of the tenant's users.
-pub fn admin_audit_ctx(
-    tenant_id: &TenantId,
-    user_id: &UserId,
-    actor: &str,
-    meta: &ClientMeta,
-) -> AuditCtx {
-    audit_ctx(tenant_id, Some(user_id), Some(actor), None, meta)
+/// An admin action on one of the tenant's users: on whom, who acts (an admin's user id or
+/// `service_key:<id>`), from where. The caller has checked that `actor` may.
+pub struct OnUser<'a> {
+    pub tenant_id: &'a TenantId,
+    pub user_id: &'a UserId,
+    pub actor: &'a str,
+    pub meta: &'a ClientMeta,
+}
+
+/// Runs an admin action on a user in one transaction ([`in_transaction`]), with the action's
+/// audit context and its time.
+#[tracing::instrument(skip_all)]
+pub async fn in_admin_action<T>(
+    state: &AppState,
+    on: &OnUser<'_>,
+    work: impl AsyncFnOnce(&mut AsyncPgConnection, &AuditCtx, DateTime<Utc>) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let audit = audit_ctx(
+        on.tenant_id,
+        Some(on.user_id),
+        Some(on.actor),
+        None,
+        on.meta,
+    );
+    let now = state.now();
+    in_transaction(state, async move |conn| work(conn, &audit, now).await).await
 }
 
 /// Runs `work` in one transaction on a pooled connection, as `AsyncConnection::transaction`

@@ -13,7 +13,7 @@ use crate::domain::ids::{Surface, TenantId, UserId};
 use crate::error::ApiError;
 use crate::services::in_transaction;
 use crate::services::tenant::policy_of;
-use crate::services::{admin_audit_ctx, own_audit_ctx, ClientMeta};
+use crate::services::{in_admin_action, own_audit_ctx, ClientMeta, OnUser};
 use crate::state::AppState;
 
 /// A remembered device as its owner and the tenant's admins see it.
@@ -121,21 +121,17 @@ pub async fn revoke_mine(
 
 /// `DELETE /v1/tenants/{tenant_id}/users/{user_id}/devices` (admin, step-up checked by the
 /// caller): every device of the user. `404` for an unknown user.
-#[tracing::instrument(skip_all)]
-pub async fn revoke_by_admin(
-    state: &AppState,
-    tenant_id: &TenantId,
-    user_id: &UserId,
-    actor: &str,
-    meta: &ClientMeta,
-) -> Result<(), ApiError> {
-    let now = state.now();
-    let audit = admin_audit_ctx(tenant_id, user_id, actor, meta);
-    in_transaction(state, async move |conn| {
-        if db::users::get(conn, tenant_id, user_id).await?.is_none() {
+#[tracing::instrument(skip_all, fields(tenant_id = %on.tenant_id, user_id = %on.user_id))]
+pub async fn revoke_by_admin(state: &AppState, on: OnUser<'_>) -> Result<(), ApiError> {
+    in_admin_action(state, &on, async |conn, audit, now| {
+        if db::users::get(conn, on.tenant_id, on.user_id)
+            .await?
+            .is_none()
+        {
             return Err(ApiError::NotFound);
         }
-        revoke_all_devices(conn, &audit, user_id, RevokeReason::AdminRevoked, now).await?;
+        let reason = RevokeReason::AdminRevoked;
+        revoke_all_devices(conn, audit, on.user_id, reason, now).await?;
         Ok(())
     })
     .await

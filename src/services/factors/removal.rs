@@ -7,11 +7,10 @@ use diesel_async::AsyncPgConnection;
 
 use crate::db::{self, audit::AuditCtx, factors::Removal};
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{FactorId, FactorStatus, FactorType, TenantId, UserId};
+use crate::domain::ids::{FactorId, FactorStatus, FactorType, UserId};
 use crate::error::ApiError;
 use crate::services::devices::{revoke_all_devices, RevokeReason};
-use crate::services::in_transaction;
-use crate::services::{admin_audit_ctx, ClientMeta};
+use crate::services::{in_admin_action, OnUser};
 use crate::state::AppState;
 
 /// Removes factors of a user: the single path every removal takes (`DELETE /v1/me/totp`,
@@ -95,21 +94,12 @@ impl Why {
 
 /// The admin's `DELETE …/users/{user_id}/factors/{factor_id}` (authorization and step-up
 /// checked by the caller); an admin may remove a user's last factor.
-#[tracing::instrument(skip_all)]
-pub async fn admin_remove(
-    state: &AppState,
-    tenant_id: &TenantId,
-    user_id: &UserId,
-    factor: &str,
-    actor: &str,
-    meta: &ClientMeta,
-) -> Result<(), ApiError> {
+#[tracing::instrument(skip_all, fields(tenant_id = %on.tenant_id, user_id = %on.user_id))]
+pub async fn admin_remove(state: &AppState, on: OnUser<'_>, factor: &str) -> Result<(), ApiError> {
     let factor_id = FactorId::parse(factor).ok_or(ApiError::NotFound)?;
-    let now = state.now();
-    let audit = admin_audit_ctx(tenant_id, user_id, actor, meta);
-    in_transaction(state, async move |conn| {
+    in_admin_action(state, &on, async |conn, audit, now| {
         let one = Removal::One(factor_id);
-        let gone = remove_factors(conn, &audit, user_id, one, Why::ByAdmin, now).await?;
+        let gone = remove_factors(conn, audit, on.user_id, one, Why::ByAdmin, now).await?;
         if gone.is_empty() {
             return Err(ApiError::NotFound);
         }
