@@ -122,7 +122,7 @@ impl Modify for SecuritySchemes {
             "mfa_token",
             scheme(
                 "mfa_…",
-                "The mfa token of one sign-in in progress (`mfa_` + 256 random bits).",
+                "The mfa token of one sign-in in progress (`mfa_` + 128 random bits, its user's turn key, its expiry and a keyed tag; opaque to callers).",
             ),
         );
         components.add_security_scheme(

@@ -32,6 +32,8 @@ pub enum HashPurpose {
     DeviceToken,
     /// The key of a user's turns ([`HashKey::user_turn`]).
     UserTurn,
+    /// The tag that makes an mfa token's turn key its own (`tokens::new_mfa_token`).
+    MfaTokenTag,
 }
 
 impl HashPurpose {
@@ -45,6 +47,7 @@ impl HashPurpose {
             HashPurpose::ServiceKey => b"mspbots-mfa/service-key/v1\0",
             HashPurpose::DeviceToken => b"mspbots-mfa/device-token/v1\0",
             HashPurpose::UserTurn => b"mspbots-mfa/user-turn/v1\0",
+            HashPurpose::MfaTokenTag => b"mspbots-mfa/mfa-token-tag/v1\0",
         }
     }
 }
@@ -138,7 +141,11 @@ mod tests {
         let c = k.hash(HashPurpose::ServiceKey, v);
         let d = k.hash(HashPurpose::DeviceToken, v);
         assert!(a != b && b != c && a != c && d != a && d != b && d != c);
-        assert!(![a, b, c, d].contains(&k.hash(HashPurpose::UserTurn, v)));
+        let (e, f) = (
+            k.hash(HashPurpose::UserTurn, v),
+            k.hash(HashPurpose::MfaTokenTag, v),
+        );
+        assert!(![a, b, c, d].contains(&e) && ![a, b, c, d, e].contains(&f));
     }
 
     #[test]

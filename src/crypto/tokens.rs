@@ -4,6 +4,8 @@
 use data_encoding::BASE64URL_NOPAD;
 use rand::TryRng;
 
+use super::hashing::{ct_eq, HashKey, HashPurpose};
+
 /// Crockford base32 alphabet, lowercase: no `i`, `l`, `o`, `u` so codes read
 /// aloud or retyped from paper are hard to get wrong.
 const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
@@ -15,19 +17,39 @@ fn random_32() -> [u8; 32] {
     bytes
 }
 
-/// Short-lived bearer token for the second step of a login: `mfa_<256 random bits>.<owner>`,
-/// the owner being its user's turn key (`HashKey::user_turn`), so a step of the sign-in finds
-/// its turn without a read. The stored hash covers the whole token: a token whose owner was
-/// edited is an unknown token.
-pub fn new_mfa_token(owner: &[u8; 16]) -> String {
-    let (random, owner) = (random_32(), BASE64URL_NOPAD.encode(owner));
-    format!("mfa_{}.{owner}", BASE64URL_NOPAD.encode(&random))
+/// Short-lived bearer token for the second step of a login:
+/// `mfa_<nonce>.<owner>.<expires>.<tag>` — 128 random bits, the owner (its user's turn key,
+/// `HashKey::user_turn`), when it expires (Unix seconds), and a keyed tag of the three. A step
+/// of the sign-in finds its user's turn in the token, without a read, and only with a token
+/// the service issued that has not expired ([`mfa_token_owner`]). The stored hash covers
+/// the whole token.
+pub fn new_mfa_token(key: &HashKey, owner: &[u8; 16], expires: i64) -> String {
+    let mut nonce = [0u8; 16];
+    rand::fill(&mut nonce[..]);
+    let (nonce, owner) = (
+        BASE64URL_NOPAD.encode(&nonce),
+        BASE64URL_NOPAD.encode(owner),
+    );
+    let signed = format!("{nonce}.{owner}.{expires}");
+    let tag = key.hash(HashPurpose::MfaTokenTag, signed.as_bytes());
+    format!("mfa_{signed}.{}", BASE64URL_NOPAD.encode(&tag[..16]))
 }
 
-/// The owner an mfa token names (see [`new_mfa_token`]), unchecked: only the token's hash,
-/// looked up under the turn, says whether the token is real.
-pub fn mfa_token_owner(token: &str) -> Option<[u8; 16]> {
-    let (_, owner) = token.strip_prefix("mfa_")?.split_once('.')?;
+/// The owner an mfa token names, if the service issued it (its tag checks out) and it has
+/// not expired at `now`. Whether its sign-in is alive only its stored hash says, looked up
+/// under the turn.
+pub fn mfa_token_owner(key: &HashKey, token: &str, now: i64) -> Option<[u8; 16]> {
+    let (signed, tag) = token.strip_prefix("mfa_")?.rsplit_once('.')?;
+    let expected = key.hash(HashPurpose::MfaTokenTag, signed.as_bytes());
+    let tag = BASE64URL_NOPAD.decode(tag.as_bytes()).ok()?;
+    if !ct_eq(&tag, &expected[..16]) {
+        return None;
+    }
+    let mut parts = signed.split('.');
+    let (_nonce, owner, expires) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || expires.parse::<i64>().ok()? <= now {
+        return None;
+    }
     BASE64URL_NOPAD
         .decode(owner.as_bytes())
         .ok()?
@@ -101,31 +123,47 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
+    fn hash_key() -> HashKey {
+        HashKey::parse(&HashKey::generate_b64()).unwrap()
+    }
+
     #[test]
-    fn an_mfa_token_without_a_well_formed_owner_names_nobody() {
-        for t in [
-            "mfa_abc",
-            "mfa_abc.",
-            "mfa_abc.AAAA",
-            "mfa_abc.!!!!!!!!!!!!!!!!!!!!!!",
-            "sk_abc.BwcHBwcHBwcHBwcHBwcHBw",
-        ] {
-            assert_eq!(mfa_token_owner(t), None, "{t}");
+    fn an_mfa_token_names_its_owner_until_it_expires_and_only_as_issued() {
+        let (key, owner) = (hash_key(), [7u8; 16]);
+        let t = new_mfa_token(&key, &owner, 1_000);
+        assert_eq!(mfa_token_owner(&key, &t, 999), Some(owner));
+        assert_eq!(mfa_token_owner(&key, &t, 1_000), None, "expired");
+        assert_eq!(mfa_token_owner(&hash_key(), &t, 999), None, "another key");
+        let parts: Vec<&str> = t.strip_prefix("mfa_").unwrap().split('.').collect();
+        let other = BASE64URL_NOPAD.encode(&[8u8; 16]);
+        let edited = [
+            format!("mfa_{}.{other}.{}.{}", parts[0], parts[2], parts[3]),
+            format!("mfa_{}.{}.9999.{}", parts[0], parts[1], parts[3]),
+            format!(
+                "mfa_AAAAAAAAAAAAAAAAAAAAAA.{}.{}.{}",
+                parts[1], parts[2], parts[3]
+            ),
+            format!("mfa_{}.{}.{}", parts[0], parts[1], parts[2]),
+            format!("mfa_{}.{}", parts[0], parts[1]),
+            "mfa_abc".to_owned(),
+            t.replacen("mfa_", "sk_", 1),
+        ];
+        for e in edited {
+            assert_eq!(mfa_token_owner(&key, &e, 999), None, "{e}");
         }
-        assert_eq!(
-            mfa_token_owner("mfa_abc.BwcHBwcHBwcHBwcHBwcHBw"),
-            Some([7; 16])
-        );
     }
 
     #[test]
     fn token_formats() {
-        let owner = [7u8; 16];
-        let t = new_mfa_token(&owner);
-        let (random, _) = t.strip_prefix("mfa_").unwrap().split_once('.').unwrap();
-        assert_eq!(BASE64URL_NOPAD.decode(random.as_bytes()).unwrap().len(), 32);
-        assert_eq!(mfa_token_owner(&t), Some(owner));
-        assert_eq!(t.len(), 4 + 43 + 1 + 22);
+        let (key, owner) = (hash_key(), [7u8; 16]);
+        let t = new_mfa_token(&key, &owner, 1_000);
+        let parts: Vec<&str> = t.strip_prefix("mfa_").unwrap().split('.').collect();
+        assert_eq!(
+            BASE64URL_NOPAD.decode(parts[0].as_bytes()).unwrap().len(),
+            16
+        );
+        assert_eq!(parts[2], "1000");
+        assert_eq!(t.len(), 4 + 22 + 1 + 22 + 1 + 4 + 1 + 22);
         let k = new_service_key();
         assert!(k.starts_with("sk_"));
         assert_eq!(k.len(), 3 + 43);
@@ -133,7 +171,7 @@ mod tests {
             BASE64URL_NOPAD.decode(&k.as_bytes()[3..]).unwrap().len(),
             32
         );
-        assert_ne!(new_mfa_token(&owner), t);
+        assert_ne!(new_mfa_token(&key, &owner, 1_000), t);
         let d = new_device_token();
         assert!(d.starts_with("dv_"));
         assert_eq!(

@@ -2,7 +2,7 @@
 //! credential is `db::webauthn`); for TOTP, encrypted secrets, pending until confirmed, then active; several
 //! active ones per user (§10), each named and with its own replay guard and drift (§11).
 //! Every lookup names the tenant and the user (index `totp_factors_by_user`), and the replay
-//! guard is `mfa_consume_step` (one conditional UPDATE, defined in `db/functions/`).
+//! guard is `mfa_consume_step` (one conditional UPDATE, which then clears the lockout; `db/functions/`).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

@@ -26,8 +26,9 @@ impl GateKey {
 /// into a [`GateKey`] (`services::turns`), the cheapest way its route allows: in its path or
 /// a sign-in start's body, taken only once the request's credential checks out for that
 /// tenant (so a caller without one cannot queue in a user's turns); in its access token (a
-/// signature check); or in its sign-in's mfa token, which carries its user's turn key
-/// (`crypto::tokens::new_mfa_token`; no read).
+/// signature check); or in its sign-in's mfa token, which carries its user's turn key under
+/// a keyed tag and an expiry (`crypto::tokens::new_mfa_token`; no read), so only a token the
+/// service issued, until it expires, queues in a user's turns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Whose {
     Named {

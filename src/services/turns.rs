@@ -1,7 +1,8 @@
 //! Whose turn a request takes (`rate_limit::UserGate`): the user named by the request,
 //! resolved the cheapest way its route allows. A request that names nobody, or whose
-//! credential does not check out, takes no turn: its handler refuses it before it touches a
-//! row.
+//! credential does not check out (a service key of another tenant, an access token that does
+//! not verify, an mfa token the service did not issue or that expired), takes no turn: its
+//! handler refuses it before it touches a row.
 
 use crate::crypto::tokens;
 use crate::error::ApiError;
@@ -19,8 +20,8 @@ pub struct Resolved {
 
 /// Resolves `whose`. A user named in the path or a start's body counts only for a service
 /// key that covers the tenant or an access token of that tenant; an mfa token names its
-/// user's turn key itself (checked when its handler looks the token up, under the turn), so
-/// the only read here is a service key's. Errors are the database's (`503`).
+/// user's turn key itself, under a keyed tag and an expiry (`tokens::mfa_token_owner`; its
+/// sign-in is looked up under the turn), so the only read here is a service key's. Errors are the database's (`503`).
 #[tracing::instrument(skip_all)]
 pub async fn key(state: &AppState, whose: Whose) -> Result<Resolved, ApiError> {
     let hash_key = &state.keys.hash_key;
@@ -57,7 +58,8 @@ pub async fn key(state: &AppState, whose: Whose) -> Result<Resolved, ApiError> {
             service_key: None,
         },
         Whose::MfaToken(token) => Resolved {
-            key: tokens::mfa_token_owner(&token).map(GateKey::user),
+            key: tokens::mfa_token_owner(hash_key, &token, state.now().timestamp())
+                .map(GateKey::user),
             service_key: None,
         },
     })

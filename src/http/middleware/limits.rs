@@ -53,8 +53,8 @@ pub async fn time_limits(
     );
     req.set_payload(Payload::from(body));
     let work = async {
-        // Resolving the user and waiting for their turn hold no database connection (an mfa
-        // token's read gives its connection back first), and count against the deadline.
+        // Resolving the user and waiting for their turn hold no database connection (only a
+        // service key is read, on a connection given back first), and count against the deadline.
         let resolved = match whose {
             Some(w) => match services::turns::key(&state, w).await {
                 Ok(r) => r,

@@ -123,12 +123,11 @@ pub async fn start(
             _ => None,
         };
         let login_id = LoginId::new();
+        let expires_at = now + Duration::seconds(i64::from(state.settings.login_ttl));
+        let key = &state.keys.hash_key;
         let mfa_token = || {
-            let owner = state
-                .keys
-                .hash_key
-                .user_turn(tenant_id.as_str(), user_id.as_str());
-            Some(tokens::new_mfa_token(&owner))
+            let owner = key.user_turn(tenant_id.as_str(), user_id.as_str());
+            Some(tokens::new_mfa_token(key, &owner, expires_at.timestamp()))
         };
         let (status, token) = match decision {
             SignInDecision::Authenticated(_) => (LoginStatus::Authenticated, None),
@@ -137,13 +136,9 @@ pub async fn start(
                 (LoginStatus::VerificationRequired, mfa_token())
             }
         };
-        let token_hash = token.as_ref().map(|t| {
-            state
-                .keys
-                .hash_key
-                .hash(HashPurpose::MfaToken, t.as_bytes())
-        });
-        let expires_at = now + Duration::seconds(i64::from(state.settings.login_ttl));
+        let token_hash = token
+            .as_ref()
+            .map(|t| key.hash(HashPurpose::MfaToken, t.as_bytes()));
         let ip = meta.ip_string();
         let login = db::logins::NewLogin {
             tenant_id,
