@@ -2,13 +2,13 @@
 //! credential is `db::webauthn`); for TOTP, encrypted secrets, pending until confirmed, then active; several
 //! active ones per user (§10), each named and with its own replay guard and drift (§11).
 //! Every lookup names the tenant and the user (index `totp_factors_by_user`), and the replay
-//! guard is `mfa_consume_step` (one conditional UPDATE, which then clears the lockout; `db/functions/`).
+//! guard is `mfa_accept_step` (one conditional UPDATE, which then clears the lockout; `db/functions/`).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::schema::{mfa_consume_step, totp_factors};
+use super::schema::{mfa_accept_step, totp_factors};
 use crate::crypto::keyring::Sealed;
 use crate::domain::drift::FactorClock;
 use crate::domain::factor::FactorName;
@@ -248,7 +248,7 @@ pub async fn consume_step(
     now: DateTime<Utc>,
     signed_in: bool,
 ) -> QueryResult<bool> {
-    diesel::select(mfa_consume_step(
+    diesel::select(mfa_accept_step(
         tenant_id, user_id, factor_id, step, drift, now, signed_in,
     ))
     .get_result(conn)

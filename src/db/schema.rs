@@ -221,13 +221,13 @@ diesel::allow_tables_to_appear_in_same_query!(
 use diesel::sql_types::{Bool, Int4, Int8, Text, Timestamptz, Uuid};
 
 // The security rules that live in the database, today's text in src/db/functions/<name>.sql
-// (mfa_consume_step.sql, mfa_reset_lockout.sql):
+// (mfa_accept_step.sql, mfa_reset_lockout.sql):
 // called through the DSL, so the call is a prepared statement like any other query, and
 // PL/pgSQL caches the plans of the statements inside.
 diesel::define_sql_function! {
     /// The replay guard: records `step` as the factor's last used step (and `drift` as its
     /// drift) only if it is later, and then clears the lockout as `mfa_reset_lockout` does.
-    fn mfa_consume_step(tenant: Text, user: Text, factor: Uuid, step: Int8, drift: Int4, now: Timestamptz, signed_in: Bool) -> Bool;
+    fn mfa_accept_step(tenant: Text, user: Text, factor: Uuid, step: Int8, drift: Int4, now: Timestamptz, signed_in: Bool) -> Bool;
 }
 diesel::define_sql_function! {
     /// Clears the lockout; with `signed_in`, also stores the sign-in's time (and answers

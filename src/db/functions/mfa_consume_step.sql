@@ -1,14 +1,10 @@
--- The replay guard (API.md §6, §11), per factor: a code is accepted only for a step later than
--- the factor's last accepted one, and the drift it shows is learned in the same statement. The
--- check and the set are this one UPDATE, so the same code sent twice, even to two instances at
--- once, succeeds exactly once. An accepted step is an accepted proof: the lockout is cleared
--- (mfa_reset_lockout, with p_signed_in as its caller gives it) in the same call, so a code's
--- acceptance is one round trip. The only copy of the rule; called by db::factors.
+-- The previous build's replay guard, kept for one release: its instances call it during a
+-- rolling deploy (then clear the lockout with mfa_reset_lockout). Nothing in this build calls
+-- it; the rule is mfa_accept_step's now. The next release's migration drops it.
 --
--- History: 2026-11-30-000001_data_layer, per factor with drift since 2026-11-30-000004_factors,
--- clears the lockout since 2026-12-06-000050_consume_step_clears_lockout.
+-- History: 2026-11-30-000001_data_layer, per factor with drift since 2026-11-30-000004_factors.
 
-CREATE OR REPLACE FUNCTION public.mfa_consume_step(p_tenant text, p_user text, p_factor uuid, p_step bigint, p_drift integer, p_now timestamp with time zone, p_signed_in boolean)
+CREATE OR REPLACE FUNCTION public.mfa_consume_step(p_tenant text, p_user text, p_factor uuid, p_step bigint, p_drift integer, p_now timestamp with time zone)
  RETURNS boolean
  LANGUAGE plpgsql
 AS $function$
@@ -17,9 +13,5 @@ BEGIN
        SET last_used_step = p_step, drift_steps = p_drift, last_used_at = p_now
      WHERE tenant_id = p_tenant AND user_id = p_user AND factor_id = p_factor
        AND status = 'active' AND (last_used_step IS NULL OR last_used_step < p_step);
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    PERFORM mfa_reset_lockout(p_tenant, p_user, p_now, p_signed_in);
-    RETURN true;
+    RETURN FOUND;
 END $function$;

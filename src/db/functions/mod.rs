@@ -29,6 +29,7 @@ use diesel_async::AsyncPgConnection;
 
 /// Every file of this folder, by the name of the function it defines.
 pub const FILES: &[(&str, &str)] = &[
+    ("mfa_accept_step", include_str!("mfa_accept_step.sql")),
     ("mfa_consume_step", include_str!("mfa_consume_step.sql")),
     ("mfa_reset_lockout", include_str!("mfa_reset_lockout.sql")),
     (
