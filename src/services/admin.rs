@@ -2,14 +2,14 @@
 //! lockouts, offboarding and the audit trail. Authorization is checked by the caller.
 
 use chrono::{DateTime, Duration, Utc};
-use diesel_async::AsyncConnection;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 pub use super::audit_trail::{list_events, AuditEvent, AuditPage, AuditQuery};
 use super::paging::{bad_cursor, cut_page, decode_cursor, encode_cursor, page_args};
 use crate::db::factors::Removal;
-use crate::db::{self, users::GraceFilter};
+use crate::db::{self, audit::AuditCtx, users::GraceFilter};
 use crate::domain::audit::AuditType;
 use crate::domain::ids::{FactorStatus, IdentityProvider, TenantId, UserId};
 use crate::domain::policy::TenantPolicy;
@@ -157,7 +157,8 @@ pub async fn list_users(
 #[tracing::instrument(skip_all, fields(tenant_id = %on.tenant_id, user_id = %on.user_id))]
 pub async fn reset_factor(state: &AppState, on: OnUser<'_>) -> Result<(), ApiError> {
     let (tenant_id, user_id) = (on.tenant_id, on.user_id);
-    in_admin_action(state, &on, async |conn, audit, now| {
+    let kind = AuditType::TotpResetByAdmin;
+    in_audited_admin_action(state, &on, kind, async |conn, audit, now| {
         let (all, why) = (Removal::All, Why::AdminReset);
         let gone = remove_factors(conn, audit, user_id, all, why, now).await?;
         let removed: Vec<_> = gone
@@ -169,9 +170,7 @@ pub async fn reset_factor(state: &AppState, on: OnUser<'_>) -> Result<(), ApiErr
             return Err(ApiError::NotFound);
         }
         db::users::reset_lockout(conn, tenant_id, user_id, now, false).await?;
-        let details = serde_json::json!({"factor_ids": removed});
-        db::audit::insert(conn, audit, AuditType::TotpResetByAdmin, now, details).await?;
-        Ok(())
+        Ok(serde_json::json!({"factor_ids": removed}))
     })
     .await
 }
@@ -179,13 +178,11 @@ pub async fn reset_factor(state: &AppState, on: OnUser<'_>) -> Result<(), ApiErr
 /// `POST /v1/tenants/{tenant_id}/users/{user_id}/unlock`: ends a lockout (idempotent).
 #[tracing::instrument(skip_all, fields(tenant_id = %on.tenant_id, user_id = %on.user_id))]
 pub async fn unlock(state: &AppState, on: OnUser<'_>) -> Result<(), ApiError> {
-    in_admin_action(state, &on, async |conn, audit, now| {
+    in_audited_admin_action(state, &on, AuditType::UserUnlocked, async |conn, _, now| {
         let was_locked = db::users::reset_lockout(conn, on.tenant_id, on.user_id, now, false)
             .await?
             .ok_or(ApiError::NotFound)?;
-        let details = serde_json::json!({"was_locked": was_locked});
-        db::audit::insert(conn, audit, AuditType::UserUnlocked, now, details).await?;
-        Ok(())
+        Ok(serde_json::json!({"was_locked": was_locked}))
     })
     .await
 }
@@ -194,8 +191,8 @@ pub async fn unlock(state: &AppState, on: OnUser<'_>) -> Result<(), ApiError> {
 /// recovery codes and logins are erased; the audit trail stays.
 #[tracing::instrument(skip_all, fields(tenant_id = %on.tenant_id, user_id = %on.user_id))]
 pub async fn delete_user(state: &AppState, on: OnUser<'_>) -> Result<(), ApiError> {
-    let (tenant_id, user_id) = (on.tenant_id, on.user_id);
-    in_admin_action(state, &on, async |conn, audit, now| {
+    let (tenant_id, user_id, kind) = (on.tenant_id, on.user_id, AuditType::UserDeleted);
+    in_audited_admin_action(state, &on, kind, async |conn, audit, now| {
         // The user's row first (the one lock order), and against a sign-in's foreign-key
         // lock too, which the DELETE would otherwise wait for while holding the devices.
         if !db::users::lock_to_delete(conn, tenant_id, user_id).await? {
@@ -206,7 +203,25 @@ pub async fn delete_user(state: &AppState, on: OnUser<'_>) -> Result<(), ApiErro
         if !db::users::delete(conn, tenant_id, user_id).await? {
             return Err(ApiError::NotFound);
         }
-        let (kind, details) = (AuditType::UserDeleted, serde_json::json!({}));
+        Ok(serde_json::json!({}))
+    })
+    .await
+}
+
+/// An admin action on one user that one audit event of `kind` records: `work` does it and
+/// returns the event's details, written last in the same transaction.
+async fn in_audited_admin_action(
+    state: &AppState,
+    on: &OnUser<'_>,
+    kind: AuditType,
+    work: impl AsyncFnOnce(
+        &mut AsyncPgConnection,
+        &AuditCtx,
+        DateTime<Utc>,
+    ) -> Result<serde_json::Value, ApiError>,
+) -> Result<(), ApiError> {
+    in_admin_action(state, on, async |conn, audit, now| {
+        let details = work(conn, audit, now).await?;
         db::audit::insert(conn, audit, kind, now, details).await?;
         Ok(())
     })
