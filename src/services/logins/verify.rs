@@ -83,6 +83,20 @@ pub(super) async fn complete(
     })
 }
 
+/// The attempt of a call that never remembers this browser (a recovery code, a
+/// resynchronisation): its proof admitted, then the attempt.
+async fn unremembered(
+    state: &AppState,
+    token: &str,
+    login_id: LoginId,
+    meta: &ClientMeta,
+    parse: impl FnOnce() -> Result<Proof, ApiError>,
+) -> Result<Completed, ApiError> {
+    let proof = attempt::admit(state, meta, parse)?;
+    let never = RememberRequest::default();
+    attempt(state, token, login_id, proof, &never, meta).await
+}
+
 /// The answer of a sign-in completed by a code or a passkey.
 fn verified(done: Completed) -> Verified {
     Verified {
@@ -137,11 +151,10 @@ pub async fn recover(
     code: &str,
     meta: &ClientMeta,
 ) -> Result<Recovered, ApiError> {
-    let proof = attempt::admit(state, meta, || {
+    let done = unremembered(state, token, login_id, meta, || {
         attempt::parse_recovery("recovery_code", code).map(Proof::Recovery)
-    })?;
-    let never = RememberRequest::default();
-    let done = attempt(state, token, login_id, proof, &never, meta).await?;
+    })
+    .await?;
     Ok(Recovered {
         status: AuthenticatedStatus::Authenticated,
         access_token: done.minted.token,
@@ -174,9 +187,7 @@ pub async fn resync(
     req: &ResyncRequest,
     meta: &ClientMeta,
 ) -> Result<Resynced, ApiError> {
-    let proof = attempt::admit(state, meta, || req.parse())?;
-    let never = RememberRequest::default();
-    let done = attempt(state, token, login_id, proof, &never, meta).await?;
+    let done = unremembered(state, token, login_id, meta, || req.parse()).await?;
     Ok(Resynced {
         status: AuthenticatedStatus::Authenticated,
         access_token: done.minted.token,
