@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ids::ParseError;
-use super::text::is_hidden;
+use super::text::trimmed_label;
 
 /// The longest name, in Unicode characters.
 pub const MAX_NAME_CHARS: usize = 64;
@@ -24,13 +24,11 @@ pub struct FactorName(String);
 
 impl FactorName {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        let t = s.trim();
-        if t.is_empty() || t.chars().count() > MAX_NAME_CHARS || t.chars().any(is_hidden) {
-            return Err(ParseError(
+        trimmed_label(s, MAX_NAME_CHARS, |_| false)
+            .map(Self)
+            .ok_or(ParseError(
                 "must be 1-64 characters without control or invisible formatting characters",
-            ));
-        }
-        Ok(Self(t.to_owned()))
+            ))
     }
     pub fn as_str(&self) -> &str {
         &self.0

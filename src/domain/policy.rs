@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::factor_types::AllowedFactorTypes;
 use super::ids::{IdentityProvider, ParseError, Surface, UserVerification};
-use super::text::is_hidden;
+use super::text::trimmed_label;
 
 /// The name shown above the code in the authenticator app: 1-64 characters without `:`,
 /// control or format (Unicode Cf) characters, once surrounding whitespace is trimmed.
@@ -21,14 +21,12 @@ pub struct Issuer(String);
 
 impl Issuer {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        let t = s.trim();
         // `:` separates issuer from account in the otpauth label, so apps would mis-split it.
-        if t.is_empty() || t.chars().count() > 64 || t.contains(':') || t.chars().any(is_hidden) {
-            return Err(ParseError(
+        trimmed_label(s, 64, |c| c == ':')
+            .map(Self)
+            .ok_or(ParseError(
                 "must be 1-64 characters without ':', control or invisible formatting characters",
-            ));
-        }
-        Ok(Self(t.to_owned()))
+            ))
     }
     pub fn as_str(&self) -> &str {
         &self.0

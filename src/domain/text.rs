@@ -14,6 +14,14 @@ pub fn is_hidden(c: char) -> bool {
     c.is_control() || c.general_category() == GeneralCategory::Format
 }
 
+/// A one-line label as it is kept (a factor name, the issuer): `s` trimmed, when that is
+/// 1-`max` characters with no hidden character and none that `forbidden` refuses.
+pub fn trimmed_label(s: &str, max: usize, forbidden: impl Fn(char) -> bool) -> Option<String> {
+    let t = s.trim();
+    let fits = !t.is_empty() && t.chars().count() <= max;
+    (fits && !t.chars().any(|c| is_hidden(c) || forbidden(c))).then(|| t.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
