@@ -6,7 +6,8 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 
-use super::extract::{bearer, path_id, ClientMeta};
+use super::extract::path_id::{self, TenantIds, UserIds, WebhookIds};
+use super::extract::{bearer, ClientMeta};
 use crate::crypto::jwt::AccessClaims;
 use crate::domain::ids::{TenantId, UserId, WebhookId};
 use crate::error::ApiError;
@@ -148,13 +149,10 @@ impl AdminOrService {
     }
 }
 
-/// The caller of an admin call that changes something: the access token, the `X-MFA-Code`
-/// header and the client, extracted in that order (the order the handlers listed them in).
-/// The handler takes the path's ids through `TenantGate` (the admin check), then, where the
-/// call needs it, asks [`AdminCall::step_up`] — the request's form is judged between the two,
-/// so that a caller who may not call learns nothing from it and a malformed request never
-/// uses up a code.
-pub struct AdminCall {
+/// The caller of a call that may need step-up: the access token, the `X-MFA-Code` header
+/// and the client, extracted in that order (the order the handlers listed them in). A user's
+/// own sensitive call hands the three to its service; an admin's is an [`AdminCall`].
+pub struct StepUpCall {
     /// The caller's access token.
     pub claims: AccessClaims,
     /// The step-up code of the header, if sent (its form already checked).
@@ -163,7 +161,7 @@ pub struct AdminCall {
     pub meta: ClientMeta,
 }
 
-impl FromRequest for AdminCall {
+impl FromRequest for StepUpCall {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
@@ -172,7 +170,7 @@ impl FromRequest for AdminCall {
             let user = UserAuth::from_request(req, payload).into_inner()?;
             let code = StepUpCode::from_request(req, payload).into_inner()?;
             let meta = ClientMeta::from_request(req, payload).into_inner()?;
-            Ok(AdminCall {
+            Ok(StepUpCall {
                 claims: user.0,
                 code,
                 meta,
@@ -182,7 +180,18 @@ impl FromRequest for AdminCall {
     }
 }
 
-impl AdminCall {
+/// The caller of an admin call that changes something. The handler takes the path's ids
+/// through `TenantGate` (the admin check), then, where the call needs it, asks
+/// [`StepUpCall::step_up`] — the request's form is judged between the two, so that a caller
+/// who may not call learns nothing from it and a malformed request never uses up a code.
+pub type AdminCall = StepUpCall;
+
+impl StepUpCall {
+    /// The header's code, if sent.
+    pub fn code(&self) -> Option<&str> {
+        self.code.0.as_deref()
+    }
+
     /// `403` unless the caller is an admin of the tenant (with 2FA).
     pub async fn admin(&self, state: &AppState, tenant_id: &TenantId) -> Result<(), ApiError> {
         services::auth::require_admin(state, &self.claims, tenant_id).await
@@ -190,7 +199,7 @@ impl AdminCall {
 
     /// Step-up with the header's code (`403 step_up_required` without a recent one).
     pub async fn step_up(&self, state: &AppState) -> Result<(), ApiError> {
-        step_up::require(state, &self.claims, self.code.0.as_deref(), &self.meta).await
+        step_up::require(state, &self.claims, self.code(), &self.meta).await
     }
 
     /// The path's user once the caller is the tenant's admin, then step-up: the gate of every
@@ -198,10 +207,9 @@ impl AdminCall {
     pub async fn user_with_step_up(
         &self,
         state: &AppState,
-        tenant_id: &str,
-        user_id: &str,
+        path: &UserIds,
     ) -> Result<(TenantId, UserId), ApiError> {
-        let ids = self.allowed_user(state, tenant_id, user_id).await?;
+        let ids = self.allowed_user(state, path).await?;
         self.step_up(state).await?;
         Ok(ids)
     }
@@ -268,9 +276,9 @@ pub(crate) trait TenantGate {
     async fn allowed_tenant(
         &self,
         state: &AppState,
-        tenant_id: &str,
+        path: &TenantIds,
     ) -> Result<TenantId, ApiError> {
-        let tenant_id = path_id::tenant(tenant_id)?;
+        let tenant_id = path_id::tenant(&path.tenant_id)?;
         self.allow(state, &tenant_id).await?;
         Ok(tenant_id)
     }
@@ -279,10 +287,9 @@ pub(crate) trait TenantGate {
     async fn allowed_user(
         &self,
         state: &AppState,
-        tenant_id: &str,
-        user_id: &str,
+        path: &UserIds,
     ) -> Result<(TenantId, UserId), ApiError> {
-        let (tenant_id, user_id) = path_id::tenant_user(tenant_id, user_id)?;
+        let (tenant_id, user_id) = path_id::tenant_user(&path.tenant_id, &path.user_id)?;
         self.allow(state, &tenant_id).await?;
         Ok((tenant_id, user_id))
     }
@@ -292,11 +299,11 @@ pub(crate) trait TenantGate {
     async fn allowed_webhook(
         &self,
         state: &AppState,
-        tenant_id: &str,
-        webhook_id: &str,
+        path: &WebhookIds,
     ) -> Result<(TenantId, WebhookId), ApiError> {
-        let tenant_id = self.allowed_tenant(state, tenant_id).await?;
-        Ok((tenant_id, path_id::webhook(webhook_id)?))
+        let tenant_id = path_id::tenant(&path.tenant_id)?;
+        self.allow(state, &tenant_id).await?;
+        Ok((tenant_id, path_id::webhook(&path.webhook_id)?))
     }
 }
 
@@ -308,7 +315,7 @@ impl TenantGate for AdminOrService {
 }
 
 /// A change: an admin of the tenant (step-up is asked separately).
-impl TenantGate for AdminCall {
+impl TenantGate for StepUpCall {
     async fn allow(&self, state: &AppState, tenant_id: &TenantId) -> Result<(), ApiError> {
         self.admin(state, tenant_id).await
     }

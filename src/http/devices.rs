@@ -1,14 +1,12 @@
 //! Handlers of remembered devices (docs/API.md §12) and the tenant's 2FA summary (§13).
 
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 
 use super::auth::{AdminCall, AdminOrService, TenantGate, UserAuth};
-use super::extract::{path_id, ClientMeta};
-use super::problems::{
-    AdminForbidden, NoSuchTenant, NoSuchUser, StepUpCodeRefused, StepUpForbidden, StepUpHeader,
-    TooManyAttempts,
-};
-use super::reply::{Data, Reply};
+use super::extract::path_id::{self, TenantPath, UserPath};
+use super::extract::ClientMeta;
+use super::problems::{AdminForbidden, AdminStepUpRefused, NoSuchTenant, NoSuchUser, StepUpHeader};
+use super::reply::{no_content, ok, Data, Reply};
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::Problem;
 use crate::services::devices::{self, DeviceList};
@@ -21,8 +19,7 @@ use crate::services::grace::{self, MfaSummary};
         (status = 200, description = "Live remembered devices", body = DeviceList),
     ))]
 pub async fn list_mine(state: Data, user: UserAuth) -> Reply {
-    let out = devices::list(&state, &user.0.tid, &user.0.sub).await?;
-    Ok(HttpResponse::Ok().json(out))
+    ok(devices::list(&state, &user.0.tid, &user.0.sub).await?)
 }
 
 /// Forget one remembered browser (no step-up: it only reduces trust).
@@ -41,7 +38,7 @@ pub async fn revoke_mine(
 ) -> Reply {
     let id = path_id::uuid(&path)?;
     devices::revoke_mine(&state, &user.0, Some(id), &meta).await?;
-    Ok(HttpResponse::NoContent().finish())
+    no_content()
 }
 
 /// Forget every remembered browser of the signed-in user (no step-up).
@@ -52,7 +49,7 @@ pub async fn revoke_mine(
     ))]
 pub async fn revoke_all_mine(state: Data, user: UserAuth, meta: ClientMeta) -> Reply {
     devices::revoke_mine(&state, &user.0, None, &meta).await?;
-    Ok(HttpResponse::NoContent().finish())
+    no_content()
 }
 
 /// A user's live remembered devices (an admin, or a service key scoped to the tenant).
@@ -64,14 +61,10 @@ pub async fn revoke_all_mine(state: Data, user: UserAuth, meta: ClientMeta) -> R
         AdminForbidden,
         NoSuchUser,
     ))]
-pub async fn list_for_user(
-    state: Data,
-    caller: AdminOrService,
-    path: web::Path<(String, String)>,
-) -> Reply {
-    let (tenant_id, user_id) = caller.allowed_user(&state, &path.0, &path.1).await?;
+pub async fn list_for_user(state: Data, caller: AdminOrService, path: UserPath) -> Reply {
+    let (tenant_id, user_id) = caller.allowed_user(&state, &path).await?;
     devices::require_user(&state, &tenant_id, &user_id).await?;
-    Ok(HttpResponse::Ok().json(devices::list(&state, &tenant_id, &user_id).await?))
+    ok(devices::list(&state, &tenant_id, &user_id).await?)
 }
 
 /// Revoke every remembered browser of a user (admin, step-up).
@@ -81,19 +74,13 @@ pub async fn list_for_user(
         StepUpHeader),
     responses(
         (status = 204, description = "All revoked (also when there were none)"),
-        StepUpCodeRefused,
-        StepUpForbidden,
+        AdminStepUpRefused,
         NoSuchUser,
-        TooManyAttempts,
     ))]
-pub async fn revoke_for_user(
-    state: Data,
-    caller: AdminCall,
-    path: web::Path<(String, String)>,
-) -> Reply {
-    let (tenant_id, user_id) = caller.user_with_step_up(&state, &path.0, &path.1).await?;
+pub async fn revoke_for_user(state: Data, caller: AdminCall, path: UserPath) -> Reply {
+    let (tenant_id, user_id) = caller.user_with_step_up(&state, &path).await?;
     devices::revoke_by_admin(&state, caller.on(&tenant_id, &user_id)).await?;
-    Ok(HttpResponse::NoContent().finish())
+    no_content()
 }
 
 /// How far the tenant is with 2FA: one call for an admin dashboard.
@@ -109,7 +96,7 @@ pub async fn revoke_for_user(
         AdminForbidden,
         NoSuchTenant,
     ))]
-pub async fn summary(state: Data, caller: AdminOrService, path: web::Path<String>) -> Reply {
+pub async fn summary(state: Data, caller: AdminOrService, path: TenantPath) -> Reply {
     let tenant_id = caller.allowed_tenant(&state, &path).await?;
-    Ok(HttpResponse::Ok().json(grace::summary(&state, &tenant_id).await?))
+    ok(grace::summary(&state, &tenant_id).await?)
 }

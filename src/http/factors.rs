@@ -1,15 +1,16 @@
 //! Handlers of the user's authenticators (docs/API.md §10, §11): `/v1/me/factors…` and the
 //! admin's `/v1/tenants/{tenant_id}/users/{user_id}/factors…`.
 
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 
-use super::auth::{AdminCall, AdminOrService, StepUpCode, TenantGate, UserAuth};
+use super::auth::{AdminCall, AdminOrService, StepUpCall, TenantGate, UserAuth};
+use super::extract::path_id::{FactorPath, UserPath};
 use super::extract::{ClientMeta, JsonBody};
 use super::problems::{
-    AdminForbidden, InvalidRequest, NoSuchUser, NotFound, ResyncRefused, StepUpCodeRefused,
-    StepUpForbidden, StepUpHeader, StepUpRequired, TooManyAttempts,
+    AdminForbidden, AdminStepUpRefused, InvalidRequest, NoSuchUser, NotFound, OwnStepUp,
+    ResyncRefused, StepUpHeader, StepUpRequired, TooManyAttempts,
 };
-use super::reply::{Data, Reply};
+use super::reply::{created, no_content, ok, Data, Reply};
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
 use crate::services::factors::{
@@ -32,7 +33,7 @@ pub async fn list(state: Data, user: UserAuth) -> Reply {
             ApiError::NotFound => ApiError::Unauthenticated,
             e => e,
         })?;
-    Ok(HttpResponse::Ok().json(list))
+    ok(list)
 }
 
 /// Add an authenticator app (a second phone, a password manager…).
@@ -51,17 +52,11 @@ pub async fn list(state: Data, user: UserAuth) -> Reply {
         (status = 409, description = "`factor_type_not_allowed`, `webauthn_unavailable` (no RP ID on this surface), `factor_limit`: as many active factors as the tenant allows; `name_taken`: a name the user already uses (ignoring case)", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
     ))]
-pub async fn add(
-    state: Data,
-    user: UserAuth,
-    code: StepUpCode,
-    meta: ClientMeta,
-    body: JsonBody<Option<NewFactorRequest>>,
-) -> Reply {
+pub async fn add(state: Data, call: StepUpCall, body: JsonBody<Option<NewFactorRequest>>) -> Reply {
     let req = body.0.unwrap_or_default();
-    let m = factors::add(&state, &user.0, req, code.0.as_deref(), &meta).await?;
+    let m = factors::add(&state, &call.claims, req, call.code(), &call.meta).await?;
     // `Created` either way: the material of an app, or a passkey's creation options.
-    Ok(HttpResponse::Created().json(m))
+    created(m)
 }
 
 /// Confirm a pending factor with its first code; returns a fresh token.
@@ -86,8 +81,7 @@ pub async fn confirm(
     path: web::Path<String>,
     body: JsonBody<ConfirmFactorRequest>,
 ) -> Reply {
-    let done = factors::confirm(&state, &user.0, &path, &body.0, &meta).await?;
-    Ok(HttpResponse::Ok().json(done))
+    ok(factors::confirm(&state, &user.0, &path, &body.0, &meta).await?)
 }
 
 /// Rename a factor (no step-up).
@@ -108,8 +102,7 @@ pub async fn rename(
     path: web::Path<String>,
     body: JsonBody<RenameRequest>,
 ) -> Reply {
-    let f = factors::rename(&state, &user.0, &path, body.0.name, &meta).await?;
-    Ok(HttpResponse::Ok().json(f))
+    ok(factors::rename(&state, &user.0, &path, body.0.name, &meta).await?)
 }
 
 /// Remove one factor: step-up for an active one, none to cancel a pending one.
@@ -122,21 +115,13 @@ pub async fn rename(
         StepUpHeader),
     responses(
         (status = 204, description = "Removed"),
-        StepUpCodeRefused,
-        StepUpRequired,
+        OwnStepUp,
         NotFound,
         (status = 409, description = "`mfa_enforced`: the last factor, and the tenant requires 2FA of this user", body = Problem, content_type = "application/problem+json"),
-        TooManyAttempts,
     ))]
-pub async fn remove(
-    state: Data,
-    user: UserAuth,
-    code: StepUpCode,
-    meta: ClientMeta,
-    path: web::Path<String>,
-) -> Reply {
-    factors::remove(&state, &user.0, &path, code.0.as_deref(), &meta).await?;
-    Ok(HttpResponse::NoContent().finish())
+pub async fn remove(state: Data, call: StepUpCall, path: web::Path<String>) -> Reply {
+    factors::remove(&state, &call.claims, &path, call.code(), &call.meta).await?;
+    no_content()
 }
 
 /// Resynchronise a factor whose phone clock drifted, with two consecutive codes (§11).
@@ -160,8 +145,7 @@ pub async fn resync(
     path: web::Path<String>,
     body: JsonBody<ResyncRequest>,
 ) -> Reply {
-    let f = resync::for_me(&state, &user.0, &path, &body.0, &meta).await?;
-    Ok(HttpResponse::Ok().json(f))
+    ok(resync::for_me(&state, &user.0, &path, &body.0, &meta).await?)
 }
 
 /// A user's authenticators (an admin of the tenant, or a service key scoped to it).
@@ -173,13 +157,9 @@ pub async fn resync(
         AdminForbidden,
         NoSuchUser,
     ))]
-pub async fn admin_list(
-    state: Data,
-    caller: AdminOrService,
-    path: web::Path<(String, String)>,
-) -> Reply {
-    let (tenant_id, user_id) = caller.allowed_user(&state, &path.0, &path.1).await?;
-    Ok(HttpResponse::Ok().json(factors::list(&state, &tenant_id, &user_id).await?))
+pub async fn admin_list(state: Data, caller: AdminOrService, path: UserPath) -> Reply {
+    let (tenant_id, user_id) = caller.allowed_user(&state, &path).await?;
+    ok(factors::list(&state, &tenant_id, &user_id).await?)
 }
 
 /// Remove one of a user's factors (step-up). An admin may remove the last one: the user
@@ -190,17 +170,17 @@ pub async fn admin_list(
         StepUpHeader),
     responses(
         (status = 204, description = "Removed"),
-        StepUpCodeRefused,
-        StepUpForbidden,
+        AdminStepUpRefused,
         (status = 404, description = "`not_found`: no such user or factor", body = Problem, content_type = "application/problem+json"),
-        TooManyAttempts,
     ))]
 pub async fn admin_remove(
     state: Data,
     caller: AdminCall,
-    path: web::Path<(String, String, String)>,
+    path: UserPath,
+    factor: FactorPath,
 ) -> Reply {
-    let (tenant_id, user_id) = caller.user_with_step_up(&state, &path.0, &path.1).await?;
-    factors::admin_remove(&state, caller.on(&tenant_id, &user_id), &path.2).await?;
-    Ok(HttpResponse::NoContent().finish())
+    let (tenant_id, user_id) = caller.user_with_step_up(&state, &path).await?;
+    let on = caller.on(&tenant_id, &user_id);
+    factors::admin_remove(&state, on, &factor.factor_id).await?;
+    no_content()
 }

@@ -1,7 +1,7 @@
 //! Handlers of the sign-in resource (docs/API.md §3). Thin: extract, call the service, answer.
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, HttpResponse};
+use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 use serde::de::DeserializeOwned;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
@@ -13,7 +13,7 @@ use super::problems::{
     InvalidRequest, KeyOutOfScope, Locked, NeedsEnrollment, NotFound, ResyncRefused,
     TooManyAttempts,
 };
-use super::reply::{Data, Reply};
+use super::reply::{created, ok, Data, Reply};
 use crate::domain::ids::LoginId;
 use crate::error::{ApiError, Problem};
 use crate::services::devices::RememberRequest;
@@ -148,8 +148,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for SignInStep<T> {
     ))]
 pub async fn start(state: Data, key: ServiceAuth, meta: ClientMeta, body: RawJson) -> Reply {
     let body: StartLogin = body.parse()?;
-    let out = logins::start(&state, &key.0, body, &meta).await?;
-    Ok(HttpResponse::Created().json(out))
+    created(logins::start(&state, &key.0, body, &meta).await?)
 }
 
 /// The state of a sign-in in progress.
@@ -163,7 +162,7 @@ pub async fn start(state: Data, key: ServiceAuth, meta: ClientMeta, body: RawJso
     ))]
 pub async fn get(state: Data, at: SignInLogin) -> Reply {
     let SignInLogin { token, login_id } = at;
-    Ok(HttpResponse::Ok().json(logins::get(&state, &token.0, login_id).await?))
+    ok(logins::get(&state, &token.0, login_id).await?)
 }
 
 /// Start setting up an authenticator app ("Set Up Authentication").
@@ -184,8 +183,7 @@ pub async fn get(state: Data, at: SignInLogin) -> Reply {
     ))]
 pub async fn start_enrollment(state: Data, step: SignInStep<Option<NewFactorRequest>>) -> Reply {
     let name = step.body.as_ref().and_then(|b| b.name.clone());
-    let out = logins::start_enrollment(&state, step.mfa(), step.login_id, name, &step.meta);
-    Ok(HttpResponse::Created().json(out.await?))
+    created(logins::start_enrollment(&state, step.mfa(), step.login_id, name, &step.meta).await?)
 }
 
 /// Confirm the authenticator app with its first code and finish the sign-in.
@@ -206,8 +204,7 @@ pub async fn start_enrollment(state: Data, step: SignInStep<Option<NewFactorRequ
 pub async fn confirm_enrollment(state: Data, step: SignInStep<SignInCodeRequest>) -> Reply {
     let (code, remember) = step.code()?;
     let (mfa, meta) = (step.mfa(), &step.meta);
-    let out = logins::confirm_enrollment(&state, mfa, step.login_id, code, &remember, meta);
-    Ok(HttpResponse::Ok().json(out.await?))
+    ok(logins::confirm_enrollment(&state, mfa, step.login_id, code, &remember, meta).await?)
 }
 
 /// Finish the sign-in with a code from the authenticator app.
@@ -225,15 +222,15 @@ pub async fn confirm_enrollment(state: Data, step: SignInStep<SignInCodeRequest>
     ))]
 pub async fn verify(state: Data, step: SignInStep<SignInCodeRequest>) -> Reply {
     let (code, remember) = step.code()?;
-    let out = logins::verify(
+    ok(logins::verify(
         &state,
         step.mfa(),
         step.login_id,
         code,
         &remember,
         &step.meta,
-    );
-    Ok(HttpResponse::Ok().json(out.await?))
+    )
+    .await?)
 }
 
 /// Finish the sign-in with a recovery code (lost phone). The code is used up.
@@ -250,8 +247,7 @@ pub async fn verify(state: Data, step: SignInStep<SignInCodeRequest>) -> Reply {
     ))]
 pub async fn recover(state: Data, step: SignInStep<RecoverRequest>) -> Reply {
     let code = &step.body.recovery_code;
-    let out = logins::recover(&state, step.mfa(), step.login_id, code, &step.meta);
-    Ok(HttpResponse::Ok().json(out.await?))
+    ok(logins::recover(&state, step.mfa(), step.login_id, code, &step.meta).await?)
 }
 
 /// "Set up later (N days left)": postpone enrollment inside the user's grace (§13).
@@ -269,8 +265,7 @@ pub async fn recover(state: Data, step: SignInStep<RecoverRequest>) -> Reply {
         (status = 409, description = "`invalid_state`: not `enrollment_required`, or the grace is over (the user must enroll)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn skip_enrollment(state: Data, step: SignInStep<serde_json::Value>) -> Reply {
-    let out = logins::skip_enrollment(&state, step.mfa(), step.login_id, &step.meta);
-    Ok(HttpResponse::Ok().json(out.await?))
+    ok(logins::skip_enrollment(&state, step.mfa(), step.login_id, &step.meta).await?)
 }
 
 /// Finish the sign-in with two consecutive codes when the phone's clock drifted (§11).
@@ -290,6 +285,5 @@ pub async fn skip_enrollment(state: Data, step: SignInStep<serde_json::Value>) -
         Locked,
     ))]
 pub async fn resync(state: Data, step: SignInStep<ResyncRequest>) -> Reply {
-    let out = logins::resync(&state, step.mfa(), step.login_id, &step.body, &step.meta);
-    Ok(HttpResponse::Ok().json(out.await?))
+    ok(logins::resync(&state, step.mfa(), step.login_id, &step.body, &step.meta).await?)
 }

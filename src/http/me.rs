@@ -1,11 +1,9 @@
 //! Handlers of the signed-in user's resource (docs/API.md §4).
 
-use actix_web::HttpResponse;
-
-use super::auth::{StepUpCode, UserAuth};
+use super::auth::{StepUpCall, UserAuth};
 use super::extract::{ClientMeta, JsonBody};
-use super::problems::{StepUpCodeRefused, StepUpHeader, StepUpRequired, TooManyAttempts};
-use super::reply::{Data, Reply};
+use super::problems::{OwnStepUp, StepUpCodeRefused, StepUpHeader, TooManyAttempts};
+use super::reply::{created, no_content, ok, Data, Reply};
 use crate::error::Problem;
 use crate::services::assertion::WebauthnChallenge;
 use crate::services::enrollment::EnrollmentMaterial;
@@ -21,7 +19,7 @@ use crate::services::reauth::{self, ReauthRequest, Reauthenticated};
         (status = 200, description = "The user", body = MeView),
     ))]
 pub async fn show(state: Data, user: UserAuth) -> Reply {
-    Ok(HttpResponse::Ok().json(me::show(&state, &user.0).await?))
+    ok(me::show(&state, &user.0).await?)
 }
 
 /// Set up an authenticator app voluntarily, or replace it.
@@ -44,14 +42,11 @@ pub async fn show(state: Data, user: UserAuth) -> Reply {
     ))]
 pub async fn start_enrollment(
     state: Data,
-    user: UserAuth,
-    code: StepUpCode,
-    meta: ClientMeta,
+    call: StepUpCall,
     body: JsonBody<Option<NewFactorRequest>>,
 ) -> Reply {
     let name = body.0.and_then(|b| b.name);
-    Ok(HttpResponse::Created()
-        .json(me::start_enrollment(&state, &user.0, name, code.0.as_deref(), &meta).await?))
+    created(me::start_enrollment(&state, &call.claims, name, call.code(), &call.meta).await?)
 }
 
 /// Confirm the new authenticator app; returns a token whose `amr` holds `otp`.
@@ -70,10 +65,7 @@ pub async fn confirm_enrollment(
     meta: ClientMeta,
     body: JsonBody<CodeRequest>,
 ) -> Reply {
-    Ok(
-        HttpResponse::Ok()
-            .json(me::confirm_enrollment(&state, &user.0, &body.0.code, &meta).await?),
-    )
+    ok(me::confirm_enrollment(&state, &user.0, &body.0.code, &meta).await?)
 }
 
 /// Remove every authenticator app of the user (step-up), and the recovery codes.
@@ -82,20 +74,13 @@ pub async fn confirm_enrollment(
     params(StepUpHeader),
     responses(
         (status = 204, description = "Removed"),
-        StepUpCodeRefused,
-        StepUpRequired,
+        OwnStepUp,
         (status = 404, description = "`not_found`: no authenticator app", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`mfa_enforced`: the tenant requires it for this user", body = Problem, content_type = "application/problem+json"),
-        TooManyAttempts,
     ))]
-pub async fn remove_factor(
-    state: Data,
-    user: UserAuth,
-    code: StepUpCode,
-    meta: ClientMeta,
-) -> Reply {
-    me::remove_factor(&state, &user.0, code.0.as_deref(), &meta).await?;
-    Ok(HttpResponse::NoContent().finish())
+pub async fn remove_factor(state: Data, call: StepUpCall) -> Reply {
+    me::remove_factor(&state, &call.claims, call.code(), &call.meta).await?;
+    no_content()
 }
 
 /// New recovery codes (step-up); the old ones stop working.
@@ -104,20 +89,15 @@ pub async fn remove_factor(
     params(StepUpHeader),
     responses(
         (status = 200, description = "The new codes, shown once", body = RecoveryCodes),
-        StepUpCodeRefused,
-        StepUpRequired,
+        OwnStepUp,
         (status = 409, description = "`invalid_state`: no authenticator app", body = Problem, content_type = "application/problem+json"),
-        TooManyAttempts,
     ))]
 pub async fn regenerate_codes(
     state: Data,
-    user: UserAuth,
-    code: StepUpCode,
-    meta: ClientMeta,
+    call: StepUpCall,
     _body: JsonBody<serde_json::Value>,
 ) -> Reply {
-    Ok(HttpResponse::Ok()
-        .json(me::regenerate_codes(&state, &user.0, code.0.as_deref(), &meta).await?))
+    ok(me::regenerate_codes(&state, &call.claims, call.code(), &call.meta).await?)
 }
 
 /// Prove a factor again and get a fresh access token (§17).
@@ -151,7 +131,7 @@ pub async fn reauthenticate(
     body: JsonBody<ReauthRequest>,
 ) -> Reply {
     let done: Reauthenticated = reauth::reauthenticate(&state, &user.0, &body.0, &meta).await?;
-    Ok(HttpResponse::Ok().json(done))
+    ok(done)
 }
 
 /// Get a WebAuthn challenge to re-authenticate with a passkey (§17).
@@ -169,5 +149,5 @@ pub async fn reauthenticate(
         (status = 409, description = "`invalid_state`: the user has no passkey or security key of this surface's RP ID; `webauthn_unavailable`: no RP ID on this surface", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn reauthenticate_challenge(state: Data, user: UserAuth) -> Reply {
-    Ok(HttpResponse::Ok().json(reauth::webauthn_challenge(&state, &user.0).await?))
+    ok(reauth::webauthn_challenge(&state, &user.0).await?)
 }

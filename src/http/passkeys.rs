@@ -1,11 +1,9 @@
 //! Handlers of passkeys and security keys at sign-in (docs/API.md §16): the challenge and the
 //! assertion. Thin: extract, call the service, answer.
 
-use actix_web::HttpResponse;
-
 use super::logins::{SignInLogin, SignInStep};
 use super::problems::{InvalidRequest, Locked, NotFound, TooManyAttempts};
-use super::reply::{Data, Reply};
+use super::reply::{created, ok, Data, Reply};
 use crate::error::{ApiError, Problem};
 use crate::services::devices::RememberRequest;
 use crate::services::logins::{
@@ -38,7 +36,7 @@ impl SignInStep<WebauthnSignInRequest> {
     ))]
 pub async fn challenge(state: Data, at: SignInLogin) -> Reply {
     let SignInLogin { token, login_id } = at;
-    Ok(HttpResponse::Ok().json(logins::webauthn_challenge(&state, &token.0, login_id).await?))
+    ok(logins::webauthn_challenge(&state, &token.0, login_id).await?)
 }
 
 /// Finish the sign-in with a passkey or security key.
@@ -59,15 +57,15 @@ pub async fn challenge(state: Data, at: SignInLogin) -> Reply {
     ))]
 pub async fn sign_in(state: Data, step: SignInStep<WebauthnSignInRequest>) -> Reply {
     let (credential, remember) = step.credential()?;
-    let out = logins::webauthn(
+    ok(logins::webauthn(
         &state,
         step.mfa(),
         step.login_id,
         credential,
         &remember,
         &step.meta,
-    );
-    Ok(HttpResponse::Ok().json(out.await?))
+    )
+    .await?)
 }
 
 /// "Setup MFA" with a passkey or security key instead of an app.
@@ -91,8 +89,7 @@ pub async fn start_enrollment(
 ) -> Reply {
     let name = step.body.as_ref().and_then(|b| b.name.clone());
     let (mfa, meta) = (step.mfa(), &step.meta);
-    let out = logins::start_webauthn_enrollment(&state, mfa, step.login_id, name, meta);
-    Ok(HttpResponse::Created().json(out.await?))
+    created(logins::start_webauthn_enrollment(&state, mfa, step.login_id, name, meta).await?)
 }
 
 /// Confirm the passkey registered at sign-in; signs in.
@@ -113,13 +110,15 @@ pub async fn start_enrollment(
 pub async fn confirm_enrollment(state: Data, step: SignInStep<WebauthnSignInRequest>) -> Reply {
     let (credential, remember) = step.credential()?;
     let (mfa, meta) = (step.mfa(), &step.meta);
-    let out = logins::confirm_webauthn_enrollment(
-        &state,
-        mfa,
-        step.login_id,
-        credential,
-        &remember,
-        meta,
-    );
-    Ok(HttpResponse::Ok().json(out.await?))
+    ok(
+        logins::confirm_webauthn_enrollment(
+            &state,
+            mfa,
+            step.login_id,
+            credential,
+            &remember,
+            meta,
+        )
+        .await?,
+    )
 }

@@ -74,17 +74,6 @@ problem_set!(
     AdminForbidden = [("403", "`forbidden` or `mfa_required_for_admin`")]
 );
 problem_set!(
-    /// The refusals of an admin call that needs step-up (`X-MFA-Code`), on a resource that
-    /// may not exist.
-    AdminStepUp = [
-        ("400", "`invalid_request`, `invalid_code` or `code_reused` (step-up code)"),
-        ("403", "`forbidden`, `mfa_required_for_admin` or `step_up_required`"),
-        ("404", "`not_found`"),
-        ("429", "`too_many_attempts`; see `Retry-After`", retry),
-    ]
-);
-
-problem_set!(
     /// `400` of a refused step-up code in `X-MFA-Code`.
     StepUpCodeRefused = [("400", "`invalid_request`, `invalid_code` or `code_reused` (step-up code)")]
 );
@@ -137,27 +126,76 @@ problem_set!(
     Locked = [("429", "`too_many_attempts`: locked out or per-IP limit; see `Retry-After`", retry)]
 );
 
-/// The optional `X-MFA-Code` header of a call that needs step-up.
-pub struct StepUpHeader;
+/// Several of the sets above, as one: the refusals that many calls share.
+macro_rules! problem_union {
+    ($(#[$m:meta])* $name:ident = [$($part:ident),+ $(,)?]) => {
+        $(#[$m])*
+        pub struct $name;
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                let mut all = BTreeMap::new();
+                $(all.extend(<$part as utoipa::IntoResponses>::responses());)+
+                all
+            }
+        }
+    };
+}
+
+problem_union!(
+    /// The refusals of a user's own call that needs step-up (`X-MFA-Code`): the code, no
+    /// recent 2FA, the lockout.
+    OwnStepUp = [StepUpCodeRefused, StepUpRequired, TooManyAttempts]
+);
+problem_union!(
+    /// The refusals of an admin call that needs step-up: the code, the caller's rights or no
+    /// recent 2FA, the lockout.
+    AdminStepUpRefused = [StepUpCodeRefused, StepUpForbidden, TooManyAttempts]
+);
+problem_union!(
+    /// The same on a resource that may not exist.
+    AdminStepUp = [StepUpCodeRefused, StepUpForbidden, NotFound, TooManyAttempts]
+);
 
 /// What `StepUpCode` accepts: six digits, or a recovery code (ten Crockford base32
 /// characters with optional spaces and hyphens).
 pub const CODE_PATTERN: &str = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$";
 
-impl utoipa::IntoParams for StepUpHeader {
-    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        let schema = ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some(CODE_PATTERN));
-        vec![ParameterBuilder::new()
-            .name("X-MFA-Code")
-            .parameter_in(ParameterIn::Header)
-            .required(Required::False)
-            .description(Some(
-                "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford \
-                 base32 characters; case, spaces and hyphens do not matter)",
-            ))
-            .schema(Some(schema))
-            .build()]
-    }
+/// The optional `X-MFA-Code` header, in these words.
+fn step_up_header(description: &str) -> Parameter {
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(CODE_PATTERN));
+    ParameterBuilder::new()
+        .name("X-MFA-Code")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
 }
+
+macro_rules! step_up_header {
+    ($(#[$m:meta])* $name:ident = $desc:literal) => {
+        $(#[$m])*
+        pub struct $name;
+        impl utoipa::IntoParams for $name {
+            fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+                vec![step_up_header($desc)]
+            }
+        }
+    };
+}
+
+step_up_header!(
+    /// The optional `X-MFA-Code` header of a call that needs step-up.
+    StepUpHeader = "Step-up: a current TOTP code (six digits) or a recovery code (ten Crockford \
+                    base32 characters; case, spaces and hyphens do not matter)"
+);
+step_up_header!(
+    /// The same header in fewer words (the webhook calls that always need step-up).
+    StepUpHeaderBrief = "Step-up: a current TOTP code (six digits) or a recovery code"
+);
+step_up_header!(
+    /// The same header on a webhook's change, which needs step-up only for a new `url`.
+    StepUpHeaderOnUrl = "Step-up when `url` changes: a current TOTP code (six digits) or a recovery code"
+);

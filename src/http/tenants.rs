@@ -1,15 +1,16 @@
 //! Handlers of tenant administration (docs/API.md §5).
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 
 use super::auth::{AdminCall, AdminOrService, ServiceAuth, TenantGate};
+use super::extract::path_id::{TenantPath, UserPath};
 use super::extract::{path_id, ClientMeta, Query, RawJson};
 use super::problems::{
-    AdminForbidden, KeyOutOfScope, NoSuchTenant, NoSuchUser, NotATenantId, NotFound,
-    RequestOrCodeRefused, StepUpCodeRefused, StepUpForbidden, StepUpHeader, TooManyAttempts,
+    AdminForbidden, AdminStepUpRefused, KeyOutOfScope, NoSuchTenant, NoSuchUser, NotATenantId,
+    NotFound, RequestOrCodeRefused, StepUpForbidden, StepUpHeader, TooManyAttempts,
 };
-use super::reply::{Data, Reply};
+use super::reply::{no_content, ok, Data, Reply};
 use crate::domain::ids::{TenantId, UserId};
 use crate::error::{ApiError, Problem};
 use crate::services::admin::{self, AuditPage, AuditQuery, UserListQuery, UserPage};
@@ -25,7 +26,7 @@ use crate::services::OnUser;
         AdminForbidden,
         NoSuchTenant,
     ))]
-pub async fn get_policy(state: Data, caller: AdminOrService, path: web::Path<String>) -> Reply {
+pub async fn get_policy(state: Data, caller: AdminOrService, path: TenantPath) -> Reply {
     let tenant_id = caller.allowed_tenant(&state, &path).await?;
     let p = policy::get(&state, &tenant_id).await?;
     Ok(HttpResponse::Ok()
@@ -53,7 +54,7 @@ pub async fn put_policy(
     state: Data,
     caller: AdminCall,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: TenantPath,
     body: RawJson,
 ) -> Reply {
     // Who may call comes first; then the request's form; the step-up code last, so that a
@@ -98,11 +99,11 @@ pub async fn put_policy(
 pub async fn list_users(
     state: Data,
     caller: AdminOrService,
-    path: web::Path<String>,
+    path: TenantPath,
     q: Query<UserListQuery>,
 ) -> Reply {
     let tenant_id = caller.allowed_tenant(&state, &path).await?;
-    Ok(HttpResponse::Ok().json(admin::list_users(&state, &tenant_id, q.0).await?))
+    ok(admin::list_users(&state, &tenant_id, q.0).await?)
 }
 
 /// Remove a user's authenticator app (lost phone); they enroll again at next sign-in.
@@ -112,19 +113,13 @@ pub async fn list_users(
         StepUpHeader),
     responses(
         (status = 204, description = "Removed"),
-        StepUpCodeRefused,
-        StepUpForbidden,
+        AdminStepUpRefused,
         (status = 404, description = "`not_found`: no such user, or no authenticator app", body = Problem, content_type = "application/problem+json"),
-        TooManyAttempts,
     ))]
-pub async fn reset_factor(
-    state: Data,
-    caller: AdminCall,
-    path: web::Path<(String, String)>,
-) -> Reply {
-    let (tenant_id, user_id) = caller.user_with_step_up(&state, &path.0, &path.1).await?;
+pub async fn reset_factor(state: Data, caller: AdminCall, path: UserPath) -> Reply {
+    let (tenant_id, user_id) = caller.user_with_step_up(&state, &path).await?;
     admin::reset_factor(&state, caller.on(&tenant_id, &user_id)).await?;
-    Ok(HttpResponse::NoContent().finish())
+    no_content()
 }
 
 /// End a user's lockout.
@@ -134,23 +129,16 @@ pub async fn reset_factor(
         StepUpHeader),
     responses(
         (status = 204, description = "Unlocked (also when the user was not locked)"),
-        StepUpCodeRefused,
-        StepUpForbidden,
+        AdminStepUpRefused,
         NoSuchUser,
-        TooManyAttempts,
     ))]
-pub async fn unlock(
-    state: Data,
-    caller: AdminCall,
-    path: web::Path<(String, String)>,
-    body: RawJson,
-) -> Reply {
+pub async fn unlock(state: Data, caller: AdminCall, path: UserPath, body: RawJson) -> Reply {
     // Any JSON body is ignored, but a malformed one is judged only after the caller's rights.
-    let (tenant_id, user_id) = caller.allowed_user(&state, &path.0, &path.1).await?;
+    let (tenant_id, user_id) = caller.allowed_user(&state, &path).await?;
     body.parse::<serde_json::Value>()?;
     caller.step_up(&state).await?;
     admin::unlock(&state, caller.on(&tenant_id, &user_id)).await?;
-    Ok(HttpResponse::NoContent().finish())
+    no_content()
 }
 
 /// Offboard a user: their factor, recovery codes and open sign-ins are erased; the audit
@@ -164,13 +152,8 @@ pub async fn unlock(
         KeyOutOfScope,
         NoSuchUser,
     ))]
-pub async fn delete_user(
-    state: Data,
-    key: ServiceAuth,
-    meta: ClientMeta,
-    path: web::Path<(String, String)>,
-) -> Reply {
-    let (tenant_id, user_id) = path_id::tenant_user(&path.0, &path.1)?;
+pub async fn delete_user(state: Data, key: ServiceAuth, meta: ClientMeta, path: UserPath) -> Reply {
+    let (tenant_id, user_id) = path_id::tenant_user(&path.tenant_id, &path.user_id)?;
     key.0.require(tenant_id.as_str())?;
     let actor = format!("service_key:{}", key.0.key_id);
     let (tenant_id, user_id, actor, meta) = (&tenant_id, &user_id, &actor, &meta);
@@ -181,7 +164,7 @@ pub async fn delete_user(
         meta,
     };
     admin::delete_user(&state, on).await?;
-    Ok(HttpResponse::NoContent().finish())
+    no_content()
 }
 
 /// The tenant's audit trail, newest first.
@@ -197,9 +180,9 @@ pub async fn delete_user(
 pub async fn list_events(
     state: Data,
     caller: AdminOrService,
-    path: web::Path<String>,
+    path: TenantPath,
     q: Query<AuditQuery>,
 ) -> Reply {
     let tenant_id = caller.allowed_tenant(&state, &path).await?;
-    Ok(HttpResponse::Ok().json(admin::list_events(&state, &tenant_id, q.0).await?))
+    ok(admin::list_events(&state, &tenant_id, q.0).await?)
 }

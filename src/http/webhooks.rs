@@ -2,15 +2,16 @@
 //! changes them, with step-up for create, delete, secret rotation and a new URL; a scoped
 //! service key may read webhooks (never a secret) and deliveries.
 
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 
 use super::auth::{AdminCall, AdminOrService, TenantGate, UserAuth};
-use super::extract::{path_id, Query, RawJson};
+use super::extract::path_id::{self, DeliveryPath, TenantPath, WebhookPath};
+use super::extract::{Query, RawJson};
 use super::problems::{
     AdminForbidden, AdminStepUp, BodyNotJson, NotFound, RequestOrCodeRefused, StepUpForbidden,
-    StepUpHeader, TooManyAttempts,
+    StepUpHeader, StepUpHeaderBrief, StepUpHeaderOnUrl, TooManyAttempts,
 };
-use super::reply::{Data, Reply};
+use super::reply::{created, no_content, ok, Data, Reply};
 use crate::domain::ids::TenantId;
 use crate::error::{ApiError, Problem};
 use crate::services::webhooks::{
@@ -33,18 +34,12 @@ use crate::services::webhooks::{
         (status = 409, description = "`webhook_limit`: the tenant has 20 webhooks, disabled ones included", body = Problem, content_type = "application/problem+json"),
         TooManyAttempts,
     ))]
-pub async fn create(
-    state: Data,
-    caller: AdminCall,
-    path: web::Path<String>,
-    body: RawJson,
-) -> Reply {
+pub async fn create(state: Data, caller: AdminCall, path: TenantPath, body: RawJson) -> Reply {
     let tenant_id = caller.allowed_tenant(&state, &path).await?;
     let req: CreateWebhook = body.parse()?;
     webhooks::parse_url(&state, &req.url)?;
     caller.step_up(&state).await?;
-    let created = webhooks::create(&state, &tenant_id, req, caller.actor(), &caller.meta).await?;
-    Ok(HttpResponse::Created().json(created))
+    created(webhooks::create(&state, &tenant_id, req, caller.actor(), &caller.meta).await?)
 }
 
 /// The tenant's webhooks, by webhook id.
@@ -60,11 +55,11 @@ pub async fn create(
 pub async fn list(
     state: Data,
     caller: AdminOrService,
-    path: web::Path<String>,
+    path: TenantPath,
     q: Query<WebhookListQuery>,
 ) -> Reply {
     let tenant_id = caller.allowed_tenant(&state, &path).await?;
-    Ok(HttpResponse::Ok().json(webhooks::list(&state, &tenant_id, q.0).await?))
+    ok(webhooks::list(&state, &tenant_id, q.0).await?)
 }
 
 /// One webhook (never its secret).
@@ -76,16 +71,16 @@ pub async fn list(
         AdminForbidden,
         NotFound,
     ))]
-pub async fn get(state: Data, caller: AdminOrService, path: web::Path<(String, String)>) -> Reply {
-    let (tenant_id, id) = caller.allowed_webhook(&state, &path.0, &path.1).await?;
-    Ok(HttpResponse::Ok().json(webhooks::get(&state, &tenant_id, id).await?))
+pub async fn get(state: Data, caller: AdminOrService, path: WebhookPath) -> Reply {
+    let (tenant_id, id) = caller.allowed_webhook(&state, &path).await?;
+    ok(webhooks::get(&state, &tenant_id, id).await?)
 }
 
 /// Change a webhook (step-up when `url` changes); `status` disables or re-enables it.
 #[utoipa::path(patch, path = "/v1/tenants/{tenant_id}/webhooks/{webhook_id}", tag = "Webhooks", operation_id = "updateWebhook",
     security(("access_token" = [])),
     params(("tenant_id" = TenantId, Path), ("webhook_id" = uuid::Uuid, Path),
-        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up when `url` changes: a current TOTP code (six digits) or a recovery code")),
+        StepUpHeaderOnUrl),
     request_body = UpdateWebhook,
     responses(
         (status = 200, description = "The webhook", body = WebhookView),
@@ -94,13 +89,8 @@ pub async fn get(state: Data, caller: AdminOrService, path: web::Path<(String, S
         NotFound,
         TooManyAttempts,
     ))]
-pub async fn update(
-    state: Data,
-    caller: AdminCall,
-    path: web::Path<(String, String)>,
-    body: RawJson,
-) -> Reply {
-    let (tenant_id, id) = caller.allowed_webhook(&state, &path.0, &path.1).await?;
+pub async fn update(state: Data, caller: AdminCall, path: WebhookPath, body: RawJson) -> Reply {
+    let (tenant_id, id) = caller.allowed_webhook(&state, &path).await?;
     if body.is_empty() {
         return Err(ApiError::field("", "a JSON body is required"));
     }
@@ -109,49 +99,43 @@ pub async fn update(
         webhooks::parse_url(&state, url)?;
     }
     // A new URL needs step-up; a code that is sent is always checked (docs/API.md §6).
-    if req.url.is_some() || caller.code.0.is_some() {
+    if req.url.is_some() || caller.code().is_some() {
         caller.step_up(&state).await?;
     }
     let (actor, meta) = (caller.actor(), &caller.meta);
-    Ok(HttpResponse::Ok().json(webhooks::update(&state, &tenant_id, id, req, actor, meta).await?))
+    ok(webhooks::update(&state, &tenant_id, id, req, actor, meta).await?)
 }
 
 /// Delete a webhook and its deliveries (step-up).
 #[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/webhooks/{webhook_id}", tag = "Webhooks", operation_id = "deleteWebhook",
     security(("access_token" = [])),
     params(("tenant_id" = TenantId, Path), ("webhook_id" = uuid::Uuid, Path),
-        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code")),
+        StepUpHeaderBrief),
     responses(
         (status = 204, description = "Deleted"),
         AdminStepUp,
     ))]
-pub async fn delete(state: Data, caller: AdminCall, path: web::Path<(String, String)>) -> Reply {
-    let (tenant_id, id) = caller.allowed_webhook(&state, &path.0, &path.1).await?;
+pub async fn delete(state: Data, caller: AdminCall, path: WebhookPath) -> Reply {
+    let (tenant_id, id) = caller.allowed_webhook(&state, &path).await?;
     caller.step_up(&state).await?;
     webhooks::delete(&state, &tenant_id, id, caller.actor(), &caller.meta).await?;
-    Ok(HttpResponse::NoContent().finish())
+    no_content()
 }
 
 /// A new secret (step-up); for 24 h both secrets sign every delivery.
 #[utoipa::path(post, path = "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/rotate-secret", tag = "Webhooks", operation_id = "rotateWebhookSecret",
     security(("access_token" = [])),
     params(("tenant_id" = TenantId, Path), ("webhook_id" = uuid::Uuid, Path),
-        ("X-MFA-Code" = Option<String>, Header, nullable = false, pattern = r"^(?:[0-9]{6}|[0-9A-TV-Za-tv-z](?:[- ]*[0-9A-TV-Za-tv-z]){9})$", description = "Step-up: a current TOTP code (six digits) or a recovery code")),
+        StepUpHeaderBrief),
     responses(
         (status = 200, description = "The new secret (shown once)", body = RotatedSecret),
         AdminStepUp,
     ))]
-pub async fn rotate(
-    state: Data,
-    caller: AdminCall,
-    path: web::Path<(String, String)>,
-    body: RawJson,
-) -> Reply {
-    let (tenant_id, id) = caller.allowed_webhook(&state, &path.0, &path.1).await?;
+pub async fn rotate(state: Data, caller: AdminCall, path: WebhookPath, body: RawJson) -> Reply {
+    let (tenant_id, id) = caller.allowed_webhook(&state, &path).await?;
     body.parse::<serde_json::Value>()?;
     caller.step_up(&state).await?;
-    let rotated = webhooks::rotate(&state, &tenant_id, id, caller.actor(), &caller.meta).await?;
-    Ok(HttpResponse::Ok().json(rotated))
+    ok(webhooks::rotate(&state, &tenant_id, id, caller.actor(), &caller.meta).await?)
 }
 
 /// Deliver a `webhook.test` event to this webhook only.
@@ -167,13 +151,8 @@ pub async fn rotate(
         (status = 429, description = "`too_many_attempts`: a test of this webhook was accepted less than 10 s ago; see `Retry-After`", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
-pub async fn test(
-    state: Data,
-    user: UserAuth,
-    path: web::Path<(String, String)>,
-    body: RawJson,
-) -> Reply {
-    let (tenant_id, id) = user.allowed_webhook(&state, &path.0, &path.1).await?;
+pub async fn test(state: Data, user: UserAuth, path: WebhookPath, body: RawJson) -> Reply {
+    let (tenant_id, id) = user.allowed_webhook(&state, &path).await?;
     body.parse::<serde_json::Value>()?;
     let queued = webhooks::test(&state, &tenant_id, id, user.0.sub.as_str()).await?;
     Ok(HttpResponse::Accepted().json(queued))
@@ -195,11 +174,11 @@ pub async fn test(
 pub async fn deliveries(
     state: Data,
     caller: AdminOrService,
-    path: web::Path<(String, String)>,
+    path: WebhookPath,
     q: Query<DeliveryListQuery>,
 ) -> Reply {
-    let (tenant_id, id) = caller.allowed_webhook(&state, &path.0, &path.1).await?;
-    Ok(HttpResponse::Ok().json(webhooks::list_deliveries(&state, &tenant_id, id, q.0).await?))
+    let (tenant_id, id) = caller.allowed_webhook(&state, &path).await?;
+    ok(webhooks::list_deliveries(&state, &tenant_id, id, q.0).await?)
 }
 
 /// Attempt a pending or failed delivery now (the attempt counts).
@@ -216,11 +195,12 @@ pub async fn deliveries(
 pub async fn retry(
     state: Data,
     user: UserAuth,
-    path: web::Path<(String, String, String)>,
+    path: WebhookPath,
+    delivery: DeliveryPath,
     body: RawJson,
 ) -> Reply {
-    let (tenant_id, id) = user.allowed_webhook(&state, &path.0, &path.1).await?;
-    let d = path_id::delivery(&path.2)?;
+    let (tenant_id, id) = user.allowed_webhook(&state, &path).await?;
+    let d = path_id::delivery(&delivery.delivery_id)?;
     body.parse::<serde_json::Value>()?;
     webhooks::retry(&state, &tenant_id, id, d).await?;
     Ok(HttpResponse::Accepted().finish())

@@ -1,10 +1,53 @@
 //! Ids in the path, parsed by the handler once its extractors have run (so a body's `413`
 //! still comes first): an id that cannot exist is simply not found (`404`), never a `400`.
+//! The groups of ids that many routes share (`TenantPath`, `UserPath`, `WebhookPath`) are
+//! taken as one parameter each, by name.
 
+use actix_web::web;
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::domain::ids::{DeliveryId, TenantId, UserId, WebhookId};
 use crate::error::ApiError;
+
+/// The `{tenant_id}` of a path on a tenant, as the path holds it.
+#[derive(Deserialize)]
+pub struct TenantIds {
+    pub tenant_id: String,
+}
+
+/// The `{tenant_id}` and `{user_id}` of a path on one of the tenant's users.
+#[derive(Deserialize)]
+pub struct UserIds {
+    pub tenant_id: String,
+    pub user_id: String,
+}
+
+/// The `{tenant_id}` and `{webhook_id}` of a path on one of the tenant's webhooks.
+#[derive(Deserialize)]
+pub struct WebhookIds {
+    pub tenant_id: String,
+    pub webhook_id: String,
+}
+
+/// The `{factor_id}` of a path on one of a user's factors, taken with its `UserPath`.
+#[derive(Deserialize)]
+pub struct FactorIds {
+    pub factor_id: String,
+}
+
+/// The `{delivery_id}` of a path on one of a webhook's deliveries, taken with its `WebhookPath`.
+#[derive(Deserialize)]
+pub struct DeliveryIds {
+    pub delivery_id: String,
+}
+
+/// A path's ids by name (so a route with more ids can take these and one more).
+pub type TenantPath = web::Path<TenantIds>;
+pub type UserPath = web::Path<UserIds>;
+pub type WebhookPath = web::Path<WebhookIds>;
+pub type FactorPath = web::Path<FactorIds>;
+pub type DeliveryPath = web::Path<DeliveryIds>;
 
 /// The `{tenant_id}` of the path.
 pub fn tenant(s: &str) -> Result<TenantId, ApiError> {
