@@ -20,7 +20,7 @@ use crate::services::devices::RememberRequest;
 use crate::services::enrollment::EnrollmentMaterial;
 use crate::services::factors::NewFactorRequest;
 use crate::services::logins::{
-    self, Enrolled, LoginStarted, LoginView, RecoverRequest, Recovered, Resynced,
+    self, Enrolled, LoginStarted, LoginView, RecoverRequest, Recovered, Resynced, SignInAt,
     SignInCodeRequest, Skipped, StartLogin, Verified,
 };
 use crate::services::resync::ResyncRequest;
@@ -78,9 +78,13 @@ pub struct SignInStep<T> {
 }
 
 impl<T> SignInStep<T> {
-    /// The mfa token of the sign-in.
-    pub fn mfa(&self) -> &str {
-        &self.token.0
+    /// The sign-in this is a step of, and who calls.
+    pub fn at(&self) -> SignInAt<'_> {
+        SignInAt {
+            token: &self.token.0,
+            login_id: self.login_id,
+            meta: &self.meta,
+        }
     }
 }
 
@@ -183,7 +187,7 @@ pub async fn get(state: Data, at: SignInLogin) -> Reply {
     ))]
 pub async fn start_enrollment(state: Data, step: SignInStep<Option<NewFactorRequest>>) -> Reply {
     let name = step.body.as_ref().and_then(|b| b.name.clone());
-    created(logins::start_enrollment(&state, step.mfa(), step.login_id, name, &step.meta).await?)
+    created(logins::start_enrollment(&state, step.at(), name).await?)
 }
 
 /// Confirm the authenticator app with its first code and finish the sign-in.
@@ -203,8 +207,7 @@ pub async fn start_enrollment(state: Data, step: SignInStep<Option<NewFactorRequ
     ))]
 pub async fn confirm_enrollment(state: Data, step: SignInStep<SignInCodeRequest>) -> Reply {
     let (code, remember) = step.code()?;
-    let (mfa, meta) = (step.mfa(), &step.meta);
-    ok(logins::confirm_enrollment(&state, mfa, step.login_id, code, &remember, meta).await?)
+    ok(logins::confirm_enrollment(&state, step.at(), code, &remember).await?)
 }
 
 /// Finish the sign-in with a code from the authenticator app.
@@ -222,15 +225,7 @@ pub async fn confirm_enrollment(state: Data, step: SignInStep<SignInCodeRequest>
     ))]
 pub async fn verify(state: Data, step: SignInStep<SignInCodeRequest>) -> Reply {
     let (code, remember) = step.code()?;
-    ok(logins::verify(
-        &state,
-        step.mfa(),
-        step.login_id,
-        code,
-        &remember,
-        &step.meta,
-    )
-    .await?)
+    ok(logins::verify(&state, step.at(), code, &remember).await?)
 }
 
 /// Finish the sign-in with a recovery code (lost phone). The code is used up.
@@ -247,7 +242,7 @@ pub async fn verify(state: Data, step: SignInStep<SignInCodeRequest>) -> Reply {
     ))]
 pub async fn recover(state: Data, step: SignInStep<RecoverRequest>) -> Reply {
     let code = &step.body.recovery_code;
-    ok(logins::recover(&state, step.mfa(), step.login_id, code, &step.meta).await?)
+    ok(logins::recover(&state, step.at(), code).await?)
 }
 
 /// "Set up later (N days left)": postpone enrollment inside the user's grace (§13).
@@ -265,7 +260,7 @@ pub async fn recover(state: Data, step: SignInStep<RecoverRequest>) -> Reply {
         (status = 409, description = "`invalid_state`: not `enrollment_required`, or the grace is over (the user must enroll)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn skip_enrollment(state: Data, step: SignInStep<serde_json::Value>) -> Reply {
-    ok(logins::skip_enrollment(&state, step.mfa(), step.login_id, &step.meta).await?)
+    ok(logins::skip_enrollment(&state, step.at()).await?)
 }
 
 /// Finish the sign-in with two consecutive codes when the phone's clock drifted (§11).
@@ -285,5 +280,5 @@ pub async fn skip_enrollment(state: Data, step: SignInStep<serde_json::Value>) -
         Locked,
     ))]
 pub async fn resync(state: Data, step: SignInStep<ResyncRequest>) -> Reply {
-    ok(logins::resync(&state, step.mfa(), step.login_id, &step.body, &step.meta).await?)
+    ok(logins::resync(&state, step.at(), &step.body).await?)
 }

@@ -57,15 +57,7 @@ pub async fn challenge(state: Data, at: SignInLogin) -> Reply {
     ))]
 pub async fn sign_in(state: Data, step: SignInStep<WebauthnSignInRequest>) -> Reply {
     let (credential, remember) = step.credential()?;
-    ok(logins::webauthn(
-        &state,
-        step.mfa(),
-        step.login_id,
-        credential,
-        &remember,
-        &step.meta,
-    )
-    .await?)
+    ok(logins::webauthn(&state, step.at(), credential, &remember).await?)
 }
 
 /// "Setup MFA" with a passkey or security key instead of an app.
@@ -88,8 +80,7 @@ pub async fn start_enrollment(
     step: SignInStep<Option<WebauthnEnrollRequest>>,
 ) -> Reply {
     let name = step.body.as_ref().and_then(|b| b.name.clone());
-    let (mfa, meta) = (step.mfa(), &step.meta);
-    created(logins::start_webauthn_enrollment(&state, mfa, step.login_id, name, meta).await?)
+    created(logins::start_webauthn_enrollment(&state, step.at(), name).await?)
 }
 
 /// Confirm the passkey registered at sign-in; signs in.
@@ -109,16 +100,5 @@ pub async fn start_enrollment(
     ))]
 pub async fn confirm_enrollment(state: Data, step: SignInStep<WebauthnSignInRequest>) -> Reply {
     let (credential, remember) = step.credential()?;
-    let (mfa, meta) = (step.mfa(), &step.meta);
-    ok(
-        logins::confirm_webauthn_enrollment(
-            &state,
-            mfa,
-            step.login_id,
-            credential,
-            &remember,
-            meta,
-        )
-        .await?,
-    )
+    ok(logins::confirm_webauthn_enrollment(&state, step.at(), credential, &remember).await?)
 }

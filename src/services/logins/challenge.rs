@@ -63,14 +63,22 @@ pub(super) async fn in_sign_in<T>(
     db::end_transaction(conn, result).await
 }
 
+/// Which sign-in a call is a step of, and who calls: the browser's mfa token, the login in
+/// the path, the client (for the per-IP limit and the audit event).
+#[derive(Clone, Copy)]
+pub struct SignInAt<'a> {
+    pub token: &'a str,
+    pub login_id: LoginId,
+    pub meta: &'a ClientMeta,
+}
+
 /// [`in_sign_in`] for a call that carries a proof, through the gate's step 3
 /// ([`check_attempt`]): the login waits for `wanted`. `body` gets the login, its audit context
 /// and the user's factors in `factor_status`; a refusal it returns is committed, then answered.
 pub(super) async fn in_attempt<T>(
     state: &AppState,
-    (token, login_id): (&str, LoginId),
+    at: SignInAt<'_>,
     (factor_status, wanted): (FactorStatus, ChallengeStatus),
-    meta: &ClientMeta,
     body: impl AsyncFnOnce(
         &mut AsyncPgConnection,
         LoginCtx,
@@ -80,11 +88,11 @@ pub(super) async fn in_attempt<T>(
 ) -> Result<T, ApiError> {
     in_sign_in(
         state,
-        token,
-        login_id,
+        at.token,
+        at.login_id,
         factor_status,
         async |conn, ctx, factors| {
-            let audit = check_attempt(&ctx, factor_status, wanted, meta)?;
+            let audit = check_attempt(&ctx, factor_status, wanted, at.meta)?;
             body(conn, ctx, audit, factors).await
         },
     )

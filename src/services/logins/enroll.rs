@@ -4,13 +4,15 @@
 
 use diesel_async::AsyncPgConnection;
 
-use super::challenge::{in_attempt, in_sign_in, login_audit, open_attempt, require_status};
+use super::challenge::{
+    in_attempt, in_sign_in, login_audit, open_attempt, require_status, SignInAt,
+};
 use super::types::{AuthenticatedStatus, ChallengeStatus, Enrolled, TokenType};
 use super::verify::complete;
 use crate::accepted;
 use crate::db::{self, audit::AuditCtx, logins::LoginCtx};
 use crate::domain::factor::FactorName;
-use crate::domain::ids::{FactorStatus, FactorType, LoginId};
+use crate::domain::ids::{FactorStatus, FactorType};
 use crate::error::ApiError;
 use crate::services::attempt::{self, Against, Attempt, Proof, Verdict};
 use crate::services::devices::RememberRequest;
@@ -21,18 +23,15 @@ use crate::state::AppState;
 
 /// `POST /v1/logins/{login_id}/totp-enrollment`, with an optional factor name (§10). It
 /// carries no proof: a lockout does not stop it.
-#[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
+#[tracing::instrument(skip_all, fields(login_id = %at.login_id.0))]
 pub async fn start_enrollment(
     state: &AppState,
-    token: &str,
-    login_id: LoginId,
+    at: SignInAt<'_>,
     name: Option<FactorName>,
-    meta: &ClientMeta,
 ) -> Result<EnrollmentMaterial, ApiError> {
     let now = state.now();
-    in_enrollment_start(state, token, login_id, async |conn, ctx| {
+    in_enrollment_start(state, at, async |conn, ctx, audit| {
         allow_new_in(conn, &ctx.tenant_id, FactorType::Totp).await?;
-        let audit = login_audit(&ctx, meta);
         let new = NewFactor {
             user_id: &ctx.user_id,
             email: &ctx.email,
@@ -46,60 +45,62 @@ pub async fn start_enrollment(
 }
 
 /// `POST /v1/logins/{login_id}/totp-enrollment/confirm`.
-#[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
+#[tracing::instrument(skip_all, fields(login_id = %at.login_id.0))]
 pub async fn confirm_enrollment(
     state: &AppState,
-    token: &str,
-    login_id: LoginId,
+    at: SignInAt<'_>,
     code: &str,
     remember: &RememberRequest,
-    meta: &ClientMeta,
 ) -> Result<Enrolled, ApiError> {
-    let proof = attempt::admit_totp(state, meta, code)?;
-    in_attempt(
-        state,
-        (token, login_id),
-        CONFIRMING,
-        meta,
-        async |conn, ctx, audit, pending| {
-            no_active_factor(conn, &ctx).await?;
-            let attempt = open_attempt(state, &ctx, &audit)?;
-            let now = attempt.now();
-            let Some(p) = pending.first() else {
-                // No app's enrollment: a passkey's (`400`, §21) or none.
-                enrollment::pending_of_type(pending_of(conn, &ctx).await?, FactorType::Totp, now)?;
-                return Err(ApiError::InvalidState(enrollment::NO_PENDING));
-            };
-            if ctx.factor_expires_at.is_some_and(|e| e <= now) {
-                return Err(ApiError::InvalidState(
-                    "The pending enrollment expired: start a new one.",
-                ));
-            }
-            let proof = (&proof, Against::Pending(p));
-            enrolled(conn, state, &attempt, proof, (&ctx, &audit), remember, meta).await
-        },
-    )
+    let proof = attempt::admit_totp(state, at.meta, code)?;
+    in_attempt(state, at, CONFIRMING, async |conn, ctx, audit, pending| {
+        no_active_factor(conn, &ctx).await?;
+        let attempt = open_attempt(state, &ctx, &audit)?;
+        let now = attempt.now();
+        let Some(p) = pending.first() else {
+            // No app's enrollment: a passkey's (`400`, §21) or none.
+            enrollment::pending_of_type(pending_of(conn, &ctx).await?, FactorType::Totp, now)?;
+            return Err(ApiError::InvalidState(enrollment::NO_PENDING));
+        };
+        if ctx.factor_expires_at.is_some_and(|e| e <= now) {
+            return Err(ApiError::InvalidState(
+                "The pending enrollment expired: start a new one.",
+            ));
+        }
+        let proof = (&proof, Against::Pending(p));
+        enrolled(
+            conn,
+            state,
+            &attempt,
+            proof,
+            (&ctx, &audit),
+            remember,
+            at.meta,
+        )
+        .await
+    })
     .await
 }
 
 /// The one transaction of both enrollment starts at sign-in (app, passkey): the sign-in
-/// waits for an enrollment. They carry no proof, so a lockout does not stop them.
+/// waits for an enrollment. They carry no proof, so a lockout does not stop them. `body`
+/// gets the login and its audit context.
 pub(super) async fn in_enrollment_start<T>(
     state: &AppState,
-    token: &str,
-    login_id: LoginId,
-    body: impl AsyncFnOnce(&mut AsyncPgConnection, LoginCtx) -> Result<T, ApiError>,
+    at: SignInAt<'_>,
+    body: impl AsyncFnOnce(&mut AsyncPgConnection, LoginCtx, AuditCtx) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     in_sign_in(
         state,
-        token,
-        login_id,
+        at.token,
+        at.login_id,
         FactorStatus::Active,
         async |conn, ctx, _| {
             // A password alone never adds a device to an account that has one.
             let has_active = ctx.factor_id.is_some();
             require_status(&ctx, has_active, ChallengeStatus::EnrollmentRequired)?;
-            body(conn, ctx).await
+            let audit = login_audit(&ctx, at.meta);
+            body(conn, ctx, audit).await
         },
     )
     .await

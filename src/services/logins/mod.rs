@@ -10,7 +10,7 @@ mod types;
 mod verify;
 mod webauthn;
 
-pub use challenge::{get, parse_login_id};
+pub use challenge::{get, parse_login_id, SignInAt};
 pub use enroll::{confirm_enrollment, start_enrollment};
 pub use passkey_enroll::{confirm_webauthn_enrollment, start_webauthn_enrollment};
 pub use skip::skip_enrollment;

@@ -5,33 +5,30 @@
 
 use chrono::Duration;
 
-use super::challenge::{in_attempt, login_audit, open_attempt};
+use super::challenge::{in_attempt, open_attempt, SignInAt};
 use super::enroll::{enrolled, in_enrollment_start, no_active_factor, pending_of, CONFIRMING};
 use super::types::Enrolled;
 use crate::crypto::webauthn::CHALLENGE_SECONDS;
 use crate::db;
 use crate::domain::factor::FactorName;
-use crate::domain::ids::{FactorType, LoginId};
+use crate::domain::ids::FactorType;
 use crate::error::ApiError;
 use crate::services::attempt::{self, Against};
 use crate::services::devices::RememberRequest;
 use crate::services::enrollment;
 use crate::services::tenant::policy_of;
 use crate::services::webauthn::{self, Start, WebauthnEnrollment};
-use crate::services::ClientMeta;
 use crate::state::AppState;
 
 /// `POST /v1/logins/{login_id}/webauthn-enrollment`.
-#[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
+#[tracing::instrument(skip_all, fields(login_id = %at.login_id.0))]
 pub async fn start_webauthn_enrollment(
     state: &AppState,
-    token: &str,
-    login_id: LoginId,
+    at: SignInAt<'_>,
     name: Option<FactorName>,
-    meta: &ClientMeta,
 ) -> Result<WebauthnEnrollment, ApiError> {
     let now = state.now();
-    in_enrollment_start(state, token, login_id, async |conn, ctx| {
+    in_enrollment_start(state, at, async |conn, ctx, audit| {
         let tenant = db::tenants::get(conn, &ctx.tenant_id)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
@@ -40,7 +37,6 @@ pub async fn start_webauthn_enrollment(
         let user = db::users::get(conn, &ctx.tenant_id, &ctx.user_id)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
-        let audit = login_audit(&ctx, meta);
         let s = Start {
             user: &user,
             rp,
@@ -55,32 +51,33 @@ pub async fn start_webauthn_enrollment(
 }
 
 /// `POST /v1/logins/{login_id}/webauthn-enrollment/confirm`.
-#[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
+#[tracing::instrument(skip_all, fields(login_id = %at.login_id.0))]
 pub async fn confirm_webauthn_enrollment(
     state: &AppState,
-    token: &str,
-    login_id: LoginId,
+    at: SignInAt<'_>,
     credential: Option<&serde_json::Value>,
     remember: &RememberRequest,
-    meta: &ClientMeta,
 ) -> Result<Enrolled, ApiError> {
-    let proof = attempt::admit(state, meta, || webauthn::parse_registration(credential))?;
-    in_attempt(
-        state,
-        (token, login_id),
-        CONFIRMING,
-        meta,
-        async |conn, ctx, audit, _| {
-            no_active_factor(conn, &ctx).await?;
-            if state.webauthn.get(ctx.surface).is_none() {
-                return Err(ApiError::WebauthnUnavailable);
-            }
-            let attempt = open_attempt(state, &ctx, &audit)?;
-            let pending = pending_of(conn, &ctx).await?;
-            let p = enrollment::pending_of_type(pending, FactorType::Webauthn, attempt.now())?;
-            let proof = (&proof, Against::PendingWebauthn(p.factor_id));
-            enrolled(conn, state, &attempt, proof, (&ctx, &audit), remember, meta).await
-        },
-    )
+    let proof = attempt::admit(state, at.meta, || webauthn::parse_registration(credential))?;
+    in_attempt(state, at, CONFIRMING, async |conn, ctx, audit, _| {
+        no_active_factor(conn, &ctx).await?;
+        if state.webauthn.get(ctx.surface).is_none() {
+            return Err(ApiError::WebauthnUnavailable);
+        }
+        let attempt = open_attempt(state, &ctx, &audit)?;
+        let pending = pending_of(conn, &ctx).await?;
+        let p = enrollment::pending_of_type(pending, FactorType::Webauthn, attempt.now())?;
+        let proof = (&proof, Against::PendingWebauthn(p.factor_id));
+        enrolled(
+            conn,
+            state,
+            &attempt,
+            proof,
+            (&ctx, &audit),
+            remember,
+            at.meta,
+        )
+        .await
+    })
     .await
 }

@@ -2,31 +2,28 @@
 //! user's enrollment grace the sign-in ends without a second factor (`amr: ["pwd"]`);
 //! after it, `409 invalid_state` and the user must enroll.
 
-use super::challenge::{finish_login, in_sign_in, login_audit, require_status, signed_in};
+use super::challenge::{
+    finish_login, in_sign_in, login_audit, require_status, signed_in, SignInAt,
+};
 use super::types::{AuthenticatedStatus, ChallengeStatus, Skipped, TokenType};
 use crate::db;
 use crate::domain::audit::AuditType;
-use crate::domain::ids::{FactorStatus, LoginId};
+use crate::domain::ids::FactorStatus;
 use crate::domain::policy::MfaRequirement;
 use crate::error::ApiError;
 use crate::services::tenant::policy_of;
-use crate::services::{amr, grace, ClientMeta};
+use crate::services::{amr, grace};
 use crate::state::AppState;
 
 /// `POST /v1/logins/{login_id}/skip-enrollment`: the login ends (its mfa token dies).
-#[tracing::instrument(skip_all)]
-pub async fn skip_enrollment(
-    state: &AppState,
-    token: &str,
-    login_id: LoginId,
-    meta: &ClientMeta,
-) -> Result<Skipped, ApiError> {
+#[tracing::instrument(skip_all, fields(login_id = %at.login_id.0))]
+pub async fn skip_enrollment(state: &AppState, at: SignInAt<'_>) -> Result<Skipped, ApiError> {
     let now = state.now();
     let status = FactorStatus::Active;
     in_sign_in(
         state,
-        token,
-        login_id,
+        at.token,
+        at.login_id,
         status,
         async |conn, ctx, factors| {
             require_status(
@@ -44,7 +41,7 @@ pub async fn skip_enrollment(
                     "The enrollment grace is over: set up an authenticator app to sign in.",
                 ));
             };
-            let audit = login_audit(&ctx, meta);
+            let audit = login_audit(&ctx, at.meta);
             // No proof, so no lockout reset: only the sign-in's time is stored.
             db::users::touch_login(conn, &ctx.tenant_id, &ctx.user_id, now).await?;
             finish_login(conn, &ctx, &audit, "enrollment_skipped", None, now).await?;

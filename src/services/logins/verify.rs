@@ -5,11 +5,11 @@
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 
-use super::challenge::{finish_login, in_attempt, open_attempt, signed_in};
+use super::challenge::{finish_login, in_attempt, open_attempt, signed_in, SignInAt};
 use super::types::{AuthenticatedStatus, ChallengeStatus, Recovered, TokenType, Verified};
 use crate::accepted;
 use crate::db::{audit::AuditCtx, logins::LoginCtx, webauthn::Purpose};
-use crate::domain::ids::{FactorStatus, LoginId};
+use crate::domain::ids::FactorStatus;
 use crate::domain::totp::PERIOD_SECS;
 use crate::error::ApiError;
 use crate::services::attempt::{self, Accepted, Against, Method, Proof, Verdict};
@@ -29,15 +29,12 @@ pub(super) struct Completed {
 /// acceptance the sign-in completes in the same transaction.
 async fn attempt(
     state: &AppState,
-    token: &str,
-    login_id: LoginId,
+    at: SignInAt<'_>,
     proof: Proof,
     remember: &RememberRequest,
-    meta: &ClientMeta,
 ) -> Result<Completed, ApiError> {
-    let at = (token, login_id);
     let waits = (FactorStatus::Active, ChallengeStatus::VerificationRequired);
-    in_attempt(state, at, waits, meta, async |conn, ctx, audit, factors| {
+    in_attempt(state, at, waits, async |conn, ctx, audit, factors| {
         if matches!(proof, Proof::Webauthn(..)) && state.webauthn.get(ctx.surface).is_none() {
             return Err(ApiError::WebauthnUnavailable);
         }
@@ -45,7 +42,7 @@ async fn attempt(
         let against = Against::Active(&factors);
         let accepted = accepted!(attempt.evaluate(conn, state, &proof, against).await?);
         let now = attempt.now();
-        complete(conn, state, &ctx, &audit, accepted, remember, meta, now)
+        complete(conn, state, &ctx, &audit, accepted, remember, at.meta, now)
             .await
             .map(Verdict::Accepted)
     })
@@ -87,14 +84,12 @@ pub(super) async fn complete(
 /// resynchronisation): its proof admitted, then the attempt.
 async fn unremembered(
     state: &AppState,
-    token: &str,
-    login_id: LoginId,
-    meta: &ClientMeta,
+    at: SignInAt<'_>,
     parse: impl FnOnce() -> Result<Proof, ApiError>,
 ) -> Result<Completed, ApiError> {
-    let proof = attempt::admit(state, meta, parse)?;
+    let proof = attempt::admit(state, at.meta, parse)?;
     let never = RememberRequest::default();
-    attempt(state, token, login_id, proof, &never, meta).await
+    attempt(state, at, proof, &never).await
 }
 
 /// The answer of a sign-in completed by a code or a passkey.
@@ -110,48 +105,42 @@ fn verified(done: Completed) -> Verified {
 }
 
 /// `POST /v1/logins/{login_id}/verify`: the hot path.
-#[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
+#[tracing::instrument(skip_all, fields(login_id = %at.login_id.0))]
 pub async fn verify(
     state: &AppState,
-    token: &str,
-    login_id: LoginId,
+    at: SignInAt<'_>,
     code: &str,
     remember: &RememberRequest,
-    meta: &ClientMeta,
 ) -> Result<Verified, ApiError> {
-    let proof = attempt::admit_totp(state, meta, code)?;
-    let done = attempt(state, token, login_id, proof, remember, meta).await?;
+    let proof = attempt::admit_totp(state, at.meta, code)?;
+    let done = attempt(state, at, proof, remember).await?;
     Ok(verified(done))
 }
 
 /// `POST /v1/logins/{login_id}/webauthn` (§16): an assertion answering the sign-in's live
 /// challenge, through the same gate and completion as a code.
-#[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
+#[tracing::instrument(skip_all, fields(login_id = %at.login_id.0))]
 pub async fn webauthn(
     state: &AppState,
-    token: &str,
-    login_id: LoginId,
+    at: SignInAt<'_>,
     credential: Option<&serde_json::Value>,
     remember: &RememberRequest,
-    meta: &ClientMeta,
 ) -> Result<Verified, ApiError> {
-    let proof = attempt::admit(state, meta, || {
+    let proof = attempt::admit(state, at.meta, || {
         crate::services::assertion::parse_assertion(credential, Purpose::SignIn)
     })?;
-    let done = attempt(state, token, login_id, proof, remember, meta).await?;
+    let done = attempt(state, at, proof, remember).await?;
     Ok(verified(done))
 }
 
 /// `POST /v1/logins/{login_id}/recover`.
-#[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
+#[tracing::instrument(skip_all, fields(login_id = %at.login_id.0))]
 pub async fn recover(
     state: &AppState,
-    token: &str,
-    login_id: LoginId,
+    at: SignInAt<'_>,
     code: &str,
-    meta: &ClientMeta,
 ) -> Result<Recovered, ApiError> {
-    let done = unremembered(state, token, login_id, meta, || {
+    let done = unremembered(state, at, || {
         attempt::parse_recovery("recovery_code", code).map(Proof::Recovery)
     })
     .await?;
@@ -179,15 +168,13 @@ pub struct Resynced {
 
 /// `POST /v1/logins/{login_id}/resync` (§11): the sign-in completes with two consecutive
 /// codes, and the factor learns the offset.
-#[tracing::instrument(skip_all, fields(login_id = %login_id.0))]
+#[tracing::instrument(skip_all, fields(login_id = %at.login_id.0))]
 pub async fn resync(
     state: &AppState,
-    token: &str,
-    login_id: LoginId,
+    at: SignInAt<'_>,
     req: &ResyncRequest,
-    meta: &ClientMeta,
 ) -> Result<Resynced, ApiError> {
-    let done = unremembered(state, token, login_id, meta, || req.parse()).await?;
+    let done = unremembered(state, at, || req.parse()).await?;
     Ok(Resynced {
         status: AuthenticatedStatus::Authenticated,
         access_token: done.minted.token,
