@@ -6,9 +6,8 @@
 //! `webhook_deliveries` row per subscribed active webhook, in the same statement and transaction.
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Timestamptz};
+use diesel::sql_types::BigInt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::schema::audit_events;
@@ -102,13 +101,25 @@ pub async fn list(
         // A row comparison, which the DSL has no word for: it is one index condition on
         // (at, id), and the planner does not pair it with `since` into a narrow range it
         // would rather sort (a generic plan without statistics did exactly that).
-        q = q.filter(
-            sql::<Bool>("(audit_events.at, audit_events.id) < (")
-                .bind::<Timestamptz, _>(at)
-                .sql(", ")
-                .bind::<BigInt, _>(id)
-                .sql(")"),
-        );
+        q = q.filter(super::row_before::<BigInt, _>(
+            "(audit_events.at, audit_events.id)",
+            at,
+            id,
+        ));
     }
     q.load(conn).await
+}
+
+/// One event, by its key (the one a webhook delivery carries).
+pub async fn event(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &TenantId,
+    id: i64,
+) -> QueryResult<Option<EventRow>> {
+    audit_events::table
+        .find((tenant_id, id))
+        .select(EventRow::as_select())
+        .first(conn)
+        .await
+        .optional()
 }

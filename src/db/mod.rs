@@ -24,12 +24,16 @@ pub mod webhooks;
 use std::time::Duration;
 
 use anyhow::Context;
-use diesel::{ConnectionError, QueryResult};
+use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
+use diesel::expression::{AsExpression, SqlLiteral, TypedExpressionType, UncheckedBind};
+use diesel::sql_types::{Bool, SqlType, Timestamptz};
+use diesel::{ConnectionError, OptionalExtension, QueryResult};
 use diesel_async::pooled_connection::deadpool::Pool as DeadPool;
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
 pub use diesel_async::AsyncPgConnection as PgConn;
@@ -203,6 +207,44 @@ pub fn host_port(url: &str) -> String {
     } else {
         format!("{host}:5432")
     }
+}
+
+/// A keyset page's cursor condition `(columns) < (at, id)`: a row comparison, which the DSL
+/// has no word for. It is one index condition on those columns (`columns` names them, the
+/// time first). Its type is spelled out so that a boxed listing can filter on it.
+pub fn row_before<ST, V>(columns: &str, at: DateTime<Utc>, id: V) -> RowBefore<ST, V>
+where
+    ST: SqlType + TypedExpressionType,
+    V: AsExpression<ST>,
+{
+    sql::<Bool>(&format!("{columns} < ("))
+        .bind::<Timestamptz, _>(at)
+        .sql(", ")
+        .bind::<ST, _>(id)
+        .sql(")")
+}
+
+/// What [`row_before`] builds.
+pub type RowBefore<ST, V> = SqlLiteral<
+    Bool,
+    UncheckedBind<
+        SqlLiteral<Bool, UncheckedBind<SqlLiteral<Bool>, Bound<Timestamptz, DateTime<Utc>>>>,
+        Bound<ST, V>,
+    >,
+>;
+type Bound<ST, V> = <V as AsExpression<ST>>::Expression;
+
+/// Whether a locking read of one row by its key found the row, which then stays locked until
+/// the transaction ends. `U` is the one column the read selects.
+pub async fn locked<'q, U, Q>(conn: &mut AsyncPgConnection, read: Q) -> QueryResult<bool>
+where
+    U: Send + 'static,
+    Q: diesel_async::methods::LoadQuery<'q, AsyncPgConnection, U> + 'q,
+{
+    read.get_result::<U>(conn)
+        .await
+        .optional()
+        .map(|r| r.is_some())
 }
 
 /// What a listing's transaction sets first. Listings are keyset pages (`ORDER BY` the key of

@@ -162,14 +162,11 @@ pub async fn lock_to_delete(
     tenant_id: &TenantId,
     user_id: &UserId,
 ) -> QueryResult<bool> {
-    users::table
+    let read = users::table
         .find((tenant_id, user_id))
         .select(users::user_id)
-        .for_update()
-        .get_result::<UserId>(conn)
-        .await
-        .optional()
-        .map(|u| u.is_some())
+        .for_update();
+    super::locked::<UserId, _>(conn, read).await
 }
 
 /// Locks the user's row for the rest of the transaction, so attempts of one user are

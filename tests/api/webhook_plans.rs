@@ -144,7 +144,7 @@ async fn webhook_statements_use_keys_and_order_without_statistics() {
     db::webhooks::retry_now(&mut conn, &d.tenant_id, d.webhook_id, d.delivery_id, now)
         .await
         .unwrap();
-    db::webhooks::event(&mut conn, &tenant, 1).await.unwrap();
+    db::audit::event(&mut conn, &tenant, 1).await.unwrap();
     db::webhooks::pending_count(&mut conn).await.unwrap();
 
     let statements: Vec<String> = recorder.0.lock().unwrap().clone();

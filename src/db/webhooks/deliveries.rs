@@ -1,15 +1,13 @@
 //! `webhook_deliveries`: the test delivery, the listing, a retry, holding a disabled
-//! webhook's deliveries, an attempt's outcome, the queue depth, and the audit event a delivery
-//! carries.
+//! webhook's deliveries, an attempt's outcome and the queue depth (the audit event a delivery
+//! carries is `db::audit::event`).
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::Uuid as SqlUuid;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::db::audit::EventRow;
-use crate::db::schema::{audit_events, webhook_deliveries as d};
+use crate::db::schema::webhook_deliveries as d;
 use crate::domain::ids::{DeliveryId, DeliveryState, TenantId, WebhookId};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -76,13 +74,11 @@ pub async fn list_deliveries(
     }
     if let Some((at, id)) = before {
         // A row comparison (one index condition), which the DSL has no word for.
-        q = q.filter(
-            sql::<Bool>("(webhook_deliveries.created_at, webhook_deliveries.delivery_id) < (")
-                .bind::<Timestamptz, _>(at)
-                .sql(", ")
-                .bind::<SqlUuid, _>(id)
-                .sql(")"),
-        );
+        q = q.filter(crate::db::row_before::<SqlUuid, _>(
+            "(webhook_deliveries.created_at, webhook_deliveries.delivery_id)",
+            at,
+            id,
+        ));
     }
     q.load(conn).await
 }
@@ -178,20 +174,6 @@ pub async fn hold_pending(
     .set(d::held.eq(held))
     .execute(conn)
     .await
-}
-
-/// The audit event a delivery carries.
-pub async fn event(
-    conn: &mut AsyncPgConnection,
-    tenant_id: &TenantId,
-    id: i64,
-) -> QueryResult<Option<EventRow>> {
-    audit_events::table
-        .find((tenant_id, id))
-        .select(EventRow::as_select())
-        .first(conn)
-        .await
-        .optional()
 }
 
 /// When the webhook's newest test delivery was made (`webhook_deliveries_tests`).

@@ -194,14 +194,12 @@ pub async fn note_success(
 /// no such tenant.
 pub async fn lock_tenant(conn: &mut AsyncPgConnection, tenant_id: &TenantId) -> QueryResult<bool> {
     use super::schema::tenants as t;
-    t::table
+    let read = t::table
         .find(tenant_id)
         .select(t::tenant_id)
         .for_no_key_update()
-        .first::<TenantId>(conn)
-        .await
-        .optional()
-        .map(|r| r.is_some())
+        .limit(1);
+    crate::db::locked::<TenantId, _>(conn, read).await
 }
 
 /// The tenant's webhooks, disabled ones included.

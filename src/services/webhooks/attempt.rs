@@ -72,7 +72,7 @@ async fn prepare(
     };
     let (msg_id, payload) = match row.event_id {
         Some(id) => {
-            let ev = db::webhooks::event(conn, &row.tenant_id, id)
+            let ev = db::audit::event(conn, &row.tenant_id, id)
                 .await?
                 .ok_or_else(|| {
                     ApiError::Internal(anyhow::anyhow!("delivery of a missing audit event {id}"))
