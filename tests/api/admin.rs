@@ -400,14 +400,7 @@ async fn an_admin_unlock_ends_a_lockout_and_resets_the_doubling() {
 
     let started = app.start_login(&u).await;
     let (login_id, token) = login_of(&started);
-    let verify = format!("/v1/logins/{login_id}/verify");
-    let r = app
-        .post(
-            &verify,
-            Some(&token),
-            json!({"code": code_at(&e.secret, app.now())}),
-        )
-        .await;
+    let r = app.verify_now(&login_id, &token, &e.secret).await;
     r.problem(429, "too_many_attempts");
     assert_eq!(r.headers["retry-after"], "60");
     let listed = items(
@@ -458,25 +451,15 @@ async fn an_admin_unlock_ends_a_lockout_and_resets_the_doubling() {
         ts(&row["locked_until"]),
         app.now() + chrono::Duration::seconds(60)
     );
-    app.post(
-        &verify,
-        Some(&token),
-        json!({"code": code_at(&e.secret, app.now())}),
-    )
-    .await
-    .problem(429, "too_many_attempts");
+    app.verify_now(&login_id, &token, &e.secret)
+        .await
+        .problem(429, "too_many_attempts");
     let r = app
         .with_code(Method::POST, unlock, &admin.access_token, None)
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     // The sign-in that was refused now goes through with the right code.
-    let r = app
-        .post(
-            &verify,
-            Some(&token),
-            json!({"code": code_at(&e.secret, app.now())}),
-        )
-        .await;
+    let r = app.verify_now(&login_id, &token, &e.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
         count(

@@ -304,6 +304,16 @@ async fn docs_carry_a_content_security_policy_and_cannot_be_framed() {
     }
 }
 
+/// The `field` of each of a problem's `errors`, in order.
+fn error_fields(r: &Resp) -> Vec<&str> {
+    r.body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("errors in {}", r.text))
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn every_bad_field_is_named_unknown_ones_included() {
     let (app, _, admin) = TestApp::with_admin("acme").await;
@@ -329,12 +339,7 @@ async fn every_bad_field_is_named_unknown_ones_included() {
         )
         .await;
     r.problem(400, "invalid_request");
-    let fields: Vec<&str> = r.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = error_fields(&r);
     assert_eq!(
         fields,
         [
@@ -356,12 +361,7 @@ async fn every_bad_field_is_named_unknown_ones_included() {
         )
         .await;
     r.problem(400, "invalid_request");
-    let fields: Vec<&str> = r.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = error_fields(&r);
     assert_eq!(
         fields,
         [

@@ -134,7 +134,7 @@ async fn under_required_user_verification_a_key_without_uv_is_refused_and_counte
     let credential = key.create(&asked);
     let id = r.body["factor_id"].as_str().unwrap();
     let done = app
-        .confirm_factor(&e.access_token, &id, json!({ "credential": credential }))
+        .confirm_factor(&e.access_token, id, json!({ "credential": credential }))
         .await;
     done.problem(400, "invalid_credential");
     let types = app.audit_types("acme").await;
@@ -144,13 +144,18 @@ async fn under_required_user_verification_a_key_without_uv_is_refused_and_counte
     );
 }
 
+/// Sets the stored signature counter of the passkey `factor_id` to 1000.
+async fn counter_at_1000(app: &TestApp, factor_id: &str) {
+    app.sql_count(&format!(
+        "WITH u AS (UPDATE webauthn_credentials SET counter = 1000 WHERE factor_id = '{factor_id}' RETURNING 1) SELECT count(*) AS n FROM u"
+    ))
+    .await;
+}
+
 #[tokio::test]
 async fn audit_events_hold_no_challenge_key_signature_or_full_credential_id() {
     let (app, u, (_e, mut key, id, _)) = app_with_passkey("acme", "pk-6").await;
-    app.sql_count(&format!(
-        "WITH u AS (UPDATE webauthn_credentials SET counter = 1000 WHERE factor_id = '{id}' RETURNING 1) SELECT count(*) AS n FROM u"
-    ))
-    .await;
+    counter_at_1000(&app, &id).await;
     app.advance(60);
     let (login_id, token) = app.challenge(&u).await;
     let options = challenge(&app, &login_id, &token).await;
@@ -178,10 +183,7 @@ async fn audit_events_hold_no_challenge_key_signature_or_full_credential_id() {
 async fn a_counter_that_does_not_grow_is_refused_and_audited() {
     let (app, u, (_e, mut key, id, _)) = app_with_passkey("acme", "pk-4").await;
     // A clone of the key used meanwhile: the stored counter is ahead of this copy's.
-    app.sql_count(&format!(
-        "WITH u AS (UPDATE webauthn_credentials SET counter = 1000 WHERE factor_id = '{id}' RETURNING 1) SELECT count(*) AS n FROM u"
-    ))
-    .await;
+    counter_at_1000(&app, &id).await;
     app.advance(60);
     let (login_id, token) = app.challenge(&u).await;
     let a = key.get(&challenge(&app, &login_id, &token).await);

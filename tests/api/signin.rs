@@ -227,7 +227,7 @@ async fn policy_off_signs_in_with_the_password_alone() {
     assert_eq!(b["expires_in"], 3600);
     assert!(uuid::Uuid::parse_str(b["login_id"].as_str().unwrap()).is_ok());
     assert!(b.get("mfa_token").is_none(), "no second step: {b}");
-    let claims = app_claims(&app, &b).await;
+    let claims = app_claims(&app, b).await;
     assert_eq!(amr(&claims), ["pwd"]);
     assert_eq!(claims["sub"], "u-1");
     assert_eq!(claims["tid"], "acme");
