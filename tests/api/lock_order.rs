@@ -172,10 +172,8 @@ async fn deleting_a_user_locks_their_row_before_their_remembered_browsers() {
 
 #[actix_web::test]
 async fn a_step_up_by_token_alone_locks_the_users_row_before_what_it_allows() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "u1");
     // A fresh `otp` token: new recovery codes need no code.
-    let e = app.enroll_via_me(&u).await;
+    let (app, _, e) = TestApp::with_enrolled("acme", "u1").await;
     let held = holding_user(&app, "NO KEY UPDATE").await;
     let (r, codes_free) = probe_while_queued(
         &app,

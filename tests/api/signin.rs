@@ -755,9 +755,7 @@ async fn steps_out_of_order_are_invalid_state() {
 
     // enrollment_required: no verify, no recover, no confirm before an enrollment.
     let u = User::new("acme", "jane");
-    let started = app.start_login(&u).await;
-    assert_eq!(started.body["status"], "enrollment_required");
-    let (login_id, token) = login_of(&started);
+    let (login_id, token) = app.enrollment_login(&u).await;
     app.verify_code(&login_id, &token, "123456")
         .await
         .problem(409, "invalid_state");
