@@ -3,26 +3,21 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
-use crate::helpers::{code_at, login_of, wrong_code, Resp, TestApp, User};
+use crate::helpers::{code_at, items, login_of, wrong_code, Resp, TestApp, User};
+use crate::tokens::ts;
 
-fn time(v: &Value) -> DateTime<Utc> {
-    v.as_str()
-        .unwrap_or_else(|| panic!("a timestamp, got {v}"))
-        .parse()
-        .unwrap()
-}
-
-fn items(r: &Resp) -> Vec<Value> {
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.body["items"]
-        .as_array()
-        .unwrap_or_else(|| panic!("items in {}", r.text))
-        .clone()
+/// The field names of a JSON object.
+fn keys(v: &Value) -> BTreeSet<&str> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
 }
 
 fn user_ids(r: &Resp) -> Vec<String> {
@@ -48,10 +43,10 @@ fn next_cursor(r: &Resp) -> Option<String> {
     }
 }
 
-async fn signed_in(app: &TestApp, u: &User) -> String {
-    let r = app.start_login(u).await;
-    assert_eq!(r.body["status"], "authenticated", "{}", r.text);
-    r.body["access_token"].as_str().unwrap().to_owned()
+/// `GET /v1/tenants/acme/users?{query}` as the holder of `token`.
+async fn acme_users(app: &TestApp, token: &str, query: &str) -> Resp {
+    app.get(&format!("/v1/tenants/acme/users?{query}"), Some(token))
+        .await
 }
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
@@ -141,25 +136,14 @@ async fn the_user_list_pages_by_id_without_loss_or_repetition_while_users_are_ad
     );
 
     // Page boundaries: exactly `limit` users left means no further page.
-    let all = app
-        .get("/v1/tenants/acme/users?limit=200", Some(token))
-        .await;
+    let all = acme_users(&app, token, "limit=200").await;
     assert_eq!(user_ids(&all).len(), 28);
     assert_eq!(next_cursor(&all), None);
-    let r = app
-        .get("/v1/tenants/acme/users?limit=28", Some(token))
-        .await;
+    let r = acme_users(&app, token, "limit=28").await;
     assert_eq!((user_ids(&r).len(), next_cursor(&r)), (28, None));
-    let r = app
-        .get("/v1/tenants/acme/users?limit=27", Some(token))
-        .await;
+    let r = acme_users(&app, token, "limit=27").await;
     let c = next_cursor(&r).expect("one more user");
-    let r = app
-        .get(
-            &format!("/v1/tenants/acme/users?limit=27&cursor={c}"),
-            Some(token),
-        )
-        .await;
+    let r = acme_users(&app, token, &format!("limit=27&cursor={c}")).await;
     assert_eq!(user_ids(&r), vec!["u-47"]);
     assert_eq!(next_cursor(&r), None);
     // The default page is 50.
@@ -172,9 +156,7 @@ async fn the_user_list_pages_by_id_without_loss_or_repetition_while_users_are_ad
     let r = app.get("/v1/tenants/acme/users", Some(token)).await;
     assert_eq!(user_ids(&r).len(), 50);
     let c = next_cursor(&r).expect("58 users");
-    let r = app
-        .get(&format!("/v1/tenants/acme/users?cursor={c}"), Some(token))
-        .await;
+    let r = acme_users(&app, token, &format!("cursor={c}")).await;
     assert_eq!(user_ids(&r).len(), 8);
     assert_eq!(next_cursor(&r), None);
 }
@@ -194,10 +176,11 @@ async fn the_user_list_validates_its_query_filters_on_enrollment_and_shows_every
     let e2_at = app.now();
     app.advance(100);
     let n1_at = app.now();
-    signed_in(&app, &User::new("acme", "n1")).await;
-    signed_in(&app, &User::new("acme", "n2").microsoft()).await;
+    app.password_token(&User::new("acme", "n1")).await;
+    app.password_token(&User::new("acme", "n2").microsoft())
+        .await;
     // A pending enrollment is not an enrollment.
-    let n3 = signed_in(&app, &User::new("acme", "n3")).await;
+    let n3 = app.password_token(&User::new("acme", "n3")).await;
     let r = app.me_enroll_start(&n3).await;
     assert_eq!(r.status, 201);
     // Another tenant's users never show.
@@ -213,51 +196,33 @@ async fn the_user_list_validates_its_query_filters_on_enrollment_and_shows_every
         "mfa=maybe",
         "mfa=",
     ] {
-        let r = app
-            .get(&format!("/v1/tenants/acme/users?{bad}"), Some(token))
-            .await;
+        let r = acme_users(&app, token, bad).await;
         r.problem(400, "invalid_request");
     }
     assert_eq!(
-        user_ids(&app.get("/v1/tenants/acme/users?limit=1", Some(token)).await),
+        user_ids(&acme_users(&app, token, "limit=1").await),
         vec!["admin-1"]
     );
 
-    let enrolled = app
-        .get("/v1/tenants/acme/users?mfa=enrolled", Some(token))
-        .await;
+    let enrolled = acme_users(&app, token, "mfa=enrolled").await;
     assert_eq!(user_ids(&enrolled), vec!["admin-1", "e1", "e2"]);
     assert_eq!(next_cursor(&enrolled), None);
-    let not_enrolled = app
-        .get("/v1/tenants/acme/users?mfa=not_enrolled", Some(token))
-        .await;
+    let not_enrolled = acme_users(&app, token, "mfa=not_enrolled").await;
     assert_eq!(user_ids(&not_enrolled), vec!["n1", "n2", "n3"]);
     // Filters page too.
-    let r = app
-        .get("/v1/tenants/acme/users?mfa=enrolled&limit=2", Some(token))
-        .await;
+    let r = acme_users(&app, token, "mfa=enrolled&limit=2").await;
     assert_eq!(user_ids(&r), vec!["admin-1", "e1"]);
     let c = next_cursor(&r).unwrap();
-    let r = app
-        .get(
-            &format!("/v1/tenants/acme/users?mfa=enrolled&limit=2&cursor={c}"),
-            Some(token),
-        )
-        .await;
+    let r = acme_users(&app, token, &format!("mfa=enrolled&limit=2&cursor={c}")).await;
     assert_eq!(user_ids(&r), vec!["e2"]);
     assert_eq!(next_cursor(&r), None);
 
     let all = items(&app.get("/v1/tenants/acme/users", Some(token)).await);
     let by_id = |id: &str| all.iter().find(|i| i["user_id"] == id).unwrap().clone();
     let e2_row = by_id("e2");
-    let keys: BTreeSet<&str> = e2_row
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let fields = keys(&e2_row);
     assert_eq!(
-        keys,
+        fields,
         BTreeSet::from([
             "user_id",
             "email",
@@ -274,11 +239,11 @@ async fn the_user_list_validates_its_query_filters_on_enrollment_and_shows_every
     assert_eq!(e2_row["identity_provider"], "microsoft");
     assert_eq!(e2_row["mfa_enrolled"], true);
     assert_eq!(e2_row["mfa_factors"], 1);
-    assert_eq!(time(&e2_row["enrolled_at"]), e2_at);
-    assert_eq!(time(&e2_row["last_login_at"]), e2_at);
+    assert_eq!(ts(&e2_row["enrolled_at"]), e2_at);
+    assert_eq!(ts(&e2_row["last_login_at"]), e2_at);
     assert_eq!(e2_row["locked_until"], Value::Null);
-    assert_eq!(time(&by_id("e1")["enrolled_at"]), e1_at);
-    assert_eq!(time(&by_id("admin-1")["enrolled_at"]), admin_enrolled_at);
+    assert_eq!(ts(&by_id("e1")["enrolled_at"]), e1_at);
+    assert_eq!(ts(&by_id("admin-1")["enrolled_at"]), admin_enrolled_at);
     let n1 = by_id("n1");
     assert_eq!(
         (
@@ -288,7 +253,7 @@ async fn the_user_list_validates_its_query_filters_on_enrollment_and_shows_every
         ),
         (json!(false), Value::Null, json!("local"))
     );
-    assert_eq!(time(&n1["last_login_at"]), n1_at);
+    assert_eq!(ts(&n1["last_login_at"]), n1_at);
 
     // Service keys: every tenant, or scoped to this one, may list; another scope may not.
     let scoped_here = app.scoped_key(&["other", "acme"]).await;
@@ -313,10 +278,8 @@ async fn the_user_list_validates_its_query_filters_on_enrollment_and_shows_every
 #[tokio::test]
 async fn an_admin_reset_removes_a_lost_phone_and_its_recovery_codes() {
     let (app, _, admin) = TestApp::with_admin("acme").await;
-    let r = app
-        .enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
+    app.set_policy("acme", &admin.access_token, json!({"enforce_mfa": true}))
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
     let u = User::new("acme", "u1");
     let e = app.enroll_at_login(&u).await;
     let factor = app
@@ -339,14 +302,7 @@ async fn an_admin_reset_removes_a_lost_phone_and_its_recovery_codes() {
         .problem(401, "unauthenticated");
     let r = app.delete(path, Some(&admin.access_token)).await;
     assert_eq!(r.status, 204, "{}", r.text);
-    assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) AS n FROM totp_factors WHERE user_id = 'u1'"
-        )
-        .await,
-        0
-    );
+    assert_eq!(app.factor_rows("u1").await, 0);
     assert_eq!(count(&app, &codes_of_factor).await, 0);
     assert_eq!(
         count(
@@ -379,7 +335,7 @@ async fn an_admin_reset_removes_a_lost_phone_and_its_recovery_codes() {
 
     // Nothing to reset: a user without a factor, an unknown user.
     let n = User::new("acme", "n1").microsoft();
-    signed_in(&app, &n).await;
+    app.password_token(&n).await;
     app.delete("/v1/tenants/acme/users/n1/totp", Some(&admin.access_token))
         .await
         .problem(404, "not_found");
@@ -395,27 +351,13 @@ async fn an_admin_reset_removes_a_lost_phone_and_its_recovery_codes() {
     app.delete(path, Some(&admin.access_token))
         .await
         .problem(403, "step_up_required");
-    assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) AS n FROM totp_factors WHERE user_id = 'u1'"
-        )
-        .await,
-        1
-    );
+    assert_eq!(app.factor_rows("u1").await, 1);
     let code = code_at(&admin.secret, app.now());
     let r = app
         .with_code(Method::DELETE, path, &admin.access_token, Some(&code))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) AS n FROM totp_factors WHERE user_id = 'u1'"
-        )
-        .await,
-        0
-    );
+    assert_eq!(app.factor_rows("u1").await, 0);
 }
 
 #[tokio::test]
@@ -452,21 +394,13 @@ async fn after_an_admin_reset_with_the_policy_off_the_user_is_not_challenged() {
 #[tokio::test]
 async fn an_admin_unlock_ends_a_lockout_and_resets_the_doubling() {
     let (app, _, admin) = TestApp::with_admin("acme").await;
-    let u = User::new("acme", "u1");
-    let e = app.enroll_via_me(&u).await;
+    let (u, e) = app.enrolled("acme", "u1").await;
     app.advance(30);
     lock_out(&app, &u, &e.secret).await;
 
     let started = app.start_login(&u).await;
     let (login_id, token) = login_of(&started);
-    let verify = format!("/v1/logins/{login_id}/verify");
-    let r = app
-        .post(
-            &verify,
-            Some(&token),
-            json!({"code": code_at(&e.secret, app.now())}),
-        )
-        .await;
+    let r = app.verify_now(&login_id, &token, &e.secret).await;
     r.problem(429, "too_many_attempts");
     assert_eq!(r.headers["retry-after"], "60");
     let listed = items(
@@ -478,7 +412,7 @@ async fn an_admin_unlock_ends_a_lockout_and_resets_the_doubling() {
     );
     let row = listed.iter().find(|i| i["user_id"] == "u1").unwrap();
     assert_eq!(
-        time(&row["locked_until"]),
+        ts(&row["locked_until"]),
         app.now() + chrono::Duration::seconds(60)
     );
 
@@ -514,28 +448,18 @@ async fn an_admin_unlock_ends_a_lockout_and_resets_the_doubling() {
     );
     let row = listed.iter().find(|i| i["user_id"] == "u1").unwrap();
     assert_eq!(
-        time(&row["locked_until"]),
+        ts(&row["locked_until"]),
         app.now() + chrono::Duration::seconds(60)
     );
-    app.post(
-        &verify,
-        Some(&token),
-        json!({"code": code_at(&e.secret, app.now())}),
-    )
-    .await
-    .problem(429, "too_many_attempts");
+    app.verify_now(&login_id, &token, &e.secret)
+        .await
+        .problem(429, "too_many_attempts");
     let r = app
         .with_code(Method::POST, unlock, &admin.access_token, None)
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     // The sign-in that was refused now goes through with the right code.
-    let r = app
-        .post(
-            &verify,
-            Some(&token),
-            json!({"code": code_at(&e.secret, app.now())}),
-        )
-        .await;
+    let r = app.verify_now(&login_id, &token, &e.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
         count(
@@ -556,7 +480,7 @@ async fn an_admin_unlock_ends_a_lockout_and_resets_the_doubling() {
     )
     .await
     .problem(404, "not_found");
-    signed_in(&app, &User::new("acme", "free")).await;
+    app.password_token(&User::new("acme", "free")).await;
     let r = app
         .with_code(
             Method::POST,
@@ -581,8 +505,7 @@ async fn an_admin_unlock_ends_a_lockout_and_resets_the_doubling() {
 #[tokio::test]
 async fn offboarding_erases_the_user_and_keeps_the_audit_trail() {
     let (app, _, admin) = TestApp::with_admin("acme").await;
-    let u = User::new("acme", "u1");
-    let e = app.enroll_via_me(&u).await;
+    let (u, e) = app.enrolled("acme", "u1").await;
     let open = app.start_login(&u).await;
     assert_eq!(open.body["status"], "verification_required");
     let keep = User::new("acme", "u2");
@@ -663,10 +586,8 @@ async fn offboarding_erases_the_user_and_keeps_the_audit_trail() {
         .problem(401, "unauthenticated");
 
     // Back later, they are a new user: no factor, so (policy on) they enroll.
-    let r = app
-        .enforce("acme", &admin.access_token, json!({"enforce_mfa": true}))
+    app.set_policy("acme", &admin.access_token, json!({"enforce_mfa": true}))
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
     let again = app.enroll_at_login(&u).await;
     assert_ne!(again.secret, e.secret);
     let view = app.get("/v1/me", Some(&again.access_token)).await;
@@ -714,7 +635,7 @@ async fn the_audit_trail_is_newest_first_filtered_and_paged_without_loss() {
     assert_eq!(all.len() as i64, db_total);
     let key = |i: &Value| {
         (
-            time(&i["at"]),
+            ts(&i["at"]),
             i["id"].as_str().unwrap().parse::<i64>().unwrap(),
         )
     };
@@ -729,12 +650,7 @@ async fn the_audit_trail_is_newest_first_filtered_and_paged_without_loss() {
     let newest = &all[0];
     assert_eq!(newest["type"], "login.succeeded");
     assert_eq!(newest["user_id"], "u3");
-    let fields: BTreeSet<&str> = newest
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let fields = keys(newest);
     assert_eq!(
         fields,
         BTreeSet::from([
@@ -833,7 +749,7 @@ async fn the_audit_trail_is_newest_first_filtered_and_paged_without_loss() {
         .await,
     );
     assert!(!recent.is_empty());
-    assert!(recent.iter().all(|i| time(&i["at"]) >= since));
+    assert!(recent.iter().all(|i| ts(&i["at"]) >= since));
     assert_eq!(
         recent.len() as i64,
         count(
@@ -891,9 +807,8 @@ async fn the_audit_trail_is_newest_first_filtered_and_paged_without_loss() {
 
 #[tokio::test]
 async fn no_tenant_route_lets_another_tenant_in() {
-    let app = TestApp::spawn().await;
+    let (app, _, admin_a) = TestApp::with_admin("ta").await;
     // Both tenants have an admin called admin-1: only the token's tenant counts.
-    let (_, admin_a) = app.admin("ta").await;
     let (_, admin_b) = app.admin("tb").await;
     let b1 = User::new("tb", "b1");
     let b1_e = app.enroll_via_me(&b1).await;
@@ -1000,7 +915,7 @@ async fn no_tenant_route_lets_another_tenant_in() {
 
     // A user of A who is not an admin: forbidden on A's own routes, with or without 2FA.
     let a1 = User::new("ta", "a1");
-    let a1_pwd = signed_in(&app, &a1).await;
+    let a1_pwd = app.password_token(&a1).await;
     let a1_otp = app.enroll_via_me(&User::new("ta", "a2")).await.access_token;
     let a_etag = app
         .get("/v1/tenants/ta/policy", Some(&admin_a.access_token))
@@ -1013,7 +928,9 @@ async fn no_tenant_route_lets_another_tenant_in() {
         refused(routes("ta", "a1"), token, &a_etag, (403, "forbidden")).await;
     }
     // An admin of A without a second factor: mfa_required_for_admin everywhere.
-    let admin_pwd = signed_in(&app, &User::new("ta", "admin-2").roles(&["admin"])).await;
+    let admin_pwd = app
+        .password_token(&User::new("ta", "admin-2").roles(&["admin"]))
+        .await;
     let no_2fa = (403, "mfa_required_for_admin");
     refused(routes("ta", "a1"), &admin_pwd, &a_etag, no_2fa).await;
     // An admin whose token says `mfa` but whose factor is gone.
@@ -1058,7 +975,7 @@ async fn key_rotation_re_encrypts_every_secret_and_sign_in_keeps_working() {
     }
     // One enrollment still pending.
     let pending_user = User::new("t2", "p1");
-    let pending_token = signed_in(&app, &pending_user).await;
+    let pending_token = app.password_token(&pending_user).await;
     let r = app.me_enroll_start(&pending_token).await;
     assert_eq!(r.status, 201);
     let pending_secret = r.body["secret"].as_str().unwrap().to_owned();
@@ -1203,13 +1120,12 @@ async fn the_v1_1_policy_fields_default_change_one_at_a_time_and_are_audited() {
 
     // Every field is optional: this changes the grace only and keeps the switch off.
     let r = app
-        .enforce(
+        .set_policy(
             "acme",
             &admin.access_token,
             json!({"enrollment_grace_days": 7}),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["enforce_mfa"], false);
     assert_eq!(r.body["enrollment_grace_days"], 7);
     assert_eq!(r.body["max_factors_per_user"], 5);
@@ -1246,14 +1162,12 @@ async fn the_v1_1_policy_fields_default_change_one_at_a_time_and_are_audited() {
         .await;
     assert_eq!(after.body["version"], 2, "bad input changed nothing");
 
-    let r = app
-        .enforce(
-            "acme",
-            &admin.access_token,
-            json!({"max_factors_per_user": 2, "remember_device_days": 30}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    app.set_policy(
+        "acme",
+        &admin.access_token,
+        json!({"max_factors_per_user": 2, "remember_device_days": 30}),
+    )
+    .await;
     let trail = app
         .get(
             "/v1/tenants/acme/audit-events?type=policy.updated",
@@ -1273,7 +1187,7 @@ async fn the_v1_1_policy_fields_default_change_one_at_a_time_and_are_audited() {
 #[tokio::test]
 async fn a_malformed_step_up_code_is_refused_even_where_no_step_up_is_needed() {
     let app = TestApp::spawn().await;
-    let token = signed_in(&app, &User::new("acme", "n1")).await;
+    let token = app.password_token(&User::new("acme", "n1")).await;
     for path in ["/v1/me/totp-enrollment", "/v1/me/factors"] {
         for bad in ["", "12ab", "1234567"] {
             app.send(

@@ -7,7 +7,7 @@ use chrono::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{code_at, login_of, wrong_code, Enrolled, Resp, TestApp, User};
+use crate::helpers::{code_at, wrong_code, Enrolled, Resp, TestApp, User};
 use crate::tokens::{jwks_claims, ts};
 
 const DAY: i64 = 86_400;
@@ -25,36 +25,13 @@ async fn tenant_remembering(
     for (k, v) in body.as_object().unwrap() {
         b[k] = v.clone();
     }
-    let r = app.enforce(tenant, &e.access_token, b).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    app.set_policy(tenant, &e.access_token, b).await;
     (admin, e)
 }
 
 /// A user of `tenant` with an authenticator (voluntary enrollment).
 async fn enrolled(app: &TestApp, u: &User) -> Enrolled {
     app.enroll_via_me(u).await
-}
-
-/// Signs in with a code asking to remember the browser: the whole answer.
-async fn verify_remembering(app: &TestApp, u: &User, secret: &str, name: Option<&str>) -> Resp {
-    app.advance(30);
-    let (login_id, token) = app.challenge(u).await;
-    let mut body = json!({"code": code_at(secret, app.now()), "remember_device": true});
-    if let Some(n) = name {
-        body["device_name"] = json!(n);
-    }
-    let r = app.login_post(&login_id, &token, "verify", body).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r
-}
-
-/// A remembered browser's token (asserts one was issued).
-async fn remember(app: &TestApp, u: &User, secret: &str) -> String {
-    let r = verify_remembering(app, u, secret, None).await;
-    r.body["device_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a device token: {}", r.text))
-        .to_owned()
 }
 
 /// Where most device tests start: `acme` remembers browsers for 30 days (2FA not turned
@@ -73,7 +50,7 @@ async fn jane_remembered() -> Remembered {
     let (admin_user, admin) = tenant_remembering(&app, "acme", 30, json!({})).await;
     let u = User::new("acme", "jane");
     let e = enrolled(&app, &u).await;
-    let dv = remember(&app, &u, &e.secret).await;
+    let dv = app.remember_browser(&u, &e.secret).await;
     Remembered {
         app,
         admin_user,
@@ -122,7 +99,9 @@ async fn a_remembered_browser_signs_in_without_a_code_with_the_claims_of_the_cod
     tenant_remembering(&app, "acme", 30, json!({})).await;
     let u = User::new("acme", "jane");
     let e = enrolled(&app, &u).await;
-    let r = verify_remembering(&app, &u, &e.secret, Some("Work laptop")).await;
+    let r = app
+        .verify_remembering(&u, &e.secret, Some("Work laptop"))
+        .await;
     let typed_at = app.now();
     let token = r.body["device_token"].as_str().unwrap().to_owned();
     assert!(token.starts_with("dv_") && token.len() >= 3 + 22, "{token}");
@@ -193,7 +172,7 @@ async fn the_flag_is_ignored_while_the_tenant_does_not_remember_and_by_recover()
     tenant_remembering(&app, "acme", 0, json!({})).await;
     let u = User::new("acme", "jane");
     let e = enrolled(&app, &u).await;
-    let r = verify_remembering(&app, &u, &e.secret, None).await;
+    let r = app.verify_remembering(&u, &e.secret, None).await;
     assert!(r.body.get("device_token").is_none(), "{}", r.text);
     let (login_id, token) = app.challenge(&u).await;
     let r = app
@@ -230,8 +209,7 @@ async fn confirming_an_enrollment_at_sign_in_can_remember_the_browser() {
     let app = TestApp::spawn().await;
     tenant_remembering(&app, "acme", 14, json!({"enforce_mfa": true})).await;
     let u = User::new("acme", "new");
-    let started = app.start_login(&u).await;
-    let (login_id, token) = login_of(&started);
+    let (login_id, token) = app.enrollment_login(&u).await;
     let m = app
         .login_post(&login_id, &token, "totp-enrollment", json!({}))
         .await;
@@ -273,7 +251,7 @@ async fn a_device_token_dies_when_it_expires() {
     tenant_remembering(&app, "acme", 1, json!({})).await;
     let u = User::new("acme", "jane");
     let e = enrolled(&app, &u).await;
-    let dv = remember(&app, &u, &e.secret).await;
+    let dv = app.remember_browser(&u, &e.secret).await;
     app.advance(DAY - 60);
     assert!(works(&app, &u, &dv).await);
     app.advance(61);
@@ -286,15 +264,13 @@ async fn lowering_the_days_from_30_to_7_kills_a_10_day_old_token() {
     let (admin, ae) = tenant_remembering(&app, "acme", 30, json!({})).await;
     let u = User::new("acme", "jane");
     let e = enrolled(&app, &u).await;
-    let old = remember(&app, &u, &e.secret).await;
+    let old = app.remember_browser(&u, &e.secret).await;
     app.advance(10 * DAY);
-    let young = remember(&app, &u, &e.secret).await;
+    let young = app.remember_browser(&u, &e.secret).await;
     assert!(works(&app, &u, &old).await);
     let fresh_admin = app.sign_in_with_code(&admin, &ae.secret).await;
-    let r = app
-        .enforce("acme", &fresh_admin, json!({"remember_device_days": 7}))
+    app.set_policy("acme", &fresh_admin, json!({"remember_device_days": 7}))
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
     assert!(
         !works(&app, &u, &old).await,
         "10 days old under a 7-day policy"
@@ -315,9 +291,9 @@ async fn a_device_token_dies_when_the_user_revokes_it_or_all() {
     tenant_remembering(&app, "acme", 30, json!({})).await;
     let u = User::new("acme", "jane");
     let e = enrolled(&app, &u).await;
-    let a = remember(&app, &u, &e.secret).await;
-    let b = remember(&app, &u, &e.secret).await;
-    let c = remember(&app, &u, &e.secret).await;
+    let a = app.remember_browser(&u, &e.secret).await;
+    let b = app.remember_browser(&u, &e.secret).await;
+    let c = app.remember_browser(&u, &e.secret).await;
     // No step-up needed: an hour-old token will do.
     let token = app.sign_in_with_code(&u, &e.secret).await;
     app.advance(3600 - 60);
@@ -410,19 +386,13 @@ async fn a_device_token_dies_when_the_user_removes_the_factor() {
 
 /// Starts (and, with `confirm`, confirms) one more authenticator: its id.
 async fn add_factor(app: &TestApp, token: &str, name: &str, confirm: bool) -> String {
-    let r = app
-        .post("/v1/me/factors", Some(token), json!({ "name": name }))
-        .await;
+    let r = app.add_factor(token, json!({ "name": name })).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let id = r.body["factor_id"].as_str().unwrap().to_owned();
     if confirm {
         let secret = r.body["secret"].as_str().unwrap();
         let done = app
-            .post(
-                &format!("/v1/me/factors/{id}/confirm"),
-                Some(token),
-                json!({"code": code_at(secret, app.now())}),
-            )
+            .confirm_factor(token, &id, json!({"code": code_at(secret, app.now())}))
             .await;
         assert_eq!(done.status, 200, "{}", done.text);
     }
@@ -457,7 +427,7 @@ async fn a_device_token_dies_when_any_one_of_several_factors_is_removed_not_when
     assert_eq!(revoked_reasons(&app, "acme").await, vec!["factor_removed"]);
 
     // The same through the admin's removal of one factor.
-    let dv = remember(&app, &u, &e.secret).await;
+    let dv = app.remember_browser(&u, &e.secret).await;
     let token = app.sign_in_with_code(&u, &e.secret).await;
     let laptop = add_factor(&app, &token, "Laptop", true).await;
     assert!(works(&app, &u, &dv).await);
@@ -522,11 +492,7 @@ async fn a_device_token_dies_when_the_factor_is_replaced() {
 #[tokio::test]
 async fn a_device_token_dies_when_the_user_signs_in_with_a_recovery_code() {
     let Remembered { app, u, e, dv, .. } = jane_remembered().await;
-    let (login_id, token) = app.challenge(&u).await;
-    let r = app
-        .recover_code(&login_id, &token, &e.recovery_codes[0])
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    app.recovery_sign_in(&u, &e.recovery_codes[0]).await;
     assert!(!works(&app, &u, &dv).await);
     assert_eq!(
         revoked_reasons(&app, "acme").await,
@@ -581,23 +547,19 @@ async fn a_device_token_dies_when_the_tenant_stops_remembering_and_stays_dead() 
         dv,
         ..
     } = jane_remembered().await;
-    let r = app
-        .enforce("acme", &ae.access_token, json!({"remember_device_days": 0}))
+    app.set_policy("acme", &ae.access_token, json!({"remember_device_days": 0}))
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
     let revoked = app
         .sql_count("SELECT count(*) AS n FROM remembered_devices WHERE revoked_at IS NOT NULL")
         .await;
     assert_eq!(revoked, 1, "revoked in the policy change's transaction");
     assert_eq!(revoked_reasons(&app, "acme").await, vec!["policy_disabled"]);
-    let r = app
-        .enforce(
-            "acme",
-            &ae.access_token,
-            json!({"remember_device_days": 30}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    app.set_policy(
+        "acme",
+        &ae.access_token,
+        json!({"remember_device_days": 30}),
+    )
+    .await;
     assert!(
         !works(&app, &u, &dv).await,
         "raising the days again revives nothing"
@@ -612,10 +574,10 @@ async fn the_21st_device_revokes_the_one_created_first() {
     let e = enrolled(&app, &u).await;
     let mut tokens = Vec::new();
     for _ in 0..20 {
-        tokens.push(remember(&app, &u, &e.secret).await);
+        tokens.push(app.remember_browser(&u, &e.secret).await);
     }
     assert!(revoked_reasons(&app, "acme").await.is_empty());
-    let last = remember(&app, &u, &e.secret).await;
+    let last = app.remember_browser(&u, &e.secret).await;
     assert!(!works(&app, &u, &tokens[0]).await, "the first is revoked");
     assert!(works(&app, &u, &tokens[1]).await);
     assert!(works(&app, &u, &last).await);
@@ -632,7 +594,7 @@ async fn a_token_of_another_user_surface_or_tenant_is_ignored() {
     tenant_remembering(&app, "globex", 30, json!({})).await;
     let jane = User::new("acme", "jane");
     let je = enrolled(&app, &jane).await;
-    let dv = remember(&app, &jane, &je.secret).await;
+    let dv = app.remember_browser(&jane, &je.secret).await;
     let bob = User::new("acme", "bob");
     enrolled(&app, &bob).await;
     let jane_elsewhere = User::new("globex", "jane");
@@ -667,15 +629,8 @@ async fn a_token_of_another_user_surface_or_tenant_is_ignored() {
         .await;
     r.enforced();
     assert!(works(&app, &jane, &dv).await, "still good for its own user");
-    let factors = app
-        .get(
-            "/v1/tenants/acme/users/jane/factors",
-            Some(&ae.access_token),
-        )
-        .await;
-    assert_eq!(factors.status, 200, "{}", factors.text);
-    let items = factors.body["items"].as_array().unwrap();
-    assert_eq!(items.len(), 1, "{}", factors.text);
+    let items = app.user_factors("acme", "jane", &ae.access_token).await;
+    assert_eq!(items.len(), 1, "{items:?}");
     let code = code_at(&ae.secret, app.now());
     let r = app
         .with_code(

@@ -4,7 +4,7 @@
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use crate::helpers::{code_at, login_of, wrong_code, Enrolled, Resp, TestApp, User};
+use crate::helpers::{code_at, item, login_of, wrong_code, Enrolled, Resp, TestApp, User};
 
 const STEP: i64 = 30;
 
@@ -25,11 +25,7 @@ async fn add_factor(app: &TestApp, token: &str, name: Option<&str>) -> (String, 
     let id = r.body["factor_id"].as_str().unwrap().to_owned();
     let secret = r.body["secret"].as_str().unwrap().to_owned();
     let done = app
-        .post(
-            &format!("/v1/me/factors/{id}/confirm"),
-            Some(token),
-            json!({"code": code_at(&secret, app.now())}),
-        )
+        .confirm_factor(token, &id, json!({"code": code_at(&secret, app.now())}))
         .await;
     assert_eq!(done.status, 200, "{}", done.text);
     (id, secret, done.body)
@@ -183,7 +179,7 @@ async fn the_factor_limit_and_names() {
     let (_, _, _) = add_factor(&app, t, Some("Phone")).await;
     // A name differing only by case is taken; so is the default's.
     for taken in ["pHONE", " phone ", "AUTHENTICATOR"] {
-        app.post("/v1/me/factors", Some(t), json!({ "name": taken }))
+        app.add_factor(t, json!({ "name": taken }))
             .await
             .problem(409, "name_taken");
     }
@@ -195,7 +191,7 @@ async fn the_factor_limit_and_names() {
         json!("x".repeat(65)),
         json!(5),
     ] {
-        app.post("/v1/me/factors", Some(t), json!({ "name": bad }))
+        app.add_factor(t, json!({ "name": bad }))
             .await
             .problem(400, "invalid_request");
     }
@@ -205,28 +201,16 @@ async fn the_factor_limit_and_names() {
     add_factor(&app, t, Some("Laptop")).await;
     add_factor(&app, t, Some("Password manager")).await;
     // The sixth at the default limit of 5.
-    app.post("/v1/me/factors", Some(t), json!({}))
+    app.add_factor(t, json!({}))
         .await
         .problem(409, "factor_limit");
     // Renaming: to another's name (any case) is taken; to its own (other case) is fine.
     let path = format!("/v1/me/factors/{third}");
-    app.send(
-        reqwest::Method::PATCH,
-        &path,
-        Some(t),
-        Some(json!({"name": "laptop"})),
-        &[],
-    )
-    .await
-    .problem(409, "name_taken");
+    app.patch(&path, t, json!({"name": "laptop"}))
+        .await
+        .problem(409, "name_taken");
     let r = app
-        .send(
-            reqwest::Method::PATCH,
-            &path,
-            Some(t),
-            Some(json!({"name": "authenticator 2"})),
-            &[],
-        )
+        .patch(&path, t, json!({"name": "authenticator 2"}))
         .await;
     assert_eq!(
         (r.status, r.body["name"].clone()),
@@ -234,29 +218,17 @@ async fn the_factor_limit_and_names() {
         "{}",
         r.text
     );
-    app.send(
-        reqwest::Method::PATCH,
-        &path,
-        Some(t),
-        Some(json!({"name": "x\u{0000}"})),
-        &[],
-    )
-    .await
-    .problem(400, "invalid_request");
+    app.patch(&path, t, json!({"name": "x\u{0000}"}))
+        .await
+        .problem(400, "invalid_request");
     assert_eq!(
         factor_ids_of(&app, "factor.renamed").await,
         vec![third.clone()]
     );
     let unknown = "/v1/me/factors/00000000-0000-4000-8000-000000000000";
-    app.send(
-        reqwest::Method::PATCH,
-        unknown,
-        Some(t),
-        Some(json!({"name": "y"})),
-        &[],
-    )
-    .await
-    .problem(404, "not_found");
+    app.patch(unknown, t, json!({"name": "y"}))
+        .await
+        .problem(404, "not_found");
     // The listing and the admin's view agree.
     let me = app.get("/v1/me", Some(t)).await;
     assert_eq!(me.body["mfa"]["factors"], 5, "{}", me.text);
@@ -403,24 +375,12 @@ async fn removing_the_last_factor_follows_the_enforcement_rule_and_takes_the_rec
         .await
         .problem(409, "mfa_enforced");
     let admin_path = format!("/v1/tenants/acme/users/jane/factors/{b_id}");
-    let listed = app
-        .get(
-            "/v1/tenants/acme/users/jane/factors",
-            Some(&ae.access_token),
-        )
-        .await;
-    assert_eq!(listed.status, 200, "{}", listed.text);
-    assert_eq!(listed.body["items"][0]["name"], "Tablet");
+    let listed = app.user_factors("acme", "jane", &ae.access_token).await;
+    assert_eq!(listed[0]["name"], "Tablet");
     let users = app
         .get("/v1/tenants/acme/users", Some(&ae.access_token))
         .await;
-    let row = users.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["user_id"] == "jane")
-        .unwrap()
-        .clone();
+    let row = item(&users, "user_id", "jane");
     assert_eq!(
         (row["mfa_enrolled"].clone(), row["mfa_factors"].clone()),
         (json!(true), json!(1))

@@ -5,17 +5,13 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{code_at, retry_after, wrong_code, TestApp, User};
+use crate::helpers::{code_at, retry_after, wrong_code, TestApp};
 
 #[tokio::test]
 async fn a_locked_user_gets_429_before_the_factor_is_looked_at_on_every_endpoint() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "jane");
-    let e = app.enroll_via_me(&u).await;
+    let (app, _, e) = TestApp::with_enrolled("acme", "jane").await;
     // A second factor, started while the token is recent, left pending until it expires.
-    let started = app
-        .post("/v1/me/factors", Some(&e.access_token), json!({}))
-        .await;
+    let started = app.add_factor(&e.access_token, json!({})).await;
     assert_eq!(started.status, 201, "{}", started.body);
     let pending = started.body["factor_id"].as_str().unwrap().to_owned();
     app.advance(601);
@@ -58,9 +54,9 @@ async fn a_locked_user_gets_429_before_the_factor_is_looked_at_on_every_endpoint
     // The same calls once the lockout is over answer what is wrong with them.
     app.advance(61);
     let r = app
-        .post(
-            &format!("/v1/me/factors/{pending}/confirm"),
-            Some(&e.access_token),
+        .confirm_factor(
+            &e.access_token,
+            &pending,
             json!({"code": code_at(&e.secret, app.now())}),
         )
         .await;

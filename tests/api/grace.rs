@@ -5,22 +5,25 @@
 use chrono::Duration;
 use serde_json::{json, Value};
 
-use crate::helpers::{claims_of, code_at, login_of, wrong_code, Enrolled, Resp, TestApp, User};
+use crate::helpers::{
+    claims_of, code_at, items, login_of, wrong_code, Enrolled, Resp, TestApp, User,
+};
 use crate::tokens::ts;
 
 const DAY: i64 = 86_400;
 
-/// A tenant enforcing 2FA with `grace` days; its admin.
-async fn enforcing(app: &TestApp, tenant: &str, grace: i64) -> (User, Enrolled) {
-    let (admin, e) = app.admin(tenant).await;
+/// A new app whose `acme` enforces 2FA with `grace` days; its admin.
+async fn enforcing(grace: i64) -> (TestApp, User, Enrolled) {
+    let app = TestApp::spawn().await;
+    let (admin, e) = app.admin("acme").await;
     app.enforce(
-        tenant,
+        "acme",
         &e.access_token,
         json!({"enforce_mfa": true, "enrollment_grace_days": grace}),
     )
     .await
     .enforced();
-    (admin, e)
+    (app, admin, e)
 }
 
 async fn skip(app: &TestApp, started: &Resp) -> Resp {
@@ -51,14 +54,8 @@ async fn listed(app: &TestApp, tenant: &str, filter: &str) -> Vec<String> {
 }
 
 async fn summary(app: &TestApp, tenant: &str) -> Value {
-    let r = app
-        .get(
-            &format!("/v1/tenants/{tenant}/mfa-summary"),
-            Some(&app.service_key),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.body
+    let path = format!("/v1/tenants/{tenant}/mfa-summary");
+    app.get_ok(&path, &app.service_key).await
 }
 
 /// The summary's counts equal the listings' lengths; returns the summary.
@@ -76,8 +73,7 @@ async fn agree(app: &TestApp, tenant: &str) -> Value {
 
 #[tokio::test]
 async fn day_0_skip_is_allowed_and_day_8_of_7_is_refused() {
-    let app = TestApp::spawn().await;
-    enforcing(&app, "acme", 7).await;
+    let (app, _, _) = enforcing(7).await;
     let u = User::new("acme", "jane");
     let t0 = app.now();
     let started = app.start_login(&u).await;
@@ -97,9 +93,7 @@ async fn day_0_skip_is_allowed_and_day_8_of_7_is_refused() {
     assert_eq!(app.audit_count("acme", "totp.enrollment_skipped").await, 1);
     // The login is over: its mfa token is dead.
     let (login_id, token) = login_of(&started);
-    let r = app
-        .get(&format!("/v1/logins/{login_id}"), Some(&token))
-        .await;
+    let r = app.login_view(&login_id, &token).await;
     r.problem(401, "unauthenticated");
     assert_eq!(listed(&app, "acme", "in_grace").await, vec!["jane"]);
     let s = agree(&app, "acme").await;
@@ -164,8 +158,7 @@ async fn day_0_skip_is_allowed_and_day_8_of_7_is_refused() {
 
 #[tokio::test]
 async fn without_grace_days_the_user_must_enroll_at_once_and_is_overdue() {
-    let app = TestApp::spawn().await;
-    enforcing(&app, "acme", 0).await;
+    let (app, _, _) = enforcing(0).await;
     let u = User::new("acme", "jane");
     let started = app.start_login(&u).await;
     assert_eq!(started.body["status"], "enrollment_required");
@@ -174,9 +167,7 @@ async fn without_grace_days_the_user_must_enroll_at_once_and_is_overdue() {
     assert_eq!(listed(&app, "acme", "overdue").await, vec!["jane"]);
     agree(&app, "acme").await;
     // Skip on a sign-in that asks for a code: invalid state too.
-    let (login_id, token) = app
-        .challenge(&User::new("acme", "admin-1").roles(&["admin"]))
-        .await;
+    let (login_id, token) = app.challenge(&User::first_admin("acme")).await;
     let r = app
         .login_post(&login_id, &token, "skip-enrollment", json!({}))
         .await;
@@ -185,8 +176,7 @@ async fn without_grace_days_the_user_must_enroll_at_once_and_is_overdue() {
 
 #[tokio::test]
 async fn lowering_the_grace_ends_it_at_once() {
-    let app = TestApp::spawn().await;
-    let (admin, ae) = enforcing(&app, "acme", 7).await;
+    let (app, admin, ae) = enforcing(7).await;
     let u = User::new("acme", "jane");
     let grace_start = app.now();
     let started = app.start_login(&u).await;
@@ -199,10 +189,8 @@ async fn lowering_the_grace_ends_it_at_once() {
     let fresh = app.sign_in_with_code(&admin, &ae.secret).await;
     let started = app.start_login(&u).await;
     assert!(started.body["grace_ends_at"].is_string(), "day 2 of 7");
-    let r = app
-        .enforce("acme", &fresh, json!({"enrollment_grace_days": 1}))
+    app.set_policy("acme", &fresh, json!({"enrollment_grace_days": 1}))
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
     // Even the sign-in started under the old days cannot skip now.
     skip(&app, &started).await.problem(409, "invalid_state");
     assert!(listed(&app, "acme", "in_grace").await.is_empty());
@@ -210,10 +198,8 @@ async fn lowering_the_grace_ends_it_at_once() {
     let s = agree(&app, "acme").await;
     assert_eq!(s["overdue"], 1);
     // Raised again, the grace (from the same start) runs again.
-    let r = app
-        .enforce("acme", &fresh, json!({"enrollment_grace_days": 3}))
+    app.set_policy("acme", &fresh, json!({"enrollment_grace_days": 3}))
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
     let started = app.start_login(&u).await;
     assert_eq!(
         ts(&started.body["grace_ends_at"]),
@@ -225,32 +211,24 @@ async fn lowering_the_grace_ends_it_at_once() {
 
 #[tokio::test]
 async fn voluntary_enrollment_inside_grace_works() {
-    let app = TestApp::spawn().await;
-    enforcing(&app, "acme", 7).await;
+    let (app, _, _) = enforcing(7).await;
     let u = User::new("acme", "jane");
     let started = app.start_login(&u).await;
     let r = skip(&app, &started).await;
     let token = r.body["access_token"].as_str().unwrap().to_owned();
-    let m = app.me_enroll_start(&token).await;
-    assert_eq!(m.status, 201, "{}", m.text);
-    let secret = m.body["secret"].as_str().unwrap().to_owned();
-    let done = app
-        .me_enroll_confirm(&token, &code_at(&secret, app.now()))
-        .await;
-    assert_eq!(done.status, 200, "{}", done.text);
+    let enrolled = app.enroll_with_token(&token).await;
     assert!(listed(&app, "acme", "in_grace").await.is_empty());
     assert!(listed(&app, "acme", "enrolled")
         .await
         .contains(&"jane".to_owned()));
     agree(&app, "acme").await;
     // Next sign-in asks for a code.
-    app.sign_in_with_code(&u, &secret).await;
+    app.sign_in_with_code(&u, &enrolled.secret).await;
 }
 
 #[tokio::test]
 async fn grace_starts_afresh_after_an_admin_removes_all_factors() {
-    let app = TestApp::spawn().await;
-    let (admin, ae) = enforcing(&app, "acme", 7).await;
+    let (app, admin, ae) = enforcing(7).await;
     let u = User::new("acme", "jane");
     app.start_login(&u).await;
     app.advance(10 * DAY);
@@ -308,17 +286,7 @@ async fn the_summary_counts_equal_the_filtered_listings_with_users_in_every_stat
             .problem(400, "invalid_code");
     }
     // A remembered browser.
-    app.advance(30);
-    let (login_id, token) = app.challenge(&enrolled_user).await;
-    let r = app
-        .login_post(
-            &login_id,
-            &token,
-            "verify",
-            json!({"code": code_at(&ee.secret, app.now()), "remember_device": true}),
-        )
-        .await;
-    assert!(r.body["device_token"].is_string(), "{}", r.text);
+    app.remember_browser(&enrolled_user, &ee.secret).await;
 
     let s = agree(&app, "acme").await;
     assert_eq!(
@@ -332,9 +300,7 @@ async fn the_summary_counts_equal_the_filtered_listings_with_users_in_every_stat
     let page = app
         .get("/v1/tenants/acme/users?limit=200", Some(&app.service_key))
         .await;
-    let locked_now = page.body["items"]
-        .as_array()
-        .unwrap()
+    let locked_now = items(&page)
         .iter()
         .filter(|u| !u["locked_until"].is_null())
         .count();
@@ -353,10 +319,8 @@ async fn the_summary_counts_equal_the_filtered_listings_with_users_in_every_stat
         .await
         .problem(400, "invalid_request");
     // Turning 2FA off: nobody is in grace or overdue any more, in both.
-    let r = app
-        .enforce("acme", &fresh, json!({"enforce_mfa": false}))
+    app.set_policy("acme", &fresh, json!({"enforce_mfa": false}))
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
     let s = agree(&app, "acme").await;
     assert_eq!(
         (s["in_grace"].as_i64(), s["overdue"].as_i64()),

@@ -397,6 +397,12 @@ impl TestApp {
             .await
     }
 
+    /// `PATCH path` with a JSON body.
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.send(reqwest::Method::PATCH, path, Some(token), Some(body), &[])
+            .await
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
         self.send(reqwest::Method::POST, path, token, Some(body), &[])
             .await
@@ -431,30 +437,14 @@ impl TestApp {
 
     /// Sign-in with enrollment from start to finish; the user must be required to enroll.
     pub async fn enroll_at_login(&self, u: &User) -> Enrolled {
-        let started = self.start_login(u).await;
-        assert_eq!(started.status, 201, "{}", started.body);
-        assert_eq!(
-            started.body["status"], "enrollment_required",
-            "{}",
-            started.body
-        );
-        let (login_id, token) = login_of(&started);
+        let (login_id, token) = self.enrollment_login(u).await;
         let material = self
-            .post(
-                &format!("/v1/logins/{login_id}/totp-enrollment"),
-                Some(&token),
-                json!({}),
-            )
+            .login_post(&login_id, &token, "totp-enrollment", json!({}))
             .await;
         assert_eq!(material.status, 201, "{}", material.body);
         let secret = material.body["secret"].as_str().unwrap().to_owned();
-        let code = code_at(&secret, self.now());
         let done = self
-            .post(
-                &format!("/v1/logins/{login_id}/totp-enrollment/confirm"),
-                Some(&token),
-                json!({"code": code}),
-            )
+            .confirm_at_login(&login_id, &token, &code_at(&secret, self.now()))
             .await;
         assert_eq!(done.status, 200, "{}", done.body);
         Enrolled::from(secret, &done)
@@ -463,26 +453,18 @@ impl TestApp {
     /// A user who has no factor enrolls voluntarily through `/v1/me` (e.g. an admin before
     /// turning 2FA on); returns the secret and the new `otp` token.
     pub async fn enroll_via_me(&self, u: &User) -> Enrolled {
-        let started = self.start_login(u).await;
-        assert_eq!(started.body["status"], "authenticated", "{}", started.body);
-        self.enroll_with_token(started.body["access_token"].as_str().unwrap())
-            .await
+        let token = self.password_token(u).await;
+        self.enroll_with_token(&token).await
     }
 
     /// `POST /v1/me/totp-enrollment` and its confirmation with the app's code, as the
     /// holder of `token`: the secret, the new `otp` token and the recovery codes.
     pub async fn enroll_with_token(&self, token: &str) -> Enrolled {
-        let material = self
-            .post("/v1/me/totp-enrollment", Some(token), json!({}))
-            .await;
+        let material = self.me_enroll_start(token).await;
         assert_eq!(material.status, 201, "{}", material.body);
         let secret = material.body["secret"].as_str().unwrap().to_owned();
         let done = self
-            .post(
-                "/v1/me/totp-enrollment/confirm",
-                Some(token),
-                json!({"code": code_at(&secret, self.now())}),
-            )
+            .me_enroll_confirm(token, &code_at(&secret, self.now()))
             .await;
         assert_eq!(done.status, 200, "{}", done.body);
         Enrolled::from(secret, &done)
@@ -491,20 +473,8 @@ impl TestApp {
     /// Signs in with a TOTP code (moving the clock one step first so the code is fresh).
     pub async fn sign_in_with_code(&self, u: &User, secret: &str) -> String {
         self.advance(30);
-        let started = self.start_login(u).await;
-        assert_eq!(
-            started.body["status"], "verification_required",
-            "{}",
-            started.body
-        );
-        let (login_id, token) = login_of(&started);
-        let r = self
-            .post(
-                &format!("/v1/logins/{login_id}/verify"),
-                Some(&token),
-                json!({"code": code_at(secret, self.now())}),
-            )
-            .await;
+        let (login_id, token) = self.challenge(u).await;
+        let r = self.verify_now(&login_id, &token, secret).await;
         assert_eq!(r.status, 200, "{}", r.body);
         r.body["access_token"].as_str().unwrap().to_owned()
     }
@@ -525,7 +495,7 @@ impl TestApp {
 
     /// An admin of `tenant` with an active factor and a fresh `otp` token.
     pub async fn admin(&self, tenant: &str) -> (User, Enrolled) {
-        let u = User::new(tenant, "admin-1").roles(&["admin"]);
+        let u = User::first_admin(tenant);
         let e = self.enroll_via_me(&u).await;
         (u, e)
     }
@@ -542,8 +512,7 @@ impl TestApp {
     /// `admin`, after it has set the tenant's policy to `body` (which must be accepted).
     pub async fn admin_with_policy(&self, tenant: &str, body: Value) -> Enrolled {
         let (_, admin) = self.admin(tenant).await;
-        let r = self.enforce(tenant, &admin.access_token, body).await;
-        assert_eq!(r.status, 200, "{}", r.text);
+        self.set_policy(tenant, &admin.access_token, body).await;
         admin
     }
 
@@ -663,6 +632,10 @@ impl User {
             roles: vec![],
         }
     }
+    /// The tenant's first admin, `admin-1` (the one [`TestApp::admin`] enrolls).
+    pub fn first_admin(tenant: &str) -> Self {
+        Self::new(tenant, "admin-1").roles(&["admin"])
+    }
     pub fn microsoft(mut self) -> Self {
         self.idp = "microsoft".into();
         self
@@ -722,6 +695,25 @@ impl Resp {
         assert_eq!(ct, "application/problem+json");
         assert!(self.headers.contains_key("x-request-id"));
     }
+}
+
+/// The `items` of a list answer (asserted `200`).
+#[track_caller]
+pub fn items(r: &Resp) -> Vec<Value> {
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("items in {}", r.text))
+        .clone()
+}
+
+/// The item of a list answer whose `key` is `value`.
+#[track_caller]
+pub fn item(r: &Resp, key: &str, value: &str) -> Value {
+    items(r)
+        .into_iter()
+        .find(|i| i[key] == value)
+        .unwrap_or_else(|| panic!("no {key} {value} in {}", r.text))
 }
 
 pub fn login_of(r: &Resp) -> (String, String) {
@@ -830,14 +822,7 @@ pub fn claims_of(token: &str) -> Value {
 impl TestApp {
     /// Starts a sign-in that must ask for a code: `(login_id, mfa_token)`.
     pub async fn challenge(&self, u: &User) -> (String, String) {
-        let started = self.start_login(u).await;
-        assert_eq!(started.status, 201, "{}", started.body);
-        assert_eq!(
-            started.body["status"], "verification_required",
-            "{}",
-            started.body
-        );
-        login_of(&started)
+        self.login_in_state(u, "verification_required").await
     }
 
     /// `POST /v1/logins/{login_id}/{action}` with the login's mfa token.
@@ -897,9 +882,7 @@ impl TestApp {
 
     /// `attempts_left` of a live login (asserts the token still works).
     pub async fn attempts_left(&self, login_id: &str, token: &str) -> i64 {
-        let r = self
-            .get(&format!("/v1/logins/{login_id}"), Some(token))
-            .await;
+        let r = self.login_view(login_id, token).await;
         assert_eq!(r.status, 200, "{}", r.text);
         r.body["attempts_left"].as_i64().expect("attempts_left")
     }

@@ -7,7 +7,7 @@ use mspbots_mfa::services::housekeeping;
 use mspbots_mfa::services::webhooks::worker;
 use serde_json::json;
 
-use crate::helpers::{code_at, TestApp, User};
+use crate::helpers::{TestApp, User};
 use crate::webhook_receiver::Receiver;
 
 const DAY: i64 = 86_400;
@@ -48,16 +48,6 @@ async fn counts(app: &TestApp) -> [i64; 5] {
     ]
 }
 
-/// A sign-in with a code asking to remember the browser; returns the device token.
-async fn remember(app: &TestApp, u: &User, secret: &str) -> String {
-    app.advance(30);
-    let (login_id, token) = app.challenge(u).await;
-    let body = json!({"code": code_at(secret, app.now()), "remember_device": true});
-    let r = app.login_post(&login_id, &token, "verify", body).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.body["device_token"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn housekeeping_deletes_what_nobody_can_use_once_past_retention_and_keeps_the_rest() {
     let app = TestApp::spawn().await; // MFA_RETENTION_DAYS: the default, 30
@@ -77,14 +67,10 @@ async fn housekeeping_deletes_what_nobody_can_use_once_past_retention_and_keeps_
     // Day 0: what will be dead 30 days from its end.
     let jane = User::new("acme", "jane");
     let e = app.enroll_via_me(&jane).await;
-    let old_device = remember(&app, &jane, &e.secret).await; // expires on day 1
+    let old_device = app.remember_browser(&jane, &e.secret).await; // expires on day 1
     let (old_login, old_token) = app.challenge(&jane).await; // left open: dies in 10 min
     let r = app
-        .post(
-            "/v1/me/factors",
-            Some(&e.access_token),
-            json!({"name": "Tablet"}),
-        )
+        .add_factor(&e.access_token, json!({"name": "Tablet"}))
         .await;
     assert_eq!(r.status, 201, "{}", r.text); // never confirmed: dies in 10 min
     while worker::deliver_due(&app.state, 50).await.unwrap() > 0 {}
@@ -112,7 +98,7 @@ async fn housekeeping_deletes_what_nobody_can_use_once_past_retention_and_keeps_
     // A day later the device, expired on day 1, is past retention too. Fresh rows of
     // today next to the old ones.
     app.advance(DAY + 2 * 3_600);
-    let new_device = remember(&app, &jane, &e.secret).await;
+    let new_device = app.remember_browser(&jane, &e.secret).await;
     let (new_login, new_token) = app.challenge(&jane).await;
     let new_deliveries = app
         .sql_count("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'pending'")
@@ -163,17 +149,13 @@ async fn housekeeping_deletes_what_nobody_can_use_once_past_retention_and_keeps_
     body["device_token"] = json!(new_device);
     let r = app.post("/v1/logins", Some(&app.service_key), body).await;
     assert_eq!(r.body["mfa"], "remembered", "{}", r.text);
-    let r = app
-        .get(&format!("/v1/logins/{new_login}"), Some(&new_token))
-        .await;
+    let r = app.login_view(&new_login, &new_token).await;
     assert_eq!(r.status, 200, "{}", r.text);
     app.advance(30);
     let r = app.verify_now(&new_login, &new_token, &e.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
     // The swept ones are simply gone: their tokens were dead already.
-    let r = app
-        .get(&format!("/v1/logins/{old_login}"), Some(&old_token))
-        .await;
+    let r = app.login_view(&old_login, &old_token).await;
     r.problem(401, "unauthenticated");
     let mut body = jane.login_body();
     body["device_token"] = json!(old_device);
@@ -318,9 +300,7 @@ async fn retention_zero_keeps_everything_forever() {
     let jane = User::new("acme", "jane");
     let e = app.enroll_via_me(&jane).await;
     app.challenge(&jane).await;
-    let r = app
-        .post("/v1/me/factors", Some(&e.access_token), json!({}))
-        .await;
+    let r = app.add_factor(&e.access_token, json!({})).await;
     assert_eq!(r.status, 201, "{}", r.text);
     app.advance(3_650 * DAY);
     let before = counts(&app).await;

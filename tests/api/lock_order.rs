@@ -8,7 +8,7 @@
 
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 
-use crate::helpers::{code_at, login_of, Resp, TestApp, User};
+use crate::helpers::{login_of, Resp, TestApp, User};
 use crate::resilience::{eventually, lock_waiters};
 
 /// A raw session that has run `BEGIN; sql` and holds what `sql` locked.
@@ -73,8 +73,7 @@ async fn probe_while_queued<T>(
 #[actix_web::test]
 async fn a_code_is_checked_with_the_users_row_locked_before_the_logins() {
     let (app, _admin, _) = TestApp::with_admin("acme").await;
-    let u = User::new("acme", "u1");
-    let e = app.enroll_via_me(&u).await;
+    let (u, e) = app.enrolled("acme", "u1").await;
     app.advance(30);
     let (login_id, token) = app.challenge(&u).await;
 
@@ -134,37 +133,20 @@ async fn an_admin_reset_locks_the_users_row_before_their_factors_and_logins() {
         "the reset held a login while waiting for the user"
     );
     assert_eq!(r.status, 204, "{}", r.text);
-    assert_eq!(
-        app.sql_count("SELECT count(*) AS n FROM totp_factors WHERE user_id = 'u1'")
-            .await,
-        0
-    );
+    assert_eq!(app.factor_rows("u1").await, 0);
 }
 
 #[actix_web::test]
 async fn deleting_a_user_locks_their_row_before_their_remembered_browsers() {
     let (app, _admin_user, admin) = TestApp::with_admin("acme").await;
-    let policy = app
-        .enforce(
-            "acme",
-            &admin.access_token,
-            serde_json::json!({"remember_device_days": 30}),
-        )
-        .await;
-    assert_eq!(policy.status, 200, "{}", policy.text);
-    let u = User::new("acme", "u1");
-    let e = app.enroll_via_me(&u).await;
-    app.advance(30);
-    let (login_id, token) = app.challenge(&u).await;
-    let r = app
-        .login_post(
-            &login_id,
-            &token,
-            "verify",
-            serde_json::json!({"code": code_at(&e.secret, app.now()), "remember_device": true}),
-        )
-        .await;
-    assert!(r.body["device_token"].is_string(), "{}", r.text);
+    app.set_policy(
+        "acme",
+        &admin.access_token,
+        serde_json::json!({"remember_device_days": 30}),
+    )
+    .await;
+    let (u, e) = app.enrolled("acme", "u1").await;
+    app.remember_browser(&u, &e.secret).await;
 
     // A sign-in's foreign-key lock on the user (a login being inserted) holds the row.
     let held = holding_user(&app, "KEY SHARE").await;
@@ -190,10 +172,8 @@ async fn deleting_a_user_locks_their_row_before_their_remembered_browsers() {
 
 #[actix_web::test]
 async fn a_step_up_by_token_alone_locks_the_users_row_before_what_it_allows() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "u1");
     // A fresh `otp` token: new recovery codes need no code.
-    let e = app.enroll_via_me(&u).await;
+    let (app, _, e) = TestApp::with_enrolled("acme", "u1").await;
     let held = holding_user(&app, "NO KEY UPDATE").await;
     let (r, codes_free) = probe_while_queued(
         &app,

@@ -17,6 +17,7 @@ mod hostile;
 mod housekeeping;
 mod lock_order;
 mod me_selfservice;
+mod openings;
 mod passkey_id_race;
 mod passkeys;
 mod passkeys_more;

@@ -1,19 +1,12 @@
 //! The signed-in user (docs/API.md §4): `GET /v1/me`, voluntary enrollment and re-enrollment,
 //! removing the factor, new recovery codes, and the step-up rules (§6) these calls share.
 
-use chrono::{DateTime, Utc};
 use data_encoding::BASE64URL_NOPAD;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{claims_of, code_at, login_of, wrong_code, Resp, TestApp, User};
-
-fn time(v: &Value) -> DateTime<Utc> {
-    v.as_str()
-        .unwrap_or_else(|| panic!("a timestamp, got {v}"))
-        .parse()
-        .unwrap()
-}
+use crate::helpers::{claims_of, code_at, item, login_of, wrong_code, Resp, TestApp, User};
+use crate::tokens::ts;
 
 fn codes(r: &Resp) -> Vec<String> {
     r.body["recovery_codes"]
@@ -49,19 +42,8 @@ async fn count_events(app: &TestApp, u: &User, kind: &str) -> i64 {
 
 /// Starts a sign-in of an enrolled user and recovers with `code`.
 async fn recover(app: &TestApp, u: &User, code: &str) -> Resp {
-    let started = app.start_login(u).await;
-    assert_eq!(
-        started.body["status"], "verification_required",
-        "{}",
-        started.text
-    );
-    let (login_id, token) = login_of(&started);
-    app.post(
-        &format!("/v1/logins/{login_id}/recover"),
-        Some(&token),
-        json!({"recovery_code": code}),
-    )
-    .await
+    let (login_id, token) = app.challenge(u).await;
+    app.recover_code(&login_id, &token, code).await
 }
 
 #[tokio::test]
@@ -98,9 +80,9 @@ async fn me_shows_the_user_and_the_tenant_before_and_after_enrollment() {
 
     let after = me(&app, &otp_token).await;
     assert_eq!(after["mfa"]["enrolled"], true);
-    assert_eq!(time(&after["mfa"]["enrolled_at"]), enrolled_at);
+    assert_eq!(ts(&after["mfa"]["enrolled_at"]), enrolled_at);
     assert_eq!(
-        time(&after["mfa"]["last_used_at"]),
+        ts(&after["mfa"]["last_used_at"]),
         enrolled_at,
         "the confirming code counts as used"
     );
@@ -110,14 +92,12 @@ async fn me_shows_the_user_and_the_tenant_before_and_after_enrollment() {
 
     // The tenant part follows the policy.
     let (_, admin) = app.admin("t1").await;
-    let r = app
-        .enforce(
-            "t1",
-            &admin.access_token,
-            json!({"enforce_mfa": true, "surfaces": ["portal"], "remember_device_days": 0}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    app.set_policy(
+        "t1",
+        &admin.access_token,
+        json!({"enforce_mfa": true, "surfaces": ["portal"], "remember_device_days": 0}),
+    )
+    .await;
     assert_eq!(
         me(&app, &otp_token).await["tenant"],
         json!({"enforce_mfa": true, "surfaces": ["portal"], "remember_device_days": 0,
@@ -128,8 +108,8 @@ async fn me_shows_the_user_and_the_tenant_before_and_after_enrollment() {
     let token = app.sign_in_with_code(&u, &secret).await;
     let used_at = app.now();
     let view = me(&app, &token).await;
-    assert_eq!(time(&view["mfa"]["last_used_at"]), used_at);
-    assert_eq!(time(&view["mfa"]["enrolled_at"]), enrolled_at);
+    assert_eq!(ts(&view["mfa"]["last_used_at"]), used_at);
+    assert_eq!(ts(&view["mfa"]["enrolled_at"]), enrolled_at);
     app.advance(30);
     let r = recover(&app, &u, &recovery[0]).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -143,9 +123,7 @@ async fn me_shows_the_user_and_the_tenant_before_and_after_enrollment() {
 
 #[tokio::test]
 async fn me_takes_only_a_valid_unexpired_access_token_of_this_service() {
-    let app = TestApp::spawn().await;
-    let u = User::new("t1", "u1");
-    let e = app.enroll_via_me(&u).await;
+    let (app, u, e) = TestApp::with_enrolled("t1", "u1").await;
     let good = e.access_token.clone();
     assert_eq!(app.get("/v1/me", Some(&good)).await.status, 200);
 
@@ -266,8 +244,7 @@ async fn me_takes_only_a_valid_unexpired_access_token_of_this_service() {
 async fn voluntary_enrollment_needs_no_step_up_and_mints_an_otp_token() {
     let app = TestApp::spawn().await;
     let u = User::new("t1", "u1");
-    let started = app.start_login(&u).await;
-    let token = started.body["access_token"].as_str().unwrap().to_owned();
+    let token = app.password_token(&u).await;
     assert_eq!(claims_of(&token)["amr"], json!(["pwd"]));
     // Long after the password sign-in, and with no second factor ever: still no step-up,
     // since there is no factor to replace (a code sent along has nothing to be checked
@@ -347,9 +324,7 @@ async fn voluntary_enrollment_needs_no_step_up_and_mints_an_otp_token() {
 
 #[tokio::test]
 async fn re_enrollment_needs_step_up_and_replaces_the_factor_only_once_confirmed() {
-    let app = TestApp::spawn().await;
-    let u = User::new("t1", "u1");
-    let e = app.enroll_via_me(&u).await;
+    let (app, u, e) = TestApp::with_enrolled("t1", "u1").await;
     let old_secret = e.secret.clone();
 
     // More than 300 s after the second factor: the token no longer counts as recent.
@@ -368,12 +343,11 @@ async fn re_enrollment_needs_step_up_and_replaces_the_factor_only_once_confirmed
     // With a current code of the old factor.
     let code = code_at(&old_secret, app.now());
     let r = app
-        .send(
+        .with_code(
             Method::POST,
             "/v1/me/totp-enrollment",
-            Some(&e.access_token),
-            None,
-            &[("X-MFA-Code", &code)],
+            &e.access_token,
+            Some(&code),
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
@@ -404,12 +378,7 @@ async fn re_enrollment_needs_step_up_and_replaces_the_factor_only_once_confirmed
         .await;
     assert_eq!(done.status, 200, "{}", done.text);
     let new_codes = codes(&done);
-    assert_eq!(
-        app.sql_count("SELECT count(*) AS n FROM totp_factors WHERE user_id = 'u1'")
-            .await,
-        1,
-        "one factor: the new one"
-    );
+    assert_eq!(app.factor_rows("u1").await, 1, "one factor: the new one");
 
     // The old secret no longer signs in; the new one does.
     app.advance(30);
@@ -436,7 +405,7 @@ async fn re_enrollment_needs_step_up_and_replaces_the_factor_only_once_confirmed
         .await
         .problem(400, "invalid_code");
     let view = me(&app, ok.body["access_token"].as_str().unwrap()).await;
-    assert_eq!(time(&view["mfa"]["enrolled_at"]), confirmed_at);
+    assert_eq!(ts(&view["mfa"]["enrolled_at"]), confirmed_at);
     assert_eq!(view["mfa"]["recovery_codes_remaining"], 10);
     assert_eq!(new_codes.len(), 10);
     assert_eq!(
@@ -452,8 +421,7 @@ async fn re_enrollment_needs_step_up_and_replaces_the_factor_only_once_confirmed
 async fn confirm_without_a_pending_enrollment_is_invalid_state_and_wrong_codes_count() {
     let app = TestApp::spawn().await;
     let u = User::new("t1", "u1");
-    let started = app.start_login(&u).await;
-    let token = started.body["access_token"].as_str().unwrap().to_owned();
+    let token = app.password_token(&u).await;
     app.me_enroll_confirm(&token, "123456")
         .await
         .problem(409, "invalid_state");
@@ -498,9 +466,7 @@ async fn confirm_without_a_pending_enrollment_is_invalid_state_and_wrong_codes_c
 
 #[tokio::test]
 async fn removing_the_factor_needs_step_up_and_ends_the_challenge() {
-    let app = TestApp::spawn().await;
-    let u = User::new("t1", "u1");
-    let e = app.enroll_via_me(&u).await;
+    let (app, u, e) = TestApp::with_enrolled("t1", "u1").await;
     app.advance(301);
     app.delete("/v1/me/totp", Some(&e.access_token))
         .await
@@ -519,11 +485,7 @@ async fn removing_the_factor_needs_step_up_and_ends_the_challenge() {
         json!({"enrolled": false, "enrolled_at": null, "last_used_at": null,
                "recovery_codes_remaining": 0, "factors": 0})
     );
-    assert_eq!(
-        app.sql_count("SELECT count(*) AS n FROM totp_factors WHERE user_id = 'u1'")
-            .await,
-        0
-    );
+    assert_eq!(app.factor_rows("u1").await, 0);
     assert_eq!(
         app.sql_count("SELECT count(*) AS n FROM recovery_codes")
             .await,
@@ -558,10 +520,8 @@ async fn the_factor_the_tenant_requires_cannot_be_removed_but_an_exempt_one_can(
     // A Microsoft user who enrolled voluntarily before 2FA was turned on.
     let ms = User::new("t1", "ms1").microsoft();
     let ms_e = app.enroll_via_me(&ms).await;
-    let r = app
-        .enforce("t1", &admin.access_token, json!({"enforce_mfa": true}))
+    app.set_policy("t1", &admin.access_token, json!({"enforce_mfa": true}))
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
 
     let local = User::new("t1", "u1");
     let e = app.enroll_at_login(&local).await;
@@ -587,14 +547,12 @@ async fn the_factor_the_tenant_requires_cannot_be_removed_but_an_exempt_one_can(
     assert_eq!(count_events(&app, &local, "totp.removed").await, 0);
 
     // Enforced on the portal only: still required of a local user (on any surface).
-    let r = app
-        .enforce(
-            "t1",
-            &admin.access_token,
-            json!({"enforce_mfa": true, "surfaces": ["portal"], "remember_device_days": 0}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    app.set_policy(
+        "t1",
+        &admin.access_token,
+        json!({"enforce_mfa": true, "surfaces": ["portal"], "remember_device_days": 0}),
+    )
+    .await;
     app.delete("/v1/me/totp", Some(&e.access_token))
         .await
         .problem(409, "mfa_enforced");
@@ -608,23 +566,19 @@ async fn the_factor_the_tenant_requires_cannot_be_removed_but_an_exempt_one_can(
     assert_eq!(started.body["mfa"], "exempt");
 
     // Once the tenant exempts local users too, the local user may remove theirs.
-    let r = app
-        .enforce(
-            "t1",
-            &admin.access_token,
-            json!({"enforce_mfa": true, "exempt_identity_providers": ["local", "microsoft"]}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    app.set_policy(
+        "t1",
+        &admin.access_token,
+        json!({"enforce_mfa": true, "exempt_identity_providers": ["local", "microsoft"]}),
+    )
+    .await;
     let r = app.delete("/v1/me/totp", Some(&e.access_token)).await;
     assert_eq!(r.status, 204, "{}", r.text);
 }
 
 #[tokio::test]
 async fn new_recovery_codes_replace_the_old_ones() {
-    let app = TestApp::spawn().await;
-    let u = User::new("t1", "u1");
-    let e = app.enroll_via_me(&u).await;
+    let (app, u, e) = TestApp::with_enrolled("t1", "u1").await;
     let r = app
         .post("/v1/me/recovery-codes", Some(&e.access_token), json!({}))
         .await;
@@ -724,8 +678,7 @@ async fn new_recovery_codes_replace_the_old_ones() {
 #[tokio::test]
 async fn step_up_codes_are_always_checked_and_counted() {
     let (app, _, admin) = TestApp::with_admin("t1").await;
-    let u = User::new("t1", "u1");
-    let e = app.enroll_via_me(&u).await;
+    let (u, e) = app.enrolled("t1", "u1").await;
     let path = "/v1/me/recovery-codes";
 
     // A code that is sent is checked even though the token alone would do.
@@ -770,15 +723,9 @@ async fn step_up_codes_are_always_checked_and_counted() {
     let users = app
         .get("/v1/tenants/t1/users", Some(&admin.access_token))
         .await;
-    let row = users.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["user_id"] == "u1")
-        .unwrap()
-        .clone();
+    let row = item(&users, "user_id", "u1");
     assert_eq!(
-        time(&row["locked_until"]),
+        ts(&row["locked_until"]),
         app.now() + chrono::Duration::seconds(60)
     );
     // While locked no code is evaluated: a right TOTP code, a recovery code.
@@ -811,13 +758,7 @@ async fn step_up_codes_are_always_checked_and_counted() {
             Some(&admin.access_token),
         )
         .await;
-    let row = users.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["user_id"] == "u1")
-        .unwrap()
-        .clone();
+    let row = item(&users, "user_id", "u1");
     assert_eq!(row["locked_until"], Value::Null, "the lockout is over");
     let r = app
         .with_code(
@@ -832,24 +773,16 @@ async fn step_up_codes_are_always_checked_and_counted() {
 
 #[tokio::test]
 async fn removing_the_factor_ends_sign_ins_started_against_it() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "jane");
-    let e = app.enroll_via_me(&u).await;
+    let (app, u, e) = TestApp::with_enrolled("acme", "jane").await;
     app.advance(30);
-    let started = app.start_login(&u).await;
-    assert_eq!(
-        started.body["status"], "verification_required",
-        "{}",
-        started.body
-    );
-    let (login_id, mfa) = login_of(&started);
+    let (login_id, mfa) = app.challenge(&u).await;
     let fresh = app.sign_in_with_code(&u, &e.secret).await;
     // Alive right before the removal (after the other sign-in too): the 401 below can only
     // come from the removal.
     assert_eq!(app.attempts_left(&login_id, &mfa).await, 5);
     let r = app.delete("/v1/me/totp", Some(&fresh)).await;
     assert_eq!(r.status, 204, "{}", r.text);
-    app.get(&format!("/v1/logins/{login_id}"), Some(&mfa))
+    app.login_view(&login_id, &mfa)
         .await
         .problem(401, "unauthenticated");
 }

@@ -14,9 +14,7 @@ use crate::synced_key::SyncedKey;
 /// `u` signed in with an app, with a pending passkey: `(access token, factor id, options)`.
 async fn pending_passkey(app: &TestApp, u: &User) -> (String, String, Value) {
     let token = app.enroll_via_me(u).await.access_token;
-    let r = app
-        .post("/v1/me/factors", Some(&token), json!({"type": "webauthn"}))
-        .await;
+    let r = app.add_factor(&token, json!({"type": "webauthn"})).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let id = r.body["factor_id"].as_str().unwrap().to_owned();
     (token, id, r.body["public_key"].clone())

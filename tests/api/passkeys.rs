@@ -11,7 +11,7 @@ use webauthn_rs_proto::{
     PublicKeyCredentialRequestOptions, RequestChallengeResponse,
 };
 
-use crate::helpers::{claims_of, code_at, login_of, wrong_code, Enrolled, TestApp, User};
+use crate::helpers::{claims_of, code_at, item, login_of, wrong_code, Enrolled, TestApp, User};
 
 /// A software authenticator and the origin its browser reports.
 pub struct Key {
@@ -74,19 +74,24 @@ pub async fn with_passkey(app: &TestApp, u: &User) -> (Enrolled, Key, String, Va
     (e, key, id, done)
 }
 
+/// A new app with `id` of `tenant`, who has an app and a passkey ([`with_passkey`]).
+pub async fn app_with_passkey(
+    tenant: &str,
+    id: &str,
+) -> (TestApp, User, (Enrolled, Key, String, Value)) {
+    let app = TestApp::spawn().await;
+    let u = User::new(tenant, id);
+    let with = with_passkey(&app, &u).await;
+    (app, u, with)
+}
+
 pub async fn add_passkey(app: &TestApp, token: &str, key: &mut Key) -> (String, Value) {
-    let r = app
-        .post("/v1/me/factors", Some(token), json!({"type": "webauthn"}))
-        .await;
+    let r = app.add_factor(token, json!({"type": "webauthn"})).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let id = r.body["factor_id"].as_str().unwrap().to_owned();
     let credential = key.create(&r.body["public_key"]);
     let done = app
-        .post(
-            &format!("/v1/me/factors/{id}/confirm"),
-            Some(token),
-            json!({ "credential": credential }),
-        )
+        .confirm_factor(token, &id, json!({ "credential": credential }))
         .await;
     assert_eq!(done.status, 200, "{}", done.text);
     (id, done.body)
@@ -118,15 +123,9 @@ pub async fn answer(
 
 #[tokio::test]
 async fn a_passkey_added_from_me_factors_signs_in_with_hwk() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "pk-1");
-    let e = app.enroll_via_me(&u).await;
+    let (app, u, e) = TestApp::with_enrolled("acme", "pk-1").await;
     let r = app
-        .post(
-            "/v1/me/factors",
-            Some(&e.access_token),
-            json!({"type": "webauthn"}),
-        )
+        .add_factor(&e.access_token, json!({"type": "webauthn"}))
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let pk = &r.body["public_key"];
@@ -145,13 +144,7 @@ async fn a_passkey_added_from_me_factors_signs_in_with_hwk() {
     let id = r.body["factor_id"].as_str().unwrap().to_owned();
     // Pending: listed with rp_id and no flags yet, no drift.
     let list = app.get("/v1/me/factors", Some(&e.access_token)).await;
-    let pending = list.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["factor_id"] == id.as_str())
-        .unwrap()
-        .clone();
+    let pending = item(&list, "factor_id", &id);
     assert_eq!(pending["status"], "pending");
     assert_eq!(
         (pending["rp_id"].as_str(), pending["backed_up"].as_bool()),
@@ -163,11 +156,7 @@ async fn a_passkey_added_from_me_factors_signs_in_with_hwk() {
     let mut key = Key::new(&app);
     let credential = key.create(pk);
     let done = app
-        .post(
-            &format!("/v1/me/factors/{id}/confirm"),
-            Some(&e.access_token),
-            json!({ "credential": credential }),
-        )
+        .confirm_factor(&e.access_token, &id, json!({ "credential": credential }))
         .await;
     assert_eq!(done.status, 200, "{}", done.text);
     assert_eq!(done.body["factor"]["type"], "webauthn");
@@ -190,9 +179,7 @@ async fn a_passkey_added_from_me_factors_signs_in_with_hwk() {
         started.body
     );
     let (login_id, token) = login_of(&started);
-    let view = app
-        .get(&format!("/v1/logins/{login_id}"), Some(&token))
-        .await;
+    let view = app.login_view(&login_id, &token).await;
     assert_eq!(
         view.body["factor_types"],
         json!(["totp", "webauthn"]),
@@ -216,9 +203,7 @@ async fn a_passkey_added_from_me_factors_signs_in_with_hwk() {
     let (_, fresh) = {
         app.advance(1);
         let t = ok.body["access_token"].as_str().unwrap();
-        let r = app
-            .post("/v1/me/factors", Some(t), json!({"type": "webauthn"}))
-            .await;
+        let r = app.add_factor(t, json!({"type": "webauthn"})).await;
         (r.status, r)
     };
     assert_eq!(fresh.status, 201, "{}", fresh.text);
@@ -245,9 +230,7 @@ async fn a_passkey_added_from_me_factors_signs_in_with_hwk() {
 
 #[tokio::test]
 async fn a_challenge_answers_once_and_the_next_one_kills_it() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "pk-2");
-    let (_e, mut key, _, _) = with_passkey(&app, &u).await;
+    let (app, u, (_e, mut key, _, _)) = app_with_passkey("acme", "pk-2").await;
     app.advance(60);
     let (login_id, token) = app.challenge(&u).await;
     let first = key.get(&challenge(&app, &login_id, &token).await);
@@ -274,9 +257,7 @@ async fn a_challenge_answers_once_and_the_next_one_kills_it() {
 
 #[tokio::test]
 async fn refusals_count_with_wrong_codes_and_lock_the_user() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "pk-3");
-    let (e, mut key, _, _) = with_passkey(&app, &u).await;
+    let (app, u, (e, mut key, _, _)) = app_with_passkey("acme", "pk-3").await;
     app.advance(60);
     let (login_id, token) = app.challenge(&u).await;
     // Shape errors are not counted.
@@ -352,13 +333,10 @@ async fn allowed_factor_types_govern_new_enrollments_only() {
     let (e, mut key, _, done) = with_passkey(&app, &u).await;
     let t = done["access_token"].as_str().unwrap();
     let r = app
-        .enforce("acme", t, json!({"allowed_factor_types": ["totp"]}))
+        .set_policy("acme", t, json!({"allowed_factor_types": ["totp"]}))
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["allowed_factor_types"], json!(["totp"]));
-    let r = app
-        .post("/v1/me/factors", Some(t), json!({"type": "webauthn"}))
-        .await;
+    let r = app.add_factor(t, json!({"type": "webauthn"})).await;
     r.problem(409, "factor_type_not_allowed");
     for bad in [json!([]), json!(["totp", "totp"]), json!(["sms"])] {
         let r = app

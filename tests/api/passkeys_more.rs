@@ -4,23 +4,15 @@
 use serde_json::json;
 
 use crate::helpers::{claims_of, login_of, TestApp, User};
-use crate::passkeys::{answer, challenge, with_passkey, Key};
+use crate::passkeys::{answer, app_with_passkey, challenge, with_passkey, Key};
 
 #[tokio::test]
 async fn a_passkey_instead_of_an_app_at_first_sign_in() {
     let app = TestApp::spawn().await;
     let (_, _admin) = app.enforced_tenant("acme").await;
     let u = User::new("acme", "pk-7");
-    let started = app.start_login(&u).await;
-    assert_eq!(
-        started.body["status"], "enrollment_required",
-        "{}",
-        started.text
-    );
-    let (login_id, token) = login_of(&started);
-    let view = app
-        .get(&format!("/v1/logins/{login_id}"), Some(&token))
-        .await;
+    let (login_id, token) = app.enrollment_login(&u).await;
+    let view = app.login_view(&login_id, &token).await;
     assert_eq!(
         view.body["allowed_factor_types"],
         json!(["totp", "webauthn"]),
@@ -120,20 +112,14 @@ async fn under_required_user_verification_a_key_without_uv_is_refused_and_counte
     let app = TestApp::spawn().await;
     let u = User::new("acme", "pk-9").roles(&["admin"]);
     let e = app.enroll_via_me(&u).await;
+    app.set_policy(
+        "acme",
+        &e.access_token,
+        json!({"webauthn_user_verification": "required"}),
+    )
+    .await;
     let r = app
-        .enforce(
-            "acme",
-            &e.access_token,
-            json!({"webauthn_user_verification": "required"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let r = app
-        .post(
-            "/v1/me/factors",
-            Some(&e.access_token),
-            json!({"type": "webauthn"}),
-        )
+        .add_factor(&e.access_token, json!({"type": "webauthn"}))
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(
@@ -148,11 +134,7 @@ async fn under_required_user_verification_a_key_without_uv_is_refused_and_counte
     let credential = key.create(&asked);
     let id = r.body["factor_id"].as_str().unwrap();
     let done = app
-        .post(
-            &format!("/v1/me/factors/{id}/confirm"),
-            Some(&e.access_token),
-            json!({ "credential": credential }),
-        )
+        .confirm_factor(&e.access_token, id, json!({ "credential": credential }))
         .await;
     done.problem(400, "invalid_credential");
     let types = app.audit_types("acme").await;
@@ -162,15 +144,18 @@ async fn under_required_user_verification_a_key_without_uv_is_refused_and_counte
     );
 }
 
-#[tokio::test]
-async fn audit_events_hold_no_challenge_key_signature_or_full_credential_id() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "pk-6");
-    let (_e, mut key, id, _) = with_passkey(&app, &u).await;
+/// Sets the stored signature counter of the passkey `factor_id` to 1000.
+async fn counter_at_1000(app: &TestApp, factor_id: &str) {
     app.sql_count(&format!(
-        "WITH u AS (UPDATE webauthn_credentials SET counter = 1000 WHERE factor_id = '{id}' RETURNING 1) SELECT count(*) AS n FROM u"
+        "WITH u AS (UPDATE webauthn_credentials SET counter = 1000 WHERE factor_id = '{factor_id}' RETURNING 1) SELECT count(*) AS n FROM u"
     ))
     .await;
+}
+
+#[tokio::test]
+async fn audit_events_hold_no_challenge_key_signature_or_full_credential_id() {
+    let (app, u, (_e, mut key, id, _)) = app_with_passkey("acme", "pk-6").await;
+    counter_at_1000(&app, &id).await;
     app.advance(60);
     let (login_id, token) = app.challenge(&u).await;
     let options = challenge(&app, &login_id, &token).await;
@@ -196,14 +181,9 @@ async fn audit_events_hold_no_challenge_key_signature_or_full_credential_id() {
 
 #[tokio::test]
 async fn a_counter_that_does_not_grow_is_refused_and_audited() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "pk-4");
-    let (_e, mut key, id, _) = with_passkey(&app, &u).await;
+    let (app, u, (_e, mut key, id, _)) = app_with_passkey("acme", "pk-4").await;
     // A clone of the key used meanwhile: the stored counter is ahead of this copy's.
-    app.sql_count(&format!(
-        "WITH u AS (UPDATE webauthn_credentials SET counter = 1000 WHERE factor_id = '{id}' RETURNING 1) SELECT count(*) AS n FROM u"
-    ))
-    .await;
+    counter_at_1000(&app, &id).await;
     app.advance(60);
     let (login_id, token) = app.challenge(&u).await;
     let a = key.get(&challenge(&app, &login_id, &token).await);

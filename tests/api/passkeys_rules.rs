@@ -30,19 +30,12 @@ async fn failures(app: &TestApp, u: &User) -> i64 {
 
 /// `POST /v1/me/factors` as `token`: `(factor_id, creation options)`.
 async fn start_own(app: &TestApp, token: &str, kind: &str) -> (String, Value) {
-    let r = app
-        .post("/v1/me/factors", Some(token), json!({ "type": kind }))
-        .await;
+    let r = app.add_factor(token, json!({ "type": kind })).await;
     assert_eq!(r.status, 201, "{}", r.text);
     (
         r.body["factor_id"].as_str().unwrap().to_owned(),
         r.body["public_key"].clone(),
     )
-}
-
-async fn confirm_own(app: &TestApp, token: &str, id: &str, body: Value) -> crate::helpers::Resp {
-    app.post(&format!("/v1/me/factors/{id}/confirm"), Some(token), body)
-        .await
 }
 
 #[tokio::test]
@@ -76,13 +69,13 @@ async fn a_proof_of_the_other_type_for_a_pending_enrollment_is_invalid_request_n
     let v = User::new("acme", "pr-2");
     let e = app.enroll_at_login(&v).await;
     let (pk_id, options) = start_own(&app, &e.access_token, "webauthn").await;
-    confirm_own(&app, &e.access_token, &pk_id, json!({"code": "123456"}))
+    app.confirm_factor(&e.access_token, &pk_id, json!({"code": "123456"}))
         .await
         .problem(400, "invalid_request");
     let credential = key.create(&options);
     let (totp_id, _) = start_own(&app, &e.access_token, "totp").await;
     let body = json!({ "credential": credential });
-    confirm_own(&app, &e.access_token, &totp_id, body)
+    app.confirm_factor(&e.access_token, &totp_id, body)
         .await
         .problem(400, "invalid_request");
     assert_eq!(failures(&app, &v).await, 0);
@@ -99,12 +92,12 @@ async fn a_registration_confirmed_on_a_surface_without_an_rp_id_is_webauthn_unav
     let (id, options) = start_own(&app, &app_token, "webauthn").await;
     let credential = Key::at(origin, true).create(&options);
     let body = json!({ "credential": credential });
-    confirm_own(&app, &portal_token, &id, body.clone())
+    app.confirm_factor(&portal_token, &id, body.clone())
         .await
         .problem(409, "webauthn_unavailable");
     assert_eq!(failures(&app, &u).await, 0);
     // Nothing consumed: the app confirms it.
-    let r = confirm_own(&app, &app_token, &id, body).await;
+    let r = app.confirm_factor(&app_token, &id, body).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
@@ -115,13 +108,13 @@ async fn a_credential_id_registered_in_another_tenant_is_refused_counted_and_use
     let a = User::new("acme", "pr-4");
     let ea = app.enroll_via_me(&a).await;
     let (id, options) = start_own(&app, &ea.access_token, "webauthn").await;
-    let r = confirm_own(
-        &app,
-        &ea.access_token,
-        &id,
-        json!({"credential": key.create(&options)}),
-    )
-    .await;
+    let r = app
+        .confirm_factor(
+            &ea.access_token,
+            &id,
+            json!({"credential": key.create(&options)}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
     // The same authenticator's credential offered to a user of another tenant.
@@ -129,13 +122,13 @@ async fn a_credential_id_registered_in_another_tenant_is_refused_counted_and_use
     let eb = app.enroll_via_me(&b).await;
     let (id, options) = start_own(&app, &eb.access_token, "webauthn").await;
     let body = json!({ "credential": key.create(&options) });
-    confirm_own(&app, &eb.access_token, &id, body.clone())
+    app.confirm_factor(&eb.access_token, &id, body.clone())
         .await
         .problem(400, "invalid_credential");
     assert_eq!(failures(&app, &b).await, 1);
     assert_eq!(app.audit_count("globex", "webauthn.verify_failed").await, 1);
     // The challenge is used up: the same response again is refused too.
-    confirm_own(&app, &eb.access_token, &id, body)
+    app.confirm_factor(&eb.access_token, &id, body)
         .await
         .problem(400, "invalid_credential");
     assert_eq!(failures(&app, &b).await, 2);
@@ -143,18 +136,16 @@ async fn a_credential_id_registered_in_another_tenant_is_refused_counted_and_use
 
 #[tokio::test]
 async fn a_synced_passkey_gives_swk_at_sign_in_and_in_reauthentication() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "pr-6");
-    let e = app.enroll_via_me(&u).await;
+    let (app, u, e) = TestApp::with_enrolled("acme", "pr-6").await;
     let key = SyncedKey::new(&origin(&app));
     let (id, options) = start_own(&app, &e.access_token, "webauthn").await;
-    let done = confirm_own(
-        &app,
-        &e.access_token,
-        &id,
-        json!({"credential": key.create(&options)}),
-    )
-    .await;
+    let done = app
+        .confirm_factor(
+            &e.access_token,
+            &id,
+            json!({"credential": key.create(&options)}),
+        )
+        .await;
     assert_eq!(done.status, 200, "{}", done.text);
     let f = &done.body["factor"];
     assert_eq!(
@@ -195,16 +186,13 @@ async fn a_synced_passkey_gives_swk_at_sign_in_and_in_reauthentication() {
 
 #[tokio::test]
 async fn a_browser_remembered_after_a_passkey_sign_in_skips_the_factor() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
-    let r = app
-        .enforce(
-            "acme",
-            &admin.access_token,
-            json!({"remember_device_days": 30}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let (app, _, admin) = TestApp::with_admin("acme").await;
+    app.set_policy(
+        "acme",
+        &admin.access_token,
+        json!({"remember_device_days": 30}),
+    )
+    .await;
     let u = User::new("acme", "pr-7");
     let (_, mut key, _, _) = with_passkey(&app, &u).await;
     app.advance(60);

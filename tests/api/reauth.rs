@@ -42,9 +42,7 @@ async fn details(app: &TestApp, u: &User, kind: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_code_mints_a_recent_otp_token_and_the_old_token_stays_valid_but_not_recent() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "jane");
-    let e = app.enroll_via_me(&u).await;
+    let (app, u, e) = TestApp::with_enrolled("acme", "jane").await;
     let factors = app.get("/v1/me/factors", Some(&e.access_token)).await;
     let factor_id = factors.body["items"][0]["factor_id"].clone();
     app.advance(301);
@@ -100,15 +98,9 @@ async fn a_recovery_code_is_spent_audited_and_leaves_remembered_devices_alone() 
         .post("/v1/tenants/acme/webhooks", Some(&admin.access_token), hook)
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let u = User::new("acme", "jane");
-    let e = app.enroll_via_me(&u).await;
+    let (u, e) = app.enrolled("acme", "jane").await;
     // Jane's browser is remembered at a sign-in.
-    app.advance(30);
-    let (login_id, token) = app.challenge(&u).await;
-    let body = json!({"code": code_at(&e.secret, app.now()), "remember_device": true});
-    let r = app.login_post(&login_id, &token, "verify", body).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let device = r.body["device_token"].as_str().unwrap().to_owned();
+    let device = app.remember_browser(&u, &e.secret).await;
     let signed_in = app.audit_count("acme", "login.succeeded").await;
 
     app.advance(301);
@@ -149,9 +141,7 @@ async fn a_recovery_code_is_spent_audited_and_leaves_remembered_devices_alone() 
 
 #[tokio::test]
 async fn wrong_codes_count_and_lock_and_a_reused_code_does_not() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "jane");
-    let e = app.enroll_via_me(&u).await;
+    let (app, u, e) = TestApp::with_enrolled("acme", "jane").await;
     let token = e.access_token.clone();
 
     // The confirming code's step is used: code_reused, not counted.
@@ -198,9 +188,7 @@ async fn wrong_codes_count_and_lock_and_a_reused_code_does_not() {
 
 #[tokio::test]
 async fn no_proof_or_two_proofs_or_a_malformed_one_is_400_and_not_counted() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "jane");
-    let e = app.enroll_via_me(&u).await;
+    let (app, u, e) = TestApp::with_enrolled("acme", "jane").await;
     let code = code_at(&e.secret, app.now() + Duration::seconds(30));
     let rc = e.recovery_codes[0].clone();
     let bodies = [
@@ -256,9 +244,7 @@ async fn the_per_ip_limit_comes_before_the_shape() {
 
 #[tokio::test]
 async fn a_locked_user_gets_429_before_the_409_of_a_user_without_factors() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "jane");
-    let e = app.enroll_via_me(&u).await;
+    let (app, _, e) = TestApp::with_enrolled("acme", "jane").await;
     for _ in 0..5 {
         let wrong = wrong_code(&e.secret, app.now());
         reauth(&app, &e.access_token, json!({"code": wrong}))
@@ -286,8 +272,7 @@ async fn a_locked_user_gets_429_before_the_409_of_a_user_without_factors() {
 
     // A user who never had a factor, with a password-only token.
     let v = User::new("acme", "vic");
-    let started = app.start_login(&v).await;
-    let token = started.body["access_token"].as_str().unwrap().to_owned();
+    let token = app.password_token(&v).await;
     reauth(&app, &token, json!({"recovery_code": "abcde-fghjk"}))
         .await
         .problem(409, "invalid_state");
@@ -295,8 +280,7 @@ async fn a_locked_user_gets_429_before_the_409_of_a_user_without_factors() {
 
 #[tokio::test]
 async fn the_pages_get_remember_device_days_and_grace_ends_at() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let body = json!({"enforce_mfa": true, "enrollment_grace_days": 7, "remember_device_days": 30});
     app.enforce("acme", &admin.access_token, body)
         .await
@@ -309,9 +293,7 @@ async fn the_pages_get_remember_device_days_and_grace_ends_at() {
         started.text
     );
     let (login_id, token) = login_of(&started);
-    let view = app
-        .get(&format!("/v1/logins/{login_id}"), Some(&token))
-        .await;
+    let view = app.login_view(&login_id, &token).await;
     assert_eq!(view.status, 200, "{}", view.text);
     assert_eq!(view.body["remember_device_days"], 30);
     assert_eq!(
@@ -329,9 +311,7 @@ async fn the_pages_get_remember_device_days_and_grace_ends_at() {
     app.advance(7 * 86_400);
     let started = app.start_login(&u).await;
     let (login_id, token) = login_of(&started);
-    let view = app
-        .get(&format!("/v1/logins/{login_id}"), Some(&token))
-        .await;
+    let view = app.login_view(&login_id, &token).await;
     assert!(view.body.get("grace_ends_at").is_none(), "{}", view.text);
 
     // A tenant that remembers nothing and has no grace; a login that waits for a code.
@@ -341,12 +321,8 @@ async fn the_pages_get_remember_device_days_and_grace_ends_at() {
         .enforced();
     let me = app.get("/v1/me", Some(&other.access_token)).await;
     assert_eq!(me.body["tenant"]["remember_device_days"], 0);
-    let (login_id, token) = app
-        .challenge(&User::new("beta", "admin-1").roles(&["admin"]))
-        .await;
-    let view = app
-        .get(&format!("/v1/logins/{login_id}"), Some(&token))
-        .await;
+    let (login_id, token) = app.challenge(&User::first_admin("beta")).await;
+    let view = app.login_view(&login_id, &token).await;
     assert_eq!(view.body["remember_device_days"], 0, "{}", view.text);
     assert!(view.body.get("grace_ends_at").is_none(), "{}", view.text);
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
 use crate::helpers::{claims_of, code_at, retry_after, wrong_code, Resp, TestApp, User};
-use crate::passkeys::{with_passkey, Key};
+use crate::passkeys::{app_with_passkey, Key};
 
 const CHALLENGE: &str = "/v1/me/reauthenticate/webauthn-challenge";
 const PATH: &str = "/v1/me/reauthenticate";
@@ -43,9 +43,7 @@ async fn failures(app: &TestApp, u: &User) -> i64 {
 
 #[tokio::test]
 async fn a_passkey_steps_up_and_the_new_token_passes_a_sensitive_call_the_old_one_does_not() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "rk-1");
-    let (_e, mut key, factor_id, done) = with_passkey(&app, &u).await;
+    let (app, u, (_e, mut key, factor_id, done)) = app_with_passkey("acme", "rk-1").await;
     let old = done["access_token"].as_str().unwrap().to_owned();
     app.advance(301);
     add_factor(&app, &old)
@@ -113,9 +111,7 @@ async fn a_passkey_steps_up_and_the_new_token_passes_a_sensitive_call_the_old_on
 
 #[tokio::test]
 async fn one_live_challenge_per_user_shapes_not_counted_expiry_counted_locked_is_429() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "rk-2");
-    let (e, mut key, _, done) = with_passkey(&app, &u).await;
+    let (app, u, (e, mut key, _, done)) = app_with_passkey("acme", "rk-2").await;
     let token = done["access_token"].as_str().unwrap().to_owned();
 
     // A second challenge kills the first: the answer to the first is refused, counted, and
@@ -188,8 +184,7 @@ async fn one_live_challenge_per_user_shapes_not_counted_expiry_counted_locked_is
 async fn no_passkey_on_this_rp_id_is_invalid_state_and_no_rp_id_is_webauthn_unavailable() {
     // The app surface has an RP ID (one exact origin), the portal none.
     let (app, origin) = crate::passkeys_rules::app_rp_only().await;
-    let u = User::new("acme", "rk-3");
-    let e = app.enroll_via_me(&u).await;
+    let (u, e) = app.enrolled("acme", "rk-3").await;
     // An app user with no passkey: never an empty allowCredentials.
     ask(&app, &e.access_token)
         .await

@@ -27,7 +27,7 @@ async fn lock_out(app: &TestApp, u: &User, e: &Enrolled) -> u64 {
             assert_eq!(app.attempts_left(&login_id, &token).await, 5 - i);
         }
     }
-    app.get(&format!("/v1/logins/{login_id}"), Some(&token))
+    app.login_view(&login_id, &token)
         .await
         .problem(401, "unauthenticated");
     app.verify_now(&login_id, &token, &e.secret)
@@ -106,9 +106,7 @@ async fn the_code_that_confirmed_an_enrollment_cannot_sign_in() {
         .problem(400, "code_reused");
     assert_eq!(app.attempts_left(&login_id, &token).await, 5);
     // Same for the voluntary enrollment of the admin.
-    let (login_id, token) = app
-        .challenge(&User::new("acme", "admin-1").roles(&["admin"]))
-        .await;
+    let (login_id, token) = app.challenge(&User::first_admin("acme")).await;
     app.verify_now(&login_id, &token, &admin.secret)
         .await
         .problem(400, "code_reused");
@@ -202,7 +200,7 @@ async fn twenty_submissions_on_one_sign_in_succeed_exactly_once() {
         .filter_map(|r| r.body["access_token"].as_str())
         .collect();
     assert_eq!(tokens.len(), 1, "one access token minted");
-    app.get(&format!("/v1/logins/{login_id}"), Some(&token))
+    app.login_view(&login_id, &token)
         .await
         .problem(401, "unauthenticated");
     assert_eq!(app.user_failures("acme", "jane").await, 0);
@@ -509,9 +507,7 @@ async fn wrong_recovery_codes_count_and_a_lock_gates_recover_and_step_up() {
             .await
             .problem(400, "invalid_code");
     }
-    app.get(&format!("/v1/logins/{l}"), Some(&t))
-        .await
-        .problem(401, "unauthenticated");
+    app.login_view(&l, &t).await.problem(401, "unauthenticated");
     assert_eq!(app.audit_count("acme", "recovery_code.failed").await, 2);
     assert_eq!(app.audit_count("acme", "totp.verify_failed").await, 3);
     assert_eq!(app.audit_count("acme", "user.locked").await, 1);
@@ -524,12 +520,11 @@ async fn wrong_recovery_codes_count_and_a_lock_gates_recover_and_step_up() {
     // Step-up with a code (TOTP or recovery) on a sensitive call: 429 as well.
     for code in [code_at(&e.secret, app.now()), e.recovery_codes[1].clone()] {
         let r = app
-            .send(
+            .with_code(
                 reqwest::Method::POST,
                 "/v1/me/recovery-codes",
-                Some(&e.access_token),
-                None,
-                &[("X-MFA-Code", &code)],
+                &e.access_token,
+                Some(&code),
             )
             .await;
         r.problem(429, "too_many_attempts");
@@ -582,8 +577,7 @@ async fn wrong_recovery_codes_count_and_a_lock_gates_recover_and_step_up() {
 async fn wrong_confirm_codes_count_and_a_lock_gates_confirm() {
     let (app, _, _) = TestApp::with_enforced_tenant("acme").await;
     let u = User::new("acme", "jane");
-    let started = app.start_login(&u).await;
-    let (l, t) = login_of(&started);
+    let (l, t) = app.enrollment_login(&u).await;
     let m = app.login_post(&l, &t, "totp-enrollment", json!({})).await;
     let secret = m.body["secret"].as_str().unwrap().to_owned();
     for _ in 0..5 {
@@ -591,9 +585,7 @@ async fn wrong_confirm_codes_count_and_a_lock_gates_confirm() {
             .await
             .problem(400, "invalid_code");
     }
-    app.get(&format!("/v1/logins/{l}"), Some(&t))
-        .await
-        .problem(401, "unauthenticated");
+    app.login_view(&l, &t).await.problem(401, "unauthenticated");
     assert_eq!(app.audit_count("acme", "user.locked").await, 1);
 
     let started = app.start_login(&u).await;

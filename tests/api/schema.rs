@@ -323,7 +323,7 @@ fn no_new_migration_creates_a_function_or_a_trigger() {
 
 /// Records the SQL of every statement a connection runs.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<String>>>);
+pub struct Recorder(pub Arc<Mutex<Vec<String>>>);
 
 impl Instrumentation for Recorder {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
@@ -368,6 +368,11 @@ async fn big_tenant(
     ))
         .await
         .unwrap();
+    recorded(db).await
+}
+
+/// A new connection to `db` whose statements the recorder captures.
+pub async fn recorded(db: &TestDb) -> (Recorder, diesel_async::AsyncPgConnection) {
     let recorder = Recorder::default();
     let mut conn = db.connect().await;
     conn.set_instrumentation(recorder.clone());
@@ -614,9 +619,7 @@ async fn sign_in_statements_use_whole_keys_without_statistics() {
 #[tokio::test]
 async fn sign_ins_write_no_shared_row() {
     use crate::helpers::{TestApp, User};
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "u-1");
-    let e = app.enroll_via_me(&u).await;
+    let (app, u, e) = TestApp::with_enrolled("acme", "u-1").await;
     let versions = "SELECT (SELECT xmin::text FROM tenants WHERE tenant_id = 'acme') || '/' || \
          (SELECT xmin::text FROM users WHERE tenant_id = 'acme' AND user_id = 'u-1') AS s";
     let before = app.sql_strings(versions).await;
@@ -758,9 +761,7 @@ async fn a_login_reports_the_users_real_state() {
     let (early_id, early_token) = login_of(&early);
     let e = app.enroll_at_login(&u).await;
 
-    let view = app
-        .get(&format!("/v1/logins/{early_id}"), Some(&early_token))
-        .await;
+    let view = app.login_view(&early_id, &early_token).await;
     assert_eq!(view.status, 200, "{}", view.body);
     assert_eq!(view.body["status"], "verification_required");
     let refused = app
@@ -780,8 +781,7 @@ async fn a_login_reports_the_users_real_state() {
 #[tokio::test]
 async fn crafted_cursors_are_rejected_not_crashed_on() {
     use crate::helpers::TestApp;
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     for c in ["AA", "YQA", "AAE", "!!", "x"] {
         let r = app
             .get(

@@ -20,18 +20,9 @@ async fn sensitive(app: &TestApp, token: &str) -> Resp {
 #[tokio::test]
 async fn a_recent_password_only_token_of_an_enrolled_user_is_refused_for_step_up() {
     let app = TestApp::spawn().await;
-    let u = User::new("acme", "jane");
-    let started = app.start_login(&u).await;
-    assert_eq!(started.body["status"], "authenticated", "{}", started.text);
-    let pwd = started.body["access_token"].as_str().unwrap().to_owned();
+    let pwd = app.password_token(&User::new("acme", "jane")).await;
     assert_eq!(claims_of(&pwd)["amr"], json!(["pwd"]));
-    let m = app.me_enroll_start(&pwd).await;
-    assert_eq!(m.status, 201, "{}", m.text);
-    let secret = m.body["secret"].as_str().unwrap().to_owned();
-    let done = app
-        .me_enroll_confirm(&pwd, &code_at(&secret, app.now()))
-        .await;
-    assert_eq!(done.status, 200, "{}", done.text);
+    let done = app.enroll_with_token(&pwd).await;
 
     // Same second: auth_time is as recent as can be, and still no step-up.
     assert_eq!(claims_of(&pwd)["auth_time"], app.now().timestamp());
@@ -45,8 +36,7 @@ async fn a_recent_password_only_token_of_an_enrolled_user_is_refused_for_step_up
             .problem(403, "step_up_required");
     }
     // The token from the confirmation, which holds `mfa`, passes.
-    let otp = done.body["access_token"].as_str().unwrap();
-    assert_eq!(sensitive(&app, otp).await.status, 200);
+    assert_eq!(sensitive(&app, &done.access_token).await.status, 200);
 }
 
 /// A sign-in with a recovery code is a second factor (`amr` holds `mfa`): it counts as a
@@ -57,11 +47,7 @@ async fn a_recovery_code_sign_in_counts_for_step_up() {
     let u = User::new("acme", "jane");
     let e = app.enroll_at_login(&u).await;
     app.advance(30);
-    let (login_id, token) = app.challenge(&u).await;
-    let r = app
-        .recover_code(&login_id, &token, &e.recovery_codes[0])
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.recovery_sign_in(&u, &e.recovery_codes[0]).await;
     let rc = r.body["access_token"].as_str().unwrap();
     assert_eq!(claims_of(rc)["amr"], json!(["pwd", "mfa", "rc"]));
     let fresh = sensitive(&app, rc).await;
@@ -187,7 +173,7 @@ async fn a_change_whose_audit_event_fails_is_rolled_back() {
 
     // A verify whose success cannot be audited does not sign in, and its code is not
     // spent: once the audit works again, the same code signs in.
-    let u = User::new("acme", "admin-1").roles(&["admin"]);
+    let u = User::first_admin("acme");
     let secret = admin.secret.clone();
     let succeeded_before = app.audit_count("acme", "login.succeeded").await;
     app.advance(30);
@@ -224,8 +210,7 @@ async fn a_change_whose_audit_event_fails_is_rolled_back() {
 #[tokio::test]
 async fn access_tokens_expire_by_the_test_clock() {
     let app = TestApp::spawn().await;
-    let r = app.start_login(&User::new("acme", "jane")).await;
-    let token = r.body["access_token"].as_str().unwrap().to_owned();
+    let token = app.password_token(&User::new("acme", "jane")).await;
     let exp = claims_of(&token)["exp"].as_i64().unwrap();
     assert_eq!(exp, app.now().timestamp() + 3600);
     app.advance(3600 + 29);

@@ -9,13 +9,19 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{code_at, login_of, wrong_code, Resp, TestApp, User};
+use crate::helpers::{code_at, items, login_of, wrong_code, Resp, TestApp, User};
 use crate::tokens::{jwks_claims, ts, verifies_for};
 
 const ISSUER: &str = "mspbots-mfa";
 
 // ---------------------------------------------------------------------------------------
 // Local helpers
+
+/// The claims of the `mspbots-app` access token in an answer, checked with the JWKS.
+async fn app_claims(app: &TestApp, answer: &Value) -> Value {
+    let token = answer["access_token"].as_str().expect("an access token");
+    jwks_claims(app, token, "mspbots-app").await
+}
 
 fn amr(claims: &Value) -> Vec<&str> {
     claims["amr"]
@@ -193,6 +199,17 @@ async fn put_policy(
     .await
 }
 
+/// `token` may neither read nor write the tenant's policy: both refused with this problem.
+async fn policy_closed(app: &TestApp, tenant: &str, token: &str, status: u16, code: &str) {
+    app.get(&format!("/v1/tenants/{tenant}/policy"), Some(token))
+        .await
+        .problem(status, code);
+    let body = json!({"enforce_mfa": true});
+    put_policy(app, tenant, token, body, &[("If-Match", "\"v1\"")])
+        .await
+        .problem(status, code);
+}
+
 // ---------------------------------------------------------------------------------------
 // The seed procedures
 
@@ -210,7 +227,7 @@ async fn policy_off_signs_in_with_the_password_alone() {
     assert_eq!(b["expires_in"], 3600);
     assert!(uuid::Uuid::parse_str(b["login_id"].as_str().unwrap()).is_ok());
     assert!(b.get("mfa_token").is_none(), "no second step: {b}");
-    let claims = jwks_claims(&app, b["access_token"].as_str().unwrap(), "mspbots-app").await;
+    let claims = app_claims(&app, b).await;
     assert_eq!(amr(&claims), ["pwd"]);
     assert_eq!(claims["sub"], "u-1");
     assert_eq!(claims["tid"], "acme");
@@ -238,9 +255,8 @@ async fn admin_turns_2fa_on_then_a_local_user_enrolls_and_later_verifies() {
     assert_eq!(admin_e.recovery_codes.len(), 10);
 
     let on = app
-        .enforce("acme", &admin_e.access_token, json!({"enforce_mfa": true}))
+        .set_policy("acme", &admin_e.access_token, json!({"enforce_mfa": true}))
         .await;
-    assert_eq!(on.status, 200, "{}", on.text);
     assert_eq!(on.body["enforce_mfa"], true);
     assert_eq!(on.body["updated_by"], "admin-1");
     assert_eq!(on.headers["etag"], "\"v2\"");
@@ -257,9 +273,7 @@ async fn admin_turns_2fa_on_then_a_local_user_enrolls_and_later_verifies() {
     assert_eq!(expires_at, app.now() + Duration::seconds(600));
     assert!(started.body.get("access_token").is_none());
 
-    let view = app
-        .get(&format!("/v1/logins/{login_id}"), Some(&token))
-        .await;
+    let view = app.login_view(&login_id, &token).await;
     assert_eq!(view.status, 200);
     assert_eq!(view.body["status"], "enrollment_required");
     assert_eq!(view.body["attempts_left"], 5);
@@ -294,15 +308,10 @@ async fn admin_turns_2fa_on_then_a_local_user_enrolls_and_later_verifies() {
             "{c}"
         );
     }
-    let claims = jwks_claims(
-        &app,
-        done.body["access_token"].as_str().unwrap(),
-        "mspbots-app",
-    )
-    .await;
+    let claims = app_claims(&app, &done.body).await;
     assert_eq!(amr(&claims), ["pwd", "otp", "mfa"]);
     // The sign-in is over: its token is dead.
-    app.get(&format!("/v1/logins/{login_id}"), Some(&token))
+    app.login_view(&login_id, &token)
         .await
         .problem(401, "unauthenticated");
 
@@ -315,9 +324,7 @@ async fn admin_turns_2fa_on_then_a_local_user_enrolls_and_later_verifies() {
     // (3) The next sign-in asks for a code.
     app.advance(30);
     let (login_id, token) = app.challenge(&u).await;
-    let view = app
-        .get(&format!("/v1/logins/{login_id}"), Some(&token))
-        .await;
+    let view = app.login_view(&login_id, &token).await;
     assert_eq!(view.body["status"], "verification_required");
     let ok = app.verify_now(&login_id, &token, &secret).await;
     assert_eq!(ok.status, 200, "{}", ok.text);
@@ -325,23 +332,14 @@ async fn admin_turns_2fa_on_then_a_local_user_enrolls_and_later_verifies() {
     assert_eq!(ok.body["token_type"], "Bearer");
     assert_eq!(ok.body["expires_in"], 3600);
     assert!(ok.body.get("recovery_codes").is_none(), "shown once only");
-    let claims = jwks_claims(
-        &app,
-        ok.body["access_token"].as_str().unwrap(),
-        "mspbots-app",
-    )
-    .await;
+    let claims = app_claims(&app, &ok.body).await;
     assert_eq!(amr(&claims), ["pwd", "otp", "mfa"]);
     assert_eq!(claims["sub"], "jane");
 
     let users = app
-        .get(
-            "/v1/tenants/acme/users?mfa=not_enrolled",
-            Some(&app.service_key),
-        )
+        .get_ok("/v1/tenants/acme/users?mfa=not_enrolled", &app.service_key)
         .await;
-    assert_eq!(users.status, 200, "{}", users.text);
-    assert_eq!(users.body["items"], json!([]), "everyone has 2FA now");
+    assert_eq!(users["items"], json!([]), "everyone has 2FA now");
 }
 
 /// Each "Set Up Authentication" makes a new secret; the previous pending one is discarded
@@ -350,8 +348,7 @@ async fn admin_turns_2fa_on_then_a_local_user_enrolls_and_later_verifies() {
 async fn each_enrollment_call_makes_a_new_secret_and_the_old_one_stops_confirming() {
     let (app, _, _) = TestApp::with_enforced_tenant("acme").await;
     let u = User::new("acme", "jane");
-    let started = app.start_login(&u).await;
-    let (login_id, token) = login_of(&started);
+    let (login_id, token) = app.enrollment_login(&u).await;
     let first = app
         .login_post(&login_id, &token, "totp-enrollment", json!({}))
         .await;
@@ -362,8 +359,7 @@ async fn each_enrollment_call_makes_a_new_secret_and_the_old_one_stops_confirmin
     let new = check_material(&second, &u, None);
     assert_ne!(old, new, "a new secret each time");
     assert_eq!(
-        app.sql_count("SELECT count(*) AS n FROM totp_factors WHERE user_id = 'jane'")
-            .await,
+        app.factor_rows("jane").await,
         1,
         "one pending factor: the previous one is gone"
     );
@@ -398,20 +394,12 @@ async fn each_enrollment_call_makes_a_new_secret_and_the_old_one_stops_confirmin
 /// in both QR codes), and the codes of that secret confirm.
 #[tokio::test]
 async fn a_custom_issuer_and_odd_email_are_percent_encoded_in_the_material() {
-    let (app, _, admin) = TestApp::with_admin("acme").await;
-    let r = app
-        .enforce(
-            "acme",
-            &admin.access_token,
-            json!({"enforce_mfa": true, "issuer": "Acme IT & Co"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let body = json!({"enforce_mfa": true, "issuer": "Acme IT & Co"});
+    let (app, r) = TestApp::with_policy("acme", body).await;
     assert_eq!(r.body["issuer"], "Acme IT & Co");
     let mut u = User::new("acme", "jane");
     u.email = "jane+mfa@acme.example".into();
-    let started = app.start_login(&u).await;
-    let (login_id, token) = login_of(&started);
+    let (login_id, token) = app.enrollment_login(&u).await;
     let m = app
         .login_post(&login_id, &token, "totp-enrollment", json!({}))
         .await;
@@ -488,12 +476,7 @@ async fn access_tokens_verify_with_the_published_jwks_alone() {
         .recover_code(&login_id, &token, &enrolled.recovery_codes[0])
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let c = jwks_claims(
-        &app,
-        r.body["access_token"].as_str().unwrap(),
-        "mspbots-app",
-    )
-    .await;
+    let c = app_claims(&app, &r.body).await;
     assert_eq!(amr(&c), ["pwd", "mfa", "rc"]);
     assert_eq!(c["auth_time"], app.now().timestamp());
     assert_eq!(
@@ -527,12 +510,7 @@ async fn microsoft_users_are_exempt_until_the_policy_removes_the_exemption() {
     assert_eq!(r.status, 201);
     assert_eq!(r.body["status"], "authenticated", "{}", r.text);
     assert_eq!(r.body["mfa"], "exempt");
-    let c = jwks_claims(
-        &app,
-        r.body["access_token"].as_str().unwrap(),
-        "mspbots-app",
-    )
-    .await;
+    let c = app_claims(&app, &r.body).await;
     assert_eq!(amr(&c), ["pwd"]);
     assert_eq!(c["idp"], "microsoft");
     // A local user of the same tenant is not exempt.
@@ -540,13 +518,12 @@ async fn microsoft_users_are_exempt_until_the_policy_removes_the_exemption() {
     assert_eq!(local.body["status"], "enrollment_required");
 
     let r = app
-        .enforce(
+        .set_policy(
             "acme",
             &admin.access_token,
             json!({"enforce_mfa": true, "exempt_identity_providers": []}),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["exempt_identity_providers"], json!([]));
     let r = app.start_login(&ms).await;
     assert_eq!(r.body["status"], "enrollment_required", "{}", r.text);
@@ -601,15 +578,8 @@ async fn an_enrolled_microsoft_user_is_always_challenged() {
 /// Enforcing 2FA on the portal only leaves MSPbots app sign-ins as they were.
 #[tokio::test]
 async fn enforcing_only_the_portal_leaves_app_sign_ins_alone() {
-    let (app, _, admin) = TestApp::with_admin("acme").await;
-    let r = app
-        .enforce(
-            "acme",
-            &admin.access_token,
-            json!({"enforce_mfa": true, "surfaces": ["portal"]}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let body = json!({"enforce_mfa": true, "surfaces": ["portal"]});
+    let (app, r) = TestApp::with_policy("acme", body).await;
     assert_eq!(r.body["surfaces"], json!(["portal"]));
     let u = User::new("acme", "jane");
     let r = app.start_login(&u).await;
@@ -632,9 +602,7 @@ async fn enforcing_only_the_portal_leaves_app_sign_ins_alone() {
 /// wrong code.
 #[tokio::test]
 async fn recovery_codes_sign_in_once_whatever_their_case_or_hyphen() {
-    let app = TestApp::spawn().await;
-    let u = User::new("acme", "jane");
-    let e = app.enroll_via_me(&u).await;
+    let (app, u, e) = TestApp::with_enrolled("acme", "jane").await;
     let code = e.recovery_codes[3].clone();
     let typed = code.to_uppercase().replace('-', "");
     assert_ne!(typed, code);
@@ -646,14 +614,9 @@ async fn recovery_codes_sign_in_once_whatever_their_case_or_hyphen() {
     assert_eq!(r.body["token_type"], "Bearer");
     assert_eq!(r.body["expires_in"], 3600);
     assert_eq!(r.body["recovery_codes_remaining"], 9);
-    let c = jwks_claims(
-        &app,
-        r.body["access_token"].as_str().unwrap(),
-        "mspbots-app",
-    )
-    .await;
+    let c = app_claims(&app, &r.body).await;
     assert_eq!(amr(&c), ["pwd", "mfa", "rc"]);
-    app.get(&format!("/v1/logins/{login_id}"), Some(&token))
+    app.login_view(&login_id, &token)
         .await
         .problem(401, "unauthenticated");
     assert_eq!(app.audit_count("acme", "recovery_code.used").await, 1);
@@ -668,11 +631,7 @@ async fn recovery_codes_sign_in_once_whatever_their_case_or_hyphen() {
     }
     assert_eq!(app.audit_count("acme", "recovery_code.failed").await, 3);
     // Another code still works, and the count goes down.
-    let (login_id, token) = app.challenge(&u).await;
-    let r = app
-        .recover_code(&login_id, &token, &e.recovery_codes[4])
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.recovery_sign_in(&u, &e.recovery_codes[4]).await;
     assert_eq!(r.body["recovery_codes_remaining"], 8);
 }
 
@@ -688,9 +647,7 @@ async fn login_resource_shows_progress_only_to_its_own_live_token() {
     let (login_id, token) = app.challenge(&u).await;
     let started_at = app.now();
 
-    let r = app
-        .get(&format!("/v1/logins/{login_id}"), Some(&token))
-        .await;
+    let r = app.login_view(&login_id, &token).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["login_id"], login_id.as_str());
     assert_eq!(r.body["status"], "verification_required");
@@ -783,7 +740,7 @@ async fn login_resource_shows_progress_only_to_its_own_live_token() {
     let (login_id, token) = app.challenge(&u).await;
     let r = app.verify_now(&login_id, &token, &e.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    app.get(&format!("/v1/logins/{login_id}"), Some(&token))
+    app.login_view(&login_id, &token)
         .await
         .problem(401, "unauthenticated");
     app.recover_code(&login_id, &token, &e.recovery_codes[0])
@@ -798,9 +755,7 @@ async fn steps_out_of_order_are_invalid_state() {
 
     // enrollment_required: no verify, no recover, no confirm before an enrollment.
     let u = User::new("acme", "jane");
-    let started = app.start_login(&u).await;
-    assert_eq!(started.body["status"], "enrollment_required");
-    let (login_id, token) = login_of(&started);
+    let (login_id, token) = app.enrollment_login(&u).await;
     app.verify_code(&login_id, &token, "123456")
         .await
         .problem(409, "invalid_state");
@@ -821,9 +776,7 @@ async fn steps_out_of_order_are_invalid_state() {
     );
 
     // verification_required: no enrollment (a password never adds a device), no confirm.
-    let (login_id, token) = app
-        .challenge(&User::new("acme", "admin-1").roles(&["admin"]))
-        .await;
+    let (login_id, token) = app.challenge(&User::first_admin("acme")).await;
     let r = app
         .login_post(&login_id, &token, "totp-enrollment", json!({}))
         .await;
@@ -833,8 +786,7 @@ async fn steps_out_of_order_are_invalid_state() {
         .problem(409, "invalid_state");
     assert_eq!(app.attempts_left(&login_id, &token).await, 5);
     assert_eq!(
-        app.sql_count("SELECT count(*) AS n FROM totp_factors WHERE user_id = 'admin-1'")
-            .await,
+        app.factor_rows("admin-1").await,
         1,
         "no pending factor was added beside the active one"
     );
@@ -962,18 +914,7 @@ async fn tenant_policy_is_isolated_and_guarded_by_admin_2fa_if_match_and_step_up
     };
 
     // Another tenant's admin: forbidden, read or write.
-    app.get("/v1/tenants/tb/policy", Some(&a_token))
-        .await
-        .problem(403, "forbidden");
-    put_policy(
-        &app,
-        "tb",
-        &a_token,
-        json!({"enforce_mfa": true}),
-        &[("If-Match", "\"v1\"")],
-    )
-    .await
-    .problem(403, "forbidden");
+    policy_closed(&app, "tb", &a_token, 403, "forbidden").await;
     assert_eq!(
         app.get("/v1/tenants/tb/policy", Some(&b.access_token))
             .await
@@ -998,18 +939,7 @@ async fn tenant_policy_is_isolated_and_guarded_by_admin_2fa_if_match_and_step_up
         amr(&jwks_claims(&app, &bare_token, "mspbots-app").await),
         ["pwd"]
     );
-    app.get("/v1/tenants/ta/policy", Some(&bare_token))
-        .await
-        .problem(403, "mfa_required_for_admin");
-    put_policy(
-        &app,
-        "ta",
-        &bare_token,
-        json!({"enforce_mfa": true}),
-        &[("If-Match", "\"v1\"")],
-    )
-    .await
-    .problem(403, "mfa_required_for_admin");
+    policy_closed(&app, "ta", &bare_token, 403, "mfa_required_for_admin").await;
 
     // If-Match: required, must be current; success returns the new ETag.
     let etag = policy_etag(&app, "ta", &a_token).await;
@@ -1094,24 +1024,12 @@ async fn tenant_policy_is_isolated_and_guarded_by_admin_2fa_if_match_and_step_up
     app.get("/v1/tenants/tb/policy", Some(&scoped))
         .await
         .problem(403, "forbidden");
-    put_policy(
-        &app,
-        "ta",
-        &scoped,
-        json!({"enforce_mfa": false}),
-        &[("If-Match", "\"v3\"")],
-    )
-    .await
-    .problem(401, "unauthenticated");
-    put_policy(
-        &app,
-        "ta",
-        &app.service_key,
-        json!({"enforce_mfa": false}),
-        &[("If-Match", "\"v3\"")],
-    )
-    .await
-    .problem(401, "unauthenticated");
+    for key in [&scoped, &app.service_key] {
+        let body = json!({"enforce_mfa": false});
+        put_policy(&app, "ta", key, body, &[("If-Match", "\"v3\"")])
+            .await
+            .problem(401, "unauthenticated");
+    }
     // An mfa token is not a credential here.
     let started = app.start_login(&User::new("ta", "jane")).await;
     let (_, mfa) = login_of(&started);
@@ -1318,8 +1236,7 @@ async fn flows_are_audited_and_no_secret_code_or_token_is_stored_in_clear() {
             Some(&app.service_key),
         )
         .await;
-    assert_eq!(via_api.status, 200, "{}", via_api.text);
-    assert_eq!(via_api.body["items"].as_array().unwrap().len(), types.len());
+    assert_eq!(items(&via_api).len(), types.len());
 
     // Nothing secret anywhere: the whole database as JSON, and the audit API.
     let mut needles: Vec<(String, String)> = vec![]; // (what, lower-case needle)

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diesel_async::SimpleAsyncConnection;
 use serde_json::json;
 
 use crate::helpers::TestApp;
 use crate::webhook_receiver::Receiver;
+use crate::webhooks::event;
 
 /// Accepts connections on 127.0.0.1 and never reads nor answers: `(url, connections)`.
 async fn hanging_receiver() -> (String, Arc<AtomicUsize>) {
@@ -26,17 +26,6 @@ async fn hanging_receiver() -> (String, Arc<AtomicUsize>) {
         }
     });
     (format!("http://127.0.0.1:{port}/hook"), accepted)
-}
-
-async fn events(app: &TestApp, kind: &str, n: usize) {
-    let at = app.now().to_rfc3339();
-    let mut c = app.db.connect().await;
-    c.batch_execute(&format!(
-        "INSERT INTO audit_events (tenant_id, type, at, details) \
-         SELECT 'acme', '{kind}', '{at}', '{{}}' FROM generate_series(1, {n})"
-    ))
-    .await
-    .unwrap();
 }
 
 /// Polls (no time passes for the service: its clock is fixed) until `done` or 30 s.
@@ -67,14 +56,14 @@ async fn webhook_a_hanging_receiver_with_a_backlog_does_not_delay_another_webhoo
             .await;
         assert_eq!(r.status, 201, "{}", r.text);
     }
-    events(&app, "user.locked", 100).await;
+    event(&app, "acme", "user.locked", 100).await;
     assert!(
         until(|| slow.load(Ordering::SeqCst) >= 2).await,
         "the slow receiver gets its first sends"
     );
 
     let due = Instant::now();
-    events(&app, "user.unlocked", 1).await;
+    event(&app, "acme", "user.unlocked", 1).await;
     assert!(
         until(|| !rx.received().is_empty()).await,
         "the healthy receiver got nothing"

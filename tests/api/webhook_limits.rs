@@ -7,8 +7,7 @@ use crate::helpers::TestApp;
 
 #[tokio::test]
 async fn webhook_the_21st_of_a_tenant_is_webhook_limit_disabled_ones_counted() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let t = Some(admin.access_token.as_str());
     let mut first = String::new();
     for i in 0..20 {
@@ -25,12 +24,10 @@ async fn webhook_the_21st_of_a_tenant_is_webhook_limit_disabled_ones_counted() {
         }
     }
     let r = app
-        .send(
-            reqwest::Method::PATCH,
+        .patch(
             &format!("/v1/tenants/acme/webhooks/{first}"),
-            t,
-            Some(json!({"status": "disabled"})),
-            &[],
+            &admin.access_token,
+            json!({"status": "disabled"}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -50,8 +47,7 @@ async fn webhook_the_21st_of_a_tenant_is_webhook_limit_disabled_ones_counted() {
 
 #[tokio::test]
 async fn webhook_test_at_most_once_per_10_s_and_disabled_first() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let t = Some(admin.access_token.as_str());
     let r = app
         .post(
@@ -70,26 +66,14 @@ async fn webhook_test_at_most_once_per_10_s_and_disabled_first() {
     // Disabled: 409 before the 429.
     let patch = format!("/v1/tenants/acme/webhooks/{id}");
     let r = app
-        .send(
-            reqwest::Method::PATCH,
-            &patch,
-            t,
-            Some(json!({"status": "disabled"})),
-            &[],
-        )
+        .patch(&patch, &admin.access_token, json!({"status": "disabled"}))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     app.post(&test, t, json!({}))
         .await
         .problem(409, "invalid_state");
     let r = app
-        .send(
-            reqwest::Method::PATCH,
-            &patch,
-            t,
-            Some(json!({"status": "active"})),
-            &[],
-        )
+        .patch(&patch, &admin.access_token, json!({"status": "active"}))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     app.advance(6); // 9 s after the accepted test
@@ -109,8 +93,7 @@ async fn webhook_test_at_most_once_per_10_s_and_disabled_first() {
 
 #[tokio::test]
 async fn webhook_urls_are_stored_as_sent_and_star_stands_alone() {
-    let app = TestApp::spawn().await;
-    let (_, admin) = app.admin("acme").await;
+    let (app, _, admin) = TestApp::with_admin("acme").await;
     let t = Some(admin.access_token.as_str());
     let url = "https://Hooks.Example.com";
     let r = app

@@ -2,10 +2,7 @@
 //! 2,000 tenants with a webhook each and 200,000 deliveries, never analyzed, every statement
 //! of the worker and the listings planned again as a generic plan.
 
-use std::sync::{Arc, Mutex};
-
 use chrono::Utc;
-use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::sql_types::Text;
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -13,19 +10,7 @@ use mspbots_mfa::db;
 use mspbots_mfa::domain::ids::{DeliveryId, DeliveryState, TenantId, WebhookId};
 
 use crate::helpers::TestDb;
-
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<String>>>);
-
-impl Instrumentation for Recorder {
-    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::StartQuery { query, .. } = event {
-            let text = query.to_string();
-            let sql = text.split(" -- binds:").next().unwrap_or_default();
-            self.0.lock().unwrap().push(sql.to_owned());
-        }
-    }
-}
+use crate::schema::recorded;
 
 #[derive(QueryableByName)]
 struct Plan {
@@ -73,9 +58,7 @@ async fn webhook_statements_use_keys_and_order_without_statistics() {
         )
         .await
         .unwrap();
-    let recorder = Recorder::default();
-    let mut conn = db.connect().await;
-    conn.set_instrumentation(recorder.clone());
+    let (recorder, mut conn) = recorded(&db).await;
 
     let now = Utc::now();
     let tenant = TenantId::parse("t7").unwrap();

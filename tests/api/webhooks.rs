@@ -10,7 +10,7 @@ use mspbots_mfa::services::webhooks::worker;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
-use crate::helpers::{code_at, Resp, TestApp, User};
+use crate::helpers::{code_at, items, Resp, TestApp};
 use crate::webhook_receiver::Receiver;
 
 /// One round of this instance's worker, as the background loop runs it.
@@ -63,7 +63,7 @@ async fn drain(a: &TestApp) -> usize {
 }
 
 /// An audit event written as the services write them (the outbox trigger does the rest).
-async fn event(app: &TestApp, tenant: &str, kind: &str, n: usize) {
+pub async fn event(app: &TestApp, tenant: &str, kind: &str, n: usize) {
     let at = app.now().to_rfc3339();
     let mut c = app.db.connect().await;
     c.batch_execute(&format!(
@@ -75,25 +75,13 @@ async fn event(app: &TestApp, tenant: &str, kind: &str, n: usize) {
 }
 
 async fn deliveries(app: &TestApp, id: &str) -> Vec<Value> {
-    let r = app
-        .get(
-            &format!("/v1/tenants/acme/webhooks/{id}/deliveries"),
-            Some(&app.service_key),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.body["items"].as_array().unwrap().clone()
+    let path = format!("/v1/tenants/acme/webhooks/{id}/deliveries");
+    items(&app.get(&path, Some(&app.service_key)).await)
 }
 
 async fn webhook(app: &TestApp, id: &str) -> Value {
-    let r = app
-        .get(
-            &format!("/v1/tenants/acme/webhooks/{id}"),
-            Some(&app.service_key),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.body
+    let path = format!("/v1/tenants/acme/webhooks/{id}");
+    app.get_ok(&path, &app.service_key).await
 }
 
 #[tokio::test]
@@ -108,8 +96,7 @@ async fn webhook_a_sign_in_delivers_login_succeeded_once_signed_and_without_secr
 
     // A sign-in with a code: login.started (not subscribed), then login.succeeded written
     // inside the verify function.
-    let u = User::new("acme", "jane");
-    let e = app.enroll_via_me(&u).await;
+    let (u, e) = app.enrolled("acme", "jane").await;
     deliver(&app).await; // the password-only sign-in before the enrollment, if any
     let before = rx.received().len();
     let token = app.sign_in_with_code(&u, &e.secret).await;
@@ -256,12 +243,10 @@ async fn webhook_410_disables_it_at_once() {
     app.advance(600);
     assert_eq!(deliver(&app).await, 0);
     let r = app
-        .send(
-            reqwest::Method::PATCH,
+        .patch(
             &format!("/v1/tenants/acme/webhooks/{id}"),
-            Some(&token),
-            Some(json!({"status": "active"})),
-            &[],
+            &token,
+            json!({"status": "active"}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -644,12 +629,10 @@ async fn a_description_with_a_control_character_is_400_and_changes_nothing() {
         let r = create(&app, &t, "acme", json!({"url": rx.url, "description": bad})).await;
         r.problem(400, "invalid_request");
         let r = app
-            .send(
-                reqwest::Method::PATCH,
+            .patch(
                 &format!("/v1/tenants/acme/webhooks/{id}"),
-                Some(&t),
-                Some(json!({"description": bad})),
-                &[],
+                &t,
+                json!({"description": bad}),
             )
             .await;
         r.problem(400, "invalid_request");
