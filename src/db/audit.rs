@@ -4,6 +4,7 @@
 //! Inserting an event also enqueues its webhook deliveries: the trigger
 //! `audit_events_webhook_outbox` (`src/db/functions/mfa_webhook_outbox.sql`) inserts one pending
 //! `webhook_deliveries` row per subscribed active webhook, in the same statement and transaction.
+//! One event is read back by id (`event`) for a webhook delivery's body.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -98,8 +99,7 @@ pub async fn list(
         q = q.filter(audit_events::at.ge(since));
     }
     if let Some((at, id)) = f.before {
-        // A row comparison, which the DSL has no word for: it is one index condition on
-        // (at, id), and the planner does not pair it with `since` into a narrow range it
+        // The planner does not pair the row comparison with `since` into a narrow range it
         // would rather sort (a generic plan without statistics did exactly that).
         q = q.filter(super::row_before::<BigInt, _>(
             "(audit_events.at, audit_events.id)",

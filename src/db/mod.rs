@@ -211,8 +211,9 @@ pub fn host_port(url: &str) -> String {
 
 /// A keyset page's cursor condition `(columns) < (at, id)`: a row comparison, which the DSL
 /// has no word for. It is one index condition on those columns (`columns` names them, the
-/// time first). Its type is spelled out so that a boxed listing can filter on it.
-pub fn row_before<ST, V>(columns: &str, at: DateTime<Utc>, id: V) -> RowBefore<ST, V>
+/// time first; a literal, as it is pasted into the SQL). Its type is spelled out so that a
+/// boxed listing can filter on it.
+pub fn row_before<ST, V>(columns: &'static str, at: DateTime<Utc>, id: V) -> RowBefore<ST, V>
 where
     ST: SqlType + TypedExpressionType,
     V: AsExpression<ST>,

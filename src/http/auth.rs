@@ -155,8 +155,9 @@ impl AdminOrService {
 pub struct StepUpCall {
     /// The caller's access token.
     pub claims: AccessClaims,
-    /// The step-up code of the header, if sent (its form already checked).
-    pub code: StepUpCode,
+    /// The step-up code of the header, if sent (its form already checked); read it with
+    /// [`StepUpCall::code`].
+    code: StepUpCode,
     /// Who is calling, for the audit trail and the per-IP limit.
     pub meta: ClientMeta,
 }
@@ -184,7 +185,30 @@ impl FromRequest for StepUpCall {
 /// through `TenantGate` (the admin check), then, where the call needs it, asks
 /// [`StepUpCall::step_up`] — the request's form is judged between the two, so that a caller
 /// who may not call learns nothing from it and a malformed request never uses up a code.
-pub type AdminCall = StepUpCall;
+/// Extracted as a [`StepUpCall`]; the type says the handler is an admin's (its gate is
+/// [`TenantGate`], which a user's own call does not have).
+pub struct AdminCall(StepUpCall);
+
+impl FromRequest for AdminCall {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        ready(
+            StepUpCall::from_request(req, payload)
+                .into_inner()
+                .map(AdminCall),
+        )
+    }
+}
+
+impl std::ops::Deref for AdminCall {
+    type Target = StepUpCall;
+
+    fn deref(&self) -> &StepUpCall {
+        &self.0
+    }
+}
 
 impl StepUpCall {
     /// The header's code, if sent.
@@ -192,14 +216,20 @@ impl StepUpCall {
         self.code.0.as_deref()
     }
 
-    /// `403` unless the caller is an admin of the tenant (with 2FA).
-    pub async fn admin(&self, state: &AppState, tenant_id: &TenantId) -> Result<(), ApiError> {
-        services::auth::require_admin(state, &self.claims, tenant_id).await
-    }
-
     /// Step-up with the header's code (`403 step_up_required` without a recent one).
     pub async fn step_up(&self, state: &AppState) -> Result<(), ApiError> {
         step_up::require(state, &self.claims, self.code(), &self.meta).await
+    }
+
+    pub fn actor(&self) -> &str {
+        self.claims.sub.as_str()
+    }
+}
+
+impl AdminCall {
+    /// `403` unless the caller is an admin of the tenant (with 2FA).
+    pub async fn admin(&self, state: &AppState, tenant_id: &TenantId) -> Result<(), ApiError> {
+        services::auth::require_admin(state, &self.claims, tenant_id).await
     }
 
     /// The path's user once the caller is the tenant's admin, then step-up: the gate of every
@@ -212,10 +242,6 @@ impl StepUpCall {
         let ids = self.allowed_user(state, path).await?;
         self.step_up(state).await?;
         Ok(ids)
-    }
-
-    pub fn actor(&self) -> &str {
-        self.claims.sub.as_str()
     }
 
     /// This admin's action on the tenant's user `user_id`.
@@ -315,7 +341,7 @@ impl TenantGate for AdminOrService {
 }
 
 /// A change: an admin of the tenant (step-up is asked separately).
-impl TenantGate for StepUpCall {
+impl TenantGate for AdminCall {
     async fn allow(&self, state: &AppState, tenant_id: &TenantId) -> Result<(), ApiError> {
         self.admin(state, tenant_id).await
     }

@@ -126,7 +126,8 @@ problem_set!(
     Locked = [("429", "`too_many_attempts`: locked out or per-IP limit; see `Retry-After`", retry)]
 );
 
-/// Several of the sets above, as one: the refusals that many calls share.
+/// Several of the sets above, as one: the refusals that many calls share. The parts must
+/// answer different statuses (a later part's row would replace an earlier one's).
 macro_rules! problem_union {
     ($(#[$m:meta])* $name:ident = [$($part:ident),+ $(,)?]) => {
         $(#[$m])*

@@ -73,7 +73,6 @@ pub async fn list_deliveries(
         q = q.filter(d::state.eq(s));
     }
     if let Some((at, id)) = before {
-        // A row comparison (one index condition), which the DSL has no word for.
         q = q.filter(crate::db::row_before::<SqlUuid, _>(
             "(webhook_deliveries.created_at, webhook_deliveries.delivery_id)",
             at,

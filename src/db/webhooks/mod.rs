@@ -198,7 +198,7 @@ pub async fn lock_tenant(conn: &mut AsyncPgConnection, tenant_id: &TenantId) -> 
         .find(tenant_id)
         .select(t::tenant_id)
         .for_no_key_update()
-        .limit(1);
+        .limit(1); // as `.first()` had it: the statement's text is unchanged
     crate::db::locked::<TenantId, _>(conn, read).await
 }
 

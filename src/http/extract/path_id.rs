@@ -42,7 +42,9 @@ pub struct DeliveryIds {
     pub delivery_id: String,
 }
 
-/// A path's ids by name (so a route with more ids can take these and one more).
+/// A path's ids by name, read by `web::Path` (percent-decoded). A route with more ids takes
+/// two of these (e.g. `UserPath` and `FactorPath`): each ignores the ids it does not name, so
+/// none of these structs may deny unknown fields, and a route's `{names}` must match them.
 pub type TenantPath = web::Path<TenantIds>;
 pub type UserPath = web::Path<UserIds>;
 pub type WebhookPath = web::Path<WebhookIds>;

@@ -64,7 +64,8 @@ pub(super) async fn in_sign_in<T>(
 }
 
 /// Which sign-in a call is a step of, and who calls: the browser's mfa token, the login in
-/// the path, the client (for the per-IP limit and the audit event).
+/// the path, the client (for the per-IP limit and the audit event). No `Debug`: the token is
+/// a credential and must never reach a log or a span.
 #[derive(Clone, Copy)]
 pub struct SignInAt<'a> {
     pub token: &'a str,
