@@ -438,10 +438,7 @@ impl TestApp {
     /// Sign-in with enrollment from start to finish; the user must be required to enroll.
     pub async fn enroll_at_login(&self, u: &User) -> Enrolled {
         let (login_id, token) = self.enrollment_login(u).await;
-        let material = self
-            .login_post(&login_id, &token, "totp-enrollment", json!({}))
-            .await;
-        assert_eq!(material.status, 201, "{}", material.body);
+        let material = self.enrollment_started(&login_id, &token, "totp").await;
         let secret = material.body["secret"].as_str().unwrap().to_owned();
         let done = self
             .confirm_at_login(&login_id, &token, &code_at(&secret, self.now()))
@@ -864,6 +861,15 @@ impl TestApp {
             body,
         )
         .await
+    }
+
+    /// `POST /v1/logins/{login_id}/{kind}-enrollment` (`totp` or `webauthn`): an enrollment
+    /// started at sign-in, asserted `201`.
+    pub async fn enrollment_started(&self, login_id: &str, token: &str, kind: &str) -> Resp {
+        let action = format!("{kind}-enrollment");
+        let r = self.login_post(login_id, token, &action, json!({})).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r
     }
 
     /// `POST /v1/logins/{login_id}/verify` with `code`.

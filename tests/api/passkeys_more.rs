@@ -4,7 +4,9 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{claims_of, login_of, TestApp, User};
-use crate::passkeys::{answer, app_with_passkey, challenge, with_passkey, Key};
+use crate::passkeys::{
+    answer, app_with_passkey, challenge, lists_app_and_passkey, with_passkey, Key,
+};
 
 #[tokio::test]
 async fn a_passkey_instead_of_an_app_at_first_sign_in() {
@@ -13,17 +15,9 @@ async fn a_passkey_instead_of_an_app_at_first_sign_in() {
     let u = User::new("acme", "pk-7");
     let (login_id, token) = app.enrollment_login(&u).await;
     let view = app.login_view(&login_id, &token).await;
-    assert_eq!(
-        view.body["allowed_factor_types"],
-        json!(["totp", "webauthn"]),
-        "{}",
-        view.text
-    );
+    lists_app_and_passkey(&view, "allowed_factor_types");
     assert_eq!(view.body["webauthn_available"], true);
-    let r = app
-        .login_post(&login_id, &token, "webauthn-enrollment", json!({}))
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    let r = app.enrollment_started(&login_id, &token, "webauthn").await;
     assert_eq!(
         (r.body["type"].as_str(), r.body["name"].as_str()),
         (Some("webauthn"), Some("Passkey"))

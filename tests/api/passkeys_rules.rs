@@ -52,19 +52,13 @@ async fn a_proof_of_the_other_type_for_a_pending_enrollment_is_invalid_request_n
     // At sign-in: a code to a passkey's enrollment, a credential to an app's.
     let u = User::new("acme", "pr-1");
     let (login_id, token) = login_of(&app.start_login(&u).await);
-    let r = app
-        .login_post(&login_id, &token, "webauthn-enrollment", json!({}))
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    let r = app.enrollment_started(&login_id, &token, "webauthn").await;
     let mut key = Key::new(&app);
     let credential = key.create(&r.body["public_key"]);
     app.confirm_at_login(&login_id, &token, "123456")
         .await
         .problem(400, "invalid_request");
-    let r = app
-        .login_post(&login_id, &token, "totp-enrollment", json!({}))
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    app.enrollment_started(&login_id, &token, "totp").await;
     let body = json!({ "credential": credential });
     app.login_post(&login_id, &token, "webauthn-enrollment/confirm", body)
         .await

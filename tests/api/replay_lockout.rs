@@ -562,8 +562,7 @@ async fn wrong_confirm_codes_count_and_a_lock_gates_confirm() {
     let started = app.start_login(&u).await;
     assert_eq!(started.body["status"], "enrollment_required");
     let (l, t) = login_of(&started);
-    let m = app.login_post(&l, &t, "totp-enrollment", json!({})).await;
-    assert_eq!(m.status, 201, "{}", m.text);
+    let m = app.enrollment_started(&l, &t, "totp").await;
     let secret = m.body["secret"].as_str().unwrap().to_owned();
     let r = app
         .confirm_at_login(&l, &t, &code_at(&secret, app.now()))
