@@ -8,7 +8,7 @@ use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
-use crate::helpers::{code_at, items, login_of, wrong_code, Resp, TestApp, User};
+use crate::helpers::{code_at, item, items, login_of, wrong_code, Resp, TestApp, User};
 use crate::tokens::ts;
 
 /// The field names of a JSON object.
@@ -47,6 +47,27 @@ fn next_cursor(r: &Resp) -> Option<String> {
 async fn acme_users(app: &TestApp, token: &str, query: &str) -> Resp {
     app.get(&format!("/v1/tenants/acme/users?{query}"), Some(token))
         .await
+}
+
+/// `user`'s row in [`acme_users`] with `query` (asserted `200`).
+async fn acme_user_row(app: &TestApp, token: &str, query: &str, user: &str) -> Value {
+    item(&acme_users(app, token, query).await, "user_id", user)
+}
+
+/// Asserts that `u1`'s row in [`acme_users`] with `query` shows them locked for a minute
+/// from now.
+async fn u1_locked_a_minute(app: &TestApp, token: &str, query: &str) {
+    let row = acme_user_row(app, token, query, "u1").await;
+    assert_eq!(
+        ts(&row["locked_until"]),
+        app.now() + chrono::Duration::seconds(60)
+    );
+}
+
+/// `POST` to the `unlock` path as `token` (no step-up code): `204`.
+async fn unlocked(app: &TestApp, unlock: &str, token: &str) {
+    let r = app.with_code(Method::POST, unlock, token, None).await;
+    assert_eq!(r.status, 204, "{}", r.text);
 }
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
@@ -267,12 +288,11 @@ async fn the_user_list_validates_its_query_filters_on_enrollment_and_shows_every
     app.get("/v1/tenants/acme/users", Some(&scoped_other))
         .await
         .problem(403, "forbidden");
-    app.get("/v1/tenants/acme/users", Some("sk_unknown"))
-        .await
-        .problem(401, "unauthenticated");
-    app.get("/v1/tenants/acme/users", None)
-        .await
-        .problem(401, "unauthenticated");
+    for cred in [Some("sk_unknown"), None] {
+        app.get("/v1/tenants/acme/users", cred)
+            .await
+            .problem(401, "unauthenticated");
+    }
 }
 
 #[tokio::test]
@@ -403,32 +423,14 @@ async fn an_admin_unlock_ends_a_lockout_and_resets_the_doubling() {
     let r = app.verify_now(&login_id, &token, &e.secret).await;
     r.problem(429, "too_many_attempts");
     assert_eq!(r.headers["retry-after"], "60");
-    let listed = items(
-        &app.get(
-            "/v1/tenants/acme/users?mfa=enrolled",
-            Some(&admin.access_token),
-        )
-        .await,
-    );
-    let row = listed.iter().find(|i| i["user_id"] == "u1").unwrap();
-    assert_eq!(
-        ts(&row["locked_until"]),
-        app.now() + chrono::Duration::seconds(60)
-    );
+    u1_locked_a_minute(&app, &admin.access_token, "mfa=enrolled").await;
 
     let unlock = "/v1/tenants/acme/users/u1/unlock";
     app.send(Method::POST, unlock, Some(&app.service_key), None, &[])
         .await
         .problem(401, "unauthenticated");
-    let r = app
-        .with_code(Method::POST, unlock, &admin.access_token, None)
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
-    let listed = items(
-        &app.get("/v1/tenants/acme/users", Some(&admin.access_token))
-            .await,
-    );
-    let row = listed.iter().find(|i| i["user_id"] == "u1").unwrap();
+    unlocked(&app, unlock, &admin.access_token).await;
+    let row = acme_user_row(&app, &admin.access_token, "", "u1").await;
     assert_eq!(row["locked_until"], Value::Null);
     assert_eq!(
         count(
@@ -442,22 +444,11 @@ async fn an_admin_unlock_ends_a_lockout_and_resets_the_doubling() {
     // Locked again before any success: the lockout lasts 1 min again, not 2, since the
     // unlock also reset the doubling.
     lock_out(&app, &u, &e.secret).await;
-    let listed = items(
-        &app.get("/v1/tenants/acme/users", Some(&admin.access_token))
-            .await,
-    );
-    let row = listed.iter().find(|i| i["user_id"] == "u1").unwrap();
-    assert_eq!(
-        ts(&row["locked_until"]),
-        app.now() + chrono::Duration::seconds(60)
-    );
+    u1_locked_a_minute(&app, &admin.access_token, "").await;
     app.verify_now(&login_id, &token, &e.secret)
         .await
         .problem(429, "too_many_attempts");
-    let r = app
-        .with_code(Method::POST, unlock, &admin.access_token, None)
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    unlocked(&app, unlock, &admin.access_token).await;
     // The sign-in that was refused now goes through with the right code.
     let r = app.verify_now(&login_id, &token, &e.secret).await;
     assert_eq!(r.status, 200, "{}", r.text);

@@ -38,23 +38,30 @@ async fn enrolled(app: &TestApp, u: &User) -> Enrolled {
 /// on); jane has an authenticator and a remembered browser.
 struct Remembered {
     app: TestApp,
-    admin_user: User,
-    admin: Enrolled,
+    admin: User,
+    ae: Enrolled,
     u: User,
     e: Enrolled,
     dv: String,
 }
 
-async fn jane_remembered() -> Remembered {
+/// A new app whose `acme` remembers browsers for `days` (policy `body` added), its admin,
+/// and jane with an authenticator: `(app, admin, admin's enrollment, jane, hers)`.
+async fn jane_enrolled(days: i64, body: Value) -> (TestApp, User, Enrolled, User, Enrolled) {
     let app = TestApp::spawn().await;
-    let (admin_user, admin) = tenant_remembering(&app, "acme", 30, json!({})).await;
+    let (admin_user, admin) = tenant_remembering(&app, "acme", days, body).await;
     let u = User::new("acme", "jane");
     let e = enrolled(&app, &u).await;
+    (app, admin_user, admin, u, e)
+}
+
+async fn jane_remembered() -> Remembered {
+    let (app, admin, ae, u, e) = jane_enrolled(30, json!({})).await;
     let dv = app.remember_browser(&u, &e.secret).await;
     Remembered {
         app,
-        admin_user,
         admin,
+        ae,
         u,
         e,
         dv,
@@ -85,6 +92,39 @@ async fn works(app: &TestApp, u: &User, device_token: &str) -> bool {
     }
 }
 
+/// Asserts that `dv` no longer signs `u` in, and that `acme`'s device revocations so far
+/// were for `reasons`.
+async fn revoked(app: &TestApp, u: &User, dv: &str, reasons: &[&str]) {
+    assert!(!works(app, u, dv).await);
+    assert_eq!(revoked_reasons(app, "acme").await, reasons);
+}
+
+/// `DELETE path` by the admin `ae` with a step-up code: `204`.
+async fn admin_deletes(app: &TestApp, path: &str, ae: &Enrolled) {
+    deleted_with_code(app, path, &ae.access_token, &ae.secret).await;
+}
+
+/// A new sign-in of `u` that asks for a code, and its step `action` with `body`: the answer.
+async fn challenged_step(app: &TestApp, u: &User, action: &str, body: Value) -> Resp {
+    let (login_id, token) = app.challenge(u).await;
+    app.login_post(&login_id, &token, action, body).await
+}
+
+/// `DELETE path` as `token`, which must answer `204`.
+async fn deleted(app: &TestApp, path: &str, token: &str) {
+    let r = app.delete(path, Some(token)).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+}
+
+/// `DELETE path` as `token` with a step-up code of `secret` typed now: `204`.
+async fn deleted_with_code(app: &TestApp, path: &str, token: &str, secret: &str) {
+    let code = code_at(secret, app.now());
+    let r = app
+        .with_code(Method::DELETE, path, token, Some(&code))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+}
+
 async fn revoked_reasons(app: &TestApp, tenant: &str) -> Vec<String> {
     app.sql_strings(&format!(
         "SELECT details->>'reason' AS s FROM audit_events WHERE tenant_id = '{tenant}' \
@@ -95,10 +135,7 @@ async fn revoked_reasons(app: &TestApp, tenant: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_remembered_browser_signs_in_without_a_code_with_the_claims_of_the_code() {
-    let app = TestApp::spawn().await;
-    tenant_remembering(&app, "acme", 30, json!({})).await;
-    let u = User::new("acme", "jane");
-    let e = enrolled(&app, &u).await;
+    let (app, _, _, u, e) = jane_enrolled(30, json!({})).await;
     let r = app
         .verify_remembering(&u, &e.secret, Some("Work laptop"))
         .await;
@@ -168,21 +205,16 @@ async fn a_remembered_browser_signs_in_without_a_code_with_the_claims_of_the_cod
 
 #[tokio::test]
 async fn the_flag_is_ignored_while_the_tenant_does_not_remember_and_by_recover() {
-    let app = TestApp::spawn().await;
-    tenant_remembering(&app, "acme", 0, json!({})).await;
-    let u = User::new("acme", "jane");
-    let e = enrolled(&app, &u).await;
+    let (app, _, _, u, e) = jane_enrolled(0, json!({})).await;
     let r = app.verify_remembering(&u, &e.secret, None).await;
     assert!(r.body.get("device_token").is_none(), "{}", r.text);
-    let (login_id, token) = app.challenge(&u).await;
-    let r = app
-        .login_post(
-            &login_id,
-            &token,
-            "recover",
-            json!({"recovery_code": e.recovery_codes[0], "remember_device": true}),
-        )
-        .await;
+    let r = challenged_step(
+        &app,
+        &u,
+        "recover",
+        json!({"recovery_code": e.recovery_codes[0], "remember_device": true}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.body.get("device_token").is_none());
     assert_eq!(
@@ -191,15 +223,13 @@ async fn the_flag_is_ignored_while_the_tenant_does_not_remember_and_by_recover()
         0
     );
     // A bad name is refused before the code is looked at.
-    let (login_id, token) = app.challenge(&u).await;
-    let r = app
-        .login_post(
-            &login_id,
-            &token,
-            "verify",
-            json!({"code": "123456", "remember_device": true, "device_name": "x".repeat(65)}),
-        )
-        .await;
+    let r = challenged_step(
+        &app,
+        &u,
+        "verify",
+        json!({"code": "123456", "remember_device": true, "device_name": "x".repeat(65)}),
+    )
+    .await;
     r.problem(400, "invalid_request");
     assert_eq!(app.user_failures("acme", "jane").await, 0);
 }
@@ -247,10 +277,7 @@ async fn confirming_an_enrollment_at_sign_in_can_remember_the_browser() {
 
 #[tokio::test]
 async fn a_device_token_dies_when_it_expires() {
-    let app = TestApp::spawn().await;
-    tenant_remembering(&app, "acme", 1, json!({})).await;
-    let u = User::new("acme", "jane");
-    let e = enrolled(&app, &u).await;
+    let (app, _, _, u, e) = jane_enrolled(1, json!({})).await;
     let dv = app.remember_browser(&u, &e.secret).await;
     app.advance(DAY - 60);
     assert!(works(&app, &u, &dv).await);
@@ -260,10 +287,7 @@ async fn a_device_token_dies_when_it_expires() {
 
 #[tokio::test]
 async fn lowering_the_days_from_30_to_7_kills_a_10_day_old_token() {
-    let app = TestApp::spawn().await;
-    let (admin, ae) = tenant_remembering(&app, "acme", 30, json!({})).await;
-    let u = User::new("acme", "jane");
-    let e = enrolled(&app, &u).await;
+    let (app, admin, ae, u, e) = jane_enrolled(30, json!({})).await;
     let old = app.remember_browser(&u, &e.secret).await;
     app.advance(10 * DAY);
     let young = app.remember_browser(&u, &e.secret).await;
@@ -287,10 +311,7 @@ async fn lowering_the_days_from_30_to_7_kills_a_10_day_old_token() {
 
 #[tokio::test]
 async fn a_device_token_dies_when_the_user_revokes_it_or_all() {
-    let app = TestApp::spawn().await;
-    tenant_remembering(&app, "acme", 30, json!({})).await;
-    let u = User::new("acme", "jane");
-    let e = enrolled(&app, &u).await;
+    let (app, _, _, u, e) = jane_enrolled(30, json!({})).await;
     let a = app.remember_browser(&u, &e.secret).await;
     let b = app.remember_browser(&u, &e.secret).await;
     let c = app.remember_browser(&u, &e.secret).await;
@@ -302,10 +323,7 @@ async fn a_device_token_dies_when_the_user_revokes_it_or_all() {
         .as_str()
         .unwrap()
         .to_owned();
-    let r = app
-        .delete(&format!("/v1/me/devices/{first}"), Some(&token))
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    deleted(&app, &format!("/v1/me/devices/{first}"), &token).await;
     assert!(!works(&app, &u, &a).await);
     assert!(works(&app, &u, &b).await);
     // Again, or someone else's id, or garbage: 404.
@@ -315,8 +333,7 @@ async fn a_device_token_dies_when_the_user_revokes_it_or_all() {
     r.problem(404, "not_found");
     let r = app.delete("/v1/me/devices/not-a-uuid", Some(&token)).await;
     r.problem(404, "not_found");
-    let r = app.delete("/v1/me/devices", Some(&token)).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    deleted(&app, "/v1/me/devices", &token).await;
     assert!(!works(&app, &u, &b).await);
     assert!(!works(&app, &u, &c).await);
     assert_eq!(revoked_reasons(&app, "acme").await, vec!["user_revoked"; 3]);
@@ -328,8 +345,8 @@ async fn a_device_token_dies_when_the_user_revokes_it_or_all() {
 async fn a_device_token_dies_when_an_admin_revokes_the_users_devices() {
     let Remembered {
         app,
-        admin_user: admin,
-        admin: ae,
+        admin,
+        ae,
         u,
         dv,
         ..
@@ -357,31 +374,25 @@ async fn a_device_token_dies_when_an_admin_revokes_the_users_devices() {
         .await;
     r.problem(403, "step_up_required");
     assert!(works(&app, &u, &dv).await);
-    let code = code_at(&ae.secret, app.now());
-    let r = app
-        .with_code(
-            Method::DELETE,
-            "/v1/tenants/acme/users/jane/devices",
-            &stale,
-            Some(&code),
-        )
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
-    assert!(!works(&app, &u, &dv).await);
-    assert_eq!(revoked_reasons(&app, "acme").await, vec!["admin_revoked"]);
+    deleted_with_code(
+        &app,
+        "/v1/tenants/acme/users/jane/devices",
+        &stale,
+        &ae.secret,
+    )
+    .await;
+    revoked(&app, &u, &dv, &["admin_revoked"]).await;
 }
 
 #[tokio::test]
 async fn a_device_token_dies_when_the_user_removes_the_factor() {
     let Remembered { app, u, e, dv, .. } = jane_remembered().await;
     let token = app.sign_in_with_code(&u, &e.secret).await;
-    let r = app.delete("/v1/me/totp", Some(&token)).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    deleted(&app, "/v1/me/totp", &token).await;
     // Enrolled again, the old browser is still not remembered.
     let e2 = app.enroll_via_me(&u).await;
     let _ = e2;
-    assert!(!works(&app, &u, &dv).await);
-    assert_eq!(revoked_reasons(&app, "acme").await, vec!["factor_removed"]);
+    revoked(&app, &u, &dv, &["factor_removed"]).await;
 }
 
 /// Starts (and, with `confirm`, confirms) one more authenticator: its id.
@@ -402,74 +413,38 @@ async fn add_factor(app: &TestApp, token: &str, name: &str, confirm: bool) -> St
 #[tokio::test]
 async fn a_device_token_dies_when_any_one_of_several_factors_is_removed_not_when_one_is_added() {
     let Remembered {
-        app,
-        admin: ae,
-        u,
-        e,
-        dv,
-        ..
+        app, ae, u, e, dv, ..
     } = jane_remembered().await;
     let token = app.sign_in_with_code(&u, &e.secret).await;
     // Adding an authenticator, or cancelling a pending one, reduces no trust.
     let tablet = add_factor(&app, &token, "Tablet", true).await;
     let spare = add_factor(&app, &token, "Spare", false).await;
-    let r = app
-        .delete(&format!("/v1/me/factors/{spare}"), Some(&token))
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    deleted(&app, &format!("/v1/me/factors/{spare}"), &token).await;
     assert!(works(&app, &u, &dv).await);
     // Removing one active factor of two (§10) kills every remembered browser (§12).
-    let r = app
-        .delete(&format!("/v1/me/factors/{tablet}"), Some(&token))
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
-    assert!(!works(&app, &u, &dv).await);
-    assert_eq!(revoked_reasons(&app, "acme").await, vec!["factor_removed"]);
+    deleted(&app, &format!("/v1/me/factors/{tablet}"), &token).await;
+    revoked(&app, &u, &dv, &["factor_removed"]).await;
 
     // The same through the admin's removal of one factor.
     let dv = app.remember_browser(&u, &e.secret).await;
     let token = app.sign_in_with_code(&u, &e.secret).await;
     let laptop = add_factor(&app, &token, "Laptop", true).await;
     assert!(works(&app, &u, &dv).await);
-    let code = code_at(&ae.secret, app.now());
-    let r = app
-        .with_code(
-            Method::DELETE,
-            &format!("/v1/tenants/acme/users/jane/factors/{laptop}"),
-            &ae.access_token,
-            Some(&code),
-        )
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
-    assert!(!works(&app, &u, &dv).await);
-    assert_eq!(
-        revoked_reasons(&app, "acme").await,
-        vec!["factor_removed", "factor_removed"]
-    );
+    admin_deletes(
+        &app,
+        &format!("/v1/tenants/acme/users/jane/factors/{laptop}"),
+        &ae,
+    )
+    .await;
+    revoked(&app, &u, &dv, &["factor_removed", "factor_removed"]).await;
 }
 
 #[tokio::test]
 async fn a_device_token_dies_when_an_admin_resets_the_factor() {
-    let Remembered {
-        app,
-        admin: ae,
-        u,
-        dv,
-        ..
-    } = jane_remembered().await;
-    let code = code_at(&ae.secret, app.now());
-    let r = app
-        .with_code(
-            Method::DELETE,
-            "/v1/tenants/acme/users/jane/totp",
-            &ae.access_token,
-            Some(&code),
-        )
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    let Remembered { app, ae, u, dv, .. } = jane_remembered().await;
+    admin_deletes(&app, "/v1/tenants/acme/users/jane/totp", &ae).await;
     app.enroll_via_me(&u).await;
-    assert!(!works(&app, &u, &dv).await);
-    assert_eq!(revoked_reasons(&app, "acme").await, vec!["factor_reset"]);
+    revoked(&app, &u, &dv, &["factor_reset"]).await;
 }
 
 #[tokio::test]
@@ -485,19 +460,14 @@ async fn a_device_token_dies_when_the_factor_is_replaced() {
         .me_enroll_confirm(&token, &code_at(secret, app.now()))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert!(!works(&app, &u, &dv).await);
-    assert_eq!(revoked_reasons(&app, "acme").await, vec!["factor_replaced"]);
+    revoked(&app, &u, &dv, &["factor_replaced"]).await;
 }
 
 #[tokio::test]
 async fn a_device_token_dies_when_the_user_signs_in_with_a_recovery_code() {
     let Remembered { app, u, e, dv, .. } = jane_remembered().await;
     app.recovery_sign_in(&u, &e.recovery_codes[0]).await;
-    assert!(!works(&app, &u, &dv).await);
-    assert_eq!(
-        revoked_reasons(&app, "acme").await,
-        vec!["recovery_code_sign_in"]
-    );
+    revoked(&app, &u, &dv, &["recovery_code_sign_in"]).await;
 }
 
 #[tokio::test]
@@ -516,17 +486,13 @@ async fn a_device_token_dies_when_the_user_gets_locked_out() {
     // Locked and after the lockout: the browser must type a code again.
     assert!(!works(&app, &u, &dv).await);
     app.advance(120);
-    assert!(!works(&app, &u, &dv).await);
-    assert_eq!(revoked_reasons(&app, "acme").await, vec!["locked"]);
+    revoked(&app, &u, &dv, &["locked"]).await;
 }
 
 #[tokio::test]
 async fn a_device_token_dies_when_the_user_is_deleted() {
     let Remembered { app, u, dv, .. } = jane_remembered().await;
-    let r = app
-        .delete("/v1/tenants/acme/users/jane", Some(&app.service_key))
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    deleted(&app, "/v1/tenants/acme/users/jane", &app.service_key).await;
     assert_eq!(
         app.sql_count("SELECT count(*) AS n FROM remembered_devices")
             .await,
@@ -540,13 +506,7 @@ async fn a_device_token_dies_when_the_user_is_deleted() {
 
 #[tokio::test]
 async fn a_device_token_dies_when_the_tenant_stops_remembering_and_stays_dead() {
-    let Remembered {
-        app,
-        admin: ae,
-        u,
-        dv,
-        ..
-    } = jane_remembered().await;
+    let Remembered { app, ae, u, dv, .. } = jane_remembered().await;
     app.set_policy("acme", &ae.access_token, json!({"remember_device_days": 0}))
         .await;
     let revoked = app
@@ -568,10 +528,7 @@ async fn a_device_token_dies_when_the_tenant_stops_remembering_and_stays_dead() 
 
 #[tokio::test]
 async fn the_21st_device_revokes_the_one_created_first() {
-    let app = TestApp::spawn().await;
-    tenant_remembering(&app, "acme", 30, json!({})).await;
-    let u = User::new("acme", "jane");
-    let e = enrolled(&app, &u).await;
+    let (app, _, _, u, e) = jane_enrolled(30, json!({})).await;
     let mut tokens = Vec::new();
     for _ in 0..20 {
         tokens.push(app.remember_browser(&u, &e.secret).await);
@@ -631,19 +588,15 @@ async fn a_token_of_another_user_surface_or_tenant_is_ignored() {
     assert!(works(&app, &jane, &dv).await, "still good for its own user");
     let items = app.user_factors("acme", "jane", &ae.access_token).await;
     assert_eq!(items.len(), 1, "{items:?}");
-    let code = code_at(&ae.secret, app.now());
-    let r = app
-        .with_code(
-            Method::DELETE,
-            &format!(
-                "/v1/tenants/acme/users/jane/factors/{}",
-                items[0]["factor_id"].as_str().unwrap()
-            ),
-            &ae.access_token,
-            Some(&code),
-        )
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    admin_deletes(
+        &app,
+        &format!(
+            "/v1/tenants/acme/users/jane/factors/{}",
+            items[0]["factor_id"].as_str().unwrap()
+        ),
+        &ae,
+    )
+    .await;
     let r = start_with(&app, &jane, &dv).await;
     assert_eq!(r.body["status"], "enrollment_required", "{}", r.text);
     assert!(r.body.get("access_token").is_none(), "{}", r.text);
@@ -664,18 +617,14 @@ async fn a_remembered_sign_in_passes_step_up_only_within_5_minutes_of_the_code_t
     app.advance(4 * 60);
     let soon = start_with(&app, &u, &dv).await;
     let soon = soon.body["access_token"].as_str().unwrap().to_owned();
-    let r = app
-        .with_code(Method::POST, "/v1/me/recovery-codes", &soon, None)
-        .await;
+    let r = app.new_recovery_codes(&soon, None).await;
     assert_eq!(
         r.status, 200,
         "4 minutes after the code: recent ({})",
         r.text
     );
     app.advance(2 * 60);
-    let r = app
-        .with_code(Method::POST, "/v1/me/recovery-codes", &soon, None)
-        .await;
+    let r = app.new_recovery_codes(&soon, None).await;
     r.problem(403, "step_up_required");
     // A new remembered sign-in much later carries the old moment: never recent.
     app.advance(DAY);
@@ -683,8 +632,6 @@ async fn a_remembered_sign_in_passes_step_up_only_within_5_minutes_of_the_code_t
     let later = later.body["access_token"].as_str().unwrap().to_owned();
     let claims = jwks_claims(&app, &later, "mspbots-app").await;
     assert!(claims["iat"].as_i64().unwrap() - claims["auth_time"].as_i64().unwrap() > DAY - 1);
-    let r = app
-        .with_code(Method::POST, "/v1/me/recovery-codes", &later, None)
-        .await;
+    let r = app.new_recovery_codes(&later, None).await;
     r.problem(403, "step_up_required");
 }

@@ -4,7 +4,9 @@
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use crate::helpers::{code_at, item, login_of, wrong_code, Enrolled, Resp, TestApp, User};
+use crate::helpers::{
+    code_at, item, login_of, ok_and_reused, wrong_code, Enrolled, Resp, TestApp, User,
+};
 
 const STEP: i64 = 30;
 
@@ -35,6 +37,28 @@ async fn factors(app: &TestApp, token: &str) -> Vec<Value> {
     let r = app.get("/v1/me/factors", Some(token)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     r.body["items"].as_array().unwrap().clone()
+}
+
+/// `POST path` (a sign-in's or a factor's `resync`) as `token`, with two codes in a row.
+async fn resync(app: &TestApp, path: &str, token: &str, [code1, code2]: [&str; 2]) -> Resp {
+    let body = json!({ "code1": code1, "code2": code2 });
+    app.post(path, Some(token), body).await
+}
+
+/// [`resync`] of the sign-in `login_id`, with its mfa token.
+async fn resync_login(app: &TestApp, login_id: &str, token: &str, codes: [&str; 2]) -> Resp {
+    resync(app, &format!("/v1/logins/{login_id}/resync"), token, codes).await
+}
+
+/// Asserts an answer's status and the factor `name` it shows.
+#[track_caller]
+fn answers_named(r: &Resp, status: u16, name: &str) {
+    assert_eq!(
+        (r.status, r.body["name"].clone()),
+        (status, json!(name)),
+        "{}",
+        r.text
+    );
 }
 
 /// The `details.factor_id` of the tenant's events of `kind`, oldest first.
@@ -70,13 +94,9 @@ async fn a_code_of_either_authenticator_signs_in_and_each_has_its_own_replay_gua
     assert_eq!(items[1]["factor_id"], b_id.as_str());
 
     app.advance(STEP);
-    let (l1, t1) = app.challenge(&u).await;
-    let r = app.verify_now(&l1, &t1, &a.secret).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    app.signs_in_now(&u, &a.secret).await;
     // The same step on the other factor is not a replay.
-    let (l2, t2) = app.challenge(&u).await;
-    let r = app.verify_now(&l2, &t2, &b_secret).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    app.signs_in_now(&u, &b_secret).await;
     // But that step again on either factor is.
     let (l3, t3) = app.challenge(&u).await;
     app.verify_now(&l3, &t3, &b_secret)
@@ -98,13 +118,7 @@ async fn a_code_of_either_authenticator_signs_in_and_each_has_its_own_replay_gua
     // Step-up accepts either factor too.
     app.advance(STEP);
     let r = app
-        .send(
-            reqwest::Method::POST,
-            "/v1/me/recovery-codes",
-            Some(&a.access_token),
-            None,
-            &[("X-MFA-Code", &code_at(&b_secret, app.now()))],
-        )
+        .new_recovery_codes(&a.access_token, Some(&code_at(&b_secret, app.now())))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
@@ -123,11 +137,7 @@ async fn the_same_code_at_once_to_twenty_sign_ins_over_two_instances_succeeds_on
             .map(|(inst, id, token)| inst.verify_code(id, token, &code)),
     )
     .await;
-    let ok = results.iter().filter(|r| r.status == 200).count();
-    let reused = results
-        .iter()
-        .filter(|r| r.status == 400 && r.body["code"] == "code_reused")
-        .count();
+    let (ok, reused) = ok_and_reused(&results);
     assert_eq!((ok, reused), (1, 19));
     assert_eq!(app.user_failures("acme", "jane").await, 0);
 }
@@ -154,15 +164,9 @@ async fn five_wrong_codes_lock_the_user_whatever_factor_they_were_meant_for() {
     for secret in [&b_secret, &a.secret, &b_secret, &a.secret] {
         app.verify_wrong(&l, &t, secret).await;
     }
-    app.send(
-        reqwest::Method::POST,
-        "/v1/me/recovery-codes",
-        Some(&a.access_token),
-        None,
-        &[("X-MFA-Code", &wrong_code(&b_secret, app.now()))],
-    )
-    .await
-    .problem(400, "invalid_code");
+    app.new_recovery_codes(&a.access_token, Some(&wrong_code(&b_secret, app.now())))
+        .await
+        .problem(400, "invalid_code");
     let (l, t) = app.challenge(&u).await;
     for secret in [&a.secret, &b_secret] {
         app.verify_now(&l, &t, secret)
@@ -212,12 +216,7 @@ async fn the_factor_limit_and_names() {
     let r = app
         .patch(&path, t, json!({"name": "authenticator 2"}))
         .await;
-    assert_eq!(
-        (r.status, r.body["name"].clone()),
-        (200, json!("authenticator 2")),
-        "{}",
-        r.text
-    );
+    answers_named(&r, 200, "authenticator 2");
     app.patch(&path, t, json!({"name": "x\u{0000}"}))
         .await
         .problem(400, "invalid_request");
@@ -256,25 +255,13 @@ async fn a_drifted_phone_is_resynchronised_then_accepted_at_its_offset() {
         .await
         .problem(400, "invalid_code");
     // Two non-consecutive codes: one wrong code.
-    app.login_post(
-        &l,
-        &t,
-        "resync",
-        json!({"code1": ahead(3), "code2": ahead(5)}),
-    )
-    .await
-    .problem(400, "invalid_code");
+    resync_login(&app, &l, &t, [&ahead(3), &ahead(5)])
+        .await
+        .problem(400, "invalid_code");
     assert_eq!(app.attempts_left(&l, &t).await, 3);
     assert_eq!(app.user_failures("acme", "jane").await, 2);
     // Two consecutive codes: the sign-in completes and the factor learns the offset.
-    let r = app
-        .login_post(
-            &l,
-            &t,
-            "resync",
-            json!({"code1": ahead(3), "code2": ahead(4)}),
-        )
-        .await;
+    let r = resync_login(&app, &l, &t, [&ahead(3), &ahead(4)]).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["drift_seconds"], 120);
     assert_eq!(app.user_failures("acme", "jane").await, 0);
@@ -299,14 +286,9 @@ async fn a_drifted_phone_is_resynchronised_then_accepted_at_its_offset() {
     // A drift past MFA_TOTP_MAX_DRIFT (10) is refused, by resync and by verify.
     app.advance(STEP);
     let (l, t) = app.challenge(&u).await;
-    app.login_post(
-        &l,
-        &t,
-        "resync",
-        json!({"code1": ahead(11), "code2": ahead(12)}),
-    )
-    .await
-    .problem(400, "invalid_code");
+    resync_login(&app, &l, &t, [&ahead(11), &ahead(12)])
+        .await
+        .problem(400, "invalid_code");
     app.verify_code(&l, &t, &ahead(12))
         .await
         .problem(400, "invalid_code");
@@ -316,13 +298,7 @@ async fn a_drifted_phone_is_resynchronised_then_accepted_at_its_offset() {
         .unwrap()
         .to_owned();
     let path = format!("/v1/me/factors/{id}/resync");
-    let r = app
-        .post(
-            &path,
-            Some(&token),
-            json!({"code1": ahead(9), "code2": ahead(10)}),
-        )
-        .await;
+    let r = resync(&app, &path, &token, [&ahead(9), &ahead(10)]).await;
     assert_eq!(
         (r.status, r.body["drift_seconds"].clone()),
         (200, json!(300)),
@@ -330,20 +306,12 @@ async fn a_drifted_phone_is_resynchronised_then_accepted_at_its_offset() {
         r.text
     );
     // Not later than the last accepted step: a wrong code.
-    app.post(
-        &path,
-        Some(&token),
-        json!({"code1": ahead(8), "code2": ahead(9)}),
-    )
-    .await
-    .problem(400, "invalid_code");
-    app.post(
-        &path,
-        Some(&token),
-        json!({"code1": "12345", "code2": ahead(1)}),
-    )
-    .await
-    .problem(400, "invalid_request");
+    resync(&app, &path, &token, [&ahead(8), &ahead(9)])
+        .await
+        .problem(400, "invalid_code");
+    resync(&app, &path, &token, ["12345", &ahead(1)])
+        .await
+        .problem(400, "invalid_request");
 }
 
 #[tokio::test]
@@ -412,12 +380,7 @@ async fn a_v1_re_enrollment_replaces_every_factor_only_at_its_confirmation() {
             json!({"name": "New phone"}),
         )
         .await;
-    assert_eq!(
-        (m.status, m.body["name"].clone()),
-        (201, json!("New phone")),
-        "{}",
-        m.text
-    );
+    answers_named(&m, 201, "New phone");
     let c_secret = m.body["secret"].as_str().unwrap().to_owned();
     assert_eq!(factors(&app, &a.access_token).await.len(), 3);
     // Until the confirmation, the old factors still sign in.

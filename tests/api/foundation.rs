@@ -4,7 +4,21 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{TestApp, User};
+use crate::helpers::{Resp, TestApp, User};
+
+/// `POST /v1/logins` with the service key and a raw `body` of this `content-type`.
+async fn post_raw(app: &TestApp, content_type: &str, body: String) -> Resp {
+    let r = app
+        .client
+        .post(app.url("/v1/logins"))
+        .bearer_auth(&app.service_key)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    Resp::from(r).await
+}
 
 #[tokio::test]
 async fn health_and_readiness_answer_200_with_a_request_id() {
@@ -18,38 +32,20 @@ async fn health_and_readiness_answer_200_with_a_request_id() {
     }
 }
 
+/// `GET path` sent with this `X-Request-Id`.
+async fn get_with_request_id(app: &TestApp, path: &str, id: &str) -> Resp {
+    let headers = [("X-Request-Id", id)];
+    app.send(Method::GET, path, None, None, &headers).await
+}
+
 #[tokio::test]
 async fn request_ids_are_echoed_when_sane_and_replaced_when_not() {
     let app = TestApp::spawn().await;
-    let r = app
-        .send(
-            Method::GET,
-            "/healthz",
-            None,
-            None,
-            &[("X-Request-Id", "abc-123")],
-        )
-        .await;
+    let r = get_with_request_id(&app, "/healthz", "abc-123").await;
     assert_eq!(r.headers["x-request-id"], "abc-123");
-    let r = app
-        .send(
-            Method::GET,
-            "/nope",
-            None,
-            None,
-            &[("X-Request-Id", "trace:42")],
-        )
-        .await;
+    let r = get_with_request_id(&app, "/nope", "trace:42").await;
     assert_eq!(r.headers["x-request-id"], "trace:42", "errors carry it too");
-    let r = app
-        .send(
-            Method::GET,
-            "/healthz",
-            None,
-            None,
-            &[("X-Request-Id", "<script>")],
-        )
-        .await;
+    let r = get_with_request_id(&app, "/healthz", "<script>").await;
     let id = r.headers["x-request-id"].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
 }
@@ -98,13 +94,7 @@ async fn oversized_and_non_json_bodies_are_refused_before_anything_else() {
     // Exactly 16 KiB is still read (and then judged as JSON).
     let edge = format!("{{\"pad\":\"{}\"}}", "y".repeat(16 * 1024 - 10));
     assert_eq!(edge.len(), 16 * 1024);
-    let r = app
-        .client
-        .post(app.url("/v1/logins"))
-        .bearer_auth(&app.service_key)
-        .header("content-type", "application/json")
-        .body(edge);
-    crate::helpers::Resp::from(r.send().await.unwrap())
+    post_raw(&app, "application/json", edge)
         .await
         .problem(400, "invalid_request");
 }
@@ -113,17 +103,9 @@ async fn oversized_and_non_json_bodies_are_refused_before_anything_else() {
 #[tokio::test]
 async fn request_bodies_are_application_json_with_parameters_only() {
     let app = TestApp::spawn().await;
-    let post = |content_type: &'static str| {
-        app.client
-            .post(app.url("/v1/logins"))
-            .bearer_auth(&app.service_key)
-            .header("content-type", content_type)
-            .body("{}")
-            .send()
-    };
     // Read as JSON: the body is then judged (missing fields).
     for ok in ["application/json; charset=utf-8", "Application/JSON"] {
-        crate::helpers::Resp::from(post(ok).await.unwrap())
+        post_raw(&app, ok, "{}".into())
             .await
             .problem(400, "invalid_request");
     }
@@ -133,7 +115,7 @@ async fn request_bodies_are_application_json_with_parameters_only() {
         "text/json",
         "text/plain",
     ] {
-        crate::helpers::Resp::from(post(refused).await.unwrap())
+        post_raw(&app, refused, "{}".into())
             .await
             .problem(415, "unsupported_media_type");
     }
@@ -142,15 +124,7 @@ async fn request_bodies_are_application_json_with_parameters_only() {
 #[tokio::test]
 async fn malformed_json_and_bad_fields_name_what_is_wrong() {
     let app = TestApp::spawn().await;
-    let post_raw = |body: &'static str| {
-        app.client
-            .post(app.url("/v1/logins"))
-            .bearer_auth(&app.service_key)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-    };
-    let r = crate::helpers::Resp::from(post_raw("{bad json").await.unwrap()).await;
+    let r = post_raw(&app, "application/json", "{bad json".into()).await;
     r.problem(400, "invalid_request");
     assert!(r.body["errors"][0]["message"]
         .as_str()

@@ -2,7 +2,6 @@
 //! user gets `429` whatever else is wrong with the call — before an expired or unknown
 //! factor's `409`/`404`, through every endpoint that confirms or resynchronises a factor.
 
-use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{code_at, retry_after, wrong_code, TestApp};
@@ -18,12 +17,7 @@ async fn a_locked_user_gets_429_before_the_factor_is_looked_at_on_every_endpoint
     // Five wrong step-up codes lock the user.
     for i in 0..5 {
         let r = app
-            .with_code(
-                Method::POST,
-                "/v1/me/recovery-codes",
-                &e.access_token,
-                Some(&wrong_code(&e.secret, app.now())),
-            )
+            .new_recovery_codes(&e.access_token, Some(&wrong_code(&e.secret, app.now())))
             .await;
         assert_eq!(r.status, 400, "attempt {i}: {}", r.body);
     }

@@ -2,7 +2,7 @@
 //! the end of grace (by time, by a lower policy), voluntary enrollment inside it, the restart
 //! after an admin reset, and the summary agreeing with the filtered listings at each point.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
 use crate::helpers::{
@@ -24,6 +24,28 @@ async fn enforcing(grace: i64) -> (TestApp, User, Enrolled) {
     .await
     .enforced();
     (app, admin, e)
+}
+
+/// [`enforcing`] with 7 days, and jane's first sign-in, which must enroll and whose grace
+/// ends 7 days after it: `(app, admin, admin's enrollment, jane, the start's time, its answer)`.
+async fn jane_in_grace() -> (TestApp, User, Enrolled, User, DateTime<Utc>, Resp) {
+    let (app, admin, ae) = enforcing(7).await;
+    let u = User::new("acme", "jane");
+    let t0 = app.now();
+    let started = start_in_grace_until(&app, &u, t0 + Duration::days(7)).await;
+    assert_eq!(
+        started.body["status"], "enrollment_required",
+        "{}",
+        started.text
+    );
+    (app, admin, ae, u, t0, started)
+}
+
+/// Starts a sign-in of `u` whose grace ends at `end`: the start's answer.
+async fn start_in_grace_until(app: &TestApp, u: &User, end: DateTime<Utc>) -> Resp {
+    let started = app.start_login(u).await;
+    assert_eq!(ts(&started.body["grace_ends_at"]), end, "{}", started.text);
+    started
 }
 
 async fn skip(app: &TestApp, started: &Resp) -> Resp {
@@ -73,16 +95,7 @@ async fn agree(app: &TestApp, tenant: &str) -> Value {
 
 #[tokio::test]
 async fn day_0_skip_is_allowed_and_day_8_of_7_is_refused() {
-    let (app, _, _) = enforcing(7).await;
-    let u = User::new("acme", "jane");
-    let t0 = app.now();
-    let started = app.start_login(&u).await;
-    assert_eq!(
-        started.body["status"], "enrollment_required",
-        "{}",
-        started.text
-    );
-    assert_eq!(ts(&started.body["grace_ends_at"]), t0 + Duration::days(7));
+    let (app, _, _, u, t0, started) = jane_in_grace().await;
     let r = skip(&app, &started).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["status"], "authenticated");
@@ -115,8 +128,7 @@ async fn day_0_skip_is_allowed_and_day_8_of_7_is_refused() {
 
     // Day 3: still in grace, the same end (it does not move with each sign-in).
     app.advance(3 * DAY);
-    let started = app.start_login(&u).await;
-    assert_eq!(ts(&started.body["grace_ends_at"]), t0 + Duration::days(7));
+    let started = start_in_grace_until(&app, &u, t0 + Duration::days(7)).await;
     assert_eq!(skip(&app, &started).await.status, 200);
 
     // Day 8: over. No grace_ends_at; the skip is refused; the user must enroll.
@@ -176,14 +188,7 @@ async fn without_grace_days_the_user_must_enroll_at_once_and_is_overdue() {
 
 #[tokio::test]
 async fn lowering_the_grace_ends_it_at_once() {
-    let (app, admin, ae) = enforcing(7).await;
-    let u = User::new("acme", "jane");
-    let grace_start = app.now();
-    let started = app.start_login(&u).await;
-    assert_eq!(
-        ts(&started.body["grace_ends_at"]),
-        grace_start + Duration::days(7)
-    );
+    let (app, admin, ae, u, grace_start, _) = jane_in_grace().await;
     app.advance(2 * DAY);
     assert_eq!(listed(&app, "acme", "in_grace").await, vec!["jane"]);
     let fresh = app.sign_in_with_code(&admin, &ae.secret).await;
@@ -200,13 +205,7 @@ async fn lowering_the_grace_ends_it_at_once() {
     // Raised again, the grace (from the same start) runs again.
     app.set_policy("acme", &fresh, json!({"enrollment_grace_days": 3}))
         .await;
-    let started = app.start_login(&u).await;
-    assert_eq!(
-        ts(&started.body["grace_ends_at"]),
-        grace_start + Duration::days(3),
-        "from the first start, not from now: {}",
-        started.text
-    );
+    start_in_grace_until(&app, &u, grace_start + Duration::days(3)).await;
 }
 
 #[tokio::test]
@@ -240,13 +239,7 @@ async fn grace_starts_afresh_after_an_admin_removes_all_factors() {
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     let t = app.now();
-    let started = app.start_login(&u).await;
-    assert_eq!(
-        ts(&started.body["grace_ends_at"]),
-        t + Duration::days(7),
-        "{}",
-        started.text
-    );
+    let started = start_in_grace_until(&app, &u, t + Duration::days(7)).await;
     assert_eq!(skip(&app, &started).await.status, 200);
 }
 

@@ -438,10 +438,7 @@ impl TestApp {
     /// Sign-in with enrollment from start to finish; the user must be required to enroll.
     pub async fn enroll_at_login(&self, u: &User) -> Enrolled {
         let (login_id, token) = self.enrollment_login(u).await;
-        let material = self
-            .login_post(&login_id, &token, "totp-enrollment", json!({}))
-            .await;
-        assert_eq!(material.status, 201, "{}", material.body);
+        let material = self.enrollment_started(&login_id, &token, "totp").await;
         let secret = material.body["secret"].as_str().unwrap().to_owned();
         let done = self
             .confirm_at_login(&login_id, &token, &code_at(&secret, self.now()))
@@ -473,10 +470,16 @@ impl TestApp {
     /// Signs in with a TOTP code (moving the clock one step first so the code is fresh).
     pub async fn sign_in_with_code(&self, u: &User, secret: &str) -> String {
         self.advance(30);
+        let r = self.signs_in_now(u, secret).await;
+        r.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A new sign-in that `secret`'s code of now completes: the verify's answer (`200`).
+    pub async fn signs_in_now(&self, u: &User, secret: &str) -> Resp {
         let (login_id, token) = self.challenge(u).await;
         let r = self.verify_now(&login_id, &token, secret).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.body["access_token"].as_str().unwrap().to_owned()
+        assert_eq!(r.status, 200, "{}", r.text);
+        r
     }
 
     /// A new app with an admin of `tenant` who has a factor (2FA not turned on).
@@ -697,6 +700,17 @@ impl Resp {
     }
 }
 
+/// Of the answers to one code sent to many sign-ins at once: how many signed in (`200`) and
+/// how many were refused as `code_reused`.
+pub fn ok_and_reused(results: &[Resp]) -> (usize, usize) {
+    let ok = results.iter().filter(|r| r.status == 200).count();
+    let reused = results
+        .iter()
+        .filter(|r| r.status == 400 && r.body["code"] == "code_reused")
+        .count();
+    (ok, reused)
+}
+
 /// The `items` of a list answer (asserted `200`).
 #[track_caller]
 pub fn items(r: &Resp) -> Vec<Value> {
@@ -807,6 +821,20 @@ impl TestApp {
         let headers: Vec<(&str, &str)> = code.map(|c| ("X-MFA-Code", c)).into_iter().collect();
         self.send(method, path, Some(token), None, &headers).await
     }
+
+    /// `POST /v1/me/recovery-codes` as `token`, with `code` as `X-MFA-Code` when given.
+    pub async fn new_recovery_codes(&self, token: &str, code: Option<&str>) -> Resp {
+        let path = "/v1/me/recovery-codes";
+        self.with_code(reqwest::Method::POST, path, token, code)
+            .await
+    }
+
+    /// `POST /v1/me/totp-enrollment` as `token`, with `code` as `X-MFA-Code` when given.
+    pub async fn re_enroll(&self, token: &str, code: Option<&str>) -> Resp {
+        let path = "/v1/me/totp-enrollment";
+        self.with_code(reqwest::Method::POST, path, token, code)
+            .await
+    }
 }
 
 /// The claims of a JWT, read without checking anything (what a client would see).
@@ -833,6 +861,15 @@ impl TestApp {
             body,
         )
         .await
+    }
+
+    /// `POST /v1/logins/{login_id}/{kind}-enrollment` (`totp` or `webauthn`): an enrollment
+    /// started at sign-in, asserted `201`.
+    pub async fn enrollment_started(&self, login_id: &str, token: &str, kind: &str) -> Resp {
+        let action = format!("{kind}-enrollment");
+        let r = self.login_post(login_id, token, &action, json!({})).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r
     }
 
     /// `POST /v1/logins/{login_id}/verify` with `code`.

@@ -304,14 +304,17 @@ async fn docs_carry_a_content_security_policy_and_cannot_be_framed() {
     }
 }
 
-/// The `field` of each of a problem's `errors`, in order.
-fn error_fields(r: &Resp) -> Vec<&str> {
-    r.body["errors"]
+/// Asserts an `invalid_request` problem whose `errors` name `fields`, in this order.
+#[track_caller]
+fn invalid_fields(r: &Resp, fields: &[&str]) {
+    r.problem(400, "invalid_request");
+    let named: Vec<&str> = r.body["errors"]
         .as_array()
         .unwrap_or_else(|| panic!("errors in {}", r.text))
         .iter()
         .map(|e| e["field"].as_str().unwrap())
-        .collect()
+        .collect();
+    assert_eq!(named, fields, "{}", r.text);
 }
 
 #[tokio::test]
@@ -338,20 +341,16 @@ async fn every_bad_field_is_named_unknown_ones_included() {
                    "max_factors_per_user": 11, "enrollment_grace_days": -1}),
         )
         .await;
-    r.problem(400, "invalid_request");
-    let fields = error_fields(&r);
-    assert_eq!(
-        fields,
-        [
+    invalid_fields(
+        &r,
+        &[
             "surfaces[1]",
             "issuer",
             "max_factors_per_user",
             "enrollment_grace_days",
             "bar",
-            "foo"
+            "foo",
         ],
-        "{}",
-        r.text
     );
     let r = app
         .post(
@@ -360,20 +359,16 @@ async fn every_bad_field_is_named_unknown_ones_included() {
             json!({"tenant_id": "..", "user_id": 7, "email": "x", "surface": "tv", "extra": true}),
         )
         .await;
-    r.problem(400, "invalid_request");
-    let fields = error_fields(&r);
-    assert_eq!(
-        fields,
-        [
+    invalid_fields(
+        &r,
+        &[
             "tenant_id",
             "user_id",
             "email",
             "identity_provider",
             "surface",
-            "extra"
+            "extra",
         ],
-        "{}",
-        r.text
     );
 }
 

@@ -70,6 +70,22 @@ async fn probe_while_queued<T>(
     tokio::join!(request, observe)
 }
 
+/// While `acme/u1`'s row is held in `mode`, `request` queues on it holding none of the
+/// user's rows in `table` (else `held_msg`), then answers `status`.
+async fn queued_before(
+    app: &TestApp,
+    mode: &str,
+    request: impl std::future::Future<Output = Resp>,
+    table: &str,
+    status: u16,
+    held_msg: &str,
+) {
+    let held = holding_user(app, mode).await;
+    let (r, free) = probe_while_queued(app, held, request, rows_free(app, table)).await;
+    assert!(free, "{held_msg}");
+    assert_eq!(r.status, status, "{}", r.text);
+}
+
 #[actix_web::test]
 async fn a_code_is_checked_with_the_users_row_locked_before_the_logins() {
     let (app, _admin, _) = TestApp::with_admin("acme").await;
@@ -149,20 +165,16 @@ async fn deleting_a_user_locks_their_row_before_their_remembered_browsers() {
     app.remember_browser(&u, &e.secret).await;
 
     // A sign-in's foreign-key lock on the user (a login being inserted) holds the row.
-    let held = holding_user(&app, "KEY SHARE").await;
-    let (r, devices_free) = probe_while_queued(
+    // Queued on the user's row, the delete has not revoked the browsers yet.
+    queued_before(
         &app,
-        held,
+        "KEY SHARE",
         app.delete("/v1/tenants/acme/users/u1", Some(&app.service_key)),
-        rows_free(&app, "remembered_devices"),
+        "remembered_devices",
+        204,
+        "the delete held the devices while waiting for the user",
     )
     .await;
-    // Queued on the user's row, the delete has not revoked the browsers yet.
-    assert!(
-        devices_free,
-        "the delete held the devices while waiting for the user"
-    );
-    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(
         app.sql_count("SELECT count(*) AS n FROM remembered_devices")
             .await,
@@ -174,21 +186,17 @@ async fn deleting_a_user_locks_their_row_before_their_remembered_browsers() {
 async fn a_step_up_by_token_alone_locks_the_users_row_before_what_it_allows() {
     // A fresh `otp` token: new recovery codes need no code.
     let (app, _, e) = TestApp::with_enrolled("acme", "u1").await;
-    let held = holding_user(&app, "NO KEY UPDATE").await;
-    let (r, codes_free) = probe_while_queued(
+    queued_before(
         &app,
-        held,
+        "NO KEY UPDATE",
         app.post(
             "/v1/me/recovery-codes",
             Some(&e.access_token),
             serde_json::json!({}),
         ),
-        rows_free(&app, "recovery_codes"),
+        "recovery_codes",
+        200,
+        "the new codes replaced the old before the user was locked",
     )
     .await;
-    assert!(
-        codes_free,
-        "the new codes replaced the old before the user was locked"
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
 }

@@ -127,20 +127,19 @@ async fn me_takes_only_a_valid_unexpired_access_token_of_this_service() {
     let good = e.access_token.clone();
     assert_eq!(app.get("/v1/me", Some(&good)).await.status, 200);
 
-    app.get("/v1/me", None)
-        .await
-        .problem(401, "unauthenticated");
-    app.get("/v1/me", Some(&app.service_key))
-        .await
-        .problem(401, "unauthenticated");
+    // None, a service key, an mfa token, not a JWT: each is no access token.
     let started = app.start_login(&u).await;
     let (_, mfa_token) = login_of(&started);
-    app.get("/v1/me", Some(&mfa_token))
-        .await
-        .problem(401, "unauthenticated");
-    app.get("/v1/me", Some("not-a-jwt"))
-        .await
-        .problem(401, "unauthenticated");
+    for cred in [
+        None,
+        Some(app.service_key.as_str()),
+        Some(mfa_token.as_str()),
+        Some("not-a-jwt"),
+    ] {
+        app.get("/v1/me", cred)
+            .await
+            .problem(401, "unauthenticated");
+    }
 
     let parts: Vec<&str> = good.split('.').collect();
     let (header, payload) = (parts[0], parts[1]);
@@ -250,14 +249,7 @@ async fn voluntary_enrollment_needs_no_step_up_and_mints_an_otp_token() {
     // since there is no factor to replace (a code sent along has nothing to be checked
     // against, so it neither blocks nor counts).
     app.advance(1000);
-    let r = app
-        .with_code(
-            Method::POST,
-            "/v1/me/totp-enrollment",
-            &token,
-            Some("000000"),
-        )
-        .await;
+    let r = app.re_enroll(&token, Some("000000")).await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(failed_attempts(&app, &u).await, 0);
     let material = app.me_enroll_start(&token).await;
@@ -293,25 +285,14 @@ async fn voluntary_enrollment_needs_no_step_up_and_mints_an_otp_token() {
     );
     // From now on this user is challenged at sign-in, though the policy is off. The code
     // that confirmed the enrollment counts as used: not for a sign-in, not for step-up.
-    let started = app.start_login(&u).await;
-    assert_eq!(started.body["status"], "verification_required");
-    let (login_id, mfa_token) = login_of(&started);
-    app.post(
-        &format!("/v1/logins/{login_id}/verify"),
-        Some(&mfa_token),
-        json!({"code": confirming}),
-    )
-    .await
-    .problem(400, "code_reused");
+    let (login_id, mfa_token) = app.challenge(&u).await;
+    app.verify_code(&login_id, &mfa_token, &confirming)
+        .await
+        .problem(400, "code_reused");
     let otp_token = done.body["access_token"].as_str().unwrap();
-    app.with_code(
-        Method::POST,
-        "/v1/me/recovery-codes",
-        otp_token,
-        Some(&confirming),
-    )
-    .await
-    .problem(400, "code_reused");
+    app.new_recovery_codes(otp_token, Some(&confirming))
+        .await
+        .problem(400, "code_reused");
     let types = app.audit_types("t1").await;
     assert!(types.contains(&"totp.enrollment_started".to_owned()));
     assert!(types.contains(&"totp.enrolled".to_owned()));
@@ -342,14 +323,7 @@ async fn re_enrollment_needs_step_up_and_replaces_the_factor_only_once_confirmed
     );
     // With a current code of the old factor.
     let code = code_at(&old_secret, app.now());
-    let r = app
-        .with_code(
-            Method::POST,
-            "/v1/me/totp-enrollment",
-            &e.access_token,
-            Some(&code),
-        )
-        .await;
+    let r = app.re_enroll(&e.access_token, Some(&code)).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let pending_secret = r.body["secret"].as_str().unwrap().to_owned();
     assert_ne!(pending_secret, old_secret);
@@ -535,14 +509,7 @@ async fn the_factor_the_tenant_requires_cannot_be_removed_but_an_exempt_one_can(
         .problem(409, "mfa_enforced");
     assert_eq!(me(&app, &e.access_token).await["mfa"]["enrolled"], true);
     // The code was not spent on the refused call.
-    let r = app
-        .with_code(
-            Method::POST,
-            "/v1/me/recovery-codes",
-            &e.access_token,
-            Some(&code),
-        )
-        .await;
+    let r = app.new_recovery_codes(&e.access_token, Some(&code)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(count_events(&app, &local, "totp.removed").await, 0);
 
@@ -624,35 +591,16 @@ async fn new_recovery_codes_replace_the_old_ones() {
         .problem(403, "step_up_required");
 
     // A recovery code as X-MFA-Code proves the factor and is used up.
-    let r = app
-        .with_code(
-            Method::POST,
-            "/v1/me/totp-enrollment",
-            &e.access_token,
-            Some(&new[1]),
-        )
-        .await;
+    let r = app.re_enroll(&e.access_token, Some(&new[1])).await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(
         me(&app, &e.access_token).await["mfa"]["recovery_codes_remaining"],
         8
     );
-    app.with_code(
-        Method::POST,
-        "/v1/me/recovery-codes",
-        &e.access_token,
-        Some(&new[1]),
-    )
-    .await
-    .problem(400, "invalid_code");
-    let r = app
-        .with_code(
-            Method::POST,
-            "/v1/me/recovery-codes",
-            &e.access_token,
-            Some(&new[2]),
-        )
-        .await;
+    app.new_recovery_codes(&e.access_token, Some(&new[1]))
+        .await
+        .problem(400, "invalid_code");
+    let r = app.new_recovery_codes(&e.access_token, Some(&new[2])).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let third = codes(&r);
     assert!(third.iter().all(|c| !new.contains(c)));
@@ -741,15 +689,10 @@ async fn step_up_codes_are_always_checked_and_counted() {
         10
     );
     // Nor may a locked user sign in.
-    let started = app.start_login(&u).await;
-    let (login_id, token) = login_of(&started);
-    app.post(
-        &format!("/v1/logins/{login_id}/verify"),
-        Some(&token),
-        json!({"code": next}),
-    )
-    .await
-    .problem(429, "too_many_attempts");
+    let (login_id, token) = login_of(&app.start_login(&u).await);
+    app.verify_code(&login_id, &token, &next)
+        .await
+        .problem(429, "too_many_attempts");
     // After the lockout the right code works again.
     app.advance(60);
     let users = app

@@ -14,6 +14,15 @@ impl TestApp {
         (app, u, e)
     }
 
+    /// A new app whose `tenant` enforces 2FA, and `id`'s first sign-in there, which must
+    /// enroll a factor: `(app, user, (login_id, mfa_token))`.
+    pub async fn with_enrollment_login(tenant: &str, id: &str) -> (Self, User, (String, String)) {
+        let (app, _, _) = Self::with_enforced_tenant(tenant).await;
+        let u = User::new(tenant, id);
+        let login = app.enrollment_login(&u).await;
+        (app, u, login)
+    }
+
     /// A new app whose `tenant` has the policy `body`, set by its admin (which must be
     /// accepted): the app and the answer.
     pub async fn with_policy(tenant: &str, body: Value) -> (Self, Resp) {

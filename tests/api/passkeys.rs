@@ -11,7 +11,9 @@ use webauthn_rs_proto::{
     PublicKeyCredentialRequestOptions, RequestChallengeResponse,
 };
 
-use crate::helpers::{claims_of, code_at, item, login_of, wrong_code, Enrolled, TestApp, User};
+use crate::helpers::{
+    claims_of, code_at, item, login_of, wrong_code, Enrolled, Resp, TestApp, User,
+};
 
 /// A software authenticator and the origin its browser reports.
 pub struct Key {
@@ -72,6 +74,12 @@ pub async fn with_passkey(app: &TestApp, u: &User) -> (Enrolled, Key, String, Va
     let mut key = Key::new(app);
     let (id, done) = add_passkey(app, &e.access_token, &mut key).await;
     (e, key, id, done)
+}
+
+/// Asserts that the answer lists both factor types, app and passkey, under `field`.
+#[track_caller]
+pub fn lists_app_and_passkey(r: &Resp, field: &str) {
+    assert_eq!(r.body[field], json!(["totp", "webauthn"]), "{}", r.text);
 }
 
 /// A new app with `id` of `tenant`, who has an app and a passkey ([`with_passkey`]).
@@ -172,20 +180,10 @@ async fn a_passkey_added_from_me_factors_signs_in_with_hwk() {
     // Sign in with it.
     app.advance(60);
     let started = app.start_login(&u).await;
-    assert_eq!(
-        started.body["factor_types"],
-        json!(["totp", "webauthn"]),
-        "{}",
-        started.body
-    );
+    lists_app_and_passkey(&started, "factor_types");
     let (login_id, token) = login_of(&started);
     let view = app.login_view(&login_id, &token).await;
-    assert_eq!(
-        view.body["factor_types"],
-        json!(["totp", "webauthn"]),
-        "{}",
-        view.body
-    );
+    lists_app_and_passkey(&view, "factor_types");
     let options = challenge(&app, &login_id, &token).await;
     assert_eq!(options["rpId"], "localhost");
     assert_eq!(options["allowCredentials"].as_array().unwrap().len(), 1);

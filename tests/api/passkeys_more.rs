@@ -1,10 +1,12 @@
 //! Passkeys, continued (docs/API.md §16, §21): "Setup MFA" with a passkey, one assertion
 //! sent many times at once, and the tenant's required user verification.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::helpers::{claims_of, login_of, TestApp, User};
-use crate::passkeys::{answer, app_with_passkey, challenge, with_passkey, Key};
+use crate::passkeys::{
+    answer, app_with_passkey, challenge, lists_app_and_passkey, with_passkey, Key,
+};
 
 #[tokio::test]
 async fn a_passkey_instead_of_an_app_at_first_sign_in() {
@@ -13,17 +15,9 @@ async fn a_passkey_instead_of_an_app_at_first_sign_in() {
     let u = User::new("acme", "pk-7");
     let (login_id, token) = app.enrollment_login(&u).await;
     let view = app.login_view(&login_id, &token).await;
-    assert_eq!(
-        view.body["allowed_factor_types"],
-        json!(["totp", "webauthn"]),
-        "{}",
-        view.text
-    );
+    lists_app_and_passkey(&view, "allowed_factor_types");
     assert_eq!(view.body["webauthn_available"], true);
-    let r = app
-        .login_post(&login_id, &token, "webauthn-enrollment", json!({}))
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    let r = app.enrollment_started(&login_id, &token, "webauthn").await;
     assert_eq!(
         (r.body["type"].as_str(), r.body["name"].as_str()),
         (Some("webauthn"), Some("Passkey"))
@@ -144,18 +138,15 @@ async fn under_required_user_verification_a_key_without_uv_is_refused_and_counte
     );
 }
 
-/// Sets the stored signature counter of the passkey `factor_id` to 1000.
-async fn counter_at_1000(app: &TestApp, factor_id: &str) {
+/// `acme`'s `id` with a passkey whose stored signature counter is then set to 1000 (a clone
+/// of the key used meanwhile), answering a sign-in's challenge with this copy: refused
+/// (`invalid_credential`). `(app, factor_id, the challenge's options, the assertion)`.
+async fn a_clone_answers(id: &str) -> (TestApp, String, Value, Value) {
+    let (app, u, (_e, mut key, factor_id, _)) = app_with_passkey("acme", id).await;
     app.sql_count(&format!(
         "WITH u AS (UPDATE webauthn_credentials SET counter = 1000 WHERE factor_id = '{factor_id}' RETURNING 1) SELECT count(*) AS n FROM u"
     ))
     .await;
-}
-
-#[tokio::test]
-async fn audit_events_hold_no_challenge_key_signature_or_full_credential_id() {
-    let (app, u, (_e, mut key, id, _)) = app_with_passkey("acme", "pk-6").await;
-    counter_at_1000(&app, &id).await;
     app.advance(60);
     let (login_id, token) = app.challenge(&u).await;
     let options = challenge(&app, &login_id, &token).await;
@@ -163,6 +154,12 @@ async fn audit_events_hold_no_challenge_key_signature_or_full_credential_id() {
     answer(&app, &login_id, &token, &a)
         .await
         .problem(400, "invalid_credential");
+    (app, factor_id, options, a)
+}
+
+#[tokio::test]
+async fn audit_events_hold_no_challenge_key_signature_or_full_credential_id() {
+    let (app, _, options, a) = a_clone_answers("pk-6").await;
     let all = app
         .sql_strings("SELECT details::text AS s FROM audit_events")
         .await
@@ -181,15 +178,8 @@ async fn audit_events_hold_no_challenge_key_signature_or_full_credential_id() {
 
 #[tokio::test]
 async fn a_counter_that_does_not_grow_is_refused_and_audited() {
-    let (app, u, (_e, mut key, id, _)) = app_with_passkey("acme", "pk-4").await;
     // A clone of the key used meanwhile: the stored counter is ahead of this copy's.
-    counter_at_1000(&app, &id).await;
-    app.advance(60);
-    let (login_id, token) = app.challenge(&u).await;
-    let a = key.get(&challenge(&app, &login_id, &token).await);
-    answer(&app, &login_id, &token, &a)
-        .await
-        .problem(400, "invalid_credential");
+    let (app, id, _, _) = a_clone_answers("pk-4").await;
     let types = app.audit_types("acme").await;
     assert!(
         types.iter().any(|t| t == "webauthn.counter_regressed"),

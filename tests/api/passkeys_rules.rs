@@ -38,6 +38,13 @@ async fn start_own(app: &TestApp, token: &str, kind: &str) -> (String, Value) {
     )
 }
 
+/// Registers `key`'s passkey as `token`'s own (start, then confirm): the confirm's answer.
+async fn register_synced(app: &TestApp, token: &str, key: &SyncedKey) -> crate::helpers::Resp {
+    let (id, options) = start_own(app, token, "webauthn").await;
+    let body = json!({ "credential": key.create(&options) });
+    app.confirm_factor(token, &id, body).await
+}
+
 #[tokio::test]
 async fn a_proof_of_the_other_type_for_a_pending_enrollment_is_invalid_request_not_counted() {
     let app = TestApp::spawn().await;
@@ -45,19 +52,13 @@ async fn a_proof_of_the_other_type_for_a_pending_enrollment_is_invalid_request_n
     // At sign-in: a code to a passkey's enrollment, a credential to an app's.
     let u = User::new("acme", "pr-1");
     let (login_id, token) = login_of(&app.start_login(&u).await);
-    let r = app
-        .login_post(&login_id, &token, "webauthn-enrollment", json!({}))
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    let r = app.enrollment_started(&login_id, &token, "webauthn").await;
     let mut key = Key::new(&app);
     let credential = key.create(&r.body["public_key"]);
     app.confirm_at_login(&login_id, &token, "123456")
         .await
         .problem(400, "invalid_request");
-    let r = app
-        .login_post(&login_id, &token, "totp-enrollment", json!({}))
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    app.enrollment_started(&login_id, &token, "totp").await;
     let body = json!({ "credential": credential });
     app.login_post(&login_id, &token, "webauthn-enrollment/confirm", body)
         .await
@@ -107,14 +108,7 @@ async fn a_credential_id_registered_in_another_tenant_is_refused_counted_and_use
     let key = SyncedKey::new(&origin(&app));
     let a = User::new("acme", "pr-4");
     let ea = app.enroll_via_me(&a).await;
-    let (id, options) = start_own(&app, &ea.access_token, "webauthn").await;
-    let r = app
-        .confirm_factor(
-            &ea.access_token,
-            &id,
-            json!({"credential": key.create(&options)}),
-        )
-        .await;
+    let r = register_synced(&app, &ea.access_token, &key).await;
     assert_eq!(r.status, 200, "{}", r.text);
 
     // The same authenticator's credential offered to a user of another tenant.
@@ -138,14 +132,7 @@ async fn a_credential_id_registered_in_another_tenant_is_refused_counted_and_use
 async fn a_synced_passkey_gives_swk_at_sign_in_and_in_reauthentication() {
     let (app, u, e) = TestApp::with_enrolled("acme", "pr-6").await;
     let key = SyncedKey::new(&origin(&app));
-    let (id, options) = start_own(&app, &e.access_token, "webauthn").await;
-    let done = app
-        .confirm_factor(
-            &e.access_token,
-            &id,
-            json!({"credential": key.create(&options)}),
-        )
-        .await;
+    let done = register_synced(&app, &e.access_token, &key).await;
     assert_eq!(done.status, 200, "{}", done.text);
     let f = &done.body["factor"];
     assert_eq!(

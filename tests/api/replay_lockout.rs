@@ -5,7 +5,9 @@ use chrono::Duration;
 use futures_util::future::join_all;
 use serde_json::json;
 
-use crate::helpers::{code_at, login_of, retry_after, wrong_code, Enrolled, Resp, TestApp, User};
+use crate::helpers::{
+    code_at, login_of, ok_and_reused, retry_after, wrong_code, Enrolled, Resp, TestApp, User,
+};
 
 /// A user with an active factor (voluntary enrollment, policy off), with the clock moved
 /// one step on so the next code is fresh.
@@ -132,11 +134,7 @@ async fn one_code_sent_to_twenty_sign_ins_at_once_succeeds_exactly_once() {
             .map(|(id, token)| app.verify_code(id, token, &code)),
     )
     .await;
-    let ok = results.iter().filter(|r| r.status == 200).count();
-    let reused = results
-        .iter()
-        .filter(|r| r.status == 400 && r.body["code"] == "code_reused")
-        .count();
+    let (ok, reused) = ok_and_reused(&results);
     let statuses: Vec<_> = results
         .iter()
         .map(|r| (r.status, r.body["code"].clone()))
@@ -224,12 +222,8 @@ async fn two_instances_share_the_replay_guard_and_the_lockout() {
         .iter()
         .map(|r| (r.status, r.body["code"].clone()))
         .collect();
+    assert_eq!(ok_and_reused(&results), (1, 19), "{statuses:?}");
     let ok: Vec<&Resp> = results.iter().filter(|r| r.status == 200).collect();
-    let reused = results
-        .iter()
-        .filter(|r| r.status == 400 && r.body["code"] == "code_reused")
-        .count();
-    assert_eq!((ok.len(), reused), (1, 19), "{statuses:?}");
     // Either instance accepts the other's access token.
     let token = ok[0].body["access_token"].as_str().unwrap();
     for inst in [&app, &app2] {
@@ -278,6 +272,20 @@ fn code_off(e: &Enrolled, app: &TestApp, step_offset: i64, window: i64) -> Strin
     c
 }
 
+/// On a new sign-in, the codes `steps` before and after now are refused (two wrong codes,
+/// counted) and the current step's code is accepted.
+async fn only_the_current_step(app: &TestApp, u: &User, e: &Enrolled, steps: i64) {
+    let (l, t) = app.challenge(u).await;
+    for off in [-steps, steps] {
+        app.verify_code(&l, &t, &code_off(e, app, off, steps))
+            .await
+            .problem(400, "invalid_code");
+    }
+    assert_eq!(app.attempts_left(&l, &t).await, 3, "two wrong codes");
+    let r = app.verify_code(&l, &t, &code_off(e, app, 0, steps)).await;
+    assert_eq!(r.status, 200, "current step: {}", r.text);
+}
+
 /// With the default skew of one step, codes of the previous and next steps are accepted;
 /// two steps away are wrong codes.
 #[tokio::test]
@@ -303,16 +311,7 @@ async fn codes_one_step_off_are_accepted_two_steps_off_are_not() {
     assert_eq!(r.status, 200, "current step: {}", r.text);
 
     app.advance(120);
-    let (l, t) = app.challenge(&u).await;
-    app.verify_code(&l, &t, &code_off(&e, &app, -2, 2))
-        .await
-        .problem(400, "invalid_code");
-    app.verify_code(&l, &t, &code_off(&e, &app, 2, 2))
-        .await
-        .problem(400, "invalid_code");
-    assert_eq!(app.attempts_left(&l, &t).await, 3, "two wrong codes");
-    let r = app.verify_code(&l, &t, &code_off(&e, &app, 0, 2)).await;
-    assert_eq!(r.status, 200, "current step: {}", r.text);
+    only_the_current_step(&app, &u, &e, 2).await;
     // The step boundary: at the last second of a step the next step's code still works
     // only thanks to the skew.
     let into_step = app.now().timestamp().rem_euclid(30);
@@ -328,16 +327,7 @@ async fn with_skew_zero_only_the_current_step_is_accepted() {
     let app = TestApp::spawn_with(|s| s.totp_skew = 0).await;
     let (u, e) = enrolled(&app, "acme", "jane").await;
     app.advance(300);
-    let (l, t) = app.challenge(&u).await;
-    app.verify_code(&l, &t, &code_off(&e, &app, -1, 1))
-        .await
-        .problem(400, "invalid_code");
-    app.verify_code(&l, &t, &code_off(&e, &app, 1, 1))
-        .await
-        .problem(400, "invalid_code");
-    assert_eq!(app.attempts_left(&l, &t).await, 3);
-    let r = app.verify_code(&l, &t, &code_off(&e, &app, 0, 1)).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    only_the_current_step(&app, &u, &e, 1).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -440,9 +430,7 @@ async fn lockouts_double_up_to_fifteen_minutes_without_a_success() {
     }
     assert_eq!(app.audit_count("acme", "user.locked").await, 6);
     // Finally a correct code works and resets the doubling.
-    let (l, t) = app.challenge(&u).await;
-    let r = app.verify_now(&l, &t, &e.secret).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    app.signs_in_now(&u, &e.secret).await;
     app.advance(30);
     assert_eq!(lock_out(&app, &u, &e).await, 60);
 }
@@ -486,9 +474,7 @@ async fn admin_unlock_ends_a_lockout_and_resets_the_doubling() {
         .await;
     assert_eq!(r.status, 204, "an empty POST reads as {{}}: {}", r.text);
     // And the user signs in at once with a correct code.
-    let (l, t) = app.challenge(&u).await;
-    let r = app.verify_now(&l, &t, &e.secret).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    app.signs_in_now(&u, &e.secret).await;
     assert_eq!(app.audit_count("acme", "user.unlocked").await, 2);
 }
 
@@ -519,14 +505,7 @@ async fn wrong_recovery_codes_count_and_a_lock_gates_recover_and_step_up() {
     assert!((1..=60).contains(&retry_after(&r)));
     // Step-up with a code (TOTP or recovery) on a sensitive call: 429 as well.
     for code in [code_at(&e.secret, app.now()), e.recovery_codes[1].clone()] {
-        let r = app
-            .with_code(
-                reqwest::Method::POST,
-                "/v1/me/recovery-codes",
-                &e.access_token,
-                Some(&code),
-            )
-            .await;
+        let r = app.new_recovery_codes(&e.access_token, Some(&code)).await;
         r.problem(429, "too_many_attempts");
         assert!((1..=60).contains(&retry_after(&r)));
     }
@@ -557,13 +536,7 @@ async fn wrong_recovery_codes_count_and_a_lock_gates_recover_and_step_up() {
         app.verify_wrong(&l, &t, &e.secret).await;
     }
     let r = app
-        .send(
-            reqwest::Method::POST,
-            "/v1/me/recovery-codes",
-            Some(&e.access_token),
-            None,
-            &[("X-MFA-Code", &wrong_code(&e.secret, app.now()))],
-        )
+        .new_recovery_codes(&e.access_token, Some(&wrong_code(&e.secret, app.now())))
         .await;
     r.problem(400, "invalid_code");
     assert_eq!(app.audit_count("acme", "user.locked").await, 2);
@@ -575,9 +548,7 @@ async fn wrong_recovery_codes_count_and_a_lock_gates_recover_and_step_up() {
 /// Wrong codes at the sign-in's enrollment count too, and a lock stops the confirmation.
 #[tokio::test]
 async fn wrong_confirm_codes_count_and_a_lock_gates_confirm() {
-    let (app, _, _) = TestApp::with_enforced_tenant("acme").await;
-    let u = User::new("acme", "jane");
-    let (l, t) = app.enrollment_login(&u).await;
+    let (app, u, (l, t)) = TestApp::with_enrollment_login("acme", "jane").await;
     let m = app.login_post(&l, &t, "totp-enrollment", json!({})).await;
     let secret = m.body["secret"].as_str().unwrap().to_owned();
     for _ in 0..5 {
@@ -591,8 +562,7 @@ async fn wrong_confirm_codes_count_and_a_lock_gates_confirm() {
     let started = app.start_login(&u).await;
     assert_eq!(started.body["status"], "enrollment_required");
     let (l, t) = login_of(&started);
-    let m = app.login_post(&l, &t, "totp-enrollment", json!({})).await;
-    assert_eq!(m.status, 201, "{}", m.text);
+    let m = app.enrollment_started(&l, &t, "totp").await;
     let secret = m.body["secret"].as_str().unwrap().to_owned();
     let r = app
         .confirm_at_login(&l, &t, &code_at(&secret, app.now()))
@@ -624,15 +594,9 @@ async fn the_per_ip_limit_counts_code_carrying_requests_per_minute() {
     app.recover_code(&l, &t, "zzzzz-zzzzz")
         .await
         .problem(400, "invalid_code");
-    app.send(
-        reqwest::Method::POST,
-        "/v1/me/recovery-codes",
-        Some(&e.access_token),
-        None,
-        &[("X-MFA-Code", &wrong_code(&e.secret, app.now()))],
-    )
-    .await
-    .problem(400, "invalid_code");
+    app.new_recovery_codes(&e.access_token, Some(&wrong_code(&e.secret, app.now())))
+        .await
+        .problem(400, "invalid_code");
 
     // The fourth within the minute is refused, correct or not, and not evaluated.
     app.advance(10);

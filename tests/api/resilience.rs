@@ -9,6 +9,7 @@ use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use mspbots_mfa::config::Settings;
 use reqwest::Method;
 use serde_json::Value;
+use tokio::task::JoinHandle;
 
 use crate::helpers::{retry_after, Resp, TestApp, User};
 
@@ -27,6 +28,30 @@ pub(crate) async fn hold_row(app: &TestApp, u: &User) -> AsyncPgConnection {
     conn
 }
 
+/// A new app (`configure`d) whose user `acme/stuck` has their row held by another session
+/// ([`hold_row`]): the app, the user and that session.
+async fn stuck_user(configure: impl FnOnce(&mut Settings)) -> (TestApp, User, AsyncPgConnection) {
+    let app = TestApp::spawn_with(configure).await;
+    let u = User::new("acme", "stuck");
+    let held = hold_row(&app, &u).await;
+    (app, u, held)
+}
+
+/// Lets the held row go (`ROLLBACK`): then `u` signs in (the start answers `201`).
+pub(crate) async fn released_then_signs_in(app: &TestApp, mut held: AsyncPgConnection, u: &User) {
+    held.batch_execute("ROLLBACK").await.unwrap();
+    let r = app.start_login(u).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}
+
+/// Sets how long a request may wait on Postgres, in ms: the lock timeout, the statement
+/// timeout and the service's own deadline (each test leaves one of them in reach).
+pub(crate) fn waits(s: &mut Settings, lock: u32, statement: u32, deadline: u32) {
+    s.lock_timeout_ms = lock;
+    s.statement_timeout_ms = statement;
+    s.db_deadline_ms = deadline;
+}
+
 #[track_caller]
 pub(crate) fn assert_unavailable(r: &Resp) {
     r.problem(503, "unavailable");
@@ -34,7 +59,7 @@ pub(crate) fn assert_unavailable(r: &Resp) {
 }
 
 /// `POST /v1/logins` for `u`, sent on its own task, so that the test acts while it waits.
-pub(crate) fn start_login_spawned(app: &TestApp, u: &User) -> tokio::task::JoinHandle<Resp> {
+pub(crate) fn start_login_spawned(app: &TestApp, u: &User) -> JoinHandle<Resp> {
     let body = Some(u.login_body());
     spawn_request(app, Method::POST, "/v1/logins", &app.service_key, body)
 }
@@ -46,7 +71,7 @@ pub(crate) fn spawn_request(
     path: &str,
     token: &str,
     body: Option<Value>,
-) -> tokio::task::JoinHandle<Resp> {
+) -> JoinHandle<Resp> {
     let mut r = app.client.request(method, app.url(path)).bearer_auth(token);
     if let Some(b) = body {
         r = r.json(&b);
@@ -61,6 +86,31 @@ pub(crate) async fn lock_waiters(app: &TestApp) -> i64 {
         app.db.name
     ))
     .await
+}
+
+/// Checks `times` over, 50 ms apart, that at most `PER_USER` connections wait on the stuck
+/// user's row.
+pub(crate) async fn at_most_per_user_waiting(app: &TestApp, times: usize) {
+    let cap = mspbots_mfa::rate_limit::PER_USER as i64;
+    for _ in 0..times {
+        let waiting = lock_waiters(app).await;
+        assert!(
+            waiting <= cap,
+            "{waiting} connections wait on the stuck user's row"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// While a stuck user's requests pile up: `/readyz` answers `200`, and every sign-in start
+/// of `others` (other users) `201`.
+pub(crate) async fn ready_and_all_started(app: &TestApp, others: Vec<JoinHandle<Resp>>) {
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    for o in others {
+        let r = o.await.unwrap();
+        assert_eq!(r.status, 201, "another user: {}", r.text);
+    }
 }
 
 /// How long a test waits before calling something hung: far beyond every timeout the tests
@@ -92,9 +142,7 @@ pub(crate) async fn eventually<F: std::future::Future<Output = bool>>(
 /// A sign-in start of a user whose row another session holds, under the limits `configure`
 /// sets: `503` with `Retry-After`, answered by Postgres (not the service's deadline).
 async fn a_held_row_is_503_from_postgres(configure: impl FnOnce(&mut Settings)) {
-    let app = TestApp::spawn_with(configure).await;
-    let u = User::new("acme", "stuck");
-    let _held = hold_row(&app, &u).await;
+    let (app, u, _held) = stuck_user(configure).await;
     let r = within_hang_guard("the sign-in start", app.start_login(&u)).await;
     assert_unavailable(&r);
     assert_eq!(
@@ -108,35 +156,23 @@ async fn a_held_row_is_503_from_postgres(configure: impl FnOnce(&mut Settings)) 
 async fn a_lock_timeout_is_503_with_retry_after() {
     // The statement timeout and the service's deadline are out of reach (a minute): only
     // the lock timeout can answer before the hang guard.
-    a_held_row_is_503_from_postgres(|s| {
-        s.lock_timeout_ms = 300;
-        s.statement_timeout_ms = 60_000;
-        s.db_deadline_ms = 61_000;
-    })
-    .await;
+    a_held_row_is_503_from_postgres(|s| waits(s, 300, 60_000, 61_000)).await;
 }
 
 #[actix_web::test]
 async fn a_statement_timeout_is_503_with_retry_after() {
     // The lock timeout and the deadline are a minute away: only the statement timeout can
     // answer before the hang guard.
-    a_held_row_is_503_from_postgres(|s| {
-        s.lock_timeout_ms = 60_000;
-        s.statement_timeout_ms = 400;
-        s.db_deadline_ms = 61_000;
-    })
-    .await;
+    a_held_row_is_503_from_postgres(|s| waits(s, 60_000, 400, 61_000)).await;
 }
 
 #[actix_web::test]
 async fn a_backend_terminated_mid_request_is_503_and_the_next_request_succeeds() {
-    let app = TestApp::spawn_with(|s| {
+    let (app, u, held) = stuck_user(|s| {
         s.lock_timeout_ms = 60_000;
         s.db_deadline_ms = 20_000;
     })
     .await;
-    let u = User::new("acme", "stuck");
-    let mut held = hold_row(&app, &u).await;
     let request = start_login_spawned(&app, &u);
     eventually("the request to wait on the row", || async {
         lock_waiters(&app).await == 1
@@ -152,22 +188,13 @@ async fn a_backend_terminated_mid_request_is_503_and_the_next_request_succeeds()
     assert_eq!(killed, 1);
     let r = request.await.unwrap();
     assert_unavailable(&r);
-    held.batch_execute("ROLLBACK").await.unwrap();
     // The dead connection left the pool: the user signs in on the next try.
-    let r = app.start_login(&u).await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    released_then_signs_in(&app, held, &u).await;
 }
 
 #[actix_web::test]
 async fn the_services_own_deadline_answers_503_and_drops_the_connection() {
-    let app = TestApp::spawn_with(|s| {
-        s.lock_timeout_ms = 60_000;
-        s.statement_timeout_ms = 60_000;
-        s.db_deadline_ms = 500;
-    })
-    .await;
-    let u = User::new("acme", "stuck");
-    let mut held = hold_row(&app, &u).await;
+    let (app, u, held) = stuck_user(|s| waits(s, 60_000, 60_000, 500)).await;
     // Postgres's own timeouts are a minute away: the answer before the hang guard is the
     // deadline's, and the metric says so.
     let r = within_hang_guard("the sign-in start", app.start_login(&u)).await;
@@ -178,20 +205,16 @@ async fn the_services_own_deadline_answers_503_and_drops_the_connection() {
         lock_waiters(&app).await == 0
     })
     .await;
-    held.batch_execute("ROLLBACK").await.unwrap();
-    let r = app.start_login(&u).await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    released_then_signs_in(&app, held, &u).await;
 }
 
 #[actix_web::test]
 async fn fifty_requests_for_one_stuck_user_leave_other_users_and_readiness_alone() {
-    let app = TestApp::spawn_with(|s| {
+    let (app, stuck, held) = stuck_user(|s| {
         s.db_pool_size = 8;
         s.lock_timeout_ms = 300;
     })
     .await;
-    let stuck = User::new("acme", "stuck");
-    let mut held = hold_row(&app, &stuck).await;
     let send = |u: &User| start_login_spawned(&app, u);
     let stuck_requests: Vec<_> = (0..50).map(|_| send(&stuck)).collect();
     eventually("the stuck user's requests to queue", || async {
@@ -199,25 +222,13 @@ async fn fifty_requests_for_one_stuck_user_leave_other_users_and_readiness_alone
     })
     .await;
     // The pile-up holds at most PER_USER connections; the rest wait without one.
-    for _ in 0..5 {
-        let waiting = lock_waiters(&app).await;
-        assert!(
-            waiting <= mspbots_mfa::rate_limit::PER_USER as i64,
-            "{waiting} connections wait on the stuck user's row"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    at_most_per_user_waiting(&app, 5).await;
     // Other users (each of a tenant of their own: today a sign-in start also locks its
     // tenant's row) and the readiness probe while the pile-up lasts.
     let others: Vec<_> = (0..10)
         .map(|i| send(&User::new(&format!("globex-{i}"), "user")))
         .collect();
-    let ready = app.get("/readyz", None).await;
-    assert_eq!(ready.status, 200, "{}", ready.text);
-    for o in others {
-        let r = o.await.unwrap();
-        assert_eq!(r.status, 201, "another user: {}", r.text);
-    }
+    ready_and_all_started(&app, others).await;
     let mut unavailable = 0;
     for s in stuck_requests {
         let r = s.await.unwrap();
@@ -226,10 +237,7 @@ async fn fifty_requests_for_one_stuck_user_leave_other_users_and_readiness_alone
         unavailable += 1;
     }
     assert_eq!(unavailable, 50);
-    held.batch_execute("ROLLBACK").await.unwrap();
-    let r = app.start_login(&stuck).await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let _: Value = r.body;
+    released_then_signs_in(&app, held, &stuck).await;
 }
 
 #[actix_web::test]

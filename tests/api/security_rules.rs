@@ -11,8 +11,7 @@ use crate::helpers::{claims_of, code_at, wrong_code, Resp, TestApp, User};
 
 /// `POST /v1/me/recovery-codes`, a sensitive call, with no step-up code.
 async fn sensitive(app: &TestApp, token: &str) -> Resp {
-    app.with_code(Method::POST, "/v1/me/recovery-codes", token, None)
-        .await
+    app.new_recovery_codes(token, None).await
 }
 
 /// A *recent* `["pwd"]` token of a user who has since enrolled proves no second factor:

@@ -346,9 +346,7 @@ async fn admin_turns_2fa_on_then_a_local_user_enrolls_and_later_verifies() {
 /// and its codes no longer confirm.
 #[tokio::test]
 async fn each_enrollment_call_makes_a_new_secret_and_the_old_one_stops_confirming() {
-    let (app, _, _) = TestApp::with_enforced_tenant("acme").await;
-    let u = User::new("acme", "jane");
-    let (login_id, token) = app.enrollment_login(&u).await;
+    let (app, u, (login_id, token)) = TestApp::with_enrollment_login("acme", "jane").await;
     let first = app
         .login_post(&login_id, &token, "totp-enrollment", json!({}))
         .await;
@@ -435,9 +433,7 @@ async fn access_tokens_verify_with_the_published_jwks_alone() {
     // A TOTP sign-in on the portal.
     app.advance(30);
     let p = u.clone().portal();
-    let (login_id, token) = app.challenge(&p).await;
-    let r = app.verify_now(&login_id, &token, &enrolled.secret).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.signs_in_now(&p, &enrolled.secret).await;
     let portal_token = r.body["access_token"].as_str().unwrap().to_owned();
     let c = jwks_claims(&app, &portal_token, "mspbots-portal").await;
     let now = app.now().timestamp();
@@ -529,9 +525,7 @@ async fn microsoft_users_are_exempt_until_the_policy_removes_the_exemption() {
     assert_eq!(r.body["status"], "enrollment_required", "{}", r.text);
     let e = app.enroll_at_login(&ms).await;
     app.advance(30);
-    let (login_id, token) = app.challenge(&ms).await;
-    let r = app.verify_now(&login_id, &token, &e.secret).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    app.signs_in_now(&ms, &e.secret).await;
 }
 
 /// An active factor always wins: an enrolled Microsoft user is challenged when the policy
@@ -638,6 +632,17 @@ async fn recovery_codes_sign_in_once_whatever_their_case_or_hyphen() {
 // ---------------------------------------------------------------------------------------
 // The login resource, states and validation
 
+/// `token` is no key to `login_id`: its view and a verify with the right code are both
+/// `401 unauthenticated`.
+async fn token_refused(app: &TestApp, login_id: &str, token: &str, secret: &str) {
+    app.login_view(login_id, token)
+        .await
+        .problem(401, "unauthenticated");
+    app.verify_now(login_id, token, secret)
+        .await
+        .problem(401, "unauthenticated");
+}
+
 /// `GET /v1/logins/{id}` shows the sign-in to its own live mfa token, and to nothing else.
 #[tokio::test]
 async fn login_resource_shows_progress_only_to_its_own_live_token() {
@@ -707,12 +712,7 @@ async fn login_resource_shows_progress_only_to_its_own_live_token() {
     let (_, bobs_owner) = other_token.split_once('.').expect("mfa_<random>.<owner>");
     assert_ne!(owner, bobs_owner);
     for edited in [format!("{random}.{bobs_owner}"), random.to_owned()] {
-        app.get(&path, Some(&edited))
-            .await
-            .problem(401, "unauthenticated");
-        app.verify_now(&login_id, &edited, &e.secret)
-            .await
-            .problem(401, "unauthenticated");
+        token_refused(&app, &login_id, &edited, &e.secret).await;
     }
     assert_eq!(app.attempts_left(&login_id, &token).await, 4);
 
@@ -724,12 +724,7 @@ async fn login_resource_shows_progress_only_to_its_own_live_token() {
         "alive at 599 s"
     );
     app.advance(2);
-    app.get(&path, Some(&token))
-        .await
-        .problem(401, "unauthenticated");
-    app.verify_now(&login_id, &token, &e.secret)
-        .await
-        .problem(401, "unauthenticated");
+    token_refused(&app, &login_id, &token, &e.secret).await;
     assert_eq!(
         app.user_failures("acme", "jane").await,
         1,
@@ -751,11 +746,8 @@ async fn login_resource_shows_progress_only_to_its_own_live_token() {
 /// Each step only in its state: `409 invalid_state` otherwise.
 #[tokio::test]
 async fn steps_out_of_order_are_invalid_state() {
-    let (app, _, _) = TestApp::with_enforced_tenant("acme").await;
-
     // enrollment_required: no verify, no recover, no confirm before an enrollment.
-    let u = User::new("acme", "jane");
-    let (login_id, token) = app.enrollment_login(&u).await;
+    let (app, _, (login_id, token)) = TestApp::with_enrollment_login("acme", "jane").await;
     app.verify_code(&login_id, &token, "123456")
         .await
         .problem(409, "invalid_state");

@@ -3,14 +3,14 @@
 //! with two access tokens, an admin action on the user: the per-user gate holds them all to
 //! `PER_USER` connections, so other users sign in and `/readyz` answers `200` meanwhile.
 
-use std::time::Duration;
-
-use diesel_async::SimpleAsyncConnection;
 use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{TestApp, User};
-use crate::resilience::{assert_unavailable, eventually, hold_row, lock_waiters, spawn_request};
+use crate::resilience::{
+    assert_unavailable, at_most_per_user_waiting, eventually, hold_row, lock_waiters,
+    ready_and_all_started, released_then_signs_in, spawn_request, waits,
+};
 
 #[actix_web::test]
 async fn a_burst_of_every_kind_for_one_stuck_user_leaves_other_users_and_readiness_alone() {
@@ -18,9 +18,7 @@ async fn a_burst_of_every_kind_for_one_stuck_user_leaves_other_users_and_readine
         s.db_pool_size = 8;
         // Only the service's deadline ends a wait on the row, so each waiter holds its
         // connection as long as it can.
-        s.lock_timeout_ms = 60_000;
-        s.statement_timeout_ms = 60_000;
-        s.db_deadline_ms = 5_000;
+        waits(s, 60_000, 60_000, 5_000);
         s.rate_limit_per_minute = 10_000;
     })
     .await;
@@ -28,7 +26,7 @@ async fn a_burst_of_every_kind_for_one_stuck_user_leaves_other_users_and_readine
     let enrolled = app.enroll_via_me(&stuck).await;
     let second_token = app.sign_in_with_code(&stuck, &enrolled.secret).await;
     let logins = [app.challenge(&stuck).await, app.challenge(&stuck).await];
-    let mut held = hold_row(&app, &stuck).await;
+    let held = hold_row(&app, &stuck).await;
 
     let svc = app.service_key.clone();
     let mut burst = Vec::new();
@@ -71,25 +69,13 @@ async fn a_burst_of_every_kind_for_one_stuck_user_leaves_other_users_and_readine
     .await;
     // However the user is named (service-key body, mfa token, access token, admin path),
     // the pile-up holds at most PER_USER connections; the rest wait without one.
-    for _ in 0..10 {
-        let waiting = lock_waiters(&app).await;
-        assert!(
-            waiting <= cap,
-            "{waiting} connections wait on the stuck user's row"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    at_most_per_user_waiting(&app, 10).await;
     let others: Vec<_> = [User::new("acme", "neighbour")]
         .into_iter()
         .chain((0..6).map(|i| User::new(&format!("globex-{i}"), "user")))
         .map(|u| spawn_request(&app, Method::POST, "/v1/logins", &svc, Some(u.login_body())))
         .collect();
-    let ready = app.get("/readyz", None).await;
-    assert_eq!(ready.status, 200, "{}", ready.text);
-    for o in others {
-        let r = o.await.unwrap();
-        assert_eq!(r.status, 201, "another user: {}", r.text);
-    }
+    ready_and_all_started(&app, others).await;
     // A caller whose credential does not check out queues in nobody's turns: its answer does
     // not wait behind the stuck user's requests.
     let r = app
@@ -100,7 +86,5 @@ async fn a_burst_of_every_kind_for_one_stuck_user_leaves_other_users_and_readine
         let r = s.await.unwrap();
         assert_unavailable(&r);
     }
-    held.batch_execute("ROLLBACK").await.unwrap();
-    let r = app.start_login(&stuck).await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    released_then_signs_in(&app, held, &stuck).await;
 }

@@ -51,6 +51,23 @@ async fn subscribed_by_admin(
     (admin.access_token, id, secret, admin.secret)
 }
 
+/// A new app with a webhook of `acme` for `user.unlocked` to a receiver that answers
+/// `script`, and one such event pending: `(app, receiver, admin token, webhook id)`.
+async fn one_unlock_to(script: &[(u16, Option<&str>)]) -> (TestApp, Receiver, String, String) {
+    let app = TestApp::spawn().await;
+    let rx = Receiver::start().await;
+    rx.script(script);
+    let (token, id, _) = subscribed(&app, &rx, Some(&["user.unlocked"])).await;
+    event(&app, "acme", "user.unlocked", 1).await;
+    (app, rx, token, id)
+}
+
+/// `POST /v1/tenants/acme/webhooks/{id}/test` as `token`.
+async fn send_test(app: &TestApp, token: &str, id: &str) -> Resp {
+    let path = format!("/v1/tenants/acme/webhooks/{id}/test");
+    app.post(&path, Some(token), json!({})).await
+}
+
 async fn drain(a: &TestApp) -> usize {
     let mut n = 0;
     loop {
@@ -167,11 +184,7 @@ async fn webhook_the_background_worker_delivers() {
 
 #[tokio::test]
 async fn webhook_retries_follow_the_schedule_with_one_webhook_id() {
-    let app = TestApp::spawn().await;
-    let rx = Receiver::start().await;
-    rx.script(&[(500, None), (500, None), (200, None)]);
-    let (_, id, _) = subscribed(&app, &rx, Some(&["user.unlocked"])).await;
-    event(&app, "acme", "user.unlocked", 1).await;
+    let (app, rx, _, id) = one_unlock_to(&[(500, None), (500, None), (200, None)]).await;
     assert_eq!(deliver(&app).await, 1);
     // 5 s ± 10 %: not before 4.5 s, surely by 5.5 s.
     app.advance(4);
@@ -199,11 +212,7 @@ async fn webhook_retries_follow_the_schedule_with_one_webhook_id() {
 
 #[tokio::test]
 async fn webhook_retry_after_moves_the_next_attempt_later() {
-    let app = TestApp::spawn().await;
-    let rx = Receiver::start().await;
-    rx.script(&[(503, Some("120")), (200, None)]);
-    let (_, id, _) = subscribed(&app, &rx, Some(&["user.unlocked"])).await;
-    event(&app, "acme", "user.unlocked", 1).await;
+    let (app, _rx, _, id) = one_unlock_to(&[(503, Some("120")), (200, None)]).await;
     let sent = app.now();
     assert_eq!(deliver(&app).await, 1);
     let ds = deliveries(&app, &id).await;
@@ -220,24 +229,14 @@ async fn webhook_retry_after_moves_the_next_attempt_later() {
 
 #[tokio::test]
 async fn webhook_410_disables_it_at_once() {
-    let app = TestApp::spawn().await;
-    let rx = Receiver::start().await;
-    rx.script(&[(410, None)]);
-    let (token, id, _) = subscribed(&app, &rx, Some(&["user.unlocked"])).await;
-    event(&app, "acme", "user.unlocked", 1).await;
+    let (app, _rx, token, id) = one_unlock_to(&[(410, None)]).await;
     assert_eq!(deliver(&app).await, 1);
     assert_eq!(webhook(&app, &id).await["status"], "disabled");
     assert_eq!(app.audit_count("acme", "webhook.disabled").await, 1);
     // No new deliveries, and a test is refused.
     event(&app, "acme", "user.unlocked", 1).await;
     assert_eq!(deliveries(&app, &id).await.len(), 1);
-    let r = app
-        .post(
-            &format!("/v1/tenants/acme/webhooks/{id}/test"),
-            Some(&token),
-            json!({}),
-        )
-        .await;
+    let r = send_test(&app, &token, &id).await;
     r.problem(409, "invalid_state");
     // The pending delivery waits while disabled and resumes when re-enabled.
     app.advance(600);
@@ -256,11 +255,7 @@ async fn webhook_410_disables_it_at_once() {
 
 #[tokio::test]
 async fn webhook_three_days_of_failures_disable_it() {
-    let app = TestApp::spawn().await;
-    let rx = Receiver::start().await;
-    rx.script(&[(500, None); 20]);
-    let (_, id, _) = subscribed(&app, &rx, Some(&["user.unlocked"])).await;
-    event(&app, "acme", "user.unlocked", 1).await;
+    let (app, _rx, _, id) = one_unlock_to(&[(500, None); 20]).await;
     let mut attempts = 0;
     for _ in 0..3 {
         attempts += deliver(&app).await;
@@ -407,12 +402,19 @@ async fn rotated(app: &TestApp, token: &str, id: &str) -> String {
     r.body["secret"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test]
-async fn webhook_rotation_signs_with_both_secrets_for_24_hours_then_the_new_only() {
+/// A new app with a webhook of `acme` for `user.unlocked` to a new receiver, whose secret
+/// was then rotated: `(app, receiver, old secret, new secret)`.
+async fn rotated_webhook() -> (TestApp, Receiver, String, String) {
     let app = TestApp::spawn().await;
     let rx = Receiver::start().await;
     let (token, id, old) = subscribed(&app, &rx, Some(&["user.unlocked"])).await;
     let new = rotated(&app, &token, &id).await;
+    (app, rx, old, new)
+}
+
+#[tokio::test]
+async fn webhook_rotation_signs_with_both_secrets_for_24_hours_then_the_new_only() {
+    let (app, rx, old, new) = rotated_webhook().await;
     assert_ne!(new, old);
     assert_eq!(app.audit_count("acme", "webhook.secret_rotated").await, 1);
     event(&app, "acme", "user.unlocked", 1).await;
@@ -558,13 +560,7 @@ async fn webhook_private_addresses_are_refused_in_production() {
     .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let id = r.body["webhook_id"].as_str().unwrap().to_owned();
-    let r = app
-        .post(
-            &format!("/v1/tenants/acme/webhooks/{id}/test"),
-            Some(t),
-            json!({}),
-        )
-        .await;
+    let r = send_test(&app, t, &id).await;
     assert_eq!(r.status, 202, "{}", r.text);
     // The test event and the webhook's own webhook.created.
     assert_eq!(deliver(&app).await, 2);
@@ -582,10 +578,7 @@ async fn webhook_private_addresses_are_refused_in_production() {
 #[tokio::test]
 async fn webhook_secrets_follow_an_encryption_key_rotation() {
     use mspbots_mfa::crypto::keyring::KeyRing;
-    let app = TestApp::spawn().await;
-    let rx = Receiver::start().await;
-    let (token, id, old) = subscribed(&app, &rx, Some(&["user.unlocked"])).await;
-    let new = rotated(&app, &token, &id).await;
+    let (app, rx, old, new) = rotated_webhook().await;
     let dev = std::fs::read_to_string(app.data_dir.join("encryption-keys")).unwrap();
     let spec = format!("{},{}", KeyRing::generate_spec("new"), dev.trim());
     let ring = KeyRing::parse(&spec).unwrap();
@@ -655,13 +648,7 @@ async fn deliveries_to_one_receiver_reuse_its_connection() {
     let (t, id, _) = subscribed(&app, &rx, None).await;
     assert_eq!(deliver(&app).await, 1, "webhook.created");
     for _ in 0..3 {
-        let r = app
-            .post(
-                &format!("/v1/tenants/acme/webhooks/{id}/test"),
-                Some(&t),
-                json!({}),
-            )
-            .await;
+        let r = send_test(&app, &t, &id).await;
         assert_eq!(r.status, 202, "{}", r.text);
         assert_eq!(deliver(&app).await, 1);
         app.advance(10); // one test per 10 s (§20)
